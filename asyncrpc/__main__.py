@@ -1,0 +1,5 @@
+"""`python -m asyncrpc` runs the same CLI as the `asyncrpc` script."""
+
+from asyncrpc.cli import app
+
+app()

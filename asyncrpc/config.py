@@ -1,0 +1,41 @@
+"""Defaults and environment variables shared by every process.
+
+Each function takes the environment as a mapping so callers (and tests) pass
+their own instead of patching ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_SERVER_PORT = 8001
+DEFAULT_GATEWAY_PORT = 5000
+DEFAULT_SERVER_URL = f"http://{DEFAULT_HOST}:{DEFAULT_SERVER_PORT}"
+DEFAULT_GATEWAY_URL = f"http://{DEFAULT_HOST}:{DEFAULT_GATEWAY_PORT}"
+#: Seconds a node's task lease lasts when nothing says otherwise. Short, so a
+#: killed worker's step is handed to a replacement within seconds in a demo.
+DEFAULT_NODE_TTL = 5.0
+
+ENV_SERVER_URL = "RESONATE_URL"
+ENV_TOKEN = "RESONATE_TOKEN"
+ENV_RUN_DIR = "ASYNCRPC_RUN_DIR"
+ENV_DELAY = "ASYNCRPC_DELAY"
+ENV_TTL = "ASYNCRPC_TTL"
+ENV_NODE_ID = "ASYNCRPC_NODE_ID"
+ENV_GATEWAY_URL = "ASYNCRPC_GATEWAY_URL"
+
+#: The line a node prints once it is connected; the launcher waits for it.
+READY_MARKER = "asyncrpc: ready"
+
+
+def server_url(env: Mapping[str, str], override: str | None = None) -> str:
+    """The Resonate server URL: explicit value, then RESONATE_URL, then the default."""
+    return (override or env.get(ENV_SERVER_URL) or DEFAULT_SERVER_URL).rstrip("/")
+
+
+def run_dir(env: Mapping[str, str]) -> Path:
+    """Where logs, the database and the launcher's state live."""
+    configured = env.get(ENV_RUN_DIR)
+    return Path(configured) if configured else Path.cwd() / ".asyncrpc"

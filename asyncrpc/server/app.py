@@ -1,0 +1,194 @@
+"""The server's HTTP face: protocol requests, poll streams, readiness.
+
+A plain ASGI application (served by uvicorn) with four routes:
+
+- ``POST /``: one protocol envelope in, one out; the HTTP status mirrors
+  ``head.status``, as on the real Resonate server;
+- ``GET /poll/{group}/{pid}``: a Server-Sent Events stream of ``execute`` and
+  ``unblock`` messages for that process;
+- ``GET /healthz`` (also ``/health``, ``/ready``): readiness, with a summary;
+- ``GET /streams``: which processes are connected (a read view for the CLI).
+
+It is plain ASGI rather than a framework because the two hot paths (a small
+JSON body in and out, and a long-lived stream that must notice a dead peer at
+once) are a few lines each, and every layer between costs latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
+
+from resonate_base import PROTOCOL_VERSION
+
+from asyncrpc.server.engine import Engine
+from asyncrpc.server.protocol import MAX_BODY_BYTES, error_envelope
+from asyncrpc.server.router import Stream
+
+logger = logging.getLogger("asyncrpc.server.http")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+#: A comment line is written to an idle stream this often, so a dead peer is noticed.
+KEEPALIVE_S = 10.0
+JSON_HEADERS = [(b"content-type", b"application/json")]
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class ServerApp:
+    """ASGI callable wiring HTTP to one :class:`Engine`."""
+
+    def __init__(self, engine: Engine, token: str | None = None) -> None:
+        self.engine = engine
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path in ("/healthz", "/health", "/ready"):
+            await _json(send, 200, self._health())
+            return
+        if not self._authorized(scope):
+            await _json(send, 401, {"error": "unauthorized: send 'Authorization: Bearer <token>'"})
+            return
+        if path == "/":
+            if method != "POST":
+                await _json(send, 405, {"error": "use POST / with a protocol envelope"})
+                return
+            await self._post(receive, send)
+        elif path.startswith("/poll/"):
+            parts = [unquote(part) for part in path[len("/poll/") :].split("/")]
+            if method != "GET" or len(parts) != 2 or not all(parts):
+                await _json(send, 400, {"error": "poll streams are GET /poll/{group}/{pid}"})
+                return
+            await self._poll(parts[0], parts[1], receive, send)
+        elif path == "/streams" and method == "GET":
+            streams = [s.__dict__ for s in self.engine.router.streams()]
+            await _json(send, 200, {"streams": streams})
+        else:
+            await _json(send, 404, {"error": f"no route {method} {path}"})
+
+    # -- routes --------------------------------------------------------------
+
+    async def _post(self, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                body = error_envelope(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+                await _respond(send, 413, JSON_HEADERS, body)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        reply = self.engine.handle(b"".join(chunks))
+        await _respond(send, reply.status, JSON_HEADERS, reply.body)
+
+    async def _poll(self, group: str, pid: str, receive: Receive, send: Send) -> None:
+        stream = self.engine.router.connect(group, pid)
+        disconnected = asyncio.ensure_future(_until_disconnect(receive))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            await send(
+                {"type": "http.response.body", "body": b": connected\n\n", "more_body": True}
+            )
+            await self._pump(stream, disconnected, send)
+        finally:
+            disconnected.cancel()
+            self.engine.router.disconnect(stream)
+
+    async def _pump(self, stream: Stream, disconnected: asyncio.Future[None], send: Send) -> None:
+        """Write queued messages until the peer goes away."""
+        while True:
+            getter = asyncio.ensure_future(stream.queue.get())
+            done, _ = await asyncio.wait(
+                {getter, disconnected}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter not in done:
+                getter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await getter
+            if getter.done() and not getter.cancelled():
+                if disconnected in done:
+                    stream.queue.put_nowait(getter.result())
+                    return
+                messages = [getter.result()]
+                while not stream.queue.empty():
+                    messages.append(stream.queue.get_nowait())
+                frame = b"".join(b"data: " + m.body + b"\n\n" for m in messages)
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            elif disconnected in done:
+                return
+            else:
+                await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.engine.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.engine.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- helpers -------------------------------------------------------------
+
+    def _authorized(self, scope: Scope) -> bool:
+        if not self.token:
+            return True
+        expected = f"Bearer {self.token}".encode()
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                return hmac.compare_digest(value, expected)
+        return False
+
+    def _health(self) -> dict[str, Any]:
+        state = self.engine.state
+        return {
+            "status": "ok",
+            "protocol": PROTOCOL_VERSION,
+            "promises": len(state.promises),
+            "tasks": len(state.tasks),
+            "streams": len(self.engine.router.streams()),
+            "database": self.engine.store.path,
+        }
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _respond(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    await _respond(send, status, JSON_HEADERS, json.dumps(payload).encode())

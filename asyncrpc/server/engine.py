@@ -1,0 +1,156 @@
+"""The server's core: apply a request, make it durable, then route what it caused.
+
+One :class:`Engine` owns the state machine, the store and the router, and
+runs everything on one event loop, so no request ever sees another half
+applied. The order inside :meth:`Engine.handle` is the durability contract:
+apply, append to the log (committed), and only then release the response and
+the messages the request produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from resonate.connections.local import wrap_response_envelope
+from resonate.error import ServerError
+
+from asyncrpc.server.protocol import ProtocolError, error_envelope, parse_request
+from asyncrpc.server.router import Router
+from asyncrpc.server.state import READ_KINDS, IndexedServerState
+from asyncrpc.server.store import Store
+
+logger = logging.getLogger("asyncrpc.server")
+
+#: How often the timer loop looks for due promise timeouts, leases and retries.
+TICK_INTERVAL_S = 0.2
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+
+
+class Engine:
+    """State machine + durability + routing, driven by requests and a timer."""
+
+    def __init__(self, store: Store, clock: Callable[[], int] = wall_clock_ms) -> None:
+        self.state = IndexedServerState()
+        self.store = store
+        self.clock = clock
+        self.router = Router(clock, self.state.is_pending, self.state.pending_tasks)
+        self._encoder = msgspec.json.Encoder()
+        self._timer: asyncio.Task[None] | None = None
+        self.recovered_entries = 0
+        self._recover()
+
+    # -- requests ------------------------------------------------------------
+
+    def handle(self, body: bytes) -> Reply:
+        """Answer one ``POST /`` body; never raises."""
+        try:
+            request = parse_request(body)
+        except ProtocolError as exc:
+            return Reply(exc.status, error_envelope(exc.status, exc.message, exc.kind, exc.corr_id))
+        now = self.clock()
+        try:
+            response = self.state.apply(now, request.flat)
+        except ServerError as exc:
+            response = {
+                "kind": request.kind,
+                "corrId": request.corr_id,
+                "status": exc.code,
+                "error": exc.message,
+            }
+        except Exception:
+            logger.exception("state machine failed on %s", request.kind)
+            response = {
+                "kind": request.kind,
+                "corrId": request.corr_id,
+                "status": 500,
+                "error": f"internal error while applying {request.kind}",
+            }
+        outgoing = self._take_outgoing()
+        if request.kind not in READ_KINDS:
+            self.store.append(now, request.flat)
+            self._maybe_snapshot()
+        self._route(outgoing)
+        envelope = wrap_response_envelope(response)
+        return Reply(envelope["head"]["status"], self._encoder.encode(envelope))
+
+    # -- timers --------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Fire whatever is due: promise timeouts, sleeps, lease expiries, retries."""
+        now = self.clock()
+        due = self.state.next_due()
+        if due is None or due > now:
+            return
+        self.state.outgoing.clear()
+        self.state.tick(now)
+        outgoing = self._take_outgoing()
+        self.store.append(now, None)
+        self._maybe_snapshot()
+        self._route(outgoing)
+
+    async def run_timers(self, interval: float = TICK_INTERVAL_S) -> None:
+        while True:
+            try:
+                self.tick()
+            except Exception:
+                logger.exception("timer tick failed")
+            await asyncio.sleep(interval)
+
+    def start(self) -> None:
+        self._timer = asyncio.get_running_loop().create_task(self.run_timers())
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        self.store.write_snapshot(self.state)
+        self.store.close()
+
+    # -- internals -----------------------------------------------------------
+
+    def _take_outgoing(self) -> list[Any]:
+        outgoing = self.state.outgoing
+        self.state.outgoing = []
+        return outgoing
+
+    def _route(self, outgoing: list[Any]) -> None:
+        for message in outgoing:
+            self.router.deliver(message.address, message.message)
+
+    def _maybe_snapshot(self) -> None:
+        if self.store.needs_snapshot(len(self.state.promises)):
+            self.store.write_snapshot(self.state)
+
+    def _recover(self) -> None:
+        """Load the snapshot and replay the log after it; messages are not re-sent.
+
+        Work that was waiting is handed out again when workers reconnect
+        (the router gives a connecting stream every pending task of its group).
+        """
+        seq = self.store.load_snapshot(self.state)
+        for entry in self.store.log_after(seq):
+            self.state.outgoing.clear()
+            if entry.request is None:
+                self.state.tick(entry.at)
+            else:
+                with contextlib.suppress(Exception):
+                    self.state.apply(entry.at, entry.request)
+            self.recovered_entries += 1
+        self.state.outgoing.clear()

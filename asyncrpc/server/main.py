@@ -1,0 +1,60 @@
+"""Build and run the server process (what `asyncrpc server` calls)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import uvicorn
+from resonate_base import PROTOCOL_VERSION
+
+from asyncrpc.server.app import ServerApp
+from asyncrpc.server.engine import Engine
+from asyncrpc.server.store import Store
+
+logger = logging.getLogger("asyncrpc.server")
+
+
+def default_db_path(run_dir: Path) -> str:
+    return str(run_dir / "server.db")
+
+
+def build_app(db: str, token: str | None = None) -> ServerApp:
+    """Open the database, recover the state it holds and wrap it in the ASGI app."""
+    started = time.perf_counter()
+    engine = Engine(Store(db))
+    logger.info(
+        "recovered %d promises (%d log entries replayed) from %s in %.3fs",
+        len(engine.state.promises),
+        engine.recovered_entries,
+        db,
+        time.perf_counter() - started,
+    )
+    return ServerApp(engine, token)
+
+
+def serve(host: str, port: int, db: str, token: str | None, log_level: str = "info") -> None:
+    """Run the server in the foreground until interrupted."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = build_app(db, token)
+    logger.info(
+        "asyncrpc server listening on http://%s:%d database=%s protocol=%s auth=%s",
+        host,
+        port,
+        db,
+        PROTOCOL_VERSION,
+        "token" if token else "none",
+    )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=log_level.lower() == "debug",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
+    uvicorn.Server(config).run()

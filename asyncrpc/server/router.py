@@ -1,0 +1,214 @@
+"""Delivering the state machine's messages to the poll streams of live processes.
+
+Addresses are ``poll://any@GROUP`` (any one member of the group) and
+``poll://uni@GROUP/PID`` (that process). The router keeps the open poll
+streams, and it is where "nothing is lost" is decided:
+
+- an ``execute`` for a group with no live member is dropped here, because the
+  task stays pending in the state and is handed to the first member that
+  connects (see :meth:`Router.connect`);
+- an ``execute`` for a process that is gone goes to another member of its group;
+- an ``unblock`` for a process that is not connected waits in a bounded outbox
+  for that address until it reconnects;
+- when a stream dies, what was queued on it, and the ``execute`` messages
+  written to it in the last moments (which a dying socket may have swallowed),
+  are routed again. Re-sending an ``execute`` is safe: the task can be
+  acquired once per version, and the redelivery is skipped when the task is no
+  longer pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+logger = logging.getLogger("asyncrpc.server.router")
+
+#: How many undelivered unblock messages are kept per address, and for how many addresses.
+OUTBOX_LIMIT = 256
+OUTBOX_ADDRESSES = 1024
+#: Messages written to a stream this recently are routed again if the stream dies (ms).
+RECENT_WINDOW_MS = 5_000
+
+
+@dataclass(frozen=True)
+class Address:
+    group: str
+    pid: str | None
+    unicast: bool
+
+    @classmethod
+    def parse(cls, address: str) -> Address | None:
+        """Parse a ``poll://`` address; None for any other shape."""
+        scheme, sep, rest = address.partition("://")
+        if scheme != "poll" or not sep:
+            return None
+        cast, at, target = rest.partition("@")
+        if not at or cast not in ("any", "uni") or not target:
+            return None
+        group, _, pid = target.partition("/")
+        if not group or (cast == "uni" and not pid):
+            return None
+        return cls(group=group, pid=pid or None, unicast=cast == "uni")
+
+
+@dataclass(frozen=True)
+class Message:
+    """An encoded message; ``task`` is (id, version) for an execute, None for an unblock."""
+
+    body: bytes
+    task: tuple[str, int] | None = None
+
+    @classmethod
+    def execute(cls, task_id: str, version: int) -> Message:
+        body = msgspec.json.encode(
+            {"kind": "execute", "data": {"task": {"id": task_id, "version": version}}}
+        )
+        return cls(body=body, task=(task_id, version))
+
+
+@dataclass(eq=False)
+class Stream:
+    """One open poll stream: the queue its SSE response drains."""
+
+    group: str
+    pid: str
+    queue: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    #: (sent at ms, message) of messages written recently, which a dying socket may have lost.
+    recent: deque[tuple[int, Message]] = field(default_factory=deque)
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    group: str
+    pid: str
+    queued: int
+
+
+class Router:
+    """Routes messages to streams; ``is_pending`` and ``pending_tasks`` read the state."""
+
+    def __init__(
+        self,
+        clock: Callable[[], int],
+        is_pending: Callable[[str, int], bool],
+        pending_tasks: Callable[[], list[tuple[str, int, str]]],
+    ) -> None:
+        self._clock = clock
+        self._is_pending = is_pending
+        self._pending_tasks = pending_tasks
+        self._groups: defaultdict[str, list[Stream]] = defaultdict(list)
+        self._outbox: OrderedDict[tuple[str, str], deque[Message]] = OrderedDict()
+        self._turn = itertools.count()
+        self._encoder = msgspec.json.Encoder()
+
+    # -- streams -------------------------------------------------------------
+
+    def connect(self, group: str, pid: str) -> Stream:
+        """Open a stream; hand it its outbox and the pending work addressed to it."""
+        stream = Stream(group=group, pid=pid)
+        self._groups[group].append(stream)
+        for message in self._outbox.pop((group, pid), ()):
+            stream.queue.put_nowait(message)
+        for task_id, version, address in self._pending_tasks():
+            target = Address.parse(address)
+            if target is None or target.group != group:
+                continue
+            if target.unicast and target.pid != pid and self._find(group, target.pid):
+                continue
+            self._write(stream, Message.execute(task_id, version))
+        logger.info("stream open group=%s pid=%s", group, pid)
+        return stream
+
+    def disconnect(self, stream: Stream) -> None:
+        """Close a stream and route again whatever it may not have delivered."""
+        members = self._groups.get(stream.group, [])
+        if stream in members:
+            members.remove(stream)
+        if not members:
+            self._groups.pop(stream.group, None)
+        logger.info("stream closed group=%s pid=%s", stream.group, stream.pid)
+        undelivered: list[Message] = []
+        while not stream.queue.empty():
+            undelivered.append(stream.queue.get_nowait())
+        now = self._clock()
+        recent = [m for sent_at, m in stream.recent if now - sent_at <= RECENT_WINDOW_MS]
+        for message in dict.fromkeys([*recent, *undelivered]):
+            if message.task is None:
+                self._keep((stream.group, stream.pid), message)
+            elif self._is_pending(*message.task):
+                self._send_to_group(stream.group, None, message)
+
+    def streams(self) -> list[StreamInfo]:
+        return [
+            StreamInfo(group=s.group, pid=s.pid, queued=s.queue.qsize())
+            for members in self._groups.values()
+            for s in members
+        ]
+
+    # -- delivery ------------------------------------------------------------
+
+    def deliver(self, address: str, payload: dict[str, Any]) -> None:
+        """Send one state-machine message to ``address``."""
+        target = Address.parse(address)
+        if target is None:
+            logger.warning("dropping message for unroutable address %r", address)
+            return
+        if payload.get("kind") == "execute":
+            task = payload["data"]["task"]
+            execute = Message.execute(task["id"], task["version"])
+            self._send_to_group(target.group, target.pid, execute)
+            return
+        message = Message(body=self._encoder.encode(payload))
+        if target.pid is None:
+            self._send_to_group(target.group, None, message)
+            return
+        stream = self._find(target.group, target.pid)
+        if stream is not None:
+            self._write(stream, message)
+        else:
+            self._keep((target.group, target.pid), message)
+
+    def _send_to_group(self, group: str, pid: str | None, message: Message) -> None:
+        stream = (self._find(group, pid) if pid else None) or self._pick(group)
+        if stream is None:
+            logger.debug("no live member of %s; the work waits for one to connect", group)
+            return
+        self._write(stream, message)
+
+    def _keep(self, key: tuple[str, str], message: Message) -> None:
+        """Park an unblock for a process that is not connected (bounded)."""
+        box = self._outbox.get(key)
+        if box is None:
+            box = self._outbox[key] = deque(maxlen=OUTBOX_LIMIT)
+            while len(self._outbox) > OUTBOX_ADDRESSES:
+                self._outbox.popitem(last=False)
+        if message not in box:
+            box.append(message)
+
+    def _write(self, stream: Stream, message: Message) -> None:
+        now = self._clock()
+        recent = stream.recent
+        recent.append((now, message))
+        while recent and now - recent[0][0] > RECENT_WINDOW_MS:
+            recent.popleft()
+        stream.queue.put_nowait(message)
+
+    def _find(self, group: str, pid: str | None) -> Stream | None:
+        for stream in reversed(self._groups.get(group, ())):
+            if stream.pid == pid:
+                return stream
+        return None
+
+    def _pick(self, group: str) -> Stream | None:
+        members = self._groups.get(group)
+        if not members:
+            return None
+        return members[next(self._turn) % len(members)]
