@@ -87,7 +87,9 @@ class Engine:
             self._maybe_snapshot()
         self._route(outgoing)
         envelope = wrap_response_envelope(response)
-        return Reply(envelope["head"]["status"], self._encoder.encode(envelope))
+        status = envelope["head"]["status"]
+        logger.debug("%s id=%s -> %s", request.kind, request.flat.get("id"), status)
+        return Reply(status, self._encoder.encode(envelope))
 
     # -- timers --------------------------------------------------------------
 

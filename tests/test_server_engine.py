@@ -1,0 +1,240 @@
+"""The server's engine in-process: indexes, durability, recovery, routing decisions."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from resonate.connections.local import ServerState
+
+from asyncrpc.server.engine import Engine
+from asyncrpc.server.router import Address
+from asyncrpc.server.store import Store
+
+FAR = 10**15
+
+
+class FakeClock:
+    def __init__(self, now: int = 1_000_000) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def envelope(kind: str, **data: Any) -> bytes:
+    return msgspec.json.encode({"kind": kind, "head": {"corrId": "c", "version": ""}, "data": data})
+
+
+def send(engine: Engine, kind: str, **data: Any) -> dict[str, Any]:
+    reply = engine.handle(envelope(kind, **data))
+    decoded = msgspec.json.decode(reply.body)
+    assert decoded["head"]["status"] == reply.status
+    return decoded
+
+
+def snapshot_of(engine: Engine) -> tuple[list[Any], list[Any]]:
+    """Everything observable about the state, in a comparable form."""
+    state = engine.state
+    promises = [
+        (p.id, p.to_record(), sorted(p.awaiters), sorted(p.subscribers))
+        for p in state.promises.values()
+    ]
+    tasks = [(t.id, t.to_record(), sorted(t.resumes)) for t in state.tasks.values()]
+    timeouts = sorted((pt.id, pt.timeout) for pt in state.p_timeouts)
+    timers = sorted((tt.id, tt.typ, tt.timeout) for tt in state.t_timeouts)
+    return sorted(promises, key=lambda row: row[0]), [*sorted(tasks), timeouts, timers]
+
+
+def workflow(engine: Engine, clock: FakeClock, n: int) -> None:
+    """A mix of everything a worker does: create with target, acquire, suspend, settle, timeout."""
+    for i in range(n):
+        root = f"root{i}"
+        target = "poll://any@workers"
+        send(engine, "promise.create", id=root, timeoutAt=FAR, tags={"resonate:target": target})
+        acquired = send(engine, "task.acquire", id=root, version=0, pid="w1", ttl=5000)
+        assert acquired["head"]["status"] == 200
+        child = f"{root}:1"
+        send(
+            engine,
+            "task.fence",
+            id=root,
+            version=0,
+            action={
+                "kind": "promise.create",
+                "head": {},
+                "data": {
+                    "id": child,
+                    "timeoutAt": FAR,
+                    "tags": {"resonate:target": target, "resonate:branch": child},
+                },
+            },
+        )
+        suspend = send(
+            engine,
+            "task.suspend",
+            id=root,
+            version=0,
+            actions=[{"kind": "promise.register_callback", "data": {"awaited": child}}],
+        )
+        assert suspend["head"]["status"] == 200
+        send(engine, "promise.register_listener", awaited=root, address="poll://uni@client/c1")
+        if i % 3 == 0:
+            send(engine, "promise.settle", id=child, state="resolved", value={"data": "1"})
+        if i % 3 == 1:
+            send(
+                engine,
+                "promise.create",
+                id=f"{root}:t",
+                timeoutAt=clock.now + 10,
+                tags={"resonate:target": target, "resonate:timer": "true"},
+            )
+        clock.now += 7
+        engine.tick()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def test_indexed_preload_matches_the_reference_state_machine() -> None:
+    ours = Engine(Store(":memory:"), clock=FakeClock()).state
+    reference = ServerState()
+    for state in (ours, reference):
+        for i in range(30):
+            tags = {"resonate:branch": f"b{i % 4}", "resonate:target": "poll://any@g"}
+            state.apply(
+                1, {"kind": "promise.create", "id": f"p{i}", "timeoutAt": FAR, "tags": tags}
+            )
+    for i in range(30):
+        ours_ids = sorted(r["id"] for r in ours.preload(f"p{i}"))
+        reference_ids = sorted(r["id"] for r in reference.preload(f"p{i}"))
+        assert ours_ids == reference_ids
+
+
+def test_state_after_restart_equals_state_before(tmp_path: Path, clock: FakeClock) -> None:
+    db = str(tmp_path / "s.db")
+    first = Engine(Store(db, min_log=50), clock=clock)
+    workflow(first, clock, 120)
+    before = snapshot_of(first)
+    assert first.store.log_length < 120 * 6, "the log was never compacted"
+    # No clean shutdown: reopen the same file as a crashed server would be.
+    second = Engine(Store(db, min_log=50), clock=clock)
+    assert snapshot_of(second) == before
+    assert len(second.state.promises) == len(first.state.promises)
+
+
+def test_recovery_replays_only_the_log_after_the_snapshot(tmp_path: Path, clock: FakeClock) -> None:
+    db = str(tmp_path / "s.db")
+    first = Engine(Store(db, min_log=100), clock=clock)
+    workflow(first, clock, 200)
+    second = Engine(Store(db, min_log=100), clock=clock)
+    assert second.recovered_entries <= max(100, len(first.state.promises) // 4)
+
+
+def test_reads_are_not_logged(clock: FakeClock) -> None:
+    engine = Engine(Store(":memory:"), clock=clock)
+    send(engine, "promise.create", id="p", timeoutAt=FAR)
+    length = engine.store.log_length
+    send(engine, "promise.search", tags={})
+    send(engine, "task.get", id="p")
+    assert engine.store.log_length == length
+
+
+def test_promise_search_filters_by_origin_tag_and_pages(clock: FakeClock) -> None:
+    engine = Engine(Store(":memory:"), clock=clock)
+    for i in range(5):
+        send(engine, "promise.create", id=f"r:{i}", timeoutAt=FAR, tags={"resonate:origin": "r"})
+    send(engine, "promise.create", id="other", timeoutAt=FAR, tags={"resonate:origin": "o"})
+    page = send(engine, "promise.search", tags={"resonate:origin": "r"}, limit=3)["data"]
+    assert [p["id"] for p in page["promises"]] == ["r:0", "r:1", "r:2"]
+    rest = send(engine, "promise.search", tags={"resonate:origin": "r"}, cursor=page["cursor"])
+    assert [p["id"] for p in rest["data"]["promises"]] == ["r:3", "r:4"]
+    assert rest["data"]["cursor"] is None
+    by_prefix = send(engine, "promise.search", idPrefix="oth")["data"]["promises"]
+    assert [p["id"] for p in by_prefix] == ["other"]
+
+
+def test_task_get_returns_the_task_or_404(clock: FakeClock) -> None:
+    engine = Engine(Store(":memory:"), clock=clock)
+    send(engine, "promise.create", id="p", timeoutAt=FAR, tags={"resonate:target": "poll://any@g"})
+    assert send(engine, "task.get", id="p")["data"]["task"]["state"] == "pending"
+    assert send(engine, "task.get", id="nope")["head"]["status"] == 404
+
+
+def test_timers_fire_when_due(clock: FakeClock) -> None:
+    engine = Engine(Store(":memory:"), clock=clock)
+    tags = {"resonate:target": "poll://any@g", "resonate:timer": "true"}
+    send(engine, "promise.create", id="sleep", timeoutAt=clock.now + 1000, tags=tags)
+    engine.tick()
+    assert engine.state.promises["sleep"].state == "pending"
+    clock.now += 1000
+    engine.tick()
+    assert engine.state.promises["sleep"].state == "resolved"
+
+
+def test_connecting_member_gets_waiting_work_at_once(clock: FakeClock) -> None:
+    engine = Engine(Store(":memory:"), clock=clock)
+    send(
+        engine, "promise.create", id="job", timeoutAt=FAR, tags={"resonate:target": "poll://any@g"}
+    )
+    stream = engine.router.connect("g", "late-joiner")
+    message = stream.queue.get_nowait()
+    assert message.task == ("job", 0)
+
+
+def test_work_on_a_dead_stream_goes_to_another_member(clock: FakeClock) -> None:
+    engine = Engine(Store(":memory:"), clock=clock)
+    first = engine.router.connect("g", "one")
+    second = engine.router.connect("g", "two")
+    for i in range(4):
+        tags = {"resonate:target": "poll://any@g"}
+        send(engine, "promise.create", id=f"job{i}", timeoutAt=FAR, tags=tags)
+    assert first.queue.qsize() == 2 and second.queue.qsize() == 2
+    engine.router.disconnect(first)
+    assert second.queue.qsize() == 4
+
+
+def test_unblock_for_a_disconnected_process_waits_for_it(clock: FakeClock) -> None:
+    engine = Engine(Store(":memory:"), clock=clock)
+    send(engine, "promise.create", id="p", timeoutAt=FAR)
+    send(engine, "promise.register_listener", awaited="p", address="poll://uni@client/c1")
+    send(engine, "promise.settle", id="p", state="resolved", value={"data": "3"})
+    stream = engine.router.connect("client", "c1")
+    message = msgspec.json.decode(stream.queue.get_nowait().body)
+    assert message["kind"] == "unblock"
+    assert message["data"]["promise"]["id"] == "p"
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("poll://any@g", Address("g", None, False)),
+        ("poll://uni@g/p1", Address("g", "p1", True)),
+        ("poll://any@g/p1", Address("g", "p1", False)),
+        ("poll://uni@g", None),
+        ("http://x", None),
+        ("poll://all@g", None),
+    ],
+)
+def test_address_parsing(address: str, expected: Address | None) -> None:
+    assert Address.parse(address) == expected
+
+
+def test_engine_never_raises_on_garbage(clock: FakeClock) -> None:
+    engine = Engine(Store(":memory:"), clock=clock)
+    bodies = [
+        b"",
+        b"null",
+        b"{}",
+        b'{"kind": 1}',
+        b'{"kind": "task.suspend", "data": {"id": "x",'
+        b' "actions": [1, null, {"kind": "x", "data": 5}]}}',
+    ]
+    for body, n in zip(bodies, itertools.count()):
+        reply = engine.handle(body)
+        assert 400 <= reply.status < 500 or reply.status in (200, 404, 409), (n, reply)
