@@ -1,0 +1,43 @@
+"""`asyncrpc tree ID`: the durable call graph of one invocation."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+
+from asyncrpc import callgraph, config
+from asyncrpc.cli.app import app
+
+
+@app.command()
+def tree(
+    invocation_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The invocation (root promise) id.")
+    ],
+    server_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Resonate server to read from. [default: RESONATE_URL, else the embedded one]"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show the durable call graph of an invocation: each promise's function, group, state,
+    value and duration. Works while the flow runs (pending branches show) and after."""
+    url = config.server_url(os.environ, server_url)
+    token = os.environ.get(config.ENV_TOKEN)
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            root = callgraph.fetch_call_graph(client, invocation_id, token)
+    except callgraph.CallGraphError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(root.to_json(), indent=2))
+    else:
+        Console().print(callgraph.render(root))
