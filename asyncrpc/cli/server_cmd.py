@@ -22,7 +22,7 @@ def server(
     db: Annotated[
         str | None,
         typer.Option(
-            help="SQLite file for durable state, or :memory:. [default: RUN_DIR/server.db]"
+            help="SQLite file for durable state, or :memory:. Default: RUN_DIR/server.db."
         ),
     ] = None,
     token: Annotated[

@@ -22,7 +22,7 @@ def tree(
     server_url: Annotated[
         str | None,
         typer.Option(
-            help="Resonate server to read from. [default: RESONATE_URL, else the embedded one]"
+            help="Resonate server to read from. Default: RESONATE_URL, else the embedded one."
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
