@@ -1,0 +1,100 @@
+"""`asyncrpc node NAME`: run one worker node, or the gateway, in the foreground."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from asyncrpc import config, topology
+from asyncrpc.cli.app import app
+
+NODE_HELP = ", ".join(f"{n.name} ({n.function} in {n.group})" for n in topology.NODES.values())
+
+
+@app.command("node")
+def node_command(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help=f"Which node: {NODE_HELP}; or '{topology.GATEWAY}' for the HTTP gateway.",
+            show_default=False,
+        ),
+    ],
+    server_url: Annotated[
+        str | None,
+        typer.Option(
+            "--server-url",
+            help=f"Resonate server URL (default: ${config.ENV_SERVER_URL}, "
+            f"else {config.DEFAULT_SERVER_URL})",
+            show_default=False,
+        ),
+    ] = None,
+    node_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help=f"Unique id (unicast address) (default: ${config.ENV_NODE_ID}, else NAME-<4 hex>)",
+            show_default=False,
+        ),
+    ] = None,
+    delay: Annotated[
+        float | None,
+        typer.Option(
+            "--delay",
+            help="Crash demo: sleep this many seconds (durably, ctx.sleep) before returning "
+            f"(default: ${config.ENV_DELAY}, else 0). Worker nodes only.",
+            show_default=False,
+        ),
+    ] = None,
+    ttl: Annotated[
+        float | None,
+        typer.Option(
+            "--ttl",
+            help="Task lease in seconds: how soon a crashed node's step goes to another "
+            f"(default: ${config.ENV_TTL}, else {config.DEFAULT_NODE_TTL:g}). Worker nodes only.",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host", help=f"Gateway only: address to listen on (default: {config.DEFAULT_HOST})"
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            help=f"Gateway only: port to listen on (default: {config.DEFAULT_GATEWAY_PORT})",
+        ),
+    ] = None,
+) -> None:
+    """Run one node in the foreground; it prints one ready line when it can take work.
+
+    Stop it with Ctrl-C (or SIGTERM). Like the original example's `uv run a` in its own terminal.
+    """
+    # Imported here so other commands do not pay for the SDK and FastAPI at start-up.
+    from asyncrpc import gateway, node
+
+    env = os.environ
+    try:
+        if name == topology.GATEWAY:
+            if delay is not None or ttl is not None:
+                raise node.SettingsError("--delay and --ttl apply to worker nodes, not the gateway")
+            settings = gateway.gateway_settings(
+                env, host=host, port=port, server_url=server_url, gateway_id=node_id
+            )
+            raise typer.Exit(gateway.run(settings))
+        if host is not None or port is not None:
+            raise node.SettingsError(
+                f"--host and --port apply to the gateway only (asyncrpc node {topology.GATEWAY})"
+            )
+        worker = node.node_settings(
+            name, env, server_url=server_url, node_id=node_id, delay=delay, ttl=ttl
+        )
+    except node.SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(node.run(worker))

@@ -1,0 +1,112 @@
+"""The gateway app in-process: its client runs the flows on the SDK's in-process server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from asyncrpc import gateway
+from asyncrpc.topology import FLOWS
+from tests.in_process import in_process
+
+SETTINGS = gateway.GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-test")
+
+
+def local_client(delay: float = 0.0, connected: bool = True) -> gateway.ClientFactory:
+    def make(_: gateway.GatewaySettings) -> gateway.Client:
+        resonate, _server = in_process(delay)
+        return gateway.Client(resonate, lambda: connected)
+
+    return make
+
+
+@pytest.fixture
+def http() -> Iterator[TestClient]:
+    with TestClient(gateway.create_app(SETTINGS, local_client())) as client:
+        yield client
+
+
+def test_each_waiting_flow_answers_message_3(http: TestClient) -> None:
+    for flow in (FLOWS["await-chain"], FLOWS["fan-out"]):
+        response = http.post(flow.route)
+        assert response.status_code == 200
+        assert response.content == b'{"message":3}'
+        assert response.headers["X-Invocation-Id"] == flow.default_id
+
+
+def test_detached_chain_answers_that_it_started(http: TestClient) -> None:
+    response = http.post("/detached-chain", params={"id": "det-1"})
+
+    assert response.status_code == 200
+    assert response.json() == {"message": "detached-chain started"}
+    assert response.headers["X-Invocation-Id"] == "det-1"
+
+
+def test_past_the_wait_it_answers_202_then_get_has_the_result() -> None:
+    with TestClient(gateway.create_app(SETTINGS, local_client(delay=0.3))) as http:
+        response = http.post("/await-chain", params={"id": "later", "wait": 0})
+
+        assert response.status_code == 202
+        assert response.json() == {
+            "id": "later",
+            "state": "pending",
+            "location": "/invocations/later",
+        }
+        assert response.headers["Location"] == "/invocations/later"
+        assert http.get("/invocations/later").json()["state"] == "pending"
+        # Re-attach and wait this time.
+        assert http.post("/await-chain", params={"id": "later", "wait": 20}).json() == {
+            "message": 3
+        }
+        assert http.get("/invocations/later").json() == {
+            "id": "later",
+            "state": "resolved",
+            "result": 3,
+            "function": "foo",
+        }
+
+
+def test_healthz_is_503_until_the_poll_stream_is_connected() -> None:
+    with TestClient(gateway.create_app(SETTINGS, local_client(connected=False))) as http:
+        response = http.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "not connected to the Resonate server at http://127.0.0.1:1 (yet)"
+    }
+
+
+def test_healthz_ok(http: TestClient) -> None:
+    assert http.get("/healthz").json() == {
+        "status": "ok",
+        "id": "gateway-test",
+        "server": "http://127.0.0.1:1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/invocations/missing", 404),
+        ("GET", "/invocations/bad:id", 400),
+        ("POST", "/await-chain?wait=99999", 400),
+        ("POST", "/await-chain?id=", 400),
+        ("DELETE", "/await-chain", 405),
+        ("GET", "/nowhere", 404),
+    ],
+)
+def test_errors_are_json_with_an_error_key(
+    http: TestClient, method: str, path: str, status: int
+) -> None:
+    response = http.request(method, path)
+
+    assert response.status_code == status
+    assert list(response.json()) == ["error"]
+    assert response.headers["content-type"] == "application/json"
+
+
+def test_docs_and_index(http: TestClient) -> None:
+    assert http.get("/docs").status_code == 200
+    routes = [flow["route"] for flow in http.get("/").json()["flows"]]
+    assert routes == [f"POST {flow.route}" for flow in FLOWS.values()]
