@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import secrets
-import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -44,6 +42,7 @@ from asyncrpc.node import (
     join,
     ready_line,
 )
+from asyncrpc.serving import GracefulServer, bind
 
 log = logging.getLogger(__name__)
 
@@ -359,41 +358,6 @@ def install_error_handlers(app: FastAPI) -> None:
 # ── Running it ───────────────────────────────────────────────────────────────
 
 
-class PortInUse(SettingsError):
-    """The gateway's address is taken."""
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """Listen on ``host:port`` ourselves, so a taken port gets a clear message."""
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        return socket.create_server((host, port), family=family)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            hint = "is another gateway running? choose another port with --port"
-        else:
-            hint = "check --host (an address of this machine, e.g. 127.0.0.1) and --port"
-        raise PortInUse(f"cannot listen on {host}:{port} ({exc.strerror or exc}); {hint}") from None
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, except that SIGTERM/SIGINT end in a clean exit 0.
-
-    uvicorn re-raises a captured signal after its graceful shutdown, which
-    would make the process die of that signal instead of exiting normally.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        handled = (signal.SIGINT, signal.SIGTERM)
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
-
-
 async def announce_when_ready(
     server: uvicorn.Server, app: FastAPI, settings: GatewaySettings
 ) -> None:
@@ -417,7 +381,7 @@ async def announce_when_ready(
 async def serve(settings: GatewaySettings, sock: socket.socket) -> None:
     """Run the gateway on ``sock`` until SIGTERM/SIGINT."""
     app = create_app(settings)
-    server = _Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+    server = GracefulServer(uvicorn.Config(app, log_config=None, lifespan="on"))
     announcer = asyncio.create_task(announce_when_ready(server, app, settings))
     try:
         await server.serve(sockets=[sock])

@@ -77,6 +77,7 @@ def node_command(
     """
     # Imported here so other commands do not pay for the SDK and FastAPI at start-up.
     from asyncrpc import gateway, node
+    from asyncrpc.serving import PortInUse
 
     env = os.environ
     try:
@@ -94,7 +95,7 @@ def node_command(
         worker = node.node_settings(
             name, env, server_url=server_url, node_id=node_id, delay=delay, ttl=ttl
         )
-    except node.SettingsError as exc:
+    except (node.SettingsError, PortInUse) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(node.run(worker))

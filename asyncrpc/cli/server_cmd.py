@@ -41,8 +41,13 @@ def server(
     flow in flight continues.
     """
     from asyncrpc.server.main import default_db_path, serve
+    from asyncrpc.serving import PortInUse
 
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter("use debug, info, warning or error", param_hint="--log-level")
     database = db or default_db_path(config.run_dir(os.environ))
-    serve(host, port, database, token or None, log_level)
+    try:
+        serve(host, port, database, token or None, log_level)
+    except PortInUse as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None

@@ -124,6 +124,7 @@ class Engine:
                 await self._timer
         self.store.write_snapshot(self.state)
         self.store.close()
+        logger.info("stopped; %d promises saved to %s", len(self.state.promises), self.store.path)
 
     # -- internals -----------------------------------------------------------
 

@@ -12,6 +12,7 @@ from resonate_base import PROTOCOL_VERSION
 from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.store import Store
+from asyncrpc.serving import GracefulServer, bind
 
 logger = logging.getLogger("asyncrpc.server")
 
@@ -35,7 +36,8 @@ def build_app(db: str, token: str | None = None) -> ServerApp:
 
 
 def serve(host: str, port: int, db: str, token: str | None, log_level: str = "info") -> None:
-    """Run the server in the foreground until interrupted."""
+    """Run the server in the foreground until SIGTERM/SIGINT. Raises PortInUse."""
+    sock = bind(host, port)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -50,11 +52,12 @@ def serve(host: str, port: int, db: str, token: str | None, log_level: str = "in
     )
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         log_level="warning",
         access_log=log_level.lower() == "debug",
         lifespan="on",
         timeout_graceful_shutdown=1,
     )
-    uvicorn.Server(config).run()
+    try:
+        GracefulServer(config).run(sockets=[sock])
+    finally:
+        sock.close()
