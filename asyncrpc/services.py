@@ -49,7 +49,7 @@ async def pause(ctx: Context) -> None:
     """The crash-demo delay: a durable sleep when the node was given one."""
     seconds = ctx.get_dependency(Pause).seconds
     if seconds > 0:
-        log.info("sleeping %ss (durably) before returning", seconds)
+        log.info("[%s] sleeping %ss (durably) before returning", ctx.info.id, seconds)
         await ctx.sleep(timedelta(seconds=seconds))
 
 
@@ -61,27 +61,27 @@ async def pause(ctx: Context) -> None:
 
 async def foo(ctx: Context) -> int:
     """Await chain, step 1 (node a): rfc bar on service-b, add 1."""
-    log.info("running foo: calling bar")
+    log.info("[%s] running foo: calling bar", ctx.info.id)
     value = await ctx.options(target=group_of("bar")).rpc("bar")
     await pause(ctx)
-    log.info("foo: bar returned %s, returning %s", value, value + 1)
+    log.info("[%s] foo: bar returned %s, returning %s", ctx.info.id, value, value + 1)
     return value + 1
 
 
 async def bar(ctx: Context) -> int:
     """Await chain, step 2 (node b): rfc baz on service-c, add 1."""
-    log.info("running bar: calling baz")
+    log.info("[%s] running bar: calling baz", ctx.info.id)
     value = await ctx.options(target=group_of("baz")).rpc("baz")
     await pause(ctx)
-    log.info("bar: baz returned %s, returning %s", value, value + 1)
+    log.info("[%s] bar: baz returned %s, returning %s", ctx.info.id, value, value + 1)
     return value + 1
 
 
 async def baz(ctx: Context) -> int:
     """Await chain, step 3 (node c): the end of the chain, returns 1."""
-    log.info("running baz")
+    log.info("[%s] running baz", ctx.info.id)
     await pause(ctx)
-    log.info("baz: returning 1")
+    log.info("[%s] baz: returning 1", ctx.info.id)
     return 1
 
 
@@ -94,7 +94,7 @@ async def baz(ctx: Context) -> int:
 
 async def qux(ctx: Context, n: int) -> str:
     """Detached chain, step 1 (node d): start quz(n + 1) on service-e detached."""
-    log.info("running qux(%s): starting quz(%s), not waiting", n, n + 1)
+    log.info("[%s] running qux(%s): starting quz(%s), not waiting", ctx.info.id, n, n + 1)
     started = await ctx.options(target=group_of("quz")).detached("quz", n + 1)
     await pause(ctx)
     return started
@@ -102,7 +102,7 @@ async def qux(ctx: Context, n: int) -> str:
 
 async def quz(ctx: Context, n: int) -> str:
     """Detached chain, step 2 (node e): start cog(n + 1) on service-f detached."""
-    log.info("running quz(%s): starting cog(%s), not waiting", n, n + 1)
+    log.info("[%s] running quz(%s): starting cog(%s), not waiting", ctx.info.id, n, n + 1)
     started = await ctx.options(target=group_of("cog")).detached("cog", n + 1)
     await pause(ctx)
     return started
@@ -111,7 +111,7 @@ async def quz(ctx: Context, n: int) -> str:
 async def cog(ctx: Context, n: int) -> int:
     """Detached chain, step 3 (node f): report the value that reached the end."""
     await pause(ctx)
-    log.info("cog received %s", n)
+    log.info("[%s] cog received %s", ctx.info.id, n)
     return n
 
 
@@ -123,25 +123,25 @@ async def cog(ctx: Context, n: int) -> int:
 
 async def zim(ctx: Context, n: int) -> int:
     """Fan-out workflow (node g): rfi rax on service-h and dop on service-i, await both."""
-    log.info("running zim(%s): starting rax and dop", n)
+    log.info("[%s] running zim(%s): starting rax and dop", ctx.info.id, n)
     rax_future = ctx.options(target=group_of("rax")).rpc("rax")
     dop_future = ctx.options(target=group_of("dop")).rpc("dop")
     total = n + await rax_future + await dop_future
     await pause(ctx)
-    log.info("zim: returning %s", total)
+    log.info("[%s] zim: returning %s", ctx.info.id, total)
     return total
 
 
 async def rax(ctx: Context) -> int:
     """Fan-out step (node h): returns 1."""
-    log.info("running rax")
+    log.info("[%s] running rax", ctx.info.id)
     await pause(ctx)
     return 1
 
 
 async def dop(ctx: Context) -> int:
     """Fan-out step (node i): returns 1."""
-    log.info("running dop")
+    log.info("[%s] running dop", ctx.info.id)
     await pause(ctx)
     return 1
 

@@ -65,7 +65,7 @@ def test_detached_chain_ends_with_cog_keeping_3(caplog: pytest.LogCaptureFixture
     assert [r.param.data["func"] for r in (qux, quz, cog)] == ["qux", "quz", "cog"]
     assert [r.param.data["args"] for r in (qux, quz, cog)] == [[1], [2], [3]]
     assert cog.state == "resolved" and cog.value.data == 3
-    assert "cog received 3" in caplog.messages
+    assert any(m.endswith("cog received 3") for m in caplog.messages)
     # Detached steps hang off the root's origin, which is how a search finds them.
     assert cog.tags["resonate:origin"] == flow.default_id
 
