@@ -1,0 +1,240 @@
+"""`asyncrpc call`: invoke a flow through the gateway and wait for its result.
+
+It speaks the gateway's HTTP API: ``POST <route>?id=...&wait=...`` answers 200
+``{"message": result}``, or 202 while the flow runs, after which
+``GET /invocations/{id}`` is polled until the invocation settles. Nobody waits
+for the detached chain, so its result is the value its last step stored: that
+promise is found on the Resonate server by the chain's origin tag.
+Connection failures after the first request are retried until the timeout, so a
+call survives a gateway restart; with the same id it re-attaches to the same
+invocation.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+from resonate.codec import Codec, NoopEncryptor
+from resonate.types import Value
+from resonate_base import PROTOCOL_VERSION
+
+from asyncrpc import topology
+from asyncrpc.launcher.errors import LauncherError
+
+#: Longest a single HTTP request asks the gateway to hold the answer.
+LONG_POLL = 10.0
+POLL_INTERVAL = 0.1
+
+
+class CallTimeout(LauncherError):
+    """No result before the timeout; the invocation itself goes on."""
+
+
+@dataclass
+class CallResult:
+    flow: str
+    id: str
+    result: Any
+    seconds: float
+    #: For the detached chain: what the entry function returned to the gateway.
+    entry_result: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def new_invocation_id(flow: topology.Flow) -> str:
+    """A fresh invocation id, e.g. `await-chain-3f9a1c2e`."""
+    return f"{flow.default_id}-{secrets.token_hex(4)}"
+
+
+def _error_of(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip() or f"HTTP {response.status_code}"
+    if isinstance(data, dict) and "error" in data:
+        return str(data["error"])
+    return str(data)
+
+
+@dataclass
+class FlowCaller:
+    """Calls flows on one gateway; ``server_url`` is needed for the detached chain."""
+
+    gateway_url: str
+    server_url: str | None = None
+    token: str | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleeper: Callable[[float], None] = time.sleep
+
+    def call(self, flow: topology.Flow, invocation_id: str, timeout: float) -> CallResult:
+        start = self.clock()
+        deadline = start + timeout
+        with httpx.Client(trust_env=False) as client:
+            entry = self._invoke(client, flow, invocation_id, deadline, timeout)
+            if flow.waits_for_result:
+                result = entry
+            else:
+                result = self._last_step_result(client, flow, invocation_id, deadline, timeout)
+        return CallResult(
+            flow=flow.name,
+            id=invocation_id,
+            result=result,
+            seconds=round(self.clock() - start, 3),
+            entry_result=None if flow.waits_for_result else entry,
+        )
+
+    def _timeout(self, flow: topology.Flow, invocation_id: str, timeout: float) -> CallTimeout:
+        return CallTimeout(
+            f"no result after {timeout:g}s; invocation {invocation_id} goes on. Wait for it "
+            f"again with `asyncrpc call {flow.name} --id {invocation_id}`."
+        )
+
+    def _invoke(
+        self,
+        client: httpx.Client,
+        flow: topology.Flow,
+        invocation_id: str,
+        deadline: float,
+        timeout: float,
+    ) -> Any:
+        wait = max(0.0, min(LONG_POLL, deadline - self.clock()))
+        url = f"{self.gateway_url}{flow.route}"
+        try:
+            response = client.post(
+                url, params={"id": invocation_id, "wait": f"{wait:g}"}, timeout=wait + 10
+            )
+        except httpx.ConnectError:
+            raise LauncherError(
+                f"no gateway answers at {self.gateway_url}. See what runs with `asyncrpc status`; "
+                "start the gateway with `asyncrpc start gateway`."
+            ) from None
+        except httpx.HTTPError:
+            response = None  # the gateway went away mid-request: poll for the result
+        if response is not None and response.status_code == 200:
+            return self._message(response)
+        if response is not None and response.status_code != 202:
+            raise LauncherError(f"the gateway refused {flow.name}: {_error_of(response)}")
+        return self._poll(client, flow, invocation_id, deadline, timeout)
+
+    @staticmethod
+    def _message(response: httpx.Response) -> Any:
+        try:
+            return response.json()["message"]
+        except (ValueError, KeyError, TypeError):
+            raise LauncherError(f"unexpected answer from the gateway: {response.text!r}") from None
+
+    def _poll(
+        self,
+        client: httpx.Client,
+        flow: topology.Flow,
+        invocation_id: str,
+        deadline: float,
+        timeout: float,
+    ) -> Any:
+        url = f"{self.gateway_url}/invocations/{invocation_id}"
+        while self.clock() < deadline:
+            try:
+                response = client.get(url, timeout=10.0)
+            except httpx.HTTPError:
+                response = None  # gateway restarting: keep trying until the deadline
+            if response is not None and response.status_code == 200:
+                body = response.json()
+                state = body.get("state")
+                if state == "resolved":
+                    return body.get("result")
+                if state != "pending":
+                    raise LauncherError(
+                        f"invocation {invocation_id} ended {state}: {body.get('result')!r}"
+                    )
+            elif response is not None and response.status_code != 404:
+                raise LauncherError(
+                    f"the gateway could not report {invocation_id}: {_error_of(response)}"
+                )
+            self.sleeper(POLL_INTERVAL)
+        raise self._timeout(flow, invocation_id, timeout)
+
+    # -- the detached chain's result, read from the server ---------------------
+
+    def _last_step_result(
+        self,
+        client: httpx.Client,
+        flow: topology.Flow,
+        root_id: str,
+        deadline: float,
+        timeout: float,
+    ) -> Any:
+        """The value the flow's last step stored, once that promise is resolved."""
+        if not self.server_url:
+            raise LauncherError(f"{flow.name}'s result is read from the server: give its URL.")
+        function = topology.NODES[flow.nodes[-1]].function
+        while self.clock() < deadline:
+            tags = {"resonate:origin": root_id}
+            for promise in search_promises(client, self.server_url, tags, self.token):
+                if function_of(promise) != function:
+                    continue
+                state = promise.get("state")
+                if state == "resolved":
+                    return decode_value(promise.get("value"))
+                if state != "pending":
+                    raise LauncherError(f"{function} in {root_id} ended {state}")
+            self.sleeper(POLL_INTERVAL)
+        raise self._timeout(flow, root_id, timeout)
+
+
+def search_promises(
+    client: httpx.Client, server_url: str, tags: dict[str, str], token: str | None = None
+) -> list[dict[str, Any]]:
+    """Every promise with ``tags`` (the server's promise.search, all pages) as wire JSON.
+
+    Returns what it has so far if the server does not answer (callers poll again).
+    """
+    promises: list[dict[str, Any]] = []
+    cursor = None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    while True:
+        head: dict[str, Any] = {"corrId": uuid.uuid4().hex, "version": PROTOCOL_VERSION}
+        if token:
+            head["auth"] = token
+        data: dict[str, Any] = {"tags": tags, "limit": 100}
+        if cursor:
+            data["cursor"] = cursor
+        envelope = {"kind": "promise.search", "head": head, "data": data}
+        try:
+            response = client.post(f"{server_url}/", json=envelope, headers=headers)
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return promises
+        page = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(page, dict):
+            return promises
+        promises += [p for p in page.get("promises", []) if isinstance(p, dict)]
+        cursor = page.get("cursor")
+        if not cursor:
+            return promises
+
+
+_CODEC = Codec(NoopEncryptor())
+
+
+def decode_value(value: Any) -> Any:
+    """A promise's wire ``param`` / ``value`` ({"headers", "data": base64 JSON}) as Python."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return _CODEC.decode(Value(headers=value.get("headers"), data=value.get("data")))
+    except Exception:
+        return value.get("data")
+
+
+def function_of(promise: dict[str, Any]) -> str | None:
+    """The durable function a promise (wire JSON) invokes, if it invokes one."""
+    param = decode_value(promise.get("param"))
+    return param.get("func") if isinstance(param, dict) else None

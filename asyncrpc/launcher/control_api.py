@@ -1,0 +1,81 @@
+"""The control API's server side: a tiny FastAPI app over the launcher's supervisor.
+
+Served by the running launcher (:mod:`asyncrpc.launcher.host`) on 127.0.0.1;
+the endpoints and the token check are described in :mod:`asyncrpc.launcher.control`,
+whose client the other commands use. The app stays thin: it parses, calls the
+supervisor and turns a LauncherError into a JSON error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from asyncrpc.launcher.control import TOKEN_HEADER, token_matches
+from asyncrpc.launcher.errors import LauncherError, UsageError
+from asyncrpc.launcher.pids import signal_number
+from asyncrpc.launcher.supervisor import Supervisor
+from asyncrpc.launcher.targets import parse_selector
+
+
+class KillRequest(BaseModel):
+    target: str
+    signal: str = "KILL"
+
+
+class StartRequest(BaseModel):
+    target: str
+    delay: float | None = None
+    add: bool = False
+
+
+class TargetRequest(BaseModel):
+    target: str
+
+
+def make_app(supervisor: Supervisor, token: str, on_down: Callable[[], None]) -> FastAPI:
+    """The control API over ``supervisor``; ``on_down`` is called after `down` stopped all."""
+    app = FastAPI(title="asyncrpc launcher control", docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def check_token(request: Request, call_next: Any) -> Any:
+        if not token_matches(request.headers.get(TOKEN_HEADER, ""), token):
+            return JSONResponse({"error": "missing or wrong control token"}, status_code=401)
+        return await call_next(request)
+
+    @app.exception_handler(LauncherError)
+    async def launcher_error(_: Request, error: LauncherError) -> JSONResponse:
+        status = 400 if isinstance(error, UsageError) else 409
+        return JSONResponse({"error": str(error), "exit_code": error.exit_code}, status)
+
+    @app.get("/status")
+    async def status() -> dict[str, Any]:
+        return supervisor.snapshot()
+
+    @app.post("/kill")
+    async def kill(body: KillRequest) -> dict[str, Any]:
+        try:
+            sig = signal_number(body.signal)
+        except ValueError:
+            raise UsageError(f"unknown signal {body.signal!r}: use KILL or TERM.") from None
+        return {"killed": await supervisor.kill(parse_selector(body.target), sig)}
+
+    @app.post("/start")
+    async def start(body: StartRequest) -> dict[str, Any]:
+        return await supervisor.start(parse_selector(body.target), body.delay, body.add)
+
+    @app.post("/restart")
+    async def restart(body: TargetRequest) -> dict[str, Any]:
+        return {"restarted": await supervisor.restart(parse_selector(body.target))}
+
+    @app.post("/down")
+    async def down() -> dict[str, Any]:
+        stopped = await supervisor.stop_all()
+        on_down()
+        return {"stopped": stopped}
+
+    return app

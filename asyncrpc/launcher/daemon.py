@@ -1,0 +1,53 @@
+"""The detached launcher: `python -m asyncrpc.launcher.daemon RUN_DIR`.
+
+`asyncrpc up --detach` writes the plan to RUN_DIR/plan.json and starts this in a
+new session with its output going to logs/launcher.log. It runs the plan like a
+foreground `up` (without streaming) until `asyncrpc down` or SIGTERM; a failed
+start is left in the state file for the waiting `up --detach` to report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from asyncrpc.launcher.errors import LauncherError
+from asyncrpc.launcher.host import run_launcher
+from asyncrpc.launcher.plan import Plan
+from asyncrpc.launcher.rundir import RunDir
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} launcher: {message}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m asyncrpc.launcher.daemon RUN_DIR", file=sys.stderr)
+        return 2
+    rundir = RunDir(Path(args[0]).resolve())
+    plan = Plan.from_json(json.loads(rundir.plan_file.read_text()))
+    _log(f"pid {os.getpid()}, run directory {plan.run_dir}")
+    try:
+        asyncio.run(
+            run_launcher(
+                plan,
+                os.environ,
+                notify=_log,
+                on_ready=lambda snapshot: _log("everything is ready"),
+                keep_failed_state=True,
+            )
+        )
+    except LauncherError as error:
+        _log(f"failed: {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

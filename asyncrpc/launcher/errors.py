@@ -1,0 +1,37 @@
+"""The launcher's errors: each carries the message a person sees and the exit code.
+
+Commands catch :class:`LauncherError` and print its message (never a trace), so
+every failure the launcher can foresee is raised as one of these.
+"""
+
+from __future__ import annotations
+
+#: Exit code for bad input (an unknown flow or node, a malformed option).
+EXIT_USAGE = 2
+#: Exit code for everything else that went wrong.
+EXIT_FAILURE = 1
+
+
+class LauncherError(Exception):
+    """Something the person can act on; ``str(error)`` says what and how."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class UsageError(LauncherError):
+    """A name or value the person typed is not valid."""
+
+    exit_code = EXIT_USAGE
+
+
+class NothingRunning(LauncherError):
+    """A command needs a running launcher and there is none."""

@@ -1,0 +1,130 @@
+"""What one `up` runs: the processes (slots), their ports and options, and their commands.
+
+A :class:`Plan` is plain data (saved as JSON for a detached launcher). It knows
+how to spell each process's command line (`python -m asyncrpc server|node ...`)
+and how to tell it is ready (an HTTP health URL, else the READY_MARKER line).
+The supervisor runs whatever the plan says, so tests can give it a stand-in
+``program``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asyncrpc import config, topology
+from asyncrpc.launcher.rundir import RunDir
+
+ASYNCRPC_PROGRAM: tuple[str, ...] = (sys.executable, "-m", "asyncrpc")
+
+
+@dataclass(frozen=True, order=True)
+class Slot:
+    """One process the launcher runs: the server, the gateway or one replica of a worker."""
+
+    node: str
+    replica: int = 1
+
+    @property
+    def is_worker(self) -> bool:
+        return self.node in topology.NODES
+
+    @property
+    def label(self) -> str:
+        """`server`, `gateway`, `b.1`: the name in tables, prefixes and log file names."""
+        return f"{self.node}.{self.replica}" if self.is_worker else self.node
+
+    @property
+    def group(self) -> str | None:
+        if self.node == topology.GATEWAY:
+            return topology.GATEWAY_GROUP
+        node = topology.NODES.get(self.node)
+        return node.group if node else None
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Start order: server, gateway, then a..i; replicas in turn."""
+        return topology.PROCESS_NAMES.index(self.node), self.replica
+
+
+@dataclass
+class Plan:
+    """Everything a launcher needs to start, watch and restart its processes."""
+
+    run_dir: Path
+    server_url: str
+    embedded_server: bool
+    server_port: int = config.DEFAULT_SERVER_PORT
+    gateway_port: int = config.DEFAULT_GATEWAY_PORT
+    host: str = config.DEFAULT_HOST
+    slots: list[Slot] = field(default_factory=list)
+    delays: dict[str, float] = field(default_factory=dict)
+    ttl: float | None = None
+    respawn: float | None = None
+    ready_timeout: float = 30.0
+    program: tuple[str, ...] = ASYNCRPC_PROGRAM
+
+    @property
+    def rundir(self) -> RunDir:
+        return RunDir(self.run_dir)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def has_gateway(self) -> bool:
+        return any(slot.node == topology.GATEWAY for slot in self.slots)
+
+    def command(
+        self, slot: Slot, node_id: str, delay: float | None, env: Mapping[str, str]
+    ) -> list[str]:
+        """The command line that runs ``slot``."""
+        if slot.node == topology.SERVER:
+            command = [
+                *self.program,
+                "server",
+                "--host",
+                self.host,
+                "--port",
+                str(self.server_port),
+            ]
+            command += ["--db", str(self.rundir.db)]
+            if env.get(config.ENV_TOKEN):
+                command += ["--token", env[config.ENV_TOKEN]]
+            return command
+        command = [*self.program, "node", slot.node, "--server-url", self.server_url]
+        command += ["--id", node_id]
+        if slot.node == topology.GATEWAY:
+            return [*command, "--host", self.host, "--port", str(self.gateway_port)]
+        if delay is not None:
+            command += ["--delay", f"{delay:g}"]
+        if self.ttl is not None:
+            command += ["--ttl", f"{self.ttl:g}"]
+        return command
+
+    def ready_url(self, slot: Slot) -> str | None:
+        """The health URL that says ``slot`` is ready; None means: wait for READY_MARKER."""
+        if slot.node == topology.SERVER:
+            return f"{self.server_url}/healthz"
+        if slot.node == topology.GATEWAY:
+            return f"{self.gateway_url}/healthz"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["run_dir"] = str(self.run_dir)
+        data["slots"] = [[slot.node, slot.replica] for slot in self.slots]
+        data["program"] = list(self.program)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        values = dict(data)
+        values["run_dir"] = Path(values["run_dir"])
+        values["slots"] = [Slot(node, int(replica)) for node, replica in values["slots"]]
+        values["program"] = tuple(values["program"])
+        return cls(**values)

@@ -1,0 +1,248 @@
+"""End-to-end: the `asyncrpc` launcher commands with the real server, gateway and nodes.
+
+Each test runs the CLI as a subprocess on free ports with its own run directory,
+and always stops what it started (`asyncrpc down`, then a kill of every process
+the launcher's state file ever listed, checked by pid + start time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from asyncrpc import config, topology
+from asyncrpc.launcher.calls import function_of, search_promises
+from asyncrpc.launcher.pids import ProcessRef
+from asyncrpc.launcher.rundir import RunDir
+from tests.support import Processes, free_port, wait_until
+
+ASYNCRPC = [sys.executable, "-m", "asyncrpc"]
+#: Generous: these machines are shared and slow to start ten Python processes at once.
+READY_TIMEOUT = "120"
+
+
+@dataclass
+class Launcher:
+    """Runs `asyncrpc ...` against one run directory and remembers every process it saw."""
+
+    tmp: Path
+    env: dict[str, str]
+    server_port: int = field(default_factory=free_port)
+    gateway_port: int = field(default_factory=free_port)
+    seen: list[ProcessRef] = field(default_factory=list)
+    background: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def rundir(self) -> RunDir:
+        return RunDir(Path(self.env[config.ENV_RUN_DIR]))
+
+    def run(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> Any:
+        result = subprocess.run(
+            [*ASYNCRPC, *args],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        self.remember()
+        return result
+
+    def ports(self) -> list[str]:
+        return ["--server-port", str(self.server_port), "--gateway-port", str(self.gateway_port)]
+
+    def up(self, *args: str, env: dict[str, str] | None = None) -> Any:
+        return self.run(
+            "up", "--detach", *self.ports(), "--ready-timeout", READY_TIMEOUT, *args, env=env
+        )
+
+    def status(self) -> dict[str, Any]:
+        result = self.run("status", "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def remember(self) -> None:
+        """Note every process the state file lists, for the final clean-up."""
+        state = self.rundir.read_state() or {}
+        for node in state.get("nodes", []):
+            if node.get("pid") and node.get("pid_started"):
+                self.seen.append(ProcessRef(node["pid"], node["pid_started"]))
+        launcher = state.get("launcher")
+        if launcher:
+            self.seen.append(ProcessRef.from_json(launcher))
+
+    def start_background(self, *args: str, output: Path) -> subprocess.Popen[bytes]:
+        with output.open("wb") as sink:
+            process = subprocess.Popen(
+                [*ASYNCRPC, *args], env=self.env, stdout=sink, stderr=subprocess.STDOUT
+            )
+        self.background.append(process)
+        return process
+
+    def cleanup(self) -> None:
+        for process in self.background:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if self.rundir.state_file.exists():
+            self.run("down", timeout=120)
+        for ref in self.seen:
+            ref.signal(signal.SIGKILL, group=False)
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[Launcher]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESONATE_", "ASYNCRPC_"))}
+    env[config.ENV_RUN_DIR] = str(tmp_path / "run")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["COLUMNS"] = "200"
+    it = Launcher(tmp_path, env)
+    try:
+        yield it
+    finally:
+        it.cleanup()
+
+
+def alive(refs: list[ProcessRef]) -> list[int]:
+    return [ref.pid for ref in refs if ref.alive()]
+
+
+def test_up_call_every_flow_status_logs_down(launcher: Launcher) -> None:
+    up = launcher.up()
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"http://127.0.0.1:{launcher.gateway_port}" in up.stdout
+
+    status = launcher.status()
+    names = {node["name"]: node for node in status["nodes"]}
+    assert list(names) == [topology.SERVER, topology.GATEWAY, *(f"{n}.1" for n in topology.NODES)]
+    assert {node["state"] for node in names.values()} == {"running"}
+    assert names["b.1"]["group"] == topology.NODES["b"].group
+    assert status["server_url"] == f"http://127.0.0.1:{launcher.server_port}"
+    assert status["gateway_url"] == f"http://127.0.0.1:{launcher.gateway_port}"
+    processes = [ProcessRef(n["pid"], n["pid_started"]) for n in status["nodes"]]
+    assert len(alive(processes)) == len(processes)
+
+    for flow in topology.FLOWS.values():
+        result = launcher.run("call", flow.name, "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        answer = json.loads(result.stdout)
+        assert answer["result"] == flow.expected_result == 3
+        assert answer["id"].startswith(flow.default_id)
+
+    fresh = launcher.run("call", "await-chain")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "result: 3" in fresh.stdout
+    invocation = re.search(r"as invocation (\S+)", fresh.stdout)
+    assert invocation is not None, fresh.stdout
+    again = launcher.run("call", "await-chain", "--id", invocation[1], "--json")
+    assert json.loads(again.stdout) | {"seconds": 0} == {
+        "flow": "await-chain",
+        "id": invocation[1],
+        "result": 3,
+        "seconds": 0,
+        "entry_result": None,
+    }
+
+    ps = launcher.run("ps")
+    assert ps.returncode == 0 and "c.1" in ps.stdout and "running" in ps.stdout
+    logs = launcher.run("logs", "c")
+    assert logs.returncode == 0 and config.READY_MARKER in logs.stdout
+
+    down = launcher.run("down")
+    assert down.returncode == 0, down.stderr
+    assert alive(processes) == []
+    assert alive(launcher.seen) == []
+    after = launcher.run("status")
+    assert after.returncode == 1 and "nothing is running" in after.stderr
+
+
+def test_a_killed_node_is_replaced_and_the_call_still_returns_3(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    up = launcher.up("await-chain", "--delay", "c=5", "--ttl", "2")
+    assert up.returncode == 0, up.stdout + up.stderr
+    server_url = launcher.status()["server_url"]
+
+    invocation = "e2e-crash"
+    output = tmp_path / "call.out"
+    call = launcher.start_background(
+        "call", "await-chain", "--id", invocation, "--json", "--timeout", "180", output=output
+    )
+
+    def c_is_running() -> bool:
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            promises = search_promises(client, server_url, {"resonate:origin": invocation})
+        if call.poll() is not None:
+            raise AssertionError(f"call ended early: {output.read_text()}")
+        return any(function_of(p) == topology.NODES["c"].function for p in promises)
+
+    wait_until(c_is_running, 120, "c's step to start (b then waits for it)")
+    killed = launcher.run("kill", "b")
+    assert killed.returncode == 0, killed.stderr
+    b = next(node for node in launcher.status()["nodes"] if node["name"] == "b.1")
+    assert b["state"] == "killed"
+    assert not ProcessRef(b["pid"], b["pid_started"]).alive()
+
+    started = launcher.run("start", "b")
+    assert started.returncode == 0, started.stderr
+    b = next(node for node in launcher.status()["nodes"] if node["name"] == "b.1")
+    assert (b["state"], b["restarts"]) == ("running", 1)
+
+    assert call.wait(timeout=200) == 0, output.read_text()
+    assert json.loads(output.read_text())["result"] == 3
+
+
+def test_foreground_up_on_a_real_server_streams_output_and_ctrl_c_leaves_nothing(
+    launcher: Launcher, tmp_path: Path, procs: Processes
+) -> None:
+    server, server_url = procs.start_server()
+    output = tmp_path / "up.out"
+    up = launcher.start_background(
+        "up", "a", "--server-url", server_url, "--ready-timeout", READY_TIMEOUT, output=output
+    )
+
+    def ready() -> bool:
+        if up.poll() is not None:
+            raise AssertionError(f"up exited: {output.read_text()}")
+        state = launcher.rundir.read_state()
+        return bool(state and state.get("phase") == "ready")
+
+    wait_until(ready, 150, "the foreground launcher to be ready")
+    launcher.remember()
+    status = launcher.status()
+    assert [node["name"] for node in status["nodes"]] == ["a.1"]
+    assert (status["server_url"], status["server_embedded"]) == (server_url, False)
+    processes = [ProcessRef(n["pid"], n["pid_started"]) for n in status["nodes"]]
+    wait_until(lambda: config.READY_MARKER in output.read_text(), 30, "a.1's output streamed")
+    refused = launcher.run("kill", "server")
+    assert refused.returncode == 1 and "not started by this launcher" in refused.stderr
+
+    up.send_signal(signal.SIGINT)
+    assert up.wait(timeout=60) == 0, output.read_text()
+    text = output.read_text()
+    assert any(
+        line.startswith("a.1") and config.READY_MARKER in line for line in text.splitlines()
+    ), text
+    assert alive(processes) == []
+    assert launcher.rundir.read_state() is None
+    assert server.alive(), "the launcher must not touch a server it did not start"
+
+
+def test_a_node_that_exits_at_start_shows_its_last_lines(launcher: Launcher) -> None:
+    result = launcher.up("a", env={config.ENV_DELAY: "soon"})
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "a.1 exited with code" in result.stderr and "at start" in result.stderr
+    assert config.ENV_DELAY in result.stderr  # the node's own message, from its log
+    assert launcher.rundir.read_state() is None
+    assert alive(launcher.seen) == []

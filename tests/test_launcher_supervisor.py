@@ -1,0 +1,352 @@
+"""The supervisor and the detached launcher, driven with tiny stand-in child processes.
+
+The stand-in (FAKE_CHILD, run with `python -c`) takes the same command lines as
+`asyncrpc server` / `asyncrpc node`: the server and gateway answer GET /healthz,
+worker nodes print the READY_MARKER line. FAKE_FAIL=b makes b exit at start,
+FAKE_HANG=a makes a never get ready. The end-to-end tests with the real server
+and nodes are in test_launcher_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from asyncrpc.launcher.control import connect, stop_orphans
+from asyncrpc.launcher.errors import LauncherError, NothingRunning
+from asyncrpc.launcher.pids import ProcessRef
+from asyncrpc.launcher.plan import Plan, Slot
+from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.launcher.supervisor import Supervisor
+from asyncrpc.launcher.targets import Selector
+from asyncrpc.launcher.up import UpOptions, prepare, start_detached
+from tests.support import free_port, wait_until
+
+FAKE_CHILD = r"""
+import http.server, os, signal, sys, time
+args = sys.argv[1:]
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+def opt(name):
+    return args[args.index(name) + 1] if name in args else None
+name = "server" if args[0] == "server" else args[1]
+if name in os.environ.get("FAKE_FAIL", "").split(","):
+    print(f"{name}: boom, cannot start", flush=True)
+    sys.exit(3)
+print(f"{name}: started with {' '.join(args)}", flush=True)
+if name in os.environ.get("FAKE_HANG", "").split(","):
+    time.sleep(600)
+if name in ("server", "gateway"):
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+        def log_message(self, *_):
+            pass
+    server = http.server.HTTPServer(("127.0.0.1", int(opt("--port"))), Health)
+    server.serve_forever()
+print(f"asyncrpc: ready node={name} id={opt('--id')} delay={opt('--delay')}", flush=True)
+while True:
+    time.sleep(1)
+"""
+FAKE_PROGRAM = (sys.executable, "-c", FAKE_CHILD)
+
+
+@pytest.fixture
+def reaper() -> Iterator[list[ProcessRef]]:
+    """Processes a test saw; any still alive at the end is killed (only if still the same)."""
+    refs: list[ProcessRef] = []
+    yield refs
+    for ref in refs:
+        ref.signal(signal.SIGKILL)
+
+
+def make_plan(run_dir: Path, *workers: Slot, **options: object) -> Plan:
+    server_port = free_port()
+    return Plan(
+        run_dir=run_dir,
+        server_url=f"http://127.0.0.1:{server_port}",
+        embedded_server=True,
+        server_port=server_port,
+        gateway_port=free_port(),
+        slots=[Slot("server"), Slot("gateway"), *workers],
+        program=FAKE_PROGRAM,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def refs_of(supervisor: Supervisor) -> list[ProcessRef]:
+    return [child.ref for child in supervisor.children.values() if child.ref is not None]
+
+
+def states(supervisor: Supervisor) -> dict[str, str]:
+    return {node["name"]: node["state"] for node in supervisor.snapshot()["nodes"]}
+
+
+def run(
+    coroutine_factory: Callable[[], Awaitable[None]],
+    supervisor: Supervisor,
+    reaper: list[ProcessRef],
+) -> None:
+    async def main() -> None:
+        try:
+            await coroutine_factory()
+        finally:
+            reaper.extend(refs_of(supervisor))
+            await supervisor.stop_all()
+
+    asyncio.run(main())
+
+
+def test_boot_kill_start_and_stop(tmp_path: Path, reaper: list[ProcessRef]) -> None:
+    plan = make_plan(tmp_path, Slot("a"), Slot("b", 1), Slot("b", 2), delays={"a": 2.0})
+    supervisor = Supervisor(plan, dict(os.environ))
+
+    async def scenario() -> None:
+        await supervisor.boot()
+        assert supervisor.phase == "ready"
+        assert set(states(supervisor).values()) == {"running"}
+        assert all(ref.alive() for ref in refs_of(supervisor))
+        assert "delay=2" in (tmp_path / "logs" / "a.1.log").read_text()
+
+        first_b2 = supervisor.children["b.2"].ref
+        assert await supervisor.kill(Selector("b")) == ["b.1", "b.2"]
+        assert states(supervisor)["b.1"] == states(supervisor)["b.2"] == "killed"
+        assert first_b2 is not None and not first_b2.alive()
+
+        assert await supervisor.start(Selector("b", 2)) == {
+            "started": ["b.2"],
+            "already_running": [],
+        }
+        b2 = supervisor.snapshot()["nodes"][4]
+        assert (b2["name"], b2["state"], b2["restarts"]) == ("b.2", "running", 1)
+        assert b2["pid"] != first_b2.pid or b2["pid_started"] != first_b2.started
+        assert states(supervisor)["b.1"] == "killed"
+
+        assert (await supervisor.start(Selector("b")))["started"] == ["b.1"]
+        again = await supervisor.start(Selector("b"))
+        assert again == {"started": [], "already_running": ["b.1", "b.2"]}
+        assert (await supervisor.start(Selector("b"), add=True))["started"] == ["b.3"]
+
+        assert await supervisor.kill(Selector("a"), signal.SIGTERM) == ["a.1"]
+        assert states(supervisor)["a.1"] == "killed"
+        with pytest.raises(LauncherError, match="a is not running"):
+            await supervisor.kill(Selector("a"))
+        with pytest.raises(LauncherError, match="not part of this launcher"):
+            await supervisor.kill(Selector("c"))
+
+        await supervisor.restart(Selector("gateway"))
+        assert supervisor.snapshot()["nodes"][1]["restarts"] == 1
+
+        all_refs = refs_of(supervisor)
+        stopped = await supervisor.stop_all()
+        assert stopped[-2:] == ["gateway", "server"]
+        assert not any(ref.alive() for ref in all_refs)
+
+    run(scenario, supervisor, reaper)
+    assert (tmp_path / "logs" / "b.2.log").read_text().count("asyncrpc launcher: starting") == 2
+
+
+def test_a_node_that_exits_at_start_fails_the_boot_and_stops_the_rest(
+    tmp_path: Path, reaper: list[ProcessRef]
+) -> None:
+    plan = make_plan(tmp_path, Slot("a"), Slot("b"))
+    supervisor = Supervisor(plan, {**os.environ, "FAKE_FAIL": "b"})
+
+    async def scenario() -> None:
+        with pytest.raises(LauncherError) as caught:
+            await supervisor.boot()
+        message = str(caught.value)
+        assert "b.1 exited with code 3 at start" in message
+        assert "b: boom, cannot start" in message
+        assert not any(ref.alive() for ref in refs_of(supervisor))
+
+    run(scenario, supervisor, reaper)
+
+
+def test_a_node_that_never_gets_ready_is_stopped(tmp_path: Path, reaper: list[ProcessRef]) -> None:
+    plan = make_plan(tmp_path, Slot("a"), ready_timeout=1.0)
+    supervisor = Supervisor(plan, {**os.environ, "FAKE_HANG": "a"})
+
+    async def scenario() -> None:
+        with pytest.raises(LauncherError, match=r"a\.1 was not ready after 1s") as caught:
+            await supervisor.boot()
+        assert "a: started with node a" in str(caught.value)
+        assert not any(ref.alive() for ref in refs_of(supervisor))
+
+    run(scenario, supervisor, reaper)
+
+
+def test_respawn_brings_a_killed_node_back(tmp_path: Path, reaper: list[ProcessRef]) -> None:
+    plan = make_plan(tmp_path, Slot("a"), respawn=0.1)
+    supervisor = Supervisor(plan, dict(os.environ))
+
+    async def scenario() -> None:
+        await supervisor.boot()
+        await supervisor.kill(Selector("a"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while (
+            supervisor.snapshot()["nodes"][2]["restarts"] < 1
+            or states(supervisor)["a.1"] != "running"
+        ):
+            assert loop.time() < deadline, "a.1 was not respawned"
+            await asyncio.sleep(0.05)
+
+    run(scenario, supervisor, reaper)
+
+
+def test_an_external_server_is_never_signalled(tmp_path: Path, reaper: list[ProcessRef]) -> None:
+    plan = make_plan(tmp_path)
+    plan.slots = [Slot("gateway")]
+    plan.embedded_server = False
+    supervisor = Supervisor(plan, dict(os.environ))
+
+    async def scenario() -> None:
+        with pytest.raises(LauncherError, match="not started by this launcher"):
+            await supervisor.kill(Selector("server"))
+        with pytest.raises(LauncherError, match="not started by this launcher"):
+            await supervisor.start(Selector("server"))
+
+    run(scenario, supervisor, reaper)
+
+
+def test_a_recycled_pid_is_never_signalled() -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        real = ProcessRef.of(sleeper.pid)
+        assert real is not None and real.alive()
+        impostor = ProcessRef(sleeper.pid, "not-its-start-time")
+        assert not impostor.alive()
+        assert impostor.signal(signal.SIGKILL) is False
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not real.alive()
+
+
+# -- the detached launcher and the control API, across processes -------------------------
+
+
+def detached_options(*targets: str, **extra: object) -> UpOptions:
+    return UpOptions(
+        targets=targets,
+        server_port=free_port(),
+        gateway_port=free_port(),
+        program=FAKE_PROGRAM,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def state_refs(rundir: RunDir) -> list[ProcessRef]:
+    state = rundir.read_state() or {}
+    refs = [ProcessRef(n["pid"], n["pid_started"]) for n in state.get("nodes", []) if n["pid"]]
+    launcher = state.get("launcher")
+    return [*refs, ProcessRef.from_json(launcher)] if launcher else refs
+
+
+def test_detached_launcher_is_controlled_from_outside(
+    tmp_path: Path, reaper: list[ProcessRef]
+) -> None:
+    rundir = RunDir(tmp_path / "run")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESONATE_", "ASYNCRPC_"))}
+    plan = prepare(detached_options("a", "gateway", scale=["a=2"]), env, rundir.path)
+    try:
+        state = start_detached(plan, env)
+        reaper.extend(state_refs(rundir))
+        assert state["phase"] == "ready"
+        client = connect(rundir)
+        names = [n["name"] for n in client.status()["nodes"]]
+        assert names == ["server", "gateway", "a.1", "a.2"]
+
+        with pytest.raises(LauncherError, match="already running"):
+            prepare(detached_options("a"), env, rundir.path)
+
+        assert client.kill("a.2") == ["a.2"]
+        assert client.start("a")["started"] == ["a.2"]
+        with pytest.raises(LauncherError) as caught:
+            client.kill("a.9")
+        assert "not part of this launcher" in str(caught.value)
+
+        every = state_refs(rundir)
+        reaper.extend(every)
+        follow_out = tmp_path / "follow.out"
+        with follow_out.open("wb") as sink:
+            follower = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "asyncrpc",
+                    "logs",
+                    "a",
+                    "-f",
+                    "--run-dir",
+                    str(rundir.path),
+                ],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env={**env, "COLUMNS": "200"},
+            )
+        try:
+            wait_until(lambda: "a.2" in follow_out.read_text(), 60, "logs -f to print")
+            assert client.down() == ["a.1", "a.2", "gateway", "server"]
+            assert follower.wait(timeout=60) == 0  # -f ends when the launcher stops
+        finally:
+            if follower.poll() is None:
+                follower.kill()
+                follower.wait()
+        followed = follow_out.read_text()
+        assert "a: started with node a" in followed
+        prefixes = {line.split("|")[0].strip() for line in followed.splitlines() if "|" in line}
+        assert prefixes == {"a.1", "a.2"}
+        assert not any(ref.alive() for ref in every)
+        assert rundir.read_state() is None
+        with pytest.raises(NothingRunning, match="asyncrpc up"):
+            connect(rundir)
+    finally:
+        reaper.extend(state_refs(rundir))
+        stop_orphans(rundir)
+
+
+def test_down_works_when_the_launcher_itself_died(tmp_path: Path, reaper: list[ProcessRef]) -> None:
+    rundir = RunDir(tmp_path / "run")
+    env = dict(os.environ)
+    plan = prepare(detached_options("a"), env, rundir.path)
+    try:
+        start_detached(plan, env)
+        every = state_refs(rundir)
+        reaper.extend(every)
+        launcher = every[-1]
+        launcher.signal(signal.SIGKILL, group=False)
+        wait_until(lambda: not launcher.alive(), 10, "the launcher to die")
+        with pytest.raises(NothingRunning, match="asyncrpc down"):
+            connect(rundir)
+        with pytest.raises(LauncherError, match="still run"):
+            prepare(detached_options("a"), env, rundir.path)
+        assert sorted(stop_orphans(rundir)) == ["a.1", "server"]
+        assert not any(ref.alive() for ref in every)
+    finally:
+        stop_orphans(rundir)
+
+
+def test_a_failed_detached_start_reports_the_node_and_leaves_nothing(
+    tmp_path: Path, reaper: list[ProcessRef]
+) -> None:
+    rundir = RunDir(tmp_path / "run")
+    env = {**os.environ, "FAKE_FAIL": "a"}
+    plan = prepare(detached_options("a", "b"), env, rundir.path)
+    try:
+        with pytest.raises(LauncherError) as caught:
+            start_detached(plan, env)
+        assert "a.1 exited with code 3 at start" in str(caught.value)
+        assert "a: boom" in str(caught.value)
+        assert rundir.read_state() is None
+    finally:
+        stop_orphans(rundir)
