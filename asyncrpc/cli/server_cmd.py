@@ -41,6 +41,7 @@ def server(
     flow in flight continues.
     """
     from asyncrpc.server.main import default_db_path, serve
+    from asyncrpc.server.store import StoreError
     from asyncrpc.serving import PortInUse
 
     if log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -48,6 +49,6 @@ def server(
     database = db or default_db_path(config.run_dir(os.environ))
     try:
         serve(host, port, database, token or None, log_level)
-    except PortInUse as exc:
+    except (PortInUse, StoreError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS snapshot (
 """
 
 
+class StoreError(Exception):
+    """The database cannot be opened or is not one of ours."""
+
+
 class Snapshot(msgspec.Struct):
     """Everything :class:`IndexedServerState` holds, in a form msgspec can encode."""
 
@@ -68,14 +72,20 @@ class Store:
     """One SQLite database holding a snapshot and the log after it."""
 
     def __init__(self, path: str, min_log: int = 2000) -> None:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.min_log = min_log
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(
+                f"cannot use {path!r} as the server's database ({exc}); "
+                "--db takes the path of a SQLite file (created if missing) or :memory:"
+            ) from None
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder()
         self._snapshot_decoder = msgspec.json.Decoder(Snapshot)
