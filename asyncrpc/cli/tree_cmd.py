@@ -6,11 +6,9 @@ import json
 import os
 from typing import Annotated
 
-import httpx
 import typer
-from rich.console import Console
 
-from asyncrpc import callgraph, config
+from asyncrpc import config
 from asyncrpc.cli.app import app
 
 
@@ -29,6 +27,12 @@ def tree(
 ) -> None:
     """Show the durable call graph of an invocation: each promise's function, group, state,
     value and duration. Works while the flow runs (pending branches show) and after."""
+    # Imported here so other commands do not pay for them at start-up.
+    import httpx
+    from rich.console import Console
+
+    from asyncrpc import callgraph
+
     url = config.server_url(os.environ, server_url)
     token = os.environ.get(config.ENV_TOKEN)
     try:
