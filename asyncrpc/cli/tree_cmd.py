@@ -12,6 +12,14 @@ from asyncrpc import config
 from asyncrpc.cli.app import app
 
 
+def launcher_server_url() -> str | None:
+    """The server a running `asyncrpc up` uses, if there is one in this run directory."""
+    from asyncrpc.launcher.rundir import RunDir
+
+    state = RunDir(config.run_dir(os.environ)).read_state() or {}
+    return state.get("server_url")
+
+
 @app.command()
 def tree(
     invocation_id: Annotated[
@@ -20,7 +28,7 @@ def tree(
     server_url: Annotated[
         str | None,
         typer.Option(
-            help="Resonate server to read from. Default: RESONATE_URL, else the embedded one."
+            help="Resonate server to read from. Default: RESONATE_URL, else the one `asyncrpc up` runs."
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -33,7 +41,8 @@ def tree(
 
     from asyncrpc import callgraph
 
-    url = config.server_url(os.environ, server_url)
+    url = server_url or os.environ.get(config.ENV_SERVER_URL) or launcher_server_url()
+    url = config.server_url(os.environ, url)
     token = os.environ.get(config.ENV_TOKEN)
     try:
         with httpx.Client(base_url=url, timeout=10) as client:
