@@ -28,7 +28,7 @@ def tree(
     server_url: Annotated[
         str | None,
         typer.Option(
-            help="Resonate server to read from. Default: RESONATE_URL, else the one `asyncrpc up` runs."
+            help="Server to read from. Default: RESONATE_URL, else the one of `asyncrpc up`."
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
