@@ -80,7 +80,13 @@ def gateway_settings(
     random_hex: Callable[[int], str] = secrets.token_hex,
 ) -> GatewaySettings:
     """Options first, then environment variables, then defaults."""
-    port = config.DEFAULT_GATEWAY_PORT if port is None else port
+    if port is None:
+        configured = env.get(config.ENV_GATEWAY_PORT)
+        if configured is not None and not configured.isdigit():
+            raise SettingsError(
+                f"{config.ENV_GATEWAY_PORT} must be a port number, got {configured!r}"
+            )
+        port = int(configured) if configured else config.DEFAULT_GATEWAY_PORT
     if not 0 < port < 65536:
         raise SettingsError(f"--port must be between 1 and 65535, got {port}")
     return GatewaySettings(

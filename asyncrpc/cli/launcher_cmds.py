@@ -158,10 +158,22 @@ def up(
         ),
     ] = None,
     server_port: Annotated[
-        int, typer.Option(help="Port of the embedded server (127.0.0.1).")
+        int,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar=config.ENV_SERVER_PORT,
+            help="Port of the embedded server (127.0.0.1).",
+        ),
     ] = config.DEFAULT_SERVER_PORT,
     gateway_port: Annotated[
-        int, typer.Option(help="Port of the HTTP gateway (127.0.0.1).")
+        int,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar=config.ENV_GATEWAY_PORT,
+            help="Port of the HTTP gateway (127.0.0.1).",
+        ),
     ] = config.DEFAULT_GATEWAY_PORT,
     ready_timeout: Annotated[
         float, typer.Option(help="Seconds each process may take to become ready.")

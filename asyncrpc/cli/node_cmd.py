@@ -67,7 +67,8 @@ def node_command(
         int | None,
         typer.Option(
             "--port",
-            help=f"Gateway only: port to listen on (default: {config.DEFAULT_GATEWAY_PORT})",
+            help="Gateway only: port to listen on "
+            f"(default: ${config.ENV_GATEWAY_PORT}, else {config.DEFAULT_GATEWAY_PORT})",
         ),
     ] = None,
 ) -> None:
@@ -76,12 +77,14 @@ def node_command(
     Stop it with Ctrl-C (or SIGTERM). Like the original example's `uv run a` in its own terminal.
     """
     # Imported here so other commands do not pay for the SDK and FastAPI at start-up.
-    from asyncrpc import gateway, node
+    from asyncrpc import node
     from asyncrpc.serving import PortInUse
 
     env = os.environ
     try:
         if name == topology.GATEWAY:
+            from asyncrpc import gateway  # FastAPI: only the gateway pays for it
+
             if delay is not None or ttl is not None:
                 raise node.SettingsError("--delay and --ttl apply to worker nodes, not the gateway")
             settings = gateway.gateway_settings(

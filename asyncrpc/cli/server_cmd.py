@@ -16,9 +16,10 @@ def server(
     host: Annotated[
         str, typer.Option(help="Address to bind. Keep 127.0.0.1 unless you mean it.")
     ] = (config.DEFAULT_HOST),
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = (
-        config.DEFAULT_SERVER_PORT
-    ),
+    port: Annotated[
+        int,
+        typer.Option(min=1, max=65535, envvar=config.ENV_SERVER_PORT, help="Port to listen on."),
+    ] = (config.DEFAULT_SERVER_PORT),
     db: Annotated[
         str | None,
         typer.Option(
