@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import uvicorn
+import uvloop
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -400,7 +401,7 @@ def run(settings: GatewaySettings) -> int:
     sock = bind(settings.host, settings.port)
     configure_logging()
     try:
-        asyncio.run(serve(settings, sock))
+        uvloop.run(serve(settings, sock))
     finally:
         sock.close()
     return 0

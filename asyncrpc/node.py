@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import uvloop
 from resonate.connections import HttpConnection, SSEConnection
 from resonate.resonate import Resonate
 from resonate.retry import ExponentialBackoff
@@ -275,5 +276,5 @@ async def until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> N
 def run(settings: NodeSettings) -> int:
     """Run a worker node in the foreground; 0 after a clean stop."""
     configure_logging()
-    asyncio.run(until_signalled(lambda stop: run_worker(settings, stop)))
+    uvloop.run(until_signalled(lambda stop: run_worker(settings, stop)))
     return 0
