@@ -5,6 +5,7 @@ the package. Importing a command module registers its commands on ``app``.
 """
 
 from asyncrpc.cli import (  # noqa: F401  (importing registers the commands)
+    demo_cmd,
     launcher_cmds,
     node_cmd,
     server_cmd,
