@@ -9,13 +9,14 @@ fetches it, arranges it as a tree, and renders it with rich or as JSON.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from resonate.codec import Codec, NoopEncryptor
+from resonate.types import Value
+from resonate_base import PROTOCOL_VERSION
 from rich.text import Text
 from rich.tree import Tree
 
@@ -70,7 +71,11 @@ class CallNode:
 def search_promises(
     client: httpx.Client, tags: dict[str, str], token: str | None = None
 ) -> list[dict[str, Any]]:
-    """Every promise with these tags, following the server's cursor."""
+    """Every promise with these tags (``promise.search``, all pages), as wire JSON.
+
+    ``client`` has the server's URL as its base URL. Raises :class:`CallGraphError`
+    when the server cannot be asked or refuses.
+    """
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     promises: list[dict[str, Any]] = []
     cursor: str | None = None
@@ -78,31 +83,24 @@ def search_promises(
         data: dict[str, Any] = {"tags": tags, "limit": 1000}
         if cursor:
             data["cursor"] = cursor
-        envelope = {
-            "kind": "promise.search",
-            "head": {"corrId": "tree", "version": ""},
-            "data": data,
-        }
+        head = {"corrId": "search", "version": PROTOCOL_VERSION}
+        envelope = {"kind": "promise.search", "head": head, "data": data}
         try:
             response = client.post("/", json=envelope, headers=headers)
+            body = response.json()
         except httpx.HTTPError as exc:
-            raise CallGraphError(
-                f"cannot reach the Resonate server at {client.base_url}: {exc}"
-            ) from exc
+            url = client.base_url
+            raise CallGraphError(f"cannot reach the Resonate server at {url}: {exc}") from None
+        except ValueError:
+            status = response.status_code
+            raise CallGraphError(f"the server answered {status} with no JSON") from None
         if response.status_code == 401:
             raise CallGraphError("the server refused the request: set RESONATE_TOKEN")
-        try:
-            body = response.json()
-        except ValueError:
-            raise CallGraphError(
-                f"the server answered {response.status_code} with no JSON"
-            ) from None
-        if response.status_code != 200:
-            raise CallGraphError(
-                f"promise.search failed ({response.status_code}): {body.get('data')}"
-            )
-        promises.extend(body["data"]["promises"])
-        cursor = body["data"].get("cursor")
+        page = body.get("data") if isinstance(body, dict) else None
+        if response.status_code != 200 or not isinstance(page, dict):
+            raise CallGraphError(f"promise.search failed ({response.status_code}): {page}")
+        promises.extend(p for p in page.get("promises", []) if isinstance(p, dict))
+        cursor = page.get("cursor")
         if not cursor:
             return promises
 
@@ -160,7 +158,7 @@ def _label(node: CallNode) -> Text:
 
 def _node(record: dict[str, Any]) -> CallNode:
     tags = record.get("tags") or {}
-    param = _decode(record.get("param"))
+    param = decode_value(record.get("param"))
     address = Address.parse(tags.get("resonate:target", ""))
     if tags.get("resonate:timer") == "true":
         kind = "sleep"
@@ -177,17 +175,26 @@ def _node(record: dict[str, Any]) -> CallNode:
         args=list(param.get("args", [])) if isinstance(param, dict) else [],
         group=address.group if address else None,
         state=record.get("state", "pending"),
-        value=_decode(record.get("value")),
+        value=decode_value(record.get("value")),
         created_at=record.get("createdAt", 0),
         settled_at=record.get("settledAt"),
     )
 
 
-def _decode(value: Any) -> Any:
-    """The SDK stores values as base64-encoded JSON in ``{"data": ...}``; undo that."""
-    if not isinstance(value, dict) or not isinstance(value.get("data"), str):
+_CODEC = Codec(NoopEncryptor())
+
+
+def decode_value(value: Any) -> Any:
+    """A promise's wire ``param`` / ``value`` (``{"headers", "data"}``) as Python (SDK codec)."""
+    if not isinstance(value, dict) or value.get("data") is None:
         return None
     try:
-        return json.loads(base64.b64decode(value["data"]))
-    except (binascii.Error, ValueError):
-        return value["data"]
+        return _CODEC.decode(Value(headers=value.get("headers"), data=value.get("data")))
+    except Exception:
+        return value.get("data")
+
+
+def function_of(record: dict[str, Any]) -> str | None:
+    """The durable function a promise (wire JSON) invokes, if it invokes one."""
+    param = decode_value(record.get("param"))
+    return param.get("func") if isinstance(param, dict) else None

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from asyncrpc import config, topology
-from asyncrpc.launcher.calls import function_of, search_promises
+from asyncrpc.callgraph import function_of, search_promises
 from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.rundir import RunDir
 from tests.support import Processes, free_port, wait_until
@@ -181,8 +181,8 @@ def test_a_killed_node_is_replaced_and_the_call_still_returns_3(
     )
 
     def c_is_running() -> bool:
-        with httpx.Client(trust_env=False, timeout=5) as client:
-            promises = search_promises(client, server_url, {"resonate:origin": invocation})
+        with httpx.Client(base_url=server_url, trust_env=False, timeout=5) as client:
+            promises = search_promises(client, {"resonate:origin": invocation})
         if call.poll() is not None:
             raise AssertionError(f"call ended early: {output.read_text()}")
         return any(function_of(p) == topology.NODES["c"].function for p in promises)

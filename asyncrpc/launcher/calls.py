@@ -14,22 +14,21 @@ from __future__ import annotations
 
 import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
-from resonate.codec import Codec, NoopEncryptor
-from resonate.types import Value
-from resonate_base import PROTOCOL_VERSION
 
 from asyncrpc import topology
+from asyncrpc.callgraph import CallGraphError, decode_value, function_of, search_promises
 from asyncrpc.launcher.errors import LauncherError
 
 #: Longest a single HTTP request asks the gateway to hold the answer.
 LONG_POLL = 10.0
 POLL_INTERVAL = 0.1
+#: The gateway answers 503 while it cannot reach the server (a restart): keep asking.
+UNAVAILABLE = 503
 
 
 class CallTimeout(LauncherError):
@@ -82,7 +81,7 @@ class FlowCaller:
             if flow.waits_for_result:
                 result = entry
             else:
-                result = self._last_step_result(client, flow, invocation_id, deadline, timeout)
+                result = self._last_step_result(flow, invocation_id, deadline, timeout)
         return CallResult(
             flow=flow.name,
             id=invocation_id,
@@ -120,7 +119,7 @@ class FlowCaller:
             response = None  # the gateway went away mid-request: poll for the result
         if response is not None and response.status_code == 200:
             return self._message(response)
-        if response is not None and response.status_code != 202:
+        if response is not None and response.status_code not in (202, UNAVAILABLE):
             raise LauncherError(f"the gateway refused {flow.name}: {_error_of(response)}")
         return self._poll(client, flow, invocation_id, deadline, timeout)
 
@@ -154,7 +153,7 @@ class FlowCaller:
                     raise LauncherError(
                         f"invocation {invocation_id} ended {state}: {body.get('result')!r}"
                     )
-            elif response is not None and response.status_code != 404:
+            elif response is not None and response.status_code not in (404, UNAVAILABLE):
                 raise LauncherError(
                     f"the gateway could not report {invocation_id}: {_error_of(response)}"
                 )
@@ -165,7 +164,6 @@ class FlowCaller:
 
     def _last_step_result(
         self,
-        client: httpx.Client,
         flow: topology.Flow,
         root_id: str,
         deadline: float,
@@ -175,9 +173,25 @@ class FlowCaller:
         if not self.server_url:
             raise LauncherError(f"{flow.name}'s result is read from the server: give its URL.")
         function = topology.NODES[flow.nodes[-1]].function
+        server = httpx.Client(base_url=self.server_url, timeout=10.0, trust_env=False)
+        with server:
+            return self._wait_for_last_step(server, flow, function, root_id, deadline, timeout)
+
+    def _wait_for_last_step(
+        self,
+        server: httpx.Client,
+        flow: topology.Flow,
+        function: str,
+        root_id: str,
+        deadline: float,
+        timeout: float,
+    ) -> Any:
         while self.clock() < deadline:
-            tags = {"resonate:origin": root_id}
-            for promise in search_promises(client, self.server_url, tags, self.token):
+            try:
+                promises = search_promises(server, {"resonate:origin": root_id}, self.token)
+            except CallGraphError:
+                promises = []  # the server is restarting: ask again
+            for promise in promises:
                 if function_of(promise) != function:
                     continue
                 state = promise.get("state")
@@ -187,54 +201,3 @@ class FlowCaller:
                     raise LauncherError(f"{function} in {root_id} ended {state}")
             self.sleeper(POLL_INTERVAL)
         raise self._timeout(flow, root_id, timeout)
-
-
-def search_promises(
-    client: httpx.Client, server_url: str, tags: dict[str, str], token: str | None = None
-) -> list[dict[str, Any]]:
-    """Every promise with ``tags`` (the server's promise.search, all pages) as wire JSON.
-
-    Returns what it has so far if the server does not answer (callers poll again).
-    """
-    promises: list[dict[str, Any]] = []
-    cursor = None
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    while True:
-        head: dict[str, Any] = {"corrId": uuid.uuid4().hex, "version": PROTOCOL_VERSION}
-        if token:
-            head["auth"] = token
-        data: dict[str, Any] = {"tags": tags, "limit": 100}
-        if cursor:
-            data["cursor"] = cursor
-        envelope = {"kind": "promise.search", "head": head, "data": data}
-        try:
-            response = client.post(f"{server_url}/", json=envelope, headers=headers)
-            body = response.json()
-        except (httpx.HTTPError, ValueError):
-            return promises
-        page = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(page, dict):
-            return promises
-        promises += [p for p in page.get("promises", []) if isinstance(p, dict)]
-        cursor = page.get("cursor")
-        if not cursor:
-            return promises
-
-
-_CODEC = Codec(NoopEncryptor())
-
-
-def decode_value(value: Any) -> Any:
-    """A promise's wire ``param`` / ``value`` ({"headers", "data": base64 JSON}) as Python."""
-    if not isinstance(value, dict):
-        return None
-    try:
-        return _CODEC.decode(Value(headers=value.get("headers"), data=value.get("data")))
-    except Exception:
-        return value.get("data")
-
-
-def function_of(promise: dict[str, Any]) -> str | None:
-    """The durable function a promise (wire JSON) invokes, if it invokes one."""
-    param = decode_value(promise.get("param"))
-    return param.get("func") if isinstance(param, dict) else None
