@@ -1,0 +1,101 @@
+"""What every part gets: the sizes to run at, where logs go, and the shared topology.
+
+The round-trip, throughput, baseline and direct-client parts measure the same
+running system (server + gateway + the nine nodes, each its own process,
+the server on a SQLite file as `asyncrpc server` runs by default), started
+once, on first use, by :meth:`Bench.topology`. Parts that kill or restart
+processes (recovery, start-up, server) start their own.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from asyncrpc import topology
+from benchmarks.processes import Topology, start_topology
+from tests.support import Processes
+
+#: The flow every load runs.
+AWAIT_CHAIN = topology.FLOWS["await-chain"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each part does. :meth:`quick` is a smoke run of the same code."""
+
+    #: Sequential invocations per flow (round trip).
+    roundtrip: int = 200
+    #: Invocations per concurrency level, at least ``per_caller`` per caller.
+    throughput: int = 400
+    per_caller: int = 8
+    callers: tuple[int, ...] = (1, 16, 64)
+    #: promise.create + promise.settle pairs (server alone).
+    server_pairs: int = 2000
+    #: Stored promises to restart the server with.
+    server_promises: tuple[int, ...] = (10_000, 100_000)
+    #: Repetitions of each recovery scenario and of the start-up measurement.
+    recovery_rounds: int = 3
+    startup_rounds: int = 2
+    #: Task lease (s) of the worker nodes in the recovery scenarios.
+    recovery_ttl: float = 2.0
+    #: Crash-demo delay (s, a durable sleep) used to catch a flow mid-way.
+    recovery_delay: float = 1.0
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            roundtrip=20,
+            throughput=48,
+            per_caller=2,
+            server_pairs=300,
+            server_promises=(2_000,),
+            recovery_rounds=1,
+            startup_rounds=1,
+        )
+
+    def with_(self, **changes: object) -> Sizes:
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+
+@dataclass
+class Bench:
+    """The run's context, handed to every part."""
+
+    sizes: Sizes
+    procs: Processes
+    log_dir: Path
+    console: Console
+    #: Makes invocation ids unique to this run.
+    tag: str = field(default_factory=lambda: secrets.token_hex(3))
+    _topology: Topology | None = None
+
+    def say(self, message: str) -> None:
+        """A progress line, timestamped."""
+        stamp = datetime.now().strftime("%H:%M:%S")
+        self.console.print(f"{stamp} {message}", style="dim", markup=False, highlight=False)
+
+    def topology(self) -> Topology:
+        """The shared system (started on first use)."""
+        if self._topology is None:
+            self.say("starting server + gateway + 9 nodes for the shared topology")
+            self._topology = start_topology(self.procs, self.log_dir / "shared.db")
+            self.say(f"shared topology ready in {self._topology.ready_after:.1f}s")
+        return self._topology
+
+    def stop_topology(self) -> None:
+        """Stop the shared system (so later parts have the cores to themselves)."""
+        if self._topology is not None:
+            for process in reversed(self._topology.processes()):
+                process.kill(signal.SIGTERM)
+            self._topology = None
+
+    def ids(self, prefix: str, count: int) -> list[str]:
+        """``count`` invocation ids unique to this run."""
+        return [f"{prefix}-{self.tag}-{i}" for i in range(count)]

@@ -1,0 +1,115 @@
+"""`uv run python -m benchmarks`: the command line; :mod:`benchmarks.runner` does the work."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from benchmarks.bench import Sizes
+from benchmarks.runner import DEFAULT_JSON, PART_NAMES, PARTS, Options, run
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+PARTS_HELP = "; ".join(f"{p.name}: {p.summary}" for p in PARTS)
+
+
+def name_list(value: str | None, what: str) -> tuple[str, ...] | None:
+    """``a,b`` -> ("a", "b"), each checked against the part names."""
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    unknown = [n for n in names if n not in PART_NAMES]
+    if unknown or not names:
+        raise typer.BadParameter(
+            f"unknown part(s) {', '.join(unknown) or '(none given)'}; "
+            f"valid: {', '.join(PART_NAMES)}",
+            param_hint=what,
+        )
+    return names
+
+
+def int_list(value: str | None, what: str, minimum: int) -> tuple[int, ...] | None:
+    """``1,16,64`` -> (1, 16, 64), each an integer >= ``minimum``."""
+    if value is None:
+        return None
+    try:
+        numbers = tuple(int(n) for n in value.split(",") if n.strip())
+    except ValueError:
+        numbers = ()
+    if not numbers or any(n < minimum for n in numbers):
+        raise typer.BadParameter(
+            f"expected comma-separated integers >= {minimum}, e.g. 1,16,64; got {value!r}",
+            param_hint=what,
+        )
+    return numbers
+
+
+@app.command(help=f"Run the asyncrpc benchmarks. Parts: {PARTS_HELP}.")
+def main(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small sizes: a smoke run of every part.")
+    ] = False,
+    only: Annotated[
+        str | None, typer.Option(help="Run only these parts, e.g. roundtrip,throughput.")
+    ] = None,
+    skip: Annotated[str | None, typer.Option(help="Run every part except these.")] = None,
+    json_path: Annotated[
+        Path, typer.Option("--json", help="Where to write the results.")
+    ] = DEFAULT_JSON,
+    callers: Annotated[
+        str | None, typer.Option(help="Concurrency levels, e.g. 1,16,64 (default).")
+    ] = None,
+    roundtrip: Annotated[
+        int | None, typer.Option(min=1, help="Sequential invocations per flow (default 200).")
+    ] = None,
+    invocations: Annotated[
+        int | None,
+        typer.Option(min=1, help="Invocations per concurrency level, at least (default 400)."),
+    ] = None,
+    server_pairs: Annotated[
+        int | None, typer.Option(min=1, help="Server alone: create+settle pairs (default 2000).")
+    ] = None,
+    server_promises: Annotated[
+        str | None,
+        typer.Option(help="Server alone: restart with these many stored promises (10000,100000)."),
+    ] = None,
+    recovery_rounds: Annotated[
+        int | None, typer.Option(min=1, help="Rounds of each recovery scenario (default 3).")
+    ] = None,
+    startup_rounds: Annotated[
+        int | None, typer.Option(min=1, help="Start-up measurements (default 2).")
+    ] = None,
+    keep_logs: Annotated[
+        bool, typer.Option("--keep-logs", help="Keep the processes' logs (kept anyway on failure).")
+    ] = False,
+) -> None:
+    if only is not None and skip is not None:
+        raise typer.BadParameter("use --only or --skip, not both", param_hint="--only/--skip")
+    parts = name_list(only, "--only") or PART_NAMES
+    skipped = name_list(skip, "--skip") or ()
+    sizes = (Sizes.quick() if quick else Sizes()).with_(
+        callers=int_list(callers, "--callers", 1),
+        roundtrip=roundtrip,
+        throughput=invocations,
+        server_pairs=server_pairs,
+        server_promises=int_list(server_promises, "--server-promises", 1),
+        recovery_rounds=recovery_rounds,
+        startup_rounds=startup_rounds,
+    )
+    chosen = tuple(p for p in parts if p not in skipped)
+    if not chosen:
+        raise typer.BadParameter("that leaves no part to run", param_hint="--skip")
+    options = Options(
+        sizes=sizes,
+        parts=chosen,
+        json_path=json_path,
+        keep_logs=keep_logs,
+        quick=quick,
+    )
+    # A fixed width when piped, so tables do not wrap at 80 columns in a log.
+    console = Console() if sys.stdout.isatty() else Console(width=120)
+    raise typer.Exit(run(options, console))

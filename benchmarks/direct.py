@@ -1,0 +1,81 @@
+"""Part 5: the await chain driven by an SDK client directly, no HTTP gateway in between.
+
+The benchmark process itself becomes a Resonate client of the shared
+topology's server (``Resonate(url=..., group="bench-client")``, SDK defaults
+otherwise) and does what a gateway handler does at its core:
+``resonate.options(target=service-a).rpc(id, "foo")`` then
+``await handle.result()``. Against our gateway's numbers this is the cost of
+the gateway itself: HTTP, FastAPI, its extra ``promise.get`` to detect
+re-attaching, and one more process on the two cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from resonate.resonate import Resonate
+
+from benchmarks.bench import AWAIT_CHAIN, Bench
+from benchmarks.measure import LoadResult, drive, invocation_count
+from benchmarks.processes import READY_TIMEOUT, BenchError, Topology, stream_connected
+from benchmarks.report import (
+    CPU_NOTE,
+    PartResult,
+    add_level,
+    error_notes,
+    level_table,
+    levels_json,
+)
+
+GROUP = "bench-client"
+
+
+async def wait_connected(server_url: str, pid: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not await asyncio.to_thread(stream_connected, server_url, GROUP, pid):
+        if time.monotonic() > deadline:
+            raise BenchError(f"the direct client's poll stream did not connect to {server_url}")
+        await asyncio.sleep(0.01)
+
+
+async def sdk_levels(bench: Bench, system: Topology) -> list[LoadResult]:
+    """Every concurrency level, from one SDK client in this process."""
+    server_url = system.server_url
+    pid = f"{GROUP}-{bench.tag}"
+    resonate = Resonate(url=server_url, group=GROUP, pid=pid, env={})
+    try:
+        await wait_connected(server_url, pid)
+        client = resonate.options(target=AWAIT_CHAIN.entry_group)
+        meter = system.meter(with_gateway=False)  # ours is up, idle, not in the path
+
+        async def call(invocation_id: str) -> None:
+            handle = client.rpc(invocation_id, AWAIT_CHAIN.entry_function, *AWAIT_CHAIN.entry_args)
+            value = await handle.result()
+            if value != AWAIT_CHAIN.expected_result:
+                raise BenchError(f"wrong answer: {value!r}")
+
+        levels = []
+        for callers in bench.sizes.callers:
+            count = invocation_count(bench.sizes.throughput, callers, bench.sizes.per_caller)
+            bench.say(f"direct client: await chain, {callers} callers x {count} invocations")
+            await drive(call, bench.ids(f"direct-{callers}-warm", min(callers, 16)), callers)
+            ids = bench.ids(f"direct-{callers}", count)
+            levels.append(await drive(call, ids, callers, meter))
+        return levels
+    finally:
+        await resonate.stop()
+
+
+def run(bench: Bench) -> PartResult:
+    system = bench.topology()
+    levels = asyncio.run(sdk_levels(bench, system))
+    result = PartResult(
+        "direct", data={"levels": levels_json(levels, ("server", "nodes", "driver"))}
+    )
+    table = level_table("Await chain from an SDK client, no gateway (resonate.rpc + result)")
+    for level in levels:
+        add_level(table, level)
+    result.tables.append(table)
+    result.notes.extend([*error_notes(levels), CPU_NOTE])
+    return result

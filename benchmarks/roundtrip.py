@@ -1,0 +1,163 @@
+"""Part 1: the round trip of each flow through the gateway, one invocation at a time.
+
+Every invocation has its own id. For the flows that wait (await chain,
+fan-out) the latency is the caller's ``POST`` until the answer
+``{"message": 3}``. The detached chain answers as soon as its first step is
+durable, so it gets two numbers: that answer ("started"), and the time until
+its last step ``cog`` has resolved with 3 ("complete"): from just before the
+``POST`` to the ``settledAt`` the server stamped on cog's promise (same
+machine, same wall clock, 1 ms resolution). cog's promise is found with
+``promise.search`` by the ``resonate:origin`` tag, polled every 10 ms; the
+poll only decides when the next invocation may start, not the number.
+Requests go through aiohttp (see :mod:`benchmarks.load_client`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import Any
+
+import aiohttp
+
+from asyncrpc import topology
+from benchmarks import load_client
+from benchmarks.bench import Bench
+from benchmarks.measure import Summary
+from benchmarks.processes import POLL_S, BenchError
+from benchmarks.report import PartResult, Table, ms
+
+WARMUP = 3
+#: The longest one invocation may take before the run counts as broken.
+CALL_TIMEOUT = 60.0
+
+
+def decode_value(record: dict[str, Any]) -> Any:
+    """A promise record's value as the SDK stored it (base64 of JSON)."""
+    data = (record.get("value") or {}).get("data")
+    return json.loads(base64.b64decode(data)) if data else None
+
+
+async def last_step(
+    server: aiohttp.ClientSession, root_id: str, group: str
+) -> dict[str, Any] | None:
+    """The resolved promise of ``root_id``'s call graph that targets ``group``, if any."""
+    _, reply = await load_client.protocol(
+        server, "promise.search", tags={"resonate:origin": root_id}, limit=100
+    )
+    for record in ((reply or {}).get("data") or {}).get("promises", ()):
+        target = record.get("tags", {}).get("resonate:target", "")
+        if target.endswith(f"@{group}") and record.get("state") == "resolved":
+            return record
+    return None
+
+
+async def call_and_wait(
+    gateway: aiohttp.ClientSession,
+    server: aiohttp.ClientSession,
+    flow: topology.Flow,
+    invocation_id: str,
+) -> dict[str, float]:
+    """POST a flow that answers with its result: seconds until the answer."""
+    began = time.perf_counter()
+    status, body = await load_client.post(gateway, flow.route, params={"id": invocation_id})
+    elapsed = time.perf_counter() - began
+    if status != 200 or body != {"message": flow.expected_result}:
+        raise BenchError(f"{status} {str(body)[:300]}")
+    return {"answer": elapsed}
+
+
+async def call_detached(
+    gateway: aiohttp.ClientSession,
+    server: aiohttp.ClientSession,
+    flow: topology.Flow,
+    invocation_id: str,
+) -> dict[str, float]:
+    """POST the detached chain: seconds until the answer, and until its last step resolved."""
+    wall_began = time.time()
+    began = time.perf_counter()
+    status, body = await load_client.post(gateway, flow.route, params={"id": invocation_id})
+    started = time.perf_counter() - began
+    if status != 200:
+        raise BenchError(f"{status} {str(body)[:300]}")
+    group = topology.NODES[flow.nodes[-1]].group
+    deadline = time.monotonic() + CALL_TIMEOUT
+    while (record := await last_step(server, invocation_id, group)) is None:
+        if time.monotonic() > deadline:
+            raise BenchError(f"the last step did not resolve within {CALL_TIMEOUT:g}s")
+        await asyncio.sleep(POLL_S)
+    if decode_value(record) != flow.expected_result:
+        raise BenchError(f"the last step got {decode_value(record)!r}")
+    return {"started": started, "complete": record["settledAt"] / 1000 - wall_began}
+
+
+async def flow_round_trips(
+    gateway_url: str, server_url: str, flow: topology.Flow, ids: list[str]
+) -> tuple[dict[str, list[float]], list[str]]:
+    """Invoke ``flow`` once per id, one after the other: the samples (after warm-up), the errors."""
+    call = call_and_wait if flow.waits_for_result else call_detached
+    samples: dict[str, list[float]] = {}
+    errors: list[str] = []
+    async with (
+        load_client.session(gateway_url, 1, CALL_TIMEOUT) as gateway,
+        load_client.session(server_url, 1, CALL_TIMEOUT) as server,
+    ):
+        for n, invocation_id in enumerate(ids):
+            try:
+                took = await call(gateway, server, flow, invocation_id)
+            except (BenchError, aiohttp.ClientError, TimeoutError) as exc:
+                errors.append(f"{invocation_id}: {exc}")
+                continue
+            if n >= WARMUP:
+                for what, seconds in took.items():
+                    samples.setdefault(what, []).append(seconds)
+    return samples, errors
+
+
+UNTIL = {
+    "answer": "answer (result)",
+    "started": "answer (started)",
+    "complete": "last step resolved",
+}
+
+
+def run(bench: Bench) -> PartResult:
+    system = bench.topology()
+    count = bench.sizes.roundtrip
+    result = PartResult("roundtrip")
+    table = Table(
+        f"Round trip through the gateway, sequential ({count} invocations per flow)",
+        ["flow", "measured until", "p50 ms", "p99 ms", "mean ms", "max ms", "errors"],
+    )
+    for flow in topology.FLOWS.values():
+        bench.say(f"round trip: {flow.name} x {count}")
+        ids = bench.ids(f"rt-{flow.name}", WARMUP + count)
+        samples, errors = asyncio.run(
+            flow_round_trips(system.gateway_url, system.server_url, flow, ids)
+        )
+        summaries = {what: Summary.of(values) for what, values in samples.items()}
+        result.data[flow.name] = {
+            **{what: summary.to_json() for what, summary in summaries.items()},
+            "errors": len(errors),
+            **({"first_error": errors[0]} if errors else {}),
+        }
+        for what, summary in summaries.items():
+            table.add(
+                flow.name,
+                UNTIL[what],
+                ms(summary.p50_ms),
+                ms(summary.p99_ms),
+                ms(summary.mean_ms),
+                ms(summary.max_ms),
+                len(errors),
+            )
+        if errors:
+            result.notes.append(f"{flow.name}: {len(errors)} error(s), first: {errors[0]}")
+    result.tables.append(table)
+    result.notes.append(
+        "detached chain 'last step resolved': from before the POST to the settledAt the "
+        "server stamped on cog's promise (found by promise.search on its origin tag)"
+    )
+    return result
