@@ -235,15 +235,24 @@ async def result(client: Resonate, handle: ResonateHandle[Any], wait: float) -> 
 
     Raises :class:`FlowFailed` when the invocation settled without a value.
     """
-    waiting = asyncio.ensure_future(handle.result())
-    done, _ = await asyncio.wait({waiting}, timeout=wait)
-    if not done:
-        waiting.cancel()
-        return False, None
-    if waiting.exception() is None:
-        return True, waiting.result()
-    # Read the stored outcome rather than re-raising whatever the SDK rebuilt.
-    raise FlowFailed(await inspect(client, await handle.id()))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    invocation_id = await handle.id()
+    while True:
+        waiting = asyncio.ensure_future(handle.result())
+        done, _ = await asyncio.wait({waiting}, timeout=max(0.0, deadline - loop.time()))
+        if not done:
+            waiting.cancel()
+            return False, None
+        if waiting.exception() is None:
+            return True, waiting.result()
+        # Read the stored outcome rather than re-raising whatever the SDK rebuilt.
+        invocation = await inspect(client, invocation_id)
+        if invocation.state != "pending":
+            raise FlowFailed(invocation)
+        # Still running: the SDK gave up on it early (its listener refresh can race the
+        # promise's creation and take a 404 for "gone"). Listen again.
+        handle = await client.get(invocation_id)
 
 
 async def call_graph(client: Resonate, root_id: str) -> list[Invocation]:

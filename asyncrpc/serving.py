@@ -12,7 +12,7 @@ import contextlib
 import errno
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -35,7 +35,23 @@ def bind(host: str, port: int, port_option: str = "--port") -> socket.socket:
 
 
 class GracefulServer(uvicorn.Server):
-    """uvicorn's server, except that SIGTERM/SIGINT end in a clean exit 0."""
+    """uvicorn's server, except that SIGTERM/SIGINT end in a clean exit 0.
+
+    ``before_shutdown`` runs when shutting down starts, before uvicorn waits for open
+    requests: the Resonate server ends its long-lived poll streams there, so a stop
+    takes milliseconds instead of uvicorn's graceful timeout.
+    """
+
+    def __init__(
+        self, config: uvicorn.Config, before_shutdown: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(config)
+        self._before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._before_shutdown is not None:
+            self._before_shutdown()
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

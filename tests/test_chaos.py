@@ -36,7 +36,7 @@ from tests.support import ASYNCRPC, Process, Processes, free_port, http_ok, wait
 pytestmark = pytest.mark.chaos
 
 INVOCATIONS = 50
-ROUNDS = 6
+ROUNDS = 5
 #: Durable sleeps on the inner steps keep flows in flight while processes die.
 DELAYS = {"b": 2.0, "e": 2.0, "g": 2.0}
 TTL = "2"

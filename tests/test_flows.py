@@ -132,3 +132,17 @@ def test_an_unreachable_server_is_reported_not_retried_forever() -> None:
             await client.stop()
 
     asyncio.run(asyncio.wait_for(unreachable(), 30))
+
+
+def test_a_handle_the_sdk_gave_up_on_too_early_is_listened_to_again() -> None:
+    """The SDK's listener refresh can race a promise's creation, get a 404 and settle the
+    handle as "gone" while the flow still runs; the wait must not report that as a failure."""
+
+    async def raced(client: Resonate) -> tuple[bool, Any]:
+        handle, _ = await flows.start(client, AWAIT_CHAIN, "raced-1")
+        invocation_id = await handle.id()
+        subscription = client._runtime.subs[invocation_id]  # what the SDK's refresh loop does:
+        client._settle_subscription_gone(invocation_id, subscription, "promise not found")
+        return await flows.result(client, handle, 20)
+
+    assert run(raced, delay=0.5) == (True, 3)

@@ -145,3 +145,13 @@ def test_workers_with_the_token_complete_a_flow(procs: Processes) -> None:
         {"RESONATE_URL": url, "RESONATE_TOKEN": "s3cret"},
     )
     caller.wait_for_output(r"result=2\b", timeout=20)
+
+
+def test_sigterm_with_connected_workers_is_a_clean_stop(procs: Processes) -> None:
+    server, url = procs.start_server()
+    start_workers(procs, url, ["t-leaf"])
+    server.popen.send_signal(signal.SIGTERM)
+    assert server.popen.wait(timeout=20) == 0
+    output = server.output()
+    assert "stopped;" in output
+    assert "ERROR" not in output and "Traceback" not in output, output[-2000:]

@@ -53,6 +53,17 @@ class ServerApp:
     def __init__(self, engine: Engine, token: str | None = None) -> None:
         self.engine = engine
         self.token = token
+        self._closing: asyncio.Event | None = None
+
+    def close_streams(self) -> None:
+        """End every poll stream (at shutdown); pollers reconnect to the next server."""
+        if self._closing is not None:
+            self._closing.set()
+
+    def _closing_event(self) -> asyncio.Event:
+        if self._closing is None:
+            self._closing = asyncio.Event()
+        return self._closing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -108,13 +119,16 @@ class ServerApp:
 
     async def _poll(self, group: str, pid: str, receive: Receive, send: Send) -> None:
         stream = self.engine.router.connect(group, pid)
-        disconnected = asyncio.ensure_future(_until_disconnect(receive))
+        disconnected = asyncio.ensure_future(
+            _first_of(_until_disconnect(receive), self._closing_event().wait())
+        )
         try:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
             await send(
                 {"type": "http.response.body", "body": b": connected\n\n", "more_body": True}
             )
             await self._pump(stream, disconnected, send)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             disconnected.cancel()
             self.engine.router.disconnect(stream)
@@ -176,6 +190,16 @@ class ServerApp:
             "streams": len(self.engine.router.streams()),
             "database": self.engine.store.path,
         }
+
+
+async def _first_of(*waits: Awaitable[Any]) -> None:
+    """Return when the first of ``waits`` is done; cancel the rest."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -58,6 +58,6 @@ def serve(host: str, port: int, db: str, token: str | None, log_level: str = "in
         timeout_graceful_shutdown=1,
     )
     try:
-        GracefulServer(config).run(sockets=[sock])
+        GracefulServer(config, before_shutdown=app.close_streams).run(sockets=[sock])
     finally:
         sock.close()
