@@ -10,16 +10,14 @@ measured so far is still written.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -28,6 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
+from asyncrpc.interrupts import sigterm_as_interrupt
 from benchmarks import (
     baseline,
     direct,
@@ -78,20 +77,6 @@ class Options:
     json_path: Path = DEFAULT_JSON
     keep_logs: bool = False
     quick: bool = False
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so every ``finally`` (stopping processes) runs."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def meta(options: Options, log_dir: Path) -> dict[str, Any]:

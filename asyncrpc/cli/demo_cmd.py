@@ -9,10 +9,7 @@ demo started is stopped in every case).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +17,14 @@ import typer
 
 from asyncrpc import config, topology
 from asyncrpc.cli.app import app
+from asyncrpc.cli.options import (
+    GatewayPortOption,
+    ReadyTimeoutOption,
+    ServerPortOption,
+    ServerUrlOption,
+)
 from asyncrpc.demo.scenario import default_victim
+from asyncrpc.interrupts import sigterm_as_interrupt
 
 demo_app = typer.Typer(
     name="demo",
@@ -33,20 +37,6 @@ app.add_typer(demo_app)
 _FLOWS = ", ".join(topology.flow_names())
 _VICTIMS = ", ".join(topology.PROCESS_NAMES)
 _DEFAULT_VICTIMS = ", ".join(f"{f.name}: {default_victim(f)}" for f in topology.FLOWS.values())
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the demo like Ctrl-C does, so its clean-up runs."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @demo_app.command(
@@ -84,23 +74,10 @@ def crash(
     timeout: Annotated[
         float, typer.Option(help="Seconds from the call's start for the flow to recover.")
     ] = 120.0,
-    server_url: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Use the Resonate server at this URL (it must answer) instead of the "
-            f"embedded one; ${config.ENV_SERVER_URL} is used if a server answers there.",
-            show_default=False,
-        ),
-    ] = None,
-    server_port: Annotated[
-        int, typer.Option(help="Port of the embedded server (127.0.0.1).")
-    ] = config.DEFAULT_SERVER_PORT,
-    gateway_port: Annotated[
-        int, typer.Option(help="Port of the HTTP gateway (127.0.0.1).")
-    ] = config.DEFAULT_GATEWAY_PORT,
-    ready_timeout: Annotated[
-        float, typer.Option(help="Seconds each process may take to become ready.")
-    ] = 30.0,
+    server_url: ServerUrlOption = None,
+    server_port: ServerPortOption = config.DEFAULT_SERVER_PORT,
+    gateway_port: GatewayPortOption = config.DEFAULT_GATEWAY_PORT,
+    ready_timeout: ReadyTimeoutOption = 30.0,
     run_dir: Annotated[
         Path | None,
         typer.Option(
@@ -143,7 +120,7 @@ def crash(
             ready_timeout=ready_timeout,
         )
         narrator = Narrator(out, scenario)
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             outcome = run_crash_demo(options, os.environ, narrator)
     except LauncherError as error:
         err.print(f"[red]error:[/red] {escape(str(error))}")

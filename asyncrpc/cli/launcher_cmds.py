@@ -23,6 +23,12 @@ import typer
 
 from asyncrpc import config, topology
 from asyncrpc.cli.app import app
+from asyncrpc.cli.options import (
+    GatewayPortOption,
+    ReadyTimeoutOption,
+    ServerPortOption,
+    ServerUrlOption,
+)
 from asyncrpc.launcher.errors import LauncherError, NothingRunning, UsageError
 from asyncrpc.launcher.logtail import LogFollower
 from asyncrpc.launcher.plan import Slot
@@ -149,35 +155,10 @@ def up(
             show_default=False,
         ),
     ] = None,
-    server_url: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Use the Resonate server at this URL instead of the embedded one (it must "
-            f"answer). Without it, ${config.ENV_SERVER_URL} is used if a server answers there.",
-            show_default=False,
-        ),
-    ] = None,
-    server_port: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            max=65535,
-            envvar=config.ENV_SERVER_PORT,
-            help="Port of the embedded server (127.0.0.1).",
-        ),
-    ] = config.DEFAULT_SERVER_PORT,
-    gateway_port: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            max=65535,
-            envvar=config.ENV_GATEWAY_PORT,
-            help="Port of the HTTP gateway (127.0.0.1).",
-        ),
-    ] = config.DEFAULT_GATEWAY_PORT,
-    ready_timeout: Annotated[
-        float, typer.Option(help="Seconds each process may take to become ready.")
-    ] = 30.0,
+    server_url: ServerUrlOption = None,
+    server_port: ServerPortOption = config.DEFAULT_SERVER_PORT,
+    gateway_port: GatewayPortOption = config.DEFAULT_GATEWAY_PORT,
+    ready_timeout: ReadyTimeoutOption = 30.0,
     run_dir: RunDirOption = None,
 ) -> None:
     """Start the server, the gateway and the nodes; wait until all are ready.
