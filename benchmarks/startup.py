@@ -139,6 +139,15 @@ def stop_leftovers(pids: set[int], run_dir: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds, with the median time to ready and the median RSS."""
+    return {
+        "rounds": rounds,
+        "ready_s_median": statistics.median(r["ready_s"] for r in rounds),
+        "rss_bytes_median": statistics.median(r["rss_bytes"] for r in rounds),
+    }
+
+
 def run(bench: Bench) -> PartResult:
     rounds = bench.sizes.startup_rounds
     result = PartResult("startup")
@@ -150,11 +159,7 @@ def run(bench: Bench) -> PartResult:
     for i in range(rounds):
         bench.say(f"start-up: direct, round {i + 1}/{rounds}")
         direct.append(direct_round(bench, i))
-    result.data["direct"] = {
-        "rounds": direct,
-        "ready_s_median": statistics.median(r["ready_s"] for r in direct),
-        "rss_bytes_median": statistics.median(r["rss_bytes"] for r in direct),
-    }
+    result.data["direct"] = medians(direct)
     table.add(
         "processes started directly",
         secs(result.data["direct"]["ready_s_median"]),
@@ -170,11 +175,7 @@ def run(bench: Bench) -> PartResult:
         for i in range(rounds):
             bench.say(f"start-up: asyncrpc up --detach, round {i + 1}/{rounds}")
             launched.append(launcher_round(bench, i))
-        result.data["launcher"] = {
-            "rounds": launched,
-            "ready_s_median": statistics.median(r["ready_s"] for r in launched),
-            "rss_bytes_median": statistics.median(r["rss_bytes"] for r in launched),
-        }
+        result.data["launcher"] = medians(launched)
         table.add(
             "asyncrpc up --detach",
             secs(result.data["launcher"]["ready_s_median"]),
