@@ -21,13 +21,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from resonate.connections import HttpConnection
 from resonate.error import ConnectorError, ResonateError, ServerError
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 from resonate.retry import ExponentialBackoff
 from resonate.types import PromiseRecord
+from resonate_base.connections import Network
 
+from asyncrpc.http_network import server_network
 from asyncrpc.topology import Flow, node_for_function
 
 #: Seconds a caller waits for a flow's result before getting "still pending".
@@ -102,13 +103,13 @@ class Invocation:
 
 
 class BoundedNetwork:
-    """The SDK's HTTP connection, but each request gives up after ``timeout`` seconds.
+    """A connection to the server whose every request gives up after ``timeout`` seconds.
 
     The SDK retries an unreachable server forever, which is right for a
     worker and wrong for a caller waiting on an HTTP response.
     """
 
-    def __init__(self, inner: HttpConnection, url: str, timeout: float) -> None:
+    def __init__(self, inner: Network, url: str, timeout: float) -> None:
         self._inner = inner
         self._url = url
         self._timeout = timeout
@@ -132,7 +133,7 @@ def bounded_network(
 ) -> BoundedNetwork:
     """A network for callers: requests to ``url`` that fail within ``timeout`` seconds."""
     backoff = ExponentialBackoff(initial=0.2, max_delay=1.0)
-    return BoundedNetwork(HttpConnection(url=url, auth=token, backoff=backoff), url, timeout)
+    return BoundedNetwork(server_network(url, auth=token, backoff=backoff), url, timeout)
 
 
 def check_invocation_id(invocation_id: str) -> str:

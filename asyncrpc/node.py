@@ -24,12 +24,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import uvloop
-from resonate.connections import HttpConnection, SSEConnection
+from resonate.connections import SSEConnection
 from resonate.resonate import Resonate
 from resonate.retry import ExponentialBackoff
 from resonate_base.connections import Network
 
 from asyncrpc import config, services, topology
+from asyncrpc.http_network import server_network
 
 if TYPE_CHECKING:
     import aiohttp
@@ -103,7 +104,7 @@ def join(
         server_url, pid=pid, group=group, auth=token, on_first_connect=on_first_connect
     )
     resonate = Resonate(
-        network=network or HttpConnection(server_url, auth=token, backoff=RECONNECT),
+        network=network or server_network(server_url, auth=token, backoff=RECONNECT),
         sources=[stream],
         group=group,
         pid=pid,

@@ -114,7 +114,7 @@ class ServerApp:
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
-        reply = self.engine.handle(b"".join(chunks))
+        reply = await self.engine.handle_grouped(b"".join(chunks))
         await _respond(send, reply.status, JSON_HEADERS, reply.body)
 
     async def _poll(self, group: str, pid: str, receive: Receive, send: Send) -> None:

@@ -3,9 +3,10 @@
 The state machine is deterministic: the same requests applied at the same
 times give the same state. So the store keeps (1) a snapshot of the whole
 state and (2) the log of every request and timer tick applied since. A restart
-loads the snapshot and replays the short log. A request is appended (and
-committed) before its response leaves the server, so whatever a client was
-told survives ``kill -9``. WAL mode with ``synchronous=NORMAL`` makes a commit
+loads the snapshot and replays the short log. A request is staged and
+committed before its response leaves the server, so whatever a client was
+told survives ``kill -9``; requests that arrive in the same turn of the event
+loop share one commit (group commit). WAL mode with ``synchronous=NORMAL`` makes a commit
 a write to the OS, which a process crash cannot undo (a power cut could lose
 the last commits; that is the trade for speed, and what the docs say).
 
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS snapshot (
     state BLOB NOT NULL
 );
 """
+INSERT_LOG = "INSERT INTO log (seq, at, request) VALUES (?, ?, ?)"
 
 
 class StoreError(Exception):
@@ -89,6 +91,7 @@ class Store:
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder()
         self._snapshot_decoder = msgspec.json.Decoder(Snapshot)
+        self._staged: list[tuple[int, int, bytes | None]] = []
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0), COUNT(*) FROM log").fetchone()
         snap = self._db.execute("SELECT seq FROM snapshot WHERE id = 1").fetchone()
         self.last_seq: int = max(row[0], snap[0] if snap else 0)
@@ -96,20 +99,40 @@ class Store:
 
     # -- writing -------------------------------------------------------------
 
-    def append(self, at: int, request: dict[str, Any] | None) -> None:
-        """Record one applied request (or a tick, when ``request`` is None); committed on return."""
+    def stage(self, at: int, request: dict[str, Any] | None) -> None:
+        """Queue one applied request (or a tick, when ``request`` is None) for the next commit."""
         self.last_seq += 1
         body = self._encoder.encode(request) if request is not None else None
-        self._db.execute(
-            "INSERT INTO log (seq, at, request) VALUES (?, ?, ?)", (self.last_seq, at, body)
-        )
+        self._staged.append((self.last_seq, at, body))
         self.log_length += 1
+
+    @property
+    def staged(self) -> int:
+        """How many entries wait for the next commit."""
+        return len(self._staged)
+
+    def commit(self) -> None:
+        """Write every staged entry in one transaction (group commit); durable on return."""
+        if not self._staged:
+            return
+        rows, self._staged = self._staged, []
+        if len(rows) == 1:  # one statement in autocommit mode is its own transaction
+            self._db.execute(INSERT_LOG, rows[0])
+            return
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(INSERT_LOG, rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def needs_snapshot(self, promise_count: int) -> bool:
         return self.log_length >= max(self.min_log, promise_count // 4)
 
     def write_snapshot(self, state: IndexedServerState) -> None:
         """Store the whole state and drop the log it covers, in one transaction."""
+        self.commit()
         body = self._encoder.encode(
             Snapshot(
                 promises=list(state.promises.values()),

@@ -1,0 +1,253 @@
+"""Protocol requests to the Resonate server over lean keep-alive HTTP/1.1 (the SDK's ``Network``).
+
+Every durable step of a flow is a few ``POST /`` requests from a node to the
+server (acquire, create, suspend, fulfill: about 15 per await chain), so the
+cost of one request bounds how many flows per second the topology carries.
+On this project's machine the SDK's aiohttp-based ``HttpConnection`` spends
+about 470 µs of CPU per request in the client; this one about 120 µs
+(``docs/performance.md`` has the measurement). It does only what the protocol
+needs: one JSON ``POST`` per request on a pool of keep-alive connections, the
+response parsed by httptools (the parser uvicorn uses).
+
+The contract is the SDK's ``HttpConnection``'s, so a node behaves the same
+with either: any HTTP status comes back as the response body; a failure to
+reach the server is retried with the backoff given, forever while running;
+after :meth:`stop` (or before :meth:`start`) a failure raises
+``ConnectorError``. A pooled connection that the server closed (it restarted)
+is retried at once on a new connection. Only ``http://`` URLs are served:
+:func:`server_network` falls back to the SDK's connection for anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from urllib.parse import urlsplit
+
+import httptools
+from resonate.connections import HttpConnection
+from resonate.error import ConnectorError
+from resonate.retry import Backoff, ExponentialBackoff
+from resonate.timing import Sleeper, sleep
+from resonate_base.connections import Network
+
+logger = logging.getLogger(__name__)
+
+#: Connections open at once, as the SDK's own connection caps them.
+MAX_CONNECTIONS = 256
+#: Characters that would end a header line early (header injection).
+_LINE_BREAK = re.compile(r"[\r\n]")
+
+
+class ServerClosed(ConnectionError):
+    """The server closed the connection before the response was complete."""
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: one request at a time, its response parsed by httptools."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[bytes] | None = None
+        self.body: list[bytes] = []
+        self.received = False  # any byte of the current response
+        self.keep_alive = True
+        self.closed = False
+
+    # -- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(ServerClosed(f"unreadable HTTP response from the server: {exc}"))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(ServerClosed("the server closed the connection") if exc is None else exc)
+
+    # -- httptools callbacks ---------------------------------------------------
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+        body = b"".join(self.body)
+        self.body.clear()
+        waiter, self.waiter = self.waiter, None
+        if waiter is None:  # a response nobody asked for: the connection is out of step
+            self.close()
+        elif not waiter.done():
+            waiter.set_result(body)
+
+    # -- use -------------------------------------------------------------------
+
+    async def exchange(self, request: bytes) -> bytes:
+        assert self.transport is not None
+        self.received = False
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self.waiter
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+
+class LeanHttpNetwork:
+    """The SDK's request channel to a Resonate server at an ``http://`` URL."""
+
+    def __init__(
+        self,
+        url: str,
+        auth: str | None = None,
+        backoff: Backoff | None = None,
+        sleeper: Sleeper = sleep,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"expected an http://host:port URL, got {url!r}")
+        self._host = parts.hostname
+        self._port = parts.port or 80
+        path = parts.path.rstrip("/") + "/"
+        head = f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        if auth is not None:
+            head += f"Authorization: Bearer {_header_value(auth)}\r\n"
+        self._head = head
+        self._backoff = backoff if backoff is not None else ExponentialBackoff()
+        self._sleeper = sleeper
+        self._slots = asyncio.Semaphore(max_connections)
+        self._idle: list[_Connection] = []
+        self._open: set[_Connection] = set()
+        self._running = False
+        self._stopped = False
+        self._stop_event = asyncio.Event()
+
+    async def start(self) -> None:
+        self._running = True
+        self._stop_event.clear()
+
+    async def stop(self) -> None:
+        self._running = False
+        self._stopped = True
+        self._stop_event.set()
+        for connection in list(self._open):
+            connection.close()
+        self._idle.clear()
+        self._open.clear()
+
+    async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+        """``POST`` one envelope; the response body, whatever its status."""
+        request = self._encode(req, headers)
+        attempt = 0
+        while True:
+            if self._stopped:
+                raise ConnectorError(RuntimeError("network has been stopped"))
+            try:
+                return (await self._exchange(request)).decode()
+            except OSError as exc:  # refused, reset, closed early (ServerClosed)
+                if not self._running:
+                    raise ConnectorError(exc) from exc
+                delay = self._backoff.delay(attempt)
+                logger.warning("HTTP send failed, retrying (backoff=%ss): %s", delay, exc)
+                await self._sleep_or_stop(delay)
+                if not self._running:
+                    raise ConnectorError(exc) from exc
+                attempt += 1
+
+    # -- internals -------------------------------------------------------------
+
+    def _encode(self, req: str, headers: dict[str, str] | None) -> bytes:
+        body = req.encode()
+        head = self._head
+        if headers:
+            for name, value in headers.items():
+                if name.lower() not in ("content-length", "host"):
+                    head += f"{_header_value(name)}: {_header_value(value)}\r\n"
+        if not headers or not any(name.lower() == "content-type" for name in headers):
+            head += "Content-Type: application/json\r\n"
+        return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+    async def _exchange(self, request: bytes) -> bytes:
+        async with self._slots:
+            connection = self._pooled()
+            if connection is not None:
+                try:
+                    return await self._use(connection, request)
+                except OSError:
+                    if connection.received:
+                        raise
+                    # The server closed a kept-alive connection (it restarted, or
+                    # timed the connection out) before answering: try a fresh one.
+            return await self._use(await self._connect(), request)
+
+    async def _use(self, connection: _Connection, request: bytes) -> bytes:
+        try:
+            body = await connection.exchange(request)
+        except BaseException:
+            # Failed or cancelled mid-request: the connection is out of step.
+            self._discard(connection)
+            raise
+        if connection.keep_alive and not connection.closed and not self._stopped:
+            self._idle.append(connection)
+        else:
+            self._discard(connection)
+        return body
+
+    def _pooled(self) -> _Connection | None:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed:
+                return connection
+            self._open.discard(connection)
+        return None
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(_Connection, self._host, self._port)
+        self._open.add(connection)
+        return connection
+
+    def _discard(self, connection: _Connection) -> None:
+        connection.close()
+        self._open.discard(connection)
+
+    async def _sleep_or_stop(self, seconds: float) -> None:
+        napping = asyncio.ensure_future(self._sleeper(seconds))
+        stopping = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            await asyncio.wait({napping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (napping, stopping):
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+
+
+def _header_value(text: str) -> str:
+    if _LINE_BREAK.search(text):
+        raise ConnectorError(ValueError(f"a line break in an HTTP header is refused: {text!r}"))
+    return text
+
+
+def server_network(url: str, auth: str | None = None, backoff: Backoff | None = None) -> Network:
+    """The request channel for ``url``: lean for ``http://``, the SDK's own otherwise."""
+    if urlsplit(url).scheme == "http":
+        return LeanHttpNetwork(url, auth=auth, backoff=backoff)
+    return HttpConnection(url, auth=auth, backoff=backoff)
