@@ -17,7 +17,9 @@ than hang.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from resonate.retry import ExponentialBackoff
 from resonate.types import PromiseRecord
 from resonate_base.connections import Network
 
+from asyncrpc.callgraph import function_of
 from asyncrpc.http_network import server_network
 from asyncrpc.topology import Flow, node_for_function
 
@@ -102,17 +105,69 @@ class Invocation:
         return body
 
 
+@dataclass(frozen=True)
+class Creation:
+    """What one ``promise.create`` found: a new promise, or one that already existed."""
+
+    existed: bool
+    function: str | None
+
+
+class CreationLedger:
+    """The outcome of each ``promise.create`` a network carried, until a caller reads it.
+
+    The SDK's ``rpc`` creates the invocation's promise but keeps the answer to
+    itself; reading it here spares :func:`start` a ``promise.get`` per call
+    to tell a new invocation from a re-attached one. Bounded: an outcome
+    nobody asks for is forgotten after ``limit`` newer ones.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._outcomes: OrderedDict[str, list[Creation]] = OrderedDict()
+
+    def record(self, response: str) -> None:
+        """Note the outcome if ``response`` answers a ``promise.create``."""
+        if "promise.create" not in response:
+            return
+        try:
+            envelope = json.loads(response)
+            promise = envelope["data"]["promise"]
+            status = envelope["head"]["status"]
+            promise_id = promise["id"]
+        except (ValueError, TypeError, KeyError):
+            return
+        if status not in (200, 201) or not isinstance(promise_id, str):
+            return
+        creation = Creation(existed=status == 200, function=function_of(promise))
+        self._outcomes.setdefault(promise_id, []).append(creation)
+        while len(self._outcomes) > self._limit:
+            self._outcomes.popitem(last=False)
+
+    def take(self, promise_id: str) -> Creation | None:
+        """The oldest unread outcome of creating ``promise_id`` (None if there is none)."""
+        outcomes = self._outcomes.get(promise_id)
+        if not outcomes:
+            return None
+        creation = outcomes.pop(0)
+        if not outcomes:
+            del self._outcomes[promise_id]
+        return creation
+
+
 class BoundedNetwork:
     """A connection to the server whose every request gives up after ``timeout`` seconds.
 
     The SDK retries an unreachable server forever, which is right for a
-    worker and wrong for a caller waiting on an HTTP response.
+    worker and wrong for a caller waiting on an HTTP response. It also keeps
+    a :class:`CreationLedger` of the promises it created, for :func:`start`.
     """
 
     def __init__(self, inner: Network, url: str, timeout: float) -> None:
         self._inner = inner
         self._url = url
         self._timeout = timeout
+        self.creations = CreationLedger()
 
     async def start(self) -> None:
         await self._inner.start()
@@ -122,10 +177,12 @@ class BoundedNetwork:
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
         try:
-            return await asyncio.wait_for(self._inner.send(req, headers), self._timeout)
+            response = await asyncio.wait_for(self._inner.send(req, headers), self._timeout)
         except TimeoutError:
             reason = f"no answer from the Resonate server at {self._url} within {self._timeout:g}s"
             raise ConnectorError(TimeoutError(reason)) from None
+        self.creations.record(response)
+        return response
 
 
 def bounded_network(
@@ -203,24 +260,25 @@ async def inspect(client: Resonate, invocation_id: str) -> Invocation:
 
 
 async def start(
-    client: Resonate, flow: Flow, invocation_id: str | None = None
+    client: Resonate,
+    flow: Flow,
+    invocation_id: str | None = None,
+    creations: CreationLedger | None = None,
 ) -> tuple[ResonateHandle[Any], bool]:
     """Start ``flow`` under ``invocation_id`` (default: the flow's fixed id), or re-attach.
 
     Returns the handle and whether the invocation already existed. Raises
     :class:`InvocationConflict` when the id belongs to another function.
+
+    Given the ``creations`` of the client's :class:`BoundedNetwork`, both are
+    read from the answer to the create itself (creating a promise that exists
+    changes nothing on the server); otherwise from a ``promise.get`` first.
     """
     invocation_id = check_invocation_id(flow.default_id if invocation_id is None else invocation_id)
-    try:
-        existing: Invocation | None = await inspect(client, invocation_id)
-    except UnknownInvocation:
-        existing = None
-    if existing is not None and existing.function != flow.entry_function:
-        raise InvocationConflict(
-            f"invocation id {invocation_id!r} is already used by "
-            f"{existing.function or 'something else'}, not by {flow.name} "
-            f"({flow.entry_function}); choose another id"
-        )
+    existing: Creation | None = None
+    if creations is None:
+        existing = await _lookup(client, invocation_id)
+        _check_same_function(flow, invocation_id, existing)
     handle = client.options(target=flow.entry_group).rpc(
         invocation_id, flow.entry_function, *flow.entry_args
     )
@@ -228,7 +286,32 @@ async def start(
         await handle.id()  # the promise now exists on the server: the flow is durable
     except ResonateError as exc:
         raise _unavailable(exc) from None
+    if creations is not None:
+        created = creations.take(invocation_id)
+        if created is None:  # its answer was forgotten (a flood of creates): ask the server
+            existing = await _lookup(client, invocation_id)
+        else:
+            existing = created if created.existed else None
+        _check_same_function(flow, invocation_id, existing)
     return handle, existing is not None
+
+
+async def _lookup(client: Resonate, invocation_id: str) -> Creation | None:
+    """How an existing invocation looks as a :class:`Creation` (None: there is none)."""
+    try:
+        invocation = await inspect(client, invocation_id)
+    except UnknownInvocation:
+        return None
+    return Creation(existed=True, function=invocation.function)
+
+
+def _check_same_function(flow: Flow, invocation_id: str, existing: Creation | None) -> None:
+    if existing is not None and existing.function != flow.entry_function:
+        raise InvocationConflict(
+            f"invocation id {invocation_id!r} is already used by "
+            f"{existing.function or 'something else'}, not by {flow.name} "
+            f"({flow.entry_function}); choose another id"
+        )
 
 
 async def result(client: Resonate, handle: ResonateHandle[Any], wait: float) -> tuple[bool, Any]:

@@ -108,10 +108,16 @@ def gateway_settings(
 
 @dataclass
 class Client:
-    """The gateway's Resonate client and whether its poll stream is connected."""
+    """The gateway's Resonate client and whether its poll stream is connected.
+
+    ``creations``: what its network saw each ``promise.create`` find (see
+    :class:`~asyncrpc.flows.CreationLedger`); without it, starting a flow
+    asks the server first.
+    """
 
     resonate: Resonate
     connected: Callable[[], bool]
+    creations: flows.CreationLedger | None = None
 
 
 ClientFactory = Callable[[GatewaySettings], Client]
@@ -119,17 +125,16 @@ ClientFactory = Callable[[GatewaySettings], Client]
 
 def connect(settings: GatewaySettings) -> Client:
     """Join the server as ``gateway``; requests give up on an unreachable server."""
+    network = flows.bounded_network(settings.server_url, settings.token, settings.request_timeout)
     resonate, stream = join(
         settings.server_url,
         group=topology.GATEWAY_GROUP,
         pid=settings.gateway_id,
         token=settings.token,
-        network=flows.bounded_network(
-            settings.server_url, settings.token, settings.request_timeout
-        ),
+        network=network,
         subscription_refresh_secs=REFRESH_SECONDS,
     )
-    return Client(resonate, stream.connected.is_set)
+    return Client(resonate, stream.connected.is_set, network.creations)
 
 
 # ── Response bodies (for the OpenAPI docs) ───────────────────────────────────
@@ -217,13 +222,16 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
         lifespan=lifespan,
     )
 
+    def gateway_client(request: Request) -> Client:
+        return request.app.state.client
+
     def client(request: Request) -> Resonate:
-        return request.app.state.client.resonate
+        return gateway_client(request).resonate
 
     for flow in topology.FLOWS.values():
         app.add_api_route(
             flow.route,
-            flow_endpoint(flow, settings, client),
+            flow_endpoint(flow, settings, gateway_client),
             methods=["POST"],
             name=flow.name,
             summary=flow.summary,
@@ -277,15 +285,16 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
 
 
 def flow_endpoint(
-    flow: topology.Flow, settings: GatewaySettings, client: Callable[[Request], Resonate]
+    flow: topology.Flow, settings: GatewaySettings, client: Callable[[Request], Client]
 ) -> Callable[..., Awaitable[JSONResponse]]:
     """The route handler for one flow."""
 
     async def begin(
         request: Request, id: str | None
     ) -> tuple[Resonate, ResonateHandle[Any], dict[str, str]]:
-        resonate = client(request)
-        handle, existed = await flows.start(resonate, flow, id)
+        gateway = client(request)
+        resonate = gateway.resonate
+        handle, existed = await flows.start(resonate, flow, id, gateway.creations)
         headers = {
             "X-Invocation-Id": await handle.id(),
             "X-Invocation-Reattached": "true" if existed else "false",

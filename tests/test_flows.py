@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from resonate.codec import Codec, NoopEncryptor
 from resonate.context import Context
 from resonate.resonate import Resonate
 
 from asyncrpc import flows
+from asyncrpc.server.engine import Engine
+from asyncrpc.server.store import Store
 from asyncrpc.topology import FLOWS
 from tests.in_process import in_process
 from tests.support import free_port
 
 AWAIT_CHAIN = FLOWS["await-chain"]
+CODEC = Codec(NoopEncryptor())
 
 
 async def boom(ctx: Context) -> int:
@@ -146,3 +151,43 @@ def test_a_handle_the_sdk_gave_up_on_too_early_is_listened_to_again() -> None:
         return await flows.result(client, handle, 20)
 
     assert run(raced, delay=0.5) == (True, 3)
+
+
+# ── The gateway's creation ledger: a new or re-attached invocation, from the create's answer ──
+
+
+def create_answer(engine: Engine, promise_id: str, function: str) -> str:
+    """The real server's answer to creating ``promise_id`` as an invocation of ``function``."""
+    param = CODEC.encode({"func": function, "args": [], "kwargs": {}, "version": 1})
+    envelope = {
+        "kind": "promise.create",
+        "head": {"corrId": "c1", "version": ""},
+        "data": {
+            "id": promise_id,
+            "timeoutAt": 2**62,
+            "param": {"headers": param.headers, "data": param.data},
+            "tags": {},
+        },
+    }
+    return engine.handle(json.dumps(envelope).encode()).body.decode()
+
+
+def test_the_ledger_tells_a_new_invocation_from_an_existing_one() -> None:
+    engine = Engine(Store(":memory:"))
+    ledger = flows.CreationLedger()
+    ledger.record(create_answer(engine, "inv-1", "foo"))
+    ledger.record(create_answer(engine, "inv-1", "zim"))  # same id again: the first one stays
+    assert ledger.take("inv-1") == flows.Creation(existed=False, function="foo")
+    assert ledger.take("inv-1") == flows.Creation(existed=True, function="foo")
+    assert ledger.take("inv-1") is None
+
+
+def test_the_ledger_ignores_other_answers_and_forgets_the_oldest() -> None:
+    engine = Engine(Store(":memory:"))
+    ledger = flows.CreationLedger(limit=2)
+    for text in ('{"kind": "promise.get"}', "not json", '{"kind": "promise.create"}', ""):
+        ledger.record(text)
+    for promise_id in ("a", "b", "c"):
+        ledger.record(create_answer(engine, promise_id, "foo"))
+    assert ledger.take("a") is None
+    assert ledger.take("c") == flows.Creation(existed=False, function="foo")
