@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from resonate.resonate import Resonate
 from rich.console import Console
 
+from asyncrpc.node import join
 from benchmarks import load_client
 from benchmarks.bench import AWAIT_CHAIN
 from benchmarks.measure import cpu_seconds
@@ -109,7 +109,7 @@ async def until(deadline: float, callers: int, call: Callable[[str], Awaitable[N
 async def load(via: str, system: Topology, callers: int, seconds: float) -> int:
     """Drive the await chain for ``seconds``; return how many completed."""
     if via == "direct":
-        client = Resonate(url=system.server_url, group="bench-client", pid="profiler", env={})
+        client, _ = join(system.server_url, group="bench-client", pid="profiler")
         await asyncio.to_thread(
             wait_for,
             lambda: stream_connected(system.server_url, "bench-client", "profiler"),

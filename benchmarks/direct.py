@@ -1,12 +1,13 @@
 """Part 5: the await chain driven by an SDK client directly, no HTTP gateway in between.
 
 The benchmark process itself becomes a Resonate client of the shared
-topology's server (``Resonate(url=..., group="bench-client")``, SDK defaults
-otherwise) and does what a gateway handler does at its core:
+topology's server, connected the way every asyncrpc process connects
+(:func:`asyncrpc.node.join`: the lean HTTP client for requests, the SDK's
+SSE stream), and does what a gateway handler does at its core:
 ``resonate.options(target=service-a).rpc(id, "foo")`` then
 ``await handle.result()``. Against our gateway's numbers this is the cost of
-the gateway itself: HTTP, FastAPI, its extra ``promise.get`` to detect
-re-attaching, and one more process on the two cores.
+the gateway itself: HTTP in and out, FastAPI, and one more process on the
+two cores.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from resonate.resonate import Resonate
-
+from asyncrpc.node import join
 from benchmarks.bench import AWAIT_CHAIN, Bench
 from benchmarks.measure import LoadResult, drive, invocation_count
 from benchmarks.processes import READY_TIMEOUT, BenchError, Topology, stream_connected
@@ -43,7 +43,7 @@ async def sdk_levels(bench: Bench, system: Topology) -> list[LoadResult]:
     """Every concurrency level, from one SDK client in this process."""
     server_url = system.server_url
     pid = f"{GROUP}-{bench.tag}"
-    resonate = Resonate(url=server_url, group=GROUP, pid=pid, env={})
+    resonate, _ = join(server_url, group=GROUP, pid=pid)
     try:
         await wait_connected(server_url, pid)
         client = resonate.options(target=AWAIT_CHAIN.entry_group)
