@@ -27,9 +27,12 @@ import uvloop
 from resonate.connections import SSEConnection
 from resonate.resonate import Resonate
 from resonate.retry import ExponentialBackoff
+from resonate.send import Sender
+from resonate.transport import Transport
 from resonate_base.connections import Network
 
 from asyncrpc import config, services, topology
+from asyncrpc.heartbeat import IntervalHeartbeat
 from asyncrpc.http_network import server_network
 
 if TYPE_CHECKING:
@@ -103,9 +106,12 @@ def join(
     stream = PollStream(
         server_url, pid=pid, group=group, auth=token, on_first_connect=on_first_connect
     )
+    network = network or server_network(server_url, auth=token, backoff=RECONNECT)
+    heartbeat = IntervalHeartbeat(pid, ttl / 2, Sender(Transport(network), token))
     resonate = Resonate(
-        network=network or server_network(server_url, auth=token, backoff=RECONNECT),
+        network=network,
         sources=[stream],
+        heartbeat=heartbeat,
         group=group,
         pid=pid,
         ttl=timedelta(seconds=ttl),
