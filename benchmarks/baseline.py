@@ -14,6 +14,7 @@ from asyncrpc import topology
 from benchmarks.bench import Bench
 from benchmarks.processes import (
     READY_TIMEOUT,
+    Topology,
     alive_or_fail,
     http_status,
     start_module,
@@ -30,11 +31,11 @@ from benchmarks.report import (
     levels_json,
 )
 from benchmarks.throughput import http_levels
-from tests.support import free_port
+from tests.support import Process, free_port
 
 
-def run(bench: Bench) -> PartResult:
-    system = bench.topology()
+def start_baseline(bench: Bench, system: Topology) -> tuple[Process, str]:
+    """The baseline gateway against ``system``'s server, started and ready; it and its URL."""
     port, pid = free_port(), f"baseline-{bench.tag}"
     baseline = start_module(
         bench.procs,
@@ -51,6 +52,12 @@ def run(bench: Bench) -> PartResult:
         )
 
     wait_for(ready, READY_TIMEOUT, "the baseline gateway to listen and connect")
+    return baseline, url
+
+
+def run(bench: Bench) -> PartResult:
+    system = bench.topology()
+    baseline, url = start_baseline(bench, system)
     try:
         levels = http_levels(bench, url, "baseline", system.meter(gateway=baseline))
     finally:

@@ -35,6 +35,9 @@ class Sizes:
     throughput: int = 400
     per_caller: int = 8
     callers: tuple[int, ...] = (1, 16, 64)
+    #: The ratios' contenders, interleaved: rounds, and invocations per contender per round.
+    compare_rounds: int = 5
+    compare: int = 300
     #: promise.create + promise.settle pairs (server alone).
     server_pairs: int = 2000
     #: Stored promises to restart the server with.
@@ -53,6 +56,8 @@ class Sizes:
             roundtrip=20,
             throughput=48,
             per_caller=2,
+            compare_rounds=1,
+            compare=24,
             server_pairs=300,
             server_promises=(2_000,),
             recovery_rounds=1,

@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+from resonate.resonate import Resonate
+
 from asyncrpc.node import join
 from benchmarks.bench import AWAIT_CHAIN, Bench
-from benchmarks.measure import LoadResult, drive, invocation_count
+from benchmarks.measure import CpuMeter, LoadResult, drive, invocation_count
 from benchmarks.processes import READY_TIMEOUT, BenchError, Topology, stream_connected
 from benchmarks.report import (
     CPU_NOTE,
@@ -39,29 +41,45 @@ async def wait_connected(server_url: str, pid: str) -> None:
         await asyncio.sleep(0.01)
 
 
-async def sdk_levels(bench: Bench, system: Topology) -> list[LoadResult]:
-    """Every concurrency level, from one SDK client in this process."""
-    server_url = system.server_url
-    pid = f"{GROUP}-{bench.tag}"
+async def connect_client(server_url: str, pid: str) -> Resonate:
+    """An SDK client in this process, joined the way asyncrpc processes join; connected."""
     resonate, _ = join(server_url, group=GROUP, pid=pid)
     try:
         await wait_connected(server_url, pid)
-        client = resonate.options(target=AWAIT_CHAIN.entry_group)
+    except BaseException:
+        await resonate.stop()
+        raise
+    return resonate
+
+
+async def client_level(
+    resonate: Resonate, ids: list[str], warmup: list[str], callers: int, meter: CpuMeter
+) -> LoadResult:
+    """One concurrency level: ``rpc`` + ``result`` per id, ``callers`` at a time."""
+    client = resonate.options(target=AWAIT_CHAIN.entry_group)
+
+    async def call(invocation_id: str) -> None:
+        handle = client.rpc(invocation_id, AWAIT_CHAIN.entry_function, *AWAIT_CHAIN.entry_args)
+        value = await handle.result()
+        if value != AWAIT_CHAIN.expected_result:
+            raise BenchError(f"wrong answer: {value!r}")
+
+    await drive(call, warmup, callers)
+    return await drive(call, ids, callers, meter)
+
+
+async def sdk_levels(bench: Bench, system: Topology) -> list[LoadResult]:
+    """Every concurrency level, from one SDK client in this process."""
+    resonate = await connect_client(system.server_url, f"{GROUP}-{bench.tag}")
+    try:
         meter = system.meter(with_gateway=False)  # ours is up, idle, not in the path
-
-        async def call(invocation_id: str) -> None:
-            handle = client.rpc(invocation_id, AWAIT_CHAIN.entry_function, *AWAIT_CHAIN.entry_args)
-            value = await handle.result()
-            if value != AWAIT_CHAIN.expected_result:
-                raise BenchError(f"wrong answer: {value!r}")
-
         levels = []
         for callers in bench.sizes.callers:
             count = invocation_count(bench.sizes.throughput, callers, bench.sizes.per_caller)
             bench.say(f"direct client: await chain, {callers} callers x {count} invocations")
-            await drive(call, bench.ids(f"direct-{callers}-warm", min(callers, 16)), callers)
+            warmup = bench.ids(f"direct-{callers}-warm", min(callers, 16))
             ids = bench.ids(f"direct-{callers}", count)
-            levels.append(await drive(call, ids, callers, meter))
+            levels.append(await client_level(resonate, ids, warmup, callers, meter))
         return levels
     finally:
         await resonate.stop()

@@ -53,7 +53,7 @@ def in_process() -> Resonate:
     return resonate
 
 
-async def floor_level(bench: Bench, callers: int) -> LoadResult:
+async def floor_level(ids: list[str], warmup: list[str], callers: int) -> LoadResult:
     """One concurrency level on a fresh in-process server."""
     resonate = in_process()
     try:
@@ -65,17 +65,21 @@ async def floor_level(bench: Bench, callers: int) -> LoadResult:
             if value != AWAIT_CHAIN.expected_result:
                 raise BenchError(f"wrong answer: {value!r}")
 
-        count = invocation_count(bench.sizes.throughput, callers, bench.sizes.per_caller)
-        bench.say(f"in-process floor: await chain, {callers} callers x {count} invocations")
-        await drive(call, bench.ids(f"floor-{callers}-warm", min(callers, 16)), callers)
-        ids = bench.ids(f"floor-{callers}", count)
+        await drive(call, warmup, callers)
         return await drive(call, ids, callers, CpuMeter.driver_only())
     finally:
         await resonate.stop()
 
 
+def measured_level(bench: Bench, callers: int) -> LoadResult:
+    count = invocation_count(bench.sizes.throughput, callers, bench.sizes.per_caller)
+    bench.say(f"in-process floor: await chain, {callers} callers x {count} invocations")
+    warmup = bench.ids(f"floor-{callers}-warm", min(callers, 16))
+    return asyncio.run(floor_level(bench.ids(f"floor-{callers}", count), warmup, callers))
+
+
 def run(bench: Bench) -> PartResult:
-    levels = [asyncio.run(floor_level(bench, callers)) for callers in bench.sizes.callers]
+    levels = [measured_level(bench, callers) for callers in bench.sizes.callers]
     result = PartResult("floor", data={"levels": levels_json(levels, ("driver",))})
     table = level_table("Await chain, whole topology in one process (SDK LocalConnection)")
     for level in levels:

@@ -1,9 +1,12 @@
 """The ratios the issue asks for, from the parts' results of the same run.
 
 Absolute numbers move with whatever else the machine does; ratios of two
-measurements taken minutes apart on the same machine move much less. Each
-ratio compares await-chain invocations/s at the same number of concurrent
-callers (16, or the nearest level that ran). ``target`` is the goal issue 6
+measurements taken on the same machine move much less, and least when the
+two are taken in alternation: so a ratio uses the interleaved medians of the
+``compare`` part when it ran, and the separate parts' levels otherwise (the
+``measured`` column says which). Each ratio compares await-chain
+invocations/s at the same number of concurrent callers (16, or the nearest
+level that ran). ``target`` is the goal issue 6
 sets, shown for reference; nothing here asserts it.
 """
 
@@ -57,6 +60,18 @@ def level_at(result: PartResult | None, callers: int) -> dict[str, Any] | None:
     return result.data.get("levels", {}).get(str(callers))
 
 
+def contender_at(
+    results: dict[str, PartResult], part: str, callers: int
+) -> tuple[dict[str, Any] | None, str]:
+    """``part``'s numbers at ``callers``: interleaved medians if they ran, else its own level."""
+    compare = results.get("compare")
+    if compare is not None and not compare.error and compare.data.get("callers") == callers:
+        level = compare.data.get("contenders", {}).get(part)
+        if level:
+            return level, "interleaved"
+    return level_at(results.get(part), callers), "separate parts"
+
+
 def _brief(level: dict[str, Any]) -> dict[str, Any]:
     return {
         "invocations_per_s": level["invocations_per_s"],
@@ -74,16 +89,15 @@ def compute(results: dict[str, PartResult], levels: tuple[int, ...]) -> PartResu
     out = PartResult("ratios")
     table = Table(
         f"Ratios (await chain invocations/s, {callers} concurrent callers)",
-        ["ratio", "inv/s ratio", "target", "by CPU", "inv/s", "product CPU ms/inv"],
+        ["ratio", "inv/s ratio", "target", "by CPU", "inv/s", "product CPU ms/inv", "measured"],
     )
     data: dict[str, Any] = {"callers": callers}
     for ratio in RATIOS:
-        top, bottom = (
-            level_at(results.get(ratio.numerator), callers),
-            level_at(results.get(ratio.denominator), callers),
-        )
+        top, top_source = contender_at(results, ratio.numerator, callers)
+        bottom, bottom_source = contender_at(results, ratio.denominator, callers)
         if not top or not bottom or not bottom["invocations_per_s"]:
             continue
+        source = top_source if top_source == bottom_source else "mixed"
         value = top["invocations_per_s"] / bottom["invocations_per_s"]
         top_cpu = top.get("product_cpu_ms_per_invocation")
         bottom_cpu = bottom.get("product_cpu_ms_per_invocation")
@@ -95,6 +109,7 @@ def compute(results: dict[str, PartResult], levels: tuple[int, ...]) -> PartResu
             "numerator": {"part": ratio.numerator, **_brief(top)},
             "denominator": {"part": ratio.denominator, **_brief(bottom)},
             "meaning": ratio.meaning,
+            "measured": source,
         }
         table.add(
             ratio.name,
@@ -103,6 +118,7 @@ def compute(results: dict[str, PartResult], levels: tuple[int, ...]) -> PartResu
             "-" if by_cpu is None else f"{by_cpu:.2f}",
             f"{top['invocations_per_s']:.1f} / {bottom['invocations_per_s']:.1f}",
             "-" if not (top_cpu and bottom_cpu) else f"{top_cpu:.1f} / {bottom_cpu:.1f}",
+            source,
         )
     out.data = data
     if table.rows:

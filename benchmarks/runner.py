@@ -29,6 +29,7 @@ from rich.console import Console
 from asyncrpc.interrupts import sigterm_as_interrupt
 from benchmarks import (
     baseline,
+    compare,
     direct,
     floor,
     ratios,
@@ -60,6 +61,12 @@ PARTS: tuple[Part, ...] = (
     Part("direct", direct.run, "await chain from an SDK client, no gateway: 1/16/64 callers", True),
     Part("throughput", throughput.run, "await chain through our gateway: 1/16/64 callers", True),
     Part("baseline", baseline.run, "await chain through the Flask-style baseline gateway", True),
+    Part(
+        "compare",
+        compare.run,
+        "the ratios' contenders at 16 callers, interleaved in rounds (medians)",
+        True,
+    ),
     Part("floor", floor.run, "await chain, whole topology in one process (LocalConnection)", False),
     Part("recovery", recovery.run, "replacement start to flow completion after kills", False),
     Part("startup", startup.run, "whole topology start-up time and memory (RSS)", False),

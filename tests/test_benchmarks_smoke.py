@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from benchmarks import floor, ratios
+from benchmarks import compare, floor, ratios
 from benchmarks.bench import Bench, Sizes
 from benchmarks.cli import app
 from benchmarks.measure import CpuMeter, Summary, drive, percentile
@@ -72,3 +72,37 @@ def test_unknown_part_is_a_clear_usage_error() -> None:
     assert result.exit_code == 2
     assert "unknown part(s) nope" in result.output
     assert "valid: roundtrip" in result.output
+
+
+def test_ratios_prefer_the_interleaved_medians() -> None:
+    def part(name: str, rate: float) -> PartResult:
+        level = {"invocations_per_s": rate, "product_cpu_ms_per_invocation": 10.0}
+        return PartResult(name, data={"levels": {"16": level}})
+
+    interleaved = PartResult(
+        "compare",
+        data={
+            "callers": 16,
+            "contenders": {
+                "throughput": {"invocations_per_s": 90.0, "product_cpu_ms_per_invocation": 12.0},
+                "direct": {"invocations_per_s": 100.0, "product_cpu_ms_per_invocation": 10.8},
+            },
+        },
+    )
+    results = {
+        "throughput": part("throughput", 30),
+        "direct": part("direct", 40),
+        "floor": part("floor", 300),
+        "compare": interleaved,
+    }
+    computed = ratios.compute(results, (1, 16, 64)).data
+    assert computed["gateway / direct client"]["value"] == 0.9
+    assert computed["gateway / direct client"]["by_cpu"] == 0.9
+    assert computed["gateway / direct client"]["measured"] == "interleaved"
+    assert computed["whole topology / in-process floor"]["measured"] == "mixed"
+
+
+def test_each_compare_round_starts_with_the_next_contender() -> None:
+    orders = [compare.rotated(n) for n in range(len(compare.CONTENDERS))]
+    assert [order[0] for order in orders] == list(compare.CONTENDERS)
+    assert all(sorted(order) == sorted(compare.CONTENDERS) for order in orders)
