@@ -55,7 +55,7 @@ async def connect_client(server_url: str, pid: str) -> Resonate:
 async def client_level(
     resonate: Resonate, ids: list[str], warmup: list[str], callers: int, meter: CpuMeter
 ) -> LoadResult:
-    """One concurrency level: ``rpc`` + ``result`` per id, ``callers`` at a time."""
+    """One level from any SDK client: ``rpc`` + ``result`` per id, ``callers`` at once."""
     client = resonate.options(target=AWAIT_CHAIN.entry_group)
 
     async def call(invocation_id: str) -> None:

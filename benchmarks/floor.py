@@ -29,9 +29,9 @@ from resonate.resonate import Resonate
 
 from asyncrpc import services
 from asyncrpc.server.state import IndexedServerState
-from benchmarks.bench import AWAIT_CHAIN, Bench
-from benchmarks.measure import CpuMeter, LoadResult, drive, invocation_count
-from benchmarks.processes import BenchError
+from benchmarks.bench import Bench
+from benchmarks.direct import client_level
+from benchmarks.measure import CpuMeter, LoadResult, invocation_count
 from benchmarks.report import (
     CPU_NOTE,
     PartResult,
@@ -54,19 +54,10 @@ def in_process() -> Resonate:
 
 
 async def floor_level(ids: list[str], warmup: list[str], callers: int) -> LoadResult:
-    """One concurrency level on a fresh in-process server."""
+    """One concurrency level on a fresh in-process server (the direct client's calls)."""
     resonate = in_process()
     try:
-        client = resonate.options(target=AWAIT_CHAIN.entry_group)
-
-        async def call(invocation_id: str) -> None:
-            handle = client.rpc(invocation_id, AWAIT_CHAIN.entry_function, *AWAIT_CHAIN.entry_args)
-            value = await handle.result()
-            if value != AWAIT_CHAIN.expected_result:
-                raise BenchError(f"wrong answer: {value!r}")
-
-        await drive(call, warmup, callers)
-        return await drive(call, ids, callers, CpuMeter.driver_only())
+        return await client_level(resonate, ids, warmup, callers, CpuMeter.driver_only())
     finally:
         await resonate.stop()
 
