@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,35 @@ def test_engine_never_raises_on_garbage(clock: FakeClock) -> None:
     for body, n in zip(bodies, itertools.count()):
         reply = engine.handle(body)
         assert 400 <= reply.status < 500 or reply.status in (200, 404, 409), (n, reply)
+
+
+class CountingStore(Store):
+    """A store that remembers how many entries each commit wrote."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+        self.commits: list[int] = []
+
+    def commit(self) -> None:
+        if self.staged:
+            self.commits.append(self.staged)
+        super().commit()
+
+
+def test_requests_of_one_loop_turn_share_one_commit_and_reads_wait_for_it() -> None:
+    store = CountingStore()
+    engine = Engine(store, clock=FakeClock())
+
+    async def one_turn() -> list[dict[str, Any]]:
+        bodies = [envelope("promise.create", id=f"p{i}", timeoutAt=FAR) for i in range(5)]
+        bodies.append(envelope("task.get", id="p0"))  # a read: stages nothing, waits for the commit
+        replies = await asyncio.gather(*(engine.handle_grouped(body) for body in bodies))
+        return [msgspec.json.decode(reply.body) for reply in replies]
+
+    replies = asyncio.run(one_turn())
+    assert [reply["head"]["status"] for reply in replies] == [201] * 5 + [404]
+    assert store.commits == [5]
+    assert store.log_length == 5
+    alone = asyncio.run(engine.handle_grouped(envelope("task.get", id="p1")))
+    assert alone.status == 404
+    assert store.commits == [5]  # a read with nothing pending commits nothing
