@@ -114,13 +114,43 @@ def fetch_call_graph(client: httpx.Client, root_id: str, token: str | None = Non
 
 
 def build_tree(root_id: str, records: list[dict[str, Any]]) -> CallNode:
-    """Arrange promise records into a tree by their ``resonate:parent`` tags."""
+    """Arrange promise records into a tree by their ``resonate:parent`` tags.
+
+    The SDK tags every detached start with the root as its parent (its id is
+    minted off the root), so who started it is not recorded. A step that
+    returned a detached step's id, as this example's detached chain does,
+    started it: such a step is moved under the one that returned its id.
+    """
     nodes = {record["id"]: _node(record) for record in records}
+    parents: dict[str, str] = {}
     for record in sorted(records, key=lambda r: (r.get("createdAt", 0), r["id"])):
         parent = record.get("tags", {}).get("resonate:parent")
         if record["id"] != root_id and parent in nodes and parent != record["id"]:
-            nodes[parent].children.append(nodes[record["id"]])
+            parents[record["id"]] = parent
+    starters = {
+        node.value: node.id
+        for node in nodes.values()
+        if isinstance(node.value, str) and nodes.get(node.value, node).kind == "detached"
+    }
+    for child_id, starter in starters.items():
+        if child_id in parents and not _is_ancestor(child_id, starter, parents):
+            parents[child_id] = starter
+    for child_id, parent in parents.items():
+        nodes[parent].children.append(nodes[child_id])
     return nodes[root_id]
+
+
+def _is_ancestor(candidate: str, node_id: str, parents: dict[str, str]) -> bool:
+    """Whether ``candidate`` is ``node_id`` or above it (moving would make a cycle)."""
+    seen: set[str] = set()
+    while node_id not in seen:
+        if node_id == candidate:
+            return True
+        seen.add(node_id)
+        if node_id not in parents:
+            return False
+        node_id = parents[node_id]
+    return False
 
 
 def render(node: CallNode) -> Tree:

@@ -55,15 +55,27 @@ def test_tree_nests_children_under_their_parents() -> None:
     assert root.duration_ms == 500 and baz.duration_ms is None
 
 
-def test_detached_children_are_marked() -> None:
+def test_detached_steps_sit_under_the_step_that_returned_their_id() -> None:
     records = [
         record("r", "r", "qux", "service-d", "resolved", "r:dabc"),
         record("r:dabc", "r", "quz", "service-e", "resolved", "r:ddef"),
         record("r:ddef", "r", "cog", "service-f", "resolved", 3),
     ]
     root = build_tree("r", records)
-    assert [child.kind for child in root.children] == ["detached", "detached"]
-    assert root.children[1].value == 3
+    (quz,) = root.children
+    (cog,) = quz.children
+    assert (quz.kind, quz.function, cog.kind, cog.value) == ("detached", "quz", "detached", 3)
+
+
+def test_a_detached_step_whose_starter_has_not_returned_stays_under_the_root() -> None:
+    records = [
+        record("r", "r", "qux", "service-d", "resolved", "r:dabc"),
+        record("r:dabc", "r", "quz", "service-e", "pending"),
+        record("r:ddef", "r", "cog", "service-f", "resolved", 3),
+        record("r:dxyz", "r", "cog", "service-f", "resolved", "r:dxyz"),  # its own id: no cycle
+    ]
+    root = build_tree("r", records)
+    assert [child.id for child in root.children] == ["r:dabc", "r:ddef", "r:dxyz"]
 
 
 def test_render_shows_functions_states_and_values() -> None:
