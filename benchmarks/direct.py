@@ -13,14 +13,13 @@ two cores.
 from __future__ import annotations
 
 import asyncio
-import time
 
 from resonate.resonate import Resonate
 
 from asyncrpc.node import join
 from benchmarks.bench import AWAIT_CHAIN, Bench
 from benchmarks.measure import CpuMeter, LoadResult, drive, invocation_count
-from benchmarks.processes import READY_TIMEOUT, BenchError, Topology, stream_connected
+from benchmarks.processes import READY_TIMEOUT, BenchError, Topology, stream_connected, wait_for
 from benchmarks.report import (
     CPU_NOTE,
     PartResult,
@@ -34,11 +33,12 @@ GROUP = "bench-client"
 
 
 async def wait_connected(server_url: str, pid: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not await asyncio.to_thread(stream_connected, server_url, GROUP, pid):
-        if time.monotonic() > deadline:
-            raise BenchError(f"the direct client's poll stream did not connect to {server_url}")
-        await asyncio.sleep(0.01)
+    await asyncio.to_thread(
+        wait_for,
+        lambda: stream_connected(server_url, GROUP, pid),
+        READY_TIMEOUT,
+        f"the direct client's poll stream to connect to {server_url}",
+    )
 
 
 async def connect_client(server_url: str, pid: str) -> Resonate:

@@ -24,7 +24,7 @@ import httpx
 
 from asyncrpc import config, topology
 from benchmarks.measure import CpuMeter
-from tests.support import ASYNCRPC, Process, Processes, free_port
+from tests.support import ASYNCRPC, Process, Processes, free_port, isolated_env, wait_until
 
 #: The repository root: benchmark-only programs run as ``python -m benchmarks.<module>`` from it.
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,24 +41,17 @@ class BenchError(RuntimeError):
 
 def wait_for[T](predicate: Callable[[], T], timeout: float, what: str) -> T:
     """Poll ``predicate`` every 10 ms until it returns something truthy; raise after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(POLL_S)
+    try:
+        return wait_until(predicate, timeout, what, poll=POLL_S)
+    except TimeoutError as exc:
+        raise BenchError(str(exc)) from None
 
 
 @contextlib.contextmanager
 def session(log_dir: Path) -> Iterator[Processes]:
     """A :class:`Processes` whose every process is stopped when the block ends, however."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESONATE_", "ASYNCRPC_"))}
-    env[config.ENV_RUN_DIR] = str(log_dir / "run")
-    env["PYTHONUNBUFFERED"] = "1"
-    procs = Processes(log_dir=log_dir, base_env=env)
+    procs = Processes(log_dir=log_dir, base_env=isolated_env(log_dir / "run"))
     try:
         yield procs
     finally:

@@ -22,6 +22,7 @@ import signal
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,22 @@ def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def timed_rounds(
+    bench: Bench, how: str, one_round: Callable[[Bench, int], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``bench.sizes.startup_rounds`` start-ups one way, each one's measurements."""
+    rounds = bench.sizes.startup_rounds
+    measured = []
+    for i in range(rounds):
+        bench.say(f"start-up: {how}, round {i + 1}/{rounds}")
+        measured.append(one_round(bench, i))
+    return measured
+
+
+def add_row(table: Table, how: str, summary: dict[str, Any], processes: int) -> None:
+    table.add(how, secs(summary["ready_s_median"]), mib(summary["rss_bytes_median"]), processes)
+
+
 def run(bench: Bench) -> PartResult:
     rounds = bench.sizes.startup_rounds
     result = PartResult("startup")
@@ -155,15 +172,12 @@ def run(bench: Bench) -> PartResult:
         f"Start-up of server + gateway + 9 nodes (median of {rounds})",
         ["how", "to ready s", "RSS MiB (sum)", "processes"],
     )
-    direct = []
-    for i in range(rounds):
-        bench.say(f"start-up: direct, round {i + 1}/{rounds}")
-        direct.append(direct_round(bench, i))
+    direct = timed_rounds(bench, "direct", direct_round)
     result.data["direct"] = medians(direct)
-    table.add(
+    add_row(
+        table,
         "processes started directly",
-        secs(result.data["direct"]["ready_s_median"]),
-        mib(result.data["direct"]["rss_bytes_median"]),
+        result.data["direct"],
         len(direct[0]["rss_by_process_bytes"]),
     )
     unavailable = launcher_available(bench.procs.base_env)
@@ -171,17 +185,9 @@ def run(bench: Bench) -> PartResult:
         result.data["launcher"] = {"skipped": unavailable}
         result.notes.append(f"asyncrpc up --detach: not measured ({unavailable})")
     else:
-        launched = []
-        for i in range(rounds):
-            bench.say(f"start-up: asyncrpc up --detach, round {i + 1}/{rounds}")
-            launched.append(launcher_round(bench, i))
+        launched = timed_rounds(bench, "asyncrpc up --detach", launcher_round)
         result.data["launcher"] = medians(launched)
-        table.add(
-            "asyncrpc up --detach",
-            secs(result.data["launcher"]["ready_s_median"]),
-            mib(result.data["launcher"]["rss_bytes_median"]),
-            launched[0]["processes"],
-        )
+        add_row(table, "asyncrpc up --detach", result.data["launcher"], launched[0]["processes"])
     sample = direct[0]["rss_by_process_bytes"]
     result.notes.append(
         "RSS per process (first round): "

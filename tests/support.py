@@ -22,6 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from asyncrpc import config
+
 ASYNCRPC = [sys.executable, "-m", "asyncrpc"]
 
 
@@ -32,16 +34,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll ``predicate`` until it returns something truthy, or fail saying ``what``."""
+def isolated_env(run_dir: Path | None = None, **extra: str) -> dict[str, str]:
+    """This environment without the developer's RESONATE_* / ASYNCRPC_* settings, unbuffered.
+
+    A spawned process then talks only to what the test started; ``run_dir``
+    becomes its run directory, ``extra`` is added last.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESONATE_", "ASYNCRPC_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    if run_dir is not None:
+        env[config.ENV_RUN_DIR] = str(run_dir)
+    return env | extra
+
+
+def wait_until[T](predicate: Callable[[], T], timeout: float, what: str, poll: float = 0.05) -> T:
+    """Poll ``predicate`` every ``poll`` s until it is truthy; else fail saying ``what``."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(poll)
 
 
 def http_ok(url: str) -> bool:

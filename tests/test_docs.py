@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, isolated_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -55,16 +55,12 @@ class Reader:
 
     def __init__(self, tmp_path: Path) -> None:
         self.ports = {"8001": str(free_port()), "5000": str(free_port())}
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("RESONATE_", "ASYNCRPC_"))
-        }
-        self.env |= {
-            "ASYNCRPC_RUN_DIR": str(tmp_path / "run"),
-            "ASYNCRPC_SERVER_PORT": self.ports["8001"],
-            "ASYNCRPC_GATEWAY_PORT": self.ports["5000"],
-            "PYTHONUNBUFFERED": "1",
-            "NO_COLOR": "1",
-        }
+        self.env = isolated_env(
+            tmp_path / "run",
+            ASYNCRPC_SERVER_PORT=self.ports["8001"],
+            ASYNCRPC_GATEWAY_PORT=self.ports["5000"],
+            NO_COLOR="1",
+        )
         self.log = tmp_path / "commands.log"
         self.background: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.foreground_up: subprocess.Popen[bytes] | None = None

@@ -7,7 +7,6 @@ depend on each other's order.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 
 from asyncrpc.topology import FLOWS, NODES
 from tests.e2e_nodes import post, start_system
-from tests.support import Process, Processes, wait_until
+from tests.support import Process, Processes, isolated_env, wait_until
 
 AWAIT_CHAIN = FLOWS["await-chain"]
 DETACHED_CHAIN = FLOWS["detached-chain"]
@@ -52,11 +51,8 @@ class System:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     base = tmp_path_factory.mktemp("flows-e2e")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESONATE_", "ASYNCRPC_"))}
-    env["ASYNCRPC_RUN_DIR"] = str(base / "run")
-    env["PYTHONUNBUFFERED"] = "1"
     (base / "logs").mkdir()
-    procs = Processes(log_dir=Path(base / "logs"), base_env=env)
+    procs = Processes(log_dir=Path(base / "logs"), base_env=isolated_env(base / "run"))
     try:
         _, gateway_url, nodes = start_system(procs, list(NODES))
         yield System(gateway_url, nodes)

@@ -8,7 +8,6 @@ the launcher's state file ever listed, checked by pid + start time).
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from asyncrpc import config, topology
 from asyncrpc.callgraph import function_of, search_promises
 from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.rundir import RunDir
-from tests.support import Processes, free_port, wait_until
+from tests.support import Processes, free_port, isolated_env, wait_until
 
 ASYNCRPC = [sys.executable, "-m", "asyncrpc"]
 #: Generous: these machines are shared and slow to start ten Python processes at once.
@@ -103,11 +102,7 @@ class Launcher:
 
 @pytest.fixture
 def launcher(tmp_path: Path) -> Iterator[Launcher]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESONATE_", "ASYNCRPC_"))}
-    env[config.ENV_RUN_DIR] = str(tmp_path / "run")
-    env["PYTHONUNBUFFERED"] = "1"
-    env["COLUMNS"] = "200"
-    it = Launcher(tmp_path, env)
+    it = Launcher(tmp_path, isolated_env(tmp_path / "run", COLUMNS="200"))
     try:
         yield it
     finally:

@@ -27,7 +27,7 @@ from asyncrpc.launcher.rundir import RunDir
 from asyncrpc.launcher.supervisor import Supervisor
 from asyncrpc.launcher.targets import Selector
 from asyncrpc.launcher.up import UpOptions, prepare, start_detached
-from tests.support import free_port, wait_until
+from tests.support import free_port, isolated_env, wait_until
 
 FAKE_CHILD = r"""
 import http.server, os, signal, sys, time
@@ -256,7 +256,7 @@ def test_detached_launcher_is_controlled_from_outside(
     tmp_path: Path, reaper: list[ProcessRef]
 ) -> None:
     rundir = RunDir(tmp_path / "run")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESONATE_", "ASYNCRPC_"))}
+    env = isolated_env()
     plan = prepare(detached_options("a", "gateway", scale=["a=2"]), env, rundir.path)
     try:
         state = start_detached(plan, env)

@@ -26,29 +26,20 @@ from typer.testing import CliRunner
 from asyncrpc import config, topology
 from asyncrpc.cli import app
 from asyncrpc.demo.scenario import default_victim
-from tests.support import ASYNCRPC, Processes
-from tests.test_demo_e2e import DemoRun, assert_recovered, clean_env
+from tests.demo_run import DemoRun, assert_recovered
+from tests.support import ASYNCRPC, Processes, isolated_env
 
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One server (on a file database) for every flow of this module."""
     base = tmp_path_factory.mktemp("tree-server")
-    procs = Processes(log_dir=base, base_env=clean_env(base / "run"))
+    procs = Processes(log_dir=base, base_env=isolated_env(base / "run", COLUMNS="200"))
     try:
         _, url = procs.start_server(db=str(base / "server.db"))
         yield url
     finally:
         procs.stop_all()
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[DemoRun]:
-    run = DemoRun(tmp_path)
-    try:
-        yield run
-    finally:
-        run.cleanup()
 
 
 def tree(server_url: str, *args: str) -> Result:
@@ -125,7 +116,7 @@ def test_tree_while_waiting_and_after_a_crash_demo(
     # Once as a person types it: a process of its own.
     shown = subprocess.run(
         [*ASYNCRPC, "tree", invocation, "--server-url", server_url],
-        env=clean_env(demo.tmp / "run"),
+        env=isolated_env(demo.tmp / "run", COLUMNS="200"),
         capture_output=True,
         text=True,
         timeout=60,
