@@ -140,7 +140,7 @@ def up(
     respawn: Annotated[
         float | None,
         typer.Option(
-            help="Start a node that died (crashed or was killed) again after SECONDS. "
+            help="Start a replica that died (crashed or was killed) again after SECONDS. "
             "Off by default.",
             show_default=False,
         ),
@@ -269,8 +269,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 def status(as_json: JsonOption = False, run_dir: RunDirOption = None) -> None:
     """Show what runs: node, group, replica, pid, state, uptime, restarts.
 
-    States: starting, running, exited (it stopped by itself), killed (by a
-    signal), stopped. Also prints the server and gateway URLs. Exits 1 when
+    A replica is starting, running, exited (it ended by itself), killed (by a
+    signal) or stopped (by the supervisor). Also prints the server and gateway URLs. Exits 1 when
     nothing is running.
     """
     _status(as_json, run_dir)
@@ -377,7 +377,7 @@ def kill(
     ] = SignalName.KILL,
     run_dir: RunDirOption = None,
 ) -> None:
-    """Signal a node (SIGKILL by default: a crash); wait until it is gone.
+    """Signal each replica of a node (SIGKILL by default: a crash); wait until it is gone.
 
     The server and the gateway are nodes too. Only a process the supervisor
     started and that is still that same process is signalled (a recycled pid
@@ -405,12 +405,12 @@ def start(
     ] = False,
     run_dir: RunDirOption = None,
 ) -> None:
-    """Start a node (a replacement after a crash); the rest keeps running.
+    """Start a node's replicas (a replacement after a crash); the rest keeps running.
 
     `b` starts every replica of b that is not running (or b.1 if b was never
     started); `b.3` starts that replica; `--add` adds one more replica.
-    `server` restarts the embedded server on its database. A node that exits
-    at start is reported with its last log lines.
+    `server` restarts the embedded server on its database. A replica that
+    exits at start is reported with its last log lines.
     """
     with _reported():
         selector = parse_node_selector(node)
@@ -430,7 +430,7 @@ def start(
 
 @app.command()
 def restart(node: NodeArgument, run_dir: RunDirOption = None) -> None:
-    """Stop a node cleanly (SIGTERM) and start a replacement.
+    """Stop a node's replicas cleanly (SIGTERM) and start replacements.
 
     `b` restarts every replica of b, `b.2` one. The rest keeps running.
     """
@@ -472,8 +472,8 @@ def logs(
     """Print what the replicas wrote (kept in RUN_DIR/logs/NAME.log).
 
     Logs stay after [bold]asyncrpc down[/bold] (until [bold]down --clean[/bold]); a restarted
-    node's output is appended to the same file. With several logs each line
-    gets a prefix.
+    replica's output is appended to the same file. With several logs each
+    line gets a prefix.
     """
     from asyncrpc.launcher import view
     from asyncrpc.launcher.control_client import is_running
