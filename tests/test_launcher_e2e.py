@@ -219,7 +219,7 @@ def test_foreground_up_on_a_real_server_streams_output_and_ctrl_c_leaves_nothing
     processes = [ProcessRef(n["pid"], n["pid_started"]) for n in status["nodes"]]
     wait_until(lambda: config.READY_MARKER in output.read_text(), 30, "a.1's output streamed")
     refused = launcher.run("kill", "server")
-    assert refused.returncode == 1 and "not started by this launcher" in refused.stderr
+    assert refused.returncode == 1 and "not started by this supervisor" in refused.stderr
 
     up.send_signal(signal.SIGINT)
     assert up.wait(timeout=60) == 0, output.read_text()

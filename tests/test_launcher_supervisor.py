@@ -142,7 +142,7 @@ def test_boot_kill_start_and_stop(tmp_path: Path, reaper: list[ProcessRef]) -> N
         assert states(supervisor)["a.1"] == ReplicaState.KILLED
         with pytest.raises(LauncherError, match="a is not running"):
             await supervisor.kill(NodeSelector("a"))
-        with pytest.raises(LauncherError, match="not part of this launcher"):
+        with pytest.raises(LauncherError, match="not part of this supervisor"):
             await supervisor.kill(NodeSelector("c"))
 
         await supervisor.restart(NodeSelector("gateway"))
@@ -213,9 +213,9 @@ def test_an_external_server_is_never_signalled(tmp_path: Path, reaper: list[Proc
     supervisor = Supervisor(plan, dict(os.environ))
 
     async def scenario() -> None:
-        with pytest.raises(LauncherError, match="not started by this launcher"):
+        with pytest.raises(LauncherError, match="not started by this supervisor"):
             await supervisor.kill(NodeSelector("server"))
-        with pytest.raises(LauncherError, match="not started by this launcher"):
+        with pytest.raises(LauncherError, match="not started by this supervisor"):
             await supervisor.start(NodeSelector("server"))
 
     run(scenario, supervisor, reaper)
@@ -277,7 +277,7 @@ def test_detached_launcher_is_controlled_from_outside(
         assert client.start("a").started == ["a.2"]
         with pytest.raises(LauncherError) as caught:
             client.kill("a.9")
-        assert "not part of this launcher" in str(caught.value)
+        assert "not part of this supervisor" in str(caught.value)
 
         every = state_refs(rundir)
         reaper.extend(every)

@@ -250,7 +250,7 @@ def prepare_call(
         gateway, server = snapshot.gateway_url, snapshot.server_url
         if not gateway:
             raise LauncherError(
-                "the launcher runs no gateway. Start one with `asyncrpc start gateway`."
+                "the supervisor runs no gateway. Start one with `asyncrpc start gateway`."
             )
         running = snapshot.running_nodes()
         missing = tuple(node for node in flow.nodes if node not in running)

@@ -20,7 +20,7 @@ from asyncrpc.launcher.errors import LauncherError, NothingRunning
 from asyncrpc.launcher.rundir import RunDir
 
 #: The name the supervisor's own process goes by in the list of what was stopped.
-SUPERVISOR = "launcher"
+SUPERVISOR = "supervisor"
 
 
 def stop_orphans(

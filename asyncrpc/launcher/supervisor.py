@@ -157,7 +157,7 @@ class Supervisor:
         if not found:
             known = ", ".join(self.replicas) or "nothing"
             raise LauncherError(
-                f"{selector} is not part of this launcher (it runs {known}). "
+                f"{selector} is not part of this supervisor (it runs {known}). "
                 f"Start it with `asyncrpc start {selector}`."
             )
         return found
@@ -165,7 +165,7 @@ class Supervisor:
     def _check_server_is_ours(self, selector: NodeSelector) -> None:
         if selector.node == topology.SERVER and not self.plan.embedded_server:
             raise LauncherError(
-                f"the server at {self.plan.server_url} was not started by this launcher, "
+                f"the server at {self.plan.server_url} was not started by this supervisor, "
                 "so it cannot signal or start it."
             )
 
@@ -341,7 +341,7 @@ class Supervisor:
                 replica.ref.signal(signal.SIGKILL)
         await self._wait_exit(replicas, 10.0)
 
-    # -- operations (what the control API offers) --------------------------------
+    # -- operations (what the control server offers) -----------------------------
 
     async def boot(self) -> None:
         """Start the plan: the server first, then the gateway and the nodes.
