@@ -621,7 +621,7 @@ class Machine:
                     schedule.promise_id_at(run_at),
                     run_at + schedule.promise_timeout,
                     schedule.promise_param.to_json(),
-                    schedule.promise_tags,
+                    dict(schedule.promise_tags),
                     run_at,
                 )
             schedule.last_run_at = run_at
