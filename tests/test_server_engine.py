@@ -149,7 +149,7 @@ def test_promise_search_filters_by_origin_tag_and_pages(clock: FakeClock) -> Non
     assert [p["id"] for p in page["promises"]] == ["r:0", "r:1", "r:2"]
     rest = send(engine, "promise.search", tags={"resonate:origin": "r"}, cursor=page["cursor"])
     assert [p["id"] for p in rest["data"]["promises"]] == ["r:3", "r:4"]
-    assert rest["data"]["cursor"] is None
+    assert "cursor" not in rest["data"]
     by_prefix = send(engine, "promise.search", idPrefix="oth")["data"]["promises"]
     assert [p["id"] for p in by_prefix] == ["other"]
 
@@ -213,6 +213,7 @@ def test_unblock_for_a_disconnected_process_waits_for_it(clock: FakeClock) -> No
     assert message["head"] == {}
     assert message["data"]["promise"]["id"] == "p"
     assert message["data"]["promise"]["value"] == {"headers": {}, "data": "3"}
+    assert message["data"]["promise"]["settledAt"] == engine.clock()
 
 
 @pytest.mark.parametrize(

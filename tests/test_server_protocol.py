@@ -18,7 +18,8 @@ from asyncrpc.server.store import Store
 FAR = 10**15
 START = 1_700_000_040_000  # a whole minute, UTC
 TARGET = "poll://any@g"
-PENDING_VALUE = {"headers": {}, "data": None}
+#: A value with no data: fields without a value are left out (the TypeScript SDK rejects null).
+PENDING_VALUE = {"headers": {}}
 
 
 class Server:
@@ -92,7 +93,6 @@ def test_create_answers_200_new_or_existing_with_the_official_record(server: Ser
         "tags": {},
         "timeoutAt": FAR,
         "createdAt": START,
-        "settledAt": None,
     }
     assert again["data"] == first["data"]
 
@@ -209,14 +209,7 @@ def test_fulfill_settles_the_promise_and_answers_it(server: Server) -> None:
     assert data["promise"]["value"] == {"headers": {}, "data": "Mw=="}
     assert data["promise"]["settledAt"] == START
     task = server.send("task.get", id="t")[1]["task"]
-    assert task == {
-        "id": "t",
-        "state": "fulfilled",
-        "version": 1,
-        "resumes": 0,
-        "ttl": None,
-        "pid": None,
-    }
+    assert task == {"id": "t", "state": "fulfilled", "version": 1, "resumes": 0}
 
 
 # ── fence ──────────────────────────────────────────────────────────────────────
@@ -362,7 +355,7 @@ def test_an_expired_lease_and_the_retry_send_the_task_again(server: Server) -> N
     assert server.pushed() == []
     server.advance(1)
     assert server.pushed() == [execute("t", 1)]
-    assert server.send("task.get", id="t")[1]["task"]["pid"] is None
+    assert "pid" not in server.send("task.get", id="t")[1]["task"]
     server.advance(4_999)
     assert server.pushed() == []
     server.advance(1)  # nobody took it within the retry timeout (5 s)
@@ -401,7 +394,7 @@ def test_a_schedule_fires_creates_its_promise_and_advances(server: Server) -> No
     schedule = data["schedule"]
     first_run = START + 120_000 - START % 120_000
     assert schedule["nextRunAt"] == first_run
-    assert schedule["lastRunAt"] is None
+    assert "lastRunAt" not in schedule
     assert schedule["promiseParam"] == {"headers": {}, "data": "eA=="}
     assert (
         server.send("schedule.create", id="every2", cron="bad", promiseId="x", promiseTimeout=1)[1]
@@ -445,3 +438,20 @@ def test_schedule_create_refuses_a_bad_cron(server: Server, cron: str) -> None:
 
 def test_schedule_create_needs_its_fields(server: Server) -> None:
     assert server.send("schedule.create", id="s", cron="* * * * *", promiseId="p")[0] == 400
+
+
+def test_no_answer_or_message_holds_a_null(server: Server) -> None:
+    """The TypeScript SDK rejects a null field: a field without a value is left out."""
+    answers = [
+        server.raw("promise.create", id="p", timeoutAt=FAR, tags={"resonate:target": TARGET}),
+        server.raw("task.acquire", id="p", version=0, pid="w", ttl=1000),
+        server.raw("task.release", id="p", version=1),
+        server.raw("task.get", id="p"),
+        server.raw("promise.settle", id="p", state="resolved"),
+        server.raw("task.get", id="p"),
+        server.raw("promise.search", idPrefix="p"),
+        server.raw("schedule.create", id="s", cron="* * * * *", promiseId="x", promiseTimeout=1),
+        server.raw("promise.get", id="missing"),
+    ]
+    for answer in [*answers, *server.pushed()]:
+        assert b"null" not in msgspec.json.encode(answer), answer
