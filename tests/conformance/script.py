@@ -163,13 +163,39 @@ def lookup(envelope: Any, path: str) -> Any:
     return value
 
 
+def without_nulls(value: Any) -> Any:
+    """``value`` with every null-valued key left out: a null field and a missing one say the same.
+
+    resonate.sql builds its records with ``jsonb_build_object`` and so writes
+    ``"settledAt": null``; Resonate's HTTP server leaves such fields out, and the
+    TypeScript SDK's checks reject a null there. Comparing without nulls lets
+    our server do what the SDK needs while matching the reference everywhere else.
+    """
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value]
+    return value
+
+
+def null_paths(value: Any, path: str = "") -> list[str]:
+    """The dotted paths of every null in ``value``."""
+    if value is None:
+        return [path or "."]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in null_paths(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in null_paths(item, f"{path}.{i}")]
+    return []
+
+
 def comparable(envelope: Any) -> Any:
-    """The response with error text replaced by its type: only the status and kind of data count."""
+    """The response as compared: error text only as text, nulls as absent fields."""
     if not isinstance(envelope, dict):
         return envelope
     head = envelope.get("head")
     status = head.get("status") if isinstance(head, dict) else None
-    result = dict(envelope)
+    result = without_nulls(envelope)
     if status not in (200, 300) and isinstance(envelope.get("data"), str):
         result["data"] = ANY_STRING
     data = result.get("data")
@@ -180,12 +206,16 @@ def comparable(envelope: Any) -> Any:
 
 @dataclass
 class Observation:
-    """What one step showed: a response, or the messages pushed (as bodies)."""
+    """What one step showed: a response, or the messages pushed (as bodies).
+
+    ``seen`` is what peers are compared on; ``raw`` is exactly what was received.
+    """
 
     step: int
     what: str
     seen: Any
     failures: list[str]
+    raw: Any = None
 
 
 def run(peer: Peer, steps: list[Step]) -> list[Observation]:
@@ -202,7 +232,7 @@ def run(peer: Peer, steps: list[Step]) -> list[Observation]:
             what = (
                 f"{step.envelope['kind']} {json.dumps(step.envelope['data'])} at T0+{step.at - T0}"
             )
-            observations.append(Observation(index, what, comparable(response), failures))
+            observations.append(Observation(index, what, comparable(response), failures, response))
         elif isinstance(step, Timeouts):
             peer.process_timeouts(step.at)
             observations.append(Observation(index, f"timeouts at T0+{step.at - T0}", None, []))
@@ -215,7 +245,9 @@ def run(peer: Peer, steps: list[Step]) -> list[Observation]:
                 else [f"messages: expected {sorted(step.expect)}, got {got}"]
             )
             bodies = sorted(
-                json.dumps({"address": m.address, "body": m.body}, sort_keys=True) for m in pushed
+                json.dumps({"address": m.address, "body": without_nulls(m.body)}, sort_keys=True)
+                for m in pushed
             )
-            observations.append(Observation(index, "pushed messages", bodies, failures))
+            raw = [m.body for m in pushed]
+            observations.append(Observation(index, "pushed messages", bodies, failures, raw))
     return observations
