@@ -1,5 +1,6 @@
 // Calls the fan-out workflow zim(1) on the Python nodes (group service-g) from
 // TypeScript and prints what it returns (3). Usage: tsx client.ts [INVOCATION_ID]
+import "./compat.ts";
 import { Resonate } from "@resonatehq/sdk";
 
 const id = process.argv[2] ?? `zim-ts-${Date.now()}`;

@@ -1,6 +1,7 @@
 // A Resonate worker in TypeScript that joins group service-c and serves baz,
 // the last step of asyncrpc's await chain, in place of (or beside) node c.
 // The server URL comes from RESONATE_URL; RESONATE_PID names the process.
+import "./compat.ts";
 import { type Context, Resonate } from "@resonatehq/sdk";
 
 const group = process.env.RESONATE_GROUP ?? "service-c";
