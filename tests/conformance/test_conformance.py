@@ -74,7 +74,7 @@ def test_server_sends_no_nulls(
     nulls = [
         f"step {o.step} ({o.what}): null at {', '.join(paths)}"
         for o in run_on_server(build(scenario), tmp_path / "server.db")
-        if (paths := null_paths(o.raw))
+        if o.raw is not None and (paths := null_paths(o.raw))  # a timer step shows nothing
     ]
     assert not nulls, "\n".join(nulls)
 
