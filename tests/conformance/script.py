@@ -94,6 +94,10 @@ class Script:
         paths = {key.replace("__", "."): value for key, value in expect.items()}
         self.steps.append(Rpc(envelope, self.now, paths))
 
+    def rejects(self, kind: str, data: dict[str, Any], status: int) -> None:
+        """A request the server refuses with ``status`` and a text saying why."""
+        self.rpc(kind, data, status=status, data=ANY_STRING)
+
     def advance(self, ms: int) -> None:
         self.now += ms
 
