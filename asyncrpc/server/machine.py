@@ -261,7 +261,7 @@ class Machine:
             and all(record["tags"].get(key) == value for key, value in wanted.items())
         ]
         page, cursor = _page(matches, data)
-        return Answer(200, {"promises": page, "cursor": cursor})
+        return Answer(200, _paged("promises", page, cursor))
 
     # -- tasks ---------------------------------------------------------------
 
@@ -272,8 +272,10 @@ class Machine:
             return error(404, "no such task")
         if promise.is_open(now):
             return Answer(200, {"task": task.to_json()})
-        record = {"id": task.id, "state": "fulfilled", "version": task.version}
-        return Answer(200, {"task": {**record, "resumes": 0, "ttl": None, "pid": None}})
+        return Answer(
+            200,
+            {"task": {"id": task.id, "state": "fulfilled", "version": task.version, "resumes": 0}},
+        )
 
     def task_create(self, data: dict[str, Any], now: int) -> Answer:
         action = _action_data(data)
@@ -452,7 +454,7 @@ class Machine:
             if state is None or task.state.value == state
         ]
         page, cursor = _page(matches, data)
-        return Answer(200, {"tasks": page, "cursor": cursor})
+        return Answer(200, _paged("tasks", page, cursor))
 
     # -- schedules -----------------------------------------------------------
 
@@ -506,7 +508,7 @@ class Machine:
             if all(schedule.promise_tags.get(key) == value for key, value in wanted.items())
         ]
         page, cursor = _page(matches, data)
-        return Answer(200, {"schedules": page, "cursor": cursor})
+        return Answer(200, _paged("schedules", page, cursor))
 
     # -- transitions ---------------------------------------------------------
 
@@ -621,7 +623,7 @@ class Machine:
                     schedule.promise_id_at(run_at),
                     run_at + schedule.promise_timeout,
                     schedule.promise_param.to_json(),
-                    schedule.promise_tags,
+                    dict(schedule.promise_tags),
                     run_at,
                 )
             schedule.last_run_at = run_at
@@ -804,3 +806,8 @@ def _page(records: Iterable[dict[str, Any]], data: dict[str, Any]) -> tuple[list
         ordered = [record for record in ordered if record["id"] > cursor]
     page = ordered[:limit]
     return page, page[-1]["id"] if len(ordered) > limit else None
+
+
+def _paged(key: str, page: list[Any], cursor: str | None) -> dict[str, Any]:
+    """A search answer: the records, and the cursor of the next page when there is one."""
+    return {key: page} if cursor is None else {key: page, "cursor": cursor}

@@ -103,13 +103,10 @@ def parse_request(body: bytes) -> Request:
 
 
 def response(kind: Any, corr_id: Any, version: str, status: int, data: Any) -> bytes:
-    return _encoder.encode(
-        {
-            "kind": kind,
-            "head": {"corrId": corr_id, "status": status, "version": version},
-            "data": data,
-        }
-    )
+    head = {"status": status, "version": version}
+    if corr_id is not None:
+        head["corrId"] = corr_id
+    return _encoder.encode({"kind": kind, "head": head, "data": data})
 
 
 def error_envelope(status: int, kind: Any = None, corr_id: Any = None) -> bytes:

@@ -54,7 +54,7 @@ class Value:
     data: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"headers": self.headers, "data": self.data}
+        return _present({"headers": self.headers, "data": self.data})
 
 
 @dataclass(slots=True)
@@ -104,7 +104,7 @@ class Promise:
         state, settled_at = self.state, self.settled_at
         if now is not None and state is PromiseState.PENDING and self.timeout_at <= now:
             state, settled_at = self.timeout_state(), self.timeout_at
-        return {
+        record = {
             "id": self.id,
             "state": state.value,
             "param": self.param.to_json(),
@@ -112,8 +112,10 @@ class Promise:
             "tags": self.tags,
             "timeoutAt": self.timeout_at,
             "createdAt": self.created_at,
-            "settledAt": settled_at,
         }
+        if settled_at is not None:
+            record["settledAt"] = settled_at
+        return record
 
 
 @dataclass(slots=True)
@@ -129,14 +131,16 @@ class Task:
     resumes: set[str] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "state": self.state.value,
-            "version": self.version,
-            "resumes": len(self.resumes),
-            "ttl": self.ttl,
-            "pid": self.pid,
-        }
+        return _present(
+            {
+                "id": self.id,
+                "state": self.state.value,
+                "version": self.version,
+                "resumes": len(self.resumes),
+                "ttl": self.ttl,
+                "pid": self.pid,
+            }
+        )
 
 
 @dataclass(slots=True)
@@ -152,18 +156,25 @@ class Schedule:
     last_run_at: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "cron": self.cron,
-            "promiseId": self.promise_id,
-            "promiseTimeout": self.promise_timeout,
-            "promiseParam": self.promise_param.to_json(),
-            "promiseTags": self.promise_tags,
-            "nextRunAt": self.next_run_at,
-            "lastRunAt": self.last_run_at,
-            "createdAt": self.created_at,
-        }
+        return _present(
+            {
+                "id": self.id,
+                "cron": self.cron,
+                "promiseId": self.promise_id,
+                "promiseTimeout": self.promise_timeout,
+                "promiseParam": self.promise_param.to_json(),
+                "promiseTags": self.promise_tags,
+                "nextRunAt": self.next_run_at,
+                "lastRunAt": self.last_run_at,
+                "createdAt": self.created_at,
+            }
+        )
 
     def promise_id_at(self, run_at: int) -> str:
         """The id of the promise the run at ``run_at`` creates (``{{.id}}``, ``{{.timestamp}}``)."""
         return self.promise_id.replace("{{.timestamp}}", str(run_at)).replace("{{.id}}", self.id)
+
+
+def _present(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` without its fields that have no value."""
+    return {key: value for key, value in record.items() if value is not None}
