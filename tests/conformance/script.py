@@ -176,9 +176,9 @@ def without_nulls(value: Any) -> Any:
     """``value`` with every null-valued key left out: a null field and a missing one say the same.
 
     resonate.sql builds its records with ``jsonb_build_object`` and so writes
-    ``"settledAt": null``; Resonate's HTTP server leaves such fields out, and the
-    TypeScript SDK's checks reject a null there. Comparing without nulls lets
-    our server do what the SDK needs while matching the reference everywhere else.
+    ``"settledAt": null``, but the TypeScript SDK's HTTP client rejects a null
+    there. Comparing without nulls lets our server do what the SDK needs while
+    matching the reference everywhere else.
     """
     if isinstance(value, dict):
         return {key: without_nulls(item) for key, item in value.items() if item is not None}
