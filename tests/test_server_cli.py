@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -43,3 +44,18 @@ def test_bad_log_level_is_refused() -> None:
     result = run_server("--log-level", "loud", "--db", ":memory:")
     assert result.returncode == 2
     assert "debug, info, warning or error" in result.stderr
+
+
+def test_a_database_of_an_older_server_is_refused_and_kept(tmp_path: Path) -> None:
+    old = tmp_path / "server.db"
+    connection = sqlite3.connect(old)
+    connection.executescript(
+        "CREATE TABLE log (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, request BLOB);"
+        'INSERT INTO log VALUES (1, 5, \'{"kind": "promise.create"}\');'
+    )
+    connection.close()
+    result = run_server("--db", str(old), "--port", str(free_port()))
+    assert result.returncode == 2
+    assert "format 1" in result.stderr and "reads format 2" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert sqlite3.connect(old).execute("SELECT COUNT(*) FROM log").fetchone() == (1,)

@@ -112,9 +112,10 @@ def test_head_version_and_corr_id_are_echoed_as_text(server: Server) -> None:
     assert answer["data"] == "not found"
 
 
-def test_an_unknown_kind_is_501_echoing_the_kind(server: Server) -> None:
-    answer = server.raw("promise.explode", id="p")
-    assert answer["kind"] == "promise.explode"
+@pytest.mark.parametrize("kind", ["promise.explode", "schedule.search"])
+def test_an_unknown_kind_is_501_echoing_the_kind(server: Server, kind: str) -> None:
+    answer = server.raw(kind, id="p")
+    assert answer["kind"] == kind
     assert answer["head"]["status"] == 501
     assert answer["data"] == "not implemented"
 

@@ -47,10 +47,6 @@ STATUS_TEXT = {
     422: "unprocessable entity",
     501: "not implemented",
 }
-#: The kinds answered from the state without changing it.
-READ_KINDS = frozenset(
-    {"promise.get", "promise.search", "task.get", "task.search", "schedule.get", "schedule.search"}
-)
 SEARCH_DEFAULT_LIMIT = 100
 SEARCH_MAX_LIMIT = 1000
 LISTENER_SCHEMES = ("http://", "https://")
@@ -140,7 +136,6 @@ class Machine:
             "schedule.get": self.schedule_get,
             "schedule.create": self.schedule_create,
             "schedule.delete": self.schedule_delete,
-            "schedule.search": self.schedule_search,
         }
         #: The corrId and version of the request being applied (task.fence echoes them).
         self._head: tuple[Any, str] = (None, "1")
@@ -498,17 +493,6 @@ class Machine:
             return error(404, "no such schedule")
         self.changed = True
         return Answer(200, {})
-
-    def schedule_search(self, data: dict[str, Any], now: int) -> Answer:
-        """Our extension: schedules by tags, sorted by id, paged by cursor."""
-        wanted = fields.tags(data, "tags")
-        matches = [
-            schedule.to_json()
-            for schedule in self.schedules.values()
-            if all(schedule.promise_tags.get(key) == value for key, value in wanted.items())
-        ]
-        page, cursor = _page(matches, data)
-        return Answer(200, _paged("schedules", page, cursor))
 
     # -- transitions ---------------------------------------------------------
 

@@ -832,8 +832,8 @@ def schedule_checks(s: Script) -> None:
     s.rejects("schedule.get", {"id": "s1"}, 404)
 
 
-def schedule_search_is_an_extension(s: Script) -> None:
-    """resonate.sql has no schedule search (501); ours answers one, compared on its envelope."""
+def schedule_search_not_implemented(s: Script) -> None:
+    """resonate.sql has no schedule search: the SDKs never need one."""
     s.rpc("schedule.create", schedule_request("s1"), status=200)
     s.rpc("schedule.search", {}, status=501, data=ERROR, kind="schedule.search")
 
@@ -962,7 +962,7 @@ SCENARIOS: list[Scenario] = [
     internal_promise_timeout_not_pushed,
     schedule_create_get_delete,
     schedule_checks,
-    schedule_search_is_an_extension,
+    schedule_search_not_implemented,
     schedule_next_run_from_cron,
     schedule_creates_due_promises,
     head_is_echoed,

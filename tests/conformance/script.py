@@ -26,11 +26,6 @@ HOUR = 60 * MINUTE
 VERSION = "2026-04-01"
 
 
-#: Kinds that resonate.sql does not implement (501) and asyncrpc's server answers as its own
-#: extensions: compared only on the envelope around the answer (kind, corrId, version).
-EXTENSION_KINDS = frozenset({"promise.search", "task.search", "schedule.search"})
-
-
 class _AnyString:
     """Matches any string (error data is text whose wording is not part of the protocol)."""
 
@@ -213,14 +208,6 @@ def comparable(envelope: Any) -> Any:
     return result
 
 
-def envelope_only(response: Any) -> Any:
-    """Kind, corrId and version of an answer: what an extension kind is compared on."""
-    if not isinstance(response, dict) or not isinstance(response.get("head"), dict):
-        return response
-    head = {key: value for key, value in response["head"].items() if key != "status"}
-    return {"kind": response.get("kind"), "head": head}
-
-
 @dataclass
 class Observation:
     """What one step showed: a response, or the messages pushed (as bodies).
@@ -249,11 +236,7 @@ def run(peer: Peer, steps: list[Step]) -> list[Observation]:
             what = (
                 f"{step.envelope['kind']} {json.dumps(step.envelope['data'])} at T0+{step.at - T0}"
             )
-            seen = (
-                envelope_only(response)
-                if step.envelope["kind"] in EXTENSION_KINDS
-                else comparable(response)
-            )
+            seen = comparable(response)
             observations.append(Observation(index, what, seen, failures, response))
         elif isinstance(step, Timeouts):
             peer.process_timeouts(step.at)
