@@ -114,6 +114,16 @@ def pending_task(s: Script, id: str, address: str = A, timeout: int = HOUR) -> N
     s.messages(f"execute {id} v0 -> {address}")
 
 
+def acquire(s: Script, id: str, version: int, pid: str = "a-1") -> None:
+    """task.acquire at ``version``: the task is ``pid``'s, one version up."""
+    s.rpc(
+        "task.acquire",
+        {"id": id, "version": version, "pid": pid, "ttl": HOUR},
+        status=200,
+        data__task=task(id, "acquired", version + 1, ttl=HOUR, pid=pid),
+    )
+
+
 def plain_promise(s: Script, id: str, timeout: int = HOUR, tags: Any = None) -> None:
     s.rpc(
         "promise.create", {"id": id, "timeoutAt": s.now + timeout, "tags": tags or {}}, status=200
@@ -152,8 +162,8 @@ def promise_get_missing(s: Script) -> None:
 
 
 def promise_create_needs_timeout(s: Script) -> None:
-    s.rpc("promise.create", {"id": "p1"}, status=400, data=ERROR)
-    s.rpc("promise.create", {"timeoutAt": T0 + HOUR}, status=400, data=ERROR)
+    s.rejects("promise.create", {"id": "p1"}, 400)
+    s.rejects("promise.create", {"timeoutAt": T0 + HOUR}, 400)
     s.rpc("promise.get", {"id": "p1"}, status=404)
 
 
@@ -225,10 +235,10 @@ def promise_settle_states(s: Script) -> None:
 def promise_settle_checks(s: Script) -> None:
     plain_promise(s, "p1")
     for state in ("pending", "rejected_timedout", "done"):
-        s.rpc("promise.settle", {"id": "p1", "state": state}, status=400, data=ERROR)
-    s.rpc("promise.settle", {"id": "p1"}, status=400, data=ERROR)
-    s.rpc("promise.settle", {"id": "missing", "state": "bogus"}, status=400, data=ERROR)
-    s.rpc("promise.settle", {"id": "missing", "state": "resolved"}, status=404, data=ERROR)
+        s.rejects("promise.settle", {"id": "p1", "state": state}, 400)
+    s.rejects("promise.settle", {"id": "p1"}, 400)
+    s.rejects("promise.settle", {"id": "missing", "state": "bogus"}, 400)
+    s.rejects("promise.settle", {"id": "missing", "state": "resolved"}, 404)
     s.rpc("promise.get", {"id": "p1"}, status=200, data__promise__state="pending")
 
 
@@ -293,17 +303,10 @@ def listener_unblocks_on_settle(s: Script) -> None:
 def listener_address_checks(s: Script) -> None:
     plain_promise(s, "p1")
     for address in ("gateway", "poll://gateway", "", "tcp://x@y"):
-        s.rpc(
-            "promise.register_listener",
-            {"awaited": "p1", "address": address},
-            status=400,
-            data=ERROR,
-        )
-    s.rpc("promise.register_listener", {"awaited": "p1"}, status=400, data=ERROR)
-    s.rpc("promise.register_listener", {"awaited": "missing"}, status=400, data=ERROR)
-    s.rpc(
-        "promise.register_listener", {"awaited": "missing", "address": GW}, status=404, data=ERROR
-    )
+        s.rejects("promise.register_listener", {"awaited": "p1", "address": address}, 400)
+    s.rejects("promise.register_listener", {"awaited": "p1"}, 400)
+    s.rejects("promise.register_listener", {"awaited": "missing"}, 400)
+    s.rejects("promise.register_listener", {"awaited": "missing", "address": GW}, 404)
     s.rpc(
         "promise.register_listener",
         {"awaited": "p1", "address": "http://127.0.0.1:9/hook"},
@@ -317,25 +320,11 @@ def callback_checks(s: Script) -> None:
     pending_task(s, "w")
     plain_promise(s, "ext", tags={"resonate:external": "true"})
     plain_promise(s, "internal")
-    s.rpc("promise.register_callback", {"awaited": "w", "awaiter": "w"}, status=400, data=ERROR)
-    s.rpc(
-        "promise.register_callback", {"awaited": "missing", "awaiter": "w"}, status=404, data=ERROR
-    )
-    s.rpc(
-        "promise.register_callback",
-        {"awaited": "ext", "awaiter": "missing"},
-        status=422,
-        data=ERROR,
-    )
-    s.rpc(
-        "promise.register_callback",
-        {"awaited": "ext", "awaiter": "internal"},
-        status=422,
-        data=ERROR,
-    )
-    s.rpc(
-        "promise.register_callback", {"awaited": "internal", "awaiter": "w"}, status=422, data=ERROR
-    )
+    s.rejects("promise.register_callback", {"awaited": "w", "awaiter": "w"}, 400)
+    s.rejects("promise.register_callback", {"awaited": "missing", "awaiter": "w"}, 404)
+    s.rejects("promise.register_callback", {"awaited": "ext", "awaiter": "missing"}, 422)
+    s.rejects("promise.register_callback", {"awaited": "ext", "awaiter": "internal"}, 422)
+    s.rejects("promise.register_callback", {"awaited": "internal", "awaiter": "w"}, 422)
     s.rpc(
         "promise.register_callback",
         {"awaited": "ext", "awaiter": "w"},
@@ -389,32 +378,27 @@ def task_create_acquires(s: Script) -> None:
         status=200,
         data__task=task("t", "acquired", 1, ttl=30 * SECOND, pid="a-1"),
     )
-    s.rpc(
+    s.rejects(
         "task.create",
         {"pid": "a-2", "ttl": SECOND, "action": create_action("t", T0 + HOUR, target())},
-        status=409,
-        data=ERROR,
+        409,
     )
 
 
 def task_create_checks(s: Script) -> None:
     action = create_action("t", T0 + HOUR, target())
-    s.rpc(
-        "task.create",
-        {"pid": "a-1", "ttl": SECOND, "action": create_action("t", T0 + HOUR)},
-        status=400,
-        data=ERROR,
+    s.rejects(
+        "task.create", {"pid": "a-1", "ttl": SECOND, "action": create_action("t", T0 + HOUR)}, 400
     )
-    s.rpc("task.create", {"pid": "a-1", "action": action}, status=400, data=ERROR)
-    s.rpc("task.create", {"ttl": SECOND, "action": action}, status=400, data=ERROR)
+    s.rejects("task.create", {"pid": "a-1", "action": action}, 400)
+    s.rejects("task.create", {"ttl": SECOND, "action": action}, 400)
     no_timeout = {**action, "data": {"id": "t", "tags": target()}}
     s.rpc("task.create", {"pid": "a-1", "ttl": SECOND, "action": no_timeout}, status=400)
     plain_promise(s, "plain")
-    s.rpc(
+    s.rejects(
         "task.create",
         {"pid": "a-1", "ttl": SECOND, "action": create_action("plain", T0 + HOUR, target())},
-        status=422,
-        data=ERROR,
+        422,
     )
     pending_task(s, "queued")
     s.rpc(
@@ -442,17 +426,10 @@ def task_create_checks(s: Script) -> None:
 def task_acquire_versions(s: Script) -> None:
     pending_task(s, "t")
     s.rpc("task.get", {"id": "t"}, status=200, data__task=task("t", "pending", 0))
-    s.rpc(
-        "task.acquire",
-        {"id": "missing", "version": 0, "pid": "a-1", "ttl": HOUR},
-        status=404,
-        data=ERROR,
-    )
-    s.rpc(
-        "task.acquire", {"id": "t", "version": 1, "pid": "a-1", "ttl": HOUR}, status=409, data=ERROR
-    )
-    s.rpc("task.acquire", {"id": "t", "version": 0, "ttl": HOUR}, status=400, data=ERROR)
-    s.rpc("task.acquire", {"id": "t", "version": 0, "pid": "a-1"}, status=400, data=ERROR)
+    s.rejects("task.acquire", {"id": "missing", "version": 0, "pid": "a-1", "ttl": HOUR}, 404)
+    s.rejects("task.acquire", {"id": "t", "version": 1, "pid": "a-1", "ttl": HOUR}, 409)
+    s.rejects("task.acquire", {"id": "t", "version": 0, "ttl": HOUR}, 400)
+    s.rejects("task.acquire", {"id": "t", "version": 0, "pid": "a-1"}, 400)
     s.advance(SECOND)
     s.rpc(
         "task.acquire",
@@ -470,54 +447,30 @@ def task_acquire_versions(s: Script) -> None:
 def task_release_versions(s: Script) -> None:
     pending_task(s, "t")
     s.rpc("task.acquire", {"id": "t", "version": 0, "pid": "a-1", "ttl": HOUR}, status=200)
-    s.rpc("task.release", {"id": "t", "version": 0}, status=409, data=ERROR)
-    s.rpc("task.release", {"id": "missing", "version": 1}, status=404, data=ERROR)
+    s.rejects("task.release", {"id": "t", "version": 0}, 409)
+    s.rejects("task.release", {"id": "missing", "version": 1}, 404)
     s.rpc("task.release", {"id": "t", "version": 1}, status=200, data={})
     s.messages(f"execute t v1 -> {A}")
     s.rpc("task.release", {"id": "t", "version": 1}, status=409)
     s.rpc("task.get", {"id": "t"}, status=200, data__task=task("t", "pending", 1))
-    s.rpc(
-        "task.acquire",
-        {"id": "t", "version": 1, "pid": "a-2", "ttl": HOUR},
-        status=200,
-        data__task=task("t", "acquired", 2, ttl=HOUR, pid="a-2"),
-    )
+    acquire(s, "t", 1, "a-2")
 
 
 def task_fulfill_versions(s: Script) -> None:
     new_task(s, "t")
     plain_promise(s, "p")
     s.rpc("promise.register_listener", {"awaited": "t", "address": GW}, status=200)
-    s.rpc(
-        "task.fulfill",
-        {"id": "t", "version": 1, "action": fulfill_action("t", "done")},
-        status=400,
-        data=ERROR,
-    )
-    s.rpc(
+    s.rejects("task.fulfill", {"id": "t", "version": 1, "action": fulfill_action("t", "done")}, 400)
+    s.rejects(
         "task.fulfill",
         {"id": "t", "version": 1, "action": fulfill_action("t", "rejected_timedout")},
-        status=400,
-        data=ERROR,
+        400,
     )
-    s.rpc(
-        "task.fulfill",
-        {"id": "missing", "version": 1, "action": fulfill_action("missing")},
-        status=404,
-        data=ERROR,
+    s.rejects(
+        "task.fulfill", {"id": "missing", "version": 1, "action": fulfill_action("missing")}, 404
     )
-    s.rpc(
-        "task.fulfill",
-        {"id": "p", "version": 1, "action": fulfill_action("p")},
-        status=404,
-        data=ERROR,
-    )
-    s.rpc(
-        "task.fulfill",
-        {"id": "t", "version": 0, "action": fulfill_action("t")},
-        status=409,
-        data=ERROR,
-    )
+    s.rejects("task.fulfill", {"id": "p", "version": 1, "action": fulfill_action("p")}, 404)
+    s.rejects("task.fulfill", {"id": "t", "version": 0, "action": fulfill_action("t")}, 409)
     s.advance(SECOND)
     s.rpc(
         "task.fulfill",
@@ -551,33 +504,18 @@ def task_suspend_checks(s: Script) -> None:
     plain_promise(s, "done", tags={"resonate:external": "true"})
     s.rpc("promise.settle", {"id": "done", "state": "resolved"}, status=200)
     suspend = {"id": "w", "version": 1}
-    s.rpc("task.suspend", {**suspend, "actions": []}, status=400, data=ERROR)
-    s.rpc("task.suspend", suspend, status=400, data=ERROR)
-    s.rpc("task.suspend", {**suspend, "actions": [callback("w", "w")]}, status=400, data=ERROR)
-    s.rpc(
-        "task.suspend",
-        {**suspend, "actions": [callback("e1", "w"), callback("e1", "w")]},
-        status=400,
-        data=ERROR,
+    s.rejects("task.suspend", {**suspend, "actions": []}, 400)
+    s.rejects("task.suspend", suspend, 400)
+    s.rejects("task.suspend", {**suspend, "actions": [callback("w", "w")]}, 400)
+    s.rejects(
+        "task.suspend", {**suspend, "actions": [callback("e1", "w"), callback("e1", "w")]}, 400
     )
-    s.rpc(
-        "task.suspend", {**suspend, "actions": [callback("missing", "w")]}, status=422, data=ERROR
+    s.rejects("task.suspend", {**suspend, "actions": [callback("missing", "w")]}, 422)
+    s.rejects("task.suspend", {**suspend, "actions": [callback("internal", "w")]}, 422)
+    s.rejects(
+        "task.suspend", {"id": "nobody", "version": 1, "actions": [callback("e1", "nobody")]}, 404
     )
-    s.rpc(
-        "task.suspend", {**suspend, "actions": [callback("internal", "w")]}, status=422, data=ERROR
-    )
-    s.rpc(
-        "task.suspend",
-        {"id": "nobody", "version": 1, "actions": [callback("e1", "nobody")]},
-        status=404,
-        data=ERROR,
-    )
-    s.rpc(
-        "task.suspend",
-        {"id": "w", "version": 0, "actions": [callback("e1", "w")]},
-        status=409,
-        data=ERROR,
-    )
+    s.rejects("task.suspend", {"id": "w", "version": 0, "actions": [callback("e1", "w")]}, 409)
     s.rpc(
         "task.suspend",
         {**suspend, "actions": [callback("e1", "w"), callback("done", "w")]},
@@ -614,12 +552,7 @@ def task_suspend_and_resume(s: Script) -> None:
     s.rpc("promise.settle", {"id": "e1", "state": "resolved", "value": VALUE}, status=200)
     s.messages(f"execute w v1 -> {A}")
     s.rpc("task.get", {"id": "w"}, status=200, data__task=task("w", "pending", 1, resumes=1))
-    s.rpc(
-        "task.acquire",
-        {"id": "w", "version": 1, "pid": "a-2", "ttl": HOUR},
-        status=200,
-        data__task=task("w", "acquired", 2, ttl=HOUR, pid="a-2"),
-    )
+    acquire(s, "w", 1, "a-2")
     s.rpc("promise.settle", {"id": "e2", "state": "rejected", "value": VALUE}, status=200)
     s.rpc(
         "task.get",
@@ -657,24 +590,9 @@ def task_fence(s: Script) -> None:
         data__action__data__promise__state="resolved",
         data__action__data__promise__settledAt=T0 + SECOND,
     )
-    s.rpc(
-        "task.fence",
-        {"id": "w", "version": 0, "action": settle_action("child")},
-        status=409,
-        data=ERROR,
-    )
-    s.rpc(
-        "task.fence",
-        {"id": "w", "version": 1, "action": create_action("w", T0 + HOUR)},
-        status=400,
-        data=ERROR,
-    )
-    s.rpc(
-        "task.fence",
-        {"id": "missing", "version": 1, "action": settle_action("child")},
-        status=404,
-        data=ERROR,
-    )
+    s.rejects("task.fence", {"id": "w", "version": 0, "action": settle_action("child")}, 409)
+    s.rejects("task.fence", {"id": "w", "version": 1, "action": create_action("w", T0 + HOUR)}, 400)
+    s.rejects("task.fence", {"id": "missing", "version": 1, "action": settle_action("child")}, 404)
     no_timeout = {**create_action("c2", T0 + HOUR), "data": {"id": "c2"}}
     s.rpc(
         "task.fence",
@@ -774,7 +692,7 @@ def task_delayed_start(s: Script) -> None:
 
 def task_halt_and_continue(s: Script) -> None:
     pending_task(s, "t")
-    s.rpc("task.halt", {"id": "missing"}, status=404, data=ERROR)
+    s.rejects("task.halt", {"id": "missing"}, 404)
     s.rpc("task.halt", {"id": "t"}, status=200, data={})
     s.rpc("task.get", {"id": "t"}, status=200, data__task=task("t", "halted", 0))
     s.rpc("task.acquire", {"id": "t", "version": 0, "pid": "a-1", "ttl": HOUR}, status=409)
@@ -784,7 +702,7 @@ def task_halt_and_continue(s: Script) -> None:
     s.messages()
     s.rpc("task.continue", {"id": "t"}, status=200, data={})
     s.messages(f"execute t v0 -> {A}")
-    s.rpc("task.continue", {"id": "t"}, status=409, data=ERROR)
+    s.rejects("task.continue", {"id": "t"}, 409)
     s.rpc("task.continue", {"id": "missing"}, status=404)
     s.rpc("task.acquire", {"id": "t", "version": 0, "pid": "a-1", "ttl": HOUR}, status=200)
     s.rpc("task.fulfill", {"id": "t", "version": 1, "action": fulfill_action("t")}, status=200)
@@ -792,7 +710,7 @@ def task_halt_and_continue(s: Script) -> None:
 
 
 def task_get_checks(s: Script) -> None:
-    s.rpc("task.get", {"id": "missing"}, status=404, data=ERROR)
+    s.rejects("task.get", {"id": "missing"}, 404)
     plain_promise(s, "plain")
     s.rpc("task.get", {"id": "plain"}, status=404)
     pending_task(s, "t", timeout=10 * SECOND)
@@ -803,6 +721,24 @@ def task_get_checks(s: Script) -> None:
 # -- timers ------------------------------------------------------------------------------
 
 
+def wakes_at_timeout(s: Script, id: str, state: str, tags: dict[str, str]) -> None:
+    """At T0+10s, ``id`` times out into ``state``: task w (suspended on it) and GW hear of it."""
+    s.at(T0 + 10 * SECOND)
+    s.timeouts()
+    s.messages(f"execute w v1 -> {A}", f"unblock {id} {state} -> {GW}")
+    settled = T0 + 10 * SECOND
+    s.rpc(
+        "promise.get",
+        {"id": id},
+        status=200,
+        data__promise=record(
+            id, state, timeout=settled, created=T0, settled=settled, param=PARAM, tags=tags
+        ),
+    )
+    s.rpc("task.get", {"id": "w"}, status=200, data__task=task("w", "pending", 1, resumes=1))
+    acquire(s, "w", 1, "a-1")
+
+
 def external_timeout_wakes_task(s: Script) -> None:
     new_task(s, "w")
     pending_task(s, "child", B, timeout=10 * SECOND)
@@ -810,24 +746,7 @@ def external_timeout_wakes_task(s: Script) -> None:
         "task.suspend", {"id": "w", "version": 1, "actions": [callback("child", "w")]}, status=200
     )
     s.rpc("promise.register_listener", {"awaited": "child", "address": GW}, status=200)
-    s.at(T0 + 10 * SECOND)
-    s.timeouts()
-    s.messages(f"execute w v1 -> {A}", f"unblock child rejected_timedout -> {GW}")
-    s.rpc(
-        "promise.get",
-        {"id": "child"},
-        status=200,
-        data__promise=record(
-            "child",
-            "rejected_timedout",
-            timeout=T0 + 10 * SECOND,
-            created=T0,
-            settled=T0 + 10 * SECOND,
-            param=PARAM,
-            tags=target(B),
-        ),
-    )
-    s.rpc("task.get", {"id": "w"}, status=200, data__task=task("w", "pending", 1, resumes=1))
+    wakes_at_timeout(s, "child", "rejected_timedout", target(B))
     s.rpc("task.get", {"id": "child"}, status=200, data__task=task("child", "fulfilled", 0))
 
 
@@ -847,29 +766,7 @@ def timer_resolves_and_wakes_task(s: Script) -> None:
     s.at(T0 + 9 * SECOND)
     s.timeouts()
     s.messages()
-    s.at(T0 + 10 * SECOND)
-    s.timeouts()
-    s.messages(f"execute w v1 -> {A}", f"unblock sleep resolved -> {GW}")
-    s.rpc(
-        "promise.get",
-        {"id": "sleep"},
-        status=200,
-        data__promise=record(
-            "sleep",
-            "resolved",
-            timeout=T0 + 10 * SECOND,
-            created=T0,
-            settled=T0 + 10 * SECOND,
-            param=PARAM,
-            tags=timer,
-        ),
-    )
-    s.rpc(
-        "task.acquire",
-        {"id": "w", "version": 1, "pid": "a-1", "ttl": HOUR},
-        status=200,
-        data__task=task("w", "acquired", 2, ttl=HOUR, pid="a-1"),
-    )
+    wakes_at_timeout(s, "sleep", "resolved", timer)
 
 
 def internal_promise_timeout_not_pushed(s: Script) -> None:
@@ -921,30 +818,18 @@ def schedule_create_get_delete(s: Script) -> None:
         "schedule.create", schedule_request("s1", "0 * * * *"), status=200, data__schedule=created
     )
     s.rpc("schedule.delete", {"id": "s1"}, status=200, data={})
-    s.rpc("schedule.get", {"id": "s1"}, status=404, data=ERROR)
-    s.rpc("schedule.delete", {"id": "s1"}, status=404, data=ERROR)
+    s.rejects("schedule.get", {"id": "s1"}, 404)
+    s.rejects("schedule.delete", {"id": "s1"}, 404)
 
 
 def schedule_checks(s: Script) -> None:
     request = schedule_request("s1")
-    s.rpc(
-        "schedule.create", {k: v for k, v in request.items() if k != "cron"}, status=400, data=ERROR
-    )
-    s.rpc(
-        "schedule.create",
-        {k: v for k, v in request.items() if k != "promiseTimeout"},
-        status=400,
-        data=ERROR,
-    )
-    s.rpc(
-        "schedule.create",
-        {k: v for k, v in request.items() if k != "promiseId"},
-        status=400,
-        data=ERROR,
-    )
+    s.rejects("schedule.create", {k: v for k, v in request.items() if k != "cron"}, 400)
+    s.rejects("schedule.create", {k: v for k, v in request.items() if k != "promiseTimeout"}, 400)
+    s.rejects("schedule.create", {k: v for k, v in request.items() if k != "promiseId"}, 400)
     for cron in ("every minute", "* * * * * *", "x * * * *"):
-        s.rpc("schedule.create", schedule_request("s1", cron), status=400, data=ERROR)
-    s.rpc("schedule.get", {"id": "s1"}, status=404, data=ERROR)
+        s.rejects("schedule.create", schedule_request("s1", cron), 400)
+    s.rejects("schedule.get", {"id": "s1"}, 404)
 
 
 def schedule_search_not_implemented(s: Script) -> None:

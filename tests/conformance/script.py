@@ -94,6 +94,10 @@ class Script:
         paths = {key.replace("__", "."): value for key, value in expect.items()}
         self.steps.append(Rpc(envelope, self.now, paths))
 
+    def rejects(self, kind: str, data: dict[str, Any], status: int) -> None:
+        """A request the server refuses with ``status`` and a text saying why."""
+        self.rpc(kind, data, status=status, data=ANY_STRING)
+
     def advance(self, ms: int) -> None:
         self.now += ms
 
@@ -167,9 +171,9 @@ def without_nulls(value: Any) -> Any:
     """``value`` with every null-valued key left out: a null field and a missing one say the same.
 
     resonate.sql builds its records with ``jsonb_build_object`` and so writes
-    ``"settledAt": null``; Resonate's HTTP server leaves such fields out, and the
-    TypeScript SDK's checks reject a null there. Comparing without nulls lets
-    our server do what the SDK needs while matching the reference everywhere else.
+    ``"settledAt": null``, but the TypeScript SDK's HTTP client rejects a null
+    there. Comparing without nulls lets our server do what the SDK needs while
+    matching the reference everywhere else.
     """
     if isinstance(value, dict):
         return {key: without_nulls(item) for key, item in value.items() if item is not None}
@@ -232,7 +236,8 @@ def run(peer: Peer, steps: list[Step]) -> list[Observation]:
             what = (
                 f"{step.envelope['kind']} {json.dumps(step.envelope['data'])} at T0+{step.at - T0}"
             )
-            observations.append(Observation(index, what, comparable(response), failures, response))
+            seen = comparable(response)
+            observations.append(Observation(index, what, seen, failures, response))
         elif isinstance(step, Timeouts):
             peer.process_timeouts(step.at)
             observations.append(Observation(index, f"timeouts at T0+{step.at - T0}", None, []))
