@@ -456,3 +456,26 @@ def test_no_answer_or_message_holds_a_null(server: Server) -> None:
     ]
     for answer in [*answers, *server.pushed()]:
         assert b"null" not in msgspec.json.encode(answer), answer
+
+
+def test_promise_search_by_origin_state_and_prefix(server: Server) -> None:
+    origin = {"resonate:origin": "root"}
+    server.create("root", **origin)
+    server.create("root.1", START + 10, **origin)
+    server.create("root.2", **origin)
+    server.create("other", **{"resonate:origin": "elsewhere"})
+    server.send("promise.settle", id="root.2", state="resolved")
+    server.now += 10  # root.1 is past its timeout: it reads (and is found) as timed out
+
+    def ids(**query: Any) -> list[str]:
+        status, data = server.send("promise.search", **query)
+        assert status == 200, data
+        return [record["id"] for record in data["promises"]]
+
+    assert ids(tags=origin) == ["root", "root.1", "root.2"]
+    assert ids(tags=origin, state="pending") == ["root"]
+    assert ids(tags=origin, state="rejected_timedout") == ["root.1"]
+    assert ids(tags=origin, idPrefix="root.") == ["root.1", "root.2"]
+    assert ids(state="resolved") == ["root.2"]
+    assert ids(tags={"resonate:origin": "nobody"}) == []
+    assert server.send("promise.search", state="done") == (400, "bad request")

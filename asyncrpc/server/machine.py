@@ -28,6 +28,7 @@ from asyncrpc.server.fields import BadRequest
 from asyncrpc.server.records import (
     BRANCH_TAG,
     DELAY_TAG,
+    ORIGIN_TAG,
     RETRY_TIMEOUT_MS,
     SETTLE_STATES,
     TARGET_TAG,
@@ -110,6 +111,8 @@ class Machine:
         #: Pending tasks whose ``execute`` went out: the router hands them to a connecting worker.
         self.dispatched: set[str] = set()
         self.by_branch: defaultdict[str, list[str]] = defaultdict(list)
+        #: ``resonate:origin`` -> the ids of its promises (what ``promise.search`` reads by).
+        self.by_origin: defaultdict[str, list[str]] = defaultdict(list)
         self._promise_timeouts = TimerHeap(self._promise_due)
         self._task_timeouts = TimerHeap(self._task_due)
         self._schedule_runs = TimerHeap(self._schedule_due)
@@ -247,16 +250,21 @@ class Machine:
             return error(400, f"state must be one of {[s.value for s in PromiseState]}")
         wanted = fields.tags(data, "tags")
         prefix = fields.text(data, "idPrefix") or ""
-        records = (promise.to_json(now) for promise in self.promises.values())
+        origin = wanted.get(ORIGIN_TAG)
+        candidates: Iterable[Promise] = (
+            (self.promises[promise_id] for promise_id in self.by_origin.get(origin, ()))
+            if isinstance(origin, str)
+            else self.promises.values()
+        )
         matches = [
-            record
-            for record in records
-            if record["id"].startswith(prefix)
-            and (state is None or record["state"] == state)
-            and all(record["tags"].get(key) == value for key, value in wanted.items())
+            promise
+            for promise in candidates
+            if promise.id.startswith(prefix)
+            and all(promise.tags.get(key) == value for key, value in wanted.items())
+            and (state is None or promise.state_at(now) == state)
         ]
         page, cursor = _page(matches, data)
-        return Answer(200, _paged("promises", page, cursor))
+        return Answer(200, _paged("promises", [p.to_json(now) for p in page], cursor))
 
     # -- tasks ---------------------------------------------------------------
 
@@ -443,13 +451,9 @@ class Machine:
         state = fields.text(data, "state")
         if state is not None and state not in {s.value for s in TaskState}:
             return error(400, f"state must be one of {[s.value for s in TaskState]}")
-        matches = [
-            task.to_json()
-            for task in self.tasks.values()
-            if state is None or task.state.value == state
-        ]
+        matches = [task for task in self.tasks.values() if state is None or task.state == state]
         page, cursor = _page(matches, data)
-        return Answer(200, _paged("tasks", page, cursor))
+        return Answer(200, _paged("tasks", [task.to_json() for task in page], cursor))
 
     # -- schedules -----------------------------------------------------------
 
@@ -546,6 +550,9 @@ class Machine:
         branch = promise.tags.get(BRANCH_TAG)
         if isinstance(branch, str):
             self.by_branch[branch].append(promise.id)
+        origin = promise.tags.get(ORIGIN_TAG)
+        if isinstance(origin, str):
+            self.by_origin[origin].append(promise.id)
         if promise.state is PromiseState.PENDING and promise.external:
             self._promise_timeouts.push(promise.timeout_at, promise.id)
 
@@ -722,6 +729,7 @@ class Machine:
     def rebuild(self) -> None:
         """Recompute every index and timer heap from the records (after loading a snapshot)."""
         self.by_branch.clear()
+        self.by_origin.clear()
         self._promise_timeouts.reset(())
         promises, self.promises = self.promises, {}
         for promise in promises.values():
@@ -777,19 +785,19 @@ def _action_data(data: dict[str, Any]) -> Any:
     return fields.obj(fields.obj(data, "action"), "data")
 
 
-def _page(records: Iterable[dict[str, Any]], data: dict[str, Any]) -> tuple[list[Any], str | None]:
-    """Sorted by id: the ``limit`` records after ``cursor`` (an id), and the next cursor."""
+def _page[T: (Promise, Task)](items: list[T], data: dict[str, Any]) -> tuple[list[T], str | None]:
+    """Sorted by id: the ``limit`` items after ``cursor`` (an id), and the next cursor."""
     limit = fields.integer(data, "limit")
     if limit is None:
         limit = SEARCH_DEFAULT_LIMIT
     if not 1 <= limit <= SEARCH_MAX_LIMIT:
         raise BadRequest(f"field 'limit' must be from 1 to {SEARCH_MAX_LIMIT}, got {limit}")
     cursor = fields.text(data, "cursor")
-    ordered = sorted(records, key=lambda record: record["id"])
     if cursor:
-        ordered = [record for record in ordered if record["id"] > cursor]
+        items = [item for item in items if item.id > cursor]
+    ordered = sorted(items, key=lambda item: item.id)
     page = ordered[:limit]
-    return page, page[-1]["id"] if len(ordered) > limit else None
+    return page, page[-1].id if len(ordered) > limit else None
 
 
 def _paged(key: str, page: list[Any], cursor: str | None) -> dict[str, Any]:

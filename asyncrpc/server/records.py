@@ -21,6 +21,7 @@ TARGET_TAG = "resonate:target"
 TIMER_TAG = "resonate:timer"
 EXTERNAL_TAG = "resonate:external"
 BRANCH_TAG = "resonate:branch"
+ORIGIN_TAG = "resonate:origin"
 DELAY_TAG = "resonate:delay"
 
 
@@ -90,6 +91,13 @@ class Promise:
         """The state a timeout gives: a timer resolves, anything else is rejected."""
         return PromiseState.RESOLVED if self.is_timer else PromiseState.REJECTED_TIMEDOUT
 
+    def timed_out(self, now: int) -> bool:
+        """Pending but past its timeout: it reads as settled by the timeout."""
+        return self.state is PromiseState.PENDING and self.timeout_at <= now
+
+    def state_at(self, now: int) -> PromiseState:
+        return self.timeout_state() if self.timed_out(now) else self.state
+
     def is_open(self, now: int) -> bool:
         """Pending and not yet past its timeout at ``now``."""
         return self.state is PromiseState.PENDING and self.timeout_at > now
@@ -102,7 +110,7 @@ class Promise:
         still be settled when it cannot.
         """
         state, settled_at = self.state, self.settled_at
-        if now is not None and state is PromiseState.PENDING and self.timeout_at <= now:
+        if now is not None and self.timed_out(now):
             state, settled_at = self.timeout_state(), self.timeout_at
         record = {
             "id": self.id,
