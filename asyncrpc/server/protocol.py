@@ -54,7 +54,6 @@ FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "schedule.get": ("id",),
     "schedule.delete": ("id",),
-    "schedule.search": ("tags", "limit", "cursor"),
 }
 
 _decoder = msgspec.json.Decoder()
