@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from tests.support import ASYNCRPC, free_port
+from tests.support import ASYNCRPC, free_port, write_older_server_database
 
 
 def run_server(*args: str) -> subprocess.CompletedProcess[str]:
@@ -48,12 +48,7 @@ def test_bad_log_level_is_refused() -> None:
 
 def test_a_database_of_an_older_server_is_refused_and_kept(tmp_path: Path) -> None:
     old = tmp_path / "server.db"
-    connection = sqlite3.connect(old)
-    connection.executescript(
-        "CREATE TABLE log (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, request BLOB);"
-        'INSERT INTO log VALUES (1, 5, \'{"kind": "promise.create"}\');'
-    )
-    connection.close()
+    write_older_server_database(old)
     result = run_server("--db", str(old), "--port", str(free_port()))
     assert result.returncode == 2
     assert "format 1" in result.stderr and "reads format 2" in result.stderr

@@ -14,6 +14,7 @@ import pytest
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.router import Address
 from asyncrpc.server.store import Store, StoreError
+from tests.support import write_older_server_database
 
 FAR = 10**15
 
@@ -302,12 +303,7 @@ def test_a_delayed_task_waits_for_its_delay(clock: FakeClock) -> None:
 
 def test_a_database_of_another_format_is_refused_clearly(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
-    connection = sqlite3.connect(db)
-    connection.executescript(
-        "CREATE TABLE log (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, request BLOB);"
-        "INSERT INTO log VALUES (1, 5, '{}');"
-    )
-    connection.close()
+    write_older_server_database(db)
     with pytest.raises(StoreError, match=r"format 1.*reads format 2"):
         Store(str(db))
 
