@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -126,8 +127,14 @@ class CreationLedger:
         self._limit = limit
         self._outcomes: OrderedDict[str, list[Creation]] = OrderedDict()
 
-    def record(self, response: str) -> None:
-        """Note the outcome if ``response`` answers a ``promise.create``."""
+    def record(self, response: str, sent_at: int | None = None) -> None:
+        """Note the outcome if ``response`` answers a ``promise.create``.
+
+        Resonate's servers answer 200 whether the promise is new or not, so a
+        promise counts as new when it was created no earlier than ``sent_at``
+        (ms, when the request left); a server answering 201 for a new one is
+        understood too.
+        """
         if "promise.create" not in response:
             return
         try:
@@ -139,7 +146,11 @@ class CreationLedger:
             return
         if status not in (200, 201) or not isinstance(promise_id, str):
             return
-        creation = Creation(existed=status == 200, function=function_of(promise))
+        created_at = promise.get("createdAt")
+        fresh = status == 201 or (
+            sent_at is not None and isinstance(created_at, int) and created_at >= sent_at
+        )
+        creation = Creation(existed=not fresh, function=function_of(promise))
         self._outcomes.setdefault(promise_id, []).append(creation)
         while len(self._outcomes) > self._limit:
             self._outcomes.popitem(last=False)
@@ -176,12 +187,13 @@ class BoundedNetwork:
         await self._inner.stop()
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+        sent_at = time.time_ns() // 1_000_000
         try:
             response = await asyncio.wait_for(self._inner.send(req, headers), self._timeout)
         except TimeoutError:
             reason = f"no answer from the Resonate server at {self._url} within {self._timeout:g}s"
             raise ConnectorError(TimeoutError(reason)) from None
-        self.creations.record(response)
+        self.creations.record(response, sent_at)
         return response
 
 

@@ -10,10 +10,10 @@ durable calls through the same protocol state machine, with no sockets, no
 SQLite, no JSON over HTTP and one event loop: what network hops and separate
 processes cost is the gap between this and the whole topology.
 
-Two deliberate choices. The local server's state is our server's
-:class:`~asyncrpc.server.state.IndexedServerState` (the SDK's state machine,
-with indexes for the two helpers that otherwise scan every promise ever
-created on each task acquire and settle): with the SDK's plain
+Two deliberate choices. The local server's state is
+:class:`~benchmarks.indexed_state.IndexedServerState` (the SDK's state
+machine, with indexes for the two helpers that otherwise scan every promise
+ever created on each task acquire and settle): with the SDK's plain
 ``ServerState`` the floor sinks as history grows (about 280 to 25
 invocations/s over 1,600 await chains at 16 callers, measured on this
 machine), which would flatter the ratio. And each concurrency level gets a
@@ -28,9 +28,9 @@ from resonate.connections.local import LocalConnection
 from resonate.resonate import Resonate
 
 from asyncrpc import services
-from asyncrpc.server.state import IndexedServerState
 from benchmarks.bench import Bench
 from benchmarks.direct import client_level
+from benchmarks.indexed_state import IndexedServerState
 from benchmarks.measure import CpuMeter, LoadResult, invocation_count
 from benchmarks.report import (
     CPU_NOTE,

@@ -70,8 +70,8 @@ async def task_round_trip(client: aiohttp.ClientSession, promise_id: str) -> Non
         client,
         "task.fulfill",
         id=promise_id,
-        version=0,
-        action={"id": promise_id, "state": "resolved"},
+        version=1,  # acquiring version 0 made it 1
+        action={"kind": "promise.settle", "data": {"id": promise_id, "state": "resolved"}},
     )
 
 

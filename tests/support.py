@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -160,3 +161,13 @@ def _raise_if_dead(process: Process) -> bool:
     if not process.alive():
         raise AssertionError(f"{process.name} exited early:\n{process.output()[-3000:]}")
     return False
+
+
+def write_older_server_database(path: Path) -> None:
+    """A database as an older asyncrpc server left it: a log of requests, no format recorded."""
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        "CREATE TABLE log (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, request BLOB);"
+        'INSERT INTO log VALUES (1, 5, \'{"kind": "promise.create"}\');'
+    )
+    connection.close()

@@ -173,13 +173,26 @@ def create_answer(engine: Engine, promise_id: str, function: str) -> str:
 
 
 def test_the_ledger_tells_a_new_invocation_from_an_existing_one() -> None:
-    engine = Engine(Store(":memory:"))
+    """The server answers 200 either way: a promise created before the request existed."""
+    now = [1_000]
+    engine = Engine(Store(":memory:"), clock=lambda: now[0])
     ledger = flows.CreationLedger()
-    ledger.record(create_answer(engine, "inv-1", "foo"))
-    ledger.record(create_answer(engine, "inv-1", "zim"))  # same id again: the first one stays
+    ledger.record(create_answer(engine, "inv-1", "foo"), sent_at=1_000)
+    now[0] = 1_005
+    # same id again, sent after the first was created: the first one stays
+    ledger.record(create_answer(engine, "inv-1", "zim"), sent_at=1_004)
     assert ledger.take("inv-1") == flows.Creation(existed=False, function="foo")
     assert ledger.take("inv-1") == flows.Creation(existed=True, function="foo")
     assert ledger.take("inv-1") is None
+
+
+def test_the_ledger_understands_201_for_a_new_promise() -> None:
+    engine = Engine(Store(":memory:"))
+    answer = json.loads(create_answer(engine, "inv-2", "foo"))
+    answer["head"]["status"] = 201
+    ledger = flows.CreationLedger()
+    ledger.record(json.dumps(answer))
+    assert ledger.take("inv-2") == flows.Creation(existed=False, function="foo")
 
 
 def test_the_ledger_ignores_other_answers_and_forgets_the_oldest() -> None:
@@ -188,6 +201,6 @@ def test_the_ledger_ignores_other_answers_and_forgets_the_oldest() -> None:
     for text in ('{"kind": "promise.get"}', "not json", '{"kind": "promise.create"}', ""):
         ledger.record(text)
     for promise_id in ("a", "b", "c"):
-        ledger.record(create_answer(engine, promise_id, "foo"))
+        ledger.record(create_answer(engine, promise_id, "foo"), sent_at=0)
     assert ledger.take("a") is None
     assert ledger.take("c") == flows.Creation(existed=False, function="foo")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 from pathlib import Path
 
-from tests.support import ASYNCRPC, free_port
+from tests.support import ASYNCRPC, free_port, write_older_server_database
 
 
 def run_server(*args: str) -> subprocess.CompletedProcess[str]:
@@ -43,3 +44,13 @@ def test_bad_log_level_is_refused() -> None:
     result = run_server("--log-level", "loud", "--db", ":memory:")
     assert result.returncode == 2
     assert "debug, info, warning or error" in result.stderr
+
+
+def test_a_database_of_an_older_server_is_refused_and_kept(tmp_path: Path) -> None:
+    old = tmp_path / "server.db"
+    write_older_server_database(old)
+    result = run_server("--db", str(old), "--port", str(free_port()))
+    assert result.returncode == 2
+    assert "format 1" in result.stderr and "reads format 2" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert sqlite3.connect(old).execute("SELECT COUNT(*) FROM log").fetchone() == (1,)

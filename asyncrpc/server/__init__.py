@@ -1,1 +1,1 @@
-"""asyncrpc's own Resonate server: the SDK's protocol state machine behind HTTP + SSE, on SQLite."""
+"""asyncrpc's own Resonate server: the protocol's state machine behind HTTP + SSE, on SQLite."""

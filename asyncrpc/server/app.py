@@ -3,7 +3,8 @@
 A plain ASGI application (served by uvicorn) with four routes:
 
 - ``POST /``: one protocol envelope in, one out; the HTTP status mirrors
-  ``head.status``, as on the real Resonate server;
+  ``head.status``, as on the real Resonate server, and an error's reason is
+  in the ``x-asyncrpc-error`` header;
 - ``GET /poll/{group}/{pid}``: a Server-Sent Events stream of ``execute`` and
   ``unblock`` messages for that process;
 - ``GET /healthz`` (also ``/health``, ``/ready``): readiness, with a summary;
@@ -40,6 +41,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 #: A comment line is written to an idle stream this often, so a dead peer is noticed.
 KEEPALIVE_S = 10.0
 JSON_HEADERS = [(b"content-type", b"application/json")]
+#: The header that says why a request failed.
+DETAIL_HEADER = b"x-asyncrpc-error"
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
@@ -109,13 +112,14 @@ class ServerApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                body = error_envelope(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
-                await _respond(send, 413, JSON_HEADERS, body)
+                detail = f"request body is larger than {MAX_BODY_BYTES} bytes"
+                await _respond(send, 413, _with_detail(detail), error_envelope(413))
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         reply = await self.engine.handle_grouped(b"".join(chunks))
-        await _respond(send, reply.status, JSON_HEADERS, reply.body)
+        headers = JSON_HEADERS if reply.detail is None else _with_detail(reply.detail)
+        await _respond(send, reply.status, headers, reply.body)
 
     async def _poll(self, group: str, pid: str, receive: Receive, send: Send) -> None:
         stream = self.engine.router.connect(group, pid)
@@ -190,6 +194,12 @@ class ServerApp:
             "streams": len(self.engine.router.streams()),
             "database": self.engine.store.path,
         }
+
+
+def _with_detail(detail: str) -> list[tuple[bytes, bytes]]:
+    """JSON headers plus why a request failed (the protocol's ``data`` only names the status)."""
+    text = detail.encode("ascii", "backslashreplace").replace(b"\r", b" ").replace(b"\n", b" ")
+    return [*JSON_HEADERS, (DETAIL_HEADER, text)]
 
 
 async def _first_of(*waits: Awaitable[Any]) -> None:

@@ -19,13 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-from resonate.connections.local import wrap_response_envelope
-from resonate.error import ServerError
-
-from asyncrpc.server.protocol import ProtocolError, error_envelope, parse_request
-from asyncrpc.server.router import Router
-from asyncrpc.server.state import READ_KINDS, IndexedServerState
+from asyncrpc.server.machine import Answer, Execute, Machine, Outgoing, Unblock
+from asyncrpc.server.protocol import ProtocolError, error_envelope, parse_request, response
+from asyncrpc.server.router import Message, Router
 from asyncrpc.server.store import Store
 
 logger = logging.getLogger("asyncrpc.server")
@@ -40,22 +36,24 @@ def wall_clock_ms() -> int:
 
 @dataclass(frozen=True)
 class Reply:
+    """An answer: the HTTP status (``head.status``), the envelope, and why it failed, if it did."""
+
     status: int
     body: bytes
+    detail: str | None = None
 
 
 class Engine:
     """State machine + durability + routing, driven by requests and a timer."""
 
     def __init__(self, store: Store, clock: Callable[[], int] = wall_clock_ms) -> None:
-        self.state = IndexedServerState()
+        self.state = Machine()
         self.store = store
         self.clock = clock
-        self.router = Router(clock, self.state.is_pending, self.state.pending_tasks)
-        self._encoder = msgspec.json.Encoder()
+        self.router = Router(clock, self.state.is_pending, self.state.pending_dispatches)
         self._timer: asyncio.Task[None] | None = None
         #: Messages of applied requests, held until their commit.
-        self._unrouted: list[Any] = []
+        self._unrouted: list[Outgoing] = []
         #: Resolved by the commit that the requests of the current loop turn wait for.
         self._batch: asyncio.Future[None] | None = None
         self.recovered_entries = 0
@@ -85,32 +83,16 @@ class Engine:
         try:
             request = parse_request(body)
         except ProtocolError as exc:
-            return Reply(exc.status, error_envelope(exc.status, exc.message, exc.kind, exc.corr_id))
+            return Reply(exc.status, error_envelope(exc.status), exc.message)
         now = self.clock()
-        try:
-            response = self.state.apply(now, request.flat)
-        except ServerError as exc:
-            response = {
-                "kind": request.kind,
-                "corrId": request.corr_id,
-                "status": exc.code,
-                "error": exc.message,
-            }
-        except Exception:
-            logger.exception("state machine failed on %s", request.kind)
-            response = {
-                "kind": request.kind,
-                "corrId": request.corr_id,
-                "status": 500,
-                "error": f"internal error while applying {request.kind}",
-            }
-        self._unrouted.extend(self._take_outgoing())
-        if request.kind not in READ_KINDS:
-            self.store.stage(now, request.flat)
-        envelope = wrap_response_envelope(response)
-        status = envelope["head"]["status"]
-        logger.debug("%s id=%s -> %s", request.kind, request.flat.get("id"), status)
-        return Reply(status, self._encoder.encode(envelope))
+        answer = self._apply(
+            now, body, request.kind, request.data, request.corr_id, request.version
+        )
+        logger.debug("%s -> %s %s", request.kind, answer.status, answer.detail or "")
+        envelope = response(
+            request.kind, request.corr_id, request.version, answer.status, answer.data
+        )
+        return Reply(answer.status, envelope, answer.detail)
 
     def commit(self) -> None:
         """Make everything staged durable, then release the messages it caused."""
@@ -122,15 +104,16 @@ class Engine:
     # -- timers --------------------------------------------------------------
 
     def tick(self) -> None:
-        """Fire whatever is due: promise timeouts, sleeps, lease expiries, retries."""
+        """Fire whatever is due: promise timeouts, task retries and leases, schedule runs."""
         now = self.clock()
         due = self.state.next_due()
         if due is None or due > now:
             return
-        self.state.outgoing.clear()
+        self.state.changed = False
         self.state.tick(now)
-        self._unrouted.extend(self._take_outgoing())
-        self.store.stage(now, None)
+        self._take_outgoing()
+        if self.state.changed:
+            self.store.stage(now, None)
         self.commit()
 
     async def run_timers(self, interval: float = TICK_INTERVAL_S) -> None:
@@ -155,10 +138,25 @@ class Engine:
 
     # -- internals -----------------------------------------------------------
 
-    def _take_outgoing(self) -> list[Any]:
-        outgoing = self.state.outgoing
-        self.state.outgoing = []
-        return outgoing
+    def _apply(
+        self, now: int, body: bytes, kind: Any, data: dict[str, Any], corr_id: Any, version: str
+    ) -> Answer:
+        """Run one request through the machine; stage it when it changed something."""
+        self.state.changed = False
+        try:
+            answer = self.state.apply(now, kind, data, corr_id, version)
+        except Exception:
+            logger.exception("state machine failed on %s", kind)
+            answer = Answer(500, "error", f"internal error while applying {kind}")
+        self._take_outgoing()
+        if self.state.changed:
+            self.store.stage(now, body)
+        return answer
+
+    def _take_outgoing(self) -> None:
+        if self.state.outgoing:
+            self._unrouted.extend(self.state.outgoing)
+            self.state.outgoing = []
 
     def _next_commit(self) -> asyncio.Future[None]:
         if self._batch is None:
@@ -179,9 +177,15 @@ class Engine:
         else:
             batch.set_result(None)
 
-    def _route(self, outgoing: list[Any]) -> None:
+    def _route(self, outgoing: list[Outgoing]) -> None:
         for message in outgoing:
-            self.router.deliver(message.address, message.message)
+            if isinstance(message, Execute):
+                # A task settled or taken since its execute was staged needs no worker.
+                if self.state.is_pending(message.task_id, message.version):
+                    execute = Message.execute(message.task_id, message.version)
+                    self.router.deliver(message.address, execute)
+            elif isinstance(message, Unblock):
+                self.router.deliver(message.address, Message.unblock(message.promise))
 
     def _maybe_snapshot(self) -> None:
         if self.store.needs_snapshot(len(self.state.promises)):
@@ -195,11 +199,14 @@ class Engine:
         """
         seq = self.store.load_snapshot(self.state)
         for entry in self.store.log_after(seq):
-            self.state.outgoing.clear()
             if entry.request is None:
                 self.state.tick(entry.at)
             else:
-                with contextlib.suppress(Exception):
-                    self.state.apply(entry.at, entry.request)
+                with contextlib.suppress(ProtocolError):
+                    request = parse_request(entry.request)
+                    with contextlib.suppress(Exception):
+                        self.state.apply(
+                            entry.at, request.kind, request.data, request.corr_id, request.version
+                        )
+            self.state.outgoing.clear()
             self.recovered_entries += 1
-        self.state.outgoing.clear()

@@ -69,9 +69,15 @@ class Message:
     @classmethod
     def execute(cls, task_id: str, version: int) -> Message:
         body = msgspec.json.encode(
-            {"kind": "execute", "data": {"task": {"id": task_id, "version": version}}}
+            {"kind": "execute", "head": {}, "data": {"task": {"id": task_id, "version": version}}}
         )
         return cls(body=body, task=(task_id, version))
+
+    @classmethod
+    def unblock(cls, promise: dict[str, Any]) -> Message:
+        return cls(
+            body=msgspec.json.encode({"kind": "unblock", "head": {}, "data": {"promise": promise}})
+        )
 
 
 @dataclass(eq=False)
@@ -93,7 +99,11 @@ class StreamInfo:
 
 
 class Router:
-    """Routes messages to streams; ``is_pending`` and ``pending_tasks`` read the state."""
+    """Routes messages to streams; ``is_pending`` and ``pending_tasks`` read the state.
+
+    ``pending_tasks`` lists ``(task id, version, target address)`` of the tasks
+    waiting for a worker whose ``execute`` has gone out.
+    """
 
     def __init__(
         self,
@@ -107,7 +117,6 @@ class Router:
         self._groups: defaultdict[str, list[Stream]] = defaultdict(list)
         self._outbox: OrderedDict[tuple[str, str], deque[Message]] = OrderedDict()
         self._turn = itertools.count()
-        self._encoder = msgspec.json.Encoder()
 
     # -- streams -------------------------------------------------------------
 
@@ -155,20 +164,14 @@ class Router:
 
     # -- delivery ------------------------------------------------------------
 
-    def deliver(self, address: str, payload: dict[str, Any]) -> None:
-        """Send one state-machine message to ``address``."""
+    def deliver(self, address: str, message: Message) -> None:
+        """Send one message to ``address`` (``poll://any@group`` or ``poll://uni@group/pid``)."""
         target = Address.parse(address)
         if target is None:
             logger.warning("dropping message for unroutable address %r", address)
             return
-        if payload.get("kind") == "execute":
-            task = payload["data"]["task"]
-            execute = Message.execute(task["id"], task["version"])
-            self._send_to_group(target.group, target.pid, execute)
-            return
-        message = Message(body=self._encoder.encode(payload))
-        if target.pid is None:
-            self._send_to_group(target.group, None, message)
+        if message.task is not None or target.pid is None:
+            self._send_to_group(target.group, target.pid, message)
             return
         stream = self._find(target.group, target.pid)
         if stream is not None:

