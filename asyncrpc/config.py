@@ -13,7 +13,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_SERVER_PORT = 8001
 DEFAULT_GATEWAY_PORT = 5000
 DEFAULT_SERVER_URL = f"http://{DEFAULT_HOST}:{DEFAULT_SERVER_PORT}"
-DEFAULT_GATEWAY_URL = f"http://{DEFAULT_HOST}:{DEFAULT_GATEWAY_PORT}"
 #: Seconds a node's task lease lasts when nothing says otherwise. Short, so a
 #: killed worker's step is handed to a replacement within seconds in a demo.
 DEFAULT_NODE_TTL = 5.0
@@ -38,6 +37,6 @@ def server_url(env: Mapping[str, str], override: str | None = None) -> str:
 
 
 def run_dir(env: Mapping[str, str]) -> Path:
-    """Where logs, the database and the launcher's state live."""
+    """The run directory: where logs, the database and the supervisor's state live."""
     configured = env.get(ENV_RUN_DIR)
     return Path(configured) if configured else Path.cwd() / ".asyncrpc"

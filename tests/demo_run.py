@@ -61,12 +61,10 @@ class DemoRun:
 
     def remember(self) -> None:
         """Note the launcher and every process it lists, for the final clean-up."""
-        state = RunDir(self.run_dir).read_state() or {}
-        for node in state.get("nodes", []):
-            if node.get("pid") and node.get("pid_started"):
-                self.seen.add(ProcessRef(node["pid"], node["pid_started"]))
-        if isinstance(state.get("launcher"), dict):
-            self.seen.add(ProcessRef.from_json(state["launcher"]))
+        state = RunDir(self.run_dir).read_state()
+        if state is not None:
+            self.seen.update(process for _, process in state.processes())
+            self.seen.add(state.supervisor)
 
     def wait_for(self, pattern: str, timeout: float = 240) -> re.Match[str]:
         """Wait until the demo's output matches ``pattern``; fail if it ends first."""

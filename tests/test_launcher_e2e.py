@@ -23,6 +23,7 @@ from asyncrpc import config, topology
 from asyncrpc.invocations.server_reader import ServerReader
 from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.launcher.status import Phase
 from tests.support import Processes, free_port, isolated_env, wait_until
 
 ASYNCRPC = [sys.executable, "-m", "asyncrpc"]
@@ -72,13 +73,10 @@ class Launcher:
 
     def remember(self) -> None:
         """Note every process the state file lists, for the final clean-up."""
-        state = self.rundir.read_state() or {}
-        for node in state.get("nodes", []):
-            if node.get("pid") and node.get("pid_started"):
-                self.seen.append(ProcessRef(node["pid"], node["pid_started"]))
-        launcher = state.get("launcher")
-        if launcher:
-            self.seen.append(ProcessRef.from_json(launcher))
+        state = self.rundir.read_state()
+        if state is not None:
+            self.seen += [process for _, process in state.processes()]
+            self.seen.append(state.supervisor)
 
     def start_background(self, *args: str, output: Path) -> subprocess.Popen[bytes]:
         with output.open("wb") as sink:
@@ -210,7 +208,7 @@ def test_foreground_up_on_a_real_server_streams_output_and_ctrl_c_leaves_nothing
         if up.poll() is not None:
             raise AssertionError(f"up exited: {output.read_text()}")
         state = launcher.rundir.read_state()
-        return bool(state and state.get("phase") == "ready")
+        return state is not None and state.snapshot.phase is Phase.READY
 
     wait_until(ready, 150, "the foreground launcher to be ready")
     launcher.remember()
@@ -220,7 +218,7 @@ def test_foreground_up_on_a_real_server_streams_output_and_ctrl_c_leaves_nothing
     processes = [ProcessRef(n["pid"], n["pid_started"]) for n in status["nodes"]]
     wait_until(lambda: config.READY_MARKER in output.read_text(), 30, "a.1's output streamed")
     refused = launcher.run("kill", "server")
-    assert refused.returncode == 1 and "not started by this launcher" in refused.stderr
+    assert refused.returncode == 1 and "not started by this supervisor" in refused.stderr
 
     up.send_signal(signal.SIGINT)
     assert up.wait(timeout=60) == 0, output.read_text()

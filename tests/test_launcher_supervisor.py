@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from asyncrpc.launcher.control import connect, stop_orphans
+from asyncrpc.launcher.control_client import connect
+from asyncrpc.launcher.down import stop_orphans
 from asyncrpc.launcher.errors import LauncherError, NothingRunning
 from asyncrpc.launcher.pids import ProcessRef
-from asyncrpc.launcher.plan import Plan, Slot
+from asyncrpc.launcher.plan import Plan, ReplicaSpec
 from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.launcher.status import Phase, ReplicaState, StartResult
 from asyncrpc.launcher.supervisor import Supervisor
-from asyncrpc.launcher.targets import Selector
+from asyncrpc.launcher.targets import NodeSelector
 from asyncrpc.launcher.up import UpOptions, prepare, start_detached
 from tests.support import free_port, isolated_env, wait_until
 
@@ -67,7 +69,7 @@ def reaper() -> Iterator[list[ProcessRef]]:
         ref.signal(signal.SIGKILL)
 
 
-def make_plan(run_dir: Path, *workers: Slot, **options: object) -> Plan:
+def make_plan(run_dir: Path, *workers: ReplicaSpec, **options: object) -> Plan:
     server_port = free_port()
     return Plan(
         run_dir=run_dir,
@@ -75,18 +77,18 @@ def make_plan(run_dir: Path, *workers: Slot, **options: object) -> Plan:
         embedded_server=True,
         server_port=server_port,
         gateway_port=free_port(),
-        slots=[Slot("server"), Slot("gateway"), *workers],
+        replicas=[ReplicaSpec("server"), ReplicaSpec("gateway"), *workers],
         program=FAKE_PROGRAM,
         **options,  # type: ignore[arg-type]
     )
 
 
 def refs_of(supervisor: Supervisor) -> list[ProcessRef]:
-    return [child.ref for child in supervisor.children.values() if child.ref is not None]
+    return [replica.ref for replica in supervisor.replicas.values() if replica.ref is not None]
 
 
-def states(supervisor: Supervisor) -> dict[str, str]:
-    return {node["name"]: node["state"] for node in supervisor.snapshot()["nodes"]}
+def states(supervisor: Supervisor) -> dict[str, ReplicaState]:
+    return {status.name: status.state for status in supervisor.snapshot().replicas}
 
 
 def run(
@@ -105,44 +107,46 @@ def run(
 
 
 def test_boot_kill_start_and_stop(tmp_path: Path, reaper: list[ProcessRef]) -> None:
-    plan = make_plan(tmp_path, Slot("a"), Slot("b", 1), Slot("b", 2), delays={"a": 2.0})
+    plan = make_plan(
+        tmp_path, ReplicaSpec("a"), ReplicaSpec("b", 1), ReplicaSpec("b", 2), delays={"a": 2.0}
+    )
     supervisor = Supervisor(plan, dict(os.environ))
 
     async def scenario() -> None:
         await supervisor.boot()
-        assert supervisor.phase == "ready"
-        assert set(states(supervisor).values()) == {"running"}
+        assert supervisor.phase is Phase.READY
+        assert set(states(supervisor).values()) == {ReplicaState.RUNNING}
         assert all(ref.alive() for ref in refs_of(supervisor))
         assert "delay=2" in (tmp_path / "logs" / "a.1.log").read_text()
 
-        first_b2 = supervisor.children["b.2"].ref
-        assert await supervisor.kill(Selector("b")) == ["b.1", "b.2"]
-        assert states(supervisor)["b.1"] == states(supervisor)["b.2"] == "killed"
+        first_b2 = supervisor.replicas["b.2"].ref
+        assert await supervisor.kill(NodeSelector("b")) == ["b.1", "b.2"]
+        assert states(supervisor)["b.1"] == states(supervisor)["b.2"] == ReplicaState.KILLED
         assert first_b2 is not None and not first_b2.alive()
 
-        assert await supervisor.start(Selector("b", 2)) == {
-            "started": ["b.2"],
-            "already_running": [],
-        }
-        b2 = supervisor.snapshot()["nodes"][4]
-        assert (b2["name"], b2["state"], b2["restarts"]) == ("b.2", "running", 1)
-        assert b2["pid"] != first_b2.pid or b2["pid_started"] != first_b2.started
-        assert states(supervisor)["b.1"] == "killed"
+        started = await supervisor.start(NodeSelector("b", 2))
+        assert (started.started, started.already_running) == (["b.2"], [])
+        b2 = supervisor.snapshot().replicas[4]
+        assert started.pids == {"b.2": b2.pid}
+        assert (b2.name, b2.state, b2.restarts) == ("b.2", ReplicaState.RUNNING, 1)
+        assert b2.pid != first_b2.pid or b2.pid_started != first_b2.started
+        assert states(supervisor)["b.1"] == ReplicaState.KILLED
 
-        assert (await supervisor.start(Selector("b")))["started"] == ["b.1"]
-        again = await supervisor.start(Selector("b"))
-        assert again == {"started": [], "already_running": ["b.1", "b.2"]}
-        assert (await supervisor.start(Selector("b"), add=True))["started"] == ["b.3"]
+        assert (await supervisor.start(NodeSelector("b"))).started == ["b.1"]
+        again = await supervisor.start(NodeSelector("b"))
+        assert (again.started, again.already_running) == ([], ["b.1", "b.2"])
+        assert isinstance(again, StartResult) and set(again.pids) == {"b.1", "b.2"}
+        assert (await supervisor.start(NodeSelector("b"), add=True)).started == ["b.3"]
 
-        assert await supervisor.kill(Selector("a"), signal.SIGTERM) == ["a.1"]
-        assert states(supervisor)["a.1"] == "killed"
+        assert await supervisor.kill(NodeSelector("a"), signal.SIGTERM) == ["a.1"]
+        assert states(supervisor)["a.1"] == ReplicaState.KILLED
         with pytest.raises(LauncherError, match="a is not running"):
-            await supervisor.kill(Selector("a"))
-        with pytest.raises(LauncherError, match="not part of this launcher"):
-            await supervisor.kill(Selector("c"))
+            await supervisor.kill(NodeSelector("a"))
+        with pytest.raises(LauncherError, match="not part of this supervisor"):
+            await supervisor.kill(NodeSelector("c"))
 
-        await supervisor.restart(Selector("gateway"))
-        assert supervisor.snapshot()["nodes"][1]["restarts"] == 1
+        await supervisor.restart(NodeSelector("gateway"))
+        assert supervisor.snapshot().replicas[1].restarts == 1
 
         all_refs = refs_of(supervisor)
         stopped = await supervisor.stop_all()
@@ -156,7 +160,7 @@ def test_boot_kill_start_and_stop(tmp_path: Path, reaper: list[ProcessRef]) -> N
 def test_a_node_that_exits_at_start_fails_the_boot_and_stops_the_rest(
     tmp_path: Path, reaper: list[ProcessRef]
 ) -> None:
-    plan = make_plan(tmp_path, Slot("a"), Slot("b"))
+    plan = make_plan(tmp_path, ReplicaSpec("a"), ReplicaSpec("b"))
     supervisor = Supervisor(plan, {**os.environ, "FAKE_FAIL": "b"})
 
     async def scenario() -> None:
@@ -171,7 +175,7 @@ def test_a_node_that_exits_at_start_fails_the_boot_and_stops_the_rest(
 
 
 def test_a_node_that_never_gets_ready_is_stopped(tmp_path: Path, reaper: list[ProcessRef]) -> None:
-    plan = make_plan(tmp_path, Slot("a"), ready_timeout=1.0)
+    plan = make_plan(tmp_path, ReplicaSpec("a"), ready_timeout=1.0)
     supervisor = Supervisor(plan, {**os.environ, "FAKE_HANG": "a"})
 
     async def scenario() -> None:
@@ -184,17 +188,17 @@ def test_a_node_that_never_gets_ready_is_stopped(tmp_path: Path, reaper: list[Pr
 
 
 def test_respawn_brings_a_killed_node_back(tmp_path: Path, reaper: list[ProcessRef]) -> None:
-    plan = make_plan(tmp_path, Slot("a"), respawn=0.1)
+    plan = make_plan(tmp_path, ReplicaSpec("a"), respawn=0.1)
     supervisor = Supervisor(plan, dict(os.environ))
 
     async def scenario() -> None:
         await supervisor.boot()
-        await supervisor.kill(Selector("a"))
+        await supervisor.kill(NodeSelector("a"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
         while (
-            supervisor.snapshot()["nodes"][2]["restarts"] < 1
-            or states(supervisor)["a.1"] != "running"
+            supervisor.snapshot().replicas[2].restarts < 1
+            or states(supervisor)["a.1"] != ReplicaState.RUNNING
         ):
             assert loop.time() < deadline, "a.1 was not respawned"
             await asyncio.sleep(0.05)
@@ -204,15 +208,15 @@ def test_respawn_brings_a_killed_node_back(tmp_path: Path, reaper: list[ProcessR
 
 def test_an_external_server_is_never_signalled(tmp_path: Path, reaper: list[ProcessRef]) -> None:
     plan = make_plan(tmp_path)
-    plan.slots = [Slot("gateway")]
+    plan.replicas = [ReplicaSpec("gateway")]
     plan.embedded_server = False
     supervisor = Supervisor(plan, dict(os.environ))
 
     async def scenario() -> None:
-        with pytest.raises(LauncherError, match="not started by this launcher"):
-            await supervisor.kill(Selector("server"))
-        with pytest.raises(LauncherError, match="not started by this launcher"):
-            await supervisor.start(Selector("server"))
+        with pytest.raises(LauncherError, match="not started by this supervisor"):
+            await supervisor.kill(NodeSelector("server"))
+        with pytest.raises(LauncherError, match="not started by this supervisor"):
+            await supervisor.start(NodeSelector("server"))
 
     run(scenario, supervisor, reaper)
 
@@ -246,10 +250,10 @@ def detached_options(*targets: str, **extra: object) -> UpOptions:
 
 
 def state_refs(rundir: RunDir) -> list[ProcessRef]:
-    state = rundir.read_state() or {}
-    refs = [ProcessRef(n["pid"], n["pid_started"]) for n in state.get("nodes", []) if n["pid"]]
-    launcher = state.get("launcher")
-    return [*refs, ProcessRef.from_json(launcher)] if launcher else refs
+    state = rundir.read_state()
+    if state is None:
+        return []
+    return [*(process for _, process in state.processes()), state.supervisor]
 
 
 def test_detached_launcher_is_controlled_from_outside(
@@ -259,21 +263,21 @@ def test_detached_launcher_is_controlled_from_outside(
     env = isolated_env()
     plan = prepare(detached_options("a", "gateway", scale=["a=2"]), env, rundir.path)
     try:
-        state = start_detached(plan, env)
+        snapshot = start_detached(plan, env)
         reaper.extend(state_refs(rundir))
-        assert state["phase"] == "ready"
+        assert snapshot.phase is Phase.READY
         client = connect(rundir)
-        names = [n["name"] for n in client.status()["nodes"]]
+        names = [status.name for status in client.status().replicas]
         assert names == ["server", "gateway", "a.1", "a.2"]
 
         with pytest.raises(LauncherError, match="already running"):
             prepare(detached_options("a"), env, rundir.path)
 
         assert client.kill("a.2") == ["a.2"]
-        assert client.start("a")["started"] == ["a.2"]
+        assert client.start("a").started == ["a.2"]
         with pytest.raises(LauncherError) as caught:
             client.kill("a.9")
-        assert "not part of this launcher" in str(caught.value)
+        assert "not part of this supervisor" in str(caught.value)
 
         every = state_refs(rundir)
         reaper.extend(every)

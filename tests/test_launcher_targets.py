@@ -6,13 +6,13 @@ import pytest
 
 from asyncrpc import topology
 from asyncrpc.launcher.errors import EXIT_USAGE, UsageError
-from asyncrpc.launcher.plan import Plan, Slot
+from asyncrpc.launcher.plan import Plan, ReplicaSpec
 from asyncrpc.launcher.targets import (
     WORKERS,
-    Selector,
+    NodeSelector,
     parse_delays,
+    parse_node_selector,
     parse_scale,
-    parse_selector,
     resolve_targets,
     select,
 )
@@ -51,19 +51,19 @@ def test_unknown_target_lists_the_valid_ones() -> None:
 
 
 def test_selectors() -> None:
-    assert parse_selector("b") == Selector("b")
-    assert parse_selector("b.2") == Selector("b", 2)
-    assert parse_selector("server") == Selector("server")
-    assert parse_selector("gateway.1") == Selector("gateway", 1)
-    assert str(parse_selector("h.3")) == "h.3"
-    assert parse_selector("b").matches("b", 7)
-    assert not parse_selector("b.2").matches("b", 1)
+    assert parse_node_selector("b") == NodeSelector("b")
+    assert parse_node_selector("b.2") == NodeSelector("b", 2)
+    assert parse_node_selector("server") == NodeSelector("server")
+    assert parse_node_selector("gateway.1") == NodeSelector("gateway", 1)
+    assert str(parse_node_selector("h.3")) == "h.3"
+    assert parse_node_selector("b").matches("b", 7)
+    assert not parse_node_selector("b.2").matches("b", 1)
 
 
 @pytest.mark.parametrize("text", ["z", "b.0", "b.x", "b.", "gateway.2", "await-chain", ""])
 def test_bad_selectors_say_what_is_valid(text: str) -> None:
     with pytest.raises(UsageError) as caught:
-        parse_selector(text)
+        parse_node_selector(text)
     assert caught.value.exit_code == EXIT_USAGE
     assert repr(text) in str(caught.value) or text.partition(".")[0] in str(caught.value)
 
@@ -115,21 +115,21 @@ def test_plan_commands_follow_the_process_contract(tmp_path) -> None:
         ttl=2.0,
         program=("py",),
     )
-    server = plan.command(Slot("server"), "unused", None, {"RESONATE_TOKEN": "t"})
+    server = plan.command(ReplicaSpec("server"), "unused", None, {"RESONATE_TOKEN": "t"})
     assert server == [
         "py", "server", "--host", "127.0.0.1", "--port", "9001",
         "--db", str(tmp_path / "server.db"), "--token", "t",
     ]  # fmt: skip
-    gateway = plan.command(Slot("gateway"), "gw-1", None, {})
+    gateway = plan.command(ReplicaSpec("gateway"), "gw-1", None, {})
     assert gateway[:2] == ["py", "node"] and gateway[2] == "gateway"
     assert gateway[-2:] == ["--port", "9002"] and "--id" in gateway
-    worker = plan.command(Slot("c", 2), "c-2-0000", 10.0, {})
+    worker = plan.command(ReplicaSpec("c", 2), "c-2-0000", 10.0, {})
     assert worker == [
         "py", "node", "c", "--server-url", "http://127.0.0.1:9001", "--id", "c-2-0000",
         "--delay", "10", "--ttl", "2",
     ]  # fmt: skip
-    assert plan.ready_url(Slot("server")) == "http://127.0.0.1:9001/healthz"
-    assert plan.ready_url(Slot("gateway")) == "http://127.0.0.1:9002/healthz"
-    assert plan.ready_url(Slot("c", 2)) is None
+    assert plan.ready_url(ReplicaSpec("server")) == "http://127.0.0.1:9001/healthz"
+    assert plan.ready_url(ReplicaSpec("gateway")) == "http://127.0.0.1:9002/healthz"
+    assert plan.ready_url(ReplicaSpec("c", 2)) is None
     assert Plan.from_json(plan.to_json()) == plan
-    assert Slot("b", 2).label == "b.2" and Slot("gateway").label == "gateway"
+    assert ReplicaSpec("b", 2).name == "b.2" and ReplicaSpec("gateway").name == "gateway"

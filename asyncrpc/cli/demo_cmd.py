@@ -35,8 +35,8 @@ demo_app = typer.Typer(
 app.add_typer(demo_app)
 
 _FLOWS = ", ".join(topology.flow_names())
-_VICTIMS = ", ".join(topology.PROCESS_NAMES)
-_DEFAULT_VICTIMS = ", ".join(f"{f.name}: {default_victim(f)}" for f in topology.FLOWS.values())
+_NODES = ", ".join(topology.PROCESS_NAMES)
+_DEFAULT_NODES = ", ".join(f"{f.name}: {default_victim(f)}" for f in topology.FLOWS.values())
 
 
 @demo_app.command(
@@ -52,8 +52,8 @@ def crash(
     victim: Annotated[
         str | None,
         typer.Option(
-            help=f"What to kill: one of the flow's nodes, gateway or server ({_VICTIMS}). "
-            f"Default: the node whose step is running during the delay ({_DEFAULT_VICTIMS}).",
+            help=f"The node to kill: one of the flow's nodes, gateway or server ({_NODES}). "
+            f"Default: the node whose step is running during the delay ({_DEFAULT_NODES}).",
             show_default=False,
         ),
     ] = None,
@@ -81,18 +81,19 @@ def crash(
     run_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Where the demo's launcher keeps its state, logs and database. "
+            help="The demo's run directory: where its supervisor keeps its state, logs and "
+            "database. "
             f"Default: ${config.ENV_RUN_DIR}/demo, else ./.asyncrpc/demo.",
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Crash a process in the middle of a flow and watch the flow recover.
+    """Crash a node in the middle of a flow and watch the flow recover.
 
     Starts what the flow needs (like [bold]asyncrpc up FLOW --delay NODE=SECONDS[/bold]),
-    calls it, kills the victim with kill -9 while a step is running, shows the
-    flow waiting, starts a replacement and shows the flow finishing with the
-    same result, then prints a timeline. [bold]--victim server[/bold] kills the
+    calls it, kills the chosen node's replica with kill -9 while a step is
+    running, shows the flow waiting, starts a replacement and shows the flow
+    finishing with the same result, then prints a timeline. [bold]--victim server[/bold] kills the
     Resonate server and restarts it on its database. Exit 0 only if the flow
     recovered with the right result; everything started is stopped at the end.
     """

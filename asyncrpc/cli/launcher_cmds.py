@@ -1,9 +1,9 @@
 """`asyncrpc up / down / status (ps) / call / kill / start / restart / logs`.
 
-Thin Typer commands over :mod:`asyncrpc.launcher`: they parse options, call the
-launcher's plain functions and print. Every foreseen failure is a
-:class:`~asyncrpc.launcher.errors.LauncherError`, printed as one clear message
-with its exit code (2 for a wrong name or value, 1 otherwise).
+Thin Typer commands over :mod:`asyncrpc.launcher`: each parses its options,
+calls one plain function of the launcher and prints. Every foreseen failure is
+a :class:`~asyncrpc.launcher.errors.LauncherError`, printed as one clear
+message with its exit code (2 for a wrong name or value, 1 otherwise).
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ import contextlib
 import functools
 import json
 import os
-import shutil
-import time
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -30,15 +28,15 @@ from asyncrpc.cli.options import (
     ServerUrlOption,
 )
 from asyncrpc.launcher.errors import LauncherError, NothingRunning, UsageError
-from asyncrpc.launcher.logtail import LogFollower
-from asyncrpc.launcher.plan import Slot
 from asyncrpc.launcher.rundir import RunDir
-from asyncrpc.launcher.targets import parse_selector
+from asyncrpc.launcher.targets import parse_node_selector
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from asyncrpc.launcher.control import ControlClient
+    from asyncrpc.launcher.calls import CallStart
+    from asyncrpc.launcher.control_client import ControlClient
+    from asyncrpc.launcher.status import LauncherSnapshot
 
 # The heavier launcher modules (httpx, fastapi, uvicorn, the SDK) are imported inside the
 # commands, so `asyncrpc node ...` and `asyncrpc server ...` do not pay for them at start.
@@ -58,7 +56,7 @@ RunDirOption = Annotated[
     Path | None,
     typer.Option(
         "--run-dir",
-        help="Where the launcher keeps its state, logs and database. "
+        help="The run directory: where the supervisor keeps its state, logs and database. "
         f"Default: ${config.ENV_RUN_DIR}, else ./.asyncrpc.",
         show_default=False,
     ),
@@ -87,7 +85,7 @@ def _rundir(run_dir: Path | None) -> RunDir:
 
 
 def _client(run_dir: Path | None) -> ControlClient:
-    from asyncrpc.launcher.control import connect
+    from asyncrpc.launcher.control_client import connect
 
     return connect(_rundir(run_dir))
 
@@ -142,7 +140,7 @@ def up(
     respawn: Annotated[
         float | None,
         typer.Option(
-            help="Start a node that died (crashed or was killed) again after SECONDS. "
+            help="Start a replica that died (crashed or was killed) again after SECONDS. "
             "Off by default.",
             show_default=False,
         ),
@@ -168,7 +166,7 @@ def up(
     the gateway, then the nodes; each is checked for readiness (health URL
     or its ready line), then a table shows what runs where.
 
-    In the foreground every process's output streams with a coloured
+    In the foreground every replica's output streams with a coloured
     prefix; [bold]Ctrl-C[/bold] stops everything. With [bold]--detach[/bold] it returns once
     ready. Either way other terminals can use [bold]status, call, kill,[/bold]
     [bold]start, restart, logs, down[/bold]. Logs: RUN_DIR/logs/NAME.log.
@@ -192,15 +190,15 @@ def up(
     with _reported():
         plan = prepare(options, os.environ, rundir.path, notify=_say)
         if detach:
-            state = start_detached(plan, os.environ)
-            view.print_status(out, state)
+            snapshot = start_detached(plan, os.environ)
+            view.print_status(out, snapshot)
             out.print(
                 "Everything is ready; [bold]asyncrpc down[/bold] stops it all. "
-                + view.try_next(state, lead="Try")
+                + view.try_next(snapshot, lead="Try")
             )
             return
 
-        def ready(snapshot: dict[str, Any]) -> None:
+        def ready(snapshot: LauncherSnapshot) -> None:
             view.print_status(out, snapshot)
             out.print(
                 f"Everything is ready; [bold]Ctrl-C[/bold] stops it all. {view.try_next(snapshot)}"
@@ -231,32 +229,23 @@ def down(
 ) -> None:
     """Stop everything [bold]asyncrpc up[/bold] started, detached or not.
 
-    Works even if the launcher itself died: the processes listed in its
+    Works even if the supervisor itself died: the replicas listed in its
     state file are stopped (only if they are still the very processes it
     started). Nothing running is not an error.
     """
-    from asyncrpc.launcher.control import stop_orphans
+    from asyncrpc.launcher.down import remove_leftovers, stop_everything
 
     out = _console()
     rundir = _rundir(run_dir)
     with _reported():
-        try:
-            stopped = _client(run_dir).down()
-        except NothingRunning:
-            stopped = stop_orphans(rundir)
-            if not stopped:
-                out.print(f"Nothing was running in {rundir.path}.")
-        except LauncherError as error:
-            _say(f"{error}; stopping its processes directly")
-            stopped = stop_orphans(rundir)
-        if stopped:
-            out.print(f"Stopped {', '.join(stopped)}.")
-        if clean:
-            shutil.rmtree(rundir.logs, ignore_errors=True)
-            for path in rundir.path.glob(f"{rundir.db.name}*"):
-                path.unlink(missing_ok=True)
-            rundir.plan_file.unlink(missing_ok=True)
-            out.print(f"Removed the logs and the database in {rundir.path}.")
+        result = stop_everything(rundir, notify=_say)
+    if result.nothing_was_running:
+        out.print(f"Nothing was running in {rundir.path}.")
+    if result.stopped:
+        out.print(f"Stopped {', '.join(result.stopped)}.")
+    if clean:
+        remove_leftovers(rundir)
+        out.print(f"Removed the logs and the database in {rundir.path}.")
 
 
 # -- status / ps ----------------------------------------------------------------
@@ -266,7 +255,7 @@ def _status(as_json: bool, run_dir: Path | None) -> None:
     with _reported():
         snapshot = _client(run_dir).status()
     if as_json:
-        print(json.dumps(snapshot, indent=1))
+        print(json.dumps(snapshot.to_json(), indent=1))
     else:
         from asyncrpc.launcher import view
 
@@ -280,8 +269,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 def status(as_json: JsonOption = False, run_dir: RunDirOption = None) -> None:
     """Show what runs: node, group, replica, pid, state, uptime, restarts.
 
-    States: starting, running, exited (it stopped by itself), killed (by a
-    signal), stopped. Also prints the server and gateway URLs. Exits 1 when
+    A replica is starting, running, exited (it ended by itself), killed (by a
+    signal) or stopped (by the supervisor). Also prints the server and gateway URLs. Exits 1 when
     nothing is running.
     """
     _status(as_json, run_dir)
@@ -319,7 +308,7 @@ def call(
     gateway_url: Annotated[
         str | None,
         typer.Option(
-            help=f"Gateway to call. Default: ${config.ENV_GATEWAY_URL}, else the launcher's.",
+            help=f"Gateway to call. Default: ${config.ENV_GATEWAY_URL}, else the supervisor's.",
             show_default=False,
         ),
     ] = None,
@@ -332,49 +321,31 @@ def call(
     stored, read from the server. A call survives a gateway restart. On
     timeout the invocation goes on: re-attach with --id.
     """
-    from asyncrpc.launcher.calls import FlowCaller, new_invocation_id
+    from asyncrpc.launcher.calls import call_flow
 
     out = _console()
-    with _reported():
-        found = topology.find_flow(flow)
-        if found is None:
-            raise UsageError(f"unknown flow {flow!r}. Valid flows: {_FLOW_NAMES}.")
-        if timeout <= 0:
-            raise UsageError("--timeout must be a positive number of seconds.")
-        gateway = gateway_url or os.environ.get(config.ENV_GATEWAY_URL)
-        server = config.server_url(os.environ) if gateway else None
-        if not gateway:
-            snapshot = _client(run_dir).status()
-            gateway, server = snapshot.get("gateway_url"), snapshot.get("server_url")
-            if not gateway:
-                raise LauncherError(
-                    "the launcher runs no gateway. Start one with `asyncrpc start gateway`."
-                )
-            running = {n["node"] for n in snapshot["nodes"] if n["state"] == "running"}
-            missing = [node for node in found.nodes if node not in running]
-            if missing:
-                _console(stderr=True).print(
-                    f"note: {', '.join(missing)} not running here; the call waits until a "
-                    f"node serves each step (e.g. `asyncrpc start {missing[0]}`)."
-                )
-        fresh = invocation_id is None
-        the_id = invocation_id or new_invocation_id(found)
+
+    def announce(start: CallStart) -> None:
+        if start.missing:
+            _console(stderr=True).print(
+                f"note: {', '.join(start.missing)} not running here; the call waits until a "
+                f"node serves each step (e.g. `asyncrpc start {start.missing[0]}`)."
+            )
         if not as_json:
-            again = f" (wait for it again with --id {the_id})" if fresh else ""
-            out.print(f"calling {found.name} as invocation [bold]{the_id}[/bold]{again}")
-        caller = FlowCaller(
-            gateway_url=gateway.rstrip("/"),
-            server_url=server,
-            token=os.environ.get(config.ENV_TOKEN),
+            the_id = start.invocation_id
+            again = f" (wait for it again with --id {the_id})" if start.fresh else ""
+            out.print(f"calling {start.flow.name} as invocation [bold]{the_id}[/bold]{again}")
+
+    with _reported():
+        result = call_flow(
+            flow,
+            invocation_id=invocation_id,
+            timeout=timeout,
+            gateway_url=gateway_url,
+            env=os.environ,
+            rundir=_rundir(run_dir),
+            on_start=announce,
         )
-        try:
-            result = caller.call(found, the_id, timeout)
-        except KeyboardInterrupt:
-            raise LauncherError(
-                f"interrupted; invocation {the_id} goes on. Wait for it again with "
-                f"`asyncrpc call {found.name} --id {the_id}`.",
-                130,
-            ) from None
     if as_json:
         print(json.dumps(result.to_json()))
     else:
@@ -406,15 +377,15 @@ def kill(
     ] = SignalName.KILL,
     run_dir: RunDirOption = None,
 ) -> None:
-    """Signal a node (SIGKILL by default: a crash); wait until it is gone.
+    """Signal each replica of a node (SIGKILL by default: a crash); wait until it is gone.
 
-    The server and the gateway are nodes too. Only a process this launcher
+    The server and the gateway are nodes too. Only a process the supervisor
     started and that is still that same process is signalled (a recycled pid
     is never touched). Bring a replacement up with [bold]asyncrpc start NODE[/bold];
     with [bold]up --respawn[/bold] that happens by itself.
     """
     with _reported():
-        selector = parse_selector(node)
+        selector = parse_node_selector(node)
         killed = _client(run_dir).kill(str(selector), signal_name.value)
     _console().print(f"Sent SIG{signal_name.value} to {', '.join(killed)}; it is gone.")
 
@@ -434,66 +405,42 @@ def start(
     ] = False,
     run_dir: RunDirOption = None,
 ) -> None:
-    """Start a node (a replacement after a crash); the rest keeps running.
+    """Start a node's replicas (a replacement after a crash); the rest keeps running.
 
     `b` starts every replica of b that is not running (or b.1 if b was never
     started); `b.3` starts that replica; `--add` adds one more replica.
-    `server` restarts the embedded server on its database. A node that exits
-    at start is reported with its last log lines.
+    `server` restarts the embedded server on its database. A replica that
+    exits at start is reported with its last log lines.
     """
     with _reported():
-        selector = parse_selector(node)
+        selector = parse_node_selector(node)
         if delay is not None and delay < 0:
             raise UsageError("--delay must be a number of seconds >= 0.")
-        client = _client(run_dir)
-        result = client.start(str(selector), delay, add)
-        pids = {n["name"]: n["pid"] for n in client.status()["nodes"]}
+        result = _client(run_dir).start(str(selector), delay, add)
     out = _console()
-    for label in result["started"]:
-        out.print(f"Started {label} (pid {pids.get(label)}); it is ready.")
-    for label in result["already_running"]:
+    for name in result.started:
+        out.print(f"Started {name} (pid {result.pids.get(name)}); it is ready.")
+    for name in result.already_running:
         out.print(
-            f"{label} is already running (pid {pids.get(label)}); "
-            f"`asyncrpc restart {label}` replaces it, `asyncrpc start {selector.node} --add` "
+            f"{name} is already running (pid {result.pids.get(name)}); "
+            f"`asyncrpc restart {name}` replaces it, `asyncrpc start {selector.node} --add` "
             "adds a replica."
         )
 
 
 @app.command()
 def restart(node: NodeArgument, run_dir: RunDirOption = None) -> None:
-    """Stop a node cleanly (SIGTERM) and start a replacement.
+    """Stop a node's replicas cleanly (SIGTERM) and start replacements.
 
     `b` restarts every replica of b, `b.2` one. The rest keeps running.
     """
     with _reported():
-        selector = parse_selector(node)
+        selector = parse_node_selector(node)
         restarted = _client(run_dir).restart(str(selector))
     _console().print(f"Restarted {', '.join(restarted)}; ready.")
 
 
 # -- logs -----------------------------------------------------------------------
-
-
-def _log_files(rundir: RunDir, node: str | None) -> list[tuple[str, Path]]:
-    selector = parse_selector(node) if node else None
-    labels = []
-    for label in rundir.log_labels():
-        with contextlib.suppress(UsageError):
-            parsed = parse_selector(label)
-            slot = Slot(parsed.node, parsed.replica or 1)
-            if selector is None or selector.matches(slot.node, slot.replica):
-                labels.append((slot.order, label))
-    return [(label, rundir.log_for(label)) for _, label in sorted(labels)]
-
-
-def _launcher_running(rundir: RunDir) -> bool:
-    from asyncrpc.launcher.control import connect
-
-    try:
-        connect(rundir)
-    except LauncherError:
-        return False
-    return True
 
 
 @app.command(
@@ -511,7 +458,7 @@ def logs(
     follow: Annotated[
         bool,
         typer.Option(
-            "--follow", "-f", help="Keep printing new output until Ctrl-C or the launcher stops."
+            "--follow", "-f", help="Keep printing new output until Ctrl-C or the supervisor stops."
         ),
     ] = False,
     lines: Annotated[
@@ -522,43 +469,35 @@ def logs(
     ] = None,
     run_dir: RunDirOption = None,
 ) -> None:
-    """Print what the processes wrote (kept in RUN_DIR/logs/NAME.log).
+    """Print what the replicas wrote (kept in RUN_DIR/logs/NAME.log).
 
     Logs stay after [bold]asyncrpc down[/bold] (until [bold]down --clean[/bold]); a restarted
-    node's output is appended to the same file. With several logs each line
-    gets a prefix.
+    replica's output is appended to the same file. With several logs each
+    line gets a prefix.
     """
     from asyncrpc.launcher import view
+    from asyncrpc.launcher.control_client import is_running
+    from asyncrpc.launcher.logtail import follow_logs, last_lines, log_files
 
     out = _console()
     rundir = _rundir(run_dir)
     with _reported():
-        files = _log_files(rundir, node)
+        selector = parse_node_selector(node) if node else None
+        files = log_files(rundir, selector)
         if not files:
             where = f"for {node} " if node else ""
             raise NothingRunning(f"no logs {where}in {rundir.logs}. Start with `asyncrpc up`.")
     many = len(files) > 1 or node is None
-    for label, path in files:
-        text = path.read_text(errors="replace").splitlines()
-        shown = text[-lines:] if lines is not None and lines >= 0 else text
+
+    def show(batch: list[tuple[str, str]]) -> None:
         if many:
-            view.print_lines(out, [(label, line) for line in shown])
+            view.print_lines(out, batch)
         else:
-            for line in shown:
-                print(line)
-    if not follow:
-        return
-    follower = LogFollower()
-    follower.skip_existing(path for _, path in files)
-    with contextlib.suppress(KeyboardInterrupt):
-        while True:
-            running = _launcher_running(rundir)
-            new = follower.poll(_log_files(rundir, node), final=not running)
-            if many:
-                view.print_lines(out, new)
-            else:
-                for _, line in new:
-                    print(line, flush=True)
-            if not running:
-                break
-            time.sleep(0.2)
+            for _, line in batch:
+                print(line, flush=True)
+
+    show(last_lines(files, lines))
+    if follow:
+        with contextlib.suppress(KeyboardInterrupt):
+            for batch in follow_logs(rundir, selector, lambda: is_running(rundir)):
+                show(batch)

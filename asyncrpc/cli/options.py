@@ -35,5 +35,5 @@ GatewayPortOption = Annotated[
     ),
 ]
 ReadyTimeoutOption = Annotated[
-    float, typer.Option(help="Seconds each process may take to become ready.")
+    float, typer.Option(help="Seconds each replica may take to become ready.")
 ]

@@ -16,8 +16,8 @@ def launcher_server_url() -> str | None:
     """The server a running `asyncrpc up` uses, if there is one in this run directory."""
     from asyncrpc.launcher.rundir import RunDir
 
-    state = RunDir(config.run_dir(os.environ)).read_state() or {}
-    return state.get("server_url")
+    state = RunDir(config.run_dir(os.environ)).read_state()
+    return state.snapshot.server_url if state else None
 
 
 @app.command()

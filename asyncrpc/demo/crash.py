@@ -3,9 +3,10 @@
 :func:`run_crash_demo` is the whole demo as one plain function. It starts the
 system exactly as `asyncrpc up FLOW --delay NODE=SECONDS --detach` would
 (:func:`asyncrpc.launcher.up.prepare` and :func:`~asyncrpc.launcher.up.start_detached`),
-then drives it through the launcher's control client (`kill`, `start`,
-`down`) and calls the flow with :class:`~asyncrpc.launcher.calls.FlowCaller`,
-the same pieces `asyncrpc kill`, `start` and `call` use. Each move waits for
+then drives it through the control client (`kill`, `start`), calls the flow
+with :class:`~asyncrpc.launcher.calls.FlowCaller` and ends with
+:func:`~asyncrpc.launcher.down.stop_everything`: the same pieces `asyncrpc
+kill`, `start`, `call` and `down` use. Each move waits for
 what the server says (the call graph, a task's state), never for a fixed time,
 so the crash lands while the chosen step is running.
 
@@ -38,15 +39,15 @@ from asyncrpc.demo.observe import (
 )
 from asyncrpc.demo.scenario import Scenario
 from asyncrpc.invocations.call_graph import CallNode
-from asyncrpc.launcher import control, up
+from asyncrpc.launcher import up
 from asyncrpc.launcher.calls import FlowCaller, new_invocation_id
-from asyncrpc.launcher.control import ControlClient
+from asyncrpc.launcher.control_client import ControlClient, connect
+from asyncrpc.launcher.down import stop_everything
 from asyncrpc.launcher.errors import LauncherError, UsageError
 from asyncrpc.launcher.plan import Plan
 from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.launcher.status import ReplicaStatus
 
-#: Seconds the chosen step sleeps durably when nothing says otherwise.
-DEFAULT_DELAY = 5.0
 #: Seconds from the call's start until the flow must have recovered.
 DEFAULT_TIMEOUT = 120.0
 #: How often a call that was cut is re-attached, at most.
@@ -102,12 +103,12 @@ def run_crash_demo(
     narrator.starting(plan)
     began = clock()
     try:
-        state = up.start_detached(plan, env)
-        narrator.ready(state, clock() - began)
+        snapshot = up.start_detached(plan, env)
+        narrator.ready(snapshot, clock() - began)
         run = _CrashRun(
             scenario=scenario,
             plan=plan,
-            client=control.connect(rundir),
+            client=connect(rundir),
             view=ServerView(plan.server_url, env.get(config.ENV_TOKEN)),
             narrator=narrator,
             token=env.get(config.ENV_TOKEN),
@@ -121,7 +122,7 @@ def run_crash_demo(
         finally:
             run.view.close()
     finally:
-        narrator.stopped(stop_everything(rundir), str(rundir.logs))
+        narrator.stopped(stop_everything(rundir).stopped, str(rundir.logs))
 
 
 def _prepare(
@@ -154,14 +155,6 @@ def _prepare(
             f"{config.ENV_SERVER_URL}) to run the embedded server."
         )
     return plan
-
-
-def stop_everything(rundir: RunDir) -> list[str]:
-    """`asyncrpc down` for the demo's run directory; nothing running is fine."""
-    try:
-        return control.connect(rundir).down()
-    except LauncherError:  # nothing running, or a launcher that does not answer
-        return control.stop_orphans(rundir)
 
 
 @dataclass
@@ -250,9 +243,8 @@ class _CrashRun:
         while self.view.task_state(step.id) == "acquired" and self.clock() < limit:
             self.sleeper(0.02)
 
-    def _process(self, name: str) -> dict[str, Any] | None:
-        nodes = self.client.status().get("nodes", [])
-        return next((node for node in nodes if node.get("node") == name), None)
+    def _process(self, node: str) -> ReplicaStatus | None:
+        return self.client.status().of_node(node)
 
     def _watch_the_wait(self, before: CallNode) -> list[CallNode]:
         """Show the flow waiting for the crashed process; returns the step's finished calls."""

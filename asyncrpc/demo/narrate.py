@@ -27,6 +27,7 @@ from asyncrpc.invocations.call_graph import CallKind, CallNode
 from asyncrpc.invocations.records import PromiseState
 from asyncrpc.launcher import view
 from asyncrpc.launcher.plan import Plan
+from asyncrpc.launcher.status import LauncherSnapshot, ReplicaStatus
 
 INDENT = (0, 0, 0, 3)
 
@@ -44,14 +45,14 @@ def _calls(nodes: list[CallNode]) -> str:
     )
 
 
-def _who(process: dict[str, Any] | None, name: str) -> str:
+def _who(process: ReplicaStatus | None, name: str) -> str:
     """`b.1 (pid 4318, id b-1-84ac)` from a status entry; just ``name`` without one."""
     if not process:
         return name
-    parts = [f"pid {process.get('pid')}"]
-    if process.get("id"):
-        parts.append(f"id {process['id']}")
-    return f"{process['name']} ({', '.join(parts)})"
+    parts = [f"pid {process.pid}"]
+    if process.id:
+        parts.append(f"id {process.id}")
+    return f"{process.name} ({', '.join(parts)})"
 
 
 @dataclass
@@ -137,12 +138,12 @@ class Narrator:
             "memory. That pause is the window for the crash."
         )
 
-    def ready(self, snapshot: dict[str, Any], seconds: float) -> None:
+    def ready(self, snapshot: LauncherSnapshot, seconds: float) -> None:
         self.console.print(Padding(view.status_table(snapshot), INDENT, expand=False))
-        run_dir = escape(str(snapshot.get("run_dir")))
+        run_dir = escape(snapshot.run_dir)
         self._say(
-            f"[green]ready[/] in {seconds:.1f}s: server {snapshot.get('server_url')}, "
-            f"gateway {snapshot.get('gateway_url')}. From another terminal, add "
+            f"[green]ready[/] in {seconds:.1f}s: server {snapshot.server_url}, "
+            f"gateway {snapshot.gateway_url}. From another terminal, add "
             f"[italic]--run-dir {run_dir}[/] to asyncrpc status, logs, kill or start "
             "to reach these processes."
         )
@@ -168,7 +169,7 @@ class Narrator:
         self._step(f"{s.step} is running on node {s.delayed}, sleeping durably", moment)
         self._tree(root)
 
-    def killed(self, process: dict[str, Any] | None, moment: float, db: str) -> None:
+    def killed(self, process: ReplicaStatus | None, moment: float, db: str) -> None:
         s = self.scenario
         self.event(moment, f"{s.victim} killed (kill -9)")
         self._step(f"kill -9 {s.victim}", moment, by_hand=f"asyncrpc kill {s.victim}")
@@ -256,7 +257,7 @@ class Narrator:
         self.event(moment, f"starting {what}")
 
     def replacement_ready(
-        self, process: dict[str, Any] | None, moment: float, redo: list[CallNode]
+        self, process: ReplicaStatus | None, moment: float, redo: list[CallNode]
     ) -> None:
         s = self.scenario
         who = _who(process, s.victim)

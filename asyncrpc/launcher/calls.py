@@ -1,7 +1,11 @@
 """`asyncrpc call`: invoke a flow through the gateway and wait for its result.
 
-It speaks the gateway's HTTP API: ``POST <route>?id=...&wait=...`` answers 200
-``{"message": result}``, or 202 while the flow runs, after which
+:func:`call_flow` is the whole command: it checks the flow and timeout, finds
+the gateway (`--gateway-url`, ASYNCRPC_GATEWAY_URL, else the supervisor's),
+mints an invocation id when none is given, and calls.
+
+:class:`FlowCaller` speaks the gateway's HTTP API: ``POST <route>?id=...&wait=...``
+answers 200 ``{"message": result}``, or 202 while the flow runs, after which
 ``GET /invocations/{id}`` is polled until the invocation settles. Nobody waits
 for the detached chain, so its result is the value its last step stored: that
 promise is found on the Resonate server by the chain's origin tag.
@@ -14,17 +18,19 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
 
-from asyncrpc import topology
+from asyncrpc import config, topology
 from asyncrpc.invocations.errors import InvocationError
 from asyncrpc.invocations.records import ORIGIN_TAG, PromiseState
 from asyncrpc.invocations.server_reader import ServerReader
-from asyncrpc.launcher.errors import LauncherError
+from asyncrpc.launcher.control_client import connect
+from asyncrpc.launcher.errors import LauncherError, UsageError
+from asyncrpc.launcher.rundir import RunDir
 
 #: Longest a single HTTP request asks the gateway to hold the answer.
 LONG_POLL = 10.0
@@ -201,3 +207,92 @@ class FlowCaller:
                     raise LauncherError(f"{function} in {root_id} ended {promise.state}")
             self.sleeper(POLL_INTERVAL)
         raise self._timeout(flow, root_id, timeout)
+
+
+# -- the `asyncrpc call` command as one function ------------------------------
+
+
+@dataclass(frozen=True)
+class CallStart:
+    """What a call is about to do, known before it waits (the CLI prints it)."""
+
+    flow: topology.Flow
+    invocation_id: str
+    #: True when the id was minted here (the caller needs it to re-attach).
+    fresh: bool
+    gateway_url: str
+    server_url: str | None
+    #: The flow's nodes the supervisor does not run: the call waits until one serves each step.
+    missing: tuple[str, ...] = ()
+
+
+def prepare_call(
+    flow_name: str,
+    *,
+    invocation_id: str | None,
+    timeout: float,
+    gateway_url: str | None,
+    env: Mapping[str, str],
+    rundir: RunDir,
+) -> CallStart:
+    """Check the call's options and find where to send it; UsageError on a wrong value."""
+    flow = topology.find_flow(flow_name)
+    if flow is None:
+        names = ", ".join(topology.flow_names())
+        raise UsageError(f"unknown flow {flow_name!r}. Valid flows: {names}.")
+    if not timeout > 0:
+        raise UsageError("--timeout must be a positive number of seconds.")
+    gateway = gateway_url or env.get(config.ENV_GATEWAY_URL)
+    server = config.server_url(env) if gateway else None
+    missing: tuple[str, ...] = ()
+    if not gateway:
+        snapshot = connect(rundir).status()
+        gateway, server = snapshot.gateway_url, snapshot.server_url
+        if not gateway:
+            raise LauncherError(
+                "the supervisor runs no gateway. Start one with `asyncrpc start gateway`."
+            )
+        running = snapshot.running_nodes()
+        missing = tuple(node for node in flow.nodes if node not in running)
+    return CallStart(
+        flow=flow,
+        invocation_id=invocation_id or new_invocation_id(flow),
+        fresh=invocation_id is None,
+        gateway_url=gateway.rstrip("/"),
+        server_url=server,
+        missing=missing,
+    )
+
+
+def call_flow(
+    flow_name: str,
+    *,
+    invocation_id: str | None = None,
+    timeout: float,
+    gateway_url: str | None = None,
+    env: Mapping[str, str],
+    rundir: RunDir,
+    on_start: Callable[[CallStart], None] = lambda start: None,
+) -> CallResult:
+    """`asyncrpc call`: check, resolve, announce (``on_start``), call and wait for the result.
+
+    Ctrl-C becomes a LauncherError (exit 130) that says how to re-attach.
+    """
+    start = prepare_call(
+        flow_name,
+        invocation_id=invocation_id,
+        timeout=timeout,
+        gateway_url=gateway_url,
+        env=env,
+        rundir=rundir,
+    )
+    on_start(start)
+    caller = FlowCaller(start.gateway_url, start.server_url, env.get(config.ENV_TOKEN))
+    try:
+        return caller.call(start.flow, start.invocation_id, timeout)
+    except KeyboardInterrupt:
+        raise LauncherError(
+            f"interrupted; invocation {start.invocation_id} goes on. Wait for it again with "
+            f"`asyncrpc call {start.flow.name} --id {start.invocation_id}`.",
+            130,
+        ) from None

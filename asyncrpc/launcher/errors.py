@@ -1,7 +1,7 @@
 """The launcher's errors: each carries the message a person sees and the exit code.
 
 Commands catch :class:`LauncherError` and print its message (never a trace), so
-every failure the launcher can foresee is raised as one of these.
+every failure the launcher layer can foresee is raised as one of these.
 """
 
 from __future__ import annotations
@@ -22,10 +22,6 @@ class LauncherError(Exception):
         if exit_code is not None:
             self.exit_code = exit_code
 
-    @property
-    def message(self) -> str:
-        return str(self)
-
 
 class UsageError(LauncherError):
     """A name or value the person typed is not valid."""
@@ -34,4 +30,4 @@ class UsageError(LauncherError):
 
 
 class NothingRunning(LauncherError):
-    """A command needs a running launcher and there is none."""
+    """A command needs a running supervisor and there is none."""

@@ -1,15 +1,26 @@
-"""Follow log files: new complete lines since the last look, per process name.
+"""Read and follow the replicas' log files: new complete lines since the last look.
 
-Shared by the foreground `up` (which streams every process's output with a
-prefix) and `asyncrpc logs -f`. Plain polling of plain files: it works the same
-whether the launcher is this process or another one.
+Shared by the foreground `up` (which streams every replica's output with a
+prefix) and `asyncrpc logs` (:func:`log_files`, :func:`last_lines`,
+:func:`follow_logs`). Plain polling of plain files: it works the same whether
+the supervisor is this process or another one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from asyncrpc.launcher.errors import UsageError
+from asyncrpc.launcher.plan import ReplicaSpec
+from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.launcher.targets import NodeSelector, parse_node_selector
+
+#: Seconds between two looks at the log files while following them.
+FOLLOW_INTERVAL = 0.2
 
 
 @dataclass
@@ -53,3 +64,45 @@ class LogFollower:
                 self.partial[path] = rest
             lines += [(name, raw.decode(errors="replace").rstrip("\r")) for raw in complete]
         return lines
+
+
+def log_files(rundir: RunDir, selector: NodeSelector | None = None) -> list[tuple[str, Path]]:
+    """(replica name, log file) of every replica ``selector`` matches, in start order."""
+    found = []
+    for name in rundir.log_names():
+        with contextlib.suppress(UsageError):
+            parsed = parse_node_selector(name)
+            spec = ReplicaSpec(parsed.node, parsed.replica or 1)
+            if selector is None or selector.matches(spec.node, spec.replica):
+                found.append((spec.order, name))
+    return [(name, rundir.log_for(name)) for _, name in sorted(found)]
+
+
+def last_lines(files: Iterable[tuple[str, Path]], count: int | None) -> list[tuple[str, str]]:
+    """(replica name, line) for the last ``count`` lines of each file (all when None)."""
+    lines: list[tuple[str, str]] = []
+    for name, path in files:
+        text = path.read_text(errors="replace").splitlines()
+        shown = text[-count:] if count is not None and count >= 0 else text
+        lines += [(name, line) for line in shown]
+    return lines
+
+
+def follow_logs(
+    rundir: RunDir,
+    selector: NodeSelector | None,
+    running: Callable[[], bool],
+    sleeper: Callable[[float], None] = time.sleep,
+) -> Iterator[list[tuple[str, str]]]:
+    """Batches of new lines from now on, until ``running()`` turns False (then a last batch).
+
+    Replicas that start later are picked up as their log files appear.
+    """
+    follower = LogFollower()
+    follower.skip_existing(path for _, path in log_files(rundir, selector))
+    while True:
+        still = running()
+        yield follower.poll(log_files(rundir, selector), final=not still)
+        if not still:
+            return
+        sleeper(FOLLOW_INTERVAL)

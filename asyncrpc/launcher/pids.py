@@ -1,7 +1,7 @@
 """Process identity: a pid plus its start time, so a recycled pid is never signalled.
 
-A pid alone names whichever process holds that number now. The launcher records
-each child's start time next to its pid and checks both before every signal.
+A pid alone names whichever process holds that number now. The supervisor records
+each replica's start time next to its pid and checks both before every signal.
 On Linux the start time comes from /proc/PID/stat; elsewhere from `ps`.
 """
 
@@ -44,7 +44,7 @@ def _ps_start_time(pid: int) -> str | None:
 
 @dataclass(frozen=True)
 class ProcessRef:
-    """A process this launcher started: its pid and the start time recorded then."""
+    """A process the supervisor started: its pid and the start time recorded then."""
 
     pid: int
     started: str

@@ -1,10 +1,10 @@
-"""What one `up` runs: the processes (slots), their ports and options, and their commands.
+"""What one `up` runs: the replicas, their ports and options, and their command lines.
 
-A :class:`Plan` is plain data (saved as JSON for a detached launcher). It knows
-how to spell each process's command line (`python -m asyncrpc server|node ...`)
-and how to tell it is ready (an HTTP health URL, else the READY_MARKER line).
-The supervisor runs whatever the plan says, so tests can give it a stand-in
-``program``.
+A :class:`Plan` is plain data (saved as JSON for a detached supervisor). It
+knows how to spell each replica's command line (`python -m asyncrpc
+server|node ...`) and how to tell it is ready (an HTTP health URL, else the
+READY_MARKER line). The supervisor runs whatever the plan says, so tests can
+give it a stand-in ``program``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ ASYNCRPC_PROGRAM: tuple[str, ...] = (sys.executable, "-m", "asyncrpc")
 
 
 @dataclass(frozen=True, order=True)
-class Slot:
-    """One process the launcher runs: the server, the gateway or one replica of a worker."""
+class ReplicaSpec:
+    """One replica the supervisor runs: of the server, the gateway or a worker node."""
 
     node: str
     replica: int = 1
@@ -33,7 +33,7 @@ class Slot:
         return self.node in topology.NODES
 
     @property
-    def label(self) -> str:
+    def name(self) -> str:
         """`server`, `gateway`, `b.1`: the name in tables, prefixes and log file names."""
         return f"{self.node}.{self.replica}" if self.is_worker else self.node
 
@@ -52,7 +52,7 @@ class Slot:
 
 @dataclass
 class Plan:
-    """Everything a launcher needs to start, watch and restart its processes."""
+    """Everything a supervisor needs to start, watch and restart its replicas."""
 
     run_dir: Path
     server_url: str
@@ -60,7 +60,7 @@ class Plan:
     server_port: int = config.DEFAULT_SERVER_PORT
     gateway_port: int = config.DEFAULT_GATEWAY_PORT
     host: str = config.DEFAULT_HOST
-    slots: list[Slot] = field(default_factory=list)
+    replicas: list[ReplicaSpec] = field(default_factory=list)
     delays: dict[str, float] = field(default_factory=dict)
     ttl: float | None = None
     respawn: float | None = None
@@ -75,15 +75,11 @@ class Plan:
     def gateway_url(self) -> str:
         return f"http://{self.host}:{self.gateway_port}"
 
-    @property
-    def has_gateway(self) -> bool:
-        return any(slot.node == topology.GATEWAY for slot in self.slots)
-
     def command(
-        self, slot: Slot, node_id: str, delay: float | None, env: Mapping[str, str]
+        self, spec: ReplicaSpec, resonate_id: str, delay: float | None, env: Mapping[str, str]
     ) -> list[str]:
-        """The command line that runs ``slot``."""
-        if slot.node == topology.SERVER:
+        """The command line that runs the replica ``spec`` as ``resonate_id``."""
+        if spec.node == topology.SERVER:
             command = [
                 *self.program,
                 "server",
@@ -96,9 +92,9 @@ class Plan:
             if env.get(config.ENV_TOKEN):
                 command += ["--token", env[config.ENV_TOKEN]]
             return command
-        command = [*self.program, "node", slot.node, "--server-url", self.server_url]
-        command += ["--id", node_id]
-        if slot.node == topology.GATEWAY:
+        command = [*self.program, "node", spec.node, "--server-url", self.server_url]
+        command += ["--id", resonate_id]
+        if spec.node == topology.GATEWAY:
             return [*command, "--host", self.host, "--port", str(self.gateway_port)]
         if delay is not None:
             command += ["--delay", f"{delay:g}"]
@@ -106,18 +102,18 @@ class Plan:
             command += ["--ttl", f"{self.ttl:g}"]
         return command
 
-    def ready_url(self, slot: Slot) -> str | None:
-        """The health URL that says ``slot`` is ready; None means: wait for READY_MARKER."""
-        if slot.node == topology.SERVER:
+    def ready_url(self, spec: ReplicaSpec) -> str | None:
+        """The health URL that says ``spec`` is ready; None means: wait for READY_MARKER."""
+        if spec.node == topology.SERVER:
             return f"{self.server_url}/healthz"
-        if slot.node == topology.GATEWAY:
+        if spec.node == topology.GATEWAY:
             return f"{self.gateway_url}/healthz"
         return None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["run_dir"] = str(self.run_dir)
-        data["slots"] = [[slot.node, slot.replica] for slot in self.slots]
+        data["replicas"] = [[spec.node, spec.replica] for spec in self.replicas]
         data["program"] = list(self.program)
         return data
 
@@ -125,6 +121,8 @@ class Plan:
     def from_json(cls, data: Mapping[str, Any]) -> Plan:
         values = dict(data)
         values["run_dir"] = Path(values["run_dir"])
-        values["slots"] = [Slot(node, int(replica)) for node, replica in values["slots"]]
+        values["replicas"] = [
+            ReplicaSpec(node, int(replica)) for node, replica in values["replicas"]
+        ]
         values["program"] = tuple(values["program"])
         return cls(**values)

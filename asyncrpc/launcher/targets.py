@@ -1,7 +1,7 @@
 """What a person types, checked against the topology: targets, `NAME=VALUE` options, node names.
 
 `asyncrpc up` takes flows and nodes as targets, `--scale b=2` and `--delay c=10`;
-`kill/start/restart/logs` take a process name, `b` (every replica) or `b.2` (one).
+`kill/start/restart/logs` take a node, `b` (every replica) or `b.2` (one replica).
 Every name is checked against :mod:`asyncrpc.topology`; a wrong one raises
 :class:`UsageError` saying which names are valid.
 """
@@ -26,13 +26,13 @@ def _valid_targets() -> str:
     return f"flows {flows}{also}; nodes {nodes}; no target means everything"
 
 
-def _valid_processes() -> str:
+def _valid_nodes() -> str:
     return ", ".join(topology.PROCESS_NAMES) + " (add .N for one replica, e.g. b.2)"
 
 
 @dataclass(frozen=True)
-class Selector:
-    """A process as typed: a node (`server`, `gateway`, `a`..`i`) and maybe one replica."""
+class NodeSelector:
+    """A node as typed (`server`, `gateway`, `a`..`i`), maybe narrowed to one replica."""
 
     node: str
     replica: int | None = None
@@ -44,13 +44,13 @@ class Selector:
         return node == self.node and (self.replica is None or self.replica == replica)
 
 
-def parse_selector(text: str) -> Selector:
+def parse_node_selector(text: str) -> NodeSelector:
     """`b` -> every replica of b, `b.2` -> replica 2; unknown names raise UsageError."""
     name, dot, replica_text = text.strip().partition(".")
     if name not in topology.PROCESS_NAMES:
-        raise UsageError(f"unknown node {text!r}. Valid nodes: {_valid_processes()}.")
+        raise UsageError(f"unknown node {text!r}. Valid nodes: {_valid_nodes()}.")
     if not dot:
-        return Selector(name)
+        return NodeSelector(name)
     if not replica_text.isdigit() or int(replica_text) < 1:
         raise UsageError(
             f"bad replica in {text!r}: write NODE.N with N a number from 1, e.g. {name}.1."
@@ -58,7 +58,7 @@ def parse_selector(text: str) -> Selector:
     replica = int(replica_text)
     if name in (topology.SERVER, topology.GATEWAY) and replica != 1:
         raise UsageError(f"{name} has a single replica: write {name} (or {name}.1).")
-    return Selector(name, replica)
+    return NodeSelector(name, replica)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """`asyncrpc up`: decide what to run, check it can run, then run it here or detached.
 
 :func:`prepare` turns the options into a :class:`Plan`, raising before anything
-starts when a name is wrong, a launcher already runs in the run directory, or a
-port is taken. :func:`run_foreground` runs it in this process until Ctrl-C or
-`asyncrpc down`; :func:`start_detached` starts a background launcher
-(:mod:`asyncrpc.launcher.daemon`) and returns once everything is ready.
+starts when a name is wrong, a supervisor already runs in the run directory, or
+a port is taken. :func:`run_foreground` runs the supervisor in this process
+until Ctrl-C or `asyncrpc down`; :func:`start_detached` starts a detached
+supervisor (:mod:`asyncrpc.launcher.detached_supervisor`) and returns once
+everything is ready.
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from asyncrpc import config, topology
 from asyncrpc.launcher import ports
-from asyncrpc.launcher.control import launcher_ref, orphans
+from asyncrpc.launcher.control_client import orphans
 from asyncrpc.launcher.errors import LauncherError
-from asyncrpc.launcher.plan import ASYNCRPC_PROGRAM, Plan, Slot
+from asyncrpc.launcher.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
 from asyncrpc.launcher.rundir import LAUNCHER_LOG, RunDir
+from asyncrpc.launcher.status import LauncherSnapshot, Phase
 from asyncrpc.launcher.supervisor import Supervisor, tail
 from asyncrpc.launcher.targets import select
 
@@ -84,14 +85,14 @@ def choose_server(
 
 
 def check_not_running(rundir: RunDir) -> None:
-    """Refuse to start a second launcher in one run directory; forget a dead one's state."""
+    """Refuse to start a second supervisor in one run directory; forget a dead one's state."""
     state = rundir.read_state()
     if state is None:
         return
-    ref = launcher_ref(state)
-    if ref is not None and ref.alive():
+    if state.supervisor.alive():
         raise LauncherError(
-            f"a launcher is already running in {rundir.path} (pid {ref.pid}). "
+            f"a supervisor (`asyncrpc up`) is already running in {rundir.path} "
+            f"(pid {state.supervisor.pid}). "
             "See it with `asyncrpc status`, add nodes with `asyncrpc start NODE`, "
             "or stop it with `asyncrpc down`."
         )
@@ -99,7 +100,7 @@ def check_not_running(rundir: RunDir) -> None:
     if left:
         names = ", ".join(name for name, _ in left)
         raise LauncherError(
-            f"processes from an earlier launcher in {rundir.path} still run: {names}. "
+            f"replicas of an earlier supervisor in {rundir.path} still run: {names}. "
             "Stop them with `asyncrpc down` first."
         )
     rundir.clear_state()
@@ -137,18 +138,19 @@ def prepare(
             "choose another with --server-port or --gateway-port."
         )
     ports.check_free(wanted)
-    slots = [Slot(topology.SERVER)] if embedded else []
+    replicas = [ReplicaSpec(topology.SERVER)] if embedded else []
     if selection.gateway:
-        slots.append(Slot(topology.GATEWAY))
+        replicas.append(ReplicaSpec(topology.GATEWAY))
     for node in selection.workers:
-        slots += [Slot(node, replica) for replica in range(1, selection.replica_count(node) + 1)]
+        count = selection.replica_count(node)
+        replicas += [ReplicaSpec(node, replica) for replica in range(1, count + 1)]
     return Plan(
         run_dir=run_dir,
         server_url=server_url,
         embedded_server=embedded,
         server_port=options.server_port,
         gateway_port=options.gateway_port,
-        slots=slots,
+        replicas=replicas,
         delays=dict(selection.delays),
         ttl=options.ttl,
         respawn=options.respawn,
@@ -162,13 +164,14 @@ def run_foreground(
     env: Mapping[str, str],
     *,
     notify: Callable[[str], None],
-    on_ready: Callable[[dict[str, Any]], None],
+    on_ready: Callable[[LauncherSnapshot], None],
     follow: Callable[[Supervisor], Awaitable[None]] | None = None,
 ) -> None:
     """Run the plan in this process until Ctrl-C or `asyncrpc down`; LauncherError if it fails."""
-    from asyncrpc.launcher.host import run_launcher  # uvicorn and FastAPI: only when needed
+    # uvicorn and FastAPI: imported only when a supervisor runs here.
+    from asyncrpc.launcher.supervisor_process import run_supervisor
 
-    asyncio.run(run_launcher(plan, env, notify=notify, on_ready=on_ready, follow=follow))
+    asyncio.run(run_supervisor(plan, env, notify=notify, on_ready=on_ready, follow=follow))
 
 
 def start_detached(
@@ -177,8 +180,8 @@ def start_detached(
     *,
     timeout: float | None = None,
     sleeper: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
-    """Start a background launcher for ``plan``; return its state once everything is ready."""
+) -> LauncherSnapshot:
+    """Start a detached supervisor for ``plan``; its snapshot once everything is ready."""
     rundir = plan.rundir
     rundir.ensure()
     rundir.clear_state()
@@ -186,8 +189,8 @@ def start_detached(
     log_path = rundir.log_for(LAUNCHER_LOG)
     with log_path.open("ab") as log:
         offset = log.tell()
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "asyncrpc.launcher.daemon", str(plan.run_dir)],
+        detached = subprocess.Popen(
+            [sys.executable, "-m", "asyncrpc.launcher.detached_supervisor", str(plan.run_dir)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -195,46 +198,46 @@ def start_detached(
             start_new_session=True,
         )
     try:
-        return _wait_until_ready(plan, daemon, offset, timeout, sleeper)
+        return _wait_until_ready(plan, detached, offset, timeout, sleeper)
     except KeyboardInterrupt:
-        daemon.terminate()  # the launcher stops whatever it had started
-        daemon.wait(timeout=60)
+        detached.terminate()  # the supervisor stops whatever it had started
+        detached.wait(timeout=60)
         rundir.clear_state()
         raise LauncherError("interrupted: stopped everything that had started.", 130) from None
 
 
 def _wait_until_ready(
     plan: Plan,
-    daemon: subprocess.Popen[bytes],
+    detached: subprocess.Popen[bytes],
     offset: int,
     timeout: float | None,
     sleeper: Callable[[float], None],
-) -> dict[str, Any]:
+) -> LauncherSnapshot:
     rundir = plan.rundir
     log_path = rundir.log_for(LAUNCHER_LOG)
     limit = timeout if timeout is not None else 3 * plan.ready_timeout + 30
     deadline = time.monotonic() + limit
     while True:
         state = rundir.read_state()
-        ref = launcher_ref(state) if state else None
-        if state is not None and ref is not None and ref.pid == daemon.pid:
-            if state.get("phase") == "ready":
-                return state
-            if state.get("phase") == "failed":
-                daemon.wait(timeout=30)
+        if state is not None and state.supervisor.pid == detached.pid:
+            snapshot = state.snapshot
+            if snapshot.phase is Phase.READY:
+                return snapshot
+            if snapshot.phase is Phase.FAILED:
+                detached.wait(timeout=30)
                 rundir.clear_state()
-                raise LauncherError(str(state.get("error") or "the launcher failed to start"))
-        code = daemon.poll()
+                raise LauncherError(snapshot.error or "the supervisor failed to start")
+        code = detached.poll()
         if code is not None:
             rundir.clear_state()
             lines = tail(log_path, offset) or "(no output)"
             raise LauncherError(
-                f"the background launcher exited ({code}) before everything was ready. "
+                f"the detached supervisor exited ({code}) before everything was ready. "
                 f"Last lines of {log_path}:\n{lines}"
             )
         if time.monotonic() > deadline:
-            daemon.terminate()
-            daemon.wait(timeout=60)
+            detached.terminate()
+            detached.wait(timeout=60)
             raise LauncherError(
                 f"not everything was ready after {limit:g}s; stopped it. Logs: {rundir.logs}."
             )

@@ -1,7 +1,8 @@
 """How the launcher looks on a terminal: the status table and prefixed, coloured output lines.
 
-Rendering only; the data comes from the supervisor's snapshot (a dict) and the
-log files, so the same view serves the foreground `up`, `status` and `logs`.
+Rendering only; the data comes from the supervisor's
+:class:`~asyncrpc.launcher.status.LauncherSnapshot` and the log files, so the
+same view serves the foreground `up`, `status` and `logs`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -18,6 +19,7 @@ from rich.text import Text
 
 from asyncrpc import topology
 from asyncrpc.launcher.logtail import LogFollower
+from asyncrpc.launcher.status import LauncherSnapshot, ReplicaState
 
 if TYPE_CHECKING:
     from asyncrpc.launcher.supervisor import Supervisor
@@ -36,17 +38,17 @@ _PALETTE = (
     "red",
 )
 _STATE_STYLES = {
-    "running": "green",
-    "starting": "yellow",
-    "killed": "red",
-    "exited": "red",
-    "stopped": "dim",
+    ReplicaState.RUNNING: "green",
+    ReplicaState.STARTING: "yellow",
+    ReplicaState.KILLED: "red",
+    ReplicaState.EXITED: "red",
+    ReplicaState.STOPPED: "dim",
 }
 LAUNCHER_PREFIX = "launcher"
 
 
 def style_for(name: str) -> str:
-    """A stable colour per process name (`b.1` and `b.2` differ)."""
+    """A stable colour per replica name (`b.1` and `b.2` differ)."""
     node, _, replica = name.partition(".")
     if node in topology.PROCESS_NAMES:
         index = topology.PROCESS_NAMES.index(node) + 3 * (int(replica or 1) - 1)
@@ -55,7 +57,7 @@ def style_for(name: str) -> str:
 
 
 def prefixed(name: str, line: str, width: int = 9) -> Text:
-    """`b.1      | line` with the prefix in the process's colour; the line is not markup."""
+    """`b.1      | line` with the prefix in the replica's colour; the line is not markup."""
     text = Text(f"{name:<{width}}| ", style=style_for(name))
     text.append(line)
     return text
@@ -74,7 +76,7 @@ def format_uptime(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def status_table(snapshot: dict[str, Any]) -> Table:
+def status_table(snapshot: LauncherSnapshot) -> Table:
     table = Table(
         box=box.SIMPLE_HEAD,
         show_edge=False,
@@ -85,34 +87,34 @@ def status_table(snapshot: dict[str, Any]) -> Table:
     for column in ("node", "group", "replica", "pid", "state", "uptime", "restarts", "id"):
         justify = "right" if column in ("replica", "pid", "uptime", "restarts") else "left"
         table.add_column(column, justify=justify, no_wrap=column == "id")
-    for node in snapshot.get("nodes", []):
-        state = node["state"]
-        if state in ("exited", "killed") and node.get("exit_code") is not None:
-            state = f"{state} ({node['exit_code']})"
+    for replica in snapshot.replicas:
+        state = str(replica.state)
+        if replica.state.ended and replica.exit_code is not None:
+            state = f"{state} ({replica.exit_code})"
         table.add_row(
-            Text(node["name"], style=style_for(node["name"])),
-            node.get("group") or "-",
-            str(node["replica"]),
-            str(node["pid"] or "-"),
-            Text(state, style=_STATE_STYLES.get(node["state"], "")),
-            format_uptime(node.get("uptime")),
-            str(node["restarts"]),
-            node.get("id") or "-",
+            Text(replica.name, style=style_for(replica.name)),
+            replica.group or "-",
+            str(replica.replica),
+            str(replica.pid or "-"),
+            Text(state, style=_STATE_STYLES.get(replica.state, "")),
+            format_uptime(replica.uptime),
+            str(replica.restarts),
+            replica.id or "-",
         )
     return table
 
 
-def print_status(console: Console, snapshot: dict[str, Any]) -> None:
+def print_status(console: Console, snapshot: LauncherSnapshot) -> None:
     """The table plus where the server and gateway answer."""
     console.print(status_table(snapshot))
-    kind = "embedded" if snapshot.get("server_embedded") else "external"
-    console.print(f"server:  {snapshot.get('server_url')} ({kind})", highlight=False)
-    gateway = snapshot.get("gateway_url")
+    kind = "embedded" if snapshot.server_embedded else "external"
+    console.print(f"server:  {snapshot.server_url} ({kind})", highlight=False)
+    gateway = snapshot.gateway_url
     console.print(
         f"gateway: {gateway or 'not running (start it with `asyncrpc start gateway`)'}",
         highlight=False,
     )
-    console.print(f"run dir: {snapshot.get('run_dir')}", highlight=False)
+    console.print(f"run dir: {snapshot.run_dir}", highlight=False)
 
 
 def print_lines(console: Console, lines: Iterable[tuple[str, str]]) -> None:
@@ -125,21 +127,21 @@ def launcher_line(console: Console, message: str) -> None:
 
 
 async def stream_output(supervisor: Supervisor, console: Console, interval: float = 0.1) -> None:
-    """Print every child's new output lines with its prefix until cancelled (then flush)."""
+    """Print every replica's new output lines with its prefix until cancelled (then flush)."""
     follower = LogFollower()
     rundir = supervisor.plan.rundir
 
     def files() -> list[tuple[str, Path]]:
         result = []
-        for label, child in supervisor.children.items():
-            path = rundir.log_for(label)
+        for name, replica in supervisor.replicas.items():
+            path = rundir.log_for(name)
             if path not in follower.offsets:
                 # Earlier runs' output in this run directory is history, not this run's.
-                if child.log_start is not None:
-                    follower.offsets[path] = child.log_start
+                if replica.log_start is not None:
+                    follower.offsets[path] = replica.log_start
                 else:
                     follower.skip_existing([path])
-            result.append((label, path))
+            result.append((name, path))
         return result
 
     try:
@@ -150,9 +152,9 @@ async def stream_output(supervisor: Supervisor, console: Console, interval: floa
         print_lines(console, follower.poll(files(), final=True))
 
 
-def try_next(snapshot: dict[str, Any], lead: str = "From another terminal try") -> str:
+def try_next(snapshot: LauncherSnapshot, lead: str = "From another terminal try") -> str:
     """A hint naming commands that fit what runs, e.g. `asyncrpc call fan-out`."""
-    running = {node["node"] for node in snapshot.get("nodes", []) if node["state"] == "running"}
+    running = snapshot.running_nodes()
     for flow in topology.FLOWS.values():
         if topology.GATEWAY in running and set(flow.nodes) <= running:
             return (

@@ -1,9 +1,10 @@
-"""Runs one launcher until it is told to stop: supervisor, control API and state file.
+"""The supervisor process: the supervisor, its control server and the state file, until stopped.
 
-Used by `asyncrpc up` in the foreground and by the detached launcher process
-(:mod:`asyncrpc.launcher.daemon`). It boots the plan, keeps the state file in
-the run directory current, serves the control API, and on SIGINT / SIGTERM or
-`asyncrpc down` stops every process it started before returning.
+`asyncrpc up` runs :func:`run_supervisor` in the foreground; a detached `up`
+runs it in a process of its own (:mod:`asyncrpc.launcher.detached_supervisor`).
+It boots the plan, keeps the state file in the run directory current, serves
+the control server, and on SIGINT / SIGTERM or `asyncrpc down` stops every
+replica it started before returning.
 """
 
 from __future__ import annotations
@@ -15,20 +16,20 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any
 
 import uvicorn
 
-from asyncrpc.launcher.control import control_state, new_token
-from asyncrpc.launcher.control_api import make_app
+from asyncrpc.launcher.control_client import new_token
+from asyncrpc.launcher.control_server import make_app
 from asyncrpc.launcher.errors import LauncherError
 from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.plan import Plan
+from asyncrpc.launcher.status import LauncherSnapshot, Phase, RunState
 from asyncrpc.launcher.supervisor import Supervisor
 
 
-class _ControlServer(uvicorn.Server):
-    """uvicorn, minus its signal handlers: the launcher handles SIGINT/SIGTERM itself."""
+class _Uvicorn(uvicorn.Server):
+    """uvicorn, minus its signal handlers: the supervisor process handles SIGINT/SIGTERM."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -43,12 +44,12 @@ def _listen_socket() -> socket.socket:
     return sock
 
 
-async def run_launcher(
+async def run_supervisor(
     plan: Plan,
     env: Mapping[str, str],
     *,
     notify: Callable[[str], None] = lambda message: None,
-    on_ready: Callable[[dict[str, Any]], None] = lambda snapshot: None,
+    on_ready: Callable[[LauncherSnapshot], None] = lambda snapshot: None,
     follow: Callable[[Supervisor], Awaitable[None]] | None = None,
     keep_failed_state: bool = False,
     clock: Callable[[], float] = time.time,
@@ -69,16 +70,11 @@ async def run_launcher(
     supervisor: Supervisor
 
     def persist() -> None:
-        snapshot = supervisor.snapshot()
-        rundir.write_state(
-            control_state(launcher=me, control_url=control_url, token=token, snapshot=snapshot)
-        )
+        rundir.write_state(RunState(me, control_url, token, supervisor.snapshot()))
 
     supervisor = Supervisor(plan, env, clock=clock, notify=notify, on_change=persist)
     app = make_app(supervisor, token, on_down=stop.set)
-    server = _ControlServer(
-        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-    )
+    server = _Uvicorn(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -115,7 +111,7 @@ async def run_launcher(
             loop.remove_signal_handler(sig)
         sock.close()
         if failure is not None:
-            supervisor.phase = "failed"
+            supervisor.phase = Phase.FAILED
             supervisor.error = str(failure)
             persist()
         if failure is None or not keep_failed_state:
@@ -123,5 +119,5 @@ async def run_launcher(
     if failure is not None:
         if isinstance(failure, LauncherError):
             raise failure
-        raise LauncherError(f"the launcher failed: {failure!r}") from failure
+        raise LauncherError(f"the supervisor failed: {failure!r}") from failure
     notify("stopped")

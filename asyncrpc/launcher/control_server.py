@@ -1,9 +1,10 @@
-"""The control API's server side: a tiny FastAPI app over the launcher's supervisor.
+"""The control server: a tiny FastAPI app over the supervisor.
 
-Served by the running launcher (:mod:`asyncrpc.launcher.host`) on 127.0.0.1;
-the endpoints and the token check are described in :mod:`asyncrpc.launcher.control`,
-whose client the other commands use. The app stays thin: it parses, calls the
-supervisor and turns a LauncherError into a JSON error.
+Served by the supervisor process (:mod:`asyncrpc.launcher.supervisor_process`)
+on 127.0.0.1; the endpoints and the token check are described in
+:mod:`asyncrpc.launcher.control_client`, which the other commands use. The app
+stays thin: it parses, calls the supervisor, turns its typed answers into JSON
+and a LauncherError into a JSON error.
 """
 
 from __future__ import annotations
@@ -15,31 +16,31 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from asyncrpc.launcher.control import TOKEN_HEADER, token_matches
+from asyncrpc.launcher.control_client import TOKEN_HEADER, token_matches
 from asyncrpc.launcher.errors import LauncherError, UsageError
 from asyncrpc.launcher.pids import signal_number
 from asyncrpc.launcher.supervisor import Supervisor
-from asyncrpc.launcher.targets import parse_selector
+from asyncrpc.launcher.targets import parse_node_selector
 
 
 class KillRequest(BaseModel):
-    target: str
+    node: str
     signal: str = "KILL"
 
 
 class StartRequest(BaseModel):
-    target: str
+    node: str
     delay: float | None = None
     add: bool = False
 
 
-class TargetRequest(BaseModel):
-    target: str
+class NodeRequest(BaseModel):
+    node: str
 
 
 def make_app(supervisor: Supervisor, token: str, on_down: Callable[[], None]) -> FastAPI:
-    """The control API over ``supervisor``; ``on_down`` is called after `down` stopped all."""
-    app = FastAPI(title="asyncrpc launcher control", docs_url=None, redoc_url=None)
+    """The control server over ``supervisor``; ``on_down`` is called after `down` stopped all."""
+    app = FastAPI(title="asyncrpc control server", docs_url=None, redoc_url=None)
 
     @app.middleware("http")
     async def check_token(request: Request, call_next: Any) -> Any:
@@ -54,7 +55,7 @@ def make_app(supervisor: Supervisor, token: str, on_down: Callable[[], None]) ->
 
     @app.get("/status")
     async def status() -> dict[str, Any]:
-        return supervisor.snapshot()
+        return supervisor.snapshot().to_json()
 
     @app.post("/kill")
     async def kill(body: KillRequest) -> dict[str, Any]:
@@ -62,15 +63,16 @@ def make_app(supervisor: Supervisor, token: str, on_down: Callable[[], None]) ->
             sig = signal_number(body.signal)
         except ValueError:
             raise UsageError(f"unknown signal {body.signal!r}: use KILL or TERM.") from None
-        return {"killed": await supervisor.kill(parse_selector(body.target), sig)}
+        return {"killed": await supervisor.kill(parse_node_selector(body.node), sig)}
 
     @app.post("/start")
     async def start(body: StartRequest) -> dict[str, Any]:
-        return await supervisor.start(parse_selector(body.target), body.delay, body.add)
+        result = await supervisor.start(parse_node_selector(body.node), body.delay, body.add)
+        return result.to_json()
 
     @app.post("/restart")
-    async def restart(body: TargetRequest) -> dict[str, Any]:
-        return {"restarted": await supervisor.restart(parse_selector(body.target))}
+    async def restart(body: NodeRequest) -> dict[str, Any]:
+        return {"restarted": await supervisor.restart(parse_node_selector(body.node))}
 
     @app.post("/down")
     async def down() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The detached launcher: `python -m asyncrpc.launcher.daemon RUN_DIR`.
+"""The detached supervisor's entry point: `python -m asyncrpc.launcher.detached_supervisor RUN_DIR`.
 
 `asyncrpc up --detach` writes the plan to RUN_DIR/plan.json and starts this in a
 new session with its output going to logs/launcher.log. It runs the plan like a
@@ -16,26 +16,26 @@ import time
 from pathlib import Path
 
 from asyncrpc.launcher.errors import LauncherError
-from asyncrpc.launcher.host import run_launcher
 from asyncrpc.launcher.plan import Plan
 from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.launcher.supervisor_process import run_supervisor
 
 
 def _log(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} launcher: {message}", flush=True)
+    print(f"{time.strftime('%H:%M:%S')} supervisor: {message}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m asyncrpc.launcher.daemon RUN_DIR", file=sys.stderr)
+        print("usage: python -m asyncrpc.launcher.detached_supervisor RUN_DIR", file=sys.stderr)
         return 2
     rundir = RunDir(Path(args[0]).resolve())
     plan = Plan.from_json(json.loads(rundir.plan_file.read_text()))
     _log(f"pid {os.getpid()}, run directory {plan.run_dir}")
     try:
         asyncio.run(
-            run_launcher(
+            run_supervisor(
                 plan,
                 os.environ,
                 notify=_log,
