@@ -36,7 +36,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from asyncrpc.node import join
+from asyncrpc.network.join import join
 from benchmarks import load_client
 from benchmarks.bench import AWAIT_CHAIN
 from benchmarks.measure import cpu_seconds

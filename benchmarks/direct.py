@@ -2,7 +2,7 @@
 
 The benchmark process itself becomes a Resonate client of the shared
 topology's server, connected the way every asyncrpc process connects
-(:func:`asyncrpc.node.join`: the lean HTTP client for requests, the SDK's
+(:func:`asyncrpc.network.join.join`: the lean HTTP client for requests, the SDK's
 SSE stream), and does what a gateway handler does at its core:
 ``resonate.options(target=service-a).rpc(id, "foo")`` then
 ``await handle.result()``. Against our gateway's numbers this is the cost of
@@ -16,7 +16,7 @@ import asyncio
 
 from resonate.resonate import Resonate
 
-from asyncrpc.node import join
+from asyncrpc.network.join import join
 from benchmarks.bench import AWAIT_CHAIN, Bench
 from benchmarks.measure import CpuMeter, LoadResult, drive, invocation_count
 from benchmarks.processes import READY_TIMEOUT, BenchError, Topology, stream_connected, wait_for

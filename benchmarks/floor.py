@@ -49,7 +49,6 @@ def in_process() -> Resonate:
     resonate = Resonate(network=server, env={}, subscription_refresh_secs=0)
     for name, function in services.FUNCTIONS.items():
         resonate.register(function, name=name)
-    resonate.with_dependency(services.Pause(0.0))
     return resonate
 
 

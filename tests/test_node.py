@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from asyncrpc import config
+from asyncrpc import config, services
 from asyncrpc.cli import app
-from asyncrpc.gateway import gateway_settings
-from asyncrpc.node import SettingsError, node_settings, ready_line
+from asyncrpc.gateway.settings import gateway_settings
+from asyncrpc.node import node_settings, with_pause
+from asyncrpc.process_runtime import SettingsError, ready_line
 
 
 def fixed_hex(_: int) -> str:
@@ -115,3 +116,12 @@ def test_bad_node_command_exits_2_with_a_message(args: list[str], message: str) 
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_demo_delay_wraps_a_function_only_when_there_is_one() -> None:
+    function = services.FUNCTIONS["bar"]
+
+    assert with_pause(function, 0) is function
+    paused = with_pause(function, 1.5)
+    assert paused is not function
+    assert (paused.__name__, paused.__doc__) == (function.__name__, function.__doc__)

@@ -25,5 +25,5 @@ then ``up.start_detached(plan, env)``; ``control_client.connect(RunDir(run_dir))
 gives a client with ``status() / kill(node) / start(node) / restart(node)``;
 ``down.stop_everything(RunDir(run_dir))`` stops it all;
 ``calls.FlowCaller(gateway_url, server_url).call(flow, id, timeout)`` calls a
-flow (reading the detached chain's result with ``callgraph.search_promises``).
+flow (reading the detached chain's result with ``ServerReader.search``).
 """
