@@ -6,57 +6,42 @@ fan-out) the latency is the caller's ``POST`` until the answer
 durable, so it gets two numbers: that answer ("started"), and the time until
 its last step ``cog`` has resolved with 3 ("complete"): from just before the
 ``POST`` to the ``settledAt`` the server stamped on cog's promise (same
-machine, same wall clock, 1 ms resolution). cog's promise is found with
-``promise.search`` by the ``resonate:origin`` tag, polled every 10 ms; the
-poll only decides when the next invocation may start, not the number.
-Requests go through aiohttp (see :mod:`benchmarks.load_client`).
+machine, same wall clock, 1 ms resolution). cog's promise is found by the
+server reader's search on the ``resonate:origin`` tag, polled every 10 ms;
+the poll only decides when the next invocation may start, not the number.
+Requests to the gateway go through aiohttp (see :mod:`benchmarks.load_client`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import time
-from typing import Any
 
 import aiohttp
+import httpx
 
 from asyncrpc import topology
 from benchmarks import load_client
-from benchmarks.bench import Bench
+from benchmarks.bench import Bench, BenchError
 from benchmarks.measure import Summary
-from benchmarks.processes import POLL_S, BenchError
 from benchmarks.report import PartResult, Table, ms
+from harness.server_reader import PromiseRecord, ServerReader
+from harness.waiting import POLL_S
 
 WARMUP = 3
 #: The longest one invocation may take before the run counts as broken.
 CALL_TIMEOUT = 60.0
 
 
-def decode_value(record: dict[str, Any]) -> Any:
-    """A promise record's value as the SDK stored it (base64 of JSON)."""
-    data = (record.get("value") or {}).get("data")
-    return json.loads(base64.b64decode(data)) if data else None
-
-
-async def last_step(
-    server: aiohttp.ClientSession, root_id: str, group: str
-) -> dict[str, Any] | None:
+def last_step(server: ServerReader, root_id: str, group: str) -> PromiseRecord | None:
     """The resolved promise of ``root_id``'s call graph that targets ``group``, if any."""
-    _, reply = await load_client.protocol(
-        server, "promise.search", tags={"resonate:origin": root_id}, limit=100
-    )
-    for record in ((reply or {}).get("data") or {}).get("promises", ()):
-        target = record.get("tags", {}).get("resonate:target", "")
-        if target.endswith(f"@{group}") and record.get("state") == "resolved":
-            return record
-    return None
+    found = server.search(tags={"resonate:origin": root_id}, state="resolved")
+    return next((record for record in found if record.group == group), None)
 
 
 async def call_and_wait(
     gateway: aiohttp.ClientSession,
-    server: aiohttp.ClientSession,
+    server: ServerReader,
     flow: topology.Flow,
     invocation_id: str,
 ) -> dict[str, float]:
@@ -71,7 +56,7 @@ async def call_and_wait(
 
 async def call_detached(
     gateway: aiohttp.ClientSession,
-    server: aiohttp.ClientSession,
+    server: ServerReader,
     flow: topology.Flow,
     invocation_id: str,
 ) -> dict[str, float]:
@@ -84,13 +69,13 @@ async def call_detached(
         raise BenchError(f"{status} {str(body)[:300]}")
     group = topology.NODES[flow.nodes[-1]].group
     deadline = time.monotonic() + CALL_TIMEOUT
-    while (record := await last_step(server, invocation_id, group)) is None:
+    while (record := last_step(server, invocation_id, group)) is None:
         if time.monotonic() > deadline:
             raise BenchError(f"the last step did not resolve within {CALL_TIMEOUT:g}s")
         await asyncio.sleep(POLL_S)
-    if decode_value(record) != flow.expected_result:
-        raise BenchError(f"the last step got {decode_value(record)!r}")
-    return {"started": started, "complete": record["settledAt"] / 1000 - wall_began}
+    if record.value != flow.expected_result or record.settled_at is None:
+        raise BenchError(f"the last step got {record.value!r}")
+    return {"started": started, "complete": record.settled_at / 1000 - wall_began}
 
 
 async def flow_round_trips(
@@ -100,14 +85,12 @@ async def flow_round_trips(
     call = call_and_wait if flow.waits_for_result else call_detached
     samples: dict[str, list[float]] = {}
     errors: list[str] = []
-    async with (
-        load_client.session(gateway_url, 1, CALL_TIMEOUT) as gateway,
-        load_client.session(server_url, 1, CALL_TIMEOUT) as server,
-    ):
+    server = ServerReader(server_url)
+    async with load_client.session(gateway_url, 1, CALL_TIMEOUT) as gateway:
         for n, invocation_id in enumerate(ids):
             try:
                 took = await call(gateway, server, flow, invocation_id)
-            except (BenchError, aiohttp.ClientError, TimeoutError) as exc:
+            except (BenchError, aiohttp.ClientError, httpx.HTTPError, TimeoutError) as exc:
                 errors.append(f"{invocation_id}: {exc}")
                 continue
             if n >= WARMUP:
@@ -158,6 +141,6 @@ def run(bench: Bench) -> PartResult:
     result.tables.append(table)
     result.notes.append(
         "detached chain 'last step resolved': from before the POST to the settledAt the "
-        "server stamped on cog's promise (found by promise.search on its origin tag)"
+        "server stamped on cog's promise (found by a search on its origin tag)"
     )
     return result

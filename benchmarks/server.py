@@ -1,4 +1,4 @@
-"""Part 6: the server alone: protocol requests per second, and restart time with stored history.
+"""The ``server`` part: protocol requests per second, and restart time with stored history.
 
 Against a real `asyncrpc server` process on loopback with a SQLite file (as
 it runs by default), no SDK in between, one small JSON envelope per request
@@ -14,8 +14,6 @@ it runs by default), no SDK in between, one small JSON envelope per request
   + log replay) the server itself logs. The promises beyond those the rates
   left are written while the server is down, by its own engine in this
   process (see :func:`fill`).
-
-(This folds in what was ``benchmarks/server_bench.py``.)
 """
 
 from __future__ import annotations
@@ -35,10 +33,11 @@ import aiohttp
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.store import Store
 from benchmarks import load_client
-from benchmarks.bench import Bench
+from benchmarks.bench import Bench, BenchError
+from benchmarks.load_client import envelope
 from benchmarks.measure import CpuMeter
-from benchmarks.processes import BenchError, Server, start_server, wait_server
 from benchmarks.report import PartResult, Table, rate, secs
+from harness.processes import Server
 
 FAR = 10**15
 CLIENTS = 16
@@ -46,12 +45,8 @@ CLIENTS = 16
 NOBODY = "poll://any@bench-nobody"
 
 
-def envelope(kind: str, **data: object) -> dict[str, object]:
-    return {"kind": kind, "head": {"corrId": "b", "version": ""}, "data": data}
-
-
 async def post(client: aiohttp.ClientSession, kind: str, **data: object) -> None:
-    status, reply = await load_client.protocol(client, kind, **data)
+    status, reply = await load_client.post(client, "/", body=envelope(kind, **data))
     if status >= 300:
         raise BenchError(f"{kind} -> {status}: {str(reply)[:200]}")
 
@@ -149,9 +144,9 @@ def run(bench: Bench) -> PartResult:
         "Server restart after kill -9 (SQLite file)",
         ["stored promises", "start to ready s", "recovery s (server log)"],
     )
-    server: Server = start_server(bench.procs, db)
+    server: Server = bench.procs.spawn_server(db)
     try:
-        wait_server(server)
+        server.wait()
         pairs = sizes.server_pairs
         bench.say(f"server alone: {pairs} create+settle pairs, 1 and {CLIENTS} clients")
         meter = CpuMeter({"server": [server.process.pid], "driver": [os.getpid()]})
@@ -188,8 +183,8 @@ def run(bench: Bench) -> PartResult:
                 bench.say(f"server alone: storing {target - stored} more promises")
                 fill(db, bench.ids(f"fill{target}", target - stored))
                 stored = target
-            server = start_server(bench.procs, db, server.port)
-            ready_after = wait_server(server)
+            server = bench.procs.spawn_server(db, server.port)
+            ready_after = server.wait()
             recovered = recovery_seconds(server.process.output())
             result.data["restart"].append(
                 {
@@ -200,7 +195,7 @@ def run(bench: Bench) -> PartResult:
             )
             restarts.add(f"{stored:,}", secs(ready_after), secs(recovered))
     finally:
-        server.process.kill(signal.SIGTERM)
+        server.process.stop()
     result.tables.extend([rates, restarts])
     result.notes.append(
         "CPU µs per request: user+system CPU (from /proc) of the server process and of this "
