@@ -1,9 +1,9 @@
 """The ratios: the four ways to drive the await chain at 16 callers, interleaved, and their ratios.
 
 Measured one part after another, a minute or more apart, the same code's
-rate moves by 10 to 20 % on this shared machine (the CPU per invocation of
-every process rises and falls together), which is as large as the effects
-the ratios are meant to show. So each round runs our gateway, the Flask
+rate moves on a shared machine as much as the effects the ratios are meant
+to show (the CPU per invocation of every process rises and falls together;
+see docs/performance.md). So each round runs our gateway, the Flask
 baseline, the direct SDK client and the in-process floor back to back
 (:mod:`benchmarks.loads`), each round starting with the next one, and a
 contender's numbers are the medians over the rounds. Each ratio compares

@@ -1,4 +1,4 @@
-"""Part 1: the round trip of each flow through the gateway, one invocation at a time.
+"""The ``roundtrip`` part: each flow through the gateway, one invocation at a time.
 
 Every invocation has its own id. For the flows that wait (await chain,
 fan-out) the latency is the caller's ``POST`` until the answer
@@ -39,34 +39,18 @@ def last_step(server: ServerReader, root_id: str, group: str) -> PromiseRecord |
     return next((record for record in found if record.group == group), None)
 
 
-async def call_and_wait(
-    gateway: aiohttp.ClientSession,
-    server: ServerReader,
-    flow: topology.Flow,
-    invocation_id: str,
+async def round_trip(
+    gateway: aiohttp.ClientSession, server: ServerReader, flow: topology.Flow, invocation_id: str
 ) -> dict[str, float]:
-    """POST a flow that answers with its result: seconds until the answer."""
-    began = time.perf_counter()
-    status, body = await load_client.post(gateway, flow.route, params={"id": invocation_id})
-    elapsed = time.perf_counter() - began
-    if status != 200 or body != {"message": flow.expected_result}:
-        raise BenchError(f"{status} {str(body)[:300]}")
-    return {"answer": elapsed}
-
-
-async def call_detached(
-    gateway: aiohttp.ClientSession,
-    server: ServerReader,
-    flow: topology.Flow,
-    invocation_id: str,
-) -> dict[str, float]:
-    """POST the detached chain: seconds until the answer, and until its last step resolved."""
+    """POST ``flow``: seconds until the answer and, for the detached chain, until it completed."""
     wall_began = time.time()
     began = time.perf_counter()
     status, body = await load_client.post(gateway, flow.route, params={"id": invocation_id})
-    started = time.perf_counter() - began
-    if status != 200:
+    answered = time.perf_counter() - began
+    if status != 200 or (flow.waits_for_result and body != {"message": flow.expected_result}):
         raise BenchError(f"{status} {str(body)[:300]}")
+    if flow.waits_for_result:
+        return {"answer": answered}
     group = topology.NODES[flow.nodes[-1]].group
     deadline = time.monotonic() + CALL_TIMEOUT
     while (record := last_step(server, invocation_id, group)) is None:
@@ -75,21 +59,20 @@ async def call_detached(
         await asyncio.sleep(POLL_S)
     if record.value != flow.expected_result or record.settled_at is None:
         raise BenchError(f"the last step got {record.value!r}")
-    return {"started": started, "complete": record.settled_at / 1000 - wall_began}
+    return {"started": answered, "complete": record.settled_at / 1000 - wall_began}
 
 
 async def flow_round_trips(
     gateway_url: str, server_url: str, flow: topology.Flow, ids: list[str]
 ) -> tuple[dict[str, list[float]], list[str]]:
     """Invoke ``flow`` once per id, one after the other: the samples (after warm-up), the errors."""
-    call = call_and_wait if flow.waits_for_result else call_detached
     samples: dict[str, list[float]] = {}
     errors: list[str] = []
     server = ServerReader(server_url)
     async with load_client.session(gateway_url, 1, CALL_TIMEOUT) as gateway:
         for n, invocation_id in enumerate(ids):
             try:
-                took = await call(gateway, server, flow, invocation_id)
+                took = await round_trip(gateway, server, flow, invocation_id)
             except (BenchError, aiohttp.ClientError, httpx.HTTPError, TimeoutError) as exc:
                 errors.append(f"{invocation_id}: {exc}")
                 continue
