@@ -1,42 +1,45 @@
-"""Run one worker node, and join any process (worker or gateway) to the Resonate server.
+"""Run one worker node: the durable function :mod:`asyncrpc.topology` assigns it, in its group.
 
-A node has two identities: its *unique id* (the SDK's ``pid``: unicast, the
-server addresses this one process) and its *group* (anycast: any one member
-of the group gets work sent to the group). It registers the one durable
-function :mod:`asyncrpc.topology` assigns to it, listens on the server's poll
+A node joins the server (:func:`asyncrpc.network.join.join`), registers its
+one function from :mod:`asyncrpc.services`, listens on the server's poll
 stream, and prints a single ready line (starting with
 :data:`asyncrpc.config.READY_MARKER`) once that stream is connected, because
 only then can work addressed to its group reach it.
+
+For the crash demo, a node started with ``--delay SECONDS`` registers its
+function wrapped by :func:`with_pause`: the function, then a durable sleep
+before it returns, so there is time to kill a process mid-flow while the
+function bodies stay only the lesson.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import math
 import secrets
-import signal
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
 import uvloop
-from resonate.connections import SSEConnection
-from resonate.resonate import Resonate
-from resonate.retry import ExponentialBackoff
-from resonate.send import Sender
-from resonate.transport import Transport
-from resonate_base.connections import Network
+from resonate.context import Context
 
 from asyncrpc import config, services, topology
-from asyncrpc.heartbeat import IntervalHeartbeat
-from asyncrpc.http_network import server_network
-
-if TYPE_CHECKING:
-    import aiohttp
+from asyncrpc.network.join import PollStream, join
+from asyncrpc.process_runtime import (
+    SettingsError,
+    announce,
+    check_node_id,
+    check_server_url,
+    configure_logging,
+    default_node_id,
+    parse_seconds,
+    ready_line,
+    until_signalled,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,82 +47,8 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 5.0
 #: After this long without a poll stream, say that we are still trying.
 CONNECT_NOTICE_AFTER = 3.0
-#: Reconnect (and resend) quickly: the SDK's own ladder climbs to a minute,
-#: too slow to watch a flow continue after the server restarts in a demo.
-RECONNECT = ExponentialBackoff(initial=0.5, factor=2.0, max_delay=2.0)
 
-
-class SettingsError(ValueError):
-    """A node option or environment variable has a value we cannot use."""
-
-
-class PollStream(SSEConnection):
-    """The SDK's SSE poll source, telling us whether its stream is connected.
-
-    :class:`SSEConnection` hands a successfully opened stream (2xx) to
-    ``_read_stream`` and only returns from it when the stream ends; wrapping
-    that one call is the narrowest way to observe the connection without
-    copying the reconnect loop. ``on_first_connect`` runs once, before the
-    first message is read, so a ready line comes before any work is logged.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        pid: str,
-        group: str,
-        auth: str | None = None,
-        on_first_connect: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(url, pid=pid, group=group, auth=auth, backoff=RECONNECT)
-        self.connected = asyncio.Event()
-        self._on_first_connect = on_first_connect
-
-    async def _read_stream(self, resp: aiohttp.ClientResponse) -> None:
-        self.connected.set()
-        if self._on_first_connect is not None:
-            on_first_connect, self._on_first_connect = self._on_first_connect, None
-            on_first_connect()
-        try:
-            await super()._read_stream(resp)
-        finally:
-            self.connected.clear()
-
-
-def join(
-    server_url: str,
-    *,
-    group: str,
-    pid: str,
-    token: str | None = None,
-    ttl: float = config.DEFAULT_NODE_TTL,
-    network: Network | None = None,
-    subscription_refresh_secs: float = 60.0,
-    on_first_connect: Callable[[], None] | None = None,
-) -> tuple[Resonate, PollStream]:
-    """Connect to the server as ``pid`` in ``group``. Needs a running event loop.
-
-    ``network`` replaces the HTTP connection for requests (the gateway passes
-    one that gives up instead of retrying forever).
-    """
-    stream = PollStream(
-        server_url, pid=pid, group=group, auth=token, on_first_connect=on_first_connect
-    )
-    network = network or server_network(server_url, auth=token, backoff=RECONNECT)
-    heartbeat = IntervalHeartbeat(pid, ttl / 2, Sender(Transport(network), token))
-    resonate = Resonate(
-        network=network,
-        sources=[stream],
-        heartbeat=heartbeat,
-        group=group,
-        pid=pid,
-        ttl=timedelta(seconds=ttl),
-        token=token,
-        env={},
-        subscription_refresh_secs=subscription_refresh_secs,
-    )
-    return resonate, stream
+DurableFunction = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -138,33 +67,6 @@ class NodeSettings:
         return topology.NODES[self.name]
 
 
-def default_node_id(name: str, random_hex: Callable[[int], str] = secrets.token_hex) -> str:
-    """``NAME-<4 hex>``: unique enough to tell replicas apart in logs."""
-    return f"{name}-{random_hex(2)}"
-
-
-def parse_seconds(value: str | float, what: str, *, allow_zero: bool) -> float:
-    """A finite number of seconds, or a :class:`SettingsError` saying what is valid."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{what} must be a number of seconds, got {value!r}") from None
-    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        valid = ">= 0" if allow_zero else "> 0"
-        raise SettingsError(f"{what} must be a number of seconds {valid}, got {value!r}")
-    return seconds
-
-
-def check_node_id(node_id: str) -> str:
-    """A unique id must be usable in the poll URL path: no '/', no spaces, not empty."""
-    if not node_id or any(ch in node_id for ch in "/?#% \t\n:") or len(node_id) > 128:
-        raise SettingsError(
-            f"node id {node_id!r} is not valid: use 1-128 characters without "
-            "'/', '?', '#', '%', ':' or spaces (e.g. b-1)"
-        )
-    return node_id
-
-
 def node_settings(
     name: str,
     env: Mapping[str, str],
@@ -175,7 +77,7 @@ def node_settings(
     ttl: float | None = None,
     random_hex: Callable[[int], str] = secrets.token_hex,
 ) -> NodeSettings:
-    """Options first, then environment variables, then defaults (see the brief's contract)."""
+    """Options first, then environment variables, then defaults."""
     if name not in topology.NODES:
         raise SettingsError(
             f"unknown node {name!r}; valid nodes: {', '.join(topology.NODES)} or {topology.GATEWAY}"
@@ -196,37 +98,24 @@ def node_settings(
     )
 
 
-def check_server_url(url: str) -> str:
-    """An http(s) URL with a host, e.g. http://127.0.0.1:8001."""
-    scheme, _, rest = url.partition("://")
-    if scheme not in ("http", "https") or not rest or rest.startswith("/"):
-        raise SettingsError(
-            f"server URL {url!r} is not valid: expected http://HOST:PORT "
-            f"(e.g. {config.DEFAULT_SERVER_URL})"
-        )
-    return url
+def with_pause(function: DurableFunction, seconds: float) -> DurableFunction:
+    """``function``, then a durable sleep of ``seconds`` before it returns (0: ``function``).
 
+    The sleep is ``ctx.sleep``: a timer promise on the server, nothing held in
+    memory. When the function is resumed by running it again from the top,
+    its finished calls and a sleep that is over return at once.
+    """
+    if seconds <= 0:
+        return function
 
-def ready_line(name: str, group: str, node_id: str, server_url: str, **extra: object) -> str:
-    """The one line a process prints when it can receive work."""
-    fields = {"node": name, "group": group, "id": node_id, "server": server_url, **extra}
-    return " ".join([config.READY_MARKER, *(f"{key}={value}" for key, value in fields.items())])
+    @functools.wraps(function)
+    async def paused(ctx: Context, *args: Any) -> Any:
+        value = await function(ctx, *args)
+        log.info("[%s] sleeping %ss (durably) before returning", ctx.info.id, seconds)
+        await ctx.sleep(timedelta(seconds=seconds))
+        return value
 
-
-def announce(line: str) -> None:
-    print(line, flush=True)
-
-
-def configure_logging() -> None:
-    """Our lines at INFO, the SDK's only when something is wrong; all on stdout."""
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=logging.INFO,
-        format="%(asctime)s.%(msecs)03d %(message)s",
-        datefmt="%H:%M:%S",
-        force=True,
-    )
-    logging.getLogger("resonate").setLevel(logging.WARNING)
+    return paused
 
 
 async def notice_if_slow(stream: PollStream, server_url: str) -> None:
@@ -261,23 +150,14 @@ async def run_worker(
     )
     notice = asyncio.create_task(notice_if_slow(stream, settings.server_url))
     try:
-        # No await since join(): no message can have arrived before these two lines.
-        resonate.register(services.FUNCTIONS[node.function], name=node.function)
-        resonate.with_dependency(services.Pause(settings.delay))
+        # No await since join(): no message can have arrived before this line.
+        function = with_pause(services.FUNCTIONS[node.function], settings.delay)
+        resonate.register(function, name=node.function)
         await stop.wait()
     finally:
         notice.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(resonate.stop(), STOP_TIMEOUT)
-
-
-async def until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run ``main(stop)``; SIGTERM and SIGINT set ``stop`` for a clean exit."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await main(stop)
 
 
 def run(settings: NodeSettings) -> int:

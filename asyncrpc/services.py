@@ -1,10 +1,11 @@
-"""The durable functions of the three request flows: read this file to learn the API.
+"""The durable functions of the three flows: read this file to learn the API.
 
-Each function runs on its own node (see :mod:`asyncrpc.topology`) and calls
-the next one by *name* on another node's *group*, so every arrow of a flow
-crosses a process boundary. Calls made through ``ctx`` are durable: each one
-is a promise on the Resonate server, so a flow survives any of its processes
-crashing and resumes where it stopped once a node of that group is back.
+Each function runs on its own node and calls the next one by *name* on
+another node's *group* (the groups are named in :mod:`asyncrpc.topology`), so
+every arrow of a flow crosses a process boundary. Calls made through ``ctx``
+are durable: each one is a promise on the Resonate server, so a flow survives
+any of its processes crashing and resumes where it stopped once a node of
+that group is back.
 
 The original example's vocabulary, and what it is in resonate-sdk 0.8::
 
@@ -17,53 +18,30 @@ Resonate resumes a function that waited on a remote call by running it again
 from the top; calls that already finished return their stored results at
 once. That is why the first log line of a function that waits on another
 appears twice in a node's output.
-
-The crash demo: a node started with ``--delay SECONDS`` gets a :class:`Pause`
-dependency, and its function sleeps durably (``ctx.sleep``: a timer promise
-on the server, nothing held in memory) before returning, so there is time to
-kill a process mid-flow.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
 
 from resonate.context import Context
 
-from asyncrpc.topology import group_of
+from asyncrpc.topology import SERVICE_B, SERVICE_C, SERVICE_E, SERVICE_F, SERVICE_H, SERVICE_I
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Pause:
-    """How long this node's function sleeps durably before returning (0: not at all)."""
-
-    seconds: float = 0.0
-
-
-async def pause(ctx: Context) -> None:
-    """The crash-demo delay: a durable sleep when the node was given one."""
-    seconds = ctx.get_dependency(Pause).seconds
-    if seconds > 0:
-        log.info("[%s] sleeping %ss (durably) before returning", ctx.info.id, seconds)
-        await ctx.sleep(timedelta(seconds=seconds))
-
-
 # ── Await chain ──────────────────────────────────────────────────────────────
-# Ephemeral to Durable at the gateway (resonate.rpc), then rfc all the way
-# down: foo (a) awaits bar (b), which awaits baz (c). baz returns 1 and each
-# caller adds 1, so the gateway answers 3.
+# Ephemeral to Durable at the gateway, then rfc all the way down: foo (a)
+# awaits bar (b), which awaits baz (c). baz returns 1 and each caller adds 1,
+# so the gateway answers 3.
 
 
 async def foo(ctx: Context) -> int:
     """Await chain, step 1 (node a): rfc bar on service-b, add 1."""
     log.info("[%s] running foo: calling bar", ctx.info.id)
-    value = await ctx.options(target=group_of("bar")).rpc("bar")
-    await pause(ctx)
+    value = await ctx.options(target=SERVICE_B).rpc("bar")
     log.info("[%s] foo: bar returned %s, returning %s", ctx.info.id, value, value + 1)
     return value + 1
 
@@ -71,8 +49,7 @@ async def foo(ctx: Context) -> int:
 async def bar(ctx: Context) -> int:
     """Await chain, step 2 (node b): rfc baz on service-c, add 1."""
     log.info("[%s] running bar: calling baz", ctx.info.id)
-    value = await ctx.options(target=group_of("baz")).rpc("baz")
-    await pause(ctx)
+    value = await ctx.options(target=SERVICE_C).rpc("baz")
     log.info("[%s] bar: baz returned %s, returning %s", ctx.info.id, value, value + 1)
     return value + 1
 
@@ -80,8 +57,6 @@ async def bar(ctx: Context) -> int:
 async def baz(ctx: Context) -> int:
     """Await chain, step 3 (node c): the end of the chain, returns 1."""
     log.info("[%s] running baz", ctx.info.id)
-    await pause(ctx)
-    log.info("[%s] baz: returning 1", ctx.info.id)
     return 1
 
 
@@ -95,22 +70,17 @@ async def baz(ctx: Context) -> int:
 async def qux(ctx: Context, n: int) -> str:
     """Detached chain, step 1 (node d): start quz(n + 1) on service-e detached."""
     log.info("[%s] running qux(%s): starting quz(%s), not waiting", ctx.info.id, n, n + 1)
-    started = await ctx.options(target=group_of("quz")).detached("quz", n + 1)
-    await pause(ctx)
-    return started
+    return await ctx.options(target=SERVICE_E).detached("quz", n + 1)
 
 
 async def quz(ctx: Context, n: int) -> str:
     """Detached chain, step 2 (node e): start cog(n + 1) on service-f detached."""
     log.info("[%s] running quz(%s): starting cog(%s), not waiting", ctx.info.id, n, n + 1)
-    started = await ctx.options(target=group_of("cog")).detached("cog", n + 1)
-    await pause(ctx)
-    return started
+    return await ctx.options(target=SERVICE_F).detached("cog", n + 1)
 
 
 async def cog(ctx: Context, n: int) -> int:
     """Detached chain, step 3 (node f): report the value that reached the end."""
-    await pause(ctx)
     log.info("[%s] cog received %s", ctx.info.id, n)
     return n
 
@@ -124,10 +94,9 @@ async def cog(ctx: Context, n: int) -> int:
 async def zim(ctx: Context, n: int) -> int:
     """Fan-out workflow (node g): rfi rax on service-h and dop on service-i, await both."""
     log.info("[%s] running zim(%s): starting rax and dop", ctx.info.id, n)
-    rax_future = ctx.options(target=group_of("rax")).rpc("rax")
-    dop_future = ctx.options(target=group_of("dop")).rpc("dop")
+    rax_future = ctx.options(target=SERVICE_H).rpc("rax")
+    dop_future = ctx.options(target=SERVICE_I).rpc("dop")
     total = n + await rax_future + await dop_future
-    await pause(ctx)
     log.info("[%s] zim: returning %s", ctx.info.id, total)
     return total
 
@@ -135,14 +104,12 @@ async def zim(ctx: Context, n: int) -> int:
 async def rax(ctx: Context) -> int:
     """Fan-out step (node h): returns 1."""
     log.info("[%s] running rax", ctx.info.id)
-    await pause(ctx)
     return 1
 
 
 async def dop(ctx: Context) -> int:
     """Fan-out step (node i): returns 1."""
     log.info("[%s] running dop", ctx.info.id)
-    await pause(ctx)
     return 1
 
 

@@ -14,6 +14,17 @@ SERVER = "server"
 GATEWAY = "gateway"
 GATEWAY_GROUP = "gateway"
 
+# The groups: the targets :mod:`asyncrpc.services` sends its calls to.
+SERVICE_A = "service-a"
+SERVICE_B = "service-b"
+SERVICE_C = "service-c"
+SERVICE_D = "service-d"
+SERVICE_E = "service-e"
+SERVICE_F = "service-f"
+SERVICE_G = "service-g"
+SERVICE_H = "service-h"
+SERVICE_I = "service-i"
+
 
 @dataclass(frozen=True)
 class Node:
@@ -48,15 +59,15 @@ class Flow:
 NODES: dict[str, Node] = {
     node.name: node
     for node in (
-        Node("a", "service-a", "foo", "await-chain"),
-        Node("b", "service-b", "bar", "await-chain"),
-        Node("c", "service-c", "baz", "await-chain"),
-        Node("d", "service-d", "qux", "detached-chain"),
-        Node("e", "service-e", "quz", "detached-chain"),
-        Node("f", "service-f", "cog", "detached-chain"),
-        Node("g", "service-g", "zim", "fan-out"),
-        Node("h", "service-h", "rax", "fan-out"),
-        Node("i", "service-i", "dop", "fan-out"),
+        Node("a", SERVICE_A, "foo", "await-chain"),
+        Node("b", SERVICE_B, "bar", "await-chain"),
+        Node("c", SERVICE_C, "baz", "await-chain"),
+        Node("d", SERVICE_D, "qux", "detached-chain"),
+        Node("e", SERVICE_E, "quz", "detached-chain"),
+        Node("f", SERVICE_F, "cog", "detached-chain"),
+        Node("g", SERVICE_G, "zim", "fan-out"),
+        Node("h", SERVICE_H, "rax", "fan-out"),
+        Node("i", SERVICE_I, "dop", "fan-out"),
     )
 }
 
@@ -123,8 +134,3 @@ def node_for_function(function: str) -> Node:
         if node.function == function:
             return node
     raise KeyError(function)
-
-
-def group_of(function: str) -> str:
-    """The group (anycast target) that serves ``function``."""
-    return node_for_function(function).group

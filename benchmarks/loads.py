@@ -8,7 +8,7 @@
   Flask-style gateway of the original example, run as its own process against
   the same server and nodes (ours stays up, idle).
 - ``direct``: no HTTP gateway. This process joins the server the way every
-  asyncrpc process does (:func:`asyncrpc.node.join`) and does what a gateway
+  asyncrpc process does (:func:`asyncrpc.network.join.join`) and does what a gateway
   handler does at its core: ``rpc(id, "foo")`` on ``service-a``, then
   ``await handle.result()``. Against our gateway this is the gateway's cost.
 - ``floor``: the whole topology in this process on the SDK's in-process
@@ -35,7 +35,7 @@ import aiohttp
 from resonate.resonate import Resonate
 
 from asyncrpc import topology
-from asyncrpc.node import join
+from asyncrpc.network.join import join
 from benchmarks import load_client
 from benchmarks.bench import AWAIT_CHAIN, Bench, BenchError
 from benchmarks.measure import Call, CpuMeter, LoadResult, drive

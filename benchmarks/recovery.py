@@ -41,11 +41,13 @@ from typing import Any
 import httpx
 
 from asyncrpc import topology
+from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable
+from asyncrpc.invocations.records import ORIGIN_TAG, PromiseState
+from asyncrpc.invocations.server_reader import ServerReader
 from benchmarks.bench import AWAIT_CHAIN, Bench, BenchError
 from benchmarks.report import PartResult, Table, secs
 from benchmarks.stuck_worker import HOLDING
 from harness.processes import Process
-from harness.server_reader import ServerReader
 from harness.system import System, printed_ready, start_node, start_system, wait_ready
 from harness.waiting import wait_until
 
@@ -88,24 +90,24 @@ class Invocation:
             timeout=130.0,
         )
 
-    def promise_state(self, promise_id: str) -> str | None:
+    def promise_state(self, promise_id: str) -> PromiseState | None:
         """The promise's state, or None while the server does not answer (e.g. restarting)."""
         try:
             record = self.server.get(promise_id)
-        except (httpx.HTTPError, ValueError):
+        except (ServerUnavailable, ServerRefused):
             return None
         return record.state if record else None
 
     def task_state(self, task_id: str) -> str | None:
         try:
             return self.server.task_state(task_id)
-        except (httpx.HTTPError, ValueError):
+        except (ServerUnavailable, ServerRefused):
             return None
 
     def step_id(self, node: str) -> str | None:
         """The id of the promise in this invocation's call graph that runs on ``node``'s group."""
         group = topology.NODES[node].group
-        found = self.server.search(tags={"resonate:origin": self.root_id})
+        found = self.server.search(tags={ORIGIN_TAG: self.root_id})
         return next((record.id for record in found if record.group == group), None)
 
     def wait_task(self, task_id: str | Callable[[], str | None], state: str) -> str:
@@ -123,12 +125,13 @@ class Invocation:
 
         def done() -> bool:
             nonlocal ready_at
-            resolved = self.promise_state(self.root_id) == "resolved"
+            resolved = self.promise_state(self.root_id) == PromiseState.RESOLVED
             if ready_at is None and replacement.ready():
                 ready_at = time.monotonic()
             return resolved
 
-        wait_until(done, STEP_TIMEOUT, f"{self.root_id} to resolve")
+        with self.server:
+            wait_until(done, STEP_TIMEOUT, f"{self.root_id} to resolve")
         finished = time.monotonic()
         answer = self._answer.result(timeout=STEP_TIMEOUT)
         if answer.status_code != 200 or answer.json() != {"message": AWAIT_CHAIN.expected_result}:
@@ -171,7 +174,7 @@ def suspended_child(bench: Bench, system: System, invocation: Invocation, i: int
     system.nodes[FIRST].kill(signal.SIGKILL)
     middle = invocation.step_id(MIDDLE)
     wait_until(
-        lambda: middle is not None and invocation.promise_state(middle) == "resolved",
+        lambda: middle is not None and invocation.promise_state(middle) == PromiseState.RESOLVED,
         STEP_TIMEOUT,
         f"{invocation.root_id}'s bar to resolve",
     )

@@ -18,24 +18,27 @@ import asyncio
 import time
 
 import aiohttp
-import httpx
 
 from asyncrpc import topology
+from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable
+from asyncrpc.invocations.records import ORIGIN_TAG, PromiseRecord, PromiseState
+from asyncrpc.invocations.server_reader import ServerReader
 from benchmarks import load_client
 from benchmarks.bench import Bench, BenchError
 from benchmarks.measure import Summary
 from benchmarks.report import PartResult, Table, ms
-from harness.server_reader import PromiseRecord, ServerReader
 from harness.waiting import POLL_S
 
 WARMUP = 3
 #: The longest one invocation may take before the run counts as broken.
 CALL_TIMEOUT = 60.0
+#: What one failed invocation raises (counted as an error; the next one runs).
+FAILURES = (BenchError, aiohttp.ClientError, ServerUnavailable, ServerRefused, TimeoutError)
 
 
 def last_step(server: ServerReader, root_id: str, group: str) -> PromiseRecord | None:
     """The resolved promise of ``root_id``'s call graph that targets ``group``, if any."""
-    found = server.search(tags={"resonate:origin": root_id}, state="resolved")
+    found = server.search(tags={ORIGIN_TAG: root_id}, state=PromiseState.RESOLVED)
     return next((record for record in found if record.group == group), None)
 
 
@@ -73,7 +76,7 @@ async def flow_round_trips(
         for n, invocation_id in enumerate(ids):
             try:
                 took = await round_trip(gateway, server, flow, invocation_id)
-            except (BenchError, aiohttp.ClientError, httpx.HTTPError, TimeoutError) as exc:
+            except FAILURES as exc:
                 errors.append(f"{invocation_id}: {exc}")
                 continue
             if n >= WARMUP:

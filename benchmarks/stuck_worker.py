@@ -4,7 +4,7 @@ A real node's function finishes in a millisecond, or suspends at a durable
 call (``ctx.sleep``, awaiting a child), and a suspended worker holds nothing.
 To measure recovery from a worker that dies while it *executes* (holding the
 task's lease), this joins NODE's group exactly like `asyncrpc node NODE`
-(same :func:`asyncrpc.node.join`, same ``--ttl`` lease and heartbeat) but
+(same :func:`asyncrpc.network.join.join`, same ``--ttl`` lease and heartbeat) but
 registers NODE's function name with a body that prints ``holding`` and then
 waits without any durable call, so the task stays acquired (and heartbeated)
 until the process is killed. Only the benchmark runs it.
@@ -22,7 +22,8 @@ import typer
 from resonate.context import Context
 
 from asyncrpc import config, topology
-from asyncrpc.node import join, ready_line, until_signalled
+from asyncrpc.network.join import join
+from asyncrpc.process_runtime import ready_line, until_signalled
 
 #: Printed (flushed) when the function starts, i.e. once the task is acquired.
 HOLDING = "stuck worker: holding"

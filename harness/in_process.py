@@ -15,18 +15,19 @@ from resonate.resonate import Resonate
 from resonate.retry import Never
 
 from asyncrpc import services
+from asyncrpc.node import with_pause
 from asyncrpc.server.state import IndexedServerState
 
 
 def in_process(delay: float = 0.0) -> tuple[Resonate, LocalConnection]:
     """One Resonate that registers every function, and its local server.
 
-    Needs a running event loop. ``delay`` is the crash-demo pause every function takes.
+    Needs a running event loop. ``delay`` is the crash-demo pause (a durable sleep) every
+    function takes before it returns.
     """
     server = LocalConnection(tick_interval=0.05)
     server.state = IndexedServerState()
     resonate = Resonate(network=server, retry_policy=Never(), env={}, subscription_refresh_secs=0)
     for name, function in services.FUNCTIONS.items():
-        resonate.register(function, name=name)
-    resonate.with_dependency(services.Pause(delay))
+        resonate.register(with_pause(function, delay), name=name)
     return resonate, server

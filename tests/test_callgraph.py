@@ -8,7 +8,9 @@ from typing import Any
 
 from rich.console import Console
 
-from asyncrpc.callgraph import build_tree, render
+from asyncrpc.cli.call_graph_view import render
+from asyncrpc.invocations.call_graph import build_tree
+from asyncrpc.invocations.records import PromiseRecord
 
 
 def encoded(value: Any) -> dict[str, str]:
@@ -19,20 +21,22 @@ def record(
     id: str, parent: str, func: str | None, group: str, state: str, value: Any = None, **tags: str
 ) -> dict[str, Any]:
     param = encoded({"func": func, "args": [], "kwargs": {}, "version": 1}) if func else {}
-    return {
-        "id": id,
-        "state": state,
-        "param": param,
-        "value": encoded(value) if state == "resolved" and value is not None else None,
-        "tags": {
-            "resonate:parent": parent,
-            "resonate:origin": "r",
-            "resonate:target": f"poll://any@{group}",
-            **tags,
-        },
-        "createdAt": 1000,
-        **({"settledAt": 1500} if state != "pending" else {}),
-    }
+    return PromiseRecord.from_wire(
+        {
+            "id": id,
+            "state": state,
+            "param": param,
+            "value": encoded(value) if state == "resolved" and value is not None else None,
+            "tags": {
+                "resonate:parent": parent,
+                "resonate:origin": "r",
+                "resonate:target": f"poll://any@{group}",
+                **tags,
+            },
+            "createdAt": 1000,
+            **({"settledAt": 1500} if state != "pending" else {}),
+        }
+    )
 
 
 AWAIT_CHAIN = [

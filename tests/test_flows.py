@@ -1,4 +1,4 @@
-"""Start / re-attach / inspect, on the SDK's in-process server, plus an unreachable real one."""
+"""Start / re-attach / read invocations, on the SDK's in-process server, plus an unreachable one."""
 
 from __future__ import annotations
 
@@ -9,19 +9,27 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from resonate.codec import Codec, NoopEncryptor
+from resonate.connections import LocalConnection
 from resonate.context import Context
 from resonate.resonate import Resonate
 
-from asyncrpc import flows
-from asyncrpc.server.engine import Engine
-from asyncrpc.server.store import Store
+from asyncrpc.gateway.app import invocation_json
+from asyncrpc.invocations import runner
+from asyncrpc.invocations.errors import (
+    InvalidInvocationId,
+    InvocationConflict,
+    InvocationFailed,
+    ServerUnavailable,
+    UnknownInvocation,
+)
+from asyncrpc.invocations.records import PromiseState
+from asyncrpc.invocations.server_reader import AsyncServerReader
+from asyncrpc.network.bounded import bounded_network
 from asyncrpc.topology import FLOWS
-from tests.in_process import in_process
+from tests.in_process import in_process, local_reader
 from tests.support import free_port
 
 AWAIT_CHAIN = FLOWS["await-chain"]
-CODEC = Codec(NoopEncryptor())
 
 
 async def boom(ctx: Context) -> int:
@@ -31,95 +39,144 @@ async def boom(ctx: Context) -> int:
 #: A flow whose entry function fails, to see how a rejection is reported.
 FAILING = dataclasses.replace(AWAIT_CHAIN, name="failing", entry_function="boom")
 
+Test = Callable[[Resonate, AsyncServerReader], Awaitable[Any]]
 
-def run(test: Callable[[Resonate], Awaitable[Any]], delay: float = 0.0) -> Any:
+
+class AlwaysOk:
+    """The in-process server, answering a create with 200 whether the promise is new or not.
+
+    That is how Resonate's own servers answer, so a start must not rely on 201 vs 200.
+    """
+
+    def __init__(self, server: LocalConnection) -> None:
+        self.server = server
+        self.statuses: list[int] = []
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+    async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+        answer = json.loads(await self.server.send(req, headers))
+        if answer.get("kind") == "promise.create":
+            self.statuses.append(answer["head"]["status"])
+            answer["head"]["status"] = 200
+        return json.dumps(answer)
+
+
+def run(test: Test, delay: float = 0.0, always_ok: AlwaysOk | None = None) -> Any:
     async def main() -> Any:
-        resonate, _ = in_process(delay)
+        resonate, server = in_process(delay)
         resonate.register(boom)
+        client = resonate
+        if always_ok is not None:
+            always_ok.server = server
+            client = Resonate(network=always_ok, env={}, subscription_refresh_secs=0.05)
+        reader = local_reader(server)
         try:
-            return await asyncio.wait_for(test(resonate), 30)
+            return await asyncio.wait_for(test(client, reader), 30)
         finally:
+            await reader.aclose()
+            if client is not resonate:
+                await client.stop()
             await resonate.stop()
 
     return asyncio.run(main())
 
 
-def test_start_then_reattach_to_the_same_invocation() -> None:
-    async def twice(client: Resonate) -> list[Any]:
-        outcomes = []
-        for _ in range(2):
-            handle, existed = await flows.start(client, AWAIT_CHAIN, "order-42")
-            outcomes.append((await handle.id(), existed, await flows.result(client, handle, 10)))
-        return outcomes
+async def start_twice(client: Resonate, reader: AsyncServerReader) -> list[Any]:
+    outcomes = []
+    for _ in range(2):
+        started = await runner.start(client, AWAIT_CHAIN, "order-42")
+        done = await runner.result(client, reader, started, 10)
+        outcomes.append((started.id, started.reattached, done))
+    return outcomes
 
-    assert run(twice) == [("order-42", False, (True, 3)), ("order-42", True, (True, 3))]
+
+def test_start_then_reattach_to_the_same_invocation() -> None:
+    assert run(start_twice) == [("order-42", False, (True, 3)), ("order-42", True, (True, 3))]
+
+
+def test_reattaching_is_told_from_the_answer_not_its_status() -> None:
+    always_ok = AlwaysOk(None)  # type: ignore[arg-type]
+    assert run(start_twice, always_ok=always_ok) == [
+        ("order-42", False, (True, 3)),
+        ("order-42", True, (True, 3)),
+    ]
+    assert always_ok.statuses and set(always_ok.statuses) <= {200, 201}
 
 
 def test_default_id_is_the_flows_fixed_id() -> None:
-    async def default(client: Resonate) -> str:
-        handle, _ = await flows.start(client, AWAIT_CHAIN)
-        return await handle.id()
+    async def default(client: Resonate, _: AsyncServerReader) -> str:
+        return (await runner.start(client, AWAIT_CHAIN)).id
 
     assert run(default) == AWAIT_CHAIN.default_id
 
 
-def test_inspect_reports_state_function_and_result() -> None:
-    async def inspect(client: Resonate) -> tuple[flows.Invocation, flows.Invocation]:
-        handle, _ = await flows.start(client, AWAIT_CHAIN, "seen")
-        pending = await flows.inspect(client, "seen")
-        await flows.result(client, handle, 10)
-        return pending, await flows.inspect(client, "seen")
+def test_read_reports_state_function_and_result() -> None:
+    async def read(client: Resonate, reader: AsyncServerReader) -> tuple[Any, Any]:
+        started = await runner.start(client, AWAIT_CHAIN, "seen")
+        pending = await runner.read(reader, "seen")
+        await runner.result(client, reader, started, 10)
+        return pending, await runner.read(reader, "seen")
 
-    pending, done = run(inspect, delay=0.3)
+    pending, done = run(read, delay=0.3)
 
-    assert (pending.state, pending.done) == ("pending", False)
-    assert pending.to_json() == {"id": "seen", "state": "pending", "function": "foo"}
-    assert done.to_json() == {"id": "seen", "state": "resolved", "result": 3, "function": "foo"}
+    assert (pending.state, pending.settled) == (PromiseState.PENDING, False)
+    assert invocation_json(pending) == {"id": "seen", "state": "pending", "function": "foo"}
+    assert invocation_json(done) == {
+        "id": "seen",
+        "state": "resolved",
+        "result": 3,
+        "function": "foo",
+    }
     assert done.group == "service-a"
 
 
 def test_a_bounded_wait_returns_while_still_pending() -> None:
-    async def impatient(client: Resonate) -> tuple[bool, Any]:
-        handle, _ = await flows.start(client, AWAIT_CHAIN, "slow")
-        return await flows.result(client, handle, 0)
+    async def impatient(client: Resonate, reader: AsyncServerReader) -> tuple[bool, Any]:
+        started = await runner.start(client, AWAIT_CHAIN, "slow")
+        return await runner.result(client, reader, started, 0)
 
     assert run(impatient, delay=0.3) == (False, None)
 
 
 def test_a_failed_flow_is_reported_with_its_message() -> None:
-    async def failing(client: Resonate) -> flows.FlowFailed:
-        handle, _ = await flows.start(client, FAILING, "fails")
-        with pytest.raises(flows.FlowFailed) as raised:
-            await flows.result(client, handle, 10)
+    async def failing(client: Resonate, reader: AsyncServerReader) -> InvocationFailed:
+        started = await runner.start(client, FAILING, "fails")
+        with pytest.raises(InvocationFailed) as raised:
+            await runner.result(client, reader, started, 10)
         return raised.value
 
     failure = run(failing)
 
     assert failure.invocation.state == "rejected"
     assert failure.invocation.error == "boom went the flow"
-    assert failure.invocation.to_json()["error"] == "boom went the flow"
+    assert invocation_json(failure.invocation)["error"] == "boom went the flow"
 
 
 def test_an_id_used_by_another_flow_is_a_conflict() -> None:
-    async def clash(client: Resonate) -> None:
-        handle, _ = await flows.start(client, AWAIT_CHAIN, "shared")
-        await flows.result(client, handle, 10)
-        with pytest.raises(flows.InvocationConflict, match="already used by foo"):
-            await flows.start(client, FLOWS["fan-out"], "shared")
+    async def clash(client: Resonate, reader: AsyncServerReader) -> None:
+        started = await runner.start(client, AWAIT_CHAIN, "shared")
+        await runner.result(client, reader, started, 10)
+        with pytest.raises(InvocationConflict, match="already used by foo"):
+            await runner.start(client, FLOWS["fan-out"], "shared")
 
     run(clash)
 
 
 @pytest.mark.parametrize("bad", ["", "a:b", "has space", "-leading", "x" * 129, "a/b"])
 def test_invalid_ids_are_refused(bad: str) -> None:
-    with pytest.raises(flows.InvalidInvocationId, match="letters, digits"):
-        flows.check_invocation_id(bad)
+    with pytest.raises(InvalidInvocationId, match="letters, digits"):
+        runner.check_invocation_id(bad)
 
 
 def test_unknown_invocation() -> None:
-    async def unknown(client: Resonate) -> None:
-        with pytest.raises(flows.UnknownInvocation, match="no invocation with id 'nobody'"):
-            await flows.inspect(client, "nobody")
+    async def unknown(_: Resonate, reader: AsyncServerReader) -> None:
+        with pytest.raises(UnknownInvocation, match="no invocation with id 'nobody'"):
+            await runner.read(reader, "nobody")
 
     run(unknown)
 
@@ -128,12 +185,16 @@ def test_an_unreachable_server_is_reported_not_retried_forever() -> None:
     url = f"http://127.0.0.1:{free_port()}"
 
     async def unreachable() -> None:
-        client = Resonate(network=flows.bounded_network(url, timeout=0.5), sources=[], env={})
+        client = Resonate(network=bounded_network(url, timeout=0.5), sources=[], env={})
+        reader = AsyncServerReader(url, timeout=0.5)
         try:
-            with pytest.raises(flows.ServerUnavailable, match="unreachable") as raised:
-                await flows.start(client, AWAIT_CHAIN, "nowhere")
+            with pytest.raises(ServerUnavailable, match="unreachable") as raised:
+                await runner.start(client, AWAIT_CHAIN, "nowhere")
             assert url in str(raised.value)
+            with pytest.raises(ServerUnavailable, match="unreachable"):
+                await runner.read(reader, "nowhere")
         finally:
+            await reader.aclose()
             await client.stop()
 
     asyncio.run(asyncio.wait_for(unreachable(), 30))
@@ -143,51 +204,10 @@ def test_a_handle_the_sdk_gave_up_on_too_early_is_listened_to_again() -> None:
     """The SDK's listener refresh can race a promise's creation, get a 404 and settle the
     handle as "gone" while the flow still runs; the wait must not report that as a failure."""
 
-    async def raced(client: Resonate) -> tuple[bool, Any]:
-        handle, _ = await flows.start(client, AWAIT_CHAIN, "raced-1")
-        invocation_id = await handle.id()
-        subscription = client._runtime.subs[invocation_id]  # what the SDK's refresh loop does:
-        client._settle_subscription_gone(invocation_id, subscription, "promise not found")
-        return await flows.result(client, handle, 20)
+    async def raced(client: Resonate, reader: AsyncServerReader) -> tuple[bool, Any]:
+        started = await runner.start(client, AWAIT_CHAIN, "raced-1")
+        subscription = client._runtime.subs[started.id]  # what the SDK's refresh loop does:
+        client._settle_subscription_gone(started.id, subscription, "promise not found")
+        return await runner.result(client, reader, started, 20)
 
     assert run(raced, delay=0.5) == (True, 3)
-
-
-# ── The gateway's creation ledger: a new or re-attached invocation, from the create's answer ──
-
-
-def create_answer(engine: Engine, promise_id: str, function: str) -> str:
-    """The real server's answer to creating ``promise_id`` as an invocation of ``function``."""
-    param = CODEC.encode({"func": function, "args": [], "kwargs": {}, "version": 1})
-    envelope = {
-        "kind": "promise.create",
-        "head": {"corrId": "c1", "version": ""},
-        "data": {
-            "id": promise_id,
-            "timeoutAt": 2**62,
-            "param": {"headers": param.headers, "data": param.data},
-            "tags": {},
-        },
-    }
-    return engine.handle(json.dumps(envelope).encode()).body.decode()
-
-
-def test_the_ledger_tells_a_new_invocation_from_an_existing_one() -> None:
-    engine = Engine(Store(":memory:"))
-    ledger = flows.CreationLedger()
-    ledger.record(create_answer(engine, "inv-1", "foo"))
-    ledger.record(create_answer(engine, "inv-1", "zim"))  # same id again: the first one stays
-    assert ledger.take("inv-1") == flows.Creation(existed=False, function="foo")
-    assert ledger.take("inv-1") == flows.Creation(existed=True, function="foo")
-    assert ledger.take("inv-1") is None
-
-
-def test_the_ledger_ignores_other_answers_and_forgets_the_oldest() -> None:
-    engine = Engine(Store(":memory:"))
-    ledger = flows.CreationLedger(limit=2)
-    for text in ('{"kind": "promise.get"}', "not json", '{"kind": "promise.create"}', ""):
-        ledger.record(text)
-    for promise_id in ("a", "b", "c"):
-        ledger.record(create_answer(engine, promise_id, "foo"))
-    assert ledger.take("a") is None
-    assert ledger.take("c") == flows.Creation(existed=False, function="foo")

@@ -7,24 +7,26 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from asyncrpc import gateway
+from asyncrpc.gateway.app import create_app
+from asyncrpc.gateway.client import ClientFactory, GatewayClient
+from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.topology import FLOWS
-from tests.in_process import in_process
+from tests.in_process import in_process, local_reader
 
-SETTINGS = gateway.GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-test")
+SETTINGS = GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-test")
 
 
-def local_client(delay: float = 0.0, connected: bool = True) -> gateway.ClientFactory:
-    def make(_: gateway.GatewaySettings) -> gateway.Client:
-        resonate, _server = in_process(delay)
-        return gateway.Client(resonate, lambda: connected)
+def local_client(delay: float = 0.0, connected: bool = True) -> ClientFactory:
+    def make(_: GatewaySettings) -> GatewayClient:
+        resonate, server = in_process(delay)
+        return GatewayClient(resonate, local_reader(server), lambda: connected)
 
     return make
 
 
 @pytest.fixture
 def http() -> Iterator[TestClient]:
-    with TestClient(gateway.create_app(SETTINGS, local_client())) as client:
+    with TestClient(create_app(SETTINGS, local_client())) as client:
         yield client
 
 
@@ -45,7 +47,7 @@ def test_detached_chain_answers_that_it_started(http: TestClient) -> None:
 
 
 def test_past_the_wait_it_answers_202_then_get_has_the_result() -> None:
-    with TestClient(gateway.create_app(SETTINGS, local_client(delay=0.3))) as http:
+    with TestClient(create_app(SETTINGS, local_client(delay=0.3))) as http:
         response = http.post("/await-chain", params={"id": "later", "wait": 0})
 
         assert response.status_code == 202
@@ -69,7 +71,7 @@ def test_past_the_wait_it_answers_202_then_get_has_the_result() -> None:
 
 
 def test_healthz_is_503_until_the_poll_stream_is_connected() -> None:
-    with TestClient(gateway.create_app(SETTINGS, local_client(connected=False))) as http:
+    with TestClient(create_app(SETTINGS, local_client(connected=False))) as http:
         response = http.get("/healthz")
     assert response.status_code == 503
     assert response.json() == {

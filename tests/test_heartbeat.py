@@ -6,7 +6,7 @@ import asyncio
 
 from resonate.send import TaskRef
 
-from asyncrpc.heartbeat import IntervalHeartbeat
+from asyncrpc.network.heartbeat import IntervalHeartbeat
 
 
 class Beats:

@@ -20,7 +20,7 @@ from resonate.connections import HttpConnection
 from resonate.error import ConnectorError
 from resonate.retry import ExponentialBackoff
 
-from asyncrpc.http_network import LeanHttpNetwork, server_network
+from asyncrpc.network.lean_http import LeanHttpNetwork, server_network
 from tests.support import free_port
 
 

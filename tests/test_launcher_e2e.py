@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from asyncrpc import config, topology
-from asyncrpc.callgraph import function_of, search_promises
+from asyncrpc.invocations.server_reader import ServerReader
 from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.rundir import RunDir
 from tests.support import Processes, free_port, isolated_env, wait_until
@@ -176,11 +175,11 @@ def test_a_killed_node_is_replaced_and_the_call_still_returns_3(
     )
 
     def c_is_running() -> bool:
-        with httpx.Client(base_url=server_url, trust_env=False, timeout=5) as client:
-            promises = search_promises(client, {"resonate:origin": invocation})
+        with ServerReader(server_url, timeout=5) as reader:
+            promises = reader.search(tags={"resonate:origin": invocation})
         if call.poll() is not None:
             raise AssertionError(f"call ended early: {output.read_text()}")
-        return any(function_of(p) == topology.NODES["c"].function for p in promises)
+        return any(p.function == topology.NODES["c"].function for p in promises)
 
     wait_until(c_is_running, 120, "c's step to start (b then waits for it)")
     killed = launcher.run("kill", "b")

@@ -7,8 +7,9 @@ from typer.testing import CliRunner
 
 from asyncrpc import config
 from asyncrpc.cli import app
-from asyncrpc.gateway import gateway_settings
-from asyncrpc.node import SettingsError, node_settings, ready_line
+from asyncrpc.gateway.settings import gateway_settings
+from asyncrpc.node import node_settings
+from asyncrpc.process_runtime import SettingsError, ready_line
 
 
 def fixed_hex(_: int) -> str:

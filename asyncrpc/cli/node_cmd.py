@@ -78,27 +78,30 @@ def node_command(
     """
     # Imported here so other commands do not pay for the SDK and FastAPI at start-up.
     from asyncrpc import node
+    from asyncrpc.process_runtime import SettingsError
     from asyncrpc.serving import PortInUse
 
     env = os.environ
     try:
         if name == topology.GATEWAY:
-            from asyncrpc import gateway  # FastAPI: only the gateway pays for it
+            # FastAPI: only the gateway pays for it.
+            from asyncrpc.gateway.main import run as run_gateway
+            from asyncrpc.gateway.settings import gateway_settings
 
             if delay is not None or ttl is not None:
-                raise node.SettingsError("--delay and --ttl apply to worker nodes, not the gateway")
-            settings = gateway.gateway_settings(
+                raise SettingsError("--delay and --ttl apply to worker nodes, not the gateway")
+            settings = gateway_settings(
                 env, host=host, port=port, server_url=server_url, gateway_id=node_id
             )
-            raise typer.Exit(gateway.run(settings))
+            raise typer.Exit(run_gateway(settings))
         if host is not None or port is not None:
-            raise node.SettingsError(
+            raise SettingsError(
                 f"--host and --port apply to the gateway only (asyncrpc node {topology.GATEWAY})"
             )
         worker = node.node_settings(
             name, env, server_url=server_url, node_id=node_id, delay=delay, ttl=ttl
         )
-    except (node.SettingsError, PortInUse) as exc:
+    except (SettingsError, PortInUse) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(node.run(worker))

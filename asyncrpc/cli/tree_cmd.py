@@ -36,21 +36,22 @@ def tree(
     """Show the durable call graph of an invocation: each promise's function, group, state,
     value and duration. Works while the flow runs (pending branches show) and after."""
     # Imported here so other commands do not pay for them at start-up.
-    import httpx
     from rich.console import Console
 
-    from asyncrpc import callgraph
+    from asyncrpc.cli.call_graph_view import render
+    from asyncrpc.invocations.errors import InvocationError
+    from asyncrpc.invocations.server_reader import ServerReader
 
     url = server_url or os.environ.get(config.ENV_SERVER_URL) or launcher_server_url()
     url = config.server_url(os.environ, url)
     token = os.environ.get(config.ENV_TOKEN)
     try:
-        with httpx.Client(base_url=url, timeout=10) as client:
-            root = callgraph.fetch_call_graph(client, invocation_id, token)
-    except callgraph.CallGraphError as exc:
+        with ServerReader(url, token) as reader:
+            root = reader.call_graph(invocation_id)
+    except InvocationError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(root.to_json(), indent=2))
     else:
-        Console().print(callgraph.render(root))
+        Console().print(render(root))

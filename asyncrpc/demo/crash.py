@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from asyncrpc import config, topology
-from asyncrpc.callgraph import CallNode
 from asyncrpc.demo.background import BackgroundCall
 from asyncrpc.demo.narrate import Narrator
 from asyncrpc.demo.observe import (
@@ -38,6 +37,7 @@ from asyncrpc.demo.observe import (
     wait_for,
 )
 from asyncrpc.demo.scenario import Scenario
+from asyncrpc.invocations.call_graph import CallNode
 from asyncrpc.launcher import control, up
 from asyncrpc.launcher.calls import FlowCaller, new_invocation_id
 from asyncrpc.launcher.control import ControlClient

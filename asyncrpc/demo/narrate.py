@@ -19,10 +19,12 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from asyncrpc import callgraph, topology
-from asyncrpc.callgraph import CallNode
+from asyncrpc import topology
+from asyncrpc.cli.call_graph_view import render
 from asyncrpc.demo.observe import finished_calls, path_to
 from asyncrpc.demo.scenario import Scenario
+from asyncrpc.invocations.call_graph import CallKind, CallNode
+from asyncrpc.invocations.records import PromiseState
 from asyncrpc.launcher import view
 from asyncrpc.launcher.plan import Plan
 
@@ -88,7 +90,7 @@ class Narrator:
 
     def _tree(self, root: CallNode | None) -> None:
         if root is not None:
-            self.console.print(Padding(callgraph.render(root), INDENT, expand=False))
+            self.console.print(Padding(render(root), INDENT, expand=False))
 
     def event(self, moment: float, text: str) -> None:
         self.timeline.append((moment, text))
@@ -202,7 +204,7 @@ class Narrator:
             f"{s.step}{state}. Nothing retries in a loop and nothing times out: the work "
             "simply waits for a process of that group to ask for it."
         ]
-        callers = [node for node in path_to(root, step)[:-1] if node.state == "pending"]
+        callers = [node for node in path_to(root, step)[:-1] if node.state is PromiseState.PENDING]
         if callers:
             waiting = ", ".join(
                 f"{node.function} (node {topology.node_for_function(node.function).name})"
@@ -278,7 +280,7 @@ class Narrator:
                 "runs again."
             )
             return
-        calls = [node for node in redo if node.kind == "call"]
+        calls = [node for node in redo if node.kind is CallKind.CALL]
         if calls:
             reuse = (
                 f"its calls that finished ({_calls(calls)}) return their stored results "

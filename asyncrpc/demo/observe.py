@@ -1,23 +1,21 @@
 """What the demo reads from the Resonate server while the flow runs.
 
-The call graph comes from :mod:`asyncrpc.callgraph` (one ``promise.search`` by
-the invocation's origin tag, the same read `asyncrpc tree` does); a task's
-state from ``task.get`` (the task id is its promise's id). Every read answers
-``None`` when the server does not answer, because the demo polls and a server
-it just killed is expected to be silent.
+Every read goes through :class:`~asyncrpc.invocations.server_reader.ServerReader`:
+the call graph (the same read `asyncrpc tree` does) and a step's task state
+(the task id is its promise's id). Every read answers ``None`` when the server
+does not answer, because the demo polls and a server it just killed is
+expected to be silent.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import httpx
-from resonate_base import PROTOCOL_VERSION
-
-from asyncrpc import callgraph
-from asyncrpc.callgraph import CallNode
+from asyncrpc.invocations.call_graph import CallKind, CallNode
+from asyncrpc.invocations.errors import InvocationError
+from asyncrpc.invocations.records import PromiseState
+from asyncrpc.invocations.server_reader import ServerReader
 from asyncrpc.launcher.errors import LauncherError
 
 #: Seconds one read may take; the demo polls, so a slow answer is just asked again.
@@ -30,66 +28,51 @@ class DemoFailed(LauncherError):
 
 
 class ServerView:
-    """Reads one server: call graphs, task states, whether it answers at all."""
+    """Reads one server for the demo: None instead of an error while it is silent."""
 
     def __init__(self, server_url: str, token: str | None = None) -> None:
         self.server_url = server_url
         self.token = token
-        self._client = httpx.Client(base_url=server_url, timeout=READ_TIMEOUT, trust_env=False)
+        self._reader = ServerReader(server_url, token, timeout=READ_TIMEOUT)
 
     def close(self) -> None:
-        self._client.close()
+        self._reader.close()
 
     def graph(self, root_id: str) -> CallNode | None:
         """The invocation's call graph, or None (not created yet, or no server answering)."""
         try:
-            return callgraph.fetch_call_graph(self._client, root_id, self.token)
-        except (callgraph.CallGraphError, httpx.HTTPError, KeyError, TypeError):
+            return self._reader.call_graph(root_id)
+        except InvocationError:
             return None
 
     def task_state(self, task_id: str) -> str | None:
         """`pending`, `acquired`, `suspended`...; None when the server cannot tell."""
-        head: dict[str, Any] = {"corrId": uuid.uuid4().hex, "version": PROTOCOL_VERSION}
-        headers = {}
-        if self.token:
-            head["auth"] = self.token
-            headers["Authorization"] = f"Bearer {self.token}"
-        envelope = {"kind": "task.get", "head": head, "data": {"id": task_id}}
         try:
-            body = self._client.post("/", json=envelope, headers=headers).json()
-            return str(body["data"]["task"]["state"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return self._reader.task_state(task_id)
+        except InvocationError:
             return None
 
     def answers(self) -> bool:
-        try:
-            self._client.get("/healthz")
-        except httpx.HTTPError:
-            return False
-        return True
+        return self._reader.answers()
 
 
 # -- reading a call graph -------------------------------------------------------
-
-
-def walk(node: CallNode) -> Iterator[CallNode]:
-    yield node
-    for child in node.children:
-        yield from walk(child)
 
 
 def find_step(root: CallNode | None, function: str) -> CallNode | None:
     """The call of ``function`` in the graph (each flow calls each function once)."""
     if root is None:
         return None
-    return next((n for n in walk(root) if n.kind != "sleep" and n.function == function), None)
+    return next(
+        (n for n in root.walk() if n.kind is not CallKind.SLEEP and n.function == function), None
+    )
 
 
 def sleep_of(step: CallNode | None) -> CallNode | None:
     """The durable sleep a step started, if it has started one."""
     if step is None:
         return None
-    return next((child for child in step.children if child.kind == "sleep"), None)
+    return next((child for child in step.children if child.kind is CallKind.SLEEP), None)
 
 
 def path_to(root: CallNode, target: CallNode) -> list[CallNode]:
@@ -105,7 +88,7 @@ def path_to(root: CallNode, target: CallNode) -> list[CallNode]:
 
 def settled(root: CallNode | None) -> bool:
     """True once no promise of the graph is pending any more."""
-    return root is not None and all(node.state != "pending" for node in walk(root))
+    return root is not None and all(node.state is not PromiseState.PENDING for node in root.walk())
 
 
 def in_its_delay(root: CallNode | None, function: str) -> bool:
@@ -114,16 +97,16 @@ def in_its_delay(root: CallNode | None, function: str) -> bool:
     sleep = sleep_of(step)
     return (
         step is not None
-        and step.state == "pending"
+        and step.state is PromiseState.PENDING
         and sleep is not None
-        and (sleep.state == "pending")
+        and sleep.state is PromiseState.PENDING
     )
 
 
 def timer_fired(root: CallNode | None, function: str) -> bool:
     """``function``'s sleep is over (its timer promise settled)."""
     sleep = sleep_of(find_step(root, function))
-    return sleep is not None and sleep.state != "pending"
+    return sleep is not None and sleep.state is not PromiseState.PENDING
 
 
 def finished_calls(root: CallNode, skip: CallNode | None = None) -> list[CallNode]:
@@ -131,8 +114,10 @@ def finished_calls(root: CallNode, skip: CallNode | None = None) -> list[CallNod
     on_path = {id(node) for node in path_to(root, skip)} if skip is not None else set()
     return [
         node
-        for node in walk(root)
-        if node.kind != "sleep" and node.state == "resolved" and id(node) not in on_path
+        for node in root.walk()
+        if node.kind is not CallKind.SLEEP
+        and node.state is PromiseState.RESOLVED
+        and id(node) not in on_path
     ]
 
 

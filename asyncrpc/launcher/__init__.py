@@ -16,5 +16,5 @@ For scripts (e.g. `asyncrpc demo`): ``up.prepare(UpOptions(...), env, run_dir)``
 then ``up.start_detached(plan, env)``; ``control.connect(RunDir(run_dir))`` gives
 a client with ``status() / kill(name) / start(name) / restart(name) / down()``;
 ``calls.FlowCaller(gateway_url, server_url).call(flow, id, timeout)`` calls a
-flow (reading the detached chain's result with ``callgraph.search_promises``).
+flow (reading the detached chain's result with ``ServerReader.search``).
 """

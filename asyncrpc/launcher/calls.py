@@ -21,7 +21,9 @@ from typing import Any
 import httpx
 
 from asyncrpc import topology
-from asyncrpc.callgraph import CallGraphError, decode_value, function_of, search_promises
+from asyncrpc.invocations.errors import InvocationError
+from asyncrpc.invocations.records import ORIGIN_TAG, PromiseState
+from asyncrpc.invocations.server_reader import ServerReader
 from asyncrpc.launcher.errors import LauncherError
 
 #: Longest a single HTTP request asks the gateway to hold the answer.
@@ -173,13 +175,12 @@ class FlowCaller:
         if not self.server_url:
             raise LauncherError(f"{flow.name}'s result is read from the server: give its URL.")
         function = topology.NODES[flow.nodes[-1]].function
-        server = httpx.Client(base_url=self.server_url, timeout=10.0, trust_env=False)
-        with server:
+        with ServerReader(self.server_url, self.token) as server:
             return self._wait_for_last_step(server, flow, function, root_id, deadline, timeout)
 
     def _wait_for_last_step(
         self,
-        server: httpx.Client,
+        server: ServerReader,
         flow: topology.Flow,
         function: str,
         root_id: str,
@@ -188,16 +189,15 @@ class FlowCaller:
     ) -> Any:
         while self.clock() < deadline:
             try:
-                promises = search_promises(server, {"resonate:origin": root_id}, self.token)
-            except CallGraphError:
+                promises = server.search(tags={ORIGIN_TAG: root_id})
+            except InvocationError:
                 promises = []  # the server is restarting: ask again
             for promise in promises:
-                if function_of(promise) != function:
+                if promise.function != function:
                     continue
-                state = promise.get("state")
-                if state == "resolved":
-                    return decode_value(promise.get("value"))
-                if state != "pending":
-                    raise LauncherError(f"{function} in {root_id} ended {state}")
+                if promise.state is PromiseState.RESOLVED:
+                    return promise.value
+                if promise.settled:
+                    raise LauncherError(f"{function} in {root_id} ended {promise.state}")
             self.sleeper(POLL_INTERVAL)
         raise self._timeout(flow, root_id, timeout)

@@ -1,13 +1,12 @@
 """Protocol requests to the Resonate server over lean keep-alive HTTP/1.1 (the SDK's ``Network``).
 
 Every durable step of a flow is a few ``POST /`` requests from a node to the
-server (acquire, create, suspend, fulfill: about 15 per await chain), so the
-cost of one request bounds how many flows per second the topology carries.
-On this project's machine the SDK's aiohttp-based ``HttpConnection`` spends
-about 470 µs of CPU per request in the client; this one about 120 µs
-(``docs/performance.md`` has the measurement). It does only what the protocol
-needs: one JSON ``POST`` per request on a pool of keep-alive connections, the
-response parsed by httptools (the parser uvicorn uses).
+server (acquire, create, suspend, fulfill), so the client's CPU cost per
+request bounds how many flows per second the topology carries. This client
+does only what the protocol needs: one JSON ``POST`` per request on a pool of
+keep-alive connections, the response parsed by httptools (the parser uvicorn
+uses). ``docs/architecture.md`` says why it replaces the SDK's aiohttp-based
+``HttpConnection``; ``docs/performance.md`` has the measurements.
 
 The contract is the SDK's ``HttpConnection``'s, so a node behaves the same
 with either: any HTTP status comes back as the response body; a failure to

@@ -3,12 +3,11 @@
 A worker holds a task's lease from ``task.acquire`` for ``ttl``; it renews it
 with ``task.heartbeat`` while it keeps executing. The SDK's heartbeat sends
 one the moment a task starts and stops its loop whenever no task is left, so
-a node whose tasks finish in milliseconds (most steps of these flows) renews
-a lease it acquired an instant before on almost every task: about one
-request in sixteen of an await chain under load. This one waits an interval
-(``ttl / 2``, as the SDK's) before the first beat, so only a task still
-running by then is renewed, with the same margin before its lease ends.
-It plugs into the SDK's ``heartbeat=`` seam.
+a node whose tasks finish in milliseconds (most steps of these flows) renews,
+on almost every task, a lease it acquired an instant before. This one waits
+an interval (``ttl / 2``, as the SDK's) before the first beat, so only a task
+still running by then is renewed, with the same margin before its lease
+ends. It plugs into the SDK's ``heartbeat=`` seam.
 """
 
 from __future__ import annotations

@@ -1,0 +1,284 @@
+"""The gateway's HTTP API: one route per flow, and reads of invocations.
+
+``POST /await-chain``, ``POST /detached-chain``, ``POST /fan-out-workflow``
+(from :mod:`asyncrpc.topology`) each start or re-attach to an invocation with
+:func:`asyncrpc.invocations.runner.start`. Waiting is bounded: past ``wait``
+seconds the answer is 202 with the invocation id and ``/invocations/{id}`` to
+ask later. Every error is JSON, ``{"error": "..."}`` with a 4xx/5xx status;
+OpenAPI docs are at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from asyncrpc import topology
+from asyncrpc.gateway.client import ClientFactory, GatewayClient, connect
+from asyncrpc.gateway.settings import GatewaySettings
+from asyncrpc.invocations import runner
+from asyncrpc.invocations.errors import (
+    InvalidInvocationId,
+    InvocationConflict,
+    InvocationError,
+    InvocationFailed,
+    ServerRefused,
+    ServerUnavailable,
+    UnknownInvocation,
+)
+from asyncrpc.invocations.records import PromiseRecord, PromiseState
+
+log = logging.getLogger(__name__)
+
+#: The longest ``wait`` a request may ask for.
+MAX_WAIT = 3600.0
+
+
+# ── Response bodies (for the OpenAPI docs) ───────────────────────────────────
+
+
+class Message(BaseModel):
+    message: Any
+
+
+class Pending(BaseModel):
+    id: str
+    state: str
+    location: str
+
+
+class InvocationBody(BaseModel):
+    id: str
+    state: str
+    result: Any = None
+    error: str | None = None
+    function: str | None = None
+
+
+class GraphBody(BaseModel):
+    id: str
+    steps: list[InvocationBody]
+
+
+class ErrorBody(BaseModel):
+    error: str
+
+
+ERROR_STATUS: dict[type[InvocationError], int] = {
+    InvalidInvocationId: 400,
+    UnknownInvocation: 404,
+    InvocationConflict: 409,
+    InvocationFailed: 502,
+    ServerRefused: 502,
+    ServerUnavailable: 503,
+}
+
+ERRORS_DOC: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": cls.__doc__ or ""}
+    for cls, status in ERROR_STATUS.items()
+}
+
+InvocationIdQuery = Annotated[
+    str | None,
+    Query(
+        description="Invocation id: start, or re-attach to, this invocation "
+        f"({runner.VALID_ID_HINT}). Default: the flow's fixed id."
+    ),
+]
+WaitQuery = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=MAX_WAIT,
+        description="Seconds to wait for the result before answering 202 "
+        f"(default {runner.DEFAULT_WAIT:g}).",
+    ),
+]
+
+
+def invocation_json(record: PromiseRecord) -> dict[str, Any]:
+    """``{"id", "state", "result"?, "error"?, "function"?}``: an invocation or step as JSON."""
+    body: dict[str, Any] = {"id": record.id, "state": str(record.state)}
+    if record.state is PromiseState.RESOLVED:
+        body["result"] = record.value
+    elif record.error is not None:
+        body["error"] = record.error
+    if record.function is not None:
+        body["function"] = record.function
+    return body
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) -> FastAPI:
+    """The FastAPI app; its client to the server lives as long as the app (its lifespan)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.client = make_client(settings)
+        try:
+            yield
+        finally:
+            await app.state.client.close()
+
+    app = FastAPI(
+        title="asyncrpc gateway",
+        description="Resonate's Async RPC example: each route starts (or re-attaches to) "
+        "a durable flow that crosses several worker processes.",
+        lifespan=lifespan,
+    )
+
+    def client(request: Request) -> GatewayClient:
+        return request.app.state.client
+
+    for flow in topology.FLOWS.values():
+        app.add_api_route(
+            flow.route,
+            flow_endpoint(flow, settings, client),
+            methods=["POST"],
+            name=flow.name,
+            summary=flow.summary,
+            response_model=Message,
+            responses={
+                **({202: {"model": Pending}} if flow.waits_for_result else {}),
+                **ERRORS_DOC,
+            },
+        )
+
+    @app.get(
+        "/invocations/{invocation_id}",
+        response_model=InvocationBody,
+        response_model_exclude_unset=True,
+        responses=ERRORS_DOC,
+    )
+    async def get_invocation(request: Request, invocation_id: str) -> JSONResponse:
+        """An invocation's state, and its result once it has one."""
+        invocation = await runner.read(client(request).reader, invocation_id)
+        return JSONResponse(invocation_json(invocation))
+
+    @app.get("/invocations/{invocation_id}/graph", response_model=GraphBody, responses=ERRORS_DOC)
+    async def get_graph(request: Request, invocation_id: str) -> JSONResponse:
+        """Every step of an invocation's call graph, detached steps included."""
+        steps = await runner.steps(client(request).reader, invocation_id)
+        return JSONResponse({"id": invocation_id, "steps": [invocation_json(s) for s in steps]})
+
+    @app.get("/healthz", responses={503: {"model": ErrorBody}})
+    async def healthz(request: Request) -> dict[str, str]:
+        """200 once the gateway's poll stream to the Resonate server is connected."""
+        if not client(request).connected():
+            raise ServerUnavailable(
+                f"not connected to the Resonate server at {settings.server_url} (yet)"
+            )
+        return {"status": "ok", "id": settings.gateway_id, "server": settings.server_url}
+
+    @app.get("/")
+    async def index() -> dict[str, Any]:
+        """What this gateway offers."""
+        return {
+            "flows": [
+                {"name": flow.name, "route": f"POST {flow.route}", "summary": flow.summary}
+                for flow in topology.FLOWS.values()
+            ],
+            "invocations": "GET /invocations/{id}",
+            "docs": "/docs",
+        }
+
+    install_error_handlers(app)
+    return app
+
+
+def flow_endpoint(
+    flow: topology.Flow, settings: GatewaySettings, client: Callable[[Request], GatewayClient]
+) -> Callable[..., Awaitable[JSONResponse]]:
+    """The route handler for one flow."""
+
+    async def begin(request: Request, id: str | None) -> tuple[runner.Started, dict[str, str]]:
+        started = await runner.start(client(request).resonate, flow, id)
+        headers = {
+            "X-Invocation-Id": started.id,
+            "X-Invocation-Reattached": "true" if started.reattached else "false",
+        }
+        return started, headers
+
+    if not flow.waits_for_result:
+
+        async def started(request: Request, id: InvocationIdQuery = None) -> JSONResponse:
+            """Answers as soon as the flow is durable (started); nobody waits for it to end.
+
+            `GET /invocations/{id}/graph` shows how far it got.
+            """
+            _, headers = await begin(request, id)
+            return JSONResponse({"message": f"{flow.name} started"}, headers=headers)
+
+        return started
+
+    async def finished(
+        request: Request, id: InvocationIdQuery = None, wait: WaitQuery = None
+    ) -> JSONResponse:
+        """Answers with the flow's result, waiting at most `wait` seconds for it.
+
+        Past that: 202, and `GET /invocations/{id}` (the `Location`) has the result later.
+        """
+        invocation, headers = await begin(request, id)
+        gateway = client(request)
+        done, value = await runner.result(
+            gateway.resonate,
+            gateway.reader,
+            invocation,
+            settings.default_wait if wait is None else wait,
+        )
+        if done:
+            return JSONResponse({"message": value}, headers=headers)
+        location = f"/invocations/{invocation.id}"
+        return JSONResponse(
+            {"id": invocation.id, "state": "pending", "location": location},
+            status_code=202,
+            headers={**headers, "Location": location},
+        )
+
+    return finished
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as ``{"error": "..."}``: no HTML, no stack trace."""
+
+    @app.exception_handler(InvocationError)
+    async def invocation_error(_: Request, exc: InvocationError) -> JSONResponse:
+        status = next((code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls)), 500)
+        if isinstance(exc, InvocationFailed):
+            return error(status, str(exc), id=exc.invocation.id, state=str(exc.invocation.state))
+        return error(status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'][1:]) or 'request'}: {problem['msg']}"
+            for problem in exc.errors()
+        )
+        return error(400, f"invalid request: {problems}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code in (404, 405):
+            routes = ", ".join(f"POST {flow.route}" for flow in topology.FLOWS.values())
+            message = (
+                f"{message}: {request.method} {request.url.path}; "
+                f"routes: {routes}, GET /invocations/{{id}}, GET /docs"
+            )
+        return error(exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error(500, f"internal error ({type(exc).__name__}): {exc}")

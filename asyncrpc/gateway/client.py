@@ -1,0 +1,62 @@
+"""The gateway's connection to the server: a Resonate process in group ``gateway``.
+
+Its Resonate client starts invocations and hears, on its poll stream, that
+one it waits on has finished; its :class:`AsyncServerReader` reads
+invocations for ``GET /invocations/...``. Both give up on an unreachable
+server after ``request_timeout`` seconds, so a caller gets an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from resonate.resonate import Resonate
+
+from asyncrpc import topology
+from asyncrpc.gateway.settings import GatewaySettings
+from asyncrpc.invocations.server_reader import AsyncServerReader
+from asyncrpc.network.bounded import bounded_network
+from asyncrpc.network.join import join
+
+#: Seconds a gateway re-checks, by polling, invocations it waits on (in case
+#: the poll stream dropped a notification, e.g. while the server restarted).
+REFRESH_SECONDS = 5.0
+#: How long to wait for a clean SDK shutdown when the gateway stops.
+STOP_TIMEOUT = 5.0
+
+
+@dataclass
+class GatewayClient:
+    """The gateway's Resonate client, its server reader, and whether its poll stream is up."""
+
+    resonate: Resonate
+    reader: AsyncServerReader
+    connected: Callable[[], bool]
+
+    async def close(self) -> None:
+        await self.reader.aclose()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.resonate.stop(), STOP_TIMEOUT)
+
+
+ClientFactory = Callable[[GatewaySettings], GatewayClient]
+
+
+def connect(settings: GatewaySettings) -> GatewayClient:
+    """Join the server as ``gateway``; requests give up on an unreachable server."""
+    network = bounded_network(settings.server_url, settings.token, settings.request_timeout)
+    resonate, stream = join(
+        settings.server_url,
+        group=topology.GATEWAY_GROUP,
+        pid=settings.gateway_id,
+        token=settings.token,
+        network=network,
+        subscription_refresh_secs=REFRESH_SECONDS,
+    )
+    reader = AsyncServerReader(
+        settings.server_url, settings.token, timeout=settings.request_timeout
+    )
+    return GatewayClient(resonate, reader, stream.connected.is_set)

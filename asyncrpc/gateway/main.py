@@ -1,0 +1,58 @@
+"""Running the gateway: uvicorn on a socket we bind, a ready line once it can take requests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import uvicorn
+import uvloop
+from fastapi import FastAPI
+
+from asyncrpc import topology
+from asyncrpc.gateway.app import create_app
+from asyncrpc.gateway.settings import GatewaySettings
+from asyncrpc.process_runtime import configure_logging, ready_line
+from asyncrpc.serving import GracefulServer, bind
+
+
+async def announce_when_ready(
+    server: uvicorn.Server, app: FastAPI, settings: GatewaySettings
+) -> None:
+    """Print the ready line once uvicorn listens and the poll stream is connected."""
+    while not (server.started and getattr(app.state, "client", None) is not None):
+        await asyncio.sleep(0.05)
+    while not app.state.client.connected():
+        await asyncio.sleep(0.05)
+    print(
+        ready_line(
+            topology.GATEWAY,
+            topology.GATEWAY_GROUP,
+            settings.gateway_id,
+            settings.server_url,
+            url=settings.url,
+        ),
+        flush=True,
+    )
+
+
+async def serve(settings: GatewaySettings, sock: socket.socket) -> None:
+    """Run the gateway on ``sock`` until SIGTERM/SIGINT."""
+    app = create_app(settings)
+    server = GracefulServer(uvicorn.Config(app, log_config=None, lifespan="on"))
+    announcer = asyncio.create_task(announce_when_ready(server, app, settings))
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        announcer.cancel()
+
+
+def run(settings: GatewaySettings) -> int:
+    """Run the gateway in the foreground; 0 after a clean stop. Raises PortInUse."""
+    sock = bind(settings.host, settings.port)
+    configure_logging()
+    try:
+        uvloop.run(serve(settings, sock))
+    finally:
+        sock.close()
+    return 0

@@ -1,0 +1,52 @@
+"""The gateway's settings: options first, then environment variables, then defaults."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from asyncrpc import config, topology
+from asyncrpc.invocations.runner import DEFAULT_WAIT
+from asyncrpc.network.bounded import DEFAULT_REQUEST_TIMEOUT
+from asyncrpc.process_runtime import check_node_id, check_server_url, default_node_id, parse_port
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Everything the gateway needs, validated."""
+
+    server_url: str
+    gateway_id: str
+    host: str = config.DEFAULT_HOST
+    port: int = config.DEFAULT_GATEWAY_PORT
+    token: str | None = None
+    default_wait: float = DEFAULT_WAIT
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def gateway_settings(
+    env: Mapping[str, str],
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    server_url: str | None = None,
+    gateway_id: str | None = None,
+    random_hex: Callable[[int], str] = secrets.token_hex,
+) -> GatewaySettings:
+    """The settings from options and ``env``; :class:`SettingsError` says what is wrong."""
+    return GatewaySettings(
+        server_url=check_server_url(config.server_url(env, server_url)),
+        gateway_id=check_node_id(
+            gateway_id
+            or env.get(config.ENV_NODE_ID)
+            or default_node_id(topology.GATEWAY, random_hex)
+        ),
+        host=host or config.DEFAULT_HOST,
+        port=parse_port(port, env, config.ENV_GATEWAY_PORT, config.DEFAULT_GATEWAY_PORT),
+        token=env.get(config.ENV_TOKEN) or None,
+    )

@@ -1,0 +1,274 @@
+"""The one client that reads the Resonate server: promises by id, by search, as a call graph.
+
+It speaks the protocol's read requests (``promise.get``, ``promise.search``,
+``task.get``) over HTTP with httpx, sending the token when there is one, and
+returns :class:`~asyncrpc.invocations.records.PromiseRecord` s. The answers of
+the embedded server and of Resonate's own servers both decode here: a status
+in the envelope's ``head`` or at its top level, and an error's ``data`` that is
+a string or an object.
+
+:class:`ServerReader` is for blocking callers (the CLI, the demo, the
+benchmarks); :class:`AsyncServerReader` for the gateway's event loop. Both
+build their requests and read their answers with the same functions below.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Self
+
+import httpx
+from resonate_base import PROTOCOL_VERSION
+
+from asyncrpc.invocations.call_graph import CallNode, build_tree
+from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable, UnknownInvocation
+from asyncrpc.invocations.records import ORIGIN_TAG, MalformedRecord, PromiseRecord, PromiseState
+
+#: Seconds one request may take before the server counts as unreachable.
+DEFAULT_TIMEOUT = 10.0
+#: Promises asked for per ``promise.search`` page.
+PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of the server: its status and its ``data``."""
+
+    status: int
+    data: Any
+
+
+def envelope(kind: str, token: str | None, **data: Any) -> dict[str, Any]:
+    """A protocol request: ``{"kind", "head", "data"}``."""
+    head: dict[str, Any] = {"corrId": uuid.uuid4().hex, "version": PROTOCOL_VERSION}
+    if token:
+        head["auth"] = token
+    return {"kind": kind, "head": head, "data": data}
+
+
+def search_data(
+    tags: Mapping[str, str] | None,
+    state: PromiseState | str | None,
+    id_prefix: str | None,
+    cursor: str | None,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"limit": PAGE_SIZE}
+    if tags:
+        data["tags"] = dict(tags)
+    if state is not None:
+        data["state"] = str(state)
+    if id_prefix:
+        data["idPrefix"] = id_prefix
+    if cursor:
+        data["cursor"] = cursor
+    return data
+
+
+def read_answer(response: httpx.Response) -> Answer:
+    """The status and data of an answer; :class:`ServerRefused` when it is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise ServerRefused(
+            f"the server answered {response.status_code} without JSON: {response.text[:200]!r}"
+        ) from None
+    if response.status_code == 401:
+        raise ServerRefused("the server refused the request (401): set RESONATE_TOKEN")
+    if not isinstance(body, Mapping):
+        raise ServerRefused(f"the server answered {response.status_code}: {body!r}")
+    head = body.get("head")
+    status = head.get("status") if isinstance(head, Mapping) else body.get("status")
+    if not isinstance(status, int):
+        status = response.status_code
+    return Answer(status=status, data=body.get("data", body))
+
+
+def _refused(kind: str, answer: Answer) -> ServerRefused:
+    detail = (
+        answer.data.get("error", answer.data) if isinstance(answer.data, Mapping) else answer.data
+    )
+    return ServerRefused(f"{kind} failed ({answer.status}): {detail}")
+
+
+def promise_of(answer: Answer) -> PromiseRecord | None:
+    """A ``promise.get`` answer as a record; None when the promise does not exist."""
+    if answer.status == 404:
+        return None
+    data = answer.data
+    if answer.status != 200 or not isinstance(data, Mapping):
+        raise _refused("promise.get", answer)
+    try:
+        return PromiseRecord.from_wire(data.get("promise", data))
+    except MalformedRecord as exc:
+        raise ServerRefused(f"promise.get answered something else: {exc}") from None
+
+
+def page_of(answer: Answer) -> tuple[list[PromiseRecord], str | None]:
+    """A ``promise.search`` answer: the page's records and the cursor of the next one."""
+    data = answer.data
+    if answer.status != 200 or not isinstance(data, Mapping):
+        raise _refused("promise.search", answer)
+    promises = data.get("promises")
+    try:
+        records = [PromiseRecord.from_wire(p) for p in promises or ()]
+    except MalformedRecord as exc:
+        raise ServerRefused(f"promise.search answered something else: {exc}") from None
+    cursor = data.get("cursor")
+    return records, cursor if isinstance(cursor, str) and cursor else None
+
+
+def task_state_of(answer: Answer) -> str | None:
+    """A ``task.get`` answer's task state (``pending``, ``acquired`` ...); None without one."""
+    task = answer.data.get("task") if isinstance(answer.data, Mapping) else None
+    state = task.get("state") if isinstance(task, Mapping) else None
+    return state if answer.status == 200 and isinstance(state, str) else None
+
+
+def graph_of(root_id: str, records: list[PromiseRecord]) -> CallNode:
+    if not any(record.id == root_id for record in records):
+        raise UnknownInvocation(f"no invocation with id {root_id!r}")
+    return build_tree(root_id, records)
+
+
+def _unreachable(url: str, exc: httpx.HTTPError) -> ServerUnavailable:
+    return ServerUnavailable(f"the Resonate server at {url} is unreachable: {exc}")
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+class ServerReader:
+    """Reads one server, blocking. Raises :class:`ServerUnavailable` / :class:`ServerRefused`."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self._client = httpx.Client(
+            base_url=self.url,
+            headers=_headers(token),
+            timeout=timeout,
+            transport=transport,
+            trust_env=False,
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _ask(self, kind: str, **data: Any) -> Answer:
+        try:
+            response = self._client.post("/", json=envelope(kind, self.token, **data))
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.url, exc) from None
+        return read_answer(response)
+
+    def get(self, promise_id: str) -> PromiseRecord | None:
+        """The promise with this id; None when there is none."""
+        return promise_of(self._ask("promise.get", id=promise_id))
+
+    def search(
+        self,
+        *,
+        tags: Mapping[str, str] | None = None,
+        state: PromiseState | str | None = None,
+        id_prefix: str | None = None,
+    ) -> list[PromiseRecord]:
+        """Every promise that matches (all pages), in the server's order."""
+        found: list[PromiseRecord] = []
+        cursor: str | None = None
+        while True:
+            answer = self._ask("promise.search", **search_data(tags, state, id_prefix, cursor))
+            records, cursor = page_of(answer)
+            found.extend(records)
+            if cursor is None:
+                return found
+
+    def call_graph(self, root_id: str) -> CallNode:
+        """The invocation's call graph; :class:`UnknownInvocation` when it does not exist."""
+        return graph_of(root_id, self.search(tags={ORIGIN_TAG: root_id}))
+
+    def task_state(self, task_id: str) -> str | None:
+        """The state of a step's task (its id is its promise's); None when there is none."""
+        return task_state_of(self._ask("task.get", id=task_id))
+
+    def answers(self) -> bool:
+        """Whether anything answers HTTP at the server's URL."""
+        try:
+            self._client.get("/healthz")
+        except httpx.HTTPError:
+            return False
+        return True
+
+
+class AsyncServerReader:
+    """:class:`ServerReader` for an event loop (the gateway's)."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self._client = httpx.AsyncClient(
+            base_url=self.url,
+            headers=_headers(token),
+            timeout=timeout,
+            transport=transport,
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _ask(self, kind: str, **data: Any) -> Answer:
+        try:
+            response = await self._client.post("/", json=envelope(kind, self.token, **data))
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.url, exc) from None
+        return read_answer(response)
+
+    async def get(self, promise_id: str) -> PromiseRecord | None:
+        """The promise with this id; None when there is none."""
+        return promise_of(await self._ask("promise.get", id=promise_id))
+
+    async def search(
+        self,
+        *,
+        tags: Mapping[str, str] | None = None,
+        state: PromiseState | str | None = None,
+        id_prefix: str | None = None,
+    ) -> list[PromiseRecord]:
+        """Every promise that matches (all pages), in the server's order."""
+        found: list[PromiseRecord] = []
+        cursor: str | None = None
+        while True:
+            answer = await self._ask(
+                "promise.search", **search_data(tags, state, id_prefix, cursor)
+            )
+            records, cursor = page_of(answer)
+            found.extend(records)
+            if cursor is None:
+                return found
+
+    async def call_graph(self, root_id: str) -> CallNode:
+        """The invocation's call graph; :class:`UnknownInvocation` when it does not exist."""
+        return graph_of(root_id, await self.search(tags={ORIGIN_TAG: root_id}))

@@ -1,0 +1,103 @@
+"""Join a process (worker node or gateway) to the Resonate server, in a group.
+
+A process has two identities: its *unique id* (the SDK's ``pid``: unicast,
+the server addresses this one process) and its *group* (anycast: any one
+member of the group gets work sent to the group). :func:`join` builds the
+SDK's client with this project's transports: the lean HTTP client for
+requests, the SDK's SSE poll stream (wrapped to say when it is connected) for
+messages, and the interval heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from resonate.connections import SSEConnection
+from resonate.resonate import Resonate
+from resonate.retry import ExponentialBackoff
+from resonate.send import Sender
+from resonate.transport import Transport
+from resonate_base.connections import Network
+
+from asyncrpc import config
+from asyncrpc.network.heartbeat import IntervalHeartbeat
+from asyncrpc.network.lean_http import server_network
+
+if TYPE_CHECKING:
+    import aiohttp
+
+#: Reconnect (and resend) quickly: the SDK's own ladder climbs to a minute,
+#: too slow to watch a flow continue after the server restarts in a demo.
+RECONNECT = ExponentialBackoff(initial=0.5, factor=2.0, max_delay=2.0)
+
+
+class PollStream(SSEConnection):
+    """The SDK's SSE poll source, telling us whether its stream is connected.
+
+    :class:`SSEConnection` hands a successfully opened stream (2xx) to
+    ``_read_stream`` and only returns from it when the stream ends; wrapping
+    that one call is the narrowest way to observe the connection without
+    copying the reconnect loop. ``on_first_connect`` runs once, before the
+    first message is read, so a ready line comes before any work is logged.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pid: str,
+        group: str,
+        auth: str | None = None,
+        on_first_connect: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(url, pid=pid, group=group, auth=auth, backoff=RECONNECT)
+        self.connected = asyncio.Event()
+        self._on_first_connect = on_first_connect
+
+    async def _read_stream(self, resp: aiohttp.ClientResponse) -> None:
+        self.connected.set()
+        if self._on_first_connect is not None:
+            on_first_connect, self._on_first_connect = self._on_first_connect, None
+            on_first_connect()
+        try:
+            await super()._read_stream(resp)
+        finally:
+            self.connected.clear()
+
+
+def join(
+    server_url: str,
+    *,
+    group: str,
+    pid: str,
+    token: str | None = None,
+    ttl: float = config.DEFAULT_NODE_TTL,
+    network: Network | None = None,
+    subscription_refresh_secs: float = 60.0,
+    on_first_connect: Callable[[], None] | None = None,
+) -> tuple[Resonate, PollStream]:
+    """Connect to the server as ``pid`` in ``group``. Needs a running event loop.
+
+    ``network`` replaces the HTTP connection for requests (the gateway passes
+    one that gives up instead of retrying forever).
+    """
+    stream = PollStream(
+        server_url, pid=pid, group=group, auth=token, on_first_connect=on_first_connect
+    )
+    network = network or server_network(server_url, auth=token, backoff=RECONNECT)
+    heartbeat = IntervalHeartbeat(pid, ttl / 2, Sender(Transport(network), token))
+    resonate = Resonate(
+        network=network,
+        sources=[stream],
+        heartbeat=heartbeat,
+        group=group,
+        pid=pid,
+        ttl=timedelta(seconds=ttl),
+        token=token,
+        env={},
+        subscription_refresh_secs=subscription_refresh_secs,
+    )
+    return resonate, stream
