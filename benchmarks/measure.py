@@ -8,7 +8,7 @@ latency. Percentiles are :func:`statistics.quantiles` (inclusive method).
 A :class:`CpuMeter` adds the CPU time (user + system, from /proc) each
 process used during the run: on a shared, noisy machine CPU milliseconds per
 invocation move far less than invocations per second. Memory is the resident
-set size (VmRSS) of a process and everything below it.
+set size (VmRSS) of each process.
 """
 
 from __future__ import annotations
@@ -189,27 +189,6 @@ def _rounded(value: float | int) -> float | int | None:
     return value
 
 
-def descendants(pids: Iterable[int]) -> set[int]:
-    """``pids`` and every process below them (read from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
-        except OSError:
-            continue
-        if stat:
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    found: set[int] = set()
-    todo = list(pids)
-    while todo:
-        pid = todo.pop()
-        if pid not in found:
-            found.add(pid)
-            todo.extend(children.get(pid, ()))
-    return found
-
-
 def rss_bytes(pid: int) -> int:
     """Resident set size of one process (VmRSS), 0 if it is gone."""
     try:
@@ -221,5 +200,5 @@ def rss_bytes(pid: int) -> int:
 
 
 def total_rss_bytes(pids: Iterable[int]) -> int:
-    """RSS summed over ``pids`` and their descendants."""
-    return sum(rss_bytes(pid) for pid in descendants(pids))
+    """RSS summed over ``pids``."""
+    return sum(rss_bytes(pid) for pid in pids)

@@ -8,9 +8,9 @@ from /proc) summed over the eleven processes, once ready and idle.
 
 Then the same through the launcher, when ``asyncrpc up --detach`` is
 available: the command's wall time until it returns (it returns once
-everything is ready), and RSS summed over the launcher and everything below
-it; ``asyncrpc down`` stops it (and anything left, by the pids its state file
-lists).
+everything is ready), and RSS summed over the launcher and every replica its
+state file lists; ``asyncrpc down`` stops them (and
+:class:`~harness.launched.Launched` anything left, by pid).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 from asyncrpc import config
 from benchmarks.bench import Bench, BenchError
-from benchmarks.measure import descendants, rss_bytes, total_rss_bytes
+from benchmarks.measure import rss_bytes, total_rss_bytes
 from benchmarks.report import PartResult, Table, mib, secs
 from harness.isolation import free_port
 from harness.launched import Launched
@@ -87,7 +87,7 @@ def launcher_round(bench: Bench, i: int) -> dict[str, Any]:
         return {
             "ready_s": round(elapsed, 3),
             "rss_bytes": total_rss_bytes(pids),
-            "processes": len(descendants(pids)),
+            "processes": len(pids),
         }
     finally:
         launched.stop()
