@@ -72,9 +72,16 @@ class CallNode:
         return self.record.value
 
     @property
+    def created_at(self) -> int:
+        return self.record.created_at
+
+    @property
+    def settled_at(self) -> int | None:
+        return self.record.settled_at
+
+    @property
     def duration_ms(self) -> int | None:
-        settled_at = self.record.settled_at
-        return None if settled_at is None else settled_at - self.record.created_at
+        return None if self.settled_at is None else self.settled_at - self.created_at
 
     def walk(self) -> Iterator[CallNode]:
         """This node and every node below it, depth first."""

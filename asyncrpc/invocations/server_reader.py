@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import httpx
@@ -48,22 +48,35 @@ def envelope(kind: str, token: str | None, **data: Any) -> dict[str, Any]:
     return {"kind": kind, "head": head, "data": data}
 
 
-def search_data(
-    tags: Mapping[str, str] | None,
-    state: PromiseState | str | None,
-    id_prefix: str | None,
-    cursor: str | None,
-) -> dict[str, Any]:
-    data: dict[str, Any] = {"limit": PAGE_SIZE}
-    if tags:
-        data["tags"] = dict(tags)
-    if state is not None:
-        data["state"] = str(state)
-    if id_prefix:
-        data["idPrefix"] = id_prefix
-    if cursor:
-        data["cursor"] = cursor
-    return data
+@dataclass
+class Search:
+    """One ``promise.search`` over all its pages: ask :meth:`request` until :attr:`done`."""
+
+    tags: Mapping[str, str] | None
+    state: PromiseState | str | None
+    id_prefix: str | None
+    found: list[PromiseRecord] = field(default_factory=list)
+    cursor: str | None = None
+    done: bool = False
+
+    def request(self) -> dict[str, Any]:
+        """The ``data`` of the request for the next page."""
+        data: dict[str, Any] = {"limit": PAGE_SIZE}
+        if self.tags:
+            data["tags"] = dict(self.tags)
+        if self.state is not None:
+            data["state"] = str(self.state)
+        if self.id_prefix:
+            data["idPrefix"] = self.id_prefix
+        if self.cursor:
+            data["cursor"] = self.cursor
+        return data
+
+    def take(self, answer: Answer) -> None:
+        """Keep a page's records; done once the server gives no cursor for another."""
+        records, self.cursor = page_of(answer)
+        self.found.extend(records)
+        self.done = self.cursor is None
 
 
 def read_answer(response: httpx.Response) -> Answer:
@@ -136,8 +149,10 @@ def _unreachable(url: str, exc: httpx.HTTPError) -> ServerUnavailable:
     return ServerUnavailable(f"the Resonate server at {url} is unreachable: {exc}")
 
 
-def _headers(token: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"} if token else {}
+def client_options(url: str, token: str | None, timeout: float) -> dict[str, Any]:
+    """How both readers' httpx clients are made: the server's URL, the token, no proxies."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return {"base_url": url, "headers": headers, "timeout": timeout, "trust_env": False}
 
 
 class ServerReader:
@@ -153,13 +168,7 @@ class ServerReader:
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
-        self._client = httpx.Client(
-            base_url=self.url,
-            headers=_headers(token),
-            timeout=timeout,
-            transport=transport,
-            trust_env=False,
-        )
+        self._client = httpx.Client(transport=transport, **client_options(self.url, token, timeout))
 
     def __enter__(self) -> Self:
         return self
@@ -189,14 +198,10 @@ class ServerReader:
         id_prefix: str | None = None,
     ) -> list[PromiseRecord]:
         """Every promise that matches (all pages), in the server's order."""
-        found: list[PromiseRecord] = []
-        cursor: str | None = None
-        while True:
-            answer = self._ask("promise.search", **search_data(tags, state, id_prefix, cursor))
-            records, cursor = page_of(answer)
-            found.extend(records)
-            if cursor is None:
-                return found
+        search = Search(tags, state, id_prefix)
+        while not search.done:
+            search.take(self._ask("promise.search", **search.request()))
+        return search.found
 
     def call_graph(self, root_id: str) -> CallNode:
         """The invocation's call graph; :class:`UnknownInvocation` when it does not exist."""
@@ -229,11 +234,7 @@ class AsyncServerReader:
         self.url = url.rstrip("/")
         self.token = token
         self._client = httpx.AsyncClient(
-            base_url=self.url,
-            headers=_headers(token),
-            timeout=timeout,
-            transport=transport,
-            trust_env=False,
+            transport=transport, **client_options(self.url, token, timeout)
         )
 
     async def aclose(self) -> None:
@@ -258,16 +259,10 @@ class AsyncServerReader:
         id_prefix: str | None = None,
     ) -> list[PromiseRecord]:
         """Every promise that matches (all pages), in the server's order."""
-        found: list[PromiseRecord] = []
-        cursor: str | None = None
-        while True:
-            answer = await self._ask(
-                "promise.search", **search_data(tags, state, id_prefix, cursor)
-            )
-            records, cursor = page_of(answer)
-            found.extend(records)
-            if cursor is None:
-                return found
+        search = Search(tags, state, id_prefix)
+        while not search.done:
+            search.take(await self._ask("promise.search", **search.request()))
+        return search.found
 
     async def call_graph(self, root_id: str) -> CallNode:
         """The invocation's call graph; :class:`UnknownInvocation` when it does not exist."""
