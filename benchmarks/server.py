@@ -23,9 +23,7 @@ import json
 import os
 import re
 import signal
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -35,7 +33,7 @@ from asyncrpc.server.store import Store
 from benchmarks import load_client
 from benchmarks.bench import Bench, BenchError
 from benchmarks.load_client import envelope
-from benchmarks.measure import CpuMeter
+from benchmarks.measure import CpuMeter, drive
 from benchmarks.report import PartResult, Table, rate, secs
 from harness.processes import Server
 
@@ -88,14 +86,6 @@ def fill(db: Path, ids: list[str]) -> None:
     engine.store.close()
 
 
-@dataclass(frozen=True)
-class Rate:
-    """Protocol requests per second, and the CPU each side spent per request."""
-
-    requests_per_s: float
-    cpu_us_per_request: dict[str, float]
-
-
 async def requests_per_second(
     url: str,
     ids: list[str],
@@ -103,27 +93,15 @@ async def requests_per_second(
     one: Callable[[aiohttp.ClientSession, str], Awaitable[None]],
     requests_each: int,
     meter: CpuMeter,
-) -> Rate:
-    """Run ``one`` per id with ``clients`` concurrent clients; the rate and CPU per request."""
+) -> tuple[float, dict[str, float]]:
+    """Run ``one`` per id with ``clients`` concurrent clients: requests/s, CPU µs per request."""
     async with load_client.session(url, clients, 30.0) as client:
-        pending = iter(ids)
-
-        async def worker() -> None:
-            for promise_id in pending:
-                await one(client, promise_id)
-
-        cpu_before = meter.read()
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - began
-        cpu_after = meter.read()
-    requests = requests_each * len(ids)
-    return Rate(
-        requests_per_s=requests / elapsed,
-        cpu_us_per_request={
-            role: 1e6 * (cpu_after[role] - cpu_before[role]) / requests for role in cpu_after
-        },
-    )
+        measured = await drive(lambda promise_id: one(client, promise_id), ids, clients, meter)
+    if measured.errors:
+        raise BenchError(f"{measured.errors} request(s) failed, first: {measured.first_error}")
+    requests = requests_each * measured.invocations
+    cpu = {role: 1e6 * used / requests for role, used in measured.cpu_s.items()}
+    return requests / measured.seconds, cpu
 
 
 def recovery_seconds(log: str) -> float | None:
@@ -158,20 +136,21 @@ def run(bench: Bench) -> PartResult:
         result.data["requests_per_s"] = []
         for what, clients, prefix, one, each in kinds:
             ids = bench.ids(prefix, pairs)
-            measured = asyncio.run(requests_per_second(server.url, ids, clients, one, each, meter))
-            cpu = measured.cpu_us_per_request
+            per_second, cpu = asyncio.run(
+                requests_per_second(server.url, ids, clients, one, each, meter)
+            )
             result.data["requests_per_s"].append(
                 {
                     "what": what,
                     "clients": clients,
-                    "requests_per_s": round(measured.requests_per_s, 1),
+                    "requests_per_s": round(per_second, 1),
                     "cpu_us_per_request": {role: round(v) for role, v in cpu.items()},
                 }
             )
             rates.add(
                 what,
                 clients,
-                rate(measured.requests_per_s),
+                rate(per_second),
                 f"{cpu['server']:.0f}",
                 f"{cpu['driver']:.0f}",
             )
