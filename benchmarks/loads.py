@@ -13,9 +13,12 @@
   ``await handle.result()``. Against our gateway this is the gateway's cost.
 - ``floor``: the whole topology in this process on the SDK's in-process
   server (:func:`harness.in_process.in_process`): the same durable calls with
-  no sockets, no HTTP, no SQLite and one event loop, a fresh instance per
-  level so levels do not inherit each other's history. What hops and
-  separate processes cost is the gap between this and the topology.
+  no sockets, no HTTP, no SQLite and one event loop. What hops and separate
+  processes cost is the gap between this and the topology. Two choices keep
+  the floor from sinking as history grows, which would flatter the ratio: the
+  local server keeps an :class:`IndexedServerState` (the SDK's state machine
+  with indexes where it otherwise scans every promise ever created), and each
+  level gets a fresh instance.
 
 Every way opens as a :data:`Level` (run one concurrency level: warm-up ids,
 then measured ids), so :mod:`benchmarks.compare` can interleave them.
@@ -36,6 +39,7 @@ from resonate.resonate import Resonate
 
 from asyncrpc import topology
 from asyncrpc.network.join import join
+from asyncrpc.server.state import IndexedServerState
 from benchmarks import load_client
 from benchmarks.bench import AWAIT_CHAIN, Bench, BenchError
 from benchmarks.measure import Call, CpuMeter, LoadResult, drive
@@ -179,7 +183,7 @@ async def direct(bench: Bench) -> AsyncIterator[Level]:
 @contextlib.asynccontextmanager
 async def floor(bench: Bench) -> AsyncIterator[Level]:
     async def level(ids: list[str], warmup: list[str], callers: int) -> LoadResult:
-        resonate, _ = in_process()
+        resonate, _ = in_process(state=IndexedServerState())
         try:
             return await warmed(client_call(resonate), ids, warmup, callers, CpuMeter.driver_only())
         finally:

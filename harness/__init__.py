@@ -1,1 +1,1 @@
-"""What the tests and the benchmarks share: isolated real processes, started and always stopped."""
+"""Pieces that tests, benchmarks and the product share: throwaway services to run against."""
