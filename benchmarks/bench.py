@@ -1,16 +1,16 @@
 """What every part gets: the sizes to run at, where logs go, and the shared topology.
 
-The round-trip, throughput, baseline and direct-client parts measure the same
-running system (server + gateway + the nine nodes, each its own process,
-the server on a SQLite file as `asyncrpc server` runs by default), started
-once, on first use, by :meth:`Bench.topology`. Parts that kill or restart
-processes (recovery, start-up, server) start their own.
+The round-trip part and the await-chain loads measure the same running
+system (server + gateway + the nine nodes, each its own process, the server
+on a SQLite file as `asyncrpc server` runs by default), started once, on
+first use, by :meth:`Bench.topology`. Parts that kill or restart processes
+(recovery, start-up, server) start their own.
 """
 
 from __future__ import annotations
 
 import secrets
-import signal
+import sys
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -18,11 +18,17 @@ from pathlib import Path
 from rich.console import Console
 
 from asyncrpc import topology
-from benchmarks.processes import Topology, start_topology
-from tests.support import Processes
+from harness.processes import Process, Processes
+from harness.system import System, start_system
 
+#: The repository root: benchmark-only programs run as ``python -m benchmarks.<module>`` from it.
+ROOT = Path(__file__).resolve().parent.parent
 #: The flow every load runs.
 AWAIT_CHAIN = topology.FLOWS["await-chain"]
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not run (a wait timed out, an answer was wrong)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,10 @@ class Sizes:
         """A copy with the given fields replaced (``None`` values are ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
 
+    def invocations(self, minimum: int, callers: int) -> int:
+        """At least ``minimum`` invocations, and at least ``per_caller`` for each caller."""
+        return max(minimum, callers * self.per_caller)
+
 
 @dataclass
 class Bench:
@@ -79,27 +89,31 @@ class Bench:
     console: Console
     #: Makes invocation ids unique to this run.
     tag: str = field(default_factory=lambda: secrets.token_hex(3))
-    _topology: Topology | None = None
+    _topology: System | None = None
 
     def say(self, message: str) -> None:
         """A progress line, timestamped."""
         stamp = datetime.now().strftime("%H:%M:%S")
         self.console.print(f"{stamp} {message}", style="dim", markup=False, highlight=False)
 
-    def topology(self) -> Topology:
+    def topology(self) -> System:
         """The shared system (started on first use)."""
         if self._topology is None:
             self.say("starting server + gateway + 9 nodes for the shared topology")
-            self._topology = start_topology(self.procs, self.log_dir / "shared.db")
+            self._topology = start_system(self.procs, self.log_dir / "shared.db")
             self.say(f"shared topology ready in {self._topology.ready_after:.1f}s")
         return self._topology
 
     def stop_topology(self) -> None:
         """Stop the shared system (so later parts have the cores to themselves)."""
         if self._topology is not None:
-            for process in reversed(self._topology.processes()):
-                process.kill(signal.SIGTERM)
+            self._topology.stop()
             self._topology = None
+
+    def start_program(self, module: str, *args: str) -> Process:
+        """``python -m benchmarks.<module> ARGS``, a benchmark-only program (not waited for)."""
+        command = [sys.executable, "-m", f"benchmarks.{module}", *args]
+        return self.procs.start(module, command, env={"PYTHONPATH": str(ROOT)})
 
     def ids(self, prefix: str, count: int) -> list[str]:
         """``count`` invocation ids unique to this run."""

@@ -19,11 +19,9 @@ PARTS_HELP = "; ".join(f"{p.name}: {p.summary}" for p in PARTS)
 
 def name_list(value: str | None, what: str) -> tuple[str, ...] | None:
     """``a,b`` -> ("a", "b"), each checked against the part names."""
-    if value is None:
-        return None
-    names = tuple(n.strip() for n in value.split(",") if n.strip())
-    unknown = [n for n in names if n not in PART_NAMES]
-    if unknown or not names:
+    names = None if value is None else tuple(n.strip() for n in value.split(",") if n.strip())
+    unknown = [n for n in names or () if n not in PART_NAMES]
+    if names is not None and (unknown or not names):
         raise typer.BadParameter(
             f"unknown part(s) {', '.join(unknown) or '(none given)'}; "
             f"valid: {', '.join(PART_NAMES)}",
@@ -32,17 +30,15 @@ def name_list(value: str | None, what: str) -> tuple[str, ...] | None:
     return names
 
 
-def int_list(value: str | None, what: str, minimum: int) -> tuple[int, ...] | None:
-    """``1,16,64`` -> (1, 16, 64), each an integer >= ``minimum``."""
-    if value is None:
-        return None
+def int_list(value: str | None, what: str) -> tuple[int, ...] | None:
+    """``1,16,64`` -> (1, 16, 64), each a positive integer."""
     try:
-        numbers = tuple(int(n) for n in value.split(",") if n.strip())
+        numbers = None if value is None else tuple(int(n) for n in value.split(",") if n.strip())
     except ValueError:
         numbers = ()
-    if not numbers or any(n < minimum for n in numbers):
+    if numbers is not None and (not numbers or min(numbers) < 1):
         raise typer.BadParameter(
-            f"expected comma-separated integers >= {minimum}, e.g. 1,16,64; got {value!r}",
+            f"expected comma-separated integers >= 1, e.g. 1,16,64; got {value!r}",
             param_hint=what,
         )
     return numbers
@@ -92,11 +88,11 @@ def main(
     parts = name_list(only, "--only") or PART_NAMES
     skipped = name_list(skip, "--skip") or ()
     sizes = (Sizes.quick() if quick else Sizes()).with_(
-        callers=int_list(callers, "--callers", 1),
+        callers=int_list(callers, "--callers"),
         roundtrip=roundtrip,
         throughput=invocations,
         server_pairs=server_pairs,
-        server_promises=int_list(server_promises, "--server-promises", 1),
+        server_promises=int_list(server_promises, "--server-promises"),
         recovery_rounds=recovery_rounds,
         startup_rounds=startup_rounds,
     )

@@ -22,26 +22,26 @@ waiting for a CPU; the CPU table (from the kernel) is the reliable one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import os
 import shutil
 import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from asyncrpc.network.join import join
-from benchmarks import load_client
+from benchmarks import load_client, loads
 from benchmarks.bench import AWAIT_CHAIN
-from benchmarks.measure import cpu_seconds
-from benchmarks.processes import Topology, session, start_topology, stream_connected, wait_for
+from benchmarks.measure import CpuMeter, LoadResult, drive
 from benchmarks.report import PartResult, Table, render
+from harness.processes import session
+from harness.system import System, start_system
 
 #: Where a sampled frame's code lives -> what it is, first match wins.
 CATEGORIES: tuple[tuple[str, str], ...] = (
@@ -89,52 +89,25 @@ def shares(counts: Counter[str], limit: int) -> list[tuple[str, float]]:
     return [(name, n / total) for name, n in counts.most_common(limit)]
 
 
-async def until(deadline: float, callers: int, call: Callable[[str], Awaitable[None]]) -> int:
-    """``callers`` tasks calling back to back until ``deadline``; how many calls succeeded."""
-    done = 0
-
-    async def caller(k: int) -> None:
-        nonlocal done
-        i = 0
-        while time.monotonic() < deadline:
-            i += 1
-            with contextlib.suppress(Exception):
-                await call(f"profile-{k}-{i}")
-                done += 1
-
-    await asyncio.gather(*(caller(k) for k in range(callers)))
-    return done
+def ids_for(seconds: float) -> Iterator[str]:
+    """Invocation ids for ``seconds``, counted from the first one taken."""
+    deadline = time.monotonic() + seconds
+    for n in itertools.count():
+        if time.monotonic() >= deadline:
+            return
+        yield f"profile-{n}"
 
 
-async def load(via: str, system: Topology, callers: int, seconds: float) -> int:
-    """Drive the await chain for ``seconds``; return how many completed."""
+async def load(via: str, system: System, callers: int, seconds: float, cpu: CpuMeter) -> LoadResult:
+    """Drive the await chain for ``seconds``; what was measured meanwhile."""
     if via == "direct":
-        client, _ = join(system.server_url, group="bench-client", pid="profiler")
-        await asyncio.to_thread(
-            wait_for,
-            lambda: stream_connected(system.server_url, "bench-client", "profiler"),
-            30,
-            "the client's poll stream",
-        )
-        target = client.options(target=AWAIT_CHAIN.entry_group)
-
-        async def call(invocation_id: str) -> None:
-            await target.rpc(invocation_id, AWAIT_CHAIN.entry_function).result()
-
+        client = await loads.connect_client(system.server_url)
         try:
-            return await until(time.monotonic() + seconds, callers, call)
+            return await drive(loads.client_call(client), ids_for(seconds), callers, cpu)
         finally:
             await client.stop()
     async with load_client.session(system.gateway_url, callers, 60.0) as http:
-
-        async def post(invocation_id: str) -> None:
-            status, body = await load_client.post(
-                http, AWAIT_CHAIN.route, params={"id": invocation_id}
-            )
-            if status != 200:
-                raise RuntimeError(f"HTTP {status}: {body}")
-
-        return await until(time.monotonic() + seconds, callers, post)
+        return await drive(loads.gateway_call(http), ids_for(seconds), callers, cpu)
 
 
 cli = typer.Typer(add_completion=False)
@@ -153,36 +126,26 @@ def main(
     log_dir = Path(tempfile.mkdtemp(prefix="asyncrpc-profile-"))
     py_spy = shutil.which("py-spy")
     with session(log_dir) as procs:
-        system = start_topology(procs, log_dir / "profile.db", nodes=AWAIT_CHAIN.nodes)
-        watched = {p.name: p.pid for p in system.processes()} | {"load driver": os.getpid()}
+        system = start_system(procs, log_dir / "profile.db", nodes=AWAIT_CHAIN.nodes)
+        watched = {p.name: [p.pid] for p in system.processes()} | {"load driver": [os.getpid()]}
         recorders = []
-        if py_spy:
-            for name in ("server", "gateway", "node-a"):
-                out = log_dir / f"{name}.raw.txt"
-                command = [py_spy, "record", "-p", str(watched[name]), "-d", str(int(seconds))]
-                command += ["-r", "200", "--format", "raw", "-o", str(out), "--nonblocking"]
-                recorders.append(
-                    (
-                        name,
-                        out,
-                        subprocess.Popen(
-                            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                        ),
-                    )
-                )
-        before = {name: cpu_seconds(pid) for name, pid in watched.items()}
-        began = time.monotonic()
-        done = asyncio.run(load(via, system, callers, seconds))
-        elapsed = time.monotonic() - began
-        used = {name: cpu_seconds(pid) - before[name] for name, pid in watched.items()}
+        for name in ("server", "gateway", "node-a") if py_spy else ():
+            out = log_dir / f"{name}.raw.txt"
+            command = [py_spy, "record", "-p", str(watched[name][0]), "-d", str(int(seconds))]
+            command += ["-r", "200", "--format", "raw", "-o", str(out), "--nonblocking"]
+            popen = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            recorders.append((name, out, popen))
+        measured = asyncio.run(load(via, system, callers, seconds, CpuMeter(watched)))
         for _, _, recorder in recorders:
             recorder.wait(timeout=seconds + 60)
+    done, elapsed = measured.invocations - measured.errors, measured.seconds
     report = PartResult("profile")
     cpu = Table(
         f"CPU under load: await chain via {via}, {callers} callers, {elapsed:.1f}s, "
-        f"{done / elapsed:.1f} inv/s",
+        f"{measured.per_second:.1f} inv/s",
         ["process", "CPU s", "share of one core", "ms CPU per invocation"],
     )
+    used = measured.cpu_s
     for name, value in sorted(used.items(), key=lambda item: -item[1]):
         cpu.add(
             name, f"{value:.2f}", f"{value / elapsed:.0%}", f"{1000 * value / max(done, 1):.2f}"
@@ -190,23 +153,27 @@ def main(
     cpu.add("total", f"{sum(used.values()):.2f}", f"{sum(used.values()) / elapsed:.0%}", "")
     report.tables.append(cpu)
     for name, out, _ in recorders:
-        if not out.exists():
-            continue
-        counts = self_samples(out)
-        by_category: Counter[str] = Counter()
-        for frame, n in counts.items():
-            by_category[category(frame)] += n
-        kinds = Table(f"py-spy: {name}, self time by kind", ["kind", "share of samples"])
-        for kind, share in shares(by_category, 20):
-            kinds.add(kind, f"{share:.1%}")
-        frames = Table(f"py-spy: {name}, top frames (self time)", ["frame", "share of samples"])
-        for frame, share in shares(counts, 12):
-            frames.add(frame, f"{share:.1%}")
-        report.tables.extend([kinds, frames])
+        if out.exists():
+            report.tables.extend(profile_tables(name, out))
     if not py_spy:
         report.notes.append("py-spy is not on PATH: only CPU per process (pip install py-spy)")
     report.notes.append(f"logs and raw py-spy stacks: {log_dir}")
     render(console, report)
+
+
+def profile_tables(name: str, raw: Path) -> list[Table]:
+    """Self time by kind of code, and the top frames, of one py-spy recording."""
+    counts = self_samples(raw)
+    by_category: Counter[str] = Counter()
+    for frame, n in counts.items():
+        by_category[category(frame)] += n
+    kinds = Table(f"py-spy: {name}, self time by kind", ["kind", "share of samples"])
+    for kind, share in shares(by_category, 20):
+        kinds.add(kind, f"{share:.1%}")
+    frames = Table(f"py-spy: {name}, top frames (self time)", ["frame", "share of samples"])
+    for frame, share in shares(counts, 12):
+        frames.add(frame, f"{share:.1%}")
+    return [kinds, frames]
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
 """The HTTP client every load uses: aiohttp, because the load generator shares the two cores.
 
-Measured on this machine against `asyncrpc server` (1,000 ``promise.create``
-requests): httpx's ``AsyncClient`` spent 2.5-5 ms of CPU per request in the
-client, aiohttp 0.3-0.5 ms. On two cores a heavy client takes CPU from the
-system it measures, and unevenly: an HTTP gateway's load pays it, the direct
+httpx's ``AsyncClient`` spends several times aiohttp's CPU per request in the
+client (see docs/performance.md). On two cores a heavy client takes CPU from
+the system it measures, and unevenly: an HTTP gateway's load pays it, the direct
 SDK client (aiohttp inside the SDK) does not. So the loads (round trip,
 throughput, baseline, server alone) go through aiohttp; control requests
-(readiness, one-off queries) keep httpx.
+(readiness, reading the server) keep httpx.
 """
 
 from __future__ import annotations
@@ -45,7 +44,6 @@ async def post(
         return status, None
 
 
-async def protocol(client: aiohttp.ClientSession, kind: str, **data: Any) -> tuple[int, Any]:
-    """One protocol envelope to the server's ``POST /``: the HTTP status and the reply."""
-    envelope = {"kind": kind, "head": {"corrId": "bench", "version": ""}, "data": data}
-    return await post(client, "/", body=envelope)
+def envelope(kind: str, **data: Any) -> dict[str, Any]:
+    """A protocol request as the server's ``POST /`` takes it."""
+    return {"kind": kind, "head": {"corrId": "bench", "version": ""}, "data": data}

@@ -1,4 +1,4 @@
-"""How every part takes its numbers: latency summaries and the concurrent-callers driver.
+"""How every part takes its numbers: latencies, the concurrent-callers driver, CPU and memory.
 
 :func:`drive` is the one load generator: ``callers`` asyncio tasks share a
 list of invocation ids, each calling ``call(id)`` back to back, timing each
@@ -7,7 +7,8 @@ wall time of the whole run. A call that raises counts as an error, not as a
 latency. Percentiles are :func:`statistics.quantiles` (inclusive method).
 A :class:`CpuMeter` adds the CPU time (user + system, from /proc) each
 process used during the run: on a shared, noisy machine CPU milliseconds per
-invocation move far less than invocations per second.
+invocation move far less than invocations per second. Memory is the resident
+set size (VmRSS) of each process.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,14 +141,15 @@ class LoadResult:
 
 async def drive(
     call: Call,
-    ids: Sequence[str],
+    ids: Iterable[str],
     callers: int,
     meter: CpuMeter | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> LoadResult:
     """Run ``call`` once per id with ``callers`` concurrent callers; time everything.
 
-    With a ``meter``, also the CPU time each of its roles used meanwhile.
+    ``ids`` may be a generator (e.g. one that ends at a deadline). With a
+    ``meter``, also the CPU time each of its roles used meanwhile.
     """
     if callers < 1:
         raise ValueError(f"callers must be >= 1, got {callers}")
@@ -171,7 +174,7 @@ async def drive(
     cpu_after = meter.read() if meter else {}
     return LoadResult(
         callers=callers,
-        invocations=len(ids),
+        invocations=len(latencies) + len(errors),
         errors=len(errors),
         seconds=elapsed,
         latency=Summary.of(latencies),
@@ -186,6 +189,16 @@ def _rounded(value: float | int) -> float | int | None:
     return value
 
 
-def invocation_count(minimum: int, callers: int, per_caller: int) -> int:
-    """At least ``minimum`` invocations, and at least ``per_caller`` for each caller."""
-    return max(minimum, callers * per_caller)
+def rss_bytes(pid: int) -> int:
+    """Resident set size of one process (VmRSS), 0 if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else 0
+
+
+def total_rss_bytes(pids: Iterable[int]) -> int:
+    """RSS summed over ``pids``."""
+    return sum(rss_bytes(pid) for pid in pids)

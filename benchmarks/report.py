@@ -17,8 +17,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from benchmarks.measure import LoadResult
-
 
 @dataclass
 class Table:
@@ -66,80 +64,6 @@ def mib(value: int) -> str:
     return f"{value / 2**20:,.1f}"
 
 
-# ── Concurrency levels (throughput, baseline, direct client, floor) ─────────
-
-ROLE_ABBREVIATIONS = {"server": "srv", "gateway": "gw", "nodes": "nodes", "driver": "drv"}
-
-
-def level_table(title: str) -> Table:
-    return Table(
-        title,
-        [
-            "callers",
-            "invocations",
-            "inv/s",
-            "p50 ms",
-            "p99 ms",
-            "errors",
-            "CPU ms per invocation",
-            "cores used",
-        ],
-    )
-
-
-def add_level(table: Table, level: LoadResult) -> None:
-    cpu = " ".join(
-        f"{ROLE_ABBREVIATIONS.get(role, role)} {value:.1f}"
-        for role, value in level.cpu_ms_per_invocation().items()
-    )
-    table.add(
-        level.callers,
-        level.invocations,
-        rate(level.per_second),
-        ms(level.latency.p50_ms),
-        ms(level.latency.p99_ms),
-        level.errors,
-        cpu,
-        "-" if level.cores_used is None else f"{level.cores_used:.2f}",
-    )
-
-
-CPU_NOTE = (
-    "CPU ms per invocation: user+system CPU (from /proc) during the level over completed "
-    "invocations; srv = server, gw = gateway, nodes = the worker nodes, drv = this benchmark "
-    "process (the load generator, or the SDK client itself); the product's CPU (in the JSON) "
-    "leaves the load generator out. cores used: all that CPU over the level's wall time (at "
-    "most 2 here, 1 for the one-process floor); well under that, the machine's other work "
-    "or waiting held the run back"
-)
-
-
-#: The roles whose CPU is the product's when the load comes through an HTTP gateway (the
-#: benchmark process is then only the callers); with an SDK client or in one process, the
-#: benchmark process does the product's work too.
-HTTP_PRODUCT = ("server", "gateway", "nodes")
-
-
-def levels_json(levels: list[LoadResult], product: tuple[str, ...]) -> dict[str, Any]:
-    """Each level's numbers, plus the CPU ms per invocation of the ``product`` roles summed."""
-    body = {}
-    for level in levels:
-        body[str(level.callers)] = level.to_json()
-        per = level.cpu_ms_per_invocation()
-        if per:
-            total = sum(per.get(role, 0.0) for role in product)
-            body[str(level.callers)]["product_cpu_ms_per_invocation"] = round(total, 2)
-    return body
-
-
-def error_notes(levels: list[LoadResult]) -> list[str]:
-    return [
-        f"{level.callers} callers: {level.errors} error(s), first: {level.first_error}"
-        for level in levels
-        if level.errors
-    ]
-
-
 def render(console: Console, result: PartResult) -> None:
     """Print one part's tables, its notes and its error (if any)."""
     for table in result.tables:
@@ -156,16 +80,10 @@ def render(console: Console, result: PartResult) -> None:
     console.print()
 
 
-def write_json(
-    path: Path, meta: dict[str, Any], results: list[PartResult], ratios: PartResult
-) -> None:
-    """Write ``meta``, every part's data under ``parts`` and the ratios to ``path``."""
+def write_json(path: Path, meta: dict[str, Any], results: list[PartResult]) -> None:
+    """Write ``meta`` and every part's data under ``parts`` to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {
-        "meta": meta,
-        "ratios": {**ratios.data, "notes": ratios.notes},
-        "parts": {r.name: r.to_json() for r in results},
-    }
+    body = {"meta": meta, "parts": {r.name: r.to_json() for r in results}}
     path.write_text(json.dumps(body, indent=2, default=_jsonable) + "\n")
 
 

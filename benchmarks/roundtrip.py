@@ -1,4 +1,4 @@
-"""Part 1: the round trip of each flow through the gateway, one invocation at a time.
+"""The ``roundtrip`` part: each flow through the gateway, one invocation at a time.
 
 Every invocation has its own id. For the flows that wait (await chain,
 fan-out) the latency is the caller's ``POST`` until the answer
@@ -6,108 +6,77 @@ fan-out) the latency is the caller's ``POST`` until the answer
 durable, so it gets two numbers: that answer ("started"), and the time until
 its last step ``cog`` has resolved with 3 ("complete"): from just before the
 ``POST`` to the ``settledAt`` the server stamped on cog's promise (same
-machine, same wall clock, 1 ms resolution). cog's promise is found with
-``promise.search`` by the ``resonate:origin`` tag, polled every 10 ms; the
-poll only decides when the next invocation may start, not the number.
-Requests go through aiohttp (see :mod:`benchmarks.load_client`).
+machine, same wall clock, 1 ms resolution). cog's promise is found by the
+server reader's search on the ``resonate:origin`` tag, polled every 10 ms;
+the poll only decides when the next invocation may start, not the number.
+Requests to the gateway go through aiohttp (see :mod:`benchmarks.load_client`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import time
-from typing import Any
 
 import aiohttp
 
 from asyncrpc import topology
+from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable
+from asyncrpc.invocations.records import ORIGIN_TAG, PromiseRecord, PromiseState
+from asyncrpc.invocations.server_reader import ServerReader
 from benchmarks import load_client
-from benchmarks.bench import Bench
+from benchmarks.bench import Bench, BenchError
 from benchmarks.measure import Summary
-from benchmarks.processes import POLL_S, BenchError
 from benchmarks.report import PartResult, Table, ms
+from harness.waiting import POLL_S
 
 WARMUP = 3
 #: The longest one invocation may take before the run counts as broken.
 CALL_TIMEOUT = 60.0
+#: What one failed invocation raises (counted as an error; the next one runs).
+FAILURES = (BenchError, aiohttp.ClientError, ServerUnavailable, ServerRefused, TimeoutError)
 
 
-def decode_value(record: dict[str, Any]) -> Any:
-    """A promise record's value as the SDK stored it (base64 of JSON)."""
-    data = (record.get("value") or {}).get("data")
-    return json.loads(base64.b64decode(data)) if data else None
-
-
-async def last_step(
-    server: aiohttp.ClientSession, root_id: str, group: str
-) -> dict[str, Any] | None:
+def last_step(server: ServerReader, root_id: str, group: str) -> PromiseRecord | None:
     """The resolved promise of ``root_id``'s call graph that targets ``group``, if any."""
-    _, reply = await load_client.protocol(
-        server, "promise.search", tags={"resonate:origin": root_id}, limit=100
-    )
-    for record in ((reply or {}).get("data") or {}).get("promises", ()):
-        target = record.get("tags", {}).get("resonate:target", "")
-        if target.endswith(f"@{group}") and record.get("state") == "resolved":
-            return record
-    return None
+    found = server.search(tags={ORIGIN_TAG: root_id}, state=PromiseState.RESOLVED)
+    return next((record for record in found if record.group == group), None)
 
 
-async def call_and_wait(
-    gateway: aiohttp.ClientSession,
-    server: aiohttp.ClientSession,
-    flow: topology.Flow,
-    invocation_id: str,
+async def round_trip(
+    gateway: aiohttp.ClientSession, server: ServerReader, flow: topology.Flow, invocation_id: str
 ) -> dict[str, float]:
-    """POST a flow that answers with its result: seconds until the answer."""
-    began = time.perf_counter()
-    status, body = await load_client.post(gateway, flow.route, params={"id": invocation_id})
-    elapsed = time.perf_counter() - began
-    if status != 200 or body != {"message": flow.expected_result}:
-        raise BenchError(f"{status} {str(body)[:300]}")
-    return {"answer": elapsed}
-
-
-async def call_detached(
-    gateway: aiohttp.ClientSession,
-    server: aiohttp.ClientSession,
-    flow: topology.Flow,
-    invocation_id: str,
-) -> dict[str, float]:
-    """POST the detached chain: seconds until the answer, and until its last step resolved."""
+    """POST ``flow``: seconds until the answer and, for the detached chain, until it completed."""
     wall_began = time.time()
     began = time.perf_counter()
     status, body = await load_client.post(gateway, flow.route, params={"id": invocation_id})
-    started = time.perf_counter() - began
-    if status != 200:
+    answered = time.perf_counter() - began
+    if status != 200 or (flow.waits_for_result and body != {"message": flow.expected_result}):
         raise BenchError(f"{status} {str(body)[:300]}")
+    if flow.waits_for_result:
+        return {"answer": answered}
     group = topology.NODES[flow.nodes[-1]].group
     deadline = time.monotonic() + CALL_TIMEOUT
-    while (record := await last_step(server, invocation_id, group)) is None:
+    while (record := last_step(server, invocation_id, group)) is None:
         if time.monotonic() > deadline:
             raise BenchError(f"the last step did not resolve within {CALL_TIMEOUT:g}s")
         await asyncio.sleep(POLL_S)
-    if decode_value(record) != flow.expected_result:
-        raise BenchError(f"the last step got {decode_value(record)!r}")
-    return {"started": started, "complete": record["settledAt"] / 1000 - wall_began}
+    if record.value != flow.expected_result or record.settled_at is None:
+        raise BenchError(f"the last step got {record.value!r}")
+    return {"started": answered, "complete": record.settled_at / 1000 - wall_began}
 
 
 async def flow_round_trips(
     gateway_url: str, server_url: str, flow: topology.Flow, ids: list[str]
 ) -> tuple[dict[str, list[float]], list[str]]:
     """Invoke ``flow`` once per id, one after the other: the samples (after warm-up), the errors."""
-    call = call_and_wait if flow.waits_for_result else call_detached
     samples: dict[str, list[float]] = {}
     errors: list[str] = []
-    async with (
-        load_client.session(gateway_url, 1, CALL_TIMEOUT) as gateway,
-        load_client.session(server_url, 1, CALL_TIMEOUT) as server,
-    ):
+    server = ServerReader(server_url)
+    async with load_client.session(gateway_url, 1, CALL_TIMEOUT) as gateway:
         for n, invocation_id in enumerate(ids):
             try:
-                took = await call(gateway, server, flow, invocation_id)
-            except (BenchError, aiohttp.ClientError, TimeoutError) as exc:
+                took = await round_trip(gateway, server, flow, invocation_id)
+            except FAILURES as exc:
                 errors.append(f"{invocation_id}: {exc}")
                 continue
             if n >= WARMUP:
@@ -158,6 +127,6 @@ def run(bench: Bench) -> PartResult:
     result.tables.append(table)
     result.notes.append(
         "detached chain 'last step resolved': from before the POST to the settledAt the "
-        "server stamped on cog's promise (found by promise.search on its origin tag)"
+        "server stamped on cog's promise (found by a search on its origin tag)"
     )
     return result

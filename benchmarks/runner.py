@@ -27,21 +27,10 @@ from typing import Any
 from rich.console import Console
 
 from asyncrpc.interrupts import sigterm_as_interrupt
-from benchmarks import (
-    baseline,
-    compare,
-    direct,
-    floor,
-    ratios,
-    recovery,
-    roundtrip,
-    server,
-    startup,
-    throughput,
-)
-from benchmarks.bench import Bench, Sizes
-from benchmarks.processes import ROOT, session
+from benchmarks import compare, loads, recovery, roundtrip, server, startup
+from benchmarks.bench import ROOT, Bench, Sizes
 from benchmarks.report import PartResult, render, write_json
+from harness.processes import session
 
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 
@@ -58,16 +47,11 @@ class Part:
 #: Every part, in the order they run.
 PARTS: tuple[Part, ...] = (
     Part("roundtrip", roundtrip.run, "each flow through the gateway, sequential: p50/p99", True),
-    Part("direct", direct.run, "await chain from an SDK client, no gateway: 1/16/64 callers", True),
-    Part("throughput", throughput.run, "await chain through our gateway: 1/16/64 callers", True),
-    Part("baseline", baseline.run, "await chain through the Flask-style baseline gateway", True),
-    Part(
-        "compare",
-        compare.run,
-        "the ratios' contenders at 16 callers, interleaved in rounds (medians)",
-        True,
-    ),
-    Part("floor", floor.run, "await chain, whole topology in one process (LocalConnection)", False),
+    Part("direct", loads.DIRECT.run, "await chain from an SDK client, no gateway", True),
+    Part("throughput", loads.OUR_GATEWAY.run, "await chain through our gateway", True),
+    Part("baseline", loads.BASELINE.run, "await chain through the Flask-style baseline", True),
+    Part("compare", compare.run, "the four loads at 16 callers, interleaved; the ratios", True),
+    Part("floor", loads.FLOOR.run, "await chain, whole topology in one process", False),
     Part("recovery", recovery.run, "replacement start to flow completion after kills", False),
     Part("startup", startup.run, "whole topology start-up time and memory (RSS)", False),
     Part(
@@ -135,11 +119,9 @@ def run(options: Options, console: Console) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: every process started was stopped[/yellow]")
         status = 130
-    finished = ratios.compute(results, options.sizes.callers)
-    render(console, finished)
     info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     try:
-        write_json(options.json_path, info, list(results.values()), finished)
+        write_json(options.json_path, info, list(results.values()))
         console.print(f"results written to {options.json_path}", highlight=False)
     except OSError as exc:
         console.print(f"[red]could not write {options.json_path}:[/red] {exc}", highlight=False)

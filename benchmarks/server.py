@@ -1,4 +1,4 @@
-"""Part 6: the server alone: protocol requests per second, and restart time with stored history.
+"""The ``server`` part: protocol requests per second, and restart time with stored history.
 
 Against a real `asyncrpc server` process on loopback with a SQLite file (as
 it runs by default), no SDK in between, one small JSON envelope per request
@@ -14,8 +14,6 @@ it runs by default), no SDK in between, one small JSON envelope per request
   + log replay) the server itself logs. The promises beyond those the rates
   left are written while the server is down, by its own engine in this
   process (see :func:`fill`).
-
-(This folds in what was ``benchmarks/server_bench.py``.)
 """
 
 from __future__ import annotations
@@ -25,9 +23,7 @@ import json
 import os
 import re
 import signal
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -35,10 +31,11 @@ import aiohttp
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.store import Store
 from benchmarks import load_client
-from benchmarks.bench import Bench
-from benchmarks.measure import CpuMeter
-from benchmarks.processes import BenchError, Server, start_server, wait_server
+from benchmarks.bench import Bench, BenchError
+from benchmarks.load_client import envelope
+from benchmarks.measure import CpuMeter, drive
 from benchmarks.report import PartResult, Table, rate, secs
+from harness.processes import Server
 
 FAR = 10**15
 CLIENTS = 16
@@ -46,12 +43,8 @@ CLIENTS = 16
 NOBODY = "poll://any@bench-nobody"
 
 
-def envelope(kind: str, **data: object) -> dict[str, object]:
-    return {"kind": kind, "head": {"corrId": "b", "version": ""}, "data": data}
-
-
 async def post(client: aiohttp.ClientSession, kind: str, **data: object) -> None:
-    status, reply = await load_client.protocol(client, kind, **data)
+    status, reply = await load_client.post(client, "/", body=envelope(kind, **data))
     if status >= 300:
         raise BenchError(f"{kind} -> {status}: {str(reply)[:200]}")
 
@@ -93,14 +86,6 @@ def fill(db: Path, ids: list[str]) -> None:
     engine.store.close()
 
 
-@dataclass(frozen=True)
-class Rate:
-    """Protocol requests per second, and the CPU each side spent per request."""
-
-    requests_per_s: float
-    cpu_us_per_request: dict[str, float]
-
-
 async def requests_per_second(
     url: str,
     ids: list[str],
@@ -108,27 +93,15 @@ async def requests_per_second(
     one: Callable[[aiohttp.ClientSession, str], Awaitable[None]],
     requests_each: int,
     meter: CpuMeter,
-) -> Rate:
-    """Run ``one`` per id with ``clients`` concurrent clients; the rate and CPU per request."""
+) -> tuple[float, dict[str, float]]:
+    """Run ``one`` per id with ``clients`` concurrent clients: requests/s, CPU µs per request."""
     async with load_client.session(url, clients, 30.0) as client:
-        pending = iter(ids)
-
-        async def worker() -> None:
-            for promise_id in pending:
-                await one(client, promise_id)
-
-        cpu_before = meter.read()
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - began
-        cpu_after = meter.read()
-    requests = requests_each * len(ids)
-    return Rate(
-        requests_per_s=requests / elapsed,
-        cpu_us_per_request={
-            role: 1e6 * (cpu_after[role] - cpu_before[role]) / requests for role in cpu_after
-        },
-    )
+        measured = await drive(lambda promise_id: one(client, promise_id), ids, clients, meter)
+    if measured.errors:
+        raise BenchError(f"{measured.errors} request(s) failed, first: {measured.first_error}")
+    requests = requests_each * measured.invocations
+    cpu = {role: 1e6 * used / requests for role, used in measured.cpu_s.items()}
+    return requests / measured.seconds, cpu
 
 
 def recovery_seconds(log: str) -> float | None:
@@ -149,9 +122,9 @@ def run(bench: Bench) -> PartResult:
         "Server restart after kill -9 (SQLite file)",
         ["stored promises", "start to ready s", "recovery s (server log)"],
     )
-    server: Server = start_server(bench.procs, db)
+    server: Server = bench.procs.spawn_server(db)
     try:
-        wait_server(server)
+        server.wait()
         pairs = sizes.server_pairs
         bench.say(f"server alone: {pairs} create+settle pairs, 1 and {CLIENTS} clients")
         meter = CpuMeter({"server": [server.process.pid], "driver": [os.getpid()]})
@@ -163,20 +136,21 @@ def run(bench: Bench) -> PartResult:
         result.data["requests_per_s"] = []
         for what, clients, prefix, one, each in kinds:
             ids = bench.ids(prefix, pairs)
-            measured = asyncio.run(requests_per_second(server.url, ids, clients, one, each, meter))
-            cpu = measured.cpu_us_per_request
+            per_second, cpu = asyncio.run(
+                requests_per_second(server.url, ids, clients, one, each, meter)
+            )
             result.data["requests_per_s"].append(
                 {
                     "what": what,
                     "clients": clients,
-                    "requests_per_s": round(measured.requests_per_s, 1),
+                    "requests_per_s": round(per_second, 1),
                     "cpu_us_per_request": {role: round(v) for role, v in cpu.items()},
                 }
             )
             rates.add(
                 what,
                 clients,
-                rate(measured.requests_per_s),
+                rate(per_second),
                 f"{cpu['server']:.0f}",
                 f"{cpu['driver']:.0f}",
             )
@@ -188,8 +162,8 @@ def run(bench: Bench) -> PartResult:
                 bench.say(f"server alone: storing {target - stored} more promises")
                 fill(db, bench.ids(f"fill{target}", target - stored))
                 stored = target
-            server = start_server(bench.procs, db, server.port)
-            ready_after = wait_server(server)
+            server = bench.procs.spawn_server(db, server.port)
+            ready_after = server.wait()
             recovered = recovery_seconds(server.process.output())
             result.data["restart"].append(
                 {
@@ -200,7 +174,7 @@ def run(bench: Bench) -> PartResult:
             )
             restarts.add(f"{stored:,}", secs(ready_after), secs(recovered))
     finally:
-        server.process.kill(signal.SIGTERM)
+        server.process.stop()
     result.tables.extend([rates, restarts])
     result.notes.append(
         "CPU µs per request: user+system CPU (from /proc) of the server process and of this "

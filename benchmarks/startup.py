@@ -1,4 +1,4 @@
-"""Part 8: start-up time of the whole topology, and its memory.
+"""The ``startup`` part: start-up time of the whole topology, and its memory.
 
 Directly: the server is started, and once it answers ``/healthz`` the gateway
 and the nine nodes are started at once (each a ``python -m asyncrpc``
@@ -8,59 +8,54 @@ from /proc) summed over the eleven processes, once ready and idle.
 
 Then the same through the launcher, when ``asyncrpc up --detach`` is
 available: the command's wall time until it returns (it returns once
-everything is ready), and RSS summed over the launcher and everything below
-it; ``asyncrpc down`` stops it (and anything it leaves, by the pids its state
-file lists).
+everything is ready), and RSS summed over the launcher and every replica its
+state file lists; ``asyncrpc down`` stops them (and
+:class:`~harness.launched.Launched` anything left, by pid).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
 import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from asyncrpc import config
-from benchmarks.bench import Bench
-from benchmarks.processes import (
-    READY_TIMEOUT,
-    BenchError,
-    descendants,
-    rss_bytes,
-    start_topology,
-    total_rss_bytes,
-)
+from benchmarks.bench import Bench, BenchError
+from benchmarks.measure import rss_bytes, total_rss_bytes
 from benchmarks.report import PartResult, Table, mib, secs
-from tests.support import ASYNCRPC, free_port
+from harness.isolation import free_port
+from harness.launched import Launched
+from harness.processes import ASYNCRPC, READY_TIMEOUT
+from harness.system import start_system
+
+#: Let start-up garbage settle before reading memory.
+SETTLE_S = 1.0
 
 
 def direct_round(bench: Bench, i: int) -> dict[str, Any]:
-    first = len(bench.procs.started)
-    try:
-        system = start_topology(bench.procs, bench.log_dir / f"startup-{i}.db")
-        time.sleep(1.0)  # let start-up garbage settle before reading memory
-        per_process = {p.name: rss_bytes(p.pid) for p in system.processes()}
+    with bench.procs.scope():
+        system = start_system(bench.procs, bench.log_dir / f"startup-{i}.db")
+        time.sleep(SETTLE_S)
+        processes = system.processes()
         return {
             "ready_s": round(system.ready_after, 3),
-            "rss_bytes": total_rss_bytes(p.pid for p in system.processes()),
-            "rss_by_process_bytes": per_process,
+            "rss_bytes": total_rss_bytes(p.pid for p in processes),
+            "rss_by_process_bytes": {p.name: rss_bytes(p.pid) for p in processes},
+            "processes": len(processes),
         }
-    finally:
-        for process in reversed(bench.procs.started[first:]):
-            process.kill(signal.SIGTERM)
 
 
-def launcher_available(env: dict[str, str]) -> str | None:
+def launcher_unavailable(bench: Bench) -> str | None:
     """None when `asyncrpc up --detach` can be used, else why not."""
     try:
         shown = subprocess.run(
-            [*ASYNCRPC, "up", "--help"], capture_output=True, text=True, env=env, timeout=60
+            [*ASYNCRPC, "up", "--help"],
+            capture_output=True,
+            text=True,
+            env=dict(bench.procs.base_env),
+            timeout=60,
         )
     except subprocess.TimeoutExpired:
         return "`asyncrpc up --help` did not answer within 60 s"
@@ -69,27 +64,11 @@ def launcher_available(env: dict[str, str]) -> str | None:
     return None
 
 
-def pids_in(state: Any) -> set[int]:
-    """Every integer under a "pid" key of the launcher's state file."""
-    found: set[int] = set()
-    if isinstance(state, dict):
-        for key, value in state.items():
-            if key == "pid" and isinstance(value, int):
-                found.add(value)
-            else:
-                found |= pids_in(value)
-    elif isinstance(state, list):
-        for item in state:
-            found |= pids_in(item)
-    return found
-
-
 def launcher_round(bench: Bench, i: int) -> dict[str, Any]:
     run_dir = bench.log_dir / f"launcher-{i}"
     env = {**bench.procs.base_env, config.ENV_RUN_DIR: str(run_dir)}
+    launched = Launched(run_dir, env)
     ports = ["--server-port", str(free_port()), "--gateway-port", str(free_port())]
-    state_file = run_dir / "launcher.json"
-    started: set[int] = set()
     began = time.monotonic()
     try:
         up = subprocess.run(
@@ -100,48 +79,28 @@ def launcher_round(bench: Bench, i: int) -> dict[str, Any]:
             timeout=3 * READY_TIMEOUT,
         )
         elapsed = time.monotonic() - began
-        started = launcher_pids(state_file)
+        launched.remember()
         if up.returncode != 0:
             raise BenchError(f"asyncrpc up --detach exited {up.returncode}: {up.stderr[-500:]}")
-        time.sleep(1.0)  # as for the direct start: let start-up garbage settle
+        time.sleep(SETTLE_S)
+        pids = launched.alive()
         return {
             "ready_s": round(elapsed, 3),
-            "rss_bytes": total_rss_bytes(started),
-            "processes": len(descendants(started)),
+            "rss_bytes": total_rss_bytes(pids),
+            "processes": len(pids),
         }
     finally:
-        started |= launcher_pids(state_file)
-        subprocess.run(
-            [*ASYNCRPC, "down", "--run-dir", str(run_dir)],
-            capture_output=True,
-            env=env,
-            timeout=120,
-        )
-        stop_leftovers(started, run_dir)
+        launched.stop()
 
 
-def launcher_pids(state_file: Path) -> set[int]:
-    try:
-        return pids_in(json.loads(state_file.read_text()))
-    except (OSError, ValueError):
-        return set()
-
-
-def stop_leftovers(pids: set[int], run_dir: Path) -> None:
-    """SIGKILL what the launcher's state listed, `down` did not stop, and runs for ``run_dir``."""
-    marker = f"{config.ENV_RUN_DIR}={run_dir}".encode()
-    for pid in pids:
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue  # gone
-        if marker in environ.split(b"\0"):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """The rounds, with the median time to ready and the median RSS."""
+def timed_rounds(
+    bench: Bench, how: str, one_round: Callable[[Bench, int], dict[str, Any]]
+) -> dict[str, Any]:
+    """``startup_rounds`` start-ups one way: each one's numbers, and their medians."""
+    rounds = []
+    for i in range(bench.sizes.startup_rounds):
+        bench.say(f"start-up: {how}, round {i + 1}/{bench.sizes.startup_rounds}")
+        rounds.append(one_round(bench, i))
     return {
         "rounds": rounds,
         "ready_s_median": statistics.median(r["ready_s"] for r in rounds),
@@ -149,46 +108,26 @@ def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def timed_rounds(
-    bench: Bench, how: str, one_round: Callable[[Bench, int], dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """``bench.sizes.startup_rounds`` start-ups one way, each one's measurements."""
-    rounds = bench.sizes.startup_rounds
-    measured = []
-    for i in range(rounds):
-        bench.say(f"start-up: {how}, round {i + 1}/{rounds}")
-        measured.append(one_round(bench, i))
-    return measured
-
-
-def add_row(table: Table, how: str, summary: dict[str, Any], processes: int) -> None:
-    table.add(how, secs(summary["ready_s_median"]), mib(summary["rss_bytes_median"]), processes)
-
-
 def run(bench: Bench) -> PartResult:
-    rounds = bench.sizes.startup_rounds
     result = PartResult("startup")
     table = Table(
-        f"Start-up of server + gateway + 9 nodes (median of {rounds})",
+        f"Start-up of server + gateway + 9 nodes (median of {bench.sizes.startup_rounds})",
         ["how", "to ready s", "RSS MiB (sum)", "processes"],
     )
-    direct = timed_rounds(bench, "direct", direct_round)
-    result.data["direct"] = medians(direct)
-    add_row(
-        table,
-        "processes started directly",
-        result.data["direct"],
-        len(direct[0]["rss_by_process_bytes"]),
-    )
-    unavailable = launcher_available(bench.procs.base_env)
+    ways: list[tuple[str, str, Callable[[Bench, int], dict[str, Any]]]] = [
+        ("direct", "processes started directly", direct_round)
+    ]
+    unavailable = launcher_unavailable(bench)
     if unavailable:
         result.data["launcher"] = {"skipped": unavailable}
         result.notes.append(f"asyncrpc up --detach: not measured ({unavailable})")
     else:
-        launched = timed_rounds(bench, "asyncrpc up --detach", launcher_round)
-        result.data["launcher"] = medians(launched)
-        add_row(table, "asyncrpc up --detach", result.data["launcher"], launched[0]["processes"])
-    sample = direct[0]["rss_by_process_bytes"]
+        ways.append(("launcher", "asyncrpc up --detach", launcher_round))
+    for key, how, one_round in ways:
+        measured = result.data[key] = timed_rounds(bench, how, one_round)
+        ready, rss = measured["ready_s_median"], measured["rss_bytes_median"]
+        table.add(how, secs(ready), mib(rss), measured["rounds"][0]["processes"])
+    sample = result.data["direct"]["rounds"][0]["rss_by_process_bytes"]
     result.notes.append(
         "RSS per process (first round): "
         + ", ".join(f"{name} {mib(size)}" for name, size in sample.items())

@@ -7,20 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from harness.isolation import isolated_env
+from harness.processes import Processes, session
 from tests.demo_run import DemoRun
-from tests.support import Processes, isolated_env
 
 
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Processes]:
     """Start real processes; every one is stopped when the test ends, pass or fail."""
-    log_dir = tmp_path / "logs"
-    log_dir.mkdir()
-    processes = Processes(log_dir=log_dir, base_env=isolated_env(tmp_path / "run"))
-    try:
+    with session(tmp_path / "logs", isolated_env(tmp_path / "run")) as processes:
         yield processes
-    finally:
-        processes.stop_all()
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.rundir import RunDir
-from tests.support import ASYNCRPC, free_port, isolated_env
+from harness.isolation import free_port, isolated_env
+from harness.launched import Launched
+from harness.processes import ASYNCRPC
 
 #: Short, so the suite stays fast; long enough to see the flow wait.
 DELAY = "2"
@@ -32,11 +34,22 @@ class DemoRun:
     server_port: int = field(default_factory=free_port)
     gateway_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
-    seen: set[ProcessRef] = field(default_factory=set)
+    launched: Launched = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.launched = Launched(self.run_dir, self.env())
 
     @property
     def run_dir(self) -> Path:
         return self.tmp / "demo-run"
+
+    @property
+    def seen(self) -> set[ProcessRef]:
+        """Every process the demo's launcher listed so far."""
+        return self.launched.seen
+
+    def env(self) -> dict[str, str]:
+        return isolated_env(self.tmp / "run", COLUMNS="200")
 
     @property
     def output(self) -> Path:
@@ -53,25 +66,18 @@ class DemoRun:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=isolated_env(self.tmp / "run", COLUMNS="200"),
+                env=self.env(),
             )
 
     def text(self) -> str:
         return self.output.read_text(errors="replace") if self.output.exists() else ""
-
-    def remember(self) -> None:
-        """Note the launcher and every process it lists, for the final clean-up."""
-        state = RunDir(self.run_dir).read_state()
-        if state is not None:
-            self.seen.update(process for _, process in state.processes())
-            self.seen.add(state.supervisor)
 
     def wait_for(self, pattern: str, timeout: float = 240) -> re.Match[str]:
         """Wait until the demo's output matches ``pattern``; fail if it ends first."""
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while True:
-            self.remember()
+            self.launched.remember()
             match = re.search(pattern, self.text())
             if match:
                 return match
@@ -85,14 +91,14 @@ class DemoRun:
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while self.process.poll() is None:
-            self.remember()
+            self.launched.remember()
             if time.monotonic() > deadline:
                 raise AssertionError(f"the demo still runs after {timeout}s:\n{self.text()}")
             time.sleep(0.1)
         return self.process.returncode
 
     def alive(self) -> list[int]:
-        return [ref.pid for ref in self.seen if ref.alive()]
+        return self.launched.alive()
 
     def cleanup(self) -> None:
         """Stop the demo (it stops what it started), then anything still left, by pid."""
@@ -103,16 +109,7 @@ class DemoRun:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if RunDir(self.run_dir).state_file.exists():
-            subprocess.run(
-                [*ASYNCRPC, "down", "--run-dir", str(self.run_dir)],
-                env=isolated_env(self.tmp / "run", COLUMNS="200"),
-                capture_output=True,
-                timeout=120,
-                check=False,
-            )
-        for ref in self.seen:
-            ref.signal(signal.SIGKILL, group=False)
+        self.launched.stop()
 
 
 def assert_recovered(run: DemoRun, code: int, victim: str) -> str:

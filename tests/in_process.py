@@ -1,27 +1,18 @@
-"""The flows' functions in one process on the SDK's in-process server, for fast unit tests."""
+"""The flows' functions in one process for fast unit tests, and a server reader for them.
+
+:func:`in_process` (from :mod:`harness.in_process`) runs every function on the
+SDK's in-process server; :func:`local_reader` reads that server.
+"""
 
 from __future__ import annotations
 
 import httpx
 from resonate.connections import LocalConnection
-from resonate.resonate import Resonate
-from resonate.retry import Never
 
-from asyncrpc import services
 from asyncrpc.invocations.server_reader import AsyncServerReader
-from asyncrpc.node import with_pause
+from harness.in_process import in_process
 
-
-def in_process(delay: float = 0.0) -> tuple[Resonate, LocalConnection]:
-    """One process that registers every function; the local server routes all work to it.
-
-    Needs a running event loop. ``delay`` is the crash-demo pause every function takes.
-    """
-    server = LocalConnection(tick_interval=0.05)
-    resonate = Resonate(network=server, retry_policy=Never(), env={}, subscription_refresh_secs=0)
-    for name, function in services.FUNCTIONS.items():
-        resonate.register(with_pause(function, delay), name=name)
-    return resonate, server
+__all__ = ["LocalTransport", "in_process", "local_reader"]
 
 
 class LocalTransport(httpx.AsyncBaseTransport):

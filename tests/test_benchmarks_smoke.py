@@ -1,19 +1,95 @@
-"""The benchmark harness's own pieces work; no speed is asserted (speed lives in benchmarks/)."""
+"""The harness and the benchmarks' pieces work; speed is never asserted (see benchmarks/)."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import signal
+import socket
+import sys
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from benchmarks import compare, floor, ratios
+from benchmarks import compare, loads
 from benchmarks.bench import Bench, Sizes
 from benchmarks.cli import app
 from benchmarks.measure import CpuMeter, Summary, drive, percentile
-from benchmarks.report import PartResult
+from harness.isolation import free_port, isolated_env
+from harness.processes import ProcessExited, session
+from harness.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
+
+
+# ── harness ──────────────────────────────────────────────────────────────────
+
+
+def test_a_free_port_can_be_bound_and_the_env_is_isolated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", free_port()))
+    monkeypatch.setenv("RESONATE_URL", "http://elsewhere:1")
+    monkeypatch.setenv("ASYNCRPC_RUN_DIR", "/elsewhere")
+    env = isolated_env(tmp_path, EXTRA="1")
+    assert "RESONATE_URL" not in env
+    assert env["ASYNCRPC_RUN_DIR"] == str(tmp_path)
+    assert (env["PYTHONUNBUFFERED"], env["EXTRA"]) == ("1", "1")
+
+
+def test_wait_until_returns_the_value_or_names_what_never_happened() -> None:
+    answers = iter([0, None, 7])
+    assert wait_until(lambda: next(answers), 5, "seven", poll=0.001) == 7
+    with pytest.raises(TimeoutError, match="waiting for nothing"):
+        wait_until(lambda: False, 0.05, "nothing", poll=0.01)
+
+
+def test_processes_stop_what_they_started_even_when_the_block_fails(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="boom"), session(tmp_path / "logs") as procs:
+        outer = procs.start("outer", SLEEPER)
+        with procs.scope():
+            inner = procs.start("inner", SLEEPER)
+            inner.wait_for_output("up")
+        assert not inner.alive() and outer.alive()
+        raise RuntimeError("boom")
+    assert not outer.alive()
+    assert outer.popen.returncode == -signal.SIGTERM
+
+
+def test_waiting_for_output_fails_at_once_when_the_process_exits(tmp_path: Path) -> None:
+    with session(tmp_path / "logs") as procs:
+        quitter = procs.start("quitter", [sys.executable, "-c", "print('bye')"])
+        with pytest.raises(ProcessExited, match=r"(?s)quitter exited \(0\).*bye"):
+            quitter.wait_for_output("never printed", timeout=30)
+
+
+def test_a_server_starts_answers_and_restarts_on_its_port(tmp_path: Path) -> None:
+    with session(tmp_path / "logs") as procs:
+        server = procs.spawn_server(tmp_path / "server.db")
+        assert server.wait() > 0
+        server.process.kill(signal.SIGKILL)
+        process, url = procs.start_server(server.db, server.port)
+        assert url == server.url and process.alive()
+
+
+def test_no_benchmark_module_imports_the_tests() -> None:
+    offenders = []
+    for path in sorted((ROOT / "benchmarks").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "tests"]
+    assert offenders == []
+
+
+# ── benchmarks ───────────────────────────────────────────────────────────────
 
 
 def test_percentiles_of_known_values() -> None:
@@ -38,7 +114,7 @@ def test_drive_runs_every_id_once_and_counts_errors() -> None:
             raise RuntimeError("no")
 
     ids = [f"i{n}" for n in range(20)] + ["bad"]
-    result = asyncio.run(drive(call, ids, callers=4, meter=CpuMeter.driver_only()))
+    result = asyncio.run(drive(call, iter(ids), callers=4, meter=CpuMeter.driver_only()))
     assert sorted(seen) == sorted(ids)
     assert (result.invocations, result.errors, result.latency.count) == (21, 1, 20)
     assert result.first_error is not None and result.first_error.startswith("bad:")
@@ -48,23 +124,22 @@ def test_drive_runs_every_id_once_and_counts_errors() -> None:
 def test_in_process_floor_runs_the_await_chain(tmp_path: Path) -> None:
     sizes = Sizes.quick().with_(callers=(2,), throughput=6, per_caller=1)
     bench = Bench(sizes, procs=None, log_dir=tmp_path, console=Console(quiet=True))  # type: ignore[arg-type]
-    result = floor.run(bench)
+    result = loads.FLOOR.run(bench)
     level = result.data["levels"]["2"]
     assert (level["invocations"], level["errors"]) == (6, 0)
     assert level["invocations_per_s"] > 0
+    assert level["product_cpu_ms_per_invocation"] >= 0  # /proc counts CPU in 10 ms ticks
 
 
-def test_ratios_need_both_parts() -> None:
-    def part(name: str, rate: float) -> PartResult:
-        level = {"invocations_per_s": rate, "product_cpu_ms_per_invocation": 10.0}
-        return PartResult(name, data={"levels": {"16": level}})
+def test_ratios_need_both_contenders_and_compare_cpu_too() -> None:
+    def level(rate: float, cpu: float) -> dict[str, float]:
+        return {"invocations_per_s": rate, "product_cpu_ms_per_invocation": cpu}
 
-    computed = ratios.compute(
-        {"throughput": part("throughput", 30), "direct": part("direct", 40)}, (1, 16, 64)
-    )
-    assert computed.data["gateway / direct client"]["value"] == 0.75
-    assert computed.data["gateway / direct client"]["by_cpu"] == 1.0
-    assert "gateway / Flask baseline" not in computed.data
+    computed = compare.ratios({"throughput": level(90.0, 12.0), "direct": level(100.0, 10.8)})
+    assert computed["gateway / direct client"]["value"] == 0.9
+    assert computed["gateway / direct client"]["by_cpu"] == 0.9
+    assert computed["gateway / direct client"]["target"] == 0.85
+    assert set(computed) == {"gateway / direct client"}
 
 
 def test_unknown_part_is_a_clear_usage_error() -> None:
@@ -74,35 +149,10 @@ def test_unknown_part_is_a_clear_usage_error() -> None:
     assert "valid: roundtrip" in result.output
 
 
-def test_ratios_prefer_the_interleaved_medians() -> None:
-    def part(name: str, rate: float) -> PartResult:
-        level = {"invocations_per_s": rate, "product_cpu_ms_per_invocation": 10.0}
-        return PartResult(name, data={"levels": {"16": level}})
-
-    interleaved = PartResult(
-        "compare",
-        data={
-            "callers": 16,
-            "contenders": {
-                "throughput": {"invocations_per_s": 90.0, "product_cpu_ms_per_invocation": 12.0},
-                "direct": {"invocations_per_s": 100.0, "product_cpu_ms_per_invocation": 10.8},
-            },
-        },
-    )
-    results = {
-        "throughput": part("throughput", 30),
-        "direct": part("direct", 40),
-        "floor": part("floor", 300),
-        "compare": interleaved,
-    }
-    computed = ratios.compute(results, (1, 16, 64)).data
-    assert computed["gateway / direct client"]["value"] == 0.9
-    assert computed["gateway / direct client"]["by_cpu"] == 0.9
-    assert computed["gateway / direct client"]["measured"] == "interleaved"
-    assert computed["whole topology / in-process floor"]["measured"] == "mixed"
-
-
 def test_each_compare_round_starts_with_the_next_contender() -> None:
-    orders = [compare.rotated(n) for n in range(len(compare.CONTENDERS))]
-    assert [order[0] for order in orders] == list(compare.CONTENDERS)
-    assert all(sorted(order) == sorted(compare.CONTENDERS) for order in orders)
+    orders = [compare.rotated(n) for n in range(len(loads.CONTENDERS))]
+    assert [order[0] for order in orders] == list(loads.CONTENDERS)
+    assert all(
+        sorted(o.name for o in order) == sorted(c.name for c in loads.CONTENDERS)
+        for order in orders
+    )

@@ -30,8 +30,10 @@ import httpx
 import pytest
 
 from asyncrpc.topology import FLOWS, NODES, find_flow
-from tests.e2e_nodes import start_node, wait_ready
-from tests.support import ASYNCRPC, Process, Processes, free_port, http_ok, wait_until
+from harness.isolation import free_port
+from harness.processes import ASYNCRPC, Process, Processes
+from harness.system import start_node, wait_ready
+from harness.waiting import http_ok, wait_until
 
 pytestmark = pytest.mark.chaos
 

@@ -1,0 +1,29 @@
+"""Keeping a started process to itself: a free loopback port, an environment of its own."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from asyncrpc import config
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def isolated_env(run_dir: Path | None = None, **extra: str) -> dict[str, str]:
+    """This environment without the developer's RESONATE_* / ASYNCRPC_* settings, unbuffered.
+
+    A spawned process then talks only to what the caller started; ``run_dir``
+    becomes its run directory, ``extra`` is added last.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESONATE_", "ASYNCRPC_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    if run_dir is not None:
+        env[config.ENV_RUN_DIR] = str(run_dir)
+    return env | extra
