@@ -118,7 +118,7 @@ def test_plan_commands_follow_the_process_contract(tmp_path) -> None:
     server = plan.command(ReplicaSpec("server"), "unused", None, {"RESONATE_TOKEN": "t"})
     assert server == [
         "py", "server", "--host", "127.0.0.1", "--port", "9001",
-        "--db", str(tmp_path / "server.db"), "--token", "t",
+        "--db", str(tmp_path / "server.db"),
     ]  # fmt: skip
     gateway = plan.command(ReplicaSpec("gateway"), "gw-1", None, {})
     assert gateway[:2] == ["py", "node"] and gateway[2] == "gateway"

@@ -177,10 +177,8 @@ class Supervisor:
             raise LauncherError(f"not starting {spec.name}: the supervisor is stopping.")
         resonate_id = self._new_id(spec)
         command = self.plan.command(spec, resonate_id, replica.delay, self.env)
-        path = self.plan.rundir.log_for(spec.name)
-        self.plan.rundir.ensure()
         stamp = time.strftime("%H:%M:%S")
-        with path.open("ab") as log:
+        with self.plan.rundir.open_log(spec.name) as log:
             if replica.log_start is None:
                 replica.log_start = log.tell()
             log.write(f"--- asyncrpc launcher: starting {spec.name} at {stamp}\n".encode())
