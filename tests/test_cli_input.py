@@ -51,20 +51,20 @@ def said(text: str) -> str:
         (["restart", "b." + "9" * 5000], "whole number from 1 to 16"),
         (["up", "--detach", "b", "--scale", "b=²"], "whole number from 1 to 16"),
         (["up", "--detach", "b", "--scale", f"b={MAX_REPLICAS + 1}"], "from 1 to 16"),
-        (["up", "--detach", "c", "--delay", "c=５"], "digits 0-9"),  # a fullwidth 5
+        (["up", "--detach", "c", "--delay", "c=\uff15"], "digits 0-9"),  # a fullwidth 5
         (["up", "--detach", "c", "--delay", "c=nan"], "number of seconds"),
         (["up", "--detach", "c", "--delay", "c=inf"], "number of seconds"),
         (["up", "--detach", "c", "--delay", "c=1e400"], "number of seconds"),
         (["up", "--detach", "--ttl", "nan"], "above 0"),
         (["up", "--detach", "--respawn", "-1"], "number of seconds"),
         (["up", "--detach", "--ready-timeout", "inf"], "number of seconds"),
-        (["up", "--detach", "--server-port", "５０００"], "from 1 to 65535"),
+        (["up", "--detach", "--server-port", "\uff15" * 4], "from 1 to 65535"),  # fullwidth
         (["up", "--detach", "--gateway-port", "70000"], "from 1 to 65535"),
         (["invoke", "await-chain", "--timeout", "nan"], "above 0"),
         (["call", "await-chain", "--timeout", "1e9"], "up to 86400"),
         (["start", "b", "--delay", "-1"], "number of seconds"),
         (["logs", "-n", "-1"], "whole number from 0"),
-        (["logs", "-n", "１"], "whole number from 0"),  # a fullwidth 1
+        (["logs", "-n", "\uff11"], "whole number from 0"),  # a fullwidth 1
         (["demo", "crash", "--delay", "inf"], "number of seconds"),
     ],
 )
@@ -80,7 +80,11 @@ def test_a_bad_number_is_exit_2_with_what_is_valid(
 
 @pytest.mark.parametrize(
     "args",
-    [["node", "b", "--ttl", "nan"], ["node", "gateway", "--port", "５"], ["server", "--port", "0"]],
+    [
+        ["node", "b", "--ttl", "nan"],
+        ["node", "gateway", "--port", "\uff15"],  # a fullwidth 5
+        ["server", "--port", "0"],
+    ],
 )
 def test_the_process_commands_read_numbers_strictly_too(args: list[str]) -> None:
     code, _, stderr = run(*args)
