@@ -36,7 +36,8 @@ def server(
         str | None,
         typer.Option(
             envvar=config.ENV_TOKEN,
-            help="Require 'Authorization: Bearer TOKEN' on requests and poll streams.",
+            help="Require 'Authorization: Bearer TOKEN' on requests and poll streams. Prefer "
+            f"${config.ENV_TOKEN}: any local user can read a command line (ps).",
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
