@@ -28,17 +28,15 @@ class NumberError(ValueError):
 
 def whole_number(text: str, low: int, high: int) -> int:
     """``text`` as an int from ``low`` to ``high``, written with digits 0-9."""
-    stripped = text.strip()
-    if _WHOLE.fullmatch(stripped) and low <= int(stripped) <= high:
-        return int(stripped)
+    if _WHOLE.fullmatch(text) and low <= int(text) <= high:
+        return int(text)
     raise NumberError(f"{quoted(text)} is not valid: use a whole number from {low} to {high}")
 
 
 def seconds(text: str, *, positive: bool = False, high: float = MAX_SECONDS) -> float:
     """``text`` as seconds from 0 (above 0 when ``positive``) to ``high``, e.g. 2 or 0.5."""
-    stripped = text.strip()
-    if _DECIMAL.fullmatch(stripped):
-        value = float(stripped)
+    if _DECIMAL.fullmatch(text):
+        value = float(text)
         if (value > 0 or (value == 0 and not positive)) and value <= high:
             return value
     low = "above 0" if positive else "from 0"
