@@ -107,7 +107,9 @@ async def start(
             await handle.id()  # the promise now exists on the server: the flow is durable
         except ResonateError as exc:
             raise _unavailable(exc) from None
-    record = answer.result() if answer.done() else None
+    if not answer.done():
+        raise RuntimeError(f"the create of {invocation_id!r} did not pass through {creates!r}")
+    record = answer.result()
     if record is None:
         raise ServerRefused(
             f"the Resonate server's answer to creating {invocation_id!r} held no promise"
