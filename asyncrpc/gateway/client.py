@@ -18,7 +18,6 @@ from resonate.resonate import Resonate
 from asyncrpc import topology
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.invocations.server_reader import AsyncServerReader
-from asyncrpc.network.bounded import bounded_network
 from asyncrpc.network.join import join
 
 #: Seconds a gateway re-checks, by polling, invocations it waits on (in case
@@ -47,13 +46,12 @@ ClientFactory = Callable[[GatewaySettings], GatewayClient]
 
 def connect(settings: GatewaySettings) -> GatewayClient:
     """Join the server as ``gateway``; requests give up on an unreachable server."""
-    network = bounded_network(settings.server_url, settings.token, settings.request_timeout)
     resonate, stream = join(
         settings.server_url,
         group=topology.GATEWAY_GROUP,
         pid=settings.gateway_id,
         token=settings.token,
-        network=network,
+        request_timeout=settings.request_timeout,
         subscription_refresh_secs=REFRESH_SECONDS,
     )
     reader = AsyncServerReader(

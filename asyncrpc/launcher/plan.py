@@ -19,6 +19,8 @@ from asyncrpc import config, topology
 from asyncrpc.launcher.rundir import RunDir
 
 ASYNCRPC_PROGRAM: tuple[str, ...] = (sys.executable, "-m", "asyncrpc")
+#: What Postgres prints once it accepts connections.
+POSTGRES_READY = "database system is ready to accept connections"
 
 
 @dataclass(frozen=True, order=True)
@@ -66,6 +68,15 @@ class Plan:
     respawn: float | None = None
     ready_timeout: float = 30.0
     program: tuple[str, ...] = ASYNCRPC_PROGRAM
+    #: resonate.sql, when the server this plan runs is the `postgres` node.
+    postgres_schema: str | None = None
+
+    @property
+    def server_node(self) -> str | None:
+        """The node that is the server when this plan runs one (`server`, `postgres`)."""
+        if not self.embedded_server:
+            return None
+        return topology.POSTGRES if self.postgres_schema else topology.SERVER
 
     @property
     def rundir(self) -> RunDir:
@@ -79,6 +90,19 @@ class Plan:
         self, spec: ReplicaSpec, resonate_id: str, delay: float | None, env: Mapping[str, str]
     ) -> list[str]:
         """The command line that runs the replica ``spec`` as ``resonate_id``."""
+        if spec.node == topology.POSTGRES:
+            return [
+                *self.program,
+                "postgres",
+                "--data",
+                str(self.rundir.postgres_data),
+                "--host",
+                self.host,
+                "--port",
+                str(self.server_port),
+                "--schema",
+                str(self.postgres_schema),
+            ]
         if spec.node == topology.SERVER:
             command = [
                 *self.program,
@@ -109,6 +133,10 @@ class Plan:
         if spec.node == topology.GATEWAY:
             return f"{self.gateway_url}/healthz"
         return None
+
+    def ready_marker(self, spec: ReplicaSpec) -> str:
+        """The line in its log that says ``spec`` is ready, when it has no health URL."""
+        return POSTGRES_READY if spec.node == topology.POSTGRES else config.READY_MARKER
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
