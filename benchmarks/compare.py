@@ -62,10 +62,12 @@ RATIOS = (
 )
 
 
-def rotated(round_number: int) -> tuple[Contender, ...]:
+def rotated(
+    round_number: int, contenders: tuple[Contender, ...] = CONTENDERS
+) -> tuple[Contender, ...]:
     """The contenders in this round's order: each round starts with the next one."""
-    shift = round_number % len(CONTENDERS)
-    return CONTENDERS[shift:] + CONTENDERS[:shift]
+    shift = round_number % len(contenders)
+    return contenders[shift:] + contenders[:shift]
 
 
 def median_level(contender: Contender, turns: list[LoadResult]) -> dict[str, Any]:
@@ -99,17 +101,19 @@ def ratios(contenders: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return computed
 
 
-async def interleave(bench: Bench, callers: int) -> dict[str, list[LoadResult]]:
+async def interleave(
+    bench: Bench, callers: int, contenders: tuple[Contender, ...] = CONTENDERS
+) -> dict[str, list[LoadResult]]:
     """Every contender once per round; each one's measurements, in round order."""
     count = bench.sizes.invocations(bench.sizes.compare, callers)
     rounds = bench.sizes.compare_rounds
-    measured: dict[str, list[LoadResult]] = {c.name: [] for c in CONTENDERS}
+    measured: dict[str, list[LoadResult]] = {c.name: [] for c in contenders}
     async with contextlib.AsyncExitStack() as stack:
         levels: dict[str, Level] = {}
-        for contender in CONTENDERS:
+        for contender in contenders:
             levels[contender.name] = await stack.enter_async_context(contender.open(bench))
         for number in range(rounds):
-            for contender in rotated(number):
+            for contender in rotated(number, contenders):
                 name = contender.name
                 bench.say(
                     f"compare round {number + 1}/{rounds}: {contender.label}, "

@@ -160,7 +160,7 @@ def test_postgres_killed_mid_flow_restarts_on_its_data(pg: PgSystem) -> None:
     logs = pg.cli("logs", topology.POSTGRES)
     assert "database system was interrupted" in logs.stdout, logs.stdout[-2000:]
     status = pg.cli("status", "--json")
-    postgres = [r for r in json.loads(status.stdout)["replicas"] if r["node"] == "postgres"]
+    postgres = [r for r in json.loads(status.stdout)["nodes"] if r["node"] == "postgres"]
     assert [(r["state"], r["restarts"]) for r in postgres] == [("running", 1)], status.stdout
 
 
