@@ -165,8 +165,8 @@ class Supervisor:
     def _check_server_is_ours(self, selector: NodeSelector) -> None:
         if selector.node in topology.SERVER_NODES and selector.node != self.plan.server_node:
             raise LauncherError(
-                f"the server at {config.redacted(self.plan.server_url)} is not {selector.node} "
-                "started by this supervisor, so it cannot signal or start it."
+                f"{selector.node} was not started by this supervisor (its server is "
+                f"{config.redacted(self.plan.server_url)}), so it cannot signal or start it."
             )
 
     # -- processes ---------------------------------------------------------------
