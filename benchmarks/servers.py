@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import statistics
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -107,9 +108,23 @@ def run(bench: Bench) -> PartResult:
     rounds = bench.sizes.compare_rounds
     measured = asyncio.run(compare.interleave(bench, callers, CONTENDERS))
     results = {c.name: compare.median_level(c, measured[c.name]) for c in CONTENDERS}
+    for name, level in results.items():
+        level["cpu_ms_per_invocation_by_role"] = {
+            role: round(
+                statistics.median(turn.cpu_ms_per_invocation()[role] for turn in measured[name]), 2
+            )
+            for role in measured[name][0].cpu_ms_per_invocation()
+        }
     table = Table(
         f"Await chain on each server: {callers} callers, {rounds} round(s) interleaved, medians",
-        ["server", "inv/s per round", "median inv/s", "median product CPU ms/inv", "errors"],
+        [
+            "server",
+            "inv/s per round",
+            "median inv/s",
+            "median product CPU ms/inv",
+            "by role",
+            "errors",
+        ],
     )
     labels = {OUR_GATEWAY.name: "asyncrpc server (SQLite)", ON_POSTGRES.name: ON_POSTGRES.label}
     for name, level in results.items():
@@ -118,6 +133,7 @@ def run(bench: Bench) -> PartResult:
             " ".join(f"{value:.0f}" for value in level["rounds_invocations_per_s"]),
             f"{level['invocations_per_s']:.1f}",
             f"{level['product_cpu_ms_per_invocation']:.1f}",
+            " ".join(f"{r} {v:.1f}" for r, v in level["cpu_ms_per_invocation_by_role"].items()),
             level["errors"],
         )
     data = {"callers": callers, "rounds": rounds, "servers": results}
