@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import statistics
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from benchmarks import compare, load_client
 from benchmarks.bench import Bench, BenchError
 from benchmarks.loads import HTTP_PRODUCT, OUR_GATEWAY, Contender, Level, gateway_call
 from benchmarks.measure import CpuMeter, LoadResult, drive
-from benchmarks.report import PartResult, Table
+from benchmarks.report import PartResult
 from harness.isolation import free_port
 from harness.postgres import PostgresUnavailable, resonate_sql_path
 from harness.processes import ASYNCRPC, READY_TIMEOUT, Process
@@ -108,34 +107,14 @@ def run(bench: Bench) -> PartResult:
     rounds = bench.sizes.compare_rounds
     measured = asyncio.run(compare.interleave(bench, callers, CONTENDERS))
     results = {c.name: compare.median_level(c, measured[c.name]) for c in CONTENDERS}
-    for name, level in results.items():
-        level["cpu_ms_per_invocation_by_role"] = {
-            role: round(
-                statistics.median(turn.cpu_ms_per_invocation()[role] for turn in measured[name]), 2
-            )
-            for role in measured[name][0].cpu_ms_per_invocation()
-        }
-    table = Table(
-        f"Await chain on each server: {callers} callers, {rounds} round(s) interleaved, medians",
-        [
-            "server",
-            "inv/s per round",
-            "median inv/s",
-            "median product CPU ms/inv",
-            "by role",
-            "errors",
-        ],
-    )
     labels = {OUR_GATEWAY.name: "asyncrpc server (SQLite)", ON_POSTGRES.name: ON_POSTGRES.label}
-    for name, level in results.items():
-        table.add(
-            labels[name],
-            " ".join(f"{value:.0f}" for value in level["rounds_invocations_per_s"]),
-            f"{level['invocations_per_s']:.1f}",
-            f"{level['product_cpu_ms_per_invocation']:.1f}",
-            " ".join(f"{r} {v:.1f}" for r, v in level["cpu_ms_per_invocation_by_role"].items()),
-            level["errors"],
-        )
+    table = compare.medians_table(
+        f"Await chain on each server: {callers} callers, {rounds} round(s) interleaved, medians",
+        "server",
+        results,
+        labels,
+        by_role=True,
+    )
     data = {"callers": callers, "rounds": rounds, "servers": results}
     return PartResult(
         "servers",
