@@ -1,7 +1,8 @@
 """The gateway's connection to the server: a Resonate process in group ``gateway``.
 
-Its Resonate client starts invocations and hears, on its poll stream, that
-one it waits on has finished; its :class:`AsyncServerReader` reads
+Its Resonate client starts invocations (its requests pass through a
+:class:`CreateWatch`, which hands each start the answer to its create) and
+hears, on its poll stream, that one it waits on has finished; its :class:`AsyncServerReader` reads
 invocations for ``GET /invocations/...``. Both give up on an unreachable
 server after ``request_timeout`` seconds, so a caller gets an answer.
 """
@@ -18,7 +19,8 @@ from resonate.resonate import Resonate
 from asyncrpc import topology
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.invocations.server_reader import AsyncServerReader
-from asyncrpc.network.join import join
+from asyncrpc.network.create_watch import CreateWatch
+from asyncrpc.network.join import join, links
 
 #: Seconds a gateway re-checks, by polling, invocations it waits on (in case
 #: the poll stream dropped a notification, e.g. while the server restarted).
@@ -29,9 +31,10 @@ STOP_TIMEOUT = 5.0
 
 @dataclass
 class GatewayClient:
-    """The gateway's Resonate client, its server reader, and whether its poll stream is up."""
+    """The gateway's Resonate client, the watch on its creates, its reader, its stream's state."""
 
     resonate: Resonate
+    creates: CreateWatch
     reader: AsyncServerReader
     connected: Callable[[], bool]
 
@@ -46,15 +49,23 @@ ClientFactory = Callable[[GatewaySettings], GatewayClient]
 
 def connect(settings: GatewaySettings) -> GatewayClient:
     """Join the server as ``gateway``; requests give up on an unreachable server."""
-    resonate, stream = join(
+    inner, source = links(
         settings.server_url,
         group=topology.GATEWAY_GROUP,
         pid=settings.gateway_id,
         token=settings.token,
         request_timeout=settings.request_timeout,
+    )
+    network = CreateWatch(inner)
+    resonate, stream = join(
+        settings.server_url,
+        group=topology.GATEWAY_GROUP,
+        pid=settings.gateway_id,
+        token=settings.token,
+        connection=(network, source),
         subscription_refresh_secs=REFRESH_SECONDS,
     )
     reader = AsyncServerReader(
         settings.server_url, settings.token, timeout=settings.request_timeout
     )
-    return GatewayClient(resonate, reader, stream.connected.is_set)
+    return GatewayClient(resonate, network, reader, stream.connected.is_set)

@@ -72,25 +72,26 @@ class PollStream(SSEConnection):
             self.connected.clear()
 
 
-def join(
+Source = PollStream | PostgresLink
+
+
+def links(
     server_url: str,
     *,
     group: str,
     pid: str,
     token: str | None = None,
-    ttl: float = config.DEFAULT_NODE_TTL,
     request_timeout: float | None = None,
-    subscription_refresh_secs: float = 60.0,
     on_first_connect: Callable[[], None] | None = None,
-) -> tuple[Resonate, PollStream | PostgresLink]:
-    """Connect to the server as ``pid`` in ``group``. Needs a running event loop.
+) -> tuple[Network, Source]:
+    """The request channel and the message source of one process, for ``server_url``.
 
-    The second value is the message source; its ``connected`` event says whether
-    it reaches the server. With ``request_timeout`` every request gives up after
-    that many seconds (the gateway's callers wait on them) instead of retrying
-    an unreachable server for as long as the process runs.
+    The source's ``connected`` event says whether it reaches the server. With
+    ``request_timeout`` every request gives up after that many seconds (the
+    gateway's callers wait on them) instead of retrying an unreachable server
+    for as long as the process runs.
     """
-    stream: PollStream | PostgresLink
+    stream: Source
     network: Network
     if config.is_postgres_url(server_url):
         stream = network = PostgresLink(
@@ -103,6 +104,28 @@ def join(
         network = server_network(server_url, auth=token, backoff=RECONNECT)
     if request_timeout is not None:
         network = BoundedNetwork(network, config.redacted(server_url), request_timeout)
+    return network, stream
+
+
+def join(
+    server_url: str,
+    *,
+    group: str,
+    pid: str,
+    token: str | None = None,
+    ttl: float = config.DEFAULT_NODE_TTL,
+    connection: tuple[Network, Source] | None = None,
+    subscription_refresh_secs: float = 60.0,
+    on_first_connect: Callable[[], None] | None = None,
+) -> tuple[Resonate, Source]:
+    """Connect to the server as ``pid`` in ``group``. Needs a running event loop.
+
+    ``connection`` is the (network, source) pair to use, made by :func:`links`
+    (the gateway wraps the network first); by default :func:`links` makes one.
+    """
+    network, stream = connection or links(
+        server_url, group=group, pid=pid, token=token, on_first_connect=on_first_connect
+    )
     heartbeat = IntervalHeartbeat(pid, ttl / 2, Sender(Transport(network), token))
     resonate = Resonate(
         network=network,
