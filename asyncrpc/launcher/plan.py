@@ -9,6 +9,7 @@ give it a stand-in ``program``.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -133,6 +134,15 @@ class Plan:
         if spec.node == topology.GATEWAY:
             return f"{self.gateway_url}/healthz"
         return None
+
+    def stop_signal(self, spec: ReplicaSpec) -> signal.Signals:
+        """How to ask ``spec`` to stop: SIGTERM, but SIGINT for Postgres.
+
+        Postgres takes SIGTERM as a "smart" shutdown that waits for every client
+        to disconnect, and nodes elsewhere may never do; SIGINT is its "fast"
+        shutdown, which ends their sessions and still writes a checkpoint.
+        """
+        return signal.SIGINT if spec.node == topology.POSTGRES else signal.SIGTERM
 
     def ready_marker(self, spec: ReplicaSpec) -> str:
         """The line in its log that says ``spec`` is ready, when it has no health URL."""

@@ -333,7 +333,7 @@ class Supervisor:
                 replica.respawner.cancel()
             replica.stopping = True
             if replica.alive and replica.ref is not None:
-                replica.ref.signal(signal.SIGTERM)
+                replica.ref.signal(self.plan.stop_signal(replica.spec))
         if await self._wait_exit(replicas, grace):
             return
         for replica in replicas:

@@ -167,6 +167,8 @@ def prepare(
         schema = postgres_schema(options, env)
         server_url, embedded = dsn(config.DEFAULT_HOST, options.server_port), True
     elif options.server == SERVER_EMBEDDED:
+        if options.schema:
+            raise LauncherError("--schema applies to --server postgres only.", 2)
         server_url, embedded = choose_server(options, env, notify)
     else:
         raise LauncherError(
