@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,9 @@ def test_up_server_postgres_plans_the_postgres_node_first(tmp_path: Path) -> Non
         str(sql),
     ]
     assert plan.ready_url(spec) is None and plan.ready_marker(spec) == POSTGRES_READY
+    # SIGTERM would be Postgres's smart shutdown, waiting on nodes that may never leave.
+    assert plan.stop_signal(spec) == signal.SIGINT
+    assert plan.stop_signal(ReplicaSpec("b")) == signal.SIGTERM
     assert Plan.from_json(plan.to_json()).server_node == topology.POSTGRES
 
 
@@ -97,6 +101,8 @@ def test_server_postgres_and_a_server_url_exclude_each_other(tmp_path: Path) -> 
         prepare(options, {}, tmp_path / "run")
     with pytest.raises(LauncherError, match="valid values are embedded"):
         prepare(UpOptions(server="mysql"), {}, tmp_path / "run")
+    with pytest.raises(LauncherError, match="--schema applies to --server postgres"):
+        prepare(UpOptions(schema="resonate.sql"), {}, tmp_path / "run")
 
 
 def test_the_call_graph_query_uses_the_origin_column_and_binds_every_value() -> None:
