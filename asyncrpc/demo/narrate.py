@@ -266,9 +266,8 @@ class Narrator:
         who = _who(process, s.victim)
         if s.victim in topology.SERVER_NODES:
             self.event(moment, f"{s.victim} restarted on its database: ready")
-            self._step(
-                f"Restarting {s.victim} on its database", moment, f"asyncrpc start {s.victim}"
-            )
+            what = "the server" if s.victim == topology.SERVER else "Postgres"
+            self._step(f"Restarting {what} on its database", moment, f"asyncrpc start {s.victim}")
             self._say(
                 f"{who} is ready. The gateway and the nodes reconnect by themselves, "
                 f"the overdue timer fires, and {s.step} resumes on node {s.delayed}, which never "
