@@ -60,7 +60,21 @@ ServerPortOption = Annotated[
         parser=parse_port,
         metavar="PORT",
         envvar=config.ENV_SERVER_PORT,
-        help="Port of the embedded server (127.0.0.1).",
+        help="Port of the server `up` starts (127.0.0.1): the embedded one, or Postgres.",
+    ),
+]
+ServerKindOption = Annotated[
+    str,
+    typer.Option(
+        help="The server to start: embedded (asyncrpc server, SQLite) or postgres (a local "
+        "Postgres 18 with resonate.sql; nodes connect with resonate-pg).",
+    ),
+]
+SchemaOption = Annotated[
+    str | None,
+    typer.Option(
+        help="resonate.sql for --server postgres. Default: $ASYNCRPC_RESONATE_SQL.",
+        show_default=False,
     ),
 ]
 GatewayPortOption = Annotated[

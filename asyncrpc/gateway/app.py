@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from asyncrpc import topology
+from asyncrpc import config, topology
 from asyncrpc.gateway.client import ClientFactory, GatewayClient, connect
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.invocations import runner
@@ -190,11 +190,10 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
     @app.get("/healthz", responses={503: {"model": ErrorBody}})
     async def healthz(request: Request) -> dict[str, str]:
         """200 once the gateway's poll stream to the Resonate server is connected."""
+        server = config.redacted(settings.server_url)
         if not client(request).connected():
-            raise ServerUnavailable(
-                f"not connected to the Resonate server at {settings.server_url} (yet)"
-            )
-        return {"status": "ok", "id": settings.gateway_id, "server": settings.server_url}
+            raise ServerUnavailable(f"not connected to the Resonate server at {server} (yet)")
+        return {"status": "ok", "id": settings.gateway_id, "server": server}
 
     @app.get("/")
     async def index() -> dict[str, Any]:

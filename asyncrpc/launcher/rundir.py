@@ -12,6 +12,7 @@ current directory unless ASYNCRPC_RUN_DIR says otherwise). Layout:
 - ``logs/<name>.log``: each replica's output (``server``, ``gateway``, ``b.1``...),
   appended across restarts; ``logs/launcher.log`` is a detached supervisor's own.
 - ``server.db``: the embedded server's database, kept between runs.
+- ``postgres/``: the `postgres` node's data directory (`up --server postgres`), kept too.
 
 The directory holds a token and every replica's output, so only this user may
 enter it (0700) or read its files (0600), whatever the umask says.
@@ -71,6 +72,10 @@ class RunDir:
     @property
     def db(self) -> Path:
         return self.path / "server.db"
+
+    @property
+    def postgres_data(self) -> Path:
+        return self.path / "postgres"
 
     def log_for(self, name: str) -> Path:
         """The log of the replica ``name`` (`b.1`), or of the detached supervisor."""
