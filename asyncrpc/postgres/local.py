@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import time
 import warnings
 from collections.abc import Callable
@@ -133,6 +134,9 @@ def exec_postgres(pgdata: Path, host: str, port: int) -> None:
     if os.geteuid() == 0:
         import pwd
 
+        # The run directory is private (0700); Postgres's own user must pass through it.
+        run_dir = pgdata.parent
+        run_dir.chmod(run_dir.stat().st_mode | stat.S_IXOTH | stat.S_IXGRP)
         user = pwd.getpwnam(SYSTEM_USER)
         os.setgroups([])
         os.setgid(user.pw_gid)
