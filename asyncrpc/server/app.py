@@ -29,7 +29,7 @@ from urllib.parse import unquote
 from resonate_base import PROTOCOL_VERSION
 
 from asyncrpc.server.engine import Engine
-from asyncrpc.server.protocol import MAX_BODY_BYTES, error_envelope
+from asyncrpc.server.protocol import MAX_BODY_BYTES, ProtocolError, check_name, error_envelope
 from asyncrpc.server.router import Stream
 
 logger = logging.getLogger("asyncrpc.server.http")
@@ -76,10 +76,11 @@ class ServerApp:
             return
         path: str = scope["path"]
         method: str = scope["method"]
+        authorized = self._authorized(scope)
         if path in ("/healthz", "/health", "/ready"):
-            await _json(send, 200, self._health())
+            await _json(send, 200, self._health(show_path=authorized and bool(self.token)))
             return
-        if not self._authorized(scope):
+        if not authorized:
             await _json(send, 401, {"error": "unauthorized: send 'Authorization: Bearer <token>'"})
             return
         if path == "/":
@@ -91,6 +92,12 @@ class ServerApp:
             parts = [unquote(part) for part in path[len("/poll/") :].split("/")]
             if method != "GET" or len(parts) != 2 or not all(parts):
                 await _json(send, 400, {"error": "poll streams are GET /poll/{group}/{pid}"})
+                return
+            try:
+                check_name(parts[0], "group")
+                check_name(parts[1], "pid")
+            except ProtocolError as exc:
+                await _respond(send, exc.status, _with_detail(exc.message), error_envelope(400))
                 return
             await self._poll(parts[0], parts[1], receive, send)
         elif path == "/streams" and method == "GET":
@@ -184,16 +191,22 @@ class ServerApp:
                 return hmac.compare_digest(value, expected)
         return False
 
-    def _health(self) -> dict[str, Any]:
+    def _health(self, show_path: bool) -> dict[str, Any]:
+        """Readiness and counts; the database path only to a caller who sent the token.
+
+        Without a token configured nobody proves who they are, so nobody sees the path.
+        """
         state = self.engine.state
-        return {
+        health: dict[str, Any] = {
             "status": "ok",
             "protocol": PROTOCOL_VERSION,
             "promises": len(state.promises),
             "tasks": len(state.tasks),
             "streams": len(self.engine.router.streams()),
-            "database": self.engine.store.path,
         }
+        if show_path:
+            health["database"] = self.engine.store.path
+        return health
 
 
 def _with_detail(detail: str) -> list[tuple[bytes, bytes]]:

@@ -83,7 +83,8 @@ class Engine:
         try:
             request = parse_request(body)
         except ProtocolError as exc:
-            return Reply(exc.status, error_envelope(exc.status), exc.message)
+            envelope = error_envelope(exc.status, exc.kind, exc.corr_id)
+            return Reply(exc.status, envelope, exc.message)
         now = self.clock()
         answer = self._apply(
             now, body, request.kind, request.data, request.corr_id, request.version
@@ -203,7 +204,7 @@ class Engine:
                 self.state.tick(entry.at)
             else:
                 with contextlib.suppress(ProtocolError):
-                    request = parse_request(entry.request)
+                    request = parse_request(entry.request, bounded=False)
                     with contextlib.suppress(Exception):
                         self.state.apply(
                             entry.at, request.kind, request.data, request.corr_id, request.version

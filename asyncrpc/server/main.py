@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
 import uvicorn
 from resonate_base import PROTOCOL_VERSION
 
+from asyncrpc import log_lines
 from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.store import Store
@@ -38,8 +40,8 @@ def build_app(db: str, token: str | None = None) -> ServerApp:
 def serve(host: str, port: int, db: str, token: str | None, log_level: str = "info") -> None:
     """Run the server in the foreground until SIGTERM/SIGINT. Raises PortInUse."""
     sock = bind(host, port)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    log_lines.configure(
+        log_level.upper(), sys.stderr, "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = build_app(db, token)
     logger.info(

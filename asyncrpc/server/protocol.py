@@ -17,11 +17,19 @@ from typing import Any
 
 import msgspec
 
+from asyncrpc.log_lines import CONTROL
 from asyncrpc.server import fields
 from asyncrpc.server.machine import STATUS_TEXT
 
 #: Largest request body accepted; larger ones get 413.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Deepest nesting of arrays and objects a request may have (the SDKs' requests nest about 6).
+MAX_DEPTH = 32
+#: Longest id (promise, task, schedule, pid, group, address) a request may name, in characters.
+MAX_ID_CHARS = 512
+#: The fields that name something: bounded in length and free of control characters, because
+#: they are stored, routed on and written to logs.
+ID_FIELDS = frozenset({"id", "awaited", "awaiter", "pid", "promiseId", "address", "cursor"})
 #: A request's ``head.version`` when it has none (resonate.sql's default).
 DEFAULT_VERSION = "1"
 
@@ -63,10 +71,12 @@ _encoder = msgspec.json.Encoder()
 class ProtocolError(Exception):
     """A body that is not a request envelope at all (400 or 413)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, kind: Any = None, corr_id: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.kind = kind
+        self.corr_id = corr_id
 
 
 @dataclass(frozen=True)
@@ -77,8 +87,12 @@ class Request:
     data: dict[str, Any]
 
 
-def parse_request(body: bytes) -> Request:
-    """Decode one request body; raise :class:`ProtocolError` if it is not a JSON object."""
+def parse_request(body: bytes, bounded: bool = True) -> Request:
+    """Decode one request body; raise :class:`ProtocolError` if it is not a JSON object.
+
+    ``bounded`` also refuses deep nesting and overlong or unprintable ids; the log
+    replay passes False, so entries a server once accepted replay as they did.
+    """
     if len(body) > MAX_BODY_BYTES:
         raise ProtocolError(
             413, f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}"
@@ -87,18 +101,57 @@ def parse_request(body: bytes) -> Request:
         envelope = _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise ProtocolError(400, f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(400, f"request nests deeper than {MAX_DEPTH} levels") from None
     if not isinstance(envelope, dict):
         raise ProtocolError(400, "a request is a JSON object {kind, head, data}")
     head = envelope.get("head")
     head = head if isinstance(head, dict) else {}
     data = envelope.get("data")
     version = fields.text(head, "version")
+    kind, corr_id = fields.text(envelope, "kind"), fields.text(head, "corrId")
+    if bounded:
+        try:
+            check_bounds(data, 1)
+        except ProtocolError as exc:
+            raise ProtocolError(exc.status, exc.message, kind, corr_id) from None
     return Request(
-        kind=fields.text(envelope, "kind"),
-        corr_id=fields.text(head, "corrId"),
+        kind=kind,
+        corr_id=corr_id,
         version=DEFAULT_VERSION if version is None else version,
         data=data if isinstance(data, dict) else {},
     )
+
+
+def check_name(value: str, what: str) -> None:
+    """Raise a 400 :class:`ProtocolError` unless ``value`` is a usable id, group or pid."""
+    if len(value) > MAX_ID_CHARS:
+        raise ProtocolError(
+            400, f"{what} is {len(value)} characters long; the limit is {MAX_ID_CHARS}"
+        )
+    if CONTROL.search(value):
+        raise ProtocolError(
+            400, f"{what} {value[:64]!r} holds a control character; names are printable text"
+        )
+
+
+def check_bounds(value: Any, depth: int) -> None:
+    """Refuse nesting over :data:`MAX_DEPTH` and ids over their bounds (a 400)."""
+    if depth > MAX_DEPTH:
+        raise ProtocolError(400, f"request nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ID_FIELDS and item is not None:
+                if isinstance(item, str):
+                    check_name(item, f"field {key!r}")
+                elif isinstance(item, (dict, list)):
+                    raise ProtocolError(400, f"field {key!r} must be a string")
+            elif isinstance(item, (dict, list)):
+                check_bounds(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, (dict, list)):
+                check_bounds(item, depth + 1)
 
 
 def response(kind: Any, corr_id: Any, version: str, status: int, data: Any) -> bytes:
