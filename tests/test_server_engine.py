@@ -118,7 +118,8 @@ def test_state_after_restart_equals_state_before(tmp_path: Path, clock: FakeCloc
     workflow(first, clock, 120)
     before = snapshot_of(first)
     assert first.store.log_length < 120 * 6, "the log was never compacted"
-    # No clean shutdown: reopen the same file as a crashed server would be.
+    # No clean shutdown (no snapshot): reopen the same file as a crashed server leaves it.
+    first.store.close()
     second = Engine(Store(db, min_log=50), clock=clock)
     assert snapshot_of(second) == before
     assert len(second.state.promises) == len(first.state.promises)
@@ -128,6 +129,7 @@ def test_recovery_replays_only_the_log_after_the_snapshot(tmp_path: Path, clock:
     db = str(tmp_path / "s.db")
     first = Engine(Store(db, min_log=100), clock=clock)
     workflow(first, clock, 200)
+    first.store.close()
     second = Engine(Store(db, min_log=100), clock=clock)
     assert second.recovered_entries <= max(100, len(first.state.promises) // 4)
 

@@ -49,7 +49,9 @@ def server(
         raise typer.BadParameter("use debug, info, warning or error", param_hint="--log-level")
     database = db or default_db_path(config.run_dir(os.environ))
     try:
-        serve(host, port, database, token or None, log_level)
+        code = serve(host, port, database, token or None, log_level)
     except (PortInUse, StoreError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if code:
+        raise typer.Exit(code)

@@ -7,6 +7,11 @@ commit, and only then release the response and the messages the request
 produced. Requests that arrive in the same turn of the event loop share one
 commit (:meth:`Engine.handle_grouped`), which is most of what a commit costs
 under load.
+
+When a commit fails, the state in memory is ahead of the disk, and nothing
+it holds may be told to anyone: the engine answers every later request with
+503, stops routing, skips the snapshot at shutdown, and calls ``on_failure``
+(the server process then exits 1, and its next start recovers from the disk).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +28,7 @@ from typing import Any
 from asyncrpc.server.machine import Answer, Execute, Machine, Outgoing, Unblock
 from asyncrpc.server.protocol import ProtocolError, error_envelope, parse_request, response
 from asyncrpc.server.router import Message, Router
-from asyncrpc.server.store import Store
+from asyncrpc.server.store import CommitFailed, Store, StoreError
 
 logger = logging.getLogger("asyncrpc.server")
 
@@ -46,8 +52,16 @@ class Reply:
 class Engine:
     """State machine + durability + routing, driven by requests and a timer."""
 
-    def __init__(self, store: Store, clock: Callable[[], int] = wall_clock_ms) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], int] = wall_clock_ms,
+        on_failure: Callable[[], None] = lambda: None,
+    ) -> None:
         self.state = Machine()
+        self.on_failure = on_failure
+        #: Why the engine stopped answering (a failed commit), or None while it is sound.
+        self.failed: CommitFailed | None = None
         self.store = store
         self.clock = clock
         self.router = Router(clock, self.state.is_pending, self.state.pending_dispatches)
@@ -64,7 +78,10 @@ class Engine:
     def handle(self, body: bytes) -> Reply:
         """Answer one ``POST /`` body, committed on its own before it returns."""
         reply = self.apply(body)
-        self.commit()
+        try:
+            self.commit()
+        except CommitFailed:
+            return self._unavailable()
         return reply
 
     async def handle_grouped(self, body: bytes) -> Reply:
@@ -75,11 +92,19 @@ class Engine:
         """
         reply = self.apply(body)
         if self._batch is not None or self.store.staged:
-            await self._next_commit()
+            try:
+                await self._next_commit()
+            except CommitFailed:
+                return self._unavailable()
         return reply
+
+    def _unavailable(self) -> Reply:
+        return Reply(503, error_envelope(503), f"the server's store failed: {self.failed}")
 
     def apply(self, body: bytes) -> Reply:
         """Apply one request and stage it; durable and routed only after :meth:`commit`."""
+        if self.failed is not None:
+            return self._unavailable()
         try:
             request = parse_request(body)
         except ProtocolError as exc:
@@ -96,11 +121,26 @@ class Engine:
         return Reply(answer.status, envelope, answer.detail)
 
     def commit(self) -> None:
-        """Make everything staged durable, then release the messages it caused."""
-        self.store.commit()
+        """Make everything staged durable, then release the messages it caused.
+
+        Raises :class:`CommitFailed` (and the engine stops answering) when the write fails.
+        """
+        if self.failed is not None:
+            raise self.failed
+        try:
+            self.store.commit()
+        except CommitFailed as exc:
+            self._fail(exc)
+            raise
         unrouted, self._unrouted = self._unrouted, []
         self._route(unrouted)
         self._maybe_snapshot()
+
+    def _fail(self, exc: CommitFailed) -> None:
+        logger.critical("%s; answering nothing more and stopping: the next start recovers", exc)
+        self.failed = exc
+        self._unrouted = []
+        self.on_failure()
 
     # -- timers --------------------------------------------------------------
 
@@ -121,6 +161,8 @@ class Engine:
         while True:
             try:
                 self.tick()
+            except CommitFailed:
+                return
             except Exception:
                 logger.exception("timer tick failed")
             await asyncio.sleep(interval)
@@ -133,6 +175,9 @@ class Engine:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
+        if self.failed is not None:
+            self.store.close()  # what is in memory never reached the disk: keep the disk's
+            return
         self.store.write_snapshot(self.state)
         self.store.close()
         logger.info("stopped; %d promises saved to %s", len(self.state.promises), self.store.path)
@@ -172,8 +217,7 @@ class Engine:
             return
         try:
             self.commit()
-        except Exception as exc:
-            logger.exception("commit failed")
+        except CommitFailed as exc:
             batch.set_exception(exc)
         else:
             batch.set_result(None)
@@ -189,8 +233,12 @@ class Engine:
                 self.router.deliver(message.address, Message.unblock(message.promise))
 
     def _maybe_snapshot(self) -> None:
+        """Compact the log when it is long; a failure loses nothing and is tried again later."""
         if self.store.needs_snapshot(len(self.state.promises)):
-            self.store.write_snapshot(self.state)
+            try:
+                self.store.write_snapshot(self.state)
+            except sqlite3.Error:
+                logger.exception("snapshot failed; the log keeps everything, retrying later")
 
     def _recover(self) -> None:
         """Load the snapshot and replay the log after it; messages are not re-sent.
@@ -198,16 +246,29 @@ class Engine:
         Work that was waiting is handed out again when workers reconnect
         (the router gives a connecting stream every pending task of its group).
         """
-        seq = self.store.load_snapshot(self.state)
-        for entry in self.store.log_after(seq):
-            if entry.request is None:
-                self.state.tick(entry.at)
-            else:
-                with contextlib.suppress(ProtocolError):
-                    request = parse_request(entry.request, bounded=False)
-                    with contextlib.suppress(Exception):
-                        self.state.apply(
-                            entry.at, request.kind, request.data, request.corr_id, request.version
-                        )
-            self.state.outgoing.clear()
-            self.recovered_entries += 1
+        try:
+            seq = self.store.load_snapshot(self.state)
+            for entry in self.store.log_after(seq):
+                self._replay(entry.seq, entry.at, entry.request)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.store.path!r} is damaged ({exc}); restore it from a backup, "
+                "or move it away to start empty"
+            ) from None
+
+    def _replay(self, seq: int, at: int, body: bytes | None) -> None:
+        """Apply one log entry again; one that does not parse is a damaged database."""
+        if body is None:
+            self.state.tick(at)
+        else:
+            try:
+                request = parse_request(body, bounded=False)
+            except ProtocolError:
+                raise StoreError(
+                    f"log entry {seq} in {self.store.path!r} is not a request ({body[:60]!r}); "
+                    "the database is damaged: restore it from a backup, or move it away"
+                ) from None
+            with contextlib.suppress(Exception):
+                self.state.apply(at, request.kind, request.data, request.corr_id, request.version)
+        self.state.outgoing.clear()
+        self.recovered_entries += 1

@@ -37,8 +37,13 @@ def build_app(db: str, token: str | None = None) -> ServerApp:
     return ServerApp(engine, token)
 
 
-def serve(host: str, port: int, db: str, token: str | None, log_level: str = "info") -> None:
-    """Run the server in the foreground until SIGTERM/SIGINT. Raises PortInUse."""
+def serve(host: str, port: int, db: str, token: str | None, log_level: str = "info") -> int:
+    """Run the server in the foreground until SIGTERM/SIGINT; the exit code.
+
+    Raises PortInUse, and StoreError when the database is another server's or
+    damaged. Returns 1 when a commit failed (the state in memory was dropped
+    unacknowledged; a restart recovers from the disk), else 0.
+    """
     sock = bind(host, port)
     log_lines.configure(
         log_level.upper(), sys.stderr, "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -63,7 +68,10 @@ def serve(host: str, port: int, db: str, token: str | None, log_level: str = "in
         server_header=False,
         date_header=False,
     )
+    server = GracefulServer(config, before_shutdown=app.close_streams)
+    app.engine.on_failure = server.request_exit
     try:
-        GracefulServer(config, before_shutdown=app.close_streams).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         sock.close()
+    return 0 if app.engine.failed is None else 1

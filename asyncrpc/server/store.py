@@ -16,6 +16,18 @@ in. A database of another format (an older server's, whose state was the
 Python SDK's in-memory one) is refused with a message saying so, rather
 than half read.
 
+One server writes a database at a time: opening one takes an exclusive lock
+on ``DB.lock`` (``fcntl.flock``, released by the kernel when the holder dies,
+so a ``kill -9`` leaves no stale lock) and writes the holder's pid there, so a
+second server can name it. The database, its WAL files and the lock file are
+created readable by their owner only (0600): they hold every flow's inputs.
+
+The failure rule: nothing that did not reach the disk is acknowledged. A
+failed commit raises :class:`CommitFailed`; the engine then answers nothing
+more and stops the process, and the next start rebuilds the state from what
+the disk holds. A failed snapshot loses nothing (the log it would compact is
+committed), so it is logged and tried again later.
+
 Snapshots bound the log: once it holds more entries than a quarter of the
 promises (and at least ``min_log``), the state is written whole and the log
 before it deleted, so a restart never replays an ever-growing history.
@@ -23,8 +35,11 @@ before it deleted, so a restart never replays an ever-growing history.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +71,53 @@ INSERT_LOG = "INSERT INTO log (seq, at, request) VALUES (?, ?, ?)"
 
 
 class StoreError(Exception):
-    """The database cannot be opened or is not one of ours."""
+    """The database cannot be opened, is another server's, or is not one of ours."""
+
+
+class CommitFailed(Exception):
+    """Staged entries could not be written; the memory state is ahead of the disk."""
+
+
+#: Opens the SQLite connection (a seam: tests pass one whose writes fail).
+Connect = Callable[[str], sqlite3.Connection]
+
+
+def default_connect(path: str) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def _create_owner_only(path: str) -> None:
+    """Create ``path`` empty and readable by its owner only, unless it exists."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+
+
+def _restrict(path: str) -> None:
+    """The database and its WAL files: readable by their owner only."""
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
+
+
+def lock_database(path: str) -> int:
+    """Take the one-writer lock of the database at ``path``; the lock's file descriptor.
+
+    Raises :class:`StoreError` naming the pid that holds it.
+    """
+    lock_path = f"{path}.lock"
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(
+            f"{path!r} is in use by another asyncrpc server (pid {holder}); one server "
+            "writes a database at a time: stop that one, or pass another --db"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 class Snapshot(msgspec.Struct):
@@ -82,22 +143,33 @@ class LogEntry:
 class Store:
     """One SQLite database holding a snapshot and the log after it."""
 
-    def __init__(self, path: str, min_log: int = 2000) -> None:
+    def __init__(self, path: str, min_log: int = 2000, connect: Connect = default_connect) -> None:
         self.path = path
         self.min_log = min_log
+        self._lock: int | None = None
         try:
             if path != ":memory:":
+                if Path(path).is_dir():
+                    raise IsADirectoryError(f"{path!r} is a directory")
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                self._lock = lock_database(path)
+                _create_owner_only(path)
+            self._db = connect(path)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
+            self._unlock()
             raise StoreError(
                 f"cannot use {path!r} as the server's database ({exc}); "
                 "--db takes the path of a SQLite file (created if missing) or :memory:"
             ) from None
+        except StoreError:
+            self._unlock()
+            raise
         self._check_format(path)
+        if path != ":memory:":
+            _restrict(path)
         self._encoder = msgspec.json.Encoder()
         self._snapshot_decoder = msgspec.json.Decoder(Snapshot)
         self._staged: list[tuple[int, int, bytes | None]] = []
@@ -122,7 +194,7 @@ class Store:
             found = row[0]
             if found == str(FORMAT):
                 return
-        self._db.close()
+        self.close()
         raise StoreError(
             f"{path!r} holds server state in format {found}; this server reads format {FORMAT}. "
             "Its flows cannot be continued here: move the file away (or delete it) "
@@ -143,20 +215,28 @@ class Store:
         return len(self._staged)
 
     def commit(self) -> None:
-        """Write every staged entry in one transaction (group commit); durable on return."""
+        """Write every staged entry in one transaction (group commit); durable on return.
+
+        Raises :class:`CommitFailed` when the write fails: the entries are then in
+        no durable place, so nothing they caused may be acknowledged.
+        """
         if not self._staged:
             return
         rows, self._staged = self._staged, []
-        if len(rows) == 1:  # one statement in autocommit mode is its own transaction
-            self._db.execute(INSERT_LOG, rows[0])
-            return
-        self._db.execute("BEGIN")
         try:
-            self._db.executemany(INSERT_LOG, rows)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            if len(rows) == 1:  # one statement in autocommit mode is its own transaction
+                self._db.execute(INSERT_LOG, rows[0])
+                return
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(INSERT_LOG, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise CommitFailed(f"writing {len(rows)} log entries to {self.path!r}: {exc}") from exc
 
     def needs_snapshot(self, promise_count: int) -> bool:
         return self.log_length >= max(self.min_log, promise_count // 4)
@@ -202,7 +282,13 @@ class Store:
         row = self._db.execute("SELECT seq, state FROM snapshot WHERE id = 1").fetchone()
         if row is None:
             return 0
-        snapshot = self._snapshot_decoder.decode(row[1])
+        try:
+            snapshot = self._snapshot_decoder.decode(row[1])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise StoreError(
+                f"the snapshot in {self.path!r} is corrupt ({exc}); restore the file from a "
+                "backup, or move it away to start empty"
+            ) from None
         state.promises = {promise.id: promise for promise in snapshot.promises}
         state.tasks = {task.id: task for task in snapshot.tasks}
         state.schedules = {schedule.id: schedule for schedule in snapshot.schedules}
@@ -223,3 +309,9 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
