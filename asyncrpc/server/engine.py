@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from asyncrpc.server import fields, retention
 from asyncrpc.server.machine import Answer, Execute, Machine, Outgoing, Unblock
 from asyncrpc.server.protocol import ProtocolError, error_envelope, parse_request, response
 from asyncrpc.server.router import Message, Router
@@ -57,8 +58,12 @@ class Engine:
         store: Store,
         clock: Callable[[], int] = wall_clock_ms,
         on_failure: Callable[[], None] = lambda: None,
+        retain_ms: int | None = None,
     ) -> None:
         self.state = Machine()
+        #: How long a settled invocation is kept (None: forever); see :mod:`retention`.
+        self.retain_ms = retain_ms
+        self._next_gc = 0
         self.on_failure = on_failure
         #: Why the engine stopped answering (a failed commit), or None while it is sound.
         self.failed: CommitFailed | None = None
@@ -148,14 +153,28 @@ class Engine:
         """Fire whatever is due: promise timeouts, task retries and leases, schedule runs."""
         now = self.clock()
         due = self.state.next_due()
-        if due is None or due > now:
+        if due is not None and due <= now:
+            self.state.changed = False
+            self.state.tick(now)
+            self._take_outgoing()
+            if self.state.changed:
+                self.store.stage(now, None)
+        self._collect(now)
+        if self.store.staged or self._unrouted:
+            self.commit()
+
+    def _collect(self, now: int) -> None:
+        """One retention batch when due; the next one at once while a backlog remains."""
+        if self.retain_ms is None or now < self._next_gc:
             return
+        settled_before = now - self.retain_ms
         self.state.changed = False
-        self.state.tick(now)
-        self._take_outgoing()
-        if self.state.changed:
-            self.store.stage(now, None)
-        self.commit()
+        deleted = retention.collect(self.state, settled_before, retention.GC_BATCH)
+        if deleted:
+            self.store.stage(now, retention.gc_request(settled_before, retention.GC_BATCH))
+            logger.info("retention: forgot %d settled promises", deleted)
+        more = deleted == retention.GC_BATCH
+        self._next_gc = now if more else now + retention.GC_INTERVAL_MS
 
     async def run_timers(self, interval: float = TICK_INTERVAL_S) -> None:
         while True:
@@ -268,7 +287,14 @@ class Engine:
                     f"log entry {seq} in {self.store.path!r} is not a request ({body[:60]!r}); "
                     "the database is damaged: restore it from a backup, or move it away"
                 ) from None
-            with contextlib.suppress(Exception):
-                self.state.apply(at, request.kind, request.data, request.corr_id, request.version)
+            if request.kind == retention.GC_KIND:
+                settled_before = fields.integer(request.data, "settledBefore") or 0
+                limit = fields.integer(request.data, "limit") or 0
+                retention.collect(self.state, settled_before, limit)
+            else:
+                with contextlib.suppress(Exception):
+                    self.state.apply(
+                        at, request.kind, request.data, request.corr_id, request.version
+                    )
         self.state.outgoing.clear()
         self.recovered_entries += 1

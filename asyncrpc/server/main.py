@@ -23,10 +23,10 @@ def default_db_path(run_dir: Path) -> str:
     return str(run_dir / "server.db")
 
 
-def build_app(db: str, token: str | None = None) -> ServerApp:
+def build_app(db: str, token: str | None = None, retain_ms: int | None = None) -> ServerApp:
     """Open the database, recover the state it holds and wrap it in the ASGI app."""
     started = time.perf_counter()
-    engine = Engine(Store(db))
+    engine = Engine(Store(db), retain_ms=retain_ms)
     logger.info(
         "recovered %d promises (%d log entries replayed) from %s in %.3fs",
         len(engine.state.promises),
@@ -37,7 +37,14 @@ def build_app(db: str, token: str | None = None) -> ServerApp:
     return ServerApp(engine, token)
 
 
-def serve(host: str, port: int, db: str, token: str | None, log_level: str = "info") -> int:
+def serve(
+    host: str,
+    port: int,
+    db: str,
+    token: str | None,
+    log_level: str = "info",
+    retain_ms: int | None = None,
+) -> int:
     """Run the server in the foreground until SIGTERM/SIGINT; the exit code.
 
     Raises PortInUse, and StoreError when the database is another server's or
@@ -48,7 +55,7 @@ def serve(host: str, port: int, db: str, token: str | None, log_level: str = "in
     log_lines.configure(
         log_level.upper(), sys.stderr, "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = build_app(db, token)
+    app = build_app(db, token, retain_ms)
     logger.info(
         "asyncrpc server listening on http://%s:%d database=%s protocol=%s auth=%s",
         host,
