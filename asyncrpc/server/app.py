@@ -40,6 +40,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 #: A comment line is written to an idle stream this often, so a dead peer is noticed.
 KEEPALIVE_S = 10.0
+#: A stream write that the peer has not taken after this long ends the stream.
+WRITE_TIMEOUT_S = 3.0
 JSON_HEADERS = [(b"content-type", b"application/json")]
 #: The header that says why a request failed.
 DETAIL_HEADER = b"x-asyncrpc-error"
@@ -131,7 +133,9 @@ class ServerApp:
     async def _poll(self, group: str, pid: str, receive: Receive, send: Send) -> None:
         stream = self.engine.router.connect(group, pid)
         disconnected = asyncio.ensure_future(
-            _first_of(_until_disconnect(receive), self._closing_event().wait())
+            _first_of(
+                _until_disconnect(receive), self._closing_event().wait(), stream.unresponsive.wait()
+            )
         )
         try:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
@@ -139,7 +143,9 @@ class ServerApp:
                 {"type": "http.response.body", "body": b": connected\n\n", "more_body": True}
             )
             await self._pump(stream, disconnected, send)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            with contextlib.suppress(TimeoutError):  # a peer that reads nothing gets no end
+                async with asyncio.timeout(WRITE_TIMEOUT_S):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             disconnected.cancel()
             self.engine.router.disconnect(stream)
@@ -163,11 +169,12 @@ class ServerApp:
                 while not stream.queue.empty():
                     messages.append(stream.queue.get_nowait())
                 frame = b"".join(b"data: " + m.body + b"\n\n" for m in messages)
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
-            elif disconnected in done:
+                if not await _write(send, frame):
+                    for message in messages:
+                        stream.queue.put_nowait(message)
+                    return
+            elif disconnected in done or not await _write(send, b": ping\n\n"):
                 return
-            else:
-                await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -213,6 +220,22 @@ def _with_detail(detail: str) -> list[tuple[bytes, bytes]]:
     """JSON headers plus why a request failed (the protocol's ``data`` only names the status)."""
     text = detail.encode("ascii", "backslashreplace").replace(b"\r", b" ").replace(b"\n", b" ")
     return [*JSON_HEADERS, (DETAIL_HEADER, text)]
+
+
+async def _write(send: Send, frame: bytes) -> bool:
+    """Write one frame of a stream; False when the peer does not take it in time.
+
+    A peer that stops reading fills the socket buffers, and then every write
+    waits: past :data:`WRITE_TIMEOUT_S` the stream is given up (and its work
+    routed again) rather than held open.
+    """
+    try:
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+    except TimeoutError:
+        logger.warning("a poll stream took no data for %ss; closing it", WRITE_TIMEOUT_S)
+        return False
+    return True
 
 
 async def _first_of(*waits: Awaitable[Any]) -> None:

@@ -28,11 +28,13 @@ from typing import Any
 from asyncrpc.server import fields, retention
 from asyncrpc.server.machine import Answer, Execute, Machine, Outgoing, Unblock
 from asyncrpc.server.protocol import ProtocolError, error_envelope, parse_request, response
-from asyncrpc.server.router import Message, Router
+from asyncrpc.server.router import ACK_TIMEOUT_MS, Message, Router
 from asyncrpc.server.store import CommitFailed, Store, StoreError
 
 logger = logging.getLogger("asyncrpc.server")
 
+#: The kinds whose ``pid`` says that worker process is running (see Router.check_streams).
+FROM_A_WORKER = frozenset({"task.acquire", "task.create", "task.heartbeat"})
 #: How often the timer loop looks for due promise timeouts, leases and retries.
 TICK_INTERVAL_S = 0.2
 
@@ -59,6 +61,7 @@ class Engine:
         clock: Callable[[], int] = wall_clock_ms,
         on_failure: Callable[[], None] = lambda: None,
         retain_ms: int | None = None,
+        ack_timeout_ms: int = ACK_TIMEOUT_MS,
     ) -> None:
         self.state = Machine()
         #: How long a settled invocation is kept (None: forever); see :mod:`retention`.
@@ -69,7 +72,9 @@ class Engine:
         self.failed: CommitFailed | None = None
         self.store = store
         self.clock = clock
-        self.router = Router(clock, self.state.is_pending, self.state.pending_dispatches)
+        self.router = Router(
+            clock, self.state.is_pending, self.state.pending_dispatches, ack_timeout_ms
+        )
         self._timer: asyncio.Task[None] | None = None
         #: Messages of applied requests, held until their commit.
         self._unrouted: list[Outgoing] = []
@@ -152,6 +157,7 @@ class Engine:
     def tick(self) -> None:
         """Fire whatever is due: promise timeouts, task retries and leases, schedule runs."""
         now = self.clock()
+        self.router.check_streams()
         due = self.state.next_due()
         if due is not None and due <= now:
             self.state.changed = False
@@ -216,6 +222,10 @@ class Engine:
         self._take_outgoing()
         if self.state.changed:
             self.store.stage(now, body)
+        if kind in FROM_A_WORKER:
+            pid = data.get("pid")
+            if isinstance(pid, str):
+                self.router.heard_from(pid)
         return answer
 
     def _take_outgoing(self) -> None:
