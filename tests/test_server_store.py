@@ -8,6 +8,7 @@ import os
 import sqlite3
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,24 @@ def test_a_damaged_log_row_is_an_exit_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "is damaged" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_snapshot_written_by_a_forked_writer_compacts_the_log(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    engine = Engine(Store(db, min_log=20), background_snapshots=True)
+    for i in range(30):
+        engine.handle(create(f"p{i}"))
+    assert engine.store.snapshotting, "no writer was forked once the log was long"
+    engine.handle(create("after-the-fork"))
+    deadline = time.monotonic() + 20
+    while engine.store.snapshotting or engine.store._trim_to:
+        assert time.monotonic() < deadline, "the snapshot writer never finished"
+        engine.tick()
+        time.sleep(0.01)
+    with sqlite3.connect(db) as connection:
+        (covered,) = connection.execute("SELECT seq FROM snapshot").fetchone()
+        (oldest,) = connection.execute("SELECT MIN(seq) FROM log").fetchone()
+    assert covered >= 20 and oldest == covered + 1
+    engine.store.close()
+    restarted = Engine(Store(db))
+    assert sorted(restarted.state.promises) == sorted(engine.state.promises)

@@ -35,6 +35,8 @@ logger = logging.getLogger("asyncrpc.server")
 
 #: The kinds whose ``pid`` says that worker process is running (see Router.check_streams).
 FROM_A_WORKER = frozenset({"task.acquire", "task.create", "task.heartbeat"})
+#: How long after a failed snapshot the next is tried (ms).
+SNAPSHOT_RETRY_MS = 10_000
 #: How often the timer loop looks for due promise timeouts, leases and retries.
 TICK_INTERVAL_S = 0.2
 
@@ -62,11 +64,15 @@ class Engine:
         on_failure: Callable[[], None] = lambda: None,
         retain_ms: int | None = None,
         ack_timeout_ms: int = ACK_TIMEOUT_MS,
+        background_snapshots: bool = False,
     ) -> None:
         self.state = Machine()
         #: How long a settled invocation is kept (None: forever); see :mod:`retention`.
         self.retain_ms = retain_ms
+        #: Write snapshots from a forked child (the server does; in-process tests need not).
+        self.background_snapshots = background_snapshots and store.path != ":memory:"
         self._next_gc = 0
+        self._snapshot_after = 0
         self.on_failure = on_failure
         #: Why the engine stopped answering (a failed commit), or None while it is sound.
         self.failed: CommitFailed | None = None
@@ -158,6 +164,9 @@ class Engine:
         """Fire whatever is due: promise timeouts, task retries and leases, schedule runs."""
         now = self.clock()
         self.router.check_streams()
+        if self.store.poll_snapshot() is False:
+            logger.error("the snapshot writer failed; the log keeps everything, retrying later")
+            self._snapshot_failed()
         due = self.state.next_due()
         if due is not None and due <= now:
             self.state.changed = False
@@ -263,11 +272,22 @@ class Engine:
 
     def _maybe_snapshot(self) -> None:
         """Compact the log when it is long; a failure loses nothing and is tried again later."""
-        if self.store.needs_snapshot(len(self.state.promises)):
-            try:
-                self.store.write_snapshot(self.state)
-            except sqlite3.Error:
-                logger.exception("snapshot failed; the log keeps everything, retrying later")
+        store = self.store
+        if store.snapshotting or not store.needs_snapshot(len(self.state.promises)):
+            return
+        if self.clock() < self._snapshot_after:
+            return
+        try:
+            if self.background_snapshots:
+                store.begin_snapshot(self.state)
+            else:
+                store.write_snapshot(self.state)
+        except (sqlite3.Error, OSError):
+            logger.exception("snapshot failed; the log keeps everything, retrying later")
+            self._snapshot_failed()
+
+    def _snapshot_failed(self) -> None:
+        self._snapshot_after = self.clock() + SNAPSHOT_RETRY_MS
 
     def _recover(self) -> None:
         """Load the snapshot and replay the log after it; messages are not re-sent.

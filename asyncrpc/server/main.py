@@ -26,7 +26,7 @@ def default_db_path(run_dir: Path) -> str:
 def build_app(db: str, token: str | None = None, retain_ms: int | None = None) -> ServerApp:
     """Open the database, recover the state it holds and wrap it in the ASGI app."""
     started = time.perf_counter()
-    engine = Engine(Store(db), retain_ms=retain_ms)
+    engine = Engine(Store(db), retain_ms=retain_ms, background_snapshots=True)
     logger.info(
         "recovered %d promises (%d log entries replayed) from %s in %.3fs",
         len(engine.state.promises),

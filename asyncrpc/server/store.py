@@ -68,6 +68,10 @@ CREATE TABLE IF NOT EXISTS snapshot (
 );
 """
 INSERT_LOG = "INSERT INTO log (seq, at, request) VALUES (?, ?, ?)"
+INSERT_SNAPSHOT = "INSERT OR REPLACE INTO snapshot (id, seq, state) VALUES (1, ?, ?)"
+TRIM_LOG = "DELETE FROM log WHERE seq IN (SELECT seq FROM log WHERE seq <= ? ORDER BY seq LIMIT ?)"
+#: Log entries a snapshot covers that are deleted per timer tick once it is written.
+TRIM_BATCH = 2000
 
 
 class StoreError(Exception):
@@ -134,6 +138,16 @@ class Snapshot(msgspec.Struct):
 
 
 @dataclass(frozen=True)
+class SnapshotWriter:
+    """A forked child writing the snapshot that covers the log up to ``seq``."""
+
+    pid: int
+    seq: int
+    #: How many log entries since the last snapshot it covers.
+    covered: int
+
+
+@dataclass(frozen=True)
 class LogEntry:
     seq: int
     at: int
@@ -147,6 +161,9 @@ class Store:
         self.path = path
         self.min_log = min_log
         self._lock: int | None = None
+        self._writer: SnapshotWriter | None = None
+        #: Log entries up to this seq are covered by a written snapshot and go in batches.
+        self._trim_to = 0
         try:
             if path != ":memory:":
                 if Path(path).is_dir():
@@ -157,6 +174,8 @@ class Store:
             self._db = connect(path)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # A snapshot writer holds the write lock for a moment: wait for it, never fail.
+            self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             self._unlock()
@@ -242,9 +261,86 @@ class Store:
         return self.log_length >= max(self.min_log, promise_count // 4)
 
     def write_snapshot(self, state: Machine) -> None:
-        """Store the whole state and drop the log it covers, in one transaction."""
+        """Store the whole state and drop the log it covers, in one transaction (blocking)."""
+        self.wait_for_snapshot()
         self.commit()
-        body = self._encoder.encode(
+        body = self._encode(state)
+        self._db.execute("BEGIN")
+        try:
+            self._db.execute(INSERT_SNAPSHOT, (self.last_seq, body))
+            self._db.execute("DELETE FROM log WHERE seq <= ?", (self.last_seq,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self.log_length = 0
+        self._trim_to = 0
+
+    # -- snapshots off the event loop ------------------------------------------
+
+    @property
+    def snapshotting(self) -> bool:
+        """A forked writer is writing a snapshot now."""
+        return self._writer is not None
+
+    def begin_snapshot(self, state: Machine) -> None:
+        """Write the snapshot from a forked child, so the server's loop goes on serving.
+
+        ``fork`` gives the child the state exactly as it is at this instant
+        (copy on write), which a thread could not: the loop changes records
+        in place. The child encodes it and writes it with its own connection;
+        :meth:`poll_snapshot` reaps it, then the log it covers is deleted in
+        small batches. Until then the log holds everything: a crash of either
+        process loses nothing.
+        """
+        self.commit()
+        seq, covered = self.last_seq, self.log_length
+        pid = os.fork()
+        if pid == 0:  # the child: write, and leave without running any of the parent's cleanup
+            code = 1
+            try:
+                db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                db.execute(INSERT_SNAPSHOT, (seq, self._encode(state)))
+                db.close()
+                code = 0
+            finally:
+                os._exit(code)
+        self._writer = SnapshotWriter(pid, seq, covered)
+
+    def poll_snapshot(self) -> bool | None:
+        """Reap a finished writer (True: written, False: failed); delete one batch of old log.
+
+        None while no writer finished.
+        """
+        self._trim_batch()
+        writer = self._writer
+        if writer is None:
+            return None
+        pid, status = os.waitpid(writer.pid, os.WNOHANG)
+        if pid == 0:
+            return None
+        self._writer = None
+        if os.waitstatus_to_exitcode(status) != 0:
+            return False
+        self.log_length = max(0, self.log_length - writer.covered)
+        self._trim_to = writer.seq
+        return True
+
+    def wait_for_snapshot(self) -> None:
+        """Wait for a running writer to finish (at shutdown)."""
+        if self._writer is not None:
+            os.waitpid(self._writer.pid, 0)
+            self._writer = None
+
+    def _trim_batch(self) -> None:
+        if not self._trim_to:
+            return
+        deleted = self._db.execute(TRIM_LOG, (self._trim_to, TRIM_BATCH)).rowcount
+        if deleted < TRIM_BATCH:
+            self._trim_to = 0
+
+    def _encode(self, state: Machine) -> bytes:
+        return self._encoder.encode(
             Snapshot(
                 promises=list(state.promises.values()),
                 tasks=list(state.tasks.values()),
@@ -262,18 +358,6 @@ class Store:
                 dispatched=sorted(state.dispatched),
             )
         )
-        self._db.execute("BEGIN")
-        try:
-            self._db.execute(
-                "INSERT OR REPLACE INTO snapshot (id, seq, state) VALUES (1, ?, ?)",
-                (self.last_seq, body),
-            )
-            self._db.execute("DELETE FROM log WHERE seq <= ?", (self.last_seq,))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self.log_length = 0
 
     # -- reading -------------------------------------------------------------
 
@@ -308,6 +392,7 @@ class Store:
             yield LogEntry(entry_seq, at, body)
 
     def close(self) -> None:
+        self.wait_for_snapshot()
         self._db.close()
         self._unlock()
 
