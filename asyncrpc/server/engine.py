@@ -189,7 +189,8 @@ class Engine:
             self.store.stage(now, retention.gc_request(settled_before, retention.GC_BATCH))
             logger.info("retention: forgot %d settled promises", deleted)
         more = deleted == retention.GC_BATCH
-        self._next_gc = now if more else now + retention.GC_INTERVAL_MS
+        interval = min(retention.GC_INTERVAL_MS, self.retain_ms)
+        self._next_gc = now if more else now + interval
 
     async def run_timers(self, interval: float = TICK_INTERVAL_S) -> None:
         while True:

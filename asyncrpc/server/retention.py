@@ -27,7 +27,8 @@ from asyncrpc.server.records import BRANCH_TAG, ORIGIN_TAG, PromiseState
 GC_KIND = "server.gc"
 #: How many invocations' promises one batch deletes at most.
 GC_BATCH = 1000
-#: How often the timer loop looks for settled promises older than the retention (ms).
+#: How often the timer loop looks for settled promises older than the retention (ms; more
+#: often when the retention is shorter).
 GC_INTERVAL_MS = 30_000
 
 _UNITS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
