@@ -137,6 +137,20 @@ def test_an_existing_world_readable_database_is_made_owner_only(tmp_path: Path) 
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
 
 
+#: The newest log entry replaced by bytes that are not a request.
+DAMAGED_LOG_ROW = "UPDATE log SET request = x'7b6e6f74' WHERE seq = (SELECT MAX(seq) FROM log)"
+
+
+def serve_on(db: Path) -> subprocess.CompletedProcess[str]:
+    """`asyncrpc server --db DB` on a free port, expected to exit at once."""
+    return subprocess.run(
+        [*ASYNCRPC, "server", "--db", str(db), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def damaged(db: Path, sql: str) -> None:
     engine = Engine(Store(str(db), min_log=3))
     for i in range(4):
@@ -149,10 +163,7 @@ def damaged(db: Path, sql: str) -> None:
 @pytest.mark.parametrize(
     ("sql", "message"),
     [
-        (
-            "UPDATE log SET request = x'7b6e6f74' WHERE seq = (SELECT MAX(seq) FROM log)",
-            "log entry",
-        ),
+        (DAMAGED_LOG_ROW, "log entry"),
         ("UPDATE snapshot SET state = x'00ff'", "snapshot"),
     ],
 )
@@ -168,12 +179,7 @@ def test_a_second_server_on_the_same_database_exits_2_naming_the_first(
 ) -> None:
     db = tmp_path / "server.db"
     first, _ = procs.start_server(db=db)
-    second = subprocess.run(
-        [*ASYNCRPC, "server", "--db", str(db), "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    second = serve_on(db)
     assert second.returncode == 2
     assert f"in use by another asyncrpc server (pid {first.pid})" in second.stderr
     assert "Traceback" not in second.stderr
@@ -182,13 +188,8 @@ def test_a_second_server_on_the_same_database_exits_2_naming_the_first(
 
 def test_a_damaged_log_row_is_an_exit_2(tmp_path: Path) -> None:
     db = tmp_path / "server.db"
-    damaged(db, "UPDATE log SET request = x'7b6e6f74' WHERE seq = (SELECT MAX(seq) FROM log)")
-    result = subprocess.run(
-        [*ASYNCRPC, "server", "--db", str(db), "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    damaged(db, DAMAGED_LOG_ROW)
+    result = serve_on(db)
     assert result.returncode == 2
     assert "is damaged" in result.stderr and "Traceback" not in result.stderr
 
