@@ -306,7 +306,7 @@ def test_a_delayed_task_waits_for_its_delay(clock: FakeClock) -> None:
 def test_a_database_of_another_format_is_refused_clearly(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     write_older_server_database(db)
-    with pytest.raises(StoreError, match=r"format 1.*reads format 2"):
+    with pytest.raises(StoreError, match=r"format 1.*reads format 3"):
         Store(str(db))
 
 
@@ -314,5 +314,5 @@ def test_a_new_database_records_its_format(tmp_path: Path) -> None:
     db = str(tmp_path / "new.db")
     Store(db).close()
     row = sqlite3.connect(db).execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-    assert row == ("2",)
+    assert row == ("3",)
     Store(db).close()  # and opens again

@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import subprocess
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,20 @@ def test_a_snapshot_written_by_a_forked_writer_compacts_the_log(tmp_path: Path) 
     engine.store.close()
     restarted = Engine(Store(db))
     assert sorted(restarted.state.promises) == sorted(engine.state.promises)
+
+
+def test_a_format_2_database_with_a_plain_snapshot_is_read_and_upgraded(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    engine = Engine(Store(str(db), min_log=3))
+    for i in range(4):
+        engine.handle(create(f"p{i}"))
+    engine.store.close()
+    with sqlite3.connect(db) as connection:
+        (compressed,) = connection.execute("SELECT state FROM snapshot").fetchone()
+        connection.execute("UPDATE snapshot SET state = ?", (zlib.decompress(compressed),))
+        connection.execute("UPDATE meta SET value = '2' WHERE key = 'format'")
+    restarted = Engine(Store(str(db)))
+    assert sorted(restarted.state.promises) == [f"p{i}" for i in range(4)]
+    restarted.store.close()
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT value FROM meta").fetchone() == ("3",)

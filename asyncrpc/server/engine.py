@@ -164,8 +164,13 @@ class Engine:
         """Fire whatever is due: promise timeouts, task retries and leases, schedule runs."""
         now = self.clock()
         self.router.check_streams()
-        if self.store.poll_snapshot() is False:
-            logger.error("the snapshot writer failed; the log keeps everything, retrying later")
+        try:
+            written = self.store.poll_snapshot()
+        except (sqlite3.Error, OSError):
+            logger.exception("storing the snapshot failed")
+            written = False
+        if written is False:
+            logger.error("the snapshot was not written; the log keeps everything, retrying later")
             self._snapshot_failed()
         due = self.state.next_due()
         if due is not None and due <= now:
