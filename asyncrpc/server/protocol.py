@@ -28,7 +28,8 @@ MAX_DEPTH = 32
 #: Longest id (promise, task, schedule, pid, group, address) a request may name, in characters.
 MAX_ID_CHARS = 512
 #: The fields that name something: bounded in length and free of control characters, because
-#: they are stored, routed on and written to logs.
+#: they are stored, routed on and written to logs (where each kind reads them: see
+#: :func:`check_bounds`).
 ID_FIELDS = frozenset({"id", "awaited", "awaiter", "pid", "promiseId", "address", "cursor"})
 #: A request's ``head.version`` when it has none (resonate.sql's default).
 DEFAULT_VERSION = "1"
@@ -112,7 +113,7 @@ def parse_request(body: bytes, bounded: bool = True) -> Request:
     kind, corr_id = fields.text(envelope, "kind"), fields.text(head, "corrId")
     if bounded:
         try:
-            check_bounds(data, 1)
+            check_bounds(body, data)
         except ProtocolError as exc:
             raise ProtocolError(exc.status, exc.message, kind, corr_id) from None
     return Request(
@@ -135,23 +136,51 @@ def check_name(value: str, what: str) -> None:
         )
 
 
-def check_bounds(value: Any, depth: int) -> None:
-    """Refuse nesting over :data:`MAX_DEPTH` and ids over their bounds (a 400)."""
+def check_bounds(body: bytes, data: Any) -> None:
+    """Refuse nesting over :data:`MAX_DEPTH` and ids over their bounds (a 400).
+
+    Only the places a kind reads an id from are checked (``data``, its
+    ``action`` and the action's ``data``, each entry of ``actions`` and
+    ``tasks`` and their ``data``), and the depth is walked only when the body
+    has more brackets than the limit: most requests cost a few lookups.
+    """
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+        _check_depth(data, 1)
+    for record in _records(data):
+        for key in ID_FIELDS.intersection(record):
+            value = record[key]
+            if isinstance(value, str):
+                check_name(value, f"field {key!r}")
+            elif isinstance(value, (dict, list)):
+                raise ProtocolError(400, f"field {key!r} must be a string")
+
+
+def _records(data: Any) -> list[dict[str, Any]]:
+    """``data`` and the objects inside it that hold ids."""
+    if not isinstance(data, dict):
+        return []
+    records = [data]
+    entries = [data.get("action")]
+    for key in ("actions", "tasks"):
+        listed = data.get(key)
+        if isinstance(listed, list):
+            entries.extend(listed)
+    for entry in entries:
+        if isinstance(entry, dict):
+            records.append(entry)
+            inner = entry.get("data")
+            if isinstance(inner, dict):
+                records.append(inner)
+    return records
+
+
+def _check_depth(value: Any, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise ProtocolError(400, f"request nests deeper than {MAX_DEPTH} levels")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in ID_FIELDS and item is not None:
-                if isinstance(item, str):
-                    check_name(item, f"field {key!r}")
-                elif isinstance(item, (dict, list)):
-                    raise ProtocolError(400, f"field {key!r} must be a string")
-            elif isinstance(item, (dict, list)):
-                check_bounds(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, (dict, list)):
-                check_bounds(item, depth + 1)
+    items = value.values() if isinstance(value, dict) else value
+    for item in items:
+        if isinstance(item, (dict, list)):
+            _check_depth(item, depth + 1)
 
 
 def response(kind: Any, corr_id: Any, version: str, status: int, data: Any) -> bytes:
