@@ -109,10 +109,12 @@ def _restrict(path: str) -> None:
 
 
 def _max_fd() -> int:
+    """One past the highest file descriptor a process may hold (a guess when unlimited)."""
     try:
-        return int(os.sysconf("SC_OPEN_MAX"))
+        limit = int(os.sysconf("SC_OPEN_MAX"))
     except (OSError, ValueError):
-        return 65536
+        limit = -1
+    return limit if limit > 3 else 65536
 
 
 def lock_database(path: str) -> int:
