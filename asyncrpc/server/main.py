@@ -67,6 +67,7 @@ def serve(
     config = uvicorn.Config(
         app,
         log_level="warning",
+        log_config=None,  # uvicorn's records go through our escaping formatter too
         access_log=log_level.lower() == "debug",
         lifespan="on",
         timeout_graceful_shutdown=1,
