@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 
-from asyncrpc import config
+from asyncrpc import config, log_lines
 
 
 class SettingsError(ValueError):
@@ -92,13 +92,7 @@ def announce(line: str) -> None:
 
 def configure_logging() -> None:
     """Our lines at INFO, the SDK's only when something is wrong; all on stdout."""
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=logging.INFO,
-        format="%(asctime)s.%(msecs)03d %(message)s",
-        datefmt="%H:%M:%S",
-        force=True,
-    )
+    log_lines.configure(logging.INFO, sys.stdout, "%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S")
     logging.getLogger("resonate").setLevel(logging.WARNING)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from rich.console import Console
 
 from asyncrpc.interrupts import sigterm_as_interrupt
-from benchmarks import compare, loads, recovery, roundtrip, server, servers, startup
+from benchmarks import compare, loads, recovery, roundtrip, server, servers, soak, startup
 from benchmarks.bench import ROOT, Bench, Sizes
 from benchmarks.report import PartResult, render, write_json
 from harness.processes import session
@@ -63,6 +63,7 @@ PARTS: tuple[Part, ...] = (
     Part(
         "server", server.run, "server alone: requests/s, restart time with stored promises", False
     ),
+    Part("soak", soak.run, "flows for minutes with a short --retain: memory and disk", False),
 )
 PART_NAMES = tuple(part.name for part in PARTS)
 

@@ -42,6 +42,13 @@ def server(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    retain: Annotated[
+        str,
+        typer.Option(
+            help="Forget settled invocations this long after they settle: 30m, 12h, 7d, "
+            "or 'forever'."
+        ),
+    ] = "7d",
 ) -> None:
     """Run a Resonate server (HTTP + SSE protocol, durable on SQLite).
 
@@ -50,17 +57,24 @@ def server(
     flow in flight continues.
     """
     from asyncrpc.server.main import default_db_path, serve
+    from asyncrpc.server.retention import RetentionError, parse_retain
     from asyncrpc.server.store import StoreError
     from asyncrpc.serving import PortInUse
 
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter("use debug, info, warning or error", param_hint="--log-level")
+    try:
+        retain_ms = parse_retain(retain)
+    except RetentionError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--retain") from None
     database = db or default_db_path(config.run_dir(os.environ))
     try:
-        serve(host, port, database, token or None, log_level)
+        code = serve(host, port, database, token or None, log_level, retain_ms)
     except (PortInUse, StoreError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
