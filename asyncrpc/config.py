@@ -27,6 +27,8 @@ ENV_NODE_ID = "ASYNCRPC_NODE_ID"
 ENV_GATEWAY_URL = "ASYNCRPC_GATEWAY_URL"
 ENV_SERVER_PORT = "ASYNCRPC_SERVER_PORT"
 ENV_GATEWAY_PORT = "ASYNCRPC_GATEWAY_PORT"
+#: "0" makes the launcher spawn every replica instead of forking it from its template.
+ENV_TEMPLATE = "ASYNCRPC_TEMPLATE"
 
 #: URL schemes that name a Postgres database with resonate.sql applied (resonate-pg):
 #: every process then talks to the database itself, and no HTTP server runs.

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -29,7 +30,8 @@ from asyncrpc.launcher import ports
 from asyncrpc.launcher.errors import LauncherError, UsageError
 from asyncrpc.launcher.numbers import MAX_REPLICAS
 from asyncrpc.launcher.pids import ProcessRef
-from asyncrpc.launcher.plan import Plan, ReplicaSpec
+from asyncrpc.launcher.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
+from asyncrpc.launcher.rundir import LAUNCHER_LOG
 from asyncrpc.launcher.status import (
     LauncherSnapshot,
     Phase,
@@ -38,6 +40,15 @@ from asyncrpc.launcher.status import (
     StartResult,
 )
 from asyncrpc.launcher.targets import NodeSelector
+from asyncrpc.launcher.template_client import (
+    ForkedProcess,
+    TemplateClient,
+    TemplateUnavailable,
+    template_enabled,
+)
+
+#: A replica's process: spawned by the supervisor, or forked by its template.
+ReplicaProcess = asyncio.subprocess.Process | ForkedProcess
 
 #: Seconds a replica gets to exit after SIGTERM before it is killed.
 STOP_GRACE = 5.0
@@ -87,7 +98,7 @@ class Replica:
     spec: ReplicaSpec
     delay: float | None = None
     state: ReplicaState = ReplicaState.NEW
-    process: asyncio.subprocess.Process | None = None
+    process: ReplicaProcess | None = None
     ref: ProcessRef | None = None
     resonate_id: str | None = None
     started_at: float | None = None
@@ -137,6 +148,9 @@ class Supervisor:
         self._on_change = on_change or (lambda: None)
         self._new_id = new_id
         self._closing = False
+        self._use_template = template_enabled(env) and plan.program == ASYNCRPC_PROGRAM
+        self._template: TemplateClient | None = None
+        self._template_lock = asyncio.Lock()
         for spec in plan.replicas:
             self._replica(spec)
 
@@ -172,7 +186,38 @@ class Supervisor:
 
     # -- processes ---------------------------------------------------------------
 
-    async def _spawn(self, replica: Replica) -> tuple[asyncio.subprocess.Process, int]:
+    async def _template_client(self) -> TemplateClient | None:
+        """The template replicas are forked from, started on first use; None: spawn."""
+        if not self._use_template:
+            return None
+        async with self._template_lock:
+            if self._template is None:
+                with self.plan.rundir.open_log(LAUNCHER_LOG) as log:
+                    self._template = await TemplateClient.start(self.env, log)
+                self._notify(f"started the template (pid {self._template.pid})")
+            return self._template
+
+    async def _launch(self, spec: ReplicaSpec, command: list[str], log: BinaryIO) -> ReplicaProcess:
+        """Fork ``command`` from the template where possible, else spawn it."""
+        template = None if spec.node == topology.POSTGRES else await self._template_client()
+        if template is not None:
+            args = command[len(ASYNCRPC_PROGRAM) :]
+            path = self.plan.rundir.log_for(spec.name)
+            try:
+                return await template.fork(args, self.env, path, Path.cwd())
+            except TemplateUnavailable as error:
+                self._use_template = False
+                self._notify(f"{error}; spawning replicas instead")
+        return await asyncio.create_subprocess_exec(
+            *command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
+
+    async def _spawn(self, replica: Replica) -> tuple[ReplicaProcess, int]:
         spec = replica.spec
         if self._closing:
             raise LauncherError(f"not starting {spec.name}: the supervisor is stopping.")
@@ -185,14 +230,7 @@ class Supervisor:
             log.write(f"--- asyncrpc launcher: starting {spec.name} at {stamp}\n".encode())
             log.flush()
             offset = log.tell()
-            process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-            )
+            process = await self._launch(spec, command, log)
         if replica.spawns:
             replica.restarts += 1
         replica.spawns += 1
@@ -210,7 +248,7 @@ class Supervisor:
         self._changed()
         return process, offset
 
-    async def _watch(self, replica: Replica, process: asyncio.subprocess.Process) -> None:
+    async def _watch(self, replica: Replica, process: ReplicaProcess) -> None:
         code = await process.wait()
         if replica.process is not process:
             return
@@ -246,9 +284,7 @@ class Supervisor:
         except LauncherError as error:
             self._notify(str(error))
 
-    async def _wait_ready(
-        self, replica: Replica, process: asyncio.subprocess.Process, offset: int
-    ) -> None:
+    async def _wait_ready(self, replica: Replica, process: ReplicaProcess, offset: int) -> None:
         spec = replica.spec
         url = self.plan.ready_url(spec)
         path = self.plan.rundir.log_for(spec.name)
@@ -449,6 +485,8 @@ class Supervisor:
             if alive:
                 await self._stop(alive)
                 stopped += [r.name for r in alive]
+        if self._template is not None:
+            await self._template.close()
         self._changed()
         return stopped
 

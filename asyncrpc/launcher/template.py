@@ -1,0 +1,212 @@
+"""The template: one process that has imported what replicas run, and forks them on request.
+
+Starting a replica as `python -m asyncrpc ...` spends most of its time importing
+the SDK, FastAPI and asyncrpc. The supervisor instead starts this process once
+(`python -m asyncrpc.launcher.template FD`, in a session of its own); it imports
+those modules and then serves requests on the socket FD, one JSON object a line:
+
+- in: ``{"start": N, "args": [...], "env": {...}, "log": PATH, "cwd": PATH}``,
+  the arguments of `asyncrpc ARGS...`;
+- out: ``{"started": N, "pid": PID}`` once forked, ``{"exited": PID, "code": C}``
+  when that child ends (C as in ``Popen.returncode``: negative for a signal).
+
+Each child is an ordinary process of its own: it calls ``setsid``, points
+stdin at /dev/null and stdout/stderr at its log, closes every other file
+descriptor, takes the requested environment and runs the CLI as
+`python -m asyncrpc` would. The template is its parent, so it reaps it and
+reports the exit code; the supervisor never loses an exit status.
+
+Rules that keep a fork safe: the template only imports. It starts no event
+loop and no thread (it refuses to serve if an import started one), opens no
+socket but its channel and no database, and configures no logging. Its own
+signal handlers are reset in each child. On EOF of its channel (the supervisor
+is gone) it exits; running children keep running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+import traceback
+from typing import Any
+
+import setproctitle
+
+#: What replicas import: loaded once here, shared copy-on-write by every child.
+PRELOAD = (
+    "resonate.resonate",
+    "asyncrpc.cli",
+    "asyncrpc.node",
+    "asyncrpc.process_runtime",
+    "asyncrpc.serving",
+    "asyncrpc.gateway.main",
+    "asyncrpc.gateway.settings",
+    "asyncrpc.server.main",
+    "asyncrpc.server.retention",
+    "asyncrpc.server.store",
+)
+
+
+def preload(modules: tuple[str, ...] = PRELOAD) -> None:
+    for name in modules:
+        importlib.import_module(name)
+
+
+def _exit_code(exit: SystemExit) -> int:
+    if exit.code is None:
+        return 0
+    if isinstance(exit.code, int):
+        return exit.code
+    print(exit.code, file=sys.stderr)
+    return 1
+
+
+def run_cli(args: list[str]) -> int:
+    """Run `asyncrpc ARGS...` in this process; its exit code."""
+    from asyncrpc.cli import app
+
+    sys.argv = ["asyncrpc", *args]
+    try:
+        app(args=args, prog_name="asyncrpc")
+    except SystemExit as exit:
+        return _exit_code(exit)
+    return 0
+
+
+def _become_replica(request: dict[str, Any]) -> None:
+    """In the fresh child: own session, own log, nothing of the template's left open."""
+    os.setsid()
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    os.chdir(request["cwd"])
+    # `ps` shows what runs here, as if it were spawned: `python -m asyncrpc node b ...`.
+    setproctitle.setproctitle(" ".join([sys.executable, "-m", "asyncrpc", *request["args"]]))
+    os.environ.clear()
+    os.environ.update(request["env"])
+
+
+def fork_replica(request: dict[str, Any]) -> int:
+    """Fork a child that runs ``request``; the child's pid (the child never returns)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        _become_replica(request)
+        code = run_cli(list(request["args"]))
+    except BaseException:  # whatever happens, the child must not return
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    return 0  # unreachable
+
+
+class Template:
+    """The request loop: fork on request, reap and report exits, stop on EOF."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        self.channel = channel
+        self.buffer = b""
+        self.wakeup_r, self.wakeup_w = os.pipe()
+        os.set_blocking(self.wakeup_r, False)
+        os.set_blocking(self.wakeup_w, False)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.channel.sendall(json.dumps(message).encode() + b"\n")
+
+    def _handle(self, line: bytes) -> None:
+        try:
+            request = json.loads(line)
+            number = request["start"]
+        except (ValueError, KeyError, TypeError) as error:
+            print(f"template: ignoring a malformed request: {error!r}", file=sys.stderr)
+            return
+        try:
+            pid = fork_replica(request)
+        except OSError as error:
+            self._send({"failed": number, "error": str(error)})
+            return
+        self._send({"started": number, "pid": pid})
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self._send({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+
+    def _read(self) -> bool:
+        data = self.channel.recv(65536)
+        if not data:
+            return False
+        self.buffer += data
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            if line.strip():
+                self._handle(line)
+        return True
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        signal.set_wakeup_fd(self.wakeup_w)
+        selector = selectors.DefaultSelector()
+        selector.register(self.channel, selectors.EVENT_READ)
+        selector.register(self.wakeup_r, selectors.EVENT_READ)
+        try:
+            while True:
+                for key, _ in selector.select():
+                    if key.fileobj == self.wakeup_r:
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(self.wakeup_r, 4096)
+                    elif not self._read():
+                        return
+                self._reap()
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        finally:
+            selector.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m asyncrpc.launcher.template FD", file=sys.stderr)
+        return 2
+    channel = socket.socket(fileno=int(args[0]))
+    setproctitle.setproctitle(f"{sys.executable} -m asyncrpc.launcher.template")
+    preload()
+    if threading.active_count() != 1:
+        names = ", ".join(thread.name for thread in threading.enumerate())
+        print(f"template: an import started threads ({names}); forking is unsafe", flush=True)
+        return 1
+    Template(channel).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
