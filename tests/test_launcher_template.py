@@ -1,0 +1,100 @@
+"""The template: replicas forked from it are processes of their own that inherit nothing.
+
+One `up --detach b --respawn 0` (the server and b.1, both forked): b.1 has its
+own session and log, holds none of the template's files or sockets, and a
+`kill b` ends b.1 alone, which the supervisor notices (the template reports the
+exit) and replaces with a new fork.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from asyncrpc import config
+from asyncrpc.launcher.template_client import template_enabled
+from tests.support import isolated_env, wait_until
+from tests.test_launcher_e2e import Launcher
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks on Linux only")
+
+
+def test_template_is_used_only_where_fork_is_safe() -> None:
+    assert template_enabled({}, platform="linux")
+    assert not template_enabled({config.ENV_TEMPLATE: "0"}, platform="linux")
+    assert not template_enabled({}, platform="darwin")
+    assert not template_enabled({}, platform="win32")
+
+
+def open_files(pid: int) -> dict[int, str]:
+    """fd -> what it points at (a path, `socket:[inode]`, `pipe:[inode]`...)."""
+    found = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[Launcher]:
+    it = Launcher(tmp_path, isolated_env(tmp_path / "run", COLUMNS="200"))
+    try:
+        yield it
+    finally:
+        it.cleanup()
+
+
+def replicas(launcher: Launcher) -> dict[str, dict[str, object]]:
+    return {node["name"]: node for node in launcher.status()["nodes"]}
+
+
+@linux_only
+def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Launcher) -> None:
+    up = launcher.up("b", "--respawn", "0")
+    assert up.returncode == 0, up.stdout + up.stderr
+    before = replicas(launcher)
+    assert set(before) == {"server", "b.1"}
+    pid = int(before["b.1"]["pid"])  # type: ignore[call-overload]
+    server_pid = before["server"]["pid"]
+    state = launcher.rundir.read_state()
+    assert state is not None
+
+    process = psutil.Process(pid)
+    template = process.parent()
+    assert template is not None and template.pid != state.supervisor.pid
+    assert "asyncrpc.launcher.template" in " ".join(template.cmdline())
+    assert template.ppid() == state.supervisor.pid
+    assert os.getsid(pid) == pid and os.getpgid(pid) == pid
+    assert "-m asyncrpc node b " in " ".join(process.cmdline())
+
+    log = str(launcher.rundir.log_for("b.1"))
+    files = open_files(pid)
+    assert files[0] == os.devnull and files[1] == log and files[2] == log
+    # Anonymous inodes (epoll, eventfd) are all named alike; sockets, pipes and files are not.
+    held = {name for name in open_files(template.pid).values() if not name.startswith("anon_")}
+    inherited = held - {os.devnull}
+    assert not inherited & set(files.values()), (inherited, files)
+    assert str(launcher.rundir.log_for("launcher")) not in files.values()
+
+    killed = launcher.run("kill", "b")
+    assert killed.returncode == 0, killed.stdout + killed.stderr
+
+    def replaced() -> bool:
+        now = replicas(launcher)
+        return now["b.1"]["state"] == "running" and now["b.1"]["pid"] != pid
+
+    wait_until(replaced, timeout=60, what="b.1 to be replaced")
+    after = replicas(launcher)
+    assert after["b.1"]["restarts"] == 1
+    assert after["server"]["pid"] == server_pid and after["server"]["restarts"] == 0
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    new = psutil.Process(int(after["b.1"]["pid"]))  # type: ignore[call-overload]
+    assert new.ppid() == template.pid and os.getsid(new.pid) == new.pid
+    assert Path(log).read_text().count("--- asyncrpc launcher: starting b.1") == 2
