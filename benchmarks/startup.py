@@ -8,20 +8,40 @@ from /proc) summed over the eleven processes, once ready and idle.
 
 Then the same through the launcher, when ``asyncrpc up --detach`` is
 available: the command's wall time until it returns (it returns once
-everything is ready), and RSS summed over the launcher and every replica its
-state file lists; ``asyncrpc down`` stops them (and
-:class:`~harness.launched.Launched` anything left, by pid).
+everything is ready), and memory summed over the supervisor and every process
+under it (its template and the replicas forked from it): RSS, and PSS and USS,
+which count pages forked children share once instead of once per process.
+While it runs (``--respawn 0``): the wall time of `asyncrpc status`, `call`
+and `kill` (each a fresh CLI process), and from a kill -9 of a worker until
+the supervisor's state file shows its replacement ready. ``asyncrpc down``
+stops them (and :class:`~harness.launched.Launched` anything left, by pid).
+
+Last, the crash demo's slowest moment: await-chain runs with c's step
+sleeping durably; b is killed while its step waits on c; once c's step is due
+`asyncrpc start b` is issued, and the time until the caller has the flow's
+result is taken, the CLI's own start included. Every time is set against one
+``python -c "import resonate.resonate"`` on the same machine, as a ratio.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import signal
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from asyncrpc import config
+import psutil
+
+from asyncrpc import config, topology
+from asyncrpc.launcher.calls import FlowCaller
+from asyncrpc.launcher.pids import ProcessRef
+from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.launcher.status import ReplicaState
 from benchmarks.bench import Bench, BenchError
 from benchmarks.measure import rss_bytes, total_rss_bytes
 from benchmarks.report import PartResult, Table, mib, secs
@@ -29,9 +49,78 @@ from harness.isolation import free_port
 from harness.launched import Launched
 from harness.processes import ASYNCRPC, READY_TIMEOUT
 from harness.system import start_system
+from harness.waiting import wait_until
 
 #: Let start-up garbage settle before reading memory.
 SETTLE_S = 1.0
+#: How often the state file is read while waiting for a replacement.
+STATE_POLL_S = 0.005
+#: The worker killed in the respawn measurement, and the one `asyncrpc kill` signals.
+RESPAWNED, KILLED = "b.1", "c"
+AWAIT_CHAIN = topology.FLOWS["await-chain"]
+
+
+def import_round(bench: Bench, i: int) -> dict[str, Any]:
+    """One `python -c "import resonate.resonate"`: what every ratio is set against."""
+    began = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import resonate.resonate"], check=True)
+    return {"ready_s": round(time.monotonic() - began, 3)}
+
+
+def tree_memory(root: int) -> dict[str, int]:
+    """RSS, PSS and USS summed over ``root`` and every process under it."""
+    totals = {"rss_bytes": 0, "pss_bytes": 0, "uss_bytes": 0}
+    try:
+        top = psutil.Process(root)
+        processes = [top, *top.children(recursive=True)]
+    except psutil.Error:
+        return totals
+    for process in processes:
+        try:
+            memory = process.memory_full_info()
+        except psutil.Error:
+            continue
+        totals["rss_bytes"] += memory.rss
+        totals["pss_bytes"] += getattr(memory, "pss", memory.uss)
+        totals["uss_bytes"] += memory.uss
+    return totals
+
+
+def timed_cli(env: dict[str, str], *args: str) -> float:
+    """Wall seconds of one `asyncrpc ARGS...`, which must succeed."""
+    began = time.monotonic()
+    done = subprocess.run([*ASYNCRPC, *args], capture_output=True, text=True, env=env, timeout=120)
+    elapsed = time.monotonic() - began
+    if done.returncode != 0:
+        raise BenchError(f"asyncrpc {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return round(elapsed, 3)
+
+
+def replica_pid(run_dir: Path, name: str, state: ReplicaState = ReplicaState.RUNNING) -> int | None:
+    """The pid of replica ``name`` as the supervisor's state file lists it, when in ``state``."""
+    found = RunDir(run_dir).read_state()
+    if found is None:
+        return None
+    for replica in found.snapshot.replicas:
+        if replica.name == name and replica.state is state:
+            return replica.pid
+    return None
+
+
+def respawn_s(run_dir: Path) -> float:
+    """From kill -9 of RESPAWNED until the state file shows its replacement ready."""
+    pid = replica_pid(run_dir, RESPAWNED)
+    ref = ProcessRef.of(pid) if pid is not None else None
+    if ref is None:
+        raise BenchError(f"{RESPAWNED} is not running")
+    began = time.monotonic()
+    ref.signal(signal.SIGKILL)
+    deadline = began + READY_TIMEOUT
+    while replica_pid(run_dir, RESPAWNED) in (None, pid):
+        if time.monotonic() > deadline:
+            raise BenchError(f"{RESPAWNED} was not replaced within {READY_TIMEOUT:g}s")
+        time.sleep(STATE_POLL_S)
+    return round(time.monotonic() - began, 3)
 
 
 def direct_round(bench: Bench, i: int) -> dict[str, Any]:
@@ -64,48 +153,120 @@ def launcher_unavailable(bench: Bench) -> str | None:
     return None
 
 
-def launcher_round(bench: Bench, i: int) -> dict[str, Any]:
-    run_dir = bench.log_dir / f"launcher-{i}"
+def up_detached(bench: Bench, run_dir: Path, *args: str) -> tuple[dict[str, str], float]:
+    """`asyncrpc up --detach ARGS` on free ports in ``run_dir``: its env and wall seconds."""
     env = {**bench.procs.base_env, config.ENV_RUN_DIR: str(run_dir)}
-    launched = Launched(run_dir, env)
     ports = ["--server-port", str(free_port()), "--gateway-port", str(free_port())]
     began = time.monotonic()
+    up = subprocess.run(
+        [*ASYNCRPC, "up", "--detach", "--run-dir", str(run_dir), *ports, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3 * READY_TIMEOUT,
+    )
+    elapsed = time.monotonic() - began
+    if up.returncode != 0:
+        raise BenchError(f"asyncrpc up --detach exited {up.returncode}: {up.stderr[-500:]}")
+    return env, round(elapsed, 3)
+
+
+def launcher_round(bench: Bench, i: int) -> dict[str, Any]:
+    run_dir = bench.log_dir / f"launcher-{i}"
+    launched = Launched(run_dir, {**bench.procs.base_env, config.ENV_RUN_DIR: str(run_dir)})
     try:
-        up = subprocess.run(
-            [*ASYNCRPC, "up", "--detach", "--run-dir", str(run_dir), *ports],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=3 * READY_TIMEOUT,
-        )
-        elapsed = time.monotonic() - began
+        env, elapsed = up_detached(bench, run_dir, "--respawn", "0")
         launched.remember()
-        if up.returncode != 0:
-            raise BenchError(f"asyncrpc up --detach exited {up.returncode}: {up.stderr[-500:]}")
         time.sleep(SETTLE_S)
         pids = launched.alive()
+        state = RunDir(run_dir).read_state()
+        memory = tree_memory(state.supervisor.pid) if state else {}
         return {
-            "ready_s": round(elapsed, 3),
+            "ready_s": elapsed,
             "rss_bytes": total_rss_bytes(pids),
+            "tree": memory,
             "processes": len(pids),
+            "status_s": timed_cli(env, "status"),
+            "call_s": timed_cli(env, "call", AWAIT_CHAIN.name),
+            "respawn_s": respawn_s(run_dir),
+            "kill_s": timed_cli(env, "kill", KILLED),
         }
     finally:
+        launched.remember()
+        launched.stop()
+
+
+def resume_round(bench: Bench, i: int) -> dict[str, Any]:
+    """From `asyncrpc start b` (b killed while its step waits on c) to the flow's result."""
+    run_dir = bench.log_dir / f"resume-{i}"
+    delay = bench.sizes.recovery_delay
+    launched = Launched(run_dir, {**bench.procs.base_env, config.ENV_RUN_DIR: str(run_dir)})
+    try:
+        env, _ = up_detached(bench, run_dir, AWAIT_CHAIN.name, "--delay", f"c={delay:g}")
+        launched.remember()
+        state = RunDir(run_dir).read_state()
+        assert state is not None and state.snapshot.gateway_url is not None
+        caller = FlowCaller(state.snapshot.gateway_url, state.snapshot.server_url)
+        invocation = f"startup-resume-{i}-{time.time_ns()}"
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            began = time.monotonic()
+            result = pool.submit(caller.call, AWAIT_CHAIN, invocation, READY_TIMEOUT)
+            time.sleep(delay / 2)  # b's step now waits on c's, which sleeps durably
+            timed_cli(env, "kill", "b")
+            wait_until(
+                lambda: time.monotonic() > began + delay + 0.5, timeout=delay + 5, what="c's step"
+            )
+            started = time.monotonic()
+            timed_cli(env, "start", "b")
+            answer = result.result(timeout=READY_TIMEOUT)
+            elapsed = time.monotonic() - started
+        if answer.result != AWAIT_CHAIN.expected_result:
+            raise BenchError(f"await-chain answered {answer.result!r}")
+        return {"ready_s": round(elapsed, 3)}
+    finally:
+        launched.remember()
         launched.stop()
 
 
 def timed_rounds(
     bench: Bench, how: str, one_round: Callable[[Bench, int], dict[str, Any]]
 ) -> dict[str, Any]:
-    """``startup_rounds`` start-ups one way: each one's numbers, and their medians."""
+    """``startup_rounds`` runs one way: each one's numbers, and the median of each number."""
     rounds = []
     for i in range(bench.sizes.startup_rounds):
         bench.say(f"start-up: {how}, round {i + 1}/{bench.sizes.startup_rounds}")
         rounds.append(one_round(bench, i))
-    return {
-        "rounds": rounds,
-        "ready_s_median": statistics.median(r["ready_s"] for r in rounds),
-        "rss_bytes_median": statistics.median(r["rss_bytes"] for r in rounds),
-    }
+    numbers = [key for key, value in rounds[0].items() if isinstance(value, int | float)]
+    medians = {f"{key}_median": statistics.median(r[key] for r in rounds) for key in numbers}
+    return {"rounds": rounds, **medians}
+
+
+#: (what, key in the launcher's medians, at most: seconds, or times one import when a ratio)
+TARGETS: tuple[tuple[str, str, float, bool], ...] = (
+    ("up --detach, all ready", "ready_s_median", 4.0, True),
+    ("kill -9 of b.1 to its replacement ready", "respawn_s_median", 0.2, False),
+    ("asyncrpc status", "status_s_median", 0.3, False),
+    ("asyncrpc kill c", "kill_s_median", 0.3, False),
+    ("asyncrpc call await-chain (flow included)", "call_s_median", 0.3, False),
+)
+
+
+def targets_table(data: dict[str, Any]) -> Table:
+    """Each target against what was measured: `met`, or by how much it is missed."""
+    table = Table("Start-up targets", ["what", "measured s", "x import", "target", "met"])
+    one_import = data["import"]["ready_s_median"]
+    rows = [(what, data["launcher"].get(key), limit, ratio) for what, key, limit, ratio in TARGETS]
+    if "resume" in data:
+        resume = data["resume"]["ready_s_median"]
+        rows.append(("start b to the flow's result", resume, 1.0, False))
+    for what, measured, limit, ratio in rows:
+        if measured is None:
+            continue
+        times = measured / one_import
+        shown = f"≤ {limit:g}x import" if ratio else f"≤ {limit:g} s"
+        met = (times if ratio else measured) <= limit
+        table.add(what, secs(measured), f"{times:.1f}", shown, "yes" if met else "no")
+    return table
 
 
 def run(bench: Bench) -> PartResult:
@@ -114,6 +275,7 @@ def run(bench: Bench) -> PartResult:
         f"Start-up of server + gateway + 9 nodes (median of {bench.sizes.startup_rounds})",
         ["how", "to ready s", "RSS MiB (sum)", "processes"],
     )
+    result.data["import"] = timed_rounds(bench, "one SDK import", import_round)
     ways: list[tuple[str, str, Callable[[Bench, int], dict[str, Any]]]] = [
         ("direct", "processes started directly", direct_round)
     ]
@@ -134,4 +296,13 @@ def run(bench: Bench) -> PartResult:
         + " MiB"
     )
     result.tables.append(table)
+    if not unavailable:
+        result.data["resume"] = timed_rounds(bench, "start b mid-flow", resume_round)
+        tree = result.data["launcher"]["rounds"][0]["tree"]
+        result.notes.append(
+            "Memory of `up` (supervisor, template and replicas, first round): "
+            f"RSS {mib(tree['rss_bytes'])}, PSS {mib(tree['pss_bytes'])}, "
+            f"USS {mib(tree['uss_bytes'])} MiB"
+        )
+        result.tables.append(targets_table(result.data))
     return result
