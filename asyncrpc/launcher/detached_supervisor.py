@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,8 @@ def _log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} supervisor: {message}", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, template: socket.socket | None = None) -> int:
+    """Run the plan in RUN_DIR; ``template`` when forked from the template (its channel)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m asyncrpc.launcher.detached_supervisor RUN_DIR", file=sys.stderr)
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                 notify=_log,
                 on_ready=lambda snapshot: _log("everything is ready"),
                 keep_failed_state=True,
+                template=template,
             )
         )
     except LauncherError as error:

@@ -137,6 +137,7 @@ class Supervisor:
         notify: Callable[[str], None] | None = None,
         on_change: Callable[[], None] | None = None,
         new_id: Callable[[ReplicaSpec], str] = new_resonate_id,
+        template: TemplateClient | None = None,
     ) -> None:
         self.plan = plan
         self.env = replica_env(env, plan)
@@ -149,7 +150,7 @@ class Supervisor:
         self._new_id = new_id
         self._closing = False
         self._use_template = template_enabled(env) and plan.program == ASYNCRPC_PROGRAM
-        self._template: TemplateClient | None = None
+        self._template = template
         self._template_lock = asyncio.Lock()
         for spec in plan.replicas:
             self._replica(spec)
@@ -195,7 +196,7 @@ class Supervisor:
                 with self.plan.rundir.open_log(LAUNCHER_LOG) as log:
                     self._template = await TemplateClient.start(self.env, log)
                 self._notify(f"started the template (pid {self._template.pid})")
-            return self._template
+        return self._template
 
     async def _launch(self, spec: ReplicaSpec, command: list[str], log: BinaryIO) -> ReplicaProcess:
         """Fork ``command`` from the template where possible, else spawn it."""

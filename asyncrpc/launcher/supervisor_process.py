@@ -26,6 +26,7 @@ from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.plan import Plan
 from asyncrpc.launcher.status import LauncherSnapshot, Phase, RunState
 from asyncrpc.launcher.supervisor import Supervisor
+from asyncrpc.launcher.template_client import TemplateClient
 
 
 class _Uvicorn(uvicorn.Server):
@@ -53,12 +54,15 @@ async def run_supervisor(
     follow: Callable[[Supervisor], Awaitable[None]] | None = None,
     keep_failed_state: bool = False,
     clock: Callable[[], float] = time.time,
+    template: socket.socket | None = None,
 ) -> None:
     """Boot ``plan`` and run until stopped; raise LauncherError when booting fails.
 
     ``follow`` (e.g. the foreground output streamer) runs alongside and is
     cancelled at the end. With ``keep_failed_state`` a failed boot leaves the
-    state file (phase "failed" and the error) for whoever waits on it.
+    state file (phase "failed" and the error) for whoever waits on it. ``template`` is the
+    channel to the template this process was forked from (a detached `up`); without it,
+    one is started when a replica is to be forked.
     """
     rundir = plan.rundir
     rundir.ensure()
@@ -72,7 +76,10 @@ async def run_supervisor(
     def persist() -> None:
         rundir.write_state(RunState(me, control_url, token, supervisor.snapshot()))
 
-    supervisor = Supervisor(plan, env, clock=clock, notify=notify, on_change=persist)
+    forks = await TemplateClient.attach(template) if template is not None else None
+    supervisor = Supervisor(
+        plan, env, clock=clock, notify=notify, on_change=persist, template=forks
+    )
     app = make_app(supervisor, token, on_down=stop.set)
     server = _Uvicorn(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
     loop = asyncio.get_running_loop()

@@ -10,6 +10,12 @@ those modules and then serves requests on the socket FD, one JSON object a line:
 - out: ``{"started": N, "pid": PID}`` once forked, ``{"exited": PID, "code": C}``
   when that child ends (C as in ``Popen.returncode``: negative for a signal).
 
+A detached `up` starts it as `python -m asyncrpc.launcher.template --supervise
+RUN_DIR` instead: it then also imports the supervisor's modules, forks the
+detached supervisor itself (its channel one end of a socketpair), forwards
+SIGTERM to it, and exits with its exit code once it has gone. One interpreter
+start and one round of imports then serve the supervisor and every replica.
+
 Each child is an ordinary process of its own: it calls ``setsid``, points
 stdin at /dev/null and stdout/stderr at its log, closes every other file
 descriptor, takes the requested environment and runs the CLI as
@@ -52,6 +58,8 @@ PRELOAD = (
     "asyncrpc.server.retention",
     "asyncrpc.server.store",
 )
+#: What a detached supervisor imports besides.
+SUPERVISOR_PRELOAD = ("asyncrpc.launcher.detached_supervisor",)
 
 
 def preload(modules: tuple[str, ...] = PRELOAD) -> None:
@@ -125,8 +133,11 @@ def fork_replica(request: dict[str, Any]) -> int:
 class Template:
     """The request loop: fork on request, reap and report exits, stop on EOF."""
 
-    def __init__(self, channel: socket.socket) -> None:
+    def __init__(self, channel: socket.socket, supervisor: int | None = None) -> None:
         self.channel = channel
+        #: The supervisor forked from here (detached `up`), and its exit code once reaped.
+        self.supervisor = supervisor
+        self.supervisor_code: int | None = None
         self.buffer = b""
         self.wakeup_r, self.wakeup_w = os.pipe()
         os.set_blocking(self.wakeup_r, False)
@@ -157,6 +168,9 @@ class Template:
                 return
             if pid == 0:
                 return
+            if pid == self.supervisor:
+                self.supervisor_code = os.waitstatus_to_exitcode(status)
+                continue
             self._send({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
     def _read(self) -> bool:
@@ -170,8 +184,15 @@ class Template:
                 self._handle(line)
         return True
 
+    def _forward(self, signum: int, frame: object) -> None:
+        if self.supervisor is not None and self.supervisor_code is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.supervisor, signum)
+
     def serve(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if self.supervisor is not None:
+            signal.signal(signal.SIGTERM, self._forward)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         signal.set_wakeup_fd(self.wakeup_w)
         selector = selectors.DefaultSelector()
@@ -190,19 +211,70 @@ class Template:
             return
         finally:
             selector.close()
+            self.channel.close()
+        if self.supervisor is not None and self.supervisor_code is None:
+            with contextlib.suppress(ChildProcessError):
+                _, status = os.waitpid(self.supervisor, 0)
+                self.supervisor_code = os.waitstatus_to_exitcode(status)
+
+
+def fork_supervisor(channel: socket.socket, run_dir: str) -> int:
+    """Fork the detached supervisor of ``run_dir``, talking to this template on ``channel``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.setsid()
+        setproctitle.setproctitle(
+            f"{sys.executable} -m asyncrpc.launcher.detached_supervisor {run_dir}"
+        )
+        from asyncrpc.launcher.detached_supervisor import main as supervise
+
+        code = supervise([run_dir], template=channel)
+    except BaseException:  # whatever happens, the child must not return
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    return 0  # unreachable
+
+
+def _preloaded(modules: tuple[str, ...]) -> bool:
+    preload(modules)
+    if threading.active_count() == 1:
+        return True
+    names = ", ".join(thread.name for thread in threading.enumerate())
+    print(f"template: an import started threads ({names}); forking is unsafe", flush=True)
+    return False
+
+
+USAGE = "usage: python -m asyncrpc.launcher.template FD | --supervise RUN_DIR"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    setproctitle.setproctitle(f"{sys.executable} -m asyncrpc.launcher.template")
+    if len(args) == 2 and args[0] == "--supervise":
+        if not _preloaded(PRELOAD + SUPERVISOR_PRELOAD):
+            return 1
+        ours, theirs = socket.socketpair()
+        supervisor = fork_supervisor(theirs, args[1])
+        theirs.close()
+        template = Template(ours, supervisor)
+        template.serve()
+        code = template.supervisor_code
+        return 1 if code is None else code if code >= 0 else 128 - code
     if len(args) != 1 or not args[0].isdigit():
-        print("usage: python -m asyncrpc.launcher.template FD", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     channel = socket.socket(fileno=int(args[0]))
-    setproctitle.setproctitle(f"{sys.executable} -m asyncrpc.launcher.template")
-    preload()
-    if threading.active_count() != 1:
-        names = ", ".join(thread.name for thread in threading.enumerate())
-        print(f"template: an import started threads ({names}); forking is unsafe", flush=True)
+    if not _preloaded(PRELOAD):
         return 1
     Template(channel).serve()
     return 0

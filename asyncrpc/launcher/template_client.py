@@ -68,7 +68,7 @@ class TemplateClient:
 
     def __init__(
         self,
-        process: asyncio.subprocess.Process,
+        process: asyncio.subprocess.Process | None,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
@@ -104,9 +104,15 @@ class TemplateClient:
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         return cls(process, reader, writer)
 
+    @classmethod
+    async def attach(cls, channel: socket.socket) -> TemplateClient:
+        """The client of the template this process was forked from (a detached `up`)."""
+        reader, writer = await asyncio.open_unix_connection(sock=channel)
+        return cls(None, reader, writer)
+
     @property
-    def pid(self) -> int:
-        return self.process.pid
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
 
     async def fork(
         self, args: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path
@@ -171,12 +177,14 @@ class TemplateClient:
         """Close the channel; the template exits on EOF (killed if it does not)."""
         with contextlib.suppress(Exception):
             self._writer.close()
-        try:
-            await asyncio.wait_for(self.process.wait(), timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.process.wait()
-        self._listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._listener
+        if self.process is None:  # our parent: it exits once this process has
+            self._listener.cancel()
+        else:
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.kill()
+                await self.process.wait()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(self._listener, timeout)

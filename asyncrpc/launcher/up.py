@@ -11,6 +11,7 @@ everything is ready.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -18,21 +19,26 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
+import psutil
 
 from asyncrpc import config, topology
-from asyncrpc.invocations.server_reader import ServerReader
 from asyncrpc.launcher import ports
 from asyncrpc.launcher.control_client import orphans
 from asyncrpc.launcher.errors import LauncherError
 from asyncrpc.launcher.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
 from asyncrpc.launcher.rundir import LAUNCHER_LOG, RunDir
 from asyncrpc.launcher.status import LauncherSnapshot, Phase
-from asyncrpc.launcher.supervisor import Supervisor, tail
 from asyncrpc.launcher.targets import select
-from asyncrpc.postgres.local import dsn
+from asyncrpc.launcher.template_client import template_enabled
 from asyncrpc.postgres.schema import SchemaUnavailable, resonate_sql_path
+
+if TYPE_CHECKING:
+    from asyncrpc.launcher.supervisor import Supervisor
+
+# httpx, the SDK, psycopg and the supervisor's modules are imported where they are used, so
+# `up --detach` hands over to the template (which has them all) without importing them here.
 
 #: The servers `up --server` can start.
 SERVER_EMBEDDED = "embedded"
@@ -64,6 +70,10 @@ def server_answers(url: str) -> bool:
 
     For a ``postgresql://`` URL: the database answers a protocol request (resonate.sql is in it).
     """
+    import httpx
+
+    from asyncrpc.invocations.server_reader import ServerReader
+
     if config.is_postgres_url(url):
         with ServerReader(url, timeout=3.0) as reader:
             return reader.answers()
@@ -164,6 +174,8 @@ def prepare(
                 "runs already: give one of them.",
                 2,
             )
+        from asyncrpc.postgres.local import dsn
+
         schema = postgres_schema(options, env)
         server_url, embedded = dsn(config.DEFAULT_HOST, options.server_port), True
     elif options.server == SERVER_EMBEDDED:
@@ -226,6 +238,25 @@ def run_foreground(
     asyncio.run(run_supervisor(plan, env, notify=notify, on_ready=on_ready, follow=follow))
 
 
+def detached_command(plan: Plan, env: Mapping[str, str]) -> list[str]:
+    """How a detached supervisor starts: forked from a template that the replicas share.
+
+    Where the template is not used, it runs as a process of its own.
+    """
+    if template_enabled(env) and plan.program == ASYNCRPC_PROGRAM:
+        return [sys.executable, "-m", "asyncrpc.launcher.template", "--supervise"]
+    return [sys.executable, "-m", "asyncrpc.launcher.detached_supervisor"]
+
+
+def _is_ours(state_pid: int, detached: int) -> bool:
+    """The state file is that of the supervisor just started (it, or forked by it)."""
+    if state_pid == detached:
+        return True
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(state_pid).ppid() == detached
+    return False
+
+
 def start_detached(
     plan: Plan,
     env: Mapping[str, str],
@@ -240,7 +271,7 @@ def start_detached(
     with rundir.open_log(LAUNCHER_LOG) as log:
         offset = log.tell()
         detached = subprocess.Popen(
-            [sys.executable, "-m", "asyncrpc.launcher.detached_supervisor", str(plan.run_dir)],
+            [*detached_command(plan, env), str(plan.run_dir)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -263,13 +294,15 @@ def _wait_until_ready(
     timeout: float | None,
     sleeper: Callable[[float], None],
 ) -> LauncherSnapshot:
+    from asyncrpc.launcher.supervisor import tail
+
     rundir = plan.rundir
     log_path = rundir.log_for(LAUNCHER_LOG)
     limit = timeout if timeout is not None else 3 * plan.ready_timeout + 30
     deadline = time.monotonic() + limit
     while True:
         state = rundir.read_state()
-        if state is not None and state.supervisor.pid == detached.pid:
+        if state is not None and _is_ours(state.supervisor.pid, detached.pid):
             snapshot = state.snapshot
             if snapshot.phase is Phase.READY:
                 return snapshot
