@@ -8,18 +8,20 @@ exit) and replaces with a new fork.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
 from asyncrpc import config
-from asyncrpc.launcher.template_client import template_enabled
-from tests.support import isolated_env, wait_until
+from asyncrpc.launcher.template_client import TemplateClient, template_enabled
+from tests.support import wait_until
 from tests.test_launcher_e2e import Launcher
+from tests.test_launcher_e2e import launcher as launcher  # the fixture, shared
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks on Linux only")
 
@@ -31,6 +33,33 @@ def test_template_is_used_only_where_fork_is_safe() -> None:
     assert not template_enabled({}, platform="win32")
 
 
+@linux_only
+def test_the_template_reports_each_childs_exit_code(tmp_path: Path) -> None:
+    """A forked command's own exit code comes back, and a kill -9 comes back as -9."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    async def scenario() -> tuple[int, int, int]:
+        with (tmp_path / "template.log").open("ab") as log:
+            template = await TemplateClient.start(env, log)
+        try:
+            fork = template.fork
+            version = await fork(["--version"], env, tmp_path / "version.log", tmp_path)
+            wrong = await fork(["no-such-command"], env, tmp_path / "wrong.log", tmp_path)
+            down = "http://127.0.0.1:9"  # nothing listens: the node keeps retrying
+            args = ["node", "b", "--server-url", down]
+            node = await fork(args, env, tmp_path / "b.log", tmp_path)
+            codes = await asyncio.gather(version.wait(), wrong.wait())
+            assert node.returncode is None
+            os.kill(node.pid, signal.SIGKILL)
+            return codes[0], codes[1], await node.wait()
+        finally:
+            await template.close()
+
+    assert asyncio.run(scenario()) == (0, 2, -signal.SIGKILL)
+    assert (tmp_path / "version.log").read_text().startswith("asyncrpc ")
+    assert "No such command" in (tmp_path / "wrong.log").read_text()
+
+
 def open_files(pid: int) -> dict[int, str]:
     """fd -> what it points at (a path, `socket:[inode]`, `pipe:[inode]`...)."""
     found = {}
@@ -40,15 +69,6 @@ def open_files(pid: int) -> dict[int, str]:
         except OSError:
             continue
     return found
-
-
-@pytest.fixture
-def launcher(tmp_path: Path) -> Iterator[Launcher]:
-    it = Launcher(tmp_path, isolated_env(tmp_path / "run", COLUMNS="200"))
-    try:
-        yield it
-    finally:
-        it.cleanup()
 
 
 def replicas(launcher: Launcher) -> dict[str, dict[str, object]]:

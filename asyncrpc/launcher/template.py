@@ -41,6 +41,7 @@ import socket
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import setproctitle
@@ -108,8 +109,8 @@ def _become_replica(request: dict[str, Any]) -> None:
     os.environ.update(request["env"])
 
 
-def fork_replica(request: dict[str, Any]) -> int:
-    """Fork a child that runs ``request``; the child's pid (the child never returns)."""
+def _fork(child: Callable[[], int]) -> int:
+    """Fork; the child runs ``child()`` and exits with its code, never returning here."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -117,8 +118,7 @@ def fork_replica(request: dict[str, Any]) -> int:
         return pid
     code = 1
     try:
-        _become_replica(request)
-        code = run_cli(list(request["args"]))
+        code = child()
     except BaseException:  # whatever happens, the child must not return
         with contextlib.suppress(Exception):
             traceback.print_exc()
@@ -128,6 +128,16 @@ def fork_replica(request: dict[str, Any]) -> int:
             sys.stderr.flush()
         os._exit(code)
     return 0  # unreachable
+
+
+def fork_replica(request: dict[str, Any]) -> int:
+    """Fork a child that runs ``request``; the child's pid."""
+
+    def replica() -> int:
+        _become_replica(request)
+        return run_cli(list(request["args"]))
+
+    return _fork(replica)
 
 
 class Template:
@@ -220,29 +230,16 @@ class Template:
 
 def fork_supervisor(channel: socket.socket, run_dir: str) -> int:
     """Fork the detached supervisor of ``run_dir``, talking to this template on ``channel``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:
+
+    def supervisor() -> int:
         os.setsid()
-        setproctitle.setproctitle(
-            f"{sys.executable} -m asyncrpc.launcher.detached_supervisor {run_dir}"
-        )
+        title = f"{sys.executable} -m asyncrpc.launcher.detached_supervisor {run_dir}"
+        setproctitle.setproctitle(title)
         from asyncrpc.launcher.detached_supervisor import main as supervise
 
-        code = supervise([run_dir], template=channel)
-    except BaseException:  # whatever happens, the child must not return
-        with contextlib.suppress(Exception):
-            traceback.print_exc()
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
-    return 0  # unreachable
+        return supervise([run_dir], template=channel)
+
+    return _fork(supervisor)
 
 
 def _preloaded(modules: tuple[str, ...]) -> bool:
