@@ -1,5 +1,5 @@
 """`python -m asyncrpc` runs the same CLI as the `asyncrpc` script."""
 
-from asyncrpc.cli import app
+from asyncrpc.cli import main
 
-app()
+main()

@@ -1,16 +1,65 @@
 """The `asyncrpc` command line: one module per family of commands.
 
 Commands stay thin: they parse options and call plain functions elsewhere in
-the package. Importing a command module registers its commands on ``app``.
+the package. Importing a command module registers its commands on the Typer
+application (:mod:`asyncrpc.cli.typer_app`).
+
+A run (:func:`main`, the `asyncrpc` script and `python -m asyncrpc`) imports
+only the module of the command it runs, so `asyncrpc status` pays neither for
+the demo's imports nor for Typer reading the options of every other command.
+``asyncrpc.cli.app`` is the application with every command (for tests, `--help`
+and shell completion).
 """
 
-from asyncrpc.cli import (  # noqa: F401  (importing registers the commands)
-    demo_cmd,
-    launcher_cmds,
-    node_cmd,
-    server_cmd,
-    tree_cmd,
-)
-from asyncrpc.cli.app import app
+from __future__ import annotations
 
-__all__ = ["app"]
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import typer
+
+#: The module (in this package) that registers each command.
+COMMAND_MODULES: dict[str, str] = {
+    "up": "launcher_cmds",
+    "down": "launcher_cmds",
+    "status": "launcher_cmds",
+    "ps": "launcher_cmds",
+    "invoke": "launcher_cmds",
+    "call": "launcher_cmds",
+    "kill": "launcher_cmds",
+    "start": "launcher_cmds",
+    "restart": "launcher_cmds",
+    "logs": "launcher_cmds",
+    "node": "node_cmd",
+    "server": "server_cmd",
+    "postgres": "server_cmd",
+    "tree": "tree_cmd",
+    "demo": "demo_cmd",
+}
+
+
+def load_commands(args: Sequence[str] = ()) -> typer.Typer:
+    """The application with the command ``args`` name registered (all of them when none is)."""
+    name = next((arg for arg in args if not arg.startswith("-")), "")
+    wanted = COMMAND_MODULES.get(name)
+    for module in [wanted] if wanted else dict.fromkeys(COMMAND_MODULES.values()):
+        importlib.import_module(f"{__name__}.{module}")
+    from asyncrpc.cli.typer_app import app
+
+    return app
+
+
+def main() -> None:
+    load_commands(sys.argv[1:])()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return load_commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["COMMAND_MODULES", "app", "load_commands", "main"]

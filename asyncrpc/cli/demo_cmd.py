@@ -16,7 +16,6 @@ from typing import Annotated
 import typer
 
 from asyncrpc import config, topology
-from asyncrpc.cli.app import app
 from asyncrpc.cli.options import (
     GatewayPortOption,
     ReadyTimeoutOption,
@@ -26,6 +25,7 @@ from asyncrpc.cli.options import (
     ServerUrlOption,
     seconds_option,
 )
+from asyncrpc.cli.typer_app import app
 from asyncrpc.demo.scenario import default_victim
 from asyncrpc.interrupts import sigterm_as_interrupt
 

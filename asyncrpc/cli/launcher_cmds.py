@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from asyncrpc import config, topology
-from asyncrpc.cli.app import app
 from asyncrpc.cli.options import (
     GatewayPortOption,
     ReadyTimeoutOption,
@@ -31,6 +30,7 @@ from asyncrpc.cli.options import (
     seconds_option,
     whole_number_option,
 )
+from asyncrpc.cli.typer_app import app
 from asyncrpc.launcher.errors import LauncherError, NothingRunning
 from asyncrpc.launcher.rundir import RunDir
 from asyncrpc.launcher.targets import parse_node_selector

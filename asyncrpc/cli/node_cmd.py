@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from asyncrpc import config, topology
-from asyncrpc.cli.app import app
 from asyncrpc.cli.options import parse_port, seconds_option
+from asyncrpc.cli.typer_app import app
 
 NODE_HELP = ", ".join(f"{n.name} ({n.function} in {n.group})" for n in topology.NODES.values())
 

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from asyncrpc import config
-from asyncrpc.cli.app import app
 from asyncrpc.cli.options import parse_port
+from asyncrpc.cli.typer_app import app
 
 
 @app.command()

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from asyncrpc import config
-from asyncrpc.cli.app import app
+from asyncrpc.cli.typer_app import app
 
 
 def launcher_server_url() -> str | None:

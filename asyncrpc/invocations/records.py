@@ -10,12 +10,10 @@ an error's pickled payload is never unpickled.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from resonate.codec import Codec, NoopEncryptor
-from resonate.types import Value
 
 #: The tag under which every promise of an invocation names the invocation's id.
 ORIGIN_TAG = "resonate:origin"
@@ -23,7 +21,13 @@ PARENT_TAG = "resonate:parent"
 TARGET_TAG = "resonate:target"
 TIMER_TAG = "resonate:timer"
 
-_CODEC = Codec(NoopEncryptor())
+
+@functools.cache
+def _codec() -> Any:
+    """The SDK's codec, imported on first use: `asyncrpc call` needs it only for some flows."""
+    from resonate.codec import Codec, NoopEncryptor
+
+    return Codec(NoopEncryptor())
 
 
 class PromiseState(enum.StrEnum):
@@ -44,8 +48,10 @@ def decode_value(value: Any) -> Any:
     """A wire ``param`` / ``value`` (``{"headers", "data"}``) as Python; None when empty."""
     if not isinstance(value, Mapping) or value.get("data") is None:
         return None
+    from resonate.types import Value
+
     try:
-        return _CODEC.decode(Value(headers=value.get("headers"), data=value.get("data")))
+        return _codec().decode(Value(headers=value.get("headers"), data=value.get("data")))
     except Exception:
         return value.get("data")  # not the SDK's encoding: keep it as the server sent it
 

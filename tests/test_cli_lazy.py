@@ -1,0 +1,64 @@
+"""A CLI run imports the module of its command only, and that module only what the command uses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from asyncrpc.cli import COMMAND_MODULES, app
+
+#: What `status`, `kill` and `call` must not import: the SDK, FastAPI, uvicorn, the other commands.
+HEAVY = ("resonate", "fastapi", "uvicorn", "asyncrpc.cli.demo_cmd", "asyncrpc.cli.server_cmd")
+
+
+def registered(application: typer.Typer) -> dict[str, str]:
+    """Every top-level command name -> the module that registers it."""
+    found = {}
+    for command in application.registered_commands:
+        assert command.callback is not None
+        name = command.name or command.callback.__name__.replace("_", "-")
+        found[name] = command.callback.__module__
+    for group in application.registered_groups:
+        assert group.typer_instance is not None and group.typer_instance.info.name
+        module = group.typer_instance.registered_commands[0].callback.__module__  # type: ignore[union-attr]
+        found[str(group.typer_instance.info.name)] = module
+    return found
+
+
+def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:
+    expected = {name: f"asyncrpc.cli.{module}" for name, module in COMMAND_MODULES.items()}
+    assert registered(app) == expected
+
+
+#: Runs the CLI as the `asyncrpc` script does, then prints every module it imported.
+SHOW_MODULES = (
+    "import atexit, json, sys\n"
+    "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n"
+    "sys.argv = ['asyncrpc', *sys.argv[1:]]\n"
+    "from asyncrpc.cli import main\n"
+    "main()\n"
+)
+
+
+def imported_by(tmp_path: Path, *args: str) -> set[str]:
+    """The modules `asyncrpc ARGS` imports (its own answer need not be a success)."""
+    run = subprocess.run(
+        [sys.executable, "-c", SHOW_MODULES, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"ASYNCRPC_RUN_DIR": str(tmp_path / "run"), "PATH": "/usr/bin:/bin"},
+    )
+    return set(json.loads(run.stderr.splitlines()[-1]))
+
+
+def test_status_kill_and_call_import_only_what_they_use(tmp_path: Path) -> None:
+    for args in (["status"], ["kill", "b"], ["call", "await-chain"]):
+        modules = imported_by(tmp_path, *args)
+        assert "asyncrpc.cli.launcher_cmds" in modules, args
+        assert not {m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY}, args
+    assert "httpx" not in imported_by(tmp_path, "status")
