@@ -32,6 +32,7 @@ is gone) it exits; running children keep running.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -49,7 +50,6 @@ import setproctitle
 #: What replicas import: loaded once here, shared copy-on-write by every child.
 PRELOAD = (
     "resonate.resonate",
-    "asyncrpc.cli",
     "asyncrpc.node",
     "asyncrpc.process_runtime",
     "asyncrpc.serving",
@@ -58,14 +58,33 @@ PRELOAD = (
     "asyncrpc.server.main",
     "asyncrpc.server.retention",
     "asyncrpc.server.store",
+    "asyncrpc.event_loop",
 )
+#: Preloaded where present: uvloop is not on every platform, the others are what Typer and
+#: URL parsing import late (private modules: their absence costs only time).
+OPTIONAL_PRELOAD = ("uvloop", "typer._adapters", "stringprep")
 #: What a detached supervisor imports besides.
 SUPERVISOR_PRELOAD = ("asyncrpc.launcher.detached_supervisor",)
 
 
 def preload(modules: tuple[str, ...] = PRELOAD) -> None:
+    """Import ``modules`` and build the CLI, so a child starts with nothing left to load."""
     for name in modules:
         importlib.import_module(name)
+    for name in OPTIONAL_PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    cli_command()
+
+
+@functools.cache
+def cli_command() -> Any:
+    """The CLI with every command, as the click command Typer builds from it (once, here)."""
+    import typer.main
+
+    from asyncrpc.cli import app
+
+    return typer.main.get_command(app)
 
 
 def _exit_code(exit: SystemExit) -> int:
@@ -79,11 +98,9 @@ def _exit_code(exit: SystemExit) -> int:
 
 def run_cli(args: list[str]) -> int:
     """Run `asyncrpc ARGS...` in this process; its exit code."""
-    from asyncrpc.cli import app
-
     sys.argv = ["asyncrpc", *args]
     try:
-        app(args=args, prog_name="asyncrpc")
+        cli_command().main(args=args, prog_name="asyncrpc")
     except SystemExit as exit:
         return _exit_code(exit)
     return 0
