@@ -26,6 +26,8 @@ result is taken, the CLI's own start included. Every time is set against one
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import functools
 import signal
 import statistics
 import subprocess
@@ -41,9 +43,9 @@ from asyncrpc import config, topology
 from asyncrpc.launcher.calls import FlowCaller
 from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.rundir import RunDir
-from asyncrpc.launcher.status import ReplicaState
+from asyncrpc.launcher.status import ReplicaState, RunState
 from benchmarks.bench import Bench, BenchError
-from benchmarks.measure import rss_bytes, total_rss_bytes
+from benchmarks.measure import rss_bytes
 from benchmarks.report import PartResult, Table, mib, secs
 from harness.isolation import free_port
 from harness.launched import Launched
@@ -67,23 +69,47 @@ def import_round(bench: Bench, i: int) -> dict[str, Any]:
     return {"ready_s": round(time.monotonic() - began, 3)}
 
 
-def tree_memory(root: int) -> dict[str, int]:
-    """RSS, PSS and USS summed over ``root`` and every process under it."""
+def launched_processes(state: RunState) -> list[int]:
+    """The supervisor, every replica, and the template they were forked from (their parent)."""
+    pids = {state.supervisor.pid, *(ref.pid for _, ref in state.processes())}
+    for _, ref in state.processes():
+        with contextlib.suppress(psutil.Error):
+            pids.add(psutil.Process(ref.pid).ppid())
+    pids.discard(1)
+    return sorted(pids)
+
+
+def memory_of(pids: list[int]) -> dict[str, int]:
+    """RSS, PSS and USS summed over ``pids``."""
     totals = {"rss_bytes": 0, "pss_bytes": 0, "uss_bytes": 0}
-    try:
-        top = psutil.Process(root)
-        processes = [top, *top.children(recursive=True)]
-    except psutil.Error:
-        return totals
-    for process in processes:
+    for pid in pids:
         try:
-            memory = process.memory_full_info()
+            memory = psutil.Process(pid).memory_full_info()
         except psutil.Error:
             continue
         totals["rss_bytes"] += memory.rss
         totals["pss_bytes"] += getattr(memory, "pss", memory.uss)
         totals["uss_bytes"] += memory.uss
     return totals
+
+
+#: A Typer application of two commands, nothing else: what any command of a Typer CLI costs.
+TYPER_FLOOR = """
+import typer
+app = typer.Typer()
+@app.command()
+def status(run_dir: str = "") -> None: pass
+@app.command()
+def other() -> None: pass
+app(["status"])
+"""
+
+
+def floor_round(bench: Bench, i: int) -> dict[str, Any]:
+    """One run of a bare two-command Typer CLI: the part of each command no import saves."""
+    began = time.monotonic()
+    subprocess.run([sys.executable, "-c", TYPER_FLOOR], check=True)
+    return {"ready_s": round(time.monotonic() - began, 3)}
 
 
 def timed_cli(env: dict[str, str], *args: str) -> float:
@@ -130,7 +156,7 @@ def direct_round(bench: Bench, i: int) -> dict[str, Any]:
         processes = system.processes()
         return {
             "ready_s": round(system.ready_after, 3),
-            "rss_bytes": total_rss_bytes(p.pid for p in processes),
+            **memory_of([p.pid for p in processes]),
             "rss_by_process_bytes": {p.name: rss_bytes(p.pid) for p in processes},
             "processes": len(processes),
         }
@@ -153,9 +179,12 @@ def launcher_unavailable(bench: Bench) -> str | None:
     return None
 
 
-def up_detached(bench: Bench, run_dir: Path, *args: str) -> tuple[dict[str, str], float]:
+def up_detached(
+    bench: Bench, run_dir: Path, *args: str, template: bool = True
+) -> tuple[dict[str, str], float]:
     """`asyncrpc up --detach ARGS` on free ports in ``run_dir``: its env and wall seconds."""
     env = {**bench.procs.base_env, config.ENV_RUN_DIR: str(run_dir)}
+    env[config.ENV_TEMPLATE] = "1" if template else "0"
     ports = ["--server-port", str(free_port()), "--gateway-port", str(free_port())]
     began = time.monotonic()
     up = subprocess.run(
@@ -171,20 +200,21 @@ def up_detached(bench: Bench, run_dir: Path, *args: str) -> tuple[dict[str, str]
     return env, round(elapsed, 3)
 
 
-def launcher_round(bench: Bench, i: int) -> dict[str, Any]:
-    run_dir = bench.log_dir / f"launcher-{i}"
+def launcher_round(bench: Bench, i: int, template: bool = True) -> dict[str, Any]:
+    run_dir = bench.log_dir / f"launcher-{i}-{'template' if template else 'spawn'}"
     launched = Launched(run_dir, {**bench.procs.base_env, config.ENV_RUN_DIR: str(run_dir)})
     try:
-        env, elapsed = up_detached(bench, run_dir, "--respawn", "0")
+        env, elapsed = up_detached(bench, run_dir, "--respawn", "0", template=template)
         launched.remember()
         time.sleep(SETTLE_S)
-        pids = launched.alive()
         state = RunDir(run_dir).read_state()
-        memory = tree_memory(state.supervisor.pid) if state else {}
+        if state is None:
+            raise BenchError("the supervisor left no state file")
+        pids = launched_processes(state)
+        memory = memory_of(pids)
         return {
             "ready_s": elapsed,
-            "rss_bytes": total_rss_bytes(pids),
-            "tree": memory,
+            **memory,
             "processes": len(pids),
             "status_s": timed_cli(env, "status"),
             "call_s": timed_cli(env, "call", AWAIT_CHAIN.name),
@@ -273,9 +303,10 @@ def run(bench: Bench) -> PartResult:
     result = PartResult("startup")
     table = Table(
         f"Start-up of server + gateway + 9 nodes (median of {bench.sizes.startup_rounds})",
-        ["how", "to ready s", "RSS MiB (sum)", "processes"],
+        ["how", "to ready s", "RSS MiB (sum)", "PSS MiB (sum)", "processes"],
     )
     result.data["import"] = timed_rounds(bench, "one SDK import", import_round)
+    result.data["typer_floor"] = timed_rounds(bench, "a bare Typer CLI", floor_round)
     ways: list[tuple[str, str, Callable[[Bench, int], dict[str, Any]]]] = [
         ("direct", "processes started directly", direct_round)
     ]
@@ -284,11 +315,14 @@ def run(bench: Bench) -> PartResult:
         result.data["launcher"] = {"skipped": unavailable}
         result.notes.append(f"asyncrpc up --detach: not measured ({unavailable})")
     else:
-        ways.append(("launcher", "asyncrpc up --detach", launcher_round))
+        spawned = functools.partial(launcher_round, template=False)
+        ways.append(("spawned", f"asyncrpc up --detach, {config.ENV_TEMPLATE}=0", spawned))
+        ways.append(("launcher", "asyncrpc up --detach (template)", launcher_round))
     for key, how, one_round in ways:
         measured = result.data[key] = timed_rounds(bench, how, one_round)
         ready, rss = measured["ready_s_median"], measured["rss_bytes_median"]
-        table.add(how, secs(ready), mib(rss), measured["rounds"][0]["processes"])
+        pss = measured["pss_bytes_median"]
+        table.add(how, secs(ready), mib(rss), mib(pss), measured["rounds"][0]["processes"])
     sample = result.data["direct"]["rounds"][0]["rss_by_process_bytes"]
     result.notes.append(
         "RSS per process (first round): "
@@ -298,11 +332,13 @@ def run(bench: Bench) -> PartResult:
     result.tables.append(table)
     if not unavailable:
         result.data["resume"] = timed_rounds(bench, "start b mid-flow", resume_round)
-        tree = result.data["launcher"]["rounds"][0]["tree"]
+        launcher = result.data["launcher"]
         result.notes.append(
-            "Memory of `up` (supervisor, template and replicas, first round): "
-            f"RSS {mib(tree['rss_bytes'])}, PSS {mib(tree['pss_bytes'])}, "
-            f"USS {mib(tree['uss_bytes'])} MiB"
+            "Memory of `up` (supervisor, template and replicas, medians): "
+            f"RSS {mib(launcher['rss_bytes_median'])}, PSS {mib(launcher['pss_bytes_median'])}, "
+            f"USS {mib(launcher['uss_bytes_median'])} MiB"
         )
+        floor = result.data["typer_floor"]["ready_s_median"]
+        result.notes.append(f"A bare two-command Typer CLI takes {secs(floor)} s to answer")
         result.tables.append(targets_table(result.data))
     return result

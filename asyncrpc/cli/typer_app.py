@@ -5,7 +5,6 @@ zsh, fish or PowerShell); `asyncrpc --version` reads the installed package's
 metadata, so it always matches what runs.
 """
 
-from importlib import metadata
 from typing import Annotated
 
 import typer
@@ -22,6 +21,8 @@ app = typer.Typer(
 
 def package_version() -> str:
     """The installed asyncrpc's version, e.g. `0.1.0`."""
+    from importlib import metadata  # only --version reads it: every other run skips the import
+
     return metadata.version("asyncrpc")
 
 

@@ -25,16 +25,18 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
-import psycopg
 from resonate_base import PROTOCOL_VERSION
 
 from asyncrpc import config
 from asyncrpc.invocations.call_graph import CallNode, build_tree
 from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable, UnknownInvocation
 from asyncrpc.invocations.records import ORIGIN_TAG, MalformedRecord, PromiseRecord, PromiseState
+
+if TYPE_CHECKING:
+    import psycopg
 
 #: Seconds one request may take before the server counts as unreachable.
 DEFAULT_TIMEOUT = 10.0
@@ -251,6 +253,8 @@ class PostgresTables:
             self._conn = None
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        import psycopg  # only a Postgres server needs it; `asyncrpc call` skips the import
+
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(self.dsn, **_connect_options(self._timeout))
@@ -285,6 +289,8 @@ class AsyncPostgresTables:
             self._conn = None
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        import psycopg
+
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = await psycopg.AsyncConnection.connect(
