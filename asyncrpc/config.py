@@ -12,6 +12,7 @@ from pathlib import Path
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_SERVER_PORT = 8001
 DEFAULT_GATEWAY_PORT = 5000
+DEFAULT_DASHBOARD_PORT = 5050
 DEFAULT_SERVER_URL = f"http://{DEFAULT_HOST}:{DEFAULT_SERVER_PORT}"
 #: Seconds a node's task lease lasts when nothing says otherwise. Short, so a
 #: killed worker's step is handed to a replacement within seconds in a demo.
@@ -26,6 +27,7 @@ ENV_NODE_ID = "ASYNCRPC_NODE_ID"
 ENV_GATEWAY_URL = "ASYNCRPC_GATEWAY_URL"
 ENV_SERVER_PORT = "ASYNCRPC_SERVER_PORT"
 ENV_GATEWAY_PORT = "ASYNCRPC_GATEWAY_PORT"
+ENV_DASHBOARD_PORT = "ASYNCRPC_DASHBOARD_PORT"
 
 #: The line a node prints once it is connected; the launcher waits for it.
 READY_MARKER = "asyncrpc: ready"

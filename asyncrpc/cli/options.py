@@ -34,6 +34,15 @@ GatewayPortOption = Annotated[
         help="Port of the HTTP gateway (127.0.0.1).",
     ),
 ]
+DashboardPortOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=65535,
+        envvar=config.ENV_DASHBOARD_PORT,
+        help="Port of the web dashboard (127.0.0.1), served by the supervisor.",
+    ),
+]
 ReadyTimeoutOption = Annotated[
     float, typer.Option(help="Seconds each replica may take to become ready.")
 ]
