@@ -50,7 +50,7 @@ from asyncrpc.launcher.targets import parse_node_selector
 
 STATIC = Path(__file__).parent / "static"
 #: Seconds a call from the page is waited for before the answer is 202 (it goes on).
-QUICK_ANSWER = 2.0
+QUICK_ANSWER = 0.3
 #: Seconds a call from the page may take in all.
 CALL_TIMEOUT = 120.0
 #: Lines of a log the page gets at most.

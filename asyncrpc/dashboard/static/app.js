@@ -237,7 +237,7 @@ function renderInvocations(data) {
     const state = document.createElement("td");
     state.appendChild(chip(item.state, item.state.replace("-", " ")));
     row.appendChild(state);
-    cell(row, item.error ? short(item.error) : short(item.result), "mono result");
+    cell(row, item.error ? short(item.error) : short(item.result, 24), "mono result");
     cell(row, item.state === "call-failed" ? "-" : duration(item), "num");
     body.appendChild(row);
     if (item.id === focused) pick.focus();

@@ -1,0 +1,280 @@
+"""The dashboard in a real browser, over one `asyncrpc up` for the whole module.
+
+Playwright drives Debian's chromium (/usr/bin/chromium; .ci/run installs it,
+Playwright never downloads a browser here). Node c runs with a crash-demo
+delay (its step sleeps durably), so the await chain's graph has a durable
+sleep and is seen pending before it settles. Set ASYNCRPC_UPDATE_SCREENSHOT=1
+to write the screenshot into docs/images/dashboard.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from asyncrpc.launcher.control_client import connect
+from asyncrpc.launcher.rundir import RunDir
+from harness.launched import Launched
+from harness.processes import ASYNCRPC
+from tests.support import free_port, isolated_env
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "images" / "dashboard.png"
+#: Milliseconds the page may take to show a change (the feed looks every 0.25 s).
+WITHIN_A_SECOND = 1000
+#: Milliseconds for a replica to start, or a flow to finish, on a busy shared machine.
+SLOW = 60_000
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing: .ci/run installs it with apt-get")
+    pytest.skip(
+        f"{CHROMIUM} is missing: `apt-get install -y chromium` to run the browser tests",
+        allow_module_level=True,
+    )
+
+
+@dataclass
+class System:
+    run_dir: Path
+    env: dict[str, str]
+    gateway_url: str
+    dashboard_url: str
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*ASYNCRPC, *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    tmp = tmp_path_factory.mktemp("dashboard")
+    ports = {name: free_port() for name in ("server", "gateway", "dashboard")}
+    env = isolated_env(tmp / "run", COLUMNS="200")
+    launched = Launched(tmp / "run", env)
+    system = System(
+        tmp / "run",
+        env,
+        f"http://127.0.0.1:{ports['gateway']}",
+        f"http://127.0.0.1:{ports['dashboard']}/",
+    )
+    try:
+        up = system.cli(
+            "up",
+            "--detach",
+            "--delay",
+            "c=1.5",
+            "--ready-timeout",
+            "120",
+            *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))),
+        )
+        launched.remember()
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"dashboard: {system.dashboard_url}" in up.stdout
+        yield system
+    finally:
+        launched.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: object, system: System) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(system.dashboard_url)
+    yield page
+    context.close()
+    assert errors == [], errors
+
+
+def replica(page: object, name: str, state: str) -> str:
+    return f'#replicas tr[data-replica="{name}"][data-state="{state}"]'
+
+
+# -- without a browser ------------------------------------------------------------
+
+
+def test_status_and_ui_name_the_dashboard(system: System) -> None:
+    status = system.cli("status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["dashboard"] == system.dashboard_url
+    ui = system.cli("ui", "--no-open")
+    assert ui.returncode == 0, ui.stderr
+    assert ui.stdout.strip() == f"dashboard: {system.dashboard_url}"
+
+
+def test_the_feed_shows_a_kill_from_the_cli_within_a_second(system: System) -> None:
+    control = connect(RunDir(system.run_dir))
+    with httpx.stream("GET", f"{system.dashboard_url}api/events", timeout=30) as events:
+        lines = events.iter_lines()
+
+        def next_status() -> dict[str, object]:
+            for line in lines:
+                if line == "event: status":
+                    return json.loads(next(lines).removeprefix("data: "))
+            raise AssertionError("the feed ended")
+
+        first = next_status()
+        assert {n["name"]: n["state"] for n in first["nodes"]}["e.1"] == "running"  # type: ignore[index]
+        control.kill("e", "KILL")
+        killed_at = time.monotonic()
+        while True:
+            states = {n["name"]: n["state"] for n in next_status()["nodes"]}  # type: ignore[index]
+            if states["e.1"] == "killed":
+                break
+        assert time.monotonic() - killed_at < 1.0
+    control.start("e")
+
+
+# -- in the browser ----------------------------------------------------------------
+
+
+def test_the_page_lists_every_replica_live(page: object) -> None:
+    page.wait_for_selector(replica(page, "b.1", "running"), timeout=SLOW)  # type: ignore[attr-defined]
+    names = page.eval_on_selector_all(  # type: ignore[attr-defined]
+        "#replicas tbody tr", "rows => rows.map(row => row.dataset.replica)"
+    )
+    assert names == ["server", "gateway", *(f"{node}.1" for node in "abcdefghi")]
+    assert page.text_content("#live") == "live"  # type: ignore[attr-defined]
+
+
+def test_call_a_flow_and_watch_its_graph_settle(page: object) -> None:
+    page.fill('input[aria-label="Invocation id for await-chain (optional)"]', "page-await-1")  # type: ignore[attr-defined]
+    page.click('button[aria-label="Call await-chain"]')  # type: ignore[attr-defined]
+    # c's step sleeps durably for 1.5 s: the graph is drawn while the flow runs ...
+    page.wait_for_selector('svg.callgraph g[data-function="foo"][data-state="pending"]')  # type: ignore[attr-defined]
+    # ... and updates until every step has settled.
+    page.wait_for_selector(  # type: ignore[attr-defined]
+        '#invocations tr[data-invocation="page-await-1"][data-state="resolved"]', timeout=SLOW
+    )
+    assert page.text_content('#invocations tr[data-invocation="page-await-1"] .result') == "3"  # type: ignore[attr-defined]
+    page.wait_for_selector('svg.callgraph g[data-function="foo"][data-state="resolved"]')  # type: ignore[attr-defined]
+    steps = page.eval_on_selector_all(  # type: ignore[attr-defined]
+        "svg.callgraph g.step",
+        "steps => steps.map(s => [s.dataset.function, s.dataset.kind, s.dataset.state])",
+    )
+    assert steps == [
+        ["foo", "call", "resolved"],
+        ["bar", "call", "resolved"],
+        ["baz", "call", "resolved"],
+        ["", "sleep", "resolved"],
+    ]
+    lanes = page.eval_on_selector_all(  # type: ignore[attr-defined]
+        "svg.callgraph .lane-label", "labels => labels.map(label => label.textContent)"
+    )
+    assert lanes == ["service-a", "service-b", "service-c"]
+    assert page.locator("svg.callgraph path.arrow").count() == 3  # type: ignore[attr-defined]
+
+
+def test_a_kill_from_the_cli_shows_on_the_page_within_a_second(
+    page: object, system: System
+) -> None:
+    control = connect(RunDir(system.run_dir))
+    page.wait_for_selector(replica(page, "d.1", "running"))  # type: ignore[attr-defined]
+    control.kill("d", "KILL")
+    page.wait_for_selector(replica(page, "d.1", "killed"), timeout=WITHIN_A_SECOND)  # type: ignore[attr-defined]
+    control.start("d")
+    page.wait_for_selector(replica(page, "d.1", "running"), timeout=SLOW)  # type: ignore[attr-defined]
+
+
+def test_kill_b_from_the_page_and_start_it_again(page: object) -> None:
+    page.click('button[aria-label="Kill b.1"]')  # type: ignore[attr-defined]
+    page.wait_for_selector(replica(page, "b.1", "killed"), timeout=SLOW)  # type: ignore[attr-defined]
+    assert page.is_disabled('button[aria-label="Kill b.1"]')  # type: ignore[attr-defined]
+    page.click('button[aria-label="Start b.1"]')  # type: ignore[attr-defined]
+    page.wait_for_selector(replica(page, "b.1", "running"), timeout=SLOW)  # type: ignore[attr-defined]
+    restarts = page.text_content(f'{replica(page, "b.1", "running")} [data-field="restarts"]')  # type: ignore[attr-defined]
+    assert restarts == "1"
+
+
+def test_the_keyboard_calls_a_flow(page: object) -> None:
+    page.focus('input[aria-label="Invocation id for fan-out (optional)"]')  # type: ignore[attr-defined]
+    page.keyboard.type("keyboard-fan-out")  # type: ignore[attr-defined]
+    page.keyboard.press("Tab")  # type: ignore[attr-defined]
+    focused = page.evaluate("document.activeElement.getAttribute('aria-label')")  # type: ignore[attr-defined]
+    assert focused == "Call fan-out"
+    page.keyboard.press("Enter")  # type: ignore[attr-defined]
+    page.wait_for_selector(  # type: ignore[attr-defined]
+        '#invocations tr[data-invocation="keyboard-fan-out"][data-state="resolved"]', timeout=SLOW
+    )
+    page.wait_for_selector('svg.callgraph g[data-function="dop"][data-state="resolved"]')  # type: ignore[attr-defined]
+
+
+def test_detached_steps_a_log_tail_and_the_screenshot(
+    page: object, tmp_path: Path
+) -> None:
+    page.fill('input[aria-label="Invocation id for detached-chain (optional)"]', "page-detached")  # type: ignore[attr-defined]
+    page.click('button[aria-label="Call detached-chain"]')  # type: ignore[attr-defined]
+    page.wait_for_selector(  # type: ignore[attr-defined]
+        'svg.callgraph g[data-function="cog"][data-kind="detached"][data-state="resolved"]',
+        timeout=SLOW,
+    )
+    assert page.locator("svg.callgraph path.arrow.detached").count() == 2  # type: ignore[attr-defined]
+    page.click('button[aria-label="Show the log of b.1"]')  # type: ignore[attr-defined]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "document.querySelector('#log').textContent.includes('asyncrpc launcher: starting b.1')"
+    )
+    page.click('button[aria-label="Show the call graph of page-await-1"]')  # type: ignore[attr-defined]
+    page.wait_for_selector('svg.callgraph g[data-kind="sleep"]')  # type: ignore[attr-defined]
+    target = SCREENSHOT if os.environ.get("ASYNCRPC_UPDATE_SCREENSHOT") else tmp_path / "shot.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target), full_page=True)  # type: ignore[attr-defined]
+    assert target.stat().st_size > 20_000
+
+
+def test_the_gateway_docs_work_offline(browser: object, system: System) -> None:
+    context = browser.new_context()  # type: ignore[attr-defined]
+    elsewhere: list[str] = []
+
+    def only_this_machine(route: object) -> None:
+        url = route.request.url  # type: ignore[attr-defined]
+        if urlparse(url).hostname == "127.0.0.1":
+            route.continue_()  # type: ignore[attr-defined]
+        else:
+            elsewhere.append(url)
+            route.abort()  # type: ignore[attr-defined]
+
+    context.route("**/*", only_this_machine)
+    docs = context.new_page()
+    docs.goto(f"{system.gateway_url}/docs")
+    docs.wait_for_selector(".opblock-summary-path", timeout=SLOW)
+    paths = docs.eval_on_selector_all(
+        ".opblock-summary-path", "paths => paths.map(p => p.textContent)"
+    )
+    assert "/await-chain" in paths
+    assert elsewhere == []
+    context.close()
