@@ -234,9 +234,7 @@ def test_the_keyboard_calls_a_flow(page: object) -> None:
     page.wait_for_selector('svg.callgraph g[data-function="dop"][data-state="resolved"]')  # type: ignore[attr-defined]
 
 
-def test_detached_steps_a_log_tail_and_the_screenshot(
-    page: object, tmp_path: Path
-) -> None:
+def test_detached_steps_a_log_tail_and_the_screenshot(page: object, tmp_path: Path) -> None:
     page.fill('input[aria-label="Invocation id for detached-chain (optional)"]', "page-detached")  # type: ignore[attr-defined]
     page.click('button[aria-label="Call detached-chain"]')  # type: ignore[attr-defined]
     page.wait_for_selector(  # type: ignore[attr-defined]
