@@ -16,32 +16,17 @@ ServerUrlOption = Annotated[
         show_default=False,
     ),
 ]
-ServerPortOption = Annotated[
-    int,
-    typer.Option(
-        min=1,
-        max=65535,
-        envvar=config.ENV_SERVER_PORT,
-        help="Port of the embedded server (127.0.0.1).",
-    ),
-]
-GatewayPortOption = Annotated[
-    int,
-    typer.Option(
-        min=1,
-        max=65535,
-        envvar=config.ENV_GATEWAY_PORT,
-        help="Port of the HTTP gateway (127.0.0.1).",
-    ),
-]
+
+
+def _port_option(envvar: str, what: str) -> typer.models.OptionInfo:
+    """A 127.0.0.1 port: 1 to 65535, also from ``envvar``."""
+    return typer.Option(min=1, max=65535, envvar=envvar, help=f"Port of {what} (127.0.0.1).")
+
+
+ServerPortOption = Annotated[int, _port_option(config.ENV_SERVER_PORT, "the embedded server")]
+GatewayPortOption = Annotated[int, _port_option(config.ENV_GATEWAY_PORT, "the HTTP gateway")]
 DashboardPortOption = Annotated[
-    int,
-    typer.Option(
-        min=1,
-        max=65535,
-        envvar=config.ENV_DASHBOARD_PORT,
-        help="Port of the web dashboard (127.0.0.1), served by the supervisor.",
-    ),
+    int, _port_option(config.ENV_DASHBOARD_PORT, "the web dashboard the supervisor serves")
 ]
 ReadyTimeoutOption = Annotated[
     float, typer.Option(help="Seconds each replica may take to become ready.")
