@@ -63,7 +63,7 @@ RATIOS = (
 
 
 def rotated(round_number: int) -> tuple[Contender, ...]:
-    """The contenders in this round's order: each round starts with the next one."""
+    """The contenders in the order round ``round_number`` runs them: each starts with the next."""
     shift = round_number % len(CONTENDERS)
     return CONTENDERS[shift:] + CONTENDERS[:shift]
 

@@ -1,18 +1,38 @@
 """The flows' functions in one process for fast unit tests, and a server reader for them.
 
 :func:`in_process` (from :mod:`harness.in_process`) runs every function on the
-SDK's in-process server; :func:`local_reader` reads that server.
+SDK's in-process server; :func:`watched_in_process` sends its requests through
+a :class:`CreateWatch`, as the gateway's are; :func:`local_reader` reads that server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 from resonate.connections import LocalConnection
+from resonate.resonate import Resonate
+from resonate_base.connections import Network
 
 from asyncrpc.invocations.server_reader import AsyncServerReader
+from asyncrpc.network.create_watch import CreateWatch
 from harness.in_process import in_process
 
-__all__ = ["LocalTransport", "in_process", "local_reader"]
+__all__ = ["LocalTransport", "in_process", "local_reader", "watched_in_process"]
+
+
+def watched_in_process(
+    delay: float = 0.0, around: Callable[[Network], Network] = lambda requests: requests
+) -> tuple[Resonate, CreateWatch, LocalConnection]:
+    """:func:`in_process`, its requests through a :class:`CreateWatch` around ``around``."""
+    watches: list[CreateWatch] = []
+
+    def watched(requests: Network) -> Network:
+        watches.append(CreateWatch(around(requests)))
+        return watches[-1]
+
+    resonate, server = in_process(delay, requests=watched)
+    return resonate, watches[0], server
 
 
 class LocalTransport(httpx.AsyncBaseTransport):

@@ -25,8 +25,9 @@ from asyncrpc.invocations.errors import (
 from asyncrpc.invocations.records import PromiseState
 from asyncrpc.invocations.server_reader import AsyncServerReader
 from asyncrpc.network.bounded import bounded_network
+from asyncrpc.network.create_watch import CreateWatch
 from asyncrpc.topology import FLOWS
-from tests.in_process import in_process, local_reader
+from tests.in_process import local_reader, watched_in_process
 from tests.support import free_port
 
 AWAIT_CHAIN = FLOWS["await-chain"]
@@ -39,7 +40,16 @@ async def boom(ctx: Context) -> int:
 #: A flow whose entry function fails, to see how a rejection is reported.
 FAILING = dataclasses.replace(AWAIT_CHAIN, name="failing", entry_function="boom")
 
-Test = Callable[[Resonate, AsyncServerReader], Awaitable[Any]]
+
+@dataclasses.dataclass(frozen=True)
+class Gateway:
+    """What a start needs: a Resonate client and the watch on the creates it sends."""
+
+    client: Resonate
+    creates: CreateWatch
+
+
+Test = Callable[[Gateway, AsyncServerReader], Awaitable[Any]]
 
 
 class AlwaysOk:
@@ -68,29 +78,31 @@ class AlwaysOk:
 
 def run(test: Test, delay: float = 0.0, always_ok: AlwaysOk | None = None) -> Any:
     async def main() -> Any:
-        resonate, server = in_process(delay)
+        resonate, creates, server = watched_in_process(delay)
         resonate.register(boom)
-        client = resonate
+        gateway = Gateway(resonate, creates)
         if always_ok is not None:
             always_ok.server = server
-            client = Resonate(network=always_ok, env={}, subscription_refresh_secs=0.05)
+            creates = CreateWatch(always_ok)
+            client = Resonate(network=creates, env={}, subscription_refresh_secs=0.05)
+            gateway = Gateway(client, creates)
         reader = local_reader(server)
         try:
-            return await asyncio.wait_for(test(client, reader), 30)
+            return await asyncio.wait_for(test(gateway, reader), 30)
         finally:
             await reader.aclose()
-            if client is not resonate:
-                await client.stop()
+            if gateway.client is not resonate:
+                await gateway.client.stop()
             await resonate.stop()
 
     return asyncio.run(main())
 
 
-async def start_twice(client: Resonate, reader: AsyncServerReader) -> list[Any]:
+async def start_twice(gateway: Gateway, reader: AsyncServerReader) -> list[Any]:
     outcomes = []
     for _ in range(2):
-        started = await runner.start(client, AWAIT_CHAIN, "order-42")
-        done = await runner.result(client, reader, started, 10)
+        started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "order-42")
+        done = await runner.result(gateway.client, reader, started, 10)
         outcomes.append((started.id, started.reattached, done))
     return outcomes
 
@@ -108,18 +120,29 @@ def test_reattaching_is_told_from_the_answer_not_its_status() -> None:
     assert always_ok.statuses and set(always_ok.statuses) <= {200, 201}
 
 
+async def start_together(gateway: Gateway, _: AsyncServerReader) -> list[bool]:
+    starts = [runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "twins") for _ in range(3)]
+    return sorted(started.reattached for started in await asyncio.gather(*starts))
+
+
+@pytest.mark.parametrize("answers_200", [False, True])
+def test_of_concurrent_starts_of_one_id_exactly_one_is_new(answers_200: bool) -> None:
+    always_ok = AlwaysOk(None) if answers_200 else None  # type: ignore[arg-type]
+    assert run(start_together, always_ok=always_ok) == [False, True, True]
+
+
 def test_default_id_is_the_flows_fixed_id() -> None:
-    async def default(client: Resonate, _: AsyncServerReader) -> str:
-        return (await runner.start(client, AWAIT_CHAIN)).id
+    async def default(gateway: Gateway, _: AsyncServerReader) -> str:
+        return (await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN)).id
 
     assert run(default) == AWAIT_CHAIN.default_id
 
 
 def test_read_reports_state_function_and_result() -> None:
-    async def read(client: Resonate, reader: AsyncServerReader) -> tuple[Any, Any]:
-        started = await runner.start(client, AWAIT_CHAIN, "seen")
+    async def read(gateway: Gateway, reader: AsyncServerReader) -> tuple[Any, Any]:
+        started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "seen")
         pending = await runner.read(reader, "seen")
-        await runner.result(client, reader, started, 10)
+        await runner.result(gateway.client, reader, started, 10)
         return pending, await runner.read(reader, "seen")
 
     pending, done = run(read, delay=0.3)
@@ -136,18 +159,18 @@ def test_read_reports_state_function_and_result() -> None:
 
 
 def test_a_bounded_wait_returns_while_still_pending() -> None:
-    async def impatient(client: Resonate, reader: AsyncServerReader) -> tuple[bool, Any]:
-        started = await runner.start(client, AWAIT_CHAIN, "slow")
-        return await runner.result(client, reader, started, 0)
+    async def impatient(gateway: Gateway, reader: AsyncServerReader) -> tuple[bool, Any]:
+        started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "slow")
+        return await runner.result(gateway.client, reader, started, 0)
 
     assert run(impatient, delay=0.3) == (False, None)
 
 
 def test_a_failed_flow_is_reported_with_its_message() -> None:
-    async def failing(client: Resonate, reader: AsyncServerReader) -> InvocationFailed:
-        started = await runner.start(client, FAILING, "fails")
+    async def failing(gateway: Gateway, reader: AsyncServerReader) -> InvocationFailed:
+        started = await runner.start(gateway.client, gateway.creates, FAILING, "fails")
         with pytest.raises(InvocationFailed) as raised:
-            await runner.result(client, reader, started, 10)
+            await runner.result(gateway.client, reader, started, 10)
         return raised.value
 
     failure = run(failing)
@@ -158,11 +181,11 @@ def test_a_failed_flow_is_reported_with_its_message() -> None:
 
 
 def test_an_id_used_by_another_flow_is_a_conflict() -> None:
-    async def clash(client: Resonate, reader: AsyncServerReader) -> None:
-        started = await runner.start(client, AWAIT_CHAIN, "shared")
-        await runner.result(client, reader, started, 10)
+    async def clash(gateway: Gateway, reader: AsyncServerReader) -> None:
+        started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "shared")
+        await runner.result(gateway.client, reader, started, 10)
         with pytest.raises(InvocationConflict, match="already used by foo"):
-            await runner.start(client, FLOWS["fan-out"], "shared")
+            await runner.start(gateway.client, gateway.creates, FLOWS["fan-out"], "shared")
 
     run(clash)
 
@@ -174,7 +197,7 @@ def test_invalid_ids_are_refused(bad: str) -> None:
 
 
 def test_unknown_invocation() -> None:
-    async def unknown(_: Resonate, reader: AsyncServerReader) -> None:
+    async def unknown(_: Gateway, reader: AsyncServerReader) -> None:
         with pytest.raises(UnknownInvocation, match="no invocation with id 'nobody'"):
             await runner.read(reader, "nobody")
 
@@ -185,11 +208,12 @@ def test_an_unreachable_server_is_reported_not_retried_forever() -> None:
     url = f"http://127.0.0.1:{free_port()}"
 
     async def unreachable() -> None:
-        client = Resonate(network=bounded_network(url, timeout=0.5), sources=[], env={})
+        creates = CreateWatch(bounded_network(url, timeout=0.5))
+        client = Resonate(network=creates, sources=[], env={})
         reader = AsyncServerReader(url, timeout=0.5)
         try:
             with pytest.raises(ServerUnavailable, match="unreachable") as raised:
-                await runner.start(client, AWAIT_CHAIN, "nowhere")
+                await runner.start(client, creates, AWAIT_CHAIN, "nowhere")
             assert url in str(raised.value)
             with pytest.raises(ServerUnavailable, match="unreachable"):
                 await runner.read(reader, "nowhere")
@@ -204,10 +228,11 @@ def test_a_handle_the_sdk_gave_up_on_too_early_is_listened_to_again() -> None:
     """The SDK's listener refresh can race a promise's creation, get a 404 and settle the
     handle as "gone" while the flow still runs; the wait must not report that as a failure."""
 
-    async def raced(client: Resonate, reader: AsyncServerReader) -> tuple[bool, Any]:
-        started = await runner.start(client, AWAIT_CHAIN, "raced-1")
+    async def raced(gateway: Gateway, reader: AsyncServerReader) -> tuple[bool, Any]:
+        started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "raced-1")
+        client = gateway.client
         subscription = client._runtime.subs[started.id]  # what the SDK's refresh loop does:
         client._settle_subscription_gone(started.id, subscription, "promise not found")
-        return await runner.result(client, reader, started, 20)
+        return await runner.result(gateway.client, reader, started, 20)
 
     assert run(raced, delay=0.5) == (True, 3)

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from resonate_base.connections import Network
 
 from asyncrpc.gateway.app import create_app
 from asyncrpc.gateway.client import ClientFactory, GatewayClient
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.topology import FLOWS
-from tests.in_process import in_process, local_reader
+from tests.in_process import local_reader, watched_in_process
 
 SETTINGS = GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-test")
 
 
-def local_client(delay: float = 0.0, connected: bool = True) -> ClientFactory:
+def local_client(
+    delay: float = 0.0,
+    connected: bool = True,
+    around: Callable[[Network], Network] = lambda requests: requests,
+) -> ClientFactory:
     def make(_: GatewaySettings) -> GatewayClient:
-        resonate, server = in_process(delay)
-        return GatewayClient(resonate, local_reader(server), lambda: connected)
+        resonate, creates, server = watched_in_process(delay, around)
+        return GatewayClient(resonate, creates, local_reader(server), lambda: connected)
 
     return make
 
@@ -118,3 +124,53 @@ def test_docs_and_index(http: TestClient) -> None:
     assert len(re.findall("/docs-assets/", docs.text)) == 3
     routes = [flow["route"] for flow in http.get("/").json()["flows"]]
     assert routes == [f"POST {flow.route}" for flow in FLOWS.values()]
+
+
+class RequestLog:
+    """A request channel that notes the kind and promise of each request it carries."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str | None]] = []
+        self.inner: Network | None = None
+
+    def around(self, inner: Network) -> Network:
+        self.inner = inner
+        return self
+
+    async def start(self) -> None:
+        assert self.inner is not None
+        await self.inner.start()
+
+    async def stop(self) -> None:
+        assert self.inner is not None
+        await self.inner.stop()
+
+    async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+        assert self.inner is not None
+        envelope = json.loads(req)
+        data = envelope.get("data") or {}
+        self.sent.append((envelope["kind"], data.get("id") or data.get("awaited")))
+        return await self.inner.send(req, headers)
+
+    def about(self, promise_id: str) -> list[str]:
+        """The kinds of the promise requests about ``promise_id``, in order."""
+        return [kind for kind, id in self.sent if id == promise_id and kind.startswith("promise.")]
+
+
+def test_a_start_costs_two_protocol_requests_new_or_reattached() -> None:
+    """Create and listen, as the SDK's ``rpc``: no read to tell new from re-attached.
+
+    In process the gateway's client also runs the functions, but a worker's requests
+    are ``task.*`` (its promises travel inside them), so the promise requests about
+    the invocation's id are the start's own.
+    """
+    log = RequestLog()
+    with TestClient(create_app(SETTINGS, local_client(around=log.around))) as http:
+        new = http.post("/await-chain", params={"id": "counted"})
+        assert log.about("counted") == ["promise.create", "promise.register_listener"]
+        again = http.post("/await-chain", params={"id": "counted"})
+
+    assert (new.json(), new.headers["X-Invocation-Reattached"]) == ({"message": 3}, "false")
+    assert (again.json(), again.headers["X-Invocation-Reattached"]) == ({"message": 3}, "true")
+    assert log.about("counted") == ["promise.create", "promise.register_listener"] * 2
+    assert any(kind.startswith("task.") for kind, _ in log.sent)  # the worker's, not counted

@@ -227,7 +227,8 @@ def flow_endpoint(
     """The route handler for one flow."""
 
     async def begin(request: Request, id: str | None) -> tuple[runner.Started, dict[str, str]]:
-        started = await runner.start(client(request).resonate, flow, id)
+        gateway = client(request)
+        started = await runner.start(gateway.resonate, gateway.creates, flow, id)
         headers = {
             "X-Invocation-Id": started.id,
             "X-Invocation-Reattached": "true" if started.reattached else "false",

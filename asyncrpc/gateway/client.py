@@ -1,7 +1,8 @@
 """The gateway's connection to the server: a Resonate process in group ``gateway``.
 
-Its Resonate client starts invocations and hears, on its poll stream, that
-one it waits on has finished; its :class:`AsyncServerReader` reads
+Its Resonate client starts invocations (its requests pass through a
+:class:`CreateWatch`, which hands each start the answer to its create) and
+hears, on its poll stream, that one it waits on has finished; its :class:`AsyncServerReader` reads
 invocations for ``GET /invocations/...``. Both give up on an unreachable
 server after ``request_timeout`` seconds, so a caller gets an answer.
 """
@@ -19,6 +20,7 @@ from asyncrpc import topology
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.invocations.server_reader import AsyncServerReader
 from asyncrpc.network.bounded import bounded_network
+from asyncrpc.network.create_watch import CreateWatch
 from asyncrpc.network.join import join
 
 #: Seconds a gateway re-checks, by polling, invocations it waits on (in case
@@ -30,9 +32,10 @@ STOP_TIMEOUT = 5.0
 
 @dataclass
 class GatewayClient:
-    """The gateway's Resonate client, its server reader, and whether its poll stream is up."""
+    """The gateway's Resonate client, the watch on its creates, its reader, its stream's state."""
 
     resonate: Resonate
+    creates: CreateWatch
     reader: AsyncServerReader
     connected: Callable[[], bool]
 
@@ -47,7 +50,9 @@ ClientFactory = Callable[[GatewaySettings], GatewayClient]
 
 def connect(settings: GatewaySettings) -> GatewayClient:
     """Join the server as ``gateway``; requests give up on an unreachable server."""
-    network = bounded_network(settings.server_url, settings.token, settings.request_timeout)
+    network = CreateWatch(
+        bounded_network(settings.server_url, settings.token, settings.request_timeout)
+    )
     resonate, stream = join(
         settings.server_url,
         group=topology.GATEWAY_GROUP,
@@ -59,4 +64,4 @@ def connect(settings: GatewaySettings) -> GatewayClient:
     reader = AsyncServerReader(
         settings.server_url, settings.token, timeout=settings.request_timeout
     )
-    return GatewayClient(resonate, reader, stream.connected.is_set)
+    return GatewayClient(resonate, network, reader, stream.connected.is_set)

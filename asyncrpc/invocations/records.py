@@ -51,10 +51,13 @@ def decode_value(value: Any) -> Any:
 
 
 def group_of_target(target: str | None) -> str | None:
-    """The group of a ``poll://any@GROUP`` or ``poll://uni@GROUP/PID`` address."""
+    """The group of a ``poll://any@GROUP`` or ``poll://uni@GROUP/PID`` address.
+
+    Any scheme: the SDK's in-process server names the same groups ``local://any@GROUP``.
+    """
     scheme, sep, rest = (target or "").partition("://")
     _, at, address = rest.partition("@")
-    if scheme != "poll" or not sep or not at:
+    if not scheme or not sep or not at:
         return None
     return address.partition("/")[0] or None
 

@@ -7,28 +7,29 @@ the flow's entry group. Asking again with the same id re-attaches to that
 same promise (the functions do not run again), which is what lets a caller
 that crashed or gave up come back for the result.
 
-Whether a start created the invocation or found it is read from the create's
-own answer, the same on every Resonate server: each create carries a fresh
-``asyncrpc:request`` tag, and the server answers with the promise it holds,
-whose tags are this request's only if this request created it.
+A start is the SDK's own ``rpc`` (two requests: create, then register the
+caller as a listener), so the promise carries exactly the tags the SDK gives
+a top-level call. Whether it created the invocation or found it is read from
+the create's own answer, the same on every Resonate server: through the
+client's :class:`~asyncrpc.network.create_watch.CreateWatch`, the create
+carries a fresh ``asyncrpc:request`` tag, and the server answers with the
+promise it holds, whose tags are this request's only if this request created
+it. The same answer names the promise's function, for the conflict check.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from resonate.connections.sse import resolve_target
 from resonate.error import ConnectorError, ResonateError, ServerError
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
-from resonate.types import TaskData, Value
 
 from asyncrpc.invocations.errors import (
     InvalidInvocationId,
@@ -39,8 +40,9 @@ from asyncrpc.invocations.errors import (
     ServerUnavailable,
     UnknownInvocation,
 )
-from asyncrpc.invocations.records import ORIGIN_TAG, PARENT_TAG, TARGET_TAG, PromiseRecord
+from asyncrpc.invocations.records import PromiseRecord
 from asyncrpc.invocations.server_reader import AsyncServerReader
+from asyncrpc.network.create_watch import CreateWatch
 from asyncrpc.topology import Flow
 
 #: Seconds a caller waits for a flow's result before getting "still pending".
@@ -85,45 +87,37 @@ def new_request_id() -> str:
 
 async def start(
     client: Resonate,
+    creates: CreateWatch,
     flow: Flow,
     invocation_id: str | None = None,
     *,
     request_id: Callable[[], str] = new_request_id,
-    clock: Callable[[], float] = time.time,
 ) -> Started:
     """Start ``flow`` under ``invocation_id`` (default: the flow's fixed id), or re-attach.
 
-    Raises :class:`InvocationConflict` when the id belongs to another function.
-    The promise carries the tags the SDK gives a top-level call, so the
-    server, the workers and the call graph treat it as the SDK's ``rpc`` would.
+    ``creates`` must be the network ``client`` sends through. Raises
+    :class:`InvocationConflict` when the id belongs to another function.
     """
     invocation_id = check_invocation_id(flow.default_id if invocation_id is None else invocation_id)
     request = request_id()
-    timeout_at = int(clock() * 1000 + INVOCATION_TIMEOUT.total_seconds() * 1000)
-    try:
-        record = await client.promises.create(
-            invocation_id,
-            timeout_at,
-            Value(data=TaskData(func=flow.entry_function, args=flow.entry_args)),
-            {
-                ORIGIN_TAG: invocation_id,
-                "resonate:branch": invocation_id,
-                PARENT_TAG: invocation_id,
-                "resonate:scope": "global",
-                TARGET_TAG: resolve_target(flow.entry_group),
-                REQUEST_TAG: request,
-            },
+    caller = client.options(target=flow.entry_group, timeout=INVOCATION_TIMEOUT)
+    with creates.watch(invocation_id, {REQUEST_TAG: request}) as answer:
+        handle = caller.rpc(invocation_id, flow.entry_function, *flow.entry_args)
+        try:
+            await handle.id()  # the promise now exists on the server: the flow is durable
+        except ResonateError as exc:
+            raise _unavailable(exc) from None
+    if not answer.done():
+        raise RuntimeError(f"the create of {invocation_id!r} did not pass through {creates!r}")
+    record = answer.result()
+    if record is None:
+        raise ServerRefused(
+            f"the Resonate server's answer to creating {invocation_id!r} held no promise"
         )
-        # The promise now exists on the server: the flow is durable.
-        handle = await client.get(invocation_id)
-    except ResonateError as exc:
-        raise _unavailable(exc) from None
-    param = record.param.data if isinstance(record.param.data, dict) else {}
-    function = param.get("func")
-    if function != flow.entry_function:
+    if record.function != flow.entry_function:
         raise InvocationConflict(
             f"invocation id {invocation_id!r} is already used by "
-            f"{function or 'something else'}, not by {flow.name} "
+            f"{record.function or 'something else'}, not by {flow.name} "
             f"({flow.entry_function}); choose another id"
         )
     return Started(invocation_id, handle, reattached=record.tags.get(REQUEST_TAG) != request)
