@@ -248,6 +248,7 @@ def test_detached_steps_a_log_tail_and_the_screenshot(page: object, tmp_path: Pa
     )
     page.click('button[aria-label="Show the call graph of page-await-1"]')  # type: ignore[attr-defined]
     page.wait_for_selector('svg.callgraph g[data-kind="sleep"]')  # type: ignore[attr-defined]
+    page.evaluate("document.querySelector('#toast').classList.remove('shown')")  # type: ignore[attr-defined]
     target = SCREENSHOT if os.environ.get("ASYNCRPC_UPDATE_SCREENSHOT") else tmp_path / "shot.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target), full_page=True)  # type: ignore[attr-defined]
