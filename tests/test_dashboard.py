@@ -32,15 +32,16 @@ PORT = 5999
 BASE = f"http://127.0.0.1:{PORT}"
 
 
-def dashboard(tmp_path: Path, token: str | None = None) -> Dashboard:
+def dashboard(tmp_path: Path, token: str | None = None, port: int = PORT) -> Dashboard:
+    """A dashboard over a supervisor that runs nothing, its server reader answered by nobody."""
     nobody = f"http://127.0.0.1:{free_port()}"
-    plan = Plan(run_dir=tmp_path, server_url=nobody, embedded_server=True, dashboard_port=PORT)
+    plan = Plan(run_dir=tmp_path, server_url=nobody, embedded_server=True, dashboard_port=port)
     command = DemoCommand((sys.executable, "-c", "print('demo')"), tmp_path / "demo", free_port)
     return Dashboard(
         supervisor=Supervisor(plan, {}),
         reader=AsyncServerReader(nobody, timeout=2.0),
         demo=DemoRun(command, {}),
-        access=Access(PORT, token),
+        access=Access(port, token),
         env={},
     )
 

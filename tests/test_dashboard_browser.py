@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,12 +21,15 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+import uvicorn
 
+from asyncrpc.dashboard.app import make_app
 from asyncrpc.launcher.control_client import connect
 from asyncrpc.launcher.rundir import RunDir
 from harness.launched import Launched
 from harness.processes import ASYNCRPC
 from tests.support import free_port, isolated_env
+from tests.test_dashboard import dashboard
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -253,6 +257,42 @@ def test_detached_steps_a_log_tail_and_the_screenshot(page: object, tmp_path: Pa
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target), full_page=True)  # type: ignore[attr-defined]
     assert target.stat().st_size > 20_000
+
+
+@pytest.fixture
+def dashboard_with_token(tmp_path: Path) -> Iterator[str]:
+    """A dashboard alone (over a supervisor that runs nothing) that wants the token `s3cret`."""
+    port = free_port()
+    app = make_app(dashboard(tmp_path, token="s3cret", port=port))
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_with_a_token_the_page_asks_for_it(browser: object, dashboard_with_token: str) -> None:
+    context = browser.new_context()  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(dashboard_with_token)
+    page.wait_for_selector("#login-token")
+    assert page.evaluate("document.activeElement.id") == "login-token"
+    page.keyboard.type("wrong")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#login-error:has-text('wrong token')")
+    page.fill("#login-token", "s3cret")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#login", state="hidden")
+    page.wait_for_selector("#live[data-live='live']")
+    page.wait_for_selector("#flow-list .flow[data-flow='fan-out']")
+    context.close()
 
 
 def test_the_gateway_docs_work_offline(browser: object, system: System) -> None:

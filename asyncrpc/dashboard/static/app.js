@@ -23,7 +23,7 @@ async function api(path, options = {}) {
     init.body = JSON.stringify(options.body);
   }
   const response = await fetch(path, init);
-  if (response.status === 401) {
+  if (response.status === 401 && path !== "/api/session") {
     showLogin();
     throw new Error("the dashboard wants the token");
   }
