@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from asyncrpc.dashboard.app import make_app
 from asyncrpc.launcher.control_client import connect
@@ -30,8 +31,6 @@ from harness.launched import Launched
 from harness.processes import ASYNCRPC
 from tests.support import free_port, isolated_env
 from tests.test_dashboard import dashboard
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -102,8 +101,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as playwright:
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
@@ -114,8 +113,8 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def page(browser: object, system: System) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+def page(browser: Browser, system: System) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -125,7 +124,7 @@ def page(browser: object, system: System) -> Iterator[object]:
     assert errors == [], errors
 
 
-def replica(page: object, name: str, state: str) -> str:
+def replica(name: str, state: str) -> str:
     return f'#replicas tr[data-replica="{name}"][data-state="{state}"]'
 
 
@@ -146,20 +145,19 @@ def test_the_feed_shows_a_kill_from_the_cli_within_a_second(system: System) -> N
     with httpx.stream("GET", f"{system.dashboard_url}api/events", timeout=30) as events:
         lines = events.iter_lines()
 
-        def next_status() -> dict[str, object]:
+        def next_states() -> dict[str, str]:
+            """Each replica's state, from the feed's next `status` event."""
             for line in lines:
                 if line == "event: status":
-                    return json.loads(next(lines).removeprefix("data: "))
+                    status = json.loads(next(lines).removeprefix("data: "))
+                    return {node["name"]: node["state"] for node in status["nodes"]}
             raise AssertionError("the feed ended")
 
-        first = next_status()
-        assert {n["name"]: n["state"] for n in first["nodes"]}["e.1"] == "running"  # type: ignore[index]
+        assert next_states()["e.1"] == "running"
         control.kill("e", "KILL")
         killed_at = time.monotonic()
-        while True:
-            states = {n["name"]: n["state"] for n in next_status()["nodes"]}  # type: ignore[index]
-            if states["e.1"] == "killed":
-                break
+        while next_states()["e.1"] != "killed":
+            pass
         assert time.monotonic() - killed_at < 1.0
     control.start("e")
 
@@ -167,27 +165,27 @@ def test_the_feed_shows_a_kill_from_the_cli_within_a_second(system: System) -> N
 # -- in the browser ----------------------------------------------------------------
 
 
-def test_the_page_lists_every_replica_live(page: object) -> None:
-    page.wait_for_selector(replica(page, "b.1", "running"), timeout=SLOW)  # type: ignore[attr-defined]
-    names = page.eval_on_selector_all(  # type: ignore[attr-defined]
+def test_the_page_lists_every_replica_live(page: Page) -> None:
+    page.wait_for_selector(replica("b.1", "running"), timeout=SLOW)
+    names = page.eval_on_selector_all(
         "#replicas tbody tr", "rows => rows.map(row => row.dataset.replica)"
     )
     assert names == ["server", "gateway", *(f"{node}.1" for node in "abcdefghi")]
-    assert page.text_content("#live") == "live"  # type: ignore[attr-defined]
+    assert page.text_content("#live") == "live"
 
 
-def test_call_a_flow_and_watch_its_graph_settle(page: object) -> None:
-    page.fill('input[aria-label="Invocation id for await-chain (optional)"]', "page-await-1")  # type: ignore[attr-defined]
-    page.click('button[aria-label="Call await-chain"]')  # type: ignore[attr-defined]
+def test_call_a_flow_and_watch_its_graph_settle(page: Page) -> None:
+    page.fill('input[aria-label="Invocation id for await-chain (optional)"]', "page-await-1")
+    page.click('button[aria-label="Call await-chain"]')
     # c's step sleeps durably for 1.5 s: the graph is drawn while the flow runs ...
-    page.wait_for_selector('svg.callgraph g[data-function="foo"][data-state="pending"]')  # type: ignore[attr-defined]
+    page.wait_for_selector('svg.callgraph g[data-function="foo"][data-state="pending"]')
     # ... and updates until every step has settled.
-    page.wait_for_selector(  # type: ignore[attr-defined]
+    page.wait_for_selector(
         '#invocations tr[data-invocation="page-await-1"][data-state="resolved"]', timeout=SLOW
     )
-    assert page.text_content('#invocations tr[data-invocation="page-await-1"] .result') == "3"  # type: ignore[attr-defined]
-    page.wait_for_selector('svg.callgraph g[data-function="foo"][data-state="resolved"]')  # type: ignore[attr-defined]
-    steps = page.eval_on_selector_all(  # type: ignore[attr-defined]
+    assert page.text_content('#invocations tr[data-invocation="page-await-1"] .result') == "3"
+    page.wait_for_selector('svg.callgraph g[data-function="foo"][data-state="resolved"]')
+    steps = page.eval_on_selector_all(
         "svg.callgraph g.step",
         "steps => steps.map(s => [s.dataset.function, s.dataset.kind, s.dataset.state])",
     )
@@ -197,65 +195,63 @@ def test_call_a_flow_and_watch_its_graph_settle(page: object) -> None:
         ["baz", "call", "resolved"],
         ["", "sleep", "resolved"],
     ]
-    lanes = page.eval_on_selector_all(  # type: ignore[attr-defined]
+    lanes = page.eval_on_selector_all(
         "svg.callgraph .lane-label", "labels => labels.map(label => label.textContent)"
     )
     assert lanes == ["service-a", "service-b", "service-c"]
-    assert page.locator("svg.callgraph path.arrow").count() == 3  # type: ignore[attr-defined]
+    assert page.locator("svg.callgraph path.arrow").count() == 3
 
 
-def test_a_kill_from_the_cli_shows_on_the_page_within_a_second(
-    page: object, system: System
-) -> None:
+def test_a_kill_from_the_cli_shows_on_the_page_within_a_second(page: Page, system: System) -> None:
     control = connect(RunDir(system.run_dir))
-    page.wait_for_selector(replica(page, "d.1", "running"))  # type: ignore[attr-defined]
+    page.wait_for_selector(replica("d.1", "running"))
     control.kill("d", "KILL")
-    page.wait_for_selector(replica(page, "d.1", "killed"), timeout=WITHIN_A_SECOND)  # type: ignore[attr-defined]
+    page.wait_for_selector(replica("d.1", "killed"), timeout=WITHIN_A_SECOND)
     control.start("d")
-    page.wait_for_selector(replica(page, "d.1", "running"), timeout=SLOW)  # type: ignore[attr-defined]
+    page.wait_for_selector(replica("d.1", "running"), timeout=SLOW)
 
 
-def test_kill_b_from_the_page_and_start_it_again(page: object) -> None:
-    page.click('button[aria-label="Kill b.1"]')  # type: ignore[attr-defined]
-    page.wait_for_selector(replica(page, "b.1", "killed"), timeout=SLOW)  # type: ignore[attr-defined]
-    assert page.is_disabled('button[aria-label="Kill b.1"]')  # type: ignore[attr-defined]
-    page.click('button[aria-label="Start b.1"]')  # type: ignore[attr-defined]
-    page.wait_for_selector(replica(page, "b.1", "running"), timeout=SLOW)  # type: ignore[attr-defined]
-    restarts = page.text_content(f'{replica(page, "b.1", "running")} [data-field="restarts"]')  # type: ignore[attr-defined]
+def test_kill_b_from_the_page_and_start_it_again(page: Page) -> None:
+    page.click('button[aria-label="Kill b.1"]')
+    page.wait_for_selector(replica("b.1", "killed"), timeout=SLOW)
+    assert page.is_disabled('button[aria-label="Kill b.1"]')
+    page.click('button[aria-label="Start b.1"]')
+    page.wait_for_selector(replica("b.1", "running"), timeout=SLOW)
+    restarts = page.text_content(f'{replica("b.1", "running")} [data-field="restarts"]')
     assert restarts == "1"
 
 
-def test_the_keyboard_calls_a_flow(page: object) -> None:
-    page.focus('input[aria-label="Invocation id for fan-out (optional)"]')  # type: ignore[attr-defined]
-    page.keyboard.type("keyboard-fan-out")  # type: ignore[attr-defined]
-    page.keyboard.press("Tab")  # type: ignore[attr-defined]
-    focused = page.evaluate("document.activeElement.getAttribute('aria-label')")  # type: ignore[attr-defined]
+def test_the_keyboard_calls_a_flow(page: Page) -> None:
+    page.focus('input[aria-label="Invocation id for fan-out (optional)"]')
+    page.keyboard.type("keyboard-fan-out")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.getAttribute('aria-label')")
     assert focused == "Call fan-out"
-    page.keyboard.press("Enter")  # type: ignore[attr-defined]
-    page.wait_for_selector(  # type: ignore[attr-defined]
+    page.keyboard.press("Enter")
+    page.wait_for_selector(
         '#invocations tr[data-invocation="keyboard-fan-out"][data-state="resolved"]', timeout=SLOW
     )
-    page.wait_for_selector('svg.callgraph g[data-function="dop"][data-state="resolved"]')  # type: ignore[attr-defined]
+    page.wait_for_selector('svg.callgraph g[data-function="dop"][data-state="resolved"]')
 
 
-def test_detached_steps_a_log_tail_and_the_screenshot(page: object, tmp_path: Path) -> None:
-    page.fill('input[aria-label="Invocation id for detached-chain (optional)"]', "page-detached")  # type: ignore[attr-defined]
-    page.click('button[aria-label="Call detached-chain"]')  # type: ignore[attr-defined]
-    page.wait_for_selector(  # type: ignore[attr-defined]
+def test_detached_steps_a_log_tail_and_the_screenshot(page: Page, tmp_path: Path) -> None:
+    page.fill('input[aria-label="Invocation id for detached-chain (optional)"]', "page-detached")
+    page.click('button[aria-label="Call detached-chain"]')
+    page.wait_for_selector(
         'svg.callgraph g[data-function="cog"][data-kind="detached"][data-state="resolved"]',
         timeout=SLOW,
     )
-    assert page.locator("svg.callgraph path.arrow.detached").count() == 2  # type: ignore[attr-defined]
-    page.click('button[aria-label="Show the log of b.1"]')  # type: ignore[attr-defined]
-    page.wait_for_function(  # type: ignore[attr-defined]
+    assert page.locator("svg.callgraph path.arrow.detached").count() == 2
+    page.click('button[aria-label="Show the log of b.1"]')
+    page.wait_for_function(
         "document.querySelector('#log').textContent.includes('asyncrpc launcher: starting b.1')"
     )
-    page.click('button[aria-label="Show the call graph of page-await-1"]')  # type: ignore[attr-defined]
-    page.wait_for_selector('svg.callgraph g[data-kind="sleep"]')  # type: ignore[attr-defined]
-    page.evaluate("document.querySelector('#toast').classList.remove('shown')")  # type: ignore[attr-defined]
+    page.click('button[aria-label="Show the call graph of page-await-1"]')
+    page.wait_for_selector('svg.callgraph g[data-kind="sleep"]')
+    page.evaluate("document.querySelector('#toast').classList.remove('shown')")
     target = SCREENSHOT if os.environ.get("ASYNCRPC_UPDATE_SCREENSHOT") else tmp_path / "shot.png"
     target.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(target), full_page=True)  # type: ignore[attr-defined]
+    page.screenshot(path=str(target), full_page=True)
     assert target.stat().st_size > 20_000
 
 
@@ -278,8 +274,8 @@ def dashboard_with_token(tmp_path: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def test_with_a_token_the_page_asks_for_it(browser: object, dashboard_with_token: str) -> None:
-    context = browser.new_context()  # type: ignore[attr-defined]
+def test_with_a_token_the_page_asks_for_it(browser: Browser, dashboard_with_token: str) -> None:
+    context = browser.new_context()
     page = context.new_page()
     page.goto(dashboard_with_token)
     page.wait_for_selector("#login-token")
@@ -295,17 +291,17 @@ def test_with_a_token_the_page_asks_for_it(browser: object, dashboard_with_token
     context.close()
 
 
-def test_the_gateway_docs_work_offline(browser: object, system: System) -> None:
-    context = browser.new_context()  # type: ignore[attr-defined]
+def test_the_gateway_docs_work_offline(browser: Browser, system: System) -> None:
+    context = browser.new_context()
     elsewhere: list[str] = []
 
-    def only_this_machine(route: object) -> None:
-        url = route.request.url  # type: ignore[attr-defined]
+    def only_this_machine(route: Route) -> None:
+        url = route.request.url
         if urlparse(url).hostname == "127.0.0.1":
-            route.continue_()  # type: ignore[attr-defined]
+            route.continue_()
         else:
             elsewhere.append(url)
-            route.abort()  # type: ignore[attr-defined]
+            route.abort()
 
     context.route("**/*", only_this_machine)
     docs = context.new_page()
