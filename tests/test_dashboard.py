@@ -42,7 +42,6 @@ def dashboard(tmp_path: Path, token: str | None = None, port: int = PORT) -> Das
         reader=AsyncServerReader(nobody, timeout=2.0),
         demo=DemoRun(command, {}),
         access=Access(port, token),
-        env={},
     )
 
 

@@ -234,6 +234,14 @@ def test_the_keyboard_calls_a_flow(page: Page) -> None:
     page.wait_for_selector('svg.callgraph g[data-function="dop"][data-state="resolved"]')
 
 
+def test_an_invocation_from_curl_is_listed_too(page: Page, system: System) -> None:
+    answer = httpx.post(f"{system.gateway_url}/fan-out-workflow?id=from-curl", timeout=60)
+    assert answer.json() == {"message": 3}
+    row = '#invocations tr[data-invocation="from-curl"][data-state="resolved"]'
+    page.wait_for_selector(row, timeout=WITHIN_A_SECOND * 3)
+    assert page.text_content(f"{row} .result") == "3"
+
+
 def test_detached_steps_a_log_tail_and_the_screenshot(page: Page, tmp_path: Path) -> None:
     page.fill('input[aria-label="Invocation id for detached-chain (optional)"]', "page-detached")
     page.click('button[aria-label="Call detached-chain"]')

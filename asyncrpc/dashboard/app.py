@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,11 +80,12 @@ class Dashboard:
     reader: AsyncServerReader
     demo: DemoRun
     access: Access
-    env: Mapping[str, str]
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     #: Calls from the page that failed after their first answer, newest last.
     failures: list[dict[str, str]] = field(default_factory=list)
     _invocations: list[dict[str, Any]] = field(default_factory=list)
+    #: Calls from the page still running (a reference keeps each task alive).
+    _calls: set[asyncio.Future[Any]] = field(default_factory=set)
 
     def status_json(self) -> dict[str, Any]:
         """The supervisor's snapshot; uptimes in whole seconds, so it changes once a second."""
@@ -135,6 +135,8 @@ class Dashboard:
         done, _ = await asyncio.wait({calling}, timeout=QUICK_ANSWER)
         if done:
             return start, calling.result().result
+        self._calls.add(calling)
+        calling.add_done_callback(self._calls.discard)
         calling.add_done_callback(lambda task: self._remember_failure(start, task))
         return start, calling
 

@@ -72,7 +72,6 @@ async def open_dashboard(
         reader=AsyncServerReader(plan.server_url, token, timeout=5.0),
         demo=DemoRun(DemoCommand(plan.program, plan.run_dir / "demo", _free_port), env),
         access=Access(port, token),
-        env=env,
     )
     server = SignalFreeUvicorn(
         uvicorn.Config(
