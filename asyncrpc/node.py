@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import uvloop
 from resonate.context import Context
 
-from asyncrpc import config, services, topology
+from asyncrpc import config, event_loop, services, topology
 from asyncrpc.network.join import PollStream, join
 from asyncrpc.process_runtime import (
     SettingsError,
@@ -163,5 +162,5 @@ async def run_worker(
 def run(settings: NodeSettings) -> int:
     """Run a worker node in the foreground; 0 after a clean stop."""
     configure_logging()
-    uvloop.run(until_signalled(lambda stop: run_worker(settings, stop)))
+    event_loop.run(until_signalled(lambda stop: run_worker(settings, stop)))
     return 0

@@ -73,7 +73,7 @@ FAN_OUT_NODE, AWAIT_CHAIN_NODE = FAN_OUT.nodes[1], AWAIT_CHAIN.nodes[1]
         ),
         (["--delay", "0"], ["--delay 0", "at least"]),
         (["--timeout", "0"], ["--timeout"]),
-        (["--server-port", "0"], ["--server-port", "greater than or equal to 1"]),
+        (["--server-port", "0"], ["--server-port", "from 1 to 65535"]),
     ],
 )
 def test_bad_input_says_what_is_valid_and_exits_2(

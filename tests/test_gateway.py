@@ -126,6 +126,58 @@ def test_docs_and_index(http: TestClient) -> None:
     assert routes == [f"POST {flow.route}" for flow in FLOWS.values()]
 
 
+@pytest.mark.parametrize(
+    ("query", "valid"),
+    [
+        ("wait=nan", "from 0 to 3600"),
+        ("wait=inf", "from 0 to 3600"),
+        ("wait=-1", "from 0 to 3600"),
+        ("wait=1e9", "from 0 to 3600"),
+        ("wait=99999", "from 0 to 3600"),
+        ("wait=1_0", "digits 0-9"),
+        ("wait=%EF%BC%95", "digits 0-9"),  # a fullwidth 5
+        ("id=%C2%B2", "letters, digits"),  # a superscript 2
+        ("id=a%0aERROR", "letters, digits"),
+        ("id=" + "x" * 129, "1-128"),
+    ],
+)
+def test_a_bad_wait_or_id_is_a_400_saying_what_is_valid(
+    http: TestClient, query: str, valid: str
+) -> None:
+    response = http.post(f"/await-chain?{query}")
+
+    assert response.status_code == 400
+    assert valid in response.json()["error"]
+
+
+class BrokenReader:
+    """A reader that fails the way nothing foresaw, with private details in the text."""
+
+    SECRET = "/home/someone/.asyncrpc/server.db: token s3cret"
+
+    async def get(self, invocation_id: str) -> None:
+        raise RuntimeError(self.SECRET)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_a_500_carries_no_exception_text() -> None:
+    def make(_: GatewaySettings) -> GatewayClient:
+        resonate, creates, _ = watched_in_process(0.0, lambda requests: requests)
+        reader = BrokenReader()
+        return GatewayClient(resonate, creates, reader, lambda: True)  # type: ignore[arg-type]
+
+    app = create_app(SETTINGS, make)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/invocations/any")
+
+    assert response.status_code == 500
+    assert list(response.json()) == ["error"]
+    assert "s3cret" not in response.text and "server.db" not in response.text
+    assert "RuntimeError" not in response.text
+
+
 class RequestLog:
     """A request channel that notes the kind and promise of each request it carries."""
 

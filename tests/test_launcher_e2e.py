@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+import psutil
 import pytest
 
 from asyncrpc import config, topology
@@ -110,7 +113,19 @@ def alive(refs: list[ProcessRef]) -> list[int]:
     return [ref.pid for ref in refs if ref.alive()]
 
 
+def private_files(rundir: RunDir) -> dict[str, int]:
+    """The mode of the run directory and of everything in it but the server's database."""
+    paths = [rundir.path, *rundir.path.rglob("*")]
+    return {
+        str(path.relative_to(rundir.path)): stat.S_IMODE(path.stat().st_mode)
+        for path in paths
+        if not path.name.startswith(rundir.db.name)
+    }
+
+
 def test_up_call_every_flow_status_logs_down(launcher: Launcher) -> None:
+    secret = "e2e-token-3f9a1c2e"
+    launcher.env[config.ENV_TOKEN] = secret
     up = launcher.up()
     assert up.returncode == 0, up.stdout + up.stderr
     assert f"http://127.0.0.1:{launcher.gateway_port}" in up.stdout
@@ -124,6 +139,19 @@ def test_up_call_every_flow_status_logs_down(launcher: Launcher) -> None:
     assert status["gateway_url"] == f"http://127.0.0.1:{launcher.gateway_port}"
     processes = [ProcessRef(n["pid"], n["pid_started"]) for n in status["nodes"]]
     assert len(alive(processes)) == len(processes)
+
+    # The token reaches every replica through its environment, never its command line.
+    state = launcher.rundir.read_state()
+    assert state is not None
+    for ref in [*processes, state.supervisor]:
+        command = " ".join(psutil.Process(ref.pid).cmdline())
+        assert command and secret not in command, command
+    refused = httpx.post(status["server_url"], json={}, trust_env=False)
+    assert refused.status_code == 401  # the server did get the token
+    modes = private_files(launcher.rundir)
+    assert modes.pop(".") == 0o700 and modes.pop("logs") == 0o700
+    assert "launcher.json" in modes and "plan.json" in modes and "logs/server.log" in modes
+    assert set(modes.values()) == {0o600}, modes
 
     for flow in topology.FLOWS.values():
         result = launcher.run("call", flow.name, "--json")

@@ -29,7 +29,6 @@ def test_a_free_port_is_not() -> None:
     assert not port_in_use("127.0.0.1", free_port())
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/net"), reason="needs /proc")
 def test_the_holder_is_named(listening: int) -> None:
     assert holder(listening) is not None
     assert holder(listening).startswith(f"pid {os.getpid()} ")  # type: ignore[union-attr]

@@ -21,7 +21,8 @@ import pytest
 
 from asyncrpc.launcher.control_client import connect
 from asyncrpc.launcher.down import stop_orphans
-from asyncrpc.launcher.errors import LauncherError, NothingRunning
+from asyncrpc.launcher.errors import LauncherError, NothingRunning, UsageError
+from asyncrpc.launcher.numbers import MAX_REPLICAS
 from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.plan import Plan, ReplicaSpec
 from asyncrpc.launcher.rundir import RunDir
@@ -354,3 +355,13 @@ def test_a_failed_detached_start_reports_the_node_and_leaves_nothing(
         assert rundir.read_state() is None
     finally:
         stop_orphans(rundir)
+
+
+def test_add_stops_at_the_most_replicas_a_node_may_have(tmp_path: Path) -> None:
+    full = [ReplicaSpec("b", number) for number in range(1, MAX_REPLICAS + 1)]
+    supervisor = Supervisor(make_plan(tmp_path, *full), {})
+
+    with pytest.raises(UsageError, match=f"b.{MAX_REPLICAS}, the most"):
+        asyncio.run(supervisor.start(NodeSelector("b"), add=True))
+    assert len(supervisor.replicas) == 2 + MAX_REPLICAS  # nothing was added, nothing started
+    assert refs_of(supervisor) == []

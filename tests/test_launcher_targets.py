@@ -88,10 +88,23 @@ def test_bad_scale(values: list[str], needle: str) -> None:
         parse_scale(values)
 
 
-@pytest.mark.parametrize("value", ["-1", "soon", "nan", "inf"])
+@pytest.mark.parametrize("value", ["-1", "soon", "nan", "inf", "1e400", "1_0", "\uff15", "86401"])
 def test_bad_delay(value: str) -> None:
-    with pytest.raises(UsageError, match="seconds >= 0"):
+    with pytest.raises(UsageError, match="seconds from 0 up to 86400"):
         parse_delays([f"c={value}"])
+
+
+@pytest.mark.parametrize("text", ["b.\u00b2", "b.17", "b.+1", "b. 1", "b.1_0", "b." + "9" * 5000])
+def test_a_replica_number_is_digits_from_1_to_16(text: str) -> None:
+    with pytest.raises(UsageError, match="from 1 to 16") as caught:
+        parse_node_selector(text)
+    assert len(str(caught.value)) < 200  # a huge input is not echoed whole
+
+
+def test_scale_has_an_upper_bound() -> None:
+    assert parse_scale(["b=16"]) == {"b": 16}
+    with pytest.raises(UsageError, match="from 1 to 16"):
+        parse_scale(["b=17"])
 
 
 def test_options_must_name_a_started_node() -> None:
@@ -118,7 +131,7 @@ def test_plan_commands_follow_the_process_contract(tmp_path) -> None:
     server = plan.command(ReplicaSpec("server"), "unused", None, {"RESONATE_TOKEN": "t"})
     assert server == [
         "py", "server", "--host", "127.0.0.1", "--port", "9001",
-        "--db", str(tmp_path / "server.db"), "--token", "t",
+        "--db", str(tmp_path / "server.db"),
     ]  # fmt: skip
     gateway = plan.command(ReplicaSpec("gateway"), "gw-1", None, {})
     assert gateway[:2] == ["py", "node"] and gateway[2] == "gateway"

@@ -102,11 +102,11 @@ def test_gateway_settings() -> None:
     ("args", "message"),
     [
         (["node", "z"], "unknown node 'z'"),
-        (["node", "b", "--ttl", "0"], "--ttl must be a number of seconds > 0"),
-        (["node", "b", "--delay", "-1"], "--delay must be a number of seconds >= 0"),
+        (["node", "b", "--ttl", "0"], "Invalid value for '--ttl': '0' is not valid"),
+        (["node", "b", "--delay", "-1"], "Invalid value for '--delay': '-1' is not valid"),
         (["node", "b", "--port", "5001"], "apply to the gateway only"),
         (["node", "gateway", "--delay", "3"], "apply to worker nodes"),
-        (["node", "gateway", "--port", "0"], "--port must be between 1 and 65535"),
+        (["node", "gateway", "--port", "0"], "Invalid value for '--port': '0' is not valid"),
         (["node", "b", "--server-url", "localhost:8001"], "is not valid"),
     ],
 )

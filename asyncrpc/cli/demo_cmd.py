@@ -22,6 +22,7 @@ from asyncrpc.cli.options import (
     ReadyTimeoutOption,
     ServerPortOption,
     ServerUrlOption,
+    seconds_option,
 )
 from asyncrpc.demo.scenario import default_victim
 from asyncrpc.interrupts import sigterm_as_interrupt
@@ -60,19 +61,28 @@ def crash(
     delay: Annotated[
         float,
         typer.Option(
+            parser=seconds_option(),
+            metavar="SECONDS",
             help="Seconds the running step sleeps durably: the window for the crash, and "
-            "how long the flow visibly waits."
+            "how long the flow visibly waits.",
         ),
     ] = 5.0,
     ttl: Annotated[
         float | None,
         typer.Option(
+            parser=seconds_option(positive=True),
+            metavar="SECONDS",
             help=f"Task lease of the worker nodes, seconds. Default: {config.DEFAULT_NODE_TTL:g}.",
             show_default=False,
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds from the call's start for the flow to recover.")
+        float,
+        typer.Option(
+            parser=seconds_option(positive=True),
+            metavar="SECONDS",
+            help="Seconds from the call's start for the flow to recover.",
+        ),
     ] = 120.0,
     server_url: ServerUrlOption = None,
     server_port: ServerPortOption = config.DEFAULT_SERVER_PORT,

@@ -1,4 +1,4 @@
-"""`asyncrpc up / down / status (ps) / call / kill / start / restart / logs`.
+"""`asyncrpc up / down / status (ps) / invoke (call) / kill / start / restart / logs`.
 
 Thin Typer commands over :mod:`asyncrpc.launcher`: each parses its options,
 calls one plain function of the launcher and prints. Every foreseen failure is
@@ -12,7 +12,7 @@ import contextlib
 import functools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -27,8 +27,10 @@ from asyncrpc.cli.options import (
     ReadyTimeoutOption,
     ServerPortOption,
     ServerUrlOption,
+    seconds_option,
+    whole_number_option,
 )
-from asyncrpc.launcher.errors import LauncherError, NothingRunning, UsageError
+from asyncrpc.launcher.errors import LauncherError, NothingRunning
 from asyncrpc.launcher.rundir import RunDir
 from asyncrpc.launcher.targets import parse_node_selector
 
@@ -50,8 +52,19 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+#: The most lines `logs -n` shows per log.
+MAX_LOG_LINES = 1_000_000
+
 _NODE_NAMES = ", ".join(topology.PROCESS_NAMES)
 _FLOW_NAMES = ", ".join(topology.flow_names())
+
+
+def _completes(*names: str) -> Callable[[str], list[str]]:
+    """Shell completion of an argument: the ``names`` that start with what was typed."""
+    return lambda incomplete: [name for name in names if name.startswith(incomplete)]
+
+
+_complete_nodes = _completes(*topology.PROCESS_NAMES)
 
 RunDirOption = Annotated[
     Path | None,
@@ -71,12 +84,17 @@ class SignalName(StrEnum):
 
 @contextlib.contextmanager
 def _reported() -> Iterator[None]:
-    """Turn a LauncherError into its message on stderr and its exit code."""
+    """Turn a LauncherError into its message on stderr and its exit code.
+
+    The message may quote what a person typed; it is printed literally, never as markup.
+    """
+    from rich.markup import escape
+
     try:
         yield
     except LauncherError as error:
         _console(stderr=True).print(
-            f"[red]error:[/red] {error}", markup=True, highlight=False, soft_wrap=True
+            f"[red]error:[/red] {escape(str(error))}", markup=True, highlight=False, soft_wrap=True
         )
         raise typer.Exit(error.exit_code) from None
 
@@ -110,6 +128,7 @@ def up(
     targets: Annotated[
         list[str] | None,
         typer.Argument(
+            autocompletion=_completes(*topology.FLOWS, topology.GATEWAY, *topology.NODES),
             help=f"Flows ({_FLOW_NAMES}) and/or nodes (gateway, "
             f"{', '.join(topology.NODES)}) to run. A flow brings the gateway and its three "
             "nodes; a node brings only itself. None: everything.",
@@ -141,6 +160,8 @@ def up(
     respawn: Annotated[
         float | None,
         typer.Option(
+            parser=seconds_option(),
+            metavar="SECONDS",
             help="Start a replica that died (crashed or was killed) again after SECONDS. "
             "Off by default.",
             show_default=False,
@@ -149,6 +170,8 @@ def up(
     ttl: Annotated[
         float | None,
         typer.Option(
+            parser=seconds_option(positive=True),
+            metavar="SECONDS",
             help="Task lease of every worker node, in seconds (how soon a crashed node's "
             f"step is handed over). Default: the node's own ({config.DEFAULT_NODE_TTL:g}).",
             show_default=False,
@@ -247,12 +270,12 @@ def down(
     with _reported():
         result = stop_everything(rundir, notify=_say)
     if result.nothing_was_running:
-        out.print(f"Nothing was running in {rundir.path}.")
+        out.print(f"Nothing was running in {rundir.path}.", markup=False)
     if result.stopped:
         out.print(f"Stopped {', '.join(result.stopped)}.")
     if clean:
         remove_leftovers(rundir)
-        out.print(f"Removed the logs and the database in {rundir.path}.")
+        out.print(f"Removed the logs and the database in {rundir.path}.", markup=False)
 
 
 # -- status / ps ----------------------------------------------------------------
@@ -289,16 +312,23 @@ def ps(as_json: JsonOption = False, run_dir: RunDirOption = None) -> None:
     _status(as_json, run_dir)
 
 
-# -- call -----------------------------------------------------------------------
+# -- invoke (call) --------------------------------------------------------------
 
-
-@app.command(
-    epilog="Examples: [bold]asyncrpc call await-chain[/bold] · "
-    "[bold]asyncrpc call fan-out --json[/bold] · "
-    "[bold]asyncrpc call await-chain --id await-chain-3f9a1c2e[/bold] (re-attach)",
+_INVOKE_EXAMPLES = (
+    "Examples: [bold]asyncrpc invoke await-chain[/bold] · "
+    "[bold]asyncrpc invoke fan-out --json[/bold] · "
+    "[bold]asyncrpc invoke await-chain --id await-chain-3f9a1c2e[/bold] (re-attach)"
 )
-def call(
-    flow: Annotated[str, typer.Argument(help=f"The flow to call: {_FLOW_NAMES}.")],
+
+
+@app.command("invoke", epilog=_INVOKE_EXAMPLES)
+def invoke(
+    flow: Annotated[
+        str,
+        typer.Argument(
+            autocompletion=_completes(*topology.FLOWS), help=f"The flow to call: {_FLOW_NAMES}."
+        ),
+    ],
     invocation_id: Annotated[
         str | None,
         typer.Option(
@@ -309,7 +339,12 @@ def call(
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for the result before giving up.")
+        float,
+        typer.Option(
+            parser=seconds_option(positive=True),
+            metavar="SECONDS",
+            help="Seconds to wait for the result before giving up.",
+        ),
     ] = 60.0,
     as_json: JsonOption = False,
     gateway_url: Annotated[
@@ -326,8 +361,11 @@ def call(
     await-chain and fan-out return their result to the caller; the detached
     chain returns at once, so its result is the value its last step (cog)
     stored, read from the server. A call survives a gateway restart. On
-    timeout the invocation goes on: re-attach with --id.
+    timeout the invocation goes on: re-attach with --id. [bold]asyncrpc call[/bold]
+    is the same command.
     """
+    from rich.markup import escape
+
     from asyncrpc.launcher.calls import call_flow
 
     out = _console()
@@ -336,10 +374,11 @@ def call(
         if start.missing:
             _console(stderr=True).print(
                 f"note: {', '.join(start.missing)} not running here; the call waits until a "
-                f"node serves each step (e.g. `asyncrpc start {start.missing[0]}`)."
+                f"node serves each step (e.g. `asyncrpc start {start.missing[0]}`).",
+                markup=False,
             )
         if not as_json:
-            the_id = start.invocation_id
+            the_id = escape(start.invocation_id)
             again = f" (wait for it again with --id {the_id})" if start.fresh else ""
             out.print(f"calling {start.flow.name} as invocation [bold]{the_id}[/bold]{again}")
 
@@ -356,7 +395,16 @@ def call(
     if as_json:
         print(json.dumps(result.to_json()))
     else:
-        out.print(f"result: [bold]{json.dumps(result.result)}[/bold] ({result.seconds:.2f}s)")
+        value = escape(json.dumps(result.result))
+        out.print(f"result: [bold]{value}[/bold] ({result.seconds:.2f}s)")
+
+
+app.command(
+    "call",
+    help="Same as [bold]asyncrpc invoke[/bold]: call a flow through the gateway and print "
+    "its result.",
+    epilog=_INVOKE_EXAMPLES,
+)(invoke)
 
 
 # -- kill / start / restart -----------------------------------------------------
@@ -364,6 +412,7 @@ def call(
 NodeArgument = Annotated[
     str,
     typer.Argument(
+        autocompletion=_complete_nodes,
         help=f"A node: {_NODE_NAMES}. `b` means every replica of b, `b.2` only replica 2.",
         show_default=False,
     ),
@@ -403,6 +452,8 @@ def start(
     delay: Annotated[
         float | None,
         typer.Option(
+            parser=seconds_option(),
+            metavar="SECONDS",
             help="Crash-demo delay (seconds) for the started node; default: as before.",
             show_default=False,
         ),
@@ -421,8 +472,6 @@ def start(
     """
     with _reported():
         selector = parse_node_selector(node)
-        if delay is not None and delay < 0:
-            raise UsageError("--delay must be a number of seconds >= 0.")
         result = _client(run_dir).start(str(selector), delay, add)
     out = _console()
     for name in result.started:
@@ -458,6 +507,7 @@ def logs(
     node: Annotated[
         str | None,
         typer.Argument(
+            autocompletion=_complete_nodes,
             help=f"Whose output: {_NODE_NAMES} (`b` every replica, `b.2` one). Default: all.",
             show_default=False,
         ),
@@ -471,7 +521,12 @@ def logs(
     lines: Annotated[
         int | None,
         typer.Option(
-            "--lines", "-n", help="Only the last N lines of each log.", show_default=False
+            "--lines",
+            "-n",
+            parser=whole_number_option(0, MAX_LOG_LINES),
+            metavar="N",
+            help="Only the last N lines of each log (0: none, e.g. with -f for new lines only).",
+            show_default=False,
         ),
     ] = None,
     run_dir: RunDirOption = None,

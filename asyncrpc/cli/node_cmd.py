@@ -9,6 +9,7 @@ import typer
 
 from asyncrpc import config, topology
 from asyncrpc.cli.app import app
+from asyncrpc.cli.options import parse_port, seconds_option
 
 NODE_HELP = ", ".join(f"{n.name} ({n.function} in {n.group})" for n in topology.NODES.values())
 
@@ -43,6 +44,8 @@ def node_command(
         float | None,
         typer.Option(
             "--delay",
+            parser=seconds_option(),
+            metavar="SECONDS",
             help="Crash demo: sleep this many seconds (durably, ctx.sleep) before returning "
             f"(default: ${config.ENV_DELAY}, else 0). Worker nodes only.",
             show_default=False,
@@ -52,6 +55,8 @@ def node_command(
         float | None,
         typer.Option(
             "--ttl",
+            parser=seconds_option(positive=True),
+            metavar="SECONDS",
             help="Task lease in seconds: how soon a crashed node's step goes to another "
             f"(default: ${config.ENV_TTL}, else {config.DEFAULT_NODE_TTL:g}). Worker nodes only.",
             show_default=False,
@@ -67,6 +72,8 @@ def node_command(
         int | None,
         typer.Option(
             "--port",
+            parser=parse_port,
+            metavar="PORT",
             help="Gateway only: port to listen on "
             f"(default: ${config.ENV_GATEWAY_PORT}, else {config.DEFAULT_GATEWAY_PORT})",
         ),

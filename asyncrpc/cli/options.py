@@ -1,12 +1,50 @@
-"""Options shared by the commands that start a system (`up`, `demo crash`): declared once."""
+"""Options shared by several commands, and the strict readers of every number option.
+
+Each number option is read by :func:`seconds_option` or :func:`whole_number_option`
+(digits 0-9 only, finite, within bounds), so `nan`, `inf`, `1e400` or a fullwidth 5 end in
+a usage message and exit 2, never a traceback or a nonsense value.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 from asyncrpc import config
+from asyncrpc.launcher import numbers
+
+
+def seconds_option(*, positive: bool = False) -> Callable[[object], float]:
+    """A Typer ``parser`` for a number of seconds (above 0 when ``positive``)."""
+
+    def parse(value: object) -> float:
+        if not isinstance(value, str):
+            return value  # type: ignore[return-value]  # a default, already a number
+        try:
+            return numbers.seconds(value, positive=positive)
+        except numbers.NumberError as error:
+            raise typer.BadParameter(str(error)) from None
+
+    return parse
+
+
+def whole_number_option(low: int, high: int) -> Callable[[object], int]:
+    """A Typer ``parser`` for a whole number from ``low`` to ``high``."""
+
+    def parse(value: object) -> int:
+        if not isinstance(value, str):
+            return value  # type: ignore[return-value]  # a default, already a number
+        try:
+            return numbers.whole_number(value, low, high)
+        except numbers.NumberError as error:
+            raise typer.BadParameter(str(error)) from None
+
+    return parse
+
+
+parse_port = whole_number_option(1, 65535)
 
 ServerUrlOption = Annotated[
     str | None,
@@ -19,8 +57,10 @@ ServerUrlOption = Annotated[
 
 
 def _port_option(envvar: str, what: str) -> typer.models.OptionInfo:
-    """A 127.0.0.1 port: 1 to 65535, also from ``envvar``."""
-    return typer.Option(min=1, max=65535, envvar=envvar, help=f"Port of {what} (127.0.0.1).")
+    """A 127.0.0.1 port, read strictly, also from ``envvar``."""
+    return typer.Option(
+        parser=parse_port, metavar="PORT", envvar=envvar, help=f"Port of {what} (127.0.0.1)."
+    )
 
 
 ServerPortOption = Annotated[int, _port_option(config.ENV_SERVER_PORT, "the embedded server")]
@@ -29,5 +69,10 @@ DashboardPortOption = Annotated[
     int, _port_option(config.ENV_DASHBOARD_PORT, "the web dashboard the supervisor serves")
 ]
 ReadyTimeoutOption = Annotated[
-    float, typer.Option(help="Seconds each replica may take to become ready.")
+    float,
+    typer.Option(
+        parser=seconds_option(positive=True),
+        metavar="SECONDS",
+        help="Seconds each replica may take to become ready.",
+    ),
 ]

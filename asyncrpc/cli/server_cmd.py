@@ -9,6 +9,7 @@ import typer
 
 from asyncrpc import config
 from asyncrpc.cli.app import app
+from asyncrpc.cli.options import parse_port
 
 
 @app.command()
@@ -18,7 +19,12 @@ def server(
     ] = (config.DEFAULT_HOST),
     port: Annotated[
         int,
-        typer.Option(min=1, max=65535, envvar=config.ENV_SERVER_PORT, help="Port to listen on."),
+        typer.Option(
+            parser=parse_port,
+            metavar="PORT",
+            envvar=config.ENV_SERVER_PORT,
+            help="Port to listen on.",
+        ),
     ] = (config.DEFAULT_SERVER_PORT),
     db: Annotated[
         str | None,
@@ -30,7 +36,8 @@ def server(
         str | None,
         typer.Option(
             envvar=config.ENV_TOKEN,
-            help="Require 'Authorization: Bearer TOKEN' on requests and poll streams.",
+            help="Require 'Authorization: Bearer TOKEN' on requests and poll streams. Prefer "
+            f"${config.ENV_TOKEN}: any local user can read a command line (ps).",
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",

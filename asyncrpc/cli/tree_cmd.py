@@ -37,6 +37,7 @@ def tree(
     value and duration. Works while the flow runs (pending branches show) and after."""
     # Imported here so other commands do not pay for them at start-up.
     from rich.console import Console
+    from rich.markup import escape
 
     from asyncrpc.cli.call_graph_view import render
     from asyncrpc.invocations.errors import InvocationError
@@ -49,7 +50,7 @@ def tree(
         with ServerReader(url, token) as reader:
             root = reader.call_graph(invocation_id)
     except InvocationError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(root.to_json(), indent=2))

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
@@ -20,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
@@ -43,6 +44,19 @@ log = logging.getLogger(__name__)
 
 #: The longest ``wait`` a request may ask for.
 MAX_WAIT = 3600.0
+#: What each query parameter accepts, said in the 400 that refuses a bad value.
+VALID_QUERY = {
+    "wait": f"a number of seconds from 0 to {MAX_WAIT:g} written with digits 0-9, e.g. wait=30",
+    "id": runner.VALID_ID_HINT,
+}
+_PLAIN_NUMBER = re.compile(r"[0-9]{1,10}(\.[0-9]{1,10})?")
+
+
+def plain_number(value: object) -> object:
+    """Refuse what float() takes but a person did not mean: nan, inf, 1e9, 1_0, other digits."""
+    if isinstance(value, str) and not _PLAIN_NUMBER.fullmatch(value):
+        raise ValueError("not a plain number")
+    return value
 
 
 # ── Response bodies (for the OpenAPI docs) ───────────────────────────────────
@@ -98,6 +112,7 @@ InvocationIdQuery = Annotated[
 ]
 WaitQuery = Annotated[
     float | None,
+    BeforeValidator(plain_number),
     Query(
         ge=0,
         le=MAX_WAIT,
@@ -286,10 +301,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'][1:]) or 'request'}: {problem['msg']}"
-            for problem in exc.errors()
-        )
+        problems = "; ".join(describe_problem(problem) for problem in exc.errors())
         return error(400, f"invalid request: {problems}")
 
     @app.exception_handler(StarletteHTTPException)
@@ -304,6 +316,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return error(exc.status_code, message)
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return error(500, f"internal error ({type(exc).__name__}): {exc}")
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The text of an unforeseen exception may hold paths, addresses or data: it goes
+        # to the gateway's log, never to the caller.
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        return error(500, "internal error: the gateway's log has the details")
+
+
+def describe_problem(problem: Mapping[str, Any]) -> str:
+    """One refused input as a person reads it: what was sent, and what is valid."""
+    where = ".".join(str(part) for part in problem["loc"][1:]) or "request"
+    valid = VALID_QUERY.get(where) if problem["loc"][0] == "query" else None
+    if valid is None:
+        return f"{where}: {problem['msg']}"
+    sent = repr(problem.get("input"))
+    sent = sent if len(sent) <= 40 else sent[:37] + "..."
+    return f"{where}={sent} is not valid: use {valid}"

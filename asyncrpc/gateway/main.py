@@ -6,10 +6,9 @@ import asyncio
 import socket
 
 import uvicorn
-import uvloop
 from fastapi import FastAPI
 
-from asyncrpc import topology
+from asyncrpc import event_loop, topology
 from asyncrpc.gateway.app import create_app
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.process_runtime import configure_logging, ready_line
@@ -52,7 +51,7 @@ def run(settings: GatewaySettings) -> int:
     sock = bind(settings.host, settings.port)
     configure_logging()
     try:
-        uvloop.run(serve(settings, sock))
+        event_loop.run(serve(settings, sock))
     finally:
         sock.close()
     return 0

@@ -8,6 +8,7 @@ file and serves its control server in the run directory, so `status`, `call`,
 Modules, one job each:
 
 - targets: names a person types (flows, nodes, `b.2`), checked against the topology.
+- numbers: numbers a person types, read strictly (digits 0-9, finite, bounded).
 - plan: which replicas to run and how (command lines, readiness).
 - supervisor: the one owner of the replicas' processes.
 - supervisor_process: the supervisor, its control server and the state file, until stopped.

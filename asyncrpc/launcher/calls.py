@@ -1,4 +1,4 @@
-"""`asyncrpc call`: invoke a flow through the gateway and wait for its result.
+"""`asyncrpc invoke` (`call`): invoke a flow through the gateway and wait for its result.
 
 :func:`call_flow` is the whole command: it checks the flow and timeout, finds
 the gateway (`--gateway-url`, ASYNCRPC_GATEWAY_URL, else the supervisor's),
@@ -101,7 +101,7 @@ class FlowCaller:
     def _timeout(self, flow: topology.Flow, invocation_id: str, timeout: float) -> CallTimeout:
         return CallTimeout(
             f"no result after {timeout:g}s; invocation {invocation_id} goes on. Wait for it "
-            f"again with `asyncrpc call {flow.name} --id {invocation_id}`."
+            f"again with `asyncrpc invoke {flow.name} --id {invocation_id}`."
         )
 
     def _invoke(
@@ -293,6 +293,6 @@ def call_flow(
     except KeyboardInterrupt:
         raise LauncherError(
             f"interrupted; invocation {start.invocation_id} goes on. Wait for it again with "
-            f"`asyncrpc call {start.flow.name} --id {start.invocation_id}`.",
+            f"`asyncrpc invoke {start.flow.name} --id {start.invocation_id}`.",
             130,
         ) from None

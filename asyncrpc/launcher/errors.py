@@ -31,3 +31,9 @@ class UsageError(LauncherError):
 
 class NothingRunning(LauncherError):
     """A command needs a running supervisor and there is none."""
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """``text`` as a message shows what was typed: repr, cut to about ``limit`` characters."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"

@@ -83,7 +83,7 @@ def last_lines(files: Iterable[tuple[str, Path]], count: int | None) -> list[tup
     lines: list[tuple[str, str]] = []
     for name, path in files:
         text = path.read_text(errors="replace").splitlines()
-        shown = text[-count:] if count is not None and count >= 0 else text
+        shown = text if count is None else text[max(len(text) - count, 0) :]
         lines += [(name, line) for line in shown]
     return lines
 

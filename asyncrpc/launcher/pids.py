@@ -1,8 +1,8 @@
-"""Process identity: a pid plus its start time, so a recycled pid is never signalled.
+"""Process identity: a pid plus its create time, so a recycled pid is never signalled.
 
 A pid alone names whichever process holds that number now. The supervisor records
-each replica's start time next to its pid and checks both before every signal.
-On Linux the start time comes from /proc/PID/stat; elsewhere from `ps`.
+each replica's create time next to its pid and checks both before every signal.
+psutil reads both the same way on Linux and macOS, so nothing here depends on /proc.
 """
 
 from __future__ import annotations
@@ -10,41 +10,30 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
+
+import psutil
 
 
 def start_time(pid: int) -> str | None:
-    """An opaque token for when ``pid`` started, or None when no such process exists."""
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        text = stat.read_text()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return _ps_start_time(pid)
-    # The command name (field 2) may hold spaces and parentheses: cut after the last ')'.
-    fields = text.rsplit(")", 1)[-1].split()
-    # fields[0] is field 3 (state); field 22 (starttime, in clock ticks since boot) is [19].
-    if fields and fields[0] == "Z":
-        return f"zombie:{fields[19]}"
-    return fields[19] if len(fields) > 19 else None
+    """An opaque token for when ``pid`` started, or None when no such live process exists.
 
-
-def _ps_start_time(pid: int) -> str | None:
+    A zombie (exited, not yet reaped) counts as gone: it can take no signal and
+    does no work.
+    """
     try:
-        out = subprocess.run(
-            ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return f"{process.create_time():.6f}"
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
-    return out or None
 
 
 @dataclass(frozen=True)
 class ProcessRef:
-    """A process the supervisor started: its pid and the start time recorded then."""
+    """A process the supervisor started: its pid and the create time recorded then."""
 
     pid: int
     started: str
@@ -82,8 +71,9 @@ class ProcessRef:
 def signal_number(name: str) -> signal.Signals:
     """`KILL`, `TERM`, `SIGKILL`, `9`... -> the signal; ValueError for anything else."""
     text = name.strip().upper()
-    with contextlib.suppress(ValueError):
-        return signal.Signals(int(text))
+    if text.isascii() and text.isdigit():
+        with contextlib.suppress(ValueError):
+            return signal.Signals(int(text))
     text = text if text.startswith("SIG") else f"SIG{text}"
     try:
         return signal.Signals[text]

@@ -84,7 +84,11 @@ class Plan:
     def command(
         self, spec: ReplicaSpec, resonate_id: str, delay: float | None, env: Mapping[str, str]
     ) -> list[str]:
-        """The command line that runs the replica ``spec`` as ``resonate_id``."""
+        """The command line that runs the replica ``spec`` as ``resonate_id``.
+
+        Secrets never go here: any local user can read a command line (`ps`). The
+        replica finds RESONATE_TOKEN in ``env``, the environment it is started with.
+        """
         if spec.node == topology.SERVER:
             command = [
                 *self.program,
@@ -94,10 +98,7 @@ class Plan:
                 "--port",
                 str(self.server_port),
             ]
-            command += ["--db", str(self.rundir.db)]
-            if env.get(config.ENV_TOKEN):
-                command += ["--token", env[config.ENV_TOKEN]]
-            return command
+            return [*command, "--db", str(self.rundir.db)]
         command = [*self.program, "node", spec.node, "--server-url", self.server_url]
         command += ["--id", resonate_id]
         if spec.node == topology.GATEWAY:

@@ -2,16 +2,19 @@
 
 `asyncrpc up` checks its ports before it starts anything, so a port in use
 stops it with a message naming the port, the process holding it (when this
-user may see it) and the option that picks another port.
+user may see it) and the option that picks another port. psutil finds the
+holder on Linux and macOS alike.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import socket
-from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
 
 from asyncrpc.launcher.errors import LauncherError
 
@@ -30,46 +33,44 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _listening_inodes(port: int, proc: Path) -> set[str]:
-    inodes: set[str] = set()
-    for table in ("tcp", "tcp6"):
-        try:
-            lines = (proc / "net" / table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) < 10:
-                continue
-            local, state, inode = parts[1], parts[3], parts[9]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
-                inodes.add(inode)
-    return inodes
+def _listeners(port: int) -> Iterator[int | None]:
+    """Pids of the sockets listening on ``port`` (None where the OS hides the owner).
+
+    The system-wide table first; where it needs privileges (macOS), each process
+    of this user in turn.
+    """
+    try:
+        for conn in psutil.net_connections(kind="inet"):
+            if _listens_on(conn, port):
+                yield conn.pid
+        return
+    except psutil.AccessDenied:
+        pass
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if any(_listens_on(conn, port) for conn in process.net_connections(kind="inet")):
+                yield process.pid
 
 
-def holder(port: int, proc: Path = Path("/proc")) -> str | None:
+def _listens_on(conn: Any, port: int) -> bool:
+    return conn.status == psutil.CONN_LISTEN and bool(conn.laddr) and conn.laddr.port == port
+
+
+def holder(port: int) -> str | None:
     """`pid 123 (python -m http.server 8001)` for the process listening on ``port``, if visible."""
-    inodes = _listening_inodes(port, proc)
-    if not inodes:
-        return None
-    wanted = {f"socket:[{inode}]" for inode in inodes}
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
+    for pid in _listeners(port):
+        if pid is None:
             continue
-        with contextlib.suppress(OSError):
-            for fd in (entry / "fd").iterdir():
-                with contextlib.suppress(OSError):
-                    if os.readlink(fd) in wanted:
-                        return f"pid {entry.name} ({_cmdline(entry)})"
+        with contextlib.suppress(psutil.Error):
+            return f"pid {pid} ({_command(psutil.Process(pid))})"
     return None
 
 
-def _cmdline(entry: Path) -> str:
+def _command(process: psutil.Process) -> str:
     try:
-        raw = (entry / "cmdline").read_bytes()
-    except OSError:
+        text = " ".join(" ".join(process.cmdline()).split()) or process.name()
+    except psutil.Error:
         return "?"
-    text = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
     return text if len(text) <= 120 else text[:117] + "..."
 
 

@@ -12,6 +12,9 @@ current directory unless ASYNCRPC_RUN_DIR says otherwise). Layout:
 - ``logs/<name>.log``: each replica's output (``server``, ``gateway``, ``b.1``...),
   appended across restarts; ``logs/launcher.log`` is a detached supervisor's own.
 - ``server.db``: the embedded server's database, kept between runs.
+
+The directory holds a token and every replica's output, so only this user may
+enter it (0700) or read its files (0600), whatever the umask says.
 """
 
 from __future__ import annotations
@@ -21,10 +24,30 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from asyncrpc.launcher.status import RunState
 
 LAUNCHER_LOG = "launcher"
+#: Modes of the run directory (and its logs/) and of every file the launcher writes there.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def _make_private(path: Path, mode: int) -> None:
+    """Narrow ``path`` to ``mode`` if this user owns it and others may use it (an older run's)."""
+    info = path.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        path.chmod(mode)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with ``text``, readable by this user only."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -54,7 +77,21 @@ class RunDir:
         return self.logs / f"{name}.log"
 
     def ensure(self) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
+        """Create the run directory and logs/, private to this user."""
+        for directory in (self.path, self.logs):
+            directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+            _make_private(directory, PRIVATE_DIR)
+
+    def open_log(self, name: str) -> BinaryIO:
+        """The log of ``name`` opened for appending (at its end), private to this user."""
+        self.ensure()
+        fd = os.open(self.log_for(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+        os.fchmod(fd, PRIVATE_FILE)
+        return os.fdopen(fd, "ab")
+
+    def write_plan(self, text: str) -> None:
+        self.ensure()
+        write_private(self.plan_file, text)
 
     def read_state(self) -> RunState | None:
         """The supervisor's state, or None when there is none (or it is unreadable)."""
@@ -67,11 +104,7 @@ class RunDir:
     def write_state(self, state: RunState) -> None:
         """Replace the state file atomically; only this user may read it (it holds a token)."""
         self.ensure()
-        tmp = self.state_file.with_name(f".launcher.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state.to_json(), handle, indent=1)
-        os.replace(tmp, self.state_file)
+        write_private(self.state_file, json.dumps(state.to_json(), indent=1))
 
     def clear_state(self) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -27,6 +27,7 @@ import httpx
 from asyncrpc import config, topology
 from asyncrpc.launcher import ports
 from asyncrpc.launcher.errors import LauncherError, UsageError
+from asyncrpc.launcher.numbers import MAX_REPLICAS
 from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.plan import Plan, ReplicaSpec
 from asyncrpc.launcher.status import (
@@ -177,10 +178,8 @@ class Supervisor:
             raise LauncherError(f"not starting {spec.name}: the supervisor is stopping.")
         resonate_id = self._new_id(spec)
         command = self.plan.command(spec, resonate_id, replica.delay, self.env)
-        path = self.plan.rundir.log_for(spec.name)
-        self.plan.rundir.ensure()
         stamp = time.strftime("%H:%M:%S")
-        with path.open("ab") as log:
+        with self.plan.rundir.open_log(spec.name) as log:
             if replica.log_start is None:
                 replica.log_start = log.tell()
             log.write(f"--- asyncrpc launcher: starting {spec.name} at {stamp}\n".encode())
@@ -374,7 +373,13 @@ class Supervisor:
             if node not in topology.NODES:
                 raise UsageError(f"only worker nodes can have more replicas, not {node}.")
             numbers = [r.spec.replica for r in self.replicas.values() if r.spec.node == node]
-            candidates = [self._replica(ReplicaSpec(node, max(numbers, default=0) + 1))]
+            number = max(numbers, default=0) + 1
+            if number > MAX_REPLICAS:
+                raise UsageError(
+                    f"{node} already has replicas up to {node}.{MAX_REPLICAS}, the most a node "
+                    f"may have; start a stopped one with `asyncrpc start {node}`."
+                )
+            candidates = [self._replica(ReplicaSpec(node, number))]
         elif selector.replica is not None:
             candidates = [self._replica(ReplicaSpec(node, selector.replica))]
         else:

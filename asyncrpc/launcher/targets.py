@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from asyncrpc import topology
-from asyncrpc.launcher.errors import UsageError
+from asyncrpc.launcher.errors import UsageError, quoted
+from asyncrpc.launcher.numbers import MAX_REPLICAS, NumberError, seconds, whole_number
 
 #: Worker node names, in topology order.
 WORKERS: tuple[str, ...] = tuple(topology.NODES)
@@ -48,14 +49,16 @@ def parse_node_selector(text: str) -> NodeSelector:
     """`b` -> every replica of b, `b.2` -> replica 2; unknown names raise UsageError."""
     name, dot, replica_text = text.strip().partition(".")
     if name not in topology.PROCESS_NAMES:
-        raise UsageError(f"unknown node {text!r}. Valid nodes: {_valid_nodes()}.")
+        raise UsageError(f"unknown node {quoted(text)}. Valid nodes: {_valid_nodes()}.")
     if not dot:
         return NodeSelector(name)
-    if not replica_text.isdigit() or int(replica_text) < 1:
+    try:
+        replica = whole_number(replica_text, 1, MAX_REPLICAS)
+    except NumberError:
         raise UsageError(
-            f"bad replica in {text!r}: write NODE.N with N a number from 1, e.g. {name}.1."
-        )
-    replica = int(replica_text)
+            f"bad replica in {quoted(text)}: write NODE.N with N a whole number from 1 to "
+            f"{MAX_REPLICAS}, e.g. {name}.1."
+        ) from None
     if name in (topology.SERVER, topology.GATEWAY) and replica != 1:
         raise UsageError(f"{name} has a single replica: write {name} (or {name}.1).")
     return NodeSelector(name, replica)
@@ -121,28 +124,24 @@ def parse_assignments(values: Iterable[str], option: str) -> dict[str, str]:
 
 
 def parse_scale(values: Iterable[str]) -> dict[str, int]:
-    """`--scale b=2`: replicas per node, each a whole number from 1."""
+    """`--scale b=2`: replicas per node, each a whole number from 1 to MAX_REPLICAS."""
     scale: dict[str, int] = {}
     for node, value in parse_assignments(values, "--scale").items():
-        if not value.isdigit() or int(value) < 1:
-            raise UsageError(
-                f"--scale {node}={value}: the replica count must be a whole number from 1."
-            )
-        scale[node] = int(value)
+        try:
+            scale[node] = whole_number(value, 1, MAX_REPLICAS)
+        except NumberError as error:
+            raise UsageError(f"--scale {node}=...: the replica count {error}.") from None
     return scale
 
 
 def parse_delays(values: Iterable[str]) -> dict[str, float]:
-    """`--delay c=10`: crash-demo delay in seconds per node, a number >= 0."""
+    """`--delay c=10`: crash-demo delay in seconds per node, from 0 to MAX_SECONDS."""
     delays: dict[str, float] = {}
     for node, value in parse_assignments(values, "--delay").items():
         try:
-            seconds = float(value)
-        except ValueError:
-            seconds = -1.0
-        if not seconds >= 0 or seconds == float("inf"):
-            raise UsageError(f"--delay {node}={value}: the delay must be a number of seconds >= 0.")
-        delays[node] = seconds
+            delays[node] = seconds(value)
+        except NumberError as error:
+            raise UsageError(f"--delay {node}=...: the delay {error}.") from None
     return delays
 
 

@@ -195,11 +195,9 @@ def start_detached(
 ) -> LauncherSnapshot:
     """Start a detached supervisor for ``plan``; its snapshot once everything is ready."""
     rundir = plan.rundir
-    rundir.ensure()
     rundir.clear_state()
-    rundir.plan_file.write_text(json.dumps(plan.to_json(), indent=1))
-    log_path = rundir.log_for(LAUNCHER_LOG)
-    with log_path.open("ab") as log:
+    rundir.write_plan(json.dumps(plan.to_json(), indent=1))
+    with rundir.open_log(LAUNCHER_LOG) as log:
         offset = log.tell()
         detached = subprocess.Popen(
             [sys.executable, "-m", "asyncrpc.launcher.detached_supervisor", str(plan.run_dir)],

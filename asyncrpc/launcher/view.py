@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -93,13 +94,13 @@ def status_table(snapshot: LauncherSnapshot) -> Table:
             state = f"{state} ({replica.exit_code})"
         table.add_row(
             Text(replica.name, style=style_for(replica.name)),
-            replica.group or "-",
+            Text(replica.group or "-"),
             str(replica.replica),
             str(replica.pid or "-"),
             Text(state, style=_STATE_STYLES.get(replica.state, "")),
             format_uptime(replica.uptime),
             str(replica.restarts),
-            replica.id or "-",
+            Text(replica.id or "-"),
         )
     return table
 
@@ -108,15 +109,15 @@ def print_status(console: Console, snapshot: LauncherSnapshot) -> None:
     """The table plus where the server and gateway answer."""
     console.print(status_table(snapshot))
     kind = "embedded" if snapshot.server_embedded else "external"
-    console.print(f"server:  {snapshot.server_url} ({kind})", highlight=False)
+    console.print(f"server:  {escape(snapshot.server_url)} ({kind})", highlight=False)
     gateway = snapshot.gateway_url
     console.print(
-        f"gateway: {gateway or 'not running (start it with `asyncrpc start gateway`)'}",
+        f"gateway: {escape(gateway or 'not running (start it with `asyncrpc start gateway`)')}",
         highlight=False,
     )
     if snapshot.dashboard_url:
         console.print(f"dashboard: {snapshot.dashboard_url}", highlight=False)
-    console.print(f"run dir: {snapshot.run_dir}", highlight=False)
+    console.print(f"run dir: {escape(snapshot.run_dir)}", highlight=False)
 
 
 def print_lines(console: Console, lines: Iterable[tuple[str, str]]) -> None:
@@ -155,12 +156,12 @@ async def stream_output(supervisor: Supervisor, console: Console, interval: floa
 
 
 def try_next(snapshot: LauncherSnapshot, lead: str = "From another terminal try") -> str:
-    """A hint naming commands that fit what runs, e.g. `asyncrpc call fan-out`."""
+    """A hint naming commands that fit what runs, e.g. `asyncrpc invoke fan-out`."""
     running = snapshot.running_nodes()
     for flow in topology.FLOWS.values():
         if topology.GATEWAY in running and set(flow.nodes) <= running:
             return (
-                f"{lead} [bold]asyncrpc call {flow.name}[/bold], "
+                f"{lead} [bold]asyncrpc invoke {flow.name}[/bold], "
                 f"[bold]asyncrpc kill {flow.nodes[1]}[/bold], [bold]asyncrpc status[/bold]."
             )
     return f"{lead} [bold]asyncrpc status[/bold], [bold]asyncrpc logs[/bold]."

@@ -1,0 +1,82 @@
+"""The run directory is this user's alone: 0700, and every file the launcher writes 0600.
+
+It holds the control server's token and every replica's output, so neither a
+permissive umask nor a run directory left by an older version may open it up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from asyncrpc.launcher.pids import ProcessRef
+from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.launcher.status import LauncherSnapshot, Phase, RunState
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """A umask that lets group and others read (the common 022 would, too)."""
+    previous = os.umask(0o002)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def a_state() -> RunState:
+    snapshot = LauncherSnapshot(
+        phase=Phase.READY,
+        error=None,
+        run_dir="/x",
+        server_url="http://127.0.0.1:1",
+        server_embedded=True,
+        gateway_url=None,
+        respawn=None,
+        replicas=[],
+    )
+    return RunState(ProcessRef(1, "1.0"), "http://127.0.0.1:2", "a-token", snapshot)
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_a_new_run_directory_and_its_files_are_private(tmp_path: Path) -> None:
+    rundir = RunDir(tmp_path / "run")
+    rundir.write_state(a_state())
+    rundir.write_plan(json.dumps({"plan": 1}))
+    with rundir.open_log("b.1") as log:
+        log.write(b"hello\n")
+
+    assert mode(rundir.path) == 0o700
+    assert mode(rundir.logs) == 0o700
+    assert mode(rundir.state_file) == 0o600
+    assert mode(rundir.plan_file) == 0o600
+    assert mode(rundir.log_for("b.1")) == 0o600
+    assert rundir.read_state() == a_state()
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_an_older_open_run_directory_is_narrowed_and_logs_keep_their_lines(
+    tmp_path: Path,
+) -> None:
+    rundir = RunDir(tmp_path / "run")
+    rundir.logs.mkdir(parents=True)
+    rundir.path.chmod(0o755)
+    rundir.logs.chmod(0o755)
+    old_log = rundir.log_for("b.1")
+    old_log.write_text("from before\n")
+    old_log.chmod(0o644)
+
+    with rundir.open_log("b.1") as log:
+        log.write(b"from now\n")
+
+    assert (mode(rundir.path), mode(rundir.logs), mode(old_log)) == (0o700, 0o700, 0o600)
+    assert old_log.read_text() == "from before\nfrom now\n"
