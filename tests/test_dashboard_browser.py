@@ -256,7 +256,9 @@ def test_detached_steps_a_log_tail_and_the_screenshot(page: Page, tmp_path: Path
     )
     page.click('button[aria-label="Show the call graph of page-await-1"]')
     page.wait_for_selector('svg.callgraph g[data-kind="sleep"]')
+    page.wait_for_selector('#invocations tr[data-invocation="page-detached"]')
     page.evaluate("document.querySelector('#toast').classList.remove('shown')")
+    page.wait_for_function("getComputedStyle(document.querySelector('#toast')).opacity === '0'")
     target = SCREENSHOT if os.environ.get("ASYNCRPC_UPDATE_SCREENSHOT") else tmp_path / "shot.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target), full_page=True)
