@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_SERVER_PORT = 8001
@@ -29,6 +30,10 @@ ENV_SERVER_PORT = "ASYNCRPC_SERVER_PORT"
 ENV_GATEWAY_PORT = "ASYNCRPC_GATEWAY_PORT"
 ENV_DASHBOARD_PORT = "ASYNCRPC_DASHBOARD_PORT"
 
+#: URL schemes that name a Postgres database with resonate.sql applied (resonate-pg):
+#: every process then talks to the database itself, and no HTTP server runs.
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
 #: The line a node prints once it is connected; the launcher waits for it.
 READY_MARKER = "asyncrpc: ready"
 
@@ -42,3 +47,17 @@ def run_dir(env: Mapping[str, str]) -> Path:
     """The run directory: where logs, the database and the supervisor's state live."""
     configured = env.get(ENV_RUN_DIR)
     return Path(configured) if configured else Path.cwd() / ".asyncrpc"
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether ``url`` names a resonate-pg database rather than an HTTP server."""
+    return urlsplit(url).scheme in POSTGRES_SCHEMES
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for logs and tables."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -28,6 +28,7 @@ from resonate.context import Context
 
 from asyncrpc import config, event_loop, services, topology
 from asyncrpc.network.join import PollStream, join
+from asyncrpc.network.postgres_link import PostgresLink
 from asyncrpc.process_runtime import (
     SettingsError,
     announce,
@@ -117,12 +118,12 @@ def with_pause(function: DurableFunction, seconds: float) -> DurableFunction:
     return paused
 
 
-async def notice_if_slow(stream: PollStream, server_url: str) -> None:
+async def notice_if_slow(stream: PollStream | PostgresLink, server_url: str) -> None:
     """Say once that we are still waiting, if the poll stream takes a while."""
     try:
         await asyncio.wait_for(stream.connected.wait(), CONNECT_NOTICE_AFTER)
     except TimeoutError:
-        log.info("waiting for the Resonate server at %s ...", server_url)
+        log.info("waiting for the Resonate server at %s ...", config.redacted(server_url))
 
 
 async def run_worker(

@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 
-from asyncrpc import config
+from asyncrpc import config, log_lines
 
 
 class SettingsError(ValueError):
@@ -63,19 +63,26 @@ def check_node_id(node_id: str) -> str:
 
 
 def check_server_url(url: str) -> str:
-    """An http(s) URL with a host, e.g. http://127.0.0.1:8001."""
+    """An http(s) URL with a host (http://127.0.0.1:8001), or a postgresql:// DSN (resonate-pg).
+
+    A Postgres DSN may name its host in the query (``?host=/run/dir``, a Unix socket).
+    """
     scheme, _, rest = url.partition("://")
+    if scheme in config.POSTGRES_SCHEMES and rest:
+        return url
     if scheme not in ("http", "https") or not rest or rest.startswith("/"):
         raise SettingsError(
-            f"server URL {url!r} is not valid: expected http://HOST:PORT "
-            f"(e.g. {config.DEFAULT_SERVER_URL})"
+            f"server URL {config.redacted(url)!r} is not valid: expected http://HOST:PORT "
+            f"(e.g. {config.DEFAULT_SERVER_URL}) or postgresql://USER@HOST:PORT/DATABASE "
+            "(a Postgres with resonate.sql applied)"
         )
     return url
 
 
 def ready_line(name: str, group: str, node_id: str, server_url: str, **extra: object) -> str:
     """The one line a process prints when it can receive work."""
-    fields = {"node": name, "group": group, "id": node_id, "server": server_url, **extra}
+    server = config.redacted(server_url)
+    fields = {"node": name, "group": group, "id": node_id, "server": server, **extra}
     return " ".join([config.READY_MARKER, *(f"{key}={value}" for key, value in fields.items())])
 
 
@@ -85,13 +92,7 @@ def announce(line: str) -> None:
 
 def configure_logging() -> None:
     """Our lines at INFO, the SDK's only when something is wrong; all on stdout."""
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=logging.INFO,
-        format="%(asctime)s.%(msecs)03d %(message)s",
-        datefmt="%H:%M:%S",
-        force=True,
-    )
+    log_lines.configure(logging.INFO, sys.stdout, "%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S")
     logging.getLogger("resonate").setLevel(logging.WARNING)
 
 

@@ -48,6 +48,10 @@ class GracefulServer(uvicorn.Server):
         super().__init__(config)
         self._before_shutdown = before_shutdown
 
+    def request_exit(self) -> None:
+        """Begin a clean shutdown, as SIGTERM would."""
+        self.should_exit = True
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._before_shutdown is not None:
             self._before_shutdown()

@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SERVER = "server"
+#: A local Postgres with resonate.sql: the server as a database (`up --server postgres`).
+POSTGRES = "postgres"
+#: The nodes a supervisor may run as the server; one system runs at most one of them.
+SERVER_NODES: tuple[str, ...] = (SERVER, POSTGRES)
 GATEWAY = "gateway"
 GATEWAY_GROUP = "gateway"
 
@@ -112,7 +116,7 @@ FLOWS: dict[str, Flow] = {
 }
 
 #: Every name `asyncrpc kill/start/logs` accepts, in start order.
-PROCESS_NAMES: tuple[str, ...] = (SERVER, GATEWAY, *NODES)
+PROCESS_NAMES: tuple[str, ...] = (*SERVER_NODES, GATEWAY, *NODES)
 
 
 def find_flow(name: str) -> Flow | None:

@@ -55,6 +55,10 @@ class Sizes:
     recovery_ttl: float = 2.0
     #: Crash-demo delay (s, a durable sleep) used to catch a flow mid-way.
     recovery_delay: float = 1.0
+    #: Soak: seconds of flows, seconds between samples, and the server's --retain.
+    soak_seconds: float = 180.0
+    soak_sample_s: float = 15.0
+    soak_retain: str = "20s"
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -68,6 +72,9 @@ class Sizes:
             server_promises=(2_000,),
             recovery_rounds=1,
             startup_rounds=1,
+            soak_seconds=12.0,
+            soak_sample_s=3.0,
+            soak_retain="5s",
         )
 
     def with_(self, **changes: object) -> Sizes:

@@ -79,6 +79,13 @@ def main(
     startup_rounds: Annotated[
         int | None, typer.Option(min=1, help="Start-up measurements (default 2).")
     ] = None,
+    soak_seconds: Annotated[
+        float | None,
+        typer.Option(min=1, help="Soak: seconds of flows (default 180; --quick 12)."),
+    ] = None,
+    soak_retain: Annotated[
+        str | None, typer.Option(help="Soak: the server's --retain (default 20s).")
+    ] = None,
     keep_logs: Annotated[
         bool, typer.Option("--keep-logs", help="Keep the processes' logs (kept anyway on failure).")
     ] = False,
@@ -95,6 +102,8 @@ def main(
         server_promises=int_list(server_promises, "--server-promises"),
         recovery_rounds=recovery_rounds,
         startup_rounds=startup_rounds,
+        soak_seconds=soak_seconds,
+        soak_retain=soak_retain,
     )
     chosen = tuple(p for p in parts if p not in skipped)
     if not chosen:

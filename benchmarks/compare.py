@@ -62,10 +62,12 @@ RATIOS = (
 )
 
 
-def rotated(round_number: int) -> tuple[Contender, ...]:
+def rotated(
+    round_number: int, contenders: tuple[Contender, ...] = CONTENDERS
+) -> tuple[Contender, ...]:
     """The contenders in the order round ``round_number`` runs them: each starts with the next."""
-    shift = round_number % len(CONTENDERS)
-    return CONTENDERS[shift:] + CONTENDERS[:shift]
+    shift = round_number % len(contenders)
+    return contenders[shift:] + contenders[:shift]
 
 
 def median_level(contender: Contender, turns: list[LoadResult]) -> dict[str, Any]:
@@ -77,7 +79,30 @@ def median_level(contender: Contender, turns: list[LoadResult]) -> dict[str, Any
         "product_cpu_ms_per_invocation": round(statistics.median(cpu), 2),
         "rounds_invocations_per_s": [lv["invocations_per_s"] for lv in levels],
         "errors": sum(lv["errors"] for lv in levels),
+        "cpu_ms_per_invocation_by_role": {
+            role: round(statistics.median(t.cpu_ms_per_invocation().get(role, 0) for t in turns), 2)
+            for role in turns[0].cpu_ms_per_invocation()
+        },
     }
+
+
+def medians_table(
+    title: str, first: str, levels: dict[str, dict[str, Any]], labels: dict[str, str], by_role: bool
+) -> Table:
+    """One row per contender: its rate in each round, the medians (and its CPU by role)."""
+    columns = [first, "inv/s per round", "median inv/s", "median product CPU ms/inv"]
+    table = Table(title, [*columns, *(["by role"] if by_role else []), "errors"])
+    for name, level in levels.items():
+        roles = level["cpu_ms_per_invocation_by_role"].items()
+        table.add(
+            labels[name],
+            " ".join(f"{rate:.0f}" for rate in level["rounds_invocations_per_s"]),
+            f"{level['invocations_per_s']:.1f}",
+            f"{level['product_cpu_ms_per_invocation']:.1f}",
+            *([" ".join(f"{role} {ms:.1f}" for role, ms in roles)] if by_role else []),
+            level["errors"],
+        )
+    return table
 
 
 def ratios(contenders: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -99,17 +124,19 @@ def ratios(contenders: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return computed
 
 
-async def interleave(bench: Bench, callers: int) -> dict[str, list[LoadResult]]:
+async def interleave(
+    bench: Bench, callers: int, contenders: tuple[Contender, ...] = CONTENDERS
+) -> dict[str, list[LoadResult]]:
     """Every contender once per round; each one's measurements, in round order."""
     count = bench.sizes.invocations(bench.sizes.compare, callers)
     rounds = bench.sizes.compare_rounds
-    measured: dict[str, list[LoadResult]] = {c.name: [] for c in CONTENDERS}
+    measured: dict[str, list[LoadResult]] = {c.name: [] for c in contenders}
     async with contextlib.AsyncExitStack() as stack:
         levels: dict[str, Level] = {}
-        for contender in CONTENDERS:
+        for contender in contenders:
             levels[contender.name] = await stack.enter_async_context(contender.open(bench))
         for number in range(rounds):
-            for contender in rotated(number):
+            for contender in rotated(number, contenders):
                 name = contender.name
                 bench.say(
                     f"compare round {number + 1}/{rounds}: {contender.label}, "
@@ -128,18 +155,13 @@ def run(bench: Bench) -> PartResult:
     contenders = {c.name: median_level(c, measured[c.name]) for c in CONTENDERS}
     labels = {c.name: c.label for c in CONTENDERS}
     computed = ratios(contenders)
-    medians = Table(
+    medians = medians_table(
         f"The ratios' contenders, interleaved: {callers} callers, {rounds} round(s), medians",
-        ["contender", "inv/s per round", "median inv/s", "median product CPU ms/inv", "errors"],
+        "contender",
+        contenders,
+        labels,
+        by_role=False,
     )
-    for name, level in contenders.items():
-        medians.add(
-            labels[name],
-            " ".join(f"{rate:.0f}" for rate in level["rounds_invocations_per_s"]),
-            f"{level['invocations_per_s']:.1f}",
-            f"{level['product_cpu_ms_per_invocation']:.1f}",
-            level["errors"],
-        )
     table = Table(
         f"Ratios (await chain, {callers} callers, interleaved medians)",
         ["ratio", "inv/s ratio", "by CPU", "target"],

@@ -27,7 +27,7 @@ from typing import Any
 from rich.console import Console
 
 from asyncrpc.interrupts import sigterm_as_interrupt
-from benchmarks import compare, loads, recovery, roundtrip, server, startup
+from benchmarks import compare, loads, recovery, roundtrip, server, servers, soak, startup
 from benchmarks.bench import ROOT, Bench, Sizes
 from benchmarks.report import PartResult, render, write_json
 from harness.processes import session
@@ -51,12 +51,19 @@ PARTS: tuple[Part, ...] = (
     Part("throughput", loads.OUR_GATEWAY.run, "await chain through our gateway", True),
     Part("baseline", loads.BASELINE.run, "await chain through the Flask-style baseline", True),
     Part("compare", compare.run, "the four loads at 16 callers, interleaved; the ratios", True),
+    Part(
+        "servers",
+        servers.run,
+        "await chain at 16 callers on asyncrpc server and on resonate-pg, interleaved",
+        True,
+    ),
     Part("floor", loads.FLOOR.run, "await chain, whole topology in one process", False),
     Part("recovery", recovery.run, "replacement start to flow completion after kills", False),
     Part("startup", startup.run, "whole topology start-up time and memory (RSS)", False),
     Part(
         "server", server.run, "server alone: requests/s, restart time with stored promises", False
     ),
+    Part("soak", soak.run, "flows for minutes with a short --retain: memory and disk", False),
 )
 PART_NAMES = tuple(part.name for part in PARTS)
 

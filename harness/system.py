@@ -95,13 +95,14 @@ def start_system(
     node_args: Mapping[str, list[str]] | None = None,
     gateway: bool = True,
     timeout: float = READY_TIMEOUT,
+    server_args: tuple[str, ...] = (),
 ) -> System:
     """Start the server, then the gateway and ``nodes`` all at once; wait until all are ready.
 
     Worker nodes get the unique id ``NAME-1`` and ``node_args[NAME]``.
     ``ready_after`` counts from the server's start to the last process ready.
     """
-    server = procs.spawn_server(db)
+    server = procs.spawn_server(db, extra=server_args)
     server.wait(timeout)
     system = System(server)
     if gateway:

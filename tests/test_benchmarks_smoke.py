@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from benchmarks import compare, loads
+from benchmarks import compare, loads, soak
 from benchmarks.bench import Bench, Sizes
 from benchmarks.cli import app
 from benchmarks.measure import CpuMeter, Summary, drive, percentile
@@ -156,3 +156,15 @@ def test_each_compare_round_starts_with_the_next_contender() -> None:
         sorted(o.name for o in order) == sorted(c.name for c in loads.CONTENDERS)
         for order in orders
     )
+
+
+def test_soak_samples_memory_and_disk_while_retention_forgets(tmp_path: Path) -> None:
+    sizes = Sizes.quick().with_(soak_seconds=6.0, soak_sample_s=2.0, soak_retain="2s")
+    with session(tmp_path / "logs") as procs:
+        bench = Bench(sizes, procs, tmp_path, Console(quiet=True))
+        result = soak.run(bench)
+    samples = result.data["samples"]
+    assert len(samples) == 3 and result.data["failed"] == 0
+    assert all(s["server_rss_bytes"] > 0 and s["db_bytes"] > 0 for s in samples)
+    # An await chain is three promises; retention has forgotten the early ones.
+    assert samples[-1]["promises"] < 3 * samples[-1]["flows"]

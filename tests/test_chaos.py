@@ -1,4 +1,5 @@
-"""Chaos: random SIGKILLs of any process, the server included, while 50 flows are in flight.
+"""Chaos: random SIGKILLs of any process, the server included, while 50 flows are in flight,
+and one round that stops a replica with SIGSTOP and resumes it later.
 
 Run it alone with `uv run pytest -m chaos -s`. The seed is printed at the start
 and in every failure message; replay a run with CHAOS_SEED=<seed>.
@@ -7,11 +8,15 @@ Afterwards every invocation must have completed with the right value (the
 detached chain's `cog` must have stored 3), none may have ended rejected,
 and no leaf function may have run more often than the semantics allow:
 
-    runs(leaf invocation) <= 1 + kills of that leaf's group + kills of the server
+    runs(leaf invocation) <= 1 + kills and stops of that leaf's group + kills of the server
 
-A leaf runs once; it runs again only when the process running it dies before
-reporting its result (a kill of its group), or when its lease lapses because
-the server was down longer than the lease (a kill of the server).
+A leaf runs once; it runs again only when the process running it dies (or is
+stopped past its lease) before reporting its result, or when its lease lapses
+because the server was down longer than the lease (a kill of the server).
+
+The stopped replica is the first of two of a leaf's node: while it is
+stopped its stream stays open, and the server must notice that it takes no
+work and send that work to the other replica.
 """
 
 from __future__ import annotations
@@ -37,12 +42,16 @@ from harness.waiting import http_ok, wait_until
 
 pytestmark = pytest.mark.chaos
 
-INVOCATIONS = 50
-ROUNDS = 5
+INVOCATIONS = 60
+ROUNDS = 6
+#: How long the stopped replica stays stopped: past its lease and the server's ack bound.
+STOP_S = (3.0, 5.0)
 #: Durable sleeps on the inner steps keep flows in flight while processes die.
 DELAYS = {"b": 2.0, "e": 2.0, "g": 2.0}
 TTL = "2"
 LEAVES = {"baz": "c", "cog": "f", "rax": "h", "dop": "i"}
+#: The round that stops a replica instead of killing a process.
+STOP = "stop"
 RUN_LINE = re.compile(r"\[([^\]]+)\] (?:running (\w+)|(cog) received)")
 
 
@@ -61,6 +70,7 @@ class Chaos:
         self.live: dict[str, Process] = {}
         self.every: list[Process] = []
         self.kills: Counter[str] = Counter()
+        self.stops: Counter[str] = Counter()
         self.generation = 0
 
     def start(self, name: str) -> Process:
@@ -92,6 +102,23 @@ class Chaos:
     def kill(self, name: str) -> None:
         self.live[name].kill(signal.SIGKILL)
         self.kills[name] += 1
+
+    def start_standby(self, name: str) -> Process:
+        """A second replica of ``name``, which takes its work while the first is stopped."""
+        extra = ["--ttl", TTL, "--id", f"{name}-standby"]
+        process = start_node(self.procs, name, self.server_url, *extra)
+        self.every.append(process)
+        return process
+
+    def stop_and_resume(self, name: str) -> None:
+        """SIGSTOP the replica of ``name`` for a few seconds, then SIGCONT it."""
+        process = self.live[name]
+        process.kill(signal.SIGSTOP)
+        self.stops[name] += 1
+        try:
+            time.sleep(self.rng.uniform(*STOP_S))
+        finally:
+            process.kill(signal.SIGCONT)
 
     def post(self, flow_name: str, invocation_id: str) -> None:
         """Start an invocation, retrying while the gateway is being replaced."""
@@ -142,7 +169,9 @@ def test_flows_survive_random_kills(procs: Processes, tmp_path) -> None:
     chaos.start("gateway")
     for name in NODES:
         chaos.start(name)
-    wait_ready(*(chaos.live[name] for name in ("gateway", *NODES)))
+    stopped_node = chaos.rng.choice(list(LEAVES.values()))
+    standby = chaos.start_standby(stopped_node)
+    wait_ready(standby, *(chaos.live[name] for name in ("gateway", *NODES)))
     wait_until(lambda: http_ok(f"{chaos.gateway_url}/healthz"), 60, "the gateway")
 
     rng = chaos.rng
@@ -151,12 +180,17 @@ def test_flows_survive_random_kills(procs: Processes, tmp_path) -> None:
     # Every run kills the server, the gateway and a leaf's node at least once; the rest is chance.
     everyone = ["server", "gateway", *NODES]
     victims = ["server", "gateway", rng.choice(list(LEAVES.values()))]
-    victims += [rng.choice(everyone) for _ in range(ROUNDS - len(victims))]
+    victims += [rng.choice(everyone) for _ in range(ROUNDS - len(victims) - 1)]
+    victims.append(STOP)
     rng.shuffle(victims)
     for wave, victim in zip(waves, victims, strict=True):
         for invocation_id, flow_name in wave:
             chaos.post(flow_name, invocation_id)
         time.sleep(rng.uniform(0.1, 1.5))
+        if victim == STOP:
+            print(f"chaos: kill -STOP {stopped_node}, then -CONT", flush=True)
+            chaos.stop_and_resume(stopped_node)
+            continue
         print(f"chaos: kill -9 {victim}", flush=True)
         chaos.kill(victim)
         time.sleep(rng.uniform(0.2, 2.0))
@@ -212,9 +246,11 @@ def test_flows_survive_random_kills(procs: Processes, tmp_path) -> None:
                 runs[(function, match.group(1))] += 1
     assert runs, f"seed={seed}: no leaf runs were logged"
     for (function, promise_id), count in runs.items():
-        bound = 1 + chaos.kills[LEAVES[function]] + chaos.kills["server"]
+        group = LEAVES[function]
+        bound = 1 + chaos.kills[group] + chaos.stops[group] + chaos.kills["server"]
         assert count <= bound, (
             f"seed={seed}: {function} {promise_id} ran {count} times; bound {bound} "
-            f"(kills: {dict(chaos.kills)})"
+            f"(kills: {dict(chaos.kills)}, stops: {dict(chaos.stops)})"
         )
-    print(f"chaos: kills={dict(chaos.kills)} max leaf runs={max(runs.values())}", flush=True)
+    summary = f"kills={dict(chaos.kills)} stops={dict(chaos.stops)}"
+    print(f"chaos: {summary} max leaf runs={max(runs.values())}", flush=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -264,3 +265,58 @@ def test_only_http_urls_get_the_lean_client() -> None:
     assert isinstance(server_network("https://resonate.example:8001"), HttpConnection)
     with pytest.raises(ValueError, match="http://host:port"):
         LeanHttpNetwork("https://resonate.example")
+
+
+async def never_answer(seen: Seen) -> bytes:
+    await asyncio.sleep(60)
+    return answer(seen.body)
+
+
+@in_loop
+async def test_an_answer_that_never_comes_is_retried_then_a_connector_error_after_stop() -> None:
+    retried = asyncio.Event()
+
+    async def second_try(tries: int) -> None:
+        retried.set()
+
+    async with serving(never_answer) as server:
+        network = await started(
+            LeanHttpNetwork(server.url, sleeper=RecordingSleeper(second_try), read_timeout=0.2)
+        )
+        sending = asyncio.ensure_future(network.send("{}"))
+        await asyncio.wait_for(retried.wait(), 5)
+        await network.stop()
+        with pytest.raises(ConnectorError, match=r"no answer within 0\.2s"):
+            await asyncio.wait_for(sending, 5)
+    assert server.connections >= 1
+
+
+@in_loop
+async def test_a_request_of_a_network_not_started_times_out_as_a_connector_error() -> None:
+    async with serving(never_answer) as server:
+        network = LeanHttpNetwork(server.url, read_timeout=0.2)
+        with pytest.raises(ConnectorError, match="no answer"):
+            await asyncio.wait_for(network.send("{}"), 5)
+
+
+@in_loop
+async def test_a_connection_that_is_never_accepted_times_out() -> None:
+    # A listening socket whose backlog is full accepts no more connections.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        for _ in range(8):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        network = LeanHttpNetwork(f"http://127.0.0.1:{port}", connect_timeout=0.2, read_timeout=0.2)
+        try:
+            with pytest.raises(ConnectorError, match=r"within 0\.2s"):
+                await asyncio.wait_for(network.send("{}"), 5)
+        finally:
+            for filler in fillers:
+                filler.close()

@@ -66,10 +66,10 @@ def test_logs_with_no_logs(tmp_path: Path) -> None:
         (["up", "--detach", "a", "--scale", "z=2"], "unknown node 'z'", WORKERS),
         (["up", "--detach", "a", "--delay", "c=1"], "not among the targets", "(a)"),
         (["call", "fan-in"], "unknown flow 'fan-in'", FLOWS),
-        (["kill", "x"], "unknown node 'x'", f"server, gateway, {WORKERS}"),
+        (["kill", "x"], "unknown node 'x'", f"server, postgres, gateway, {WORKERS}"),
         (["start", "b.0"], "bad replica", "b.1"),
-        (["restart", "j"], "unknown node 'j'", f"server, gateway, {WORKERS}"),
-        (["logs", "nope"], "unknown node 'nope'", f"server, gateway, {WORKERS}"),
+        (["restart", "j"], "unknown node 'j'", f"server, postgres, gateway, {WORKERS}"),
+        (["logs", "nope"], "unknown node 'nope'", f"server, postgres, gateway, {WORKERS}"),
     ],
 )
 def test_unknown_names_list_the_valid_ones_and_exit_2(

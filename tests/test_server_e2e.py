@@ -137,6 +137,15 @@ def test_token_is_enforced_on_requests_and_poll_streams(procs: Processes) -> Non
     right = {"Authorization": "Bearer s3cret"}
     assert httpx.post(f"{url}/", json=envelope, headers=right).status_code == 404
     assert http_ok(f"{url}/healthz")
+    assert "database" not in httpx.get(f"{url}/healthz").json()
+    assert httpx.get(f"{url}/healthz", headers=wrong).json().keys() == {
+        "status",
+        "protocol",
+        "promises",
+        "tasks",
+        "streams",
+    }
+    assert httpx.get(f"{url}/healthz", headers=right).json()["database"] == ":memory:"
 
 
 def test_workers_with_the_token_complete_a_flow(procs: Processes) -> None:

@@ -118,7 +118,8 @@ def test_state_after_restart_equals_state_before(tmp_path: Path, clock: FakeCloc
     workflow(first, clock, 120)
     before = snapshot_of(first)
     assert first.store.log_length < 120 * 6, "the log was never compacted"
-    # No clean shutdown: reopen the same file as a crashed server would be.
+    # No clean shutdown (no snapshot): reopen the same file as a crashed server leaves it.
+    first.store.close()
     second = Engine(Store(db, min_log=50), clock=clock)
     assert snapshot_of(second) == before
     assert len(second.state.promises) == len(first.state.promises)
@@ -128,6 +129,7 @@ def test_recovery_replays_only_the_log_after_the_snapshot(tmp_path: Path, clock:
     db = str(tmp_path / "s.db")
     first = Engine(Store(db, min_log=100), clock=clock)
     workflow(first, clock, 200)
+    first.store.close()
     second = Engine(Store(db, min_log=100), clock=clock)
     assert second.recovered_entries <= max(100, len(first.state.promises) // 4)
 
@@ -304,7 +306,7 @@ def test_a_delayed_task_waits_for_its_delay(clock: FakeClock) -> None:
 def test_a_database_of_another_format_is_refused_clearly(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     write_older_server_database(db)
-    with pytest.raises(StoreError, match=r"format 1.*reads format 2"):
+    with pytest.raises(StoreError, match=r"format 1.*reads format 3"):
         Store(str(db))
 
 
@@ -312,5 +314,5 @@ def test_a_new_database_records_its_format(tmp_path: Path) -> None:
     db = str(tmp_path / "new.db")
     Store(db).close()
     row = sqlite3.connect(db).execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-    assert row == ("2",)
+    assert row == ("3",)
     Store(db).close()  # and opens again

@@ -162,6 +162,7 @@ def test_random_envelopes_in_process(tmp_path: Path) -> None:
             post({"kind": "promise.get", "head": {}, "data": {"id": promise_id}})["data"] == record
         )
     # Whatever the requests did, a restart rebuilds exactly the same state.
+    engine.store.close()  # as a crash leaves it: no snapshot
     restarted = Engine(Store(db, min_log=200))
     assert records(restarted) == records(engine)
 
@@ -203,3 +204,62 @@ def test_random_envelopes_over_http(procs: Processes) -> None:
         )
     assert client.get("/healthz").status_code == 200
     client.close()
+
+
+DEEP = b"[" * 10240
+DEEP_PARAM = (
+    b'{"kind":"promise.create","head":{"corrId":"d"},"data":{"id":"deep","timeoutAt":1,"param":'
+    + b"[" * 5000
+    + b"]" * 5000
+    + b"}}"
+)
+
+
+def create(promise_id: str) -> bytes:
+    data = {"id": promise_id, "timeoutAt": FAR}
+    return msgspec.json.encode({"kind": "promise.create", "head": {"corrId": "c"}, "data": data})
+
+
+BOUNDED = [
+    DEEP,
+    b"{" * 10240,
+    DEEP_PARAM,
+    create("x" * 100_000),
+    create("a\nERROR forged"),
+    create("\x1b[31mred"),
+    msgspec.json.encode(
+        {"kind": "task.acquire", "head": {}, "data": {"id": "t", "version": 1, "pid": "p" * 5000}}
+    ),
+    msgspec.json.encode(
+        {"kind": "task.suspend", "head": {}, "data": {"actions": [{"data": {"awaited": [[1]]}}]}}
+    ),
+]
+
+
+def test_deep_and_long_inputs_get_a_400_envelope_in_process() -> None:
+    engine = Engine(Store(":memory:"))
+    for body in BOUNDED:
+        reply = engine.handle(body)
+        assert reply.status == 400, (body[:80], reply)
+        envelope = msgspec.json.decode(reply.body)
+        assert envelope["head"]["status"] == 400 and envelope["data"] == "bad request"
+        assert reply.detail
+    assert engine.state.promises == {}
+
+
+def test_deep_and_long_inputs_over_http(procs: Processes) -> None:
+    server, url = procs.start_server()
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for body in BOUNDED:
+            response = client.post("/", content=body)
+            assert response.status_code == 400, (body[:80], response.text)
+            assert response.json()["data"] == "bad request"
+            assert response.headers["x-asyncrpc-error"]
+        forged = client.get("/poll/g/x%0aERROR%20forged")
+        assert forged.status_code == 400
+        assert forged.json()["head"]["status"] == 400
+        assert "control character" in forged.headers["x-asyncrpc-error"]
+        assert client.get(f"/poll/g/{'p' * 600}").status_code == 400
+        health = client.get("/healthz").json()
+        assert health["status"] == "ok" and "database" not in health
+    assert not any(line.startswith("ERROR forged") for line in server.output().splitlines())

@@ -20,6 +20,8 @@ from asyncrpc.cli.app import app
 from asyncrpc.cli.options import (
     GatewayPortOption,
     ReadyTimeoutOption,
+    SchemaOption,
+    ServerKindOption,
     ServerPortOption,
     ServerUrlOption,
     seconds_option,
@@ -85,6 +87,8 @@ def crash(
         ),
     ] = 120.0,
     server_url: ServerUrlOption = None,
+    server: ServerKindOption = "embedded",
+    schema: SchemaOption = None,
     server_port: ServerPortOption = config.DEFAULT_SERVER_PORT,
     gateway_port: GatewayPortOption = config.DEFAULT_GATEWAY_PORT,
     ready_timeout: ReadyTimeoutOption = 30.0,
@@ -104,8 +108,10 @@ def crash(
     calls it, kills the chosen node's replica with kill -9 while a step is
     running, shows the flow waiting, starts a replacement and shows the flow
     finishing with the same result, then prints a timeline. [bold]--victim server[/bold] kills the
-    Resonate server and restarts it on its database. Exit 0 only if the flow
-    recovered with the right result; everything started is stopped at the end.
+    Resonate server and restarts it on its database; [bold]--victim postgres[/bold] does
+    the same to a local Postgres with resonate.sql (as with --server postgres). Exit 0
+    only if the flow recovered with the right result; everything started is stopped at the
+    end.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -126,6 +132,8 @@ def crash(
             ttl=ttl,
             timeout=timeout,
             server_url=server_url,
+            server=server,
+            schema=schema,
             server_port=server_port,
             gateway_port=gateway_port,
             ready_timeout=ready_timeout,

@@ -25,6 +25,8 @@ from asyncrpc.cli.options import (
     DashboardPortOption,
     GatewayPortOption,
     ReadyTimeoutOption,
+    SchemaOption,
+    ServerKindOption,
     ServerPortOption,
     ServerUrlOption,
     seconds_option,
@@ -178,6 +180,8 @@ def up(
         ),
     ] = None,
     server_url: ServerUrlOption = None,
+    server: ServerKindOption = "embedded",
+    schema: SchemaOption = None,
     server_port: ServerPortOption = config.DEFAULT_SERVER_PORT,
     gateway_port: GatewayPortOption = config.DEFAULT_GATEWAY_PORT,
     dashboard_port: DashboardPortOption = config.DEFAULT_DASHBOARD_PORT,
@@ -190,7 +194,9 @@ def up(
     """Start the server, the gateway and the nodes; wait until all are ready.
 
     The embedded server runs unless [bold]--server-url[/bold] (or RESONATE_URL)
-    names a server that answers; its database is RUN_DIR/server.db. Then
+    names a server that answers; its database is RUN_DIR/server.db. With
+    [bold]--server postgres[/bold] a local Postgres with resonate.sql is the
+    server instead (node `postgres`, data in RUN_DIR/postgres). Then
     the gateway, then the nodes; each is checked for readiness (health URL
     or its ready line), then a table shows what runs where.
 
@@ -215,6 +221,8 @@ def up(
         ttl=ttl,
         respawn=respawn,
         ready_timeout=ready_timeout,
+        server=server,
+        schema=schema,
     )
     rundir = _rundir(run_dir)
     with _reported():

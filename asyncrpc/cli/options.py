@@ -63,7 +63,24 @@ def _port_option(envvar: str, what: str) -> typer.models.OptionInfo:
     )
 
 
-ServerPortOption = Annotated[int, _port_option(config.ENV_SERVER_PORT, "the embedded server")]
+ServerPortOption = Annotated[
+    int,
+    _port_option(config.ENV_SERVER_PORT, "the server `up` starts: the embedded one, or Postgres"),
+]
+ServerKindOption = Annotated[
+    str,
+    typer.Option(
+        help="The server to start: embedded (asyncrpc server, SQLite) or postgres (a local "
+        "Postgres 18 with resonate.sql; nodes connect with resonate-pg).",
+    ),
+]
+SchemaOption = Annotated[
+    str | None,
+    typer.Option(
+        help="resonate.sql for --server postgres. Default: $ASYNCRPC_RESONATE_SQL.",
+        show_default=False,
+    ),
+]
 GatewayPortOption = Annotated[int, _port_option(config.ENV_GATEWAY_PORT, "the HTTP gateway")]
 DashboardPortOption = Annotated[
     int, _port_option(config.ENV_DASHBOARD_PORT, "the web dashboard the supervisor serves")

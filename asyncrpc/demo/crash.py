@@ -70,6 +70,9 @@ class DemoOptions:
     server_port: int = config.DEFAULT_SERVER_PORT
     gateway_port: int = config.DEFAULT_GATEWAY_PORT
     ready_timeout: float = 30.0
+    #: The server to start (`up --server`); a `postgres` victim needs `postgres`.
+    server: str = up.SERVER_EMBEDDED
+    schema: str | None = None
 
 
 @dataclass
@@ -137,6 +140,8 @@ def _prepare(
         gateway_port=options.gateway_port,
         ttl=options.ttl,
         ready_timeout=options.ready_timeout,
+        server=up.SERVER_POSTGRES if scenario.victim == topology.POSTGRES else options.server,
+        schema=options.schema,
     )
     try:
         plan = up.prepare(choice, env, rundir.path, notify=narrator.note)
@@ -148,11 +153,11 @@ def _prepare(
                 error.exit_code,
             ) from None
         raise
-    if scenario.victim == topology.SERVER and not plan.embedded_server:
+    if scenario.victim in topology.SERVER_NODES and scenario.victim != plan.server_node:
         raise UsageError(
-            f"--victim server: the demo only kills and restarts a server it started, and it "
-            f"would use the one at {plan.server_url}. Leave out --server-url (and unset "
-            f"{config.ENV_SERVER_URL}) to run the embedded server."
+            f"--victim {scenario.victim}: the demo only kills and restarts a server it started, "
+            f"and it would use {config.redacted(plan.server_url)}. Leave out --server-url (and "
+            f"unset {config.ENV_SERVER_URL}) to run the embedded server, or --server postgres."
         )
     return plan
 
@@ -197,7 +202,9 @@ class _CrashRun:
 
         victim = self._process(s.victim)
         self.client.kill(s.victim, "KILL")
-        self.narrator.killed(victim, self.clock(), str(self.plan.rundir.db))
+        rundir = self.plan.rundir
+        database = rundir.postgres_data if victim == topology.POSTGRES else rundir.db
+        self.narrator.killed(victim, self.clock(), str(database))
 
         redo = self._watch_the_wait(root)
         self.narrator.replacing(self.clock())
@@ -249,7 +256,7 @@ class _CrashRun:
     def _watch_the_wait(self, before: CallNode) -> list[CallNode]:
         """Show the flow waiting for the crashed process; returns the step's finished calls."""
         s = self.scenario
-        if s.victim == topology.SERVER:
+        if s.victim in topology.SERVER_NODES:
             self._until_timer_due(before)
             return []
         if s.victim == topology.GATEWAY:

@@ -19,7 +19,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from asyncrpc import topology
+from asyncrpc import config, topology
 from asyncrpc.cli.call_graph_view import render
 from asyncrpc.demo.observe import finished_calls, path_to
 from asyncrpc.demo.scenario import Scenario
@@ -124,10 +124,13 @@ class Narrator:
     def starting(self, plan: Plan) -> None:
         s = self.scenario
         nodes = f"the HTTP gateway and nodes {', '.join(s.flow.nodes)}, each its own process"
-        if plan.embedded_server:
+        if plan.server_node == topology.POSTGRES:
+            processes = f"A local Postgres with resonate.sql as the server, {nodes}."
+        elif plan.embedded_server:
             processes = f"The embedded Resonate server, {nodes}."
         else:
-            processes = f"{nodes.capitalize()}, on the Resonate server at {plan.server_url}."
+            server = config.redacted(plan.server_url)
+            processes = f"{nodes.capitalize()}, on the Resonate server at {server}."
         self._step(
             f"Starting what {s.flow.name} needs",
             by_hand=f"asyncrpc up {s.flow.name} --delay {s.delay_option} --detach",
@@ -253,7 +256,7 @@ class Narrator:
 
     def replacing(self, moment: float) -> None:
         victim = self.scenario.victim
-        what = "the server" if victim == topology.SERVER else f"a new {victim}"
+        what = f"{victim} again" if victim in topology.SERVER_NODES else f"a new {victim}"
         self.event(moment, f"starting {what}")
 
     def replacement_ready(
@@ -261,9 +264,10 @@ class Narrator:
     ) -> None:
         s = self.scenario
         who = _who(process, s.victim)
-        if s.victim == topology.SERVER:
-            self.event(moment, "server restarted on its database: ready")
-            self._step("Restarting the server on its database", moment, "asyncrpc start server")
+        if s.victim in topology.SERVER_NODES:
+            self.event(moment, f"{s.victim} restarted on its database: ready")
+            what = "the server" if s.victim == topology.SERVER else "Postgres"
+            self._step(f"Restarting {what} on its database", moment, f"asyncrpc start {s.victim}")
             self._say(
                 f"{who} is ready. The gateway and the nodes reconnect by themselves, "
                 f"the overdue timer fires, and {s.step} resumes on node {s.delayed}, which never "

@@ -69,7 +69,7 @@ class Scenario:
 
 
 def valid_victims(flow: topology.Flow) -> list[str]:
-    return [topology.SERVER, topology.GATEWAY, *flow.nodes]
+    return [*topology.SERVER_NODES, topology.GATEWAY, *flow.nodes]
 
 
 def choose(flow_name: str, victim: str | None, delay: float) -> Scenario:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
-from asyncrpc import topology
+from asyncrpc import config, topology
 from asyncrpc.gateway.client import ClientFactory, GatewayClient, connect
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.invocations import runner
@@ -214,11 +214,10 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
     @app.get("/healthz", responses={503: {"model": ErrorBody}})
     async def healthz(request: Request) -> dict[str, str]:
         """200 once the gateway's poll stream to the Resonate server is connected."""
+        server = config.redacted(settings.server_url)
         if not client(request).connected():
-            raise ServerUnavailable(
-                f"not connected to the Resonate server at {settings.server_url} (yet)"
-            )
-        return {"status": "ok", "id": settings.gateway_id, "server": settings.server_url}
+            raise ServerUnavailable(f"not connected to the Resonate server at {server} (yet)")
+        return {"status": "ok", "id": settings.gateway_id, "server": server}
 
     @app.get("/")
     async def index() -> dict[str, Any]:

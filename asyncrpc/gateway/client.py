@@ -19,9 +19,8 @@ from resonate.resonate import Resonate
 from asyncrpc import topology
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.invocations.server_reader import AsyncServerReader
-from asyncrpc.network.bounded import bounded_network
 from asyncrpc.network.create_watch import CreateWatch
-from asyncrpc.network.join import join
+from asyncrpc.network.join import join, links
 
 #: Seconds a gateway re-checks, by polling, invocations it waits on (in case
 #: the poll stream dropped a notification, e.g. while the server restarted).
@@ -50,15 +49,20 @@ ClientFactory = Callable[[GatewaySettings], GatewayClient]
 
 def connect(settings: GatewaySettings) -> GatewayClient:
     """Join the server as ``gateway``; requests give up on an unreachable server."""
-    network = CreateWatch(
-        bounded_network(settings.server_url, settings.token, settings.request_timeout)
+    inner, source = links(
+        settings.server_url,
+        group=topology.GATEWAY_GROUP,
+        pid=settings.gateway_id,
+        token=settings.token,
+        request_timeout=settings.request_timeout,
     )
+    network = CreateWatch(inner)
     resonate, stream = join(
         settings.server_url,
         group=topology.GATEWAY_GROUP,
         pid=settings.gateway_id,
         token=settings.token,
-        network=network,
+        connection=(network, source),
         subscription_refresh_secs=REFRESH_SECONDS,
     )
     reader = AsyncServerReader(

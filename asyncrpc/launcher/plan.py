@@ -9,6 +9,7 @@ give it a stand-in ``program``.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,8 @@ from asyncrpc import config, topology
 from asyncrpc.launcher.rundir import RunDir
 
 ASYNCRPC_PROGRAM: tuple[str, ...] = (sys.executable, "-m", "asyncrpc")
+#: What Postgres prints once it accepts connections.
+POSTGRES_READY = "database system is ready to accept connections"
 
 
 @dataclass(frozen=True, order=True)
@@ -68,6 +71,15 @@ class Plan:
     respawn: float | None = None
     ready_timeout: float = 30.0
     program: tuple[str, ...] = ASYNCRPC_PROGRAM
+    #: resonate.sql, when the server this plan runs is the `postgres` node.
+    postgres_schema: str | None = None
+
+    @property
+    def server_node(self) -> str | None:
+        """The node that is the server when this plan runs one (`server`, `postgres`)."""
+        if not self.embedded_server:
+            return None
+        return topology.POSTGRES if self.postgres_schema else topology.SERVER
 
     @property
     def rundir(self) -> RunDir:
@@ -89,6 +101,19 @@ class Plan:
         Secrets never go here: any local user can read a command line (`ps`). The
         replica finds RESONATE_TOKEN in ``env``, the environment it is started with.
         """
+        if spec.node == topology.POSTGRES:
+            return [
+                *self.program,
+                "postgres",
+                "--data",
+                str(self.rundir.postgres_data),
+                "--host",
+                self.host,
+                "--port",
+                str(self.server_port),
+                "--schema",
+                str(self.postgres_schema),
+            ]
         if spec.node == topology.SERVER:
             command = [
                 *self.program,
@@ -116,6 +141,19 @@ class Plan:
         if spec.node == topology.GATEWAY:
             return f"{self.gateway_url}/healthz"
         return None
+
+    def stop_signal(self, spec: ReplicaSpec) -> signal.Signals:
+        """How to ask ``spec`` to stop: SIGTERM, but SIGINT for Postgres.
+
+        Postgres takes SIGTERM as a "smart" shutdown that waits for every client
+        to disconnect, and nodes elsewhere may never do; SIGINT is its "fast"
+        shutdown, which ends their sessions and still writes a checkpoint.
+        """
+        return signal.SIGINT if spec.node == topology.POSTGRES else signal.SIGTERM
+
+    def ready_marker(self, spec: ReplicaSpec) -> str:
+        """The line in its log that says ``spec`` is ready, when it has no health URL."""
+        return POSTGRES_READY if spec.node == topology.POSTGRES else config.READY_MARKER
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

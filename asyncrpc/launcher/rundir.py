@@ -12,6 +12,7 @@ current directory unless ASYNCRPC_RUN_DIR says otherwise). Layout:
 - ``logs/<name>.log``: each replica's output (``server``, ``gateway``, ``b.1``...),
   appended across restarts; ``logs/launcher.log`` is a detached supervisor's own.
 - ``server.db``: the embedded server's database, kept between runs.
+- ``postgres/``: the `postgres` node's data directory (`up --server postgres`), kept too.
 
 The directory holds a token and every replica's output, so only this user may
 enter it (0700) or read its files (0600), whatever the umask says.
@@ -32,12 +33,14 @@ LAUNCHER_LOG = "launcher"
 #: Modes of the run directory (and its logs/) and of every file the launcher writes there.
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
+#: The run directory when root runs the ``postgres`` node: others may pass, not list.
+PASSABLE_DIR = 0o711
 
 
 def _make_private(path: Path, mode: int) -> None:
-    """Narrow ``path`` to ``mode`` if this user owns it and others may use it (an older run's)."""
+    """Set ``path`` to ``mode`` if this user owns it and others may do more (an older run's)."""
     info = path.stat()
-    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+    if info.st_uid == os.getuid() and info.st_mode & 0o077 & ~mode:
         path.chmod(mode)
 
 
@@ -72,15 +75,31 @@ class RunDir:
     def db(self) -> Path:
         return self.path / "server.db"
 
+    @property
+    def postgres_data(self) -> Path:
+        return self.path / "postgres"
+
     def log_for(self, name: str) -> Path:
         """The log of the replica ``name`` (`b.1`), or of the detached supervisor."""
         return self.logs / f"{name}.log"
 
     def ensure(self) -> None:
-        """Create the run directory and logs/, private to this user."""
+        """Create the run directory and logs/, private to this user.
+
+        One exception: started by root, the ``postgres`` node runs Postgres as the
+        wheel's own system user (Postgres refuses root), which must pass through the
+        run directory to reach its data; it may pass (0711), not list or read.
+        """
         for directory in (self.path, self.logs):
             directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-            _make_private(directory, PRIVATE_DIR)
+        _make_private(self.path, self.run_dir_mode)
+        _make_private(self.logs, PRIVATE_DIR)
+
+    @property
+    def run_dir_mode(self) -> int:
+        if os.geteuid() == 0 and self.postgres_data.exists():
+            return PASSABLE_DIR
+        return PRIVATE_DIR
 
     def open_log(self, name: str) -> BinaryIO:
         """The log of ``name`` opened for appending (at its end), private to this user."""

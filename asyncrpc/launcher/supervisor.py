@@ -164,10 +164,10 @@ class Supervisor:
         return found
 
     def _check_server_is_ours(self, selector: NodeSelector) -> None:
-        if selector.node == topology.SERVER and not self.plan.embedded_server:
+        if selector.node in topology.SERVER_NODES and selector.node != self.plan.server_node:
             raise LauncherError(
-                f"the server at {self.plan.server_url} was not started by this supervisor, "
-                "so it cannot signal or start it."
+                f"{selector.node} was not started by this supervisor (its server is "
+                f"{config.redacted(self.plan.server_url)}), so it cannot signal or start it."
             )
 
     # -- processes ---------------------------------------------------------------
@@ -198,7 +198,7 @@ class Supervisor:
         replica.spawns += 1
         replica.process = process
         replica.ref = ProcessRef.of(process.pid) or ProcessRef(process.pid, "unknown")
-        replica.resonate_id = resonate_id if spec.node != topology.SERVER else None
+        replica.resonate_id = resonate_id if spec.node not in topology.SERVER_NODES else None
         replica.state = ReplicaState.STARTING
         replica.started_at = self._clock()
         replica.exit_code = None
@@ -258,7 +258,7 @@ class Supervisor:
             while True:
                 if process.returncode is not None:
                     raise LauncherError(self._start_failure(replica, offset, process.returncode))
-                if await self._is_ready(client, url, path, offset):
+                if await self._is_ready(client, url, path, offset, self.plan.ready_marker(spec)):
                     break
                 if loop.time() > deadline:
                     await self._stop([replica])
@@ -275,10 +275,10 @@ class Supervisor:
 
     @staticmethod
     async def _is_ready(
-        client: httpx.AsyncClient, url: str | None, path: Path, offset: int
+        client: httpx.AsyncClient, url: str | None, path: Path, offset: int, marker: str
     ) -> bool:
         if url is None:
-            return config.READY_MARKER in tail(path, offset, lines=10_000)
+            return marker in tail(path, offset, lines=10_000)
         try:
             return (await client.get(url)).status_code == 200
         except httpx.HTTPError:
@@ -291,6 +291,7 @@ class Supervisor:
         message = f"{spec.name} {describe_exit(code)} at start. Last lines of {path}:\n{lines}"
         hints = {
             topology.SERVER: (self.plan.server_port, "--server-port", "the server"),
+            topology.POSTGRES: (self.plan.server_port, "--server-port", "Postgres"),
             topology.GATEWAY: (self.plan.gateway_port, "--gateway-port", "the gateway"),
         }
         if spec.node in hints:
@@ -331,7 +332,7 @@ class Supervisor:
                 replica.respawner.cancel()
             replica.stopping = True
             if replica.alive and replica.ref is not None:
-                replica.ref.signal(signal.SIGTERM)
+                replica.ref.signal(self.plan.stop_signal(replica.spec))
         if await self._wait_exit(replicas, grace):
             return
         for replica in replicas:
@@ -348,8 +349,8 @@ class Supervisor:
         On any failure everything started is stopped again and the error raised.
         """
         try:
-            servers = [r for r in self.replicas.values() if r.spec.node == topology.SERVER]
-            others = [r for r in self.replicas.values() if r.spec.node != topology.SERVER]
+            servers = [r for r in self.replicas.values() if r.spec.node in topology.SERVER_NODES]
+            others = [r for r in self.replicas.values() if r.spec.node not in topology.SERVER_NODES]
             if servers:
                 await self._start_replicas(servers)
             if others:
@@ -441,7 +442,7 @@ class Supervisor:
         tiers = (
             [r for r in self.replicas.values() if r.spec.is_worker],
             [r for r in self.replicas.values() if r.spec.node == topology.GATEWAY],
-            [r for r in self.replicas.values() if r.spec.node == topology.SERVER],
+            [r for r in self.replicas.values() if r.spec.node in topology.SERVER_NODES],
         )
         for tier in tiers:
             alive = [r for r in tier if r.alive]

@@ -59,7 +59,7 @@ def parse_node_selector(text: str) -> NodeSelector:
             f"bad replica in {quoted(text)}: write NODE.N with N a whole number from 1 to "
             f"{MAX_REPLICAS}, e.g. {name}.1."
         ) from None
-    if name in (topology.SERVER, topology.GATEWAY) and replica != 1:
+    if name in (*topology.SERVER_NODES, topology.GATEWAY) and replica != 1:
         raise UsageError(f"{name} has a single replica: write {name} (or {name}.1).")
     return NodeSelector(name, replica)
 
@@ -101,7 +101,7 @@ def resolve_targets(targets: Sequence[str]) -> tuple[bool, tuple[str, ...]]:
             gateway = True
         elif name in topology.NODES:
             wanted.add(name)
-        elif name != topology.SERVER:
+        elif name not in topology.SERVER_NODES:
             raise UsageError(f"unknown target {name!r}. Valid targets: {_valid_targets()}.")
     return gateway, tuple(node for node in WORKERS if node in wanted)
 

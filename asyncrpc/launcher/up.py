@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from asyncrpc import config, topology
+from asyncrpc.invocations.server_reader import ServerReader
 from asyncrpc.launcher import ports
 from asyncrpc.launcher.control_client import orphans
 from asyncrpc.launcher.errors import LauncherError
@@ -30,6 +31,12 @@ from asyncrpc.launcher.rundir import LAUNCHER_LOG, RunDir
 from asyncrpc.launcher.status import LauncherSnapshot, Phase
 from asyncrpc.launcher.supervisor import Supervisor, tail
 from asyncrpc.launcher.targets import select
+from asyncrpc.postgres.local import dsn
+from asyncrpc.postgres.schema import SchemaUnavailable, resonate_sql_path
+
+#: The servers `up --server` can start.
+SERVER_EMBEDDED = "embedded"
+SERVER_POSTGRES = "postgres"
 
 
 @dataclass
@@ -48,10 +55,20 @@ class UpOptions:
     respawn: float | None = None
     ready_timeout: float = 30.0
     program: tuple[str, ...] = ASYNCRPC_PROGRAM
+    #: Which server `up` starts: `embedded` (asyncrpc server) or `postgres` (resonate-pg).
+    server: str = SERVER_EMBEDDED
+    #: resonate.sql for `--server postgres` (else ASYNCRPC_RESONATE_SQL).
+    schema: str | None = None
 
 
 def server_answers(url: str) -> bool:
-    """True when anything answers HTTP at ``url`` (a real Resonate server may lack /healthz)."""
+    """True when anything answers HTTP at ``url`` (a real Resonate server may lack /healthz).
+
+    For a ``postgresql://`` URL: the database answers a protocol request (resonate.sql is in it).
+    """
+    if config.is_postgres_url(url):
+        with ServerReader(url, timeout=3.0) as reader:
+            return reader.answers()
     try:
         httpx.get(f"{url}/healthz", timeout=2.0, trust_env=False)
     except httpx.HTTPError:
@@ -69,8 +86,13 @@ def choose_server(
     if options.server_url:
         url = options.server_url.rstrip("/")
         if not answers(url):
+            what = (
+                "no Postgres with resonate.sql applied answers"
+                if config.is_postgres_url(url)
+                else "no server answers"
+            )
             raise LauncherError(
-                f"no server answers at {url} (--server-url). Start that server, or leave "
+                f"{what} at {config.redacted(url)} (--server-url). Start that server, or leave "
                 "--server-url out to run the embedded server."
             )
         return url, False
@@ -84,6 +106,14 @@ def choose_server(
             f"starting the embedded server on port {options.server_port} instead"
         )
     return f"http://{config.DEFAULT_HOST}:{options.server_port}", True
+
+
+def postgres_schema(options: UpOptions, env: Mapping[str, str]) -> Path:
+    """resonate.sql for `--server postgres`: `--schema`, else ASYNCRPC_RESONATE_SQL."""
+    try:
+        return resonate_sql_path(env, options.schema)
+    except SchemaUnavailable as error:
+        raise LauncherError(f"--server postgres: {error}", 2) from None
 
 
 def check_not_running(rundir: RunDir) -> None:
@@ -128,10 +158,31 @@ def prepare(
         raise LauncherError(f"--respawn {options.respawn:g}: give a number of seconds >= 0.", 2)
     rundir = RunDir(run_dir)
     check_not_running(rundir)
-    server_url, embedded = choose_server(options, env, notify)
+    schema = None
+    if options.server == SERVER_POSTGRES:
+        if options.server_url:
+            raise LauncherError(
+                "--server postgres starts a local Postgres; --server-url names a server that "
+                "runs already: give one of them.",
+                2,
+            )
+        schema = postgres_schema(options, env)
+        server_url, embedded = dsn(config.DEFAULT_HOST, options.server_port), True
+    elif options.server == SERVER_EMBEDDED:
+        if options.schema:
+            raise LauncherError("--schema applies to --server postgres only.", 2)
+        server_url, embedded = choose_server(options, env, notify)
+    else:
+        raise LauncherError(
+            f"--server {options.server}: valid values are {SERVER_EMBEDDED} (the asyncrpc "
+            f"server on SQLite) and {SERVER_POSTGRES} (a local Postgres with resonate.sql).",
+            2,
+        )
+    server_node = topology.POSTGRES if schema else topology.SERVER
     wanted = []
     if embedded:
-        wanted.append(("the server", config.DEFAULT_HOST, options.server_port, "--server-port"))
+        what = "Postgres" if schema else "the server"
+        wanted.append((what, config.DEFAULT_HOST, options.server_port, "--server-port"))
     if selection.gateway:
         wanted.append(("the gateway", config.DEFAULT_HOST, options.gateway_port, "--gateway-port"))
     if embedded and selection.gateway and options.server_port == options.gateway_port:
@@ -149,7 +200,7 @@ def prepare(
             "choose others with --server-port, --gateway-port or --dashboard-port."
         )
     ports.check_free(wanted)
-    replicas = [ReplicaSpec(topology.SERVER)] if embedded else []
+    replicas = [ReplicaSpec(server_node)] if embedded else []
     if selection.gateway:
         replicas.append(ReplicaSpec(topology.GATEWAY))
     for node in selection.workers:
@@ -168,6 +219,7 @@ def prepare(
         respawn=options.respawn,
         ready_timeout=options.ready_timeout,
         program=tuple(options.program),
+        postgres_schema=str(schema) if schema else None,
     )
 
 

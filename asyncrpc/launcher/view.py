@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from asyncrpc import topology
+from asyncrpc import config, topology
 from asyncrpc.launcher.logtail import LogFollower
 from asyncrpc.launcher.status import LauncherSnapshot, ReplicaState
 
@@ -109,7 +109,10 @@ def print_status(console: Console, snapshot: LauncherSnapshot) -> None:
     """The table plus where the server and gateway answer."""
     console.print(status_table(snapshot))
     kind = "embedded" if snapshot.server_embedded else "external"
-    console.print(f"server:  {escape(snapshot.server_url)} ({kind})", highlight=False)
+    if config.is_postgres_url(snapshot.server_url):
+        kind = "resonate-pg, node postgres" if snapshot.server_embedded else "resonate-pg"
+    server = config.redacted(snapshot.server_url)
+    console.print(f"server:  {escape(server)} ({kind})", highlight=False)
     gateway = snapshot.gateway_url
     console.print(
         f"gateway: {escape(gateway or 'not running (start it with `asyncrpc start gateway`)')}",

@@ -45,6 +45,6 @@ class BoundedNetwork:
 def bounded_network(
     url: str, token: str | None = None, timeout: float = DEFAULT_REQUEST_TIMEOUT
 ) -> BoundedNetwork:
-    """A network for callers: requests to ``url`` that fail within ``timeout`` seconds."""
+    """An HTTP network for callers: requests to ``url`` that fail within ``timeout`` seconds."""
     backoff = ExponentialBackoff(initial=0.2, max_delay=1.0)
     return BoundedNetwork(server_network(url, auth=token, backoff=backoff), url, timeout)

@@ -5,7 +5,9 @@ the server addresses this one process) and its *group* (anycast: any one
 member of the group gets work sent to the group). :func:`join` builds the
 SDK's client with this project's transports: the lean HTTP client for
 requests, the SDK's SSE poll stream (wrapped to say when it is connected) for
-messages, and the interval heartbeat.
+messages, and the interval heartbeat. For a ``postgresql://`` URL (resonate-pg)
+one :class:`~asyncrpc.network.postgres_link.PostgresLink` is both the request
+channel and the message source.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from resonate.transport import Transport
 from resonate_base.connections import Network
 
 from asyncrpc import config
+from asyncrpc.network.bounded import BoundedNetwork
 from asyncrpc.network.heartbeat import IntervalHeartbeat
 from asyncrpc.network.lean_http import server_network
+from asyncrpc.network.postgres_link import PostgresLink
 
 if TYPE_CHECKING:
     import aiohttp
@@ -68,6 +72,41 @@ class PollStream(SSEConnection):
             self.connected.clear()
 
 
+Source = PollStream | PostgresLink
+
+
+def links(
+    server_url: str,
+    *,
+    group: str,
+    pid: str,
+    token: str | None = None,
+    request_timeout: float | None = None,
+    on_first_connect: Callable[[], None] | None = None,
+) -> tuple[Network, Source]:
+    """The request channel and the message source of one process, for ``server_url``.
+
+    The source's ``connected`` event says whether it reaches the server. With
+    ``request_timeout`` every request gives up after that many seconds (the
+    gateway's callers wait on them) instead of retrying an unreachable server
+    for as long as the process runs.
+    """
+    stream: Source
+    network: Network
+    if config.is_postgres_url(server_url):
+        stream = network = PostgresLink(
+            server_url, pid=pid, group=group, backoff=RECONNECT, on_first_connect=on_first_connect
+        )
+    else:
+        stream = PollStream(
+            server_url, pid=pid, group=group, auth=token, on_first_connect=on_first_connect
+        )
+        network = server_network(server_url, auth=token, backoff=RECONNECT)
+    if request_timeout is not None:
+        network = BoundedNetwork(network, config.redacted(server_url), request_timeout)
+    return network, stream
+
+
 def join(
     server_url: str,
     *,
@@ -75,19 +114,18 @@ def join(
     pid: str,
     token: str | None = None,
     ttl: float = config.DEFAULT_NODE_TTL,
-    network: Network | None = None,
+    connection: tuple[Network, Source] | None = None,
     subscription_refresh_secs: float = 60.0,
     on_first_connect: Callable[[], None] | None = None,
-) -> tuple[Resonate, PollStream]:
+) -> tuple[Resonate, Source]:
     """Connect to the server as ``pid`` in ``group``. Needs a running event loop.
 
-    ``network`` replaces the HTTP connection for requests (the gateway passes
-    one that gives up instead of retrying forever).
+    ``connection`` is the (network, source) pair to use, made by :func:`links`
+    (the gateway wraps the network first); by default :func:`links` makes one.
     """
-    stream = PollStream(
-        server_url, pid=pid, group=group, auth=token, on_first_connect=on_first_connect
+    network, stream = connection or links(
+        server_url, group=group, pid=pid, token=token, on_first_connect=on_first_connect
     )
-    network = network or server_network(server_url, auth=token, backoff=RECONNECT)
     heartbeat = IntervalHeartbeat(pid, ttl / 2, Sender(Transport(network), token))
     resonate = Resonate(
         network=network,

@@ -13,7 +13,13 @@ with either: any HTTP status comes back as the response body; a failure to
 reach the server is retried with the backoff given, forever while running;
 after :meth:`stop` (or before :meth:`start`) a failure raises
 ``ConnectorError``. A pooled connection that the server closed (it restarted)
-is retried at once on a new connection. Only ``http://`` URLs are served:
+is retried at once on a new connection. Every request has a deadline: a
+connection not made within ``connect_timeout`` or an answer not complete
+within ``read_timeout`` is a :class:`RequestTimeout` (a ``TimeoutError``,
+so an ``OSError``): retried with backoff while running, a
+``ConnectorError`` after stop, like any failure to reach the server. Without
+it, a server that is stopped (SIGSTOP) or a half-open connection would hold
+a step forever. Only ``http://`` URLs are served:
 :func:`server_network` falls back to the SDK's connection for anything else.
 """
 
@@ -36,12 +42,19 @@ logger = logging.getLogger(__name__)
 
 #: Connections open at once, as the SDK's own connection caps them.
 MAX_CONNECTIONS = 256
+#: Seconds to open a connection, and to receive a whole answer once the request is sent.
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 30.0
 #: Characters that would end a header line early (header injection).
 _LINE_BREAK = re.compile(r"[\r\n]")
 
 
 class ServerClosed(ConnectionError):
     """The server closed the connection before the response was complete."""
+
+
+class RequestTimeout(TimeoutError):
+    """The server did not accept a connection, or did not answer, in time."""
 
 
 class _Connection(asyncio.Protocol):
@@ -118,6 +131,8 @@ class LeanHttpNetwork:
         backoff: Backoff | None = None,
         sleeper: Sleeper = sleep,
         max_connections: int = MAX_CONNECTIONS,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        read_timeout: float = READ_TIMEOUT_S,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
@@ -131,6 +146,8 @@ class LeanHttpNetwork:
         self._head = head
         self._backoff = backoff if backoff is not None else ExponentialBackoff()
         self._sleeper = sleeper
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
@@ -189,8 +206,8 @@ class LeanHttpNetwork:
             if connection is not None:
                 try:
                     return await self._use(connection, request)
-                except OSError:
-                    if connection.received:
+                except OSError as exc:
+                    if connection.received or isinstance(exc, RequestTimeout):
                         raise
                     # The server closed a kept-alive connection (it restarted, or
                     # timed the connection out) before answering: try a fresh one.
@@ -198,7 +215,14 @@ class LeanHttpNetwork:
 
     async def _use(self, connection: _Connection, request: bytes) -> bytes:
         try:
-            body = await connection.exchange(request)
+            async with asyncio.timeout(self._read_timeout):
+                body = await connection.exchange(request)
+        except TimeoutError:
+            self._discard(connection)
+            raise RequestTimeout(
+                f"the server at {self._host}:{self._port} sent no answer "
+                f"within {self._read_timeout:g}s"
+            ) from None
         except BaseException:
             # Failed or cancelled mid-request: the connection is out of step.
             self._discard(connection)
@@ -219,7 +243,14 @@ class LeanHttpNetwork:
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(_Connection, self._host, self._port)
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, connection = await loop.create_connection(_Connection, self._host, self._port)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"no connection to the server at {self._host}:{self._port} "
+                f"within {self._connect_timeout:g}s"
+            ) from None
         self._open.add(connection)
         return connection
 

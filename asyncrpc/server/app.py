@@ -29,7 +29,7 @@ from urllib.parse import unquote
 from resonate_base import PROTOCOL_VERSION
 
 from asyncrpc.server.engine import Engine
-from asyncrpc.server.protocol import MAX_BODY_BYTES, error_envelope
+from asyncrpc.server.protocol import MAX_BODY_BYTES, ProtocolError, check_name, error_envelope
 from asyncrpc.server.router import Stream
 
 logger = logging.getLogger("asyncrpc.server.http")
@@ -40,6 +40,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 #: A comment line is written to an idle stream this often, so a dead peer is noticed.
 KEEPALIVE_S = 10.0
+#: A stream write that the peer has not taken after this long ends the stream.
+WRITE_TIMEOUT_S = 3.0
 JSON_HEADERS = [(b"content-type", b"application/json")]
 #: The header that says why a request failed.
 DETAIL_HEADER = b"x-asyncrpc-error"
@@ -76,10 +78,11 @@ class ServerApp:
             return
         path: str = scope["path"]
         method: str = scope["method"]
+        authorized = self._authorized(scope)
         if path in ("/healthz", "/health", "/ready"):
-            await _json(send, 200, self._health())
+            await _json(send, 200, self._health(show_path=authorized and bool(self.token)))
             return
-        if not self._authorized(scope):
+        if not authorized:
             await _json(send, 401, {"error": "unauthorized: send 'Authorization: Bearer <token>'"})
             return
         if path == "/":
@@ -91,6 +94,12 @@ class ServerApp:
             parts = [unquote(part) for part in path[len("/poll/") :].split("/")]
             if method != "GET" or len(parts) != 2 or not all(parts):
                 await _json(send, 400, {"error": "poll streams are GET /poll/{group}/{pid}"})
+                return
+            try:
+                check_name(parts[0], "group")
+                check_name(parts[1], "pid")
+            except ProtocolError as exc:
+                await _respond(send, exc.status, _with_detail(exc.message), error_envelope(400))
                 return
             await self._poll(parts[0], parts[1], receive, send)
         elif path == "/streams" and method == "GET":
@@ -124,7 +133,9 @@ class ServerApp:
     async def _poll(self, group: str, pid: str, receive: Receive, send: Send) -> None:
         stream = self.engine.router.connect(group, pid)
         disconnected = asyncio.ensure_future(
-            _first_of(_until_disconnect(receive), self._closing_event().wait())
+            _first_of(
+                _until_disconnect(receive), self._closing_event().wait(), stream.unresponsive.wait()
+            )
         )
         try:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
@@ -132,7 +143,9 @@ class ServerApp:
                 {"type": "http.response.body", "body": b": connected\n\n", "more_body": True}
             )
             await self._pump(stream, disconnected, send)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            with contextlib.suppress(TimeoutError):  # a peer that reads nothing gets no end
+                async with asyncio.timeout(WRITE_TIMEOUT_S):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             disconnected.cancel()
             self.engine.router.disconnect(stream)
@@ -156,11 +169,12 @@ class ServerApp:
                 while not stream.queue.empty():
                     messages.append(stream.queue.get_nowait())
                 frame = b"".join(b"data: " + m.body + b"\n\n" for m in messages)
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
-            elif disconnected in done:
+                if not await _write(send, frame):
+                    for message in messages:
+                        stream.queue.put_nowait(message)
+                    return
+            elif disconnected in done or not await _write(send, b": ping\n\n"):
                 return
-            else:
-                await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -184,22 +198,44 @@ class ServerApp:
                 return hmac.compare_digest(value, expected)
         return False
 
-    def _health(self) -> dict[str, Any]:
+    def _health(self, show_path: bool) -> dict[str, Any]:
+        """Readiness and counts; the database path only to a caller who sent the token.
+
+        Without a token configured nobody proves who they are, so nobody sees the path.
+        """
         state = self.engine.state
-        return {
+        health: dict[str, Any] = {
             "status": "ok",
             "protocol": PROTOCOL_VERSION,
             "promises": len(state.promises),
             "tasks": len(state.tasks),
             "streams": len(self.engine.router.streams()),
-            "database": self.engine.store.path,
         }
+        if show_path:
+            health["database"] = self.engine.store.path
+        return health
 
 
 def _with_detail(detail: str) -> list[tuple[bytes, bytes]]:
     """JSON headers plus why a request failed (the protocol's ``data`` only names the status)."""
     text = detail.encode("ascii", "backslashreplace").replace(b"\r", b" ").replace(b"\n", b" ")
     return [*JSON_HEADERS, (DETAIL_HEADER, text)]
+
+
+async def _write(send: Send, frame: bytes) -> bool:
+    """Write one frame of a stream; False when the peer does not take it in time.
+
+    A peer that stops reading fills the socket buffers, and then every write
+    waits: past :data:`WRITE_TIMEOUT_S` the stream is given up (and its work
+    routed again) rather than held open.
+    """
+    try:
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+    except TimeoutError:
+        logger.warning("a poll stream took no data for %ss; closing it", WRITE_TIMEOUT_S)
+        return False
+    return True
 
 
 async def _first_of(*waits: Awaitable[Any]) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
 import uvicorn
 from resonate_base import PROTOCOL_VERSION
 
+from asyncrpc import log_lines
 from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.store import Store
@@ -21,10 +23,10 @@ def default_db_path(run_dir: Path) -> str:
     return str(run_dir / "server.db")
 
 
-def build_app(db: str, token: str | None = None) -> ServerApp:
+def build_app(db: str, token: str | None = None, retain_ms: int | None = None) -> ServerApp:
     """Open the database, recover the state it holds and wrap it in the ASGI app."""
     started = time.perf_counter()
-    engine = Engine(Store(db))
+    engine = Engine(Store(db), retain_ms=retain_ms, background_snapshots=True)
     logger.info(
         "recovered %d promises (%d log entries replayed) from %s in %.3fs",
         len(engine.state.promises),
@@ -35,13 +37,25 @@ def build_app(db: str, token: str | None = None) -> ServerApp:
     return ServerApp(engine, token)
 
 
-def serve(host: str, port: int, db: str, token: str | None, log_level: str = "info") -> None:
-    """Run the server in the foreground until SIGTERM/SIGINT. Raises PortInUse."""
+def serve(
+    host: str,
+    port: int,
+    db: str,
+    token: str | None,
+    log_level: str = "info",
+    retain_ms: int | None = None,
+) -> int:
+    """Run the server in the foreground until SIGTERM/SIGINT; the exit code.
+
+    Raises PortInUse, and StoreError when the database is another server's or
+    damaged. Returns 1 when a commit failed (the state in memory was dropped
+    unacknowledged; a restart recovers from the disk), else 0.
+    """
     sock = bind(host, port)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    log_lines.configure(
+        log_level.upper(), sys.stderr, "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = build_app(db, token)
+    app = build_app(db, token, retain_ms)
     logger.info(
         "asyncrpc server listening on http://%s:%d database=%s protocol=%s auth=%s",
         host,
@@ -53,6 +67,7 @@ def serve(host: str, port: int, db: str, token: str | None, log_level: str = "in
     config = uvicorn.Config(
         app,
         log_level="warning",
+        log_config=None,  # uvicorn's records go through our escaping formatter too
         access_log=log_level.lower() == "debug",
         lifespan="on",
         timeout_graceful_shutdown=1,
@@ -61,7 +76,10 @@ def serve(host: str, port: int, db: str, token: str | None, log_level: str = "in
         server_header=False,
         date_header=False,
     )
+    server = GracefulServer(config, before_shutdown=app.close_streams)
+    app.engine.on_failure = server.request_exit
     try:
-        GracefulServer(config, before_shutdown=app.close_streams).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         sock.close()
+    return 0 if app.engine.failed is None else 1

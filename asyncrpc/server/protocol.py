@@ -17,11 +17,20 @@ from typing import Any
 
 import msgspec
 
+from asyncrpc.log_lines import CONTROL
 from asyncrpc.server import fields
 from asyncrpc.server.machine import STATUS_TEXT
 
 #: Largest request body accepted; larger ones get 413.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Deepest nesting of arrays and objects a request may have (the SDKs' requests nest about 6).
+MAX_DEPTH = 32
+#: Longest id (promise, task, schedule, pid, group, address) a request may name, in characters.
+MAX_ID_CHARS = 512
+#: The fields that name something: bounded in length and free of control characters, because
+#: they are stored, routed on and written to logs (where each kind reads them: see
+#: :func:`check_bounds`).
+ID_FIELDS = frozenset({"id", "awaited", "awaiter", "pid", "promiseId", "address", "cursor"})
 #: A request's ``head.version`` when it has none (resonate.sql's default).
 DEFAULT_VERSION = "1"
 
@@ -63,10 +72,12 @@ _encoder = msgspec.json.Encoder()
 class ProtocolError(Exception):
     """A body that is not a request envelope at all (400 or 413)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, kind: Any = None, corr_id: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.kind = kind
+        self.corr_id = corr_id
 
 
 @dataclass(frozen=True)
@@ -77,8 +88,12 @@ class Request:
     data: dict[str, Any]
 
 
-def parse_request(body: bytes) -> Request:
-    """Decode one request body; raise :class:`ProtocolError` if it is not a JSON object."""
+def parse_request(body: bytes, bounded: bool = True) -> Request:
+    """Decode one request body; raise :class:`ProtocolError` if it is not a JSON object.
+
+    ``bounded`` also refuses deep nesting and overlong or unprintable ids; the log
+    replay passes False, so entries a server once accepted replay as they did.
+    """
     if len(body) > MAX_BODY_BYTES:
         raise ProtocolError(
             413, f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}"
@@ -87,18 +102,85 @@ def parse_request(body: bytes) -> Request:
         envelope = _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise ProtocolError(400, f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(400, f"request nests deeper than {MAX_DEPTH} levels") from None
     if not isinstance(envelope, dict):
         raise ProtocolError(400, "a request is a JSON object {kind, head, data}")
     head = envelope.get("head")
     head = head if isinstance(head, dict) else {}
     data = envelope.get("data")
     version = fields.text(head, "version")
+    kind, corr_id = fields.text(envelope, "kind"), fields.text(head, "corrId")
+    if bounded:
+        try:
+            check_bounds(body, data)
+        except ProtocolError as exc:
+            raise ProtocolError(exc.status, exc.message, kind, corr_id) from None
     return Request(
-        kind=fields.text(envelope, "kind"),
-        corr_id=fields.text(head, "corrId"),
+        kind=kind,
+        corr_id=corr_id,
         version=DEFAULT_VERSION if version is None else version,
         data=data if isinstance(data, dict) else {},
     )
+
+
+def check_name(value: str, what: str) -> None:
+    """Raise a 400 :class:`ProtocolError` unless ``value`` is a usable id, group or pid."""
+    if len(value) > MAX_ID_CHARS:
+        raise ProtocolError(
+            400, f"{what} is {len(value)} characters long; the limit is {MAX_ID_CHARS}"
+        )
+    if CONTROL.search(value):
+        raise ProtocolError(
+            400, f"{what} {value[:64]!r} holds a control character; names are printable text"
+        )
+
+
+def check_bounds(body: bytes, data: Any) -> None:
+    """Refuse nesting over :data:`MAX_DEPTH` and ids over their bounds (a 400).
+
+    Only the places a kind reads an id from are checked (``data``, its
+    ``action`` and the action's ``data``, each entry of ``actions`` and
+    ``tasks`` and their ``data``), and the depth is walked only when the body
+    has more brackets than the limit: most requests cost a few lookups.
+    """
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+        _check_depth(data, 1)
+    for record in _records(data):
+        for key in ID_FIELDS.intersection(record):
+            value = record[key]
+            if isinstance(value, str):
+                check_name(value, f"field {key!r}")
+            elif isinstance(value, (dict, list)):
+                raise ProtocolError(400, f"field {key!r} must be a string")
+
+
+def _records(data: Any) -> list[dict[str, Any]]:
+    """``data`` and the objects inside it that hold ids."""
+    if not isinstance(data, dict):
+        return []
+    records = [data]
+    entries = [data.get("action")]
+    for key in ("actions", "tasks"):
+        listed = data.get(key)
+        if isinstance(listed, list):
+            entries.extend(listed)
+    for entry in entries:
+        if isinstance(entry, dict):
+            records.append(entry)
+            inner = entry.get("data")
+            if isinstance(inner, dict):
+                records.append(inner)
+    return records
+
+
+def _check_depth(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ProtocolError(400, f"request nests deeper than {MAX_DEPTH} levels")
+    items = value.values() if isinstance(value, dict) else value
+    for item in items:
+        if isinstance(item, (dict, list)):
+            _check_depth(item, depth + 1)
 
 
 def response(kind: Any, corr_id: Any, version: str, status: int, data: Any) -> bytes:

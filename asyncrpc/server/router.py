@@ -14,7 +14,15 @@ streams, and it is where "nothing is lost" is decided:
   written to it in the last moments (which a dying socket may have swallowed),
   are routed again. Re-sending an ``execute`` is safe: the task can be
   acquired once per version, and the redelivery is skipped when the task is no
-  longer pending.
+  longer pending;
+- a stream whose process stops reading (stopped with SIGSTOP, or hung) still
+  takes writes into its socket buffers, so the router watches what it was
+  sent instead: an ``execute`` still pending at its version ``ack_timeout_ms``
+  after it was written, from a process that has sent no request since
+  (a live worker acquires at once; a busy one acquires other tasks or
+  heartbeats), marks the stream unresponsive. It is closed and its work
+  routed again as for a dead stream, well within a lease; a live process that
+  was only slow reconnects.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ OUTBOX_LIMIT = 256
 OUTBOX_ADDRESSES = 1024
 #: Messages written to a stream this recently are routed again if the stream dies (ms).
 RECENT_WINDOW_MS = 5_000
+#: An execute not acquired this long after it was written marks its stream unresponsive (ms).
+ACK_TIMEOUT_MS = 3_000
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,11 @@ class Stream:
     queue: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
     #: (sent at ms, message) of messages written recently, which a dying socket may have lost.
     recent: deque[tuple[int, Message]] = field(default_factory=deque)
+    #: (sent at ms, (task id, version)) of executes written, oldest first, until acquired.
+    unacked: deque[tuple[int, tuple[str, int]]] = field(default_factory=deque)
+    #: Set when the router gives up on the stream; its HTTP response then ends.
+    unresponsive: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,11 +125,15 @@ class Router:
         clock: Callable[[], int],
         is_pending: Callable[[str, int], bool],
         pending_tasks: Callable[[], list[tuple[str, int, str]]],
+        ack_timeout_ms: int = ACK_TIMEOUT_MS,
     ) -> None:
         self._clock = clock
+        self._ack_timeout_ms = ack_timeout_ms
         self._is_pending = is_pending
         self._pending_tasks = pending_tasks
         self._groups: defaultdict[str, list[Stream]] = defaultdict(list)
+        #: pid of a connected stream -> when a request last came from it (ms).
+        self._heard: dict[str, int] = {}
         self._outbox: OrderedDict[tuple[str, str], deque[Message]] = OrderedDict()
         self._turn = itertools.count()
 
@@ -124,6 +143,7 @@ class Router:
         """Open a stream; hand it its outbox and the pending work addressed to it."""
         stream = Stream(group=group, pid=pid)
         self._groups[group].append(stream)
+        self._heard[pid] = self._clock()
         for message in self._outbox.pop((group, pid), ()):
             stream.queue.put_nowait(message)
         for task_id, version, address in self._pending_tasks():
@@ -138,11 +158,16 @@ class Router:
 
     def disconnect(self, stream: Stream) -> None:
         """Close a stream and route again whatever it may not have delivered."""
+        if stream.closed:
+            return
+        stream.closed = True
         members = self._groups.get(stream.group, [])
         if stream in members:
             members.remove(stream)
         if not members:
             self._groups.pop(stream.group, None)
+        if not any(s.pid == stream.pid for group in self._groups.values() for s in group):
+            self._heard.pop(stream.pid, None)
         logger.info("stream closed group=%s pid=%s", stream.group, stream.pid)
         undelivered: list[Message] = []
         while not stream.queue.empty():
@@ -154,6 +179,43 @@ class Router:
                 self._keep((stream.group, stream.pid), message)
             elif self._is_pending(*message.task):
                 self._send_to_group(stream.group, None, message)
+
+    def heard_from(self, pid: str) -> None:
+        """A request came from ``pid`` (an acquire or a heartbeat): its process is running."""
+        if pid in self._heard:
+            self._heard[pid] = self._clock()
+
+    def check_streams(self) -> list[Stream]:
+        """Close the streams whose executes go unacquired; the ones closed."""
+        now = self._clock()
+        stuck = [
+            stream
+            for members in self._groups.values()
+            for stream in members
+            if self._unresponsive(stream, now)
+        ]
+        for stream in stuck:
+            logger.warning(
+                "stream group=%s pid=%s is not taking its work (an execute unacquired for "
+                "%d ms); closing it and routing its work to another member",
+                stream.group,
+                stream.pid,
+                self._ack_timeout_ms,
+            )
+            stream.unresponsive.set()
+            self.disconnect(stream)
+        return stuck
+
+    def _unresponsive(self, stream: Stream, now: int) -> bool:
+        unacked = stream.unacked
+        while unacked:
+            sent_at, task = unacked[0]
+            if not self._is_pending(*task):
+                unacked.popleft()
+            else:
+                overdue = now - sent_at >= self._ack_timeout_ms
+                return overdue and self._heard.get(stream.pid, now) <= sent_at
+        return False
 
     def streams(self) -> list[StreamInfo]:
         return [
@@ -202,6 +264,8 @@ class Router:
         recent.append((now, message))
         while recent and now - recent[0][0] > RECENT_WINDOW_MS:
             recent.popleft()
+        if message.task is not None:
+            stream.unacked.append((now, message.task))
         stream.queue.put_nowait(message)
 
     def _find(self, group: str, pid: str | None) -> Stream | None:

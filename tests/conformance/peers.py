@@ -104,7 +104,9 @@ class EnginePeer:
 
     def __init__(self, db: Path, addresses: list[str]) -> None:
         self.now = 0
-        self.engine = Engine(Store(str(db)), clock=lambda: self.now)
+        # The streams read like resonate.sql's outbox: nobody acquires because of them, so
+        # the router must not give up on them for leaving an execute unacquired.
+        self.engine = Engine(Store(str(db)), clock=lambda: self.now, ack_timeout_ms=10**12)
         self.streams: list[tuple[str, Stream]] = []
         for address in dict.fromkeys(addresses):
             parsed = Address.parse(address)

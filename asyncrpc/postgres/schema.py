@@ -1,0 +1,58 @@
+"""Resonate's schema for Postgres (resonate.sql): where it comes from, and applying it.
+
+resonate.sql is not part of this project: it is Resonate's server as one SQL
+file, published with resonate-pg. A user names it with ``--schema FILE`` or
+the environment variable ``ASYNCRPC_RESONATE_SQL``; without either the error
+says where to get it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+#: The environment variable naming resonate.sql; the project never hard-codes its path.
+RESONATE_SQL_ENV = "ASYNCRPC_RESONATE_SQL"
+
+WHERE_IT_COMES_FROM = (
+    "resonate.sql is Resonate's server as one SQL file, from the resonate-pg repository "
+    "(resonatehq/resonate-pg on GitHub): download it and pass --schema PATH, "
+    f"or set {RESONATE_SQL_ENV}=PATH."
+)
+
+
+class SchemaUnavailable(RuntimeError):
+    """resonate.sql cannot be had; the message says what is missing and where it comes from."""
+
+
+def resonate_sql_path(env: Mapping[str, str], option: str | Path | None = None) -> Path:
+    """The schema file: ``option`` (``--schema``), else ``ASYNCRPC_RESONATE_SQL``."""
+    if option:
+        value, what = str(option), "--schema"
+    else:
+        value, what = env.get(RESONATE_SQL_ENV, ""), RESONATE_SQL_ENV
+    if not value:
+        raise SchemaUnavailable(
+            f"no schema: neither --schema nor {RESONATE_SQL_ENV} is given. {WHERE_IT_COMES_FROM}"
+        )
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise SchemaUnavailable(f"{what} {value}: no such file. {WHERE_IT_COMES_FROM}")
+    return path.resolve()
+
+
+def apply_sql(dsn: str, sql: str) -> None:
+    """Run a whole SQL script (several statements, no parameters) in one transaction."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=False) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]  # a script, not a literal
+
+
+def has_schema(dsn: str) -> bool:
+    """Whether resonate.sql has been applied to the database at ``dsn``."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT to_regprocedure('resonate.resonate_rpc(jsonb)')").fetchone()
+    return row is not None and row[0] is not None

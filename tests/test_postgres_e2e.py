@@ -1,0 +1,169 @@
+"""End-to-end on resonate-pg: `up --server postgres`, nodes started by hand, crashes mid-flow.
+
+One system per module: `asyncrpc up --server postgres --detach` runs Postgres
+(with resonate.sql), the gateway and most nodes; c, f and i run as separate
+`asyncrpc node NAME --server-url postgresql://...` processes, as nodes on
+other machines would. Node b pauses 2 s (a durable sleep) after bar, the
+window in which the tests crash a node or Postgres itself. Skipped without
+ASYNCRPC_RESONATE_SQL (resonate.sql is not part of the project).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from asyncrpc import config, topology
+from asyncrpc.invocations.call_graph import CallNode
+from asyncrpc.invocations.records import PromiseState
+from asyncrpc.invocations.server_reader import ServerReader
+from asyncrpc.postgres.schema import RESONATE_SQL_ENV
+from harness.launched import Launched
+from tests.support import ASYNCRPC, Processes, free_port, isolated_env, wait_until
+
+#: Run by hand, as nodes on another machine would be.
+BY_HAND = ("c", "f", "i")
+#: Seconds bar sleeps durably: the window for a crash mid-flow.
+PAUSE = "b=2"
+TIMEOUT = 120.0
+
+
+@dataclass
+class PgSystem:
+    env: dict[str, str]
+    dsn: str
+    gateway_url: str
+    launched: Launched
+
+    def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*ASYNCRPC, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        self.launched.remember()
+        return result
+
+    def post(self, flow: topology.Flow, invocation_id: str, wait: float) -> httpx.Response:
+        url = f"{self.gateway_url}{flow.route}"
+        return httpx.post(url, params={"id": invocation_id, "wait": wait}, timeout=wait + 30)
+
+    def graph(self, invocation_id: str) -> CallNode:
+        with ServerReader(self.dsn) as reader:
+            return reader.call_graph(invocation_id)
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgSystem]:
+    schema = os.environ.get(RESONATE_SQL_ENV)
+    if not schema:
+        pytest.skip(f"{RESONATE_SQL_ENV} is not set (it names resonate.sql)")
+    # Not under pytest's temporary root: pytest keeps that private to root (0700), and as
+    # root Postgres runs as another user that must reach its data directory.
+    base = Path(tempfile.mkdtemp(prefix="asyncrpc-pg-e2e-"))
+    env = isolated_env(base / "run", **{RESONATE_SQL_ENV: schema})
+    launched = Launched(base / "run", env)
+    procs = Processes(log_dir=base, base_env=env)
+    port, gateway_port = free_port(), free_port()
+    under_up = [n for n in topology.NODES if n not in BY_HAND]
+    try:
+        up = subprocess.run(
+            [
+                *(*ASYNCRPC, "up", "gateway", *under_up, "--server", "postgres"),
+                *("--server-port", str(port), "--gateway-port", str(gateway_port)),
+                *("--delay", PAUSE, "--ready-timeout", "120", "--detach"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+        launched.remember()
+        assert up.returncode == 0, up.stdout + up.stderr
+        dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        nodes = [
+            procs.start(f"node-{n}", [*ASYNCRPC, "node", n, "--server-url", dsn]) for n in BY_HAND
+        ]
+        for node in nodes:
+            node.wait_for_output(config.READY_MARKER, TIMEOUT)
+        yield PgSystem(env, dsn, f"http://127.0.0.1:{gateway_port}", launched)
+    finally:
+        procs.stop_all()
+        launched.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_every_flow_gives_3_with_some_nodes_started_by_hand(pg: PgSystem) -> None:
+    for flow in topology.FLOWS.values():
+        if flow.waits_for_result:
+            answer = pg.post(flow, f"pg-{flow.name}", wait=60)
+            assert (answer.status_code, answer.json()) == (200, {"message": 3})
+    # The detached chain's result is cog's, which `call` reads from the promises table.
+    result = pg.cli("call", "detached-chain", "--id", "pg-detached", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["result"] == 3, result.stdout
+    tree = pg.cli("tree", "pg-fan-out")
+    assert tree.returncode == 0, tree.stderr
+    assert all(f"{name}(" in tree.stdout for name in ("zim", "rax", "dop")), tree.stdout
+
+
+def test_the_gateway_tells_a_new_invocation_from_a_reattached_one(pg: PgSystem) -> None:
+    flow = topology.FLOWS["fan-out"]
+    first = pg.post(flow, "pg-twice", wait=30)
+    again = pg.post(flow, "pg-twice", wait=30)
+    assert (first.status_code, first.json()) == (200, {"message": 3})
+    assert first.headers["X-Invocation-Reattached"] == "false"
+    assert (again.status_code, again.json()) == (200, {"message": 3})
+    assert again.headers["X-Invocation-Reattached"] == "true"
+
+
+def sleeping(pg: PgSystem, invocation_id: str) -> bool:
+    """Whether bar has reached its durable sleep (so the flow is mid-way)."""
+    try:
+        graph = pg.graph(invocation_id)
+    except Exception:
+        return False
+    return any(node.kind == "sleep" and node.state == PromiseState.PENDING for node in graph.walk())
+
+
+def crash_mid_flow(pg: PgSystem, invocation_id: str, victim: str) -> None:
+    """Start an await chain, kill -9 ``victim`` while bar sleeps, start it again: 3."""
+    flow = topology.FLOWS["await-chain"]
+    assert pg.post(flow, invocation_id, wait=0).status_code == 202
+    wait_until(lambda: sleeping(pg, invocation_id), TIMEOUT, "bar's durable sleep")
+    killed = pg.cli("kill", victim)
+    assert killed.returncode == 0, killed.stdout + killed.stderr
+    started = pg.cli("start", victim)
+    assert started.returncode == 0, started.stdout + started.stderr
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        answer = pg.post(flow, invocation_id, wait=10)
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            break
+    assert (answer.status_code, answer.json()) == (200, {"message": 3})
+
+
+def test_a_node_killed_mid_flow_is_replaced(pg: PgSystem) -> None:
+    crash_mid_flow(pg, "pg-node-crash", "b")
+
+
+def test_postgres_killed_mid_flow_restarts_on_its_data(pg: PgSystem) -> None:
+    crash_mid_flow(pg, "pg-postgres-crash", topology.POSTGRES)
+    logs = pg.cli("logs", topology.POSTGRES)
+    assert "database system was interrupted" in logs.stdout, logs.stdout[-2000:]
+    status = pg.cli("status", "--json")
+    postgres = [r for r in json.loads(status.stdout)["nodes"] if r["node"] == "postgres"]
+    assert [(r["state"], r["restarts"]) for r in postgres] == [("running", 1)], status.stdout
+
+
+def test_postgres_data_lives_in_the_run_directory(pg: PgSystem) -> None:
+    run_dir = Path(pg.env[config.ENV_RUN_DIR])
+    assert (run_dir / "postgres" / "PG_VERSION").is_file()
