@@ -15,8 +15,9 @@ from resonate.connections.sse import resolve_target
 
 from asyncrpc import topology
 from asyncrpc.invocations.call_graph import CallNode
-from asyncrpc.invocations.records import ORIGIN_TAG, TARGET_TAG, PromiseRecord
+from asyncrpc.invocations.records import PromiseRecord
 from asyncrpc.invocations.server_reader import AsyncServerReader
+from asyncrpc.protocol_words import ORIGIN_TAG, TARGET_TAG
 
 #: How many invocations the page lists, newest first.
 RECENT = 25

@@ -38,7 +38,8 @@ from asyncrpc.invocations.errors import (
     ServerUnavailable,
     UnknownInvocation,
 )
-from asyncrpc.invocations.records import PromiseRecord, PromiseState
+from asyncrpc.invocations.records import PromiseRecord
+from asyncrpc.protocol_words import PromiseState
 
 log = logging.getLogger(__name__)
 
