@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_SERVER_PORT = 8001
 DEFAULT_GATEWAY_PORT = 5000
+DEFAULT_DASHBOARD_PORT = 5050
 DEFAULT_SERVER_URL = f"http://{DEFAULT_HOST}:{DEFAULT_SERVER_PORT}"
 #: Seconds a node's task lease lasts when nothing says otherwise. Short, so a
 #: killed worker's step is handed to a replacement within seconds in a demo.
@@ -29,6 +30,7 @@ ENV_SERVER_PORT = "ASYNCRPC_SERVER_PORT"
 ENV_GATEWAY_PORT = "ASYNCRPC_GATEWAY_PORT"
 #: "0" makes the launcher spawn every replica instead of forking it from its template.
 ENV_TEMPLATE = "ASYNCRPC_TEMPLATE"
+ENV_DASHBOARD_PORT = "ASYNCRPC_DASHBOARD_PORT"
 
 #: URL schemes that name a Postgres database with resonate.sql applied (resonate-pg):
 #: every process then talks to the database itself, and no HTTP server runs.

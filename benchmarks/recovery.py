@@ -42,8 +42,8 @@ import httpx
 
 from asyncrpc import topology
 from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable
-from asyncrpc.invocations.records import ORIGIN_TAG, PromiseState
 from asyncrpc.invocations.server_reader import ServerReader
+from asyncrpc.protocol_words import ORIGIN_TAG, PromiseState
 from benchmarks.bench import AWAIT_CHAIN, Bench, BenchError
 from benchmarks.report import PartResult, Table, secs
 from benchmarks.stuck_worker import HOLDING

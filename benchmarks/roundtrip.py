@@ -21,8 +21,9 @@ import aiohttp
 
 from asyncrpc import topology
 from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable
-from asyncrpc.invocations.records import ORIGIN_TAG, PromiseRecord, PromiseState
+from asyncrpc.invocations.records import PromiseRecord
 from asyncrpc.invocations.server_reader import ServerReader
+from asyncrpc.protocol_words import ORIGIN_TAG, PromiseState
 from benchmarks import load_client
 from benchmarks.bench import Bench, BenchError
 from benchmarks.measure import Summary

@@ -24,6 +24,8 @@ def isolated_env(run_dir: Path | None = None, **extra: str) -> dict[str, str]:
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RESONATE_", "ASYNCRPC_"))}
     env["PYTHONUNBUFFERED"] = "1"
+    # `asyncrpc up` serves its dashboard on a port of its own too, not the shared default.
+    env[config.ENV_DASHBOARD_PORT] = str(free_port())
     if run_dir is not None:
         env[config.ENV_RUN_DIR] = str(run_dir)
     return env | extra

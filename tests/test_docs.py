@@ -5,8 +5,9 @@ The rules that turn "a reader types these commands" into a test:
 - ```shell blocks run in file order, in the repository root, line by line; ```text and
   ```mermaid blocks are output and diagrams, never run;
 - each file gets a fresh run directory (ASYNCRPC_RUN_DIR) and free ports: ASYNCRPC_SERVER_PORT
-  and ASYNCRPC_GATEWAY_PORT are set, and the ports written in the text (8001 and 5000 in URLs,
-  the values of --server-port and --gateway-port) are replaced by free ones;
+  and ASYNCRPC_GATEWAY_PORT (and ASYNCRPC_DASHBOARD_PORT) are set, and the ports written in the
+  text (8001, 5000 and 5050 in URLs, the values of --server-port, --gateway-port and
+  --dashboard-port) are replaced by free ones;
 - `uv sync` and `uv run pytest` are not run (setup is done; the second is this very test);
 - `export NAME=VALUE` sets the environment of the lines after it;
 - a line ending in `&` runs in the background; `wait` waits for those, each must exit 0;
@@ -54,11 +55,12 @@ class Reader:
     """Runs one document's commands with its own run directory and ports."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.ports = {"8001": str(free_port()), "5000": str(free_port())}
+        self.ports = {port: str(free_port()) for port in ("8001", "5000", "5050")}
         self.env = isolated_env(
             tmp_path / "run",
             ASYNCRPC_SERVER_PORT=self.ports["8001"],
             ASYNCRPC_GATEWAY_PORT=self.ports["5000"],
+            ASYNCRPC_DASHBOARD_PORT=self.ports["5050"],
             NO_COLOR="1",
         )
         self.log = tmp_path / "commands.log"
@@ -68,9 +70,9 @@ class Reader:
     def localize(self, line: str) -> str:
         """Free ports instead of the ones written in the text."""
         line = re.sub(
-            r"127\.0\.0\.1:(8001|5000)\b", lambda m: f"127.0.0.1:{self.ports[m[1]]}", line
+            r"127\.0\.0\.1:(8001|5000|5050)\b", lambda m: f"127.0.0.1:{self.ports[m[1]]}", line
         )
-        for option in ("--server-port", "--gateway-port"):
+        for option in ("--server-port", "--gateway-port", "--dashboard-port"):
             line = re.sub(
                 rf"{option}[ =](\d+)", lambda m, o=option: f"{o} {self._port(m[1])}", line
             )

@@ -22,10 +22,10 @@ from asyncrpc.invocations.errors import (
     ServerUnavailable,
     UnknownInvocation,
 )
-from asyncrpc.invocations.records import PromiseState
 from asyncrpc.invocations.server_reader import AsyncServerReader
 from asyncrpc.network.bounded import bounded_network
 from asyncrpc.network.create_watch import CreateWatch
+from asyncrpc.protocol_words import PromiseState
 from asyncrpc.topology import FLOWS
 from tests.in_process import local_reader, watched_in_process
 from tests.support import free_port

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -115,7 +116,12 @@ def test_errors_are_json_with_an_error_key(
 
 
 def test_docs_and_index(http: TestClient) -> None:
-    assert http.get("/docs").status_code == 200
+    docs = http.get("/docs")
+    assert docs.status_code == 200
+    assert "https://" not in docs.text  # nothing from a CDN: the docs work offline
+    for asset in re.findall(r'(?:src|href)="(/docs-assets/[^"]+)"', docs.text):
+        assert http.get(asset).status_code == 200, asset
+    assert len(re.findall("/docs-assets/", docs.text)) == 3
     routes = [flow["route"] for flow in http.get("/").json()["flows"]]
     assert routes == [f"POST {flow.route}" for flow in FLOWS.values()]
 

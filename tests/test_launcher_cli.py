@@ -37,7 +37,8 @@ def invoke(run_dir: Path, *args: str) -> Result:
 
 
 @pytest.mark.parametrize(
-    "args", [["status"], ["ps", "--json"], ["call", "await-chain"], ["kill", "b"], ["start", "b"]]
+    "args",
+    [["status"], ["ps", "--json"], ["call", "await-chain"], ["kill", "b"], ["start", "b"], ["ui"]],
 )
 def test_commands_with_nothing_running_say_so_and_how_to_start(
     tmp_path: Path, args: list[str]
@@ -86,9 +87,9 @@ def test_a_bad_signal_name_is_refused(tmp_path: Path) -> None:
     assert "'kill', 'term'" in result.output.lower()
 
 
-@pytest.mark.parametrize("taken", ["server", "gateway"])
+@pytest.mark.parametrize("taken", ["server", "gateway", "dashboard"])
 def test_a_port_in_use_is_named_with_its_holder_and_the_option(tmp_path: Path, taken: str) -> None:
-    ports = {"server": free_port(), "gateway": free_port()}
+    ports = {"server": free_port(), "gateway": free_port(), "dashboard": free_port()}
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
         holder.bind(("127.0.0.1", ports[taken]))
         holder.listen()
@@ -101,12 +102,24 @@ def test_a_port_in_use_is_named_with_its_holder_and_the_option(tmp_path: Path, t
             str(ports["server"]),
             "--gateway-port",
             str(ports["gateway"]),
+            "--dashboard-port",
+            str(ports["dashboard"]),
         )
     assert result.exit_code == 1, result.output
     assert f"port {ports[taken]}" in result.stderr
     assert f"--{taken}-port" in result.stderr
     assert f"pid {os.getpid()}" in result.stderr
     assert not (tmp_path / "logs").exists()  # nothing was started
+
+
+def test_the_dashboard_needs_a_port_of_its_own(tmp_path: Path) -> None:
+    port = free_port()
+    result = invoke(
+        tmp_path, "up", "--detach", "a", "--server-port", str(port), "--dashboard-port", str(port)
+    )
+    assert result.exit_code == 1, result.output
+    assert "each need a port of their own" in result.stderr
+    assert not (tmp_path / "logs").exists()
 
 
 def test_choose_server() -> None:

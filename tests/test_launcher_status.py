@@ -38,6 +38,7 @@ SNAPSHOT_KEYS = {
     "server_embedded",
     "gateway_url",
     "respawn",
+    "dashboard",
     "nodes",
 }
 REPLICA_KEYS = {

@@ -25,9 +25,9 @@ import pytest
 
 from asyncrpc import config, topology
 from asyncrpc.invocations.call_graph import CallNode
-from asyncrpc.invocations.records import PromiseState
 from asyncrpc.invocations.server_reader import ServerReader
 from asyncrpc.postgres.schema import RESONATE_SQL_ENV
+from asyncrpc.protocol_words import PromiseState
 from harness.launched import Launched
 from tests.support import ASYNCRPC, Processes, free_port, isolated_env, wait_until
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from asyncrpc import config, topology
-from asyncrpc.invocations.records import ORIGIN_TAG, PromiseState
 from asyncrpc.invocations.server_reader import promise_of_row, search_query
 from asyncrpc.launcher.errors import LauncherError
 from asyncrpc.launcher.plan import POSTGRES_READY, Plan, ReplicaSpec
 from asyncrpc.launcher.up import UpOptions, prepare
 from asyncrpc.postgres.schema import RESONATE_SQL_ENV, SchemaUnavailable, resonate_sql_path
 from asyncrpc.process_runtime import SettingsError, check_server_url
+from asyncrpc.protocol_words import ORIGIN_TAG, PromiseState
 from harness.isolation import free_port
 
 

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable, UnknownInvocation
-from asyncrpc.invocations.records import PromiseRecord, PromiseState
+from asyncrpc.invocations.records import PromiseRecord
 from asyncrpc.invocations.server_reader import ServerReader
+from asyncrpc.protocol_words import PromiseState
 from tests.support import free_port
 
 

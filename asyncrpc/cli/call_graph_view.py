@@ -11,7 +11,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from asyncrpc.invocations.call_graph import CallKind, CallNode
-from asyncrpc.invocations.records import PromiseState
+from asyncrpc.protocol_words import PromiseState
 
 STATE_STYLES = {
     PromiseState.PENDING: "yellow",

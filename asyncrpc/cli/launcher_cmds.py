@@ -21,6 +21,7 @@ import typer
 
 from asyncrpc import config, topology
 from asyncrpc.cli.options import (
+    DashboardPortOption,
     GatewayPortOption,
     ReadyTimeoutOption,
     SchemaOption,
@@ -183,6 +184,10 @@ def up(
     schema: SchemaOption = None,
     server_port: ServerPortOption = config.DEFAULT_SERVER_PORT,
     gateway_port: GatewayPortOption = config.DEFAULT_GATEWAY_PORT,
+    dashboard_port: DashboardPortOption = config.DEFAULT_DASHBOARD_PORT,
+    no_dashboard: Annotated[
+        bool, typer.Option("--no-dashboard", help="Do not serve the web dashboard.")
+    ] = False,
     ready_timeout: ReadyTimeoutOption = 30.0,
     run_dir: RunDirOption = None,
 ) -> None:
@@ -199,6 +204,7 @@ def up(
     prefix; [bold]Ctrl-C[/bold] stops everything. With [bold]--detach[/bold] it returns once
     ready. Either way other terminals can use [bold]status, call, kill,[/bold]
     [bold]start, restart, logs, down[/bold]. Logs: RUN_DIR/logs/NAME.log.
+    The web dashboard ([bold]asyncrpc ui[/bold]) shows and drives it all from a browser.
     """
     from asyncrpc.launcher import view
     from asyncrpc.launcher.up import UpOptions, prepare, run_foreground, start_detached
@@ -211,6 +217,7 @@ def up(
         server_url=server_url,
         server_port=server_port,
         gateway_port=gateway_port,
+        dashboard_port=None if no_dashboard else dashboard_port,
         ttl=ttl,
         respawn=respawn,
         ready_timeout=ready_timeout,
@@ -564,3 +571,28 @@ def logs(
         with contextlib.suppress(KeyboardInterrupt):
             for batch in follow_logs(rundir, selector, lambda: is_running(rundir)):
                 show(batch)
+
+
+# -- ui -------------------------------------------------------------------------
+
+
+@app.command()
+def ui(
+    no_open: Annotated[
+        bool, typer.Option("--no-open", help="Only print the dashboard's URL.")
+    ] = False,
+    run_dir: RunDirOption = None,
+) -> None:
+    """Open the running supervisor's web dashboard in a browser (and print its URL)."""
+    import webbrowser
+
+    with _reported():
+        url = _client(run_dir).status().dashboard_url
+        if url is None:
+            raise LauncherError(
+                "this supervisor serves no dashboard (it was started with --no-dashboard). "
+                "Stop it with `asyncrpc down` and start it again without that option."
+            )
+    _console().print(f"dashboard: {url}", highlight=False)
+    if not no_open and not webbrowser.open(url):
+        _console(stderr=True).print("no browser found here: open the URL above yourself.")

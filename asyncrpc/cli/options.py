@@ -54,14 +54,18 @@ ServerUrlOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _port_option(envvar: str, what: str) -> typer.models.OptionInfo:
+    """A 127.0.0.1 port, read strictly, also from ``envvar``."""
+    return typer.Option(
+        parser=parse_port, metavar="PORT", envvar=envvar, help=f"Port of {what} (127.0.0.1)."
+    )
+
+
 ServerPortOption = Annotated[
     int,
-    typer.Option(
-        parser=parse_port,
-        metavar="PORT",
-        envvar=config.ENV_SERVER_PORT,
-        help="Port of the server `up` starts (127.0.0.1): the embedded one, or Postgres.",
-    ),
+    _port_option(config.ENV_SERVER_PORT, "the server `up` starts: the embedded one, or Postgres"),
 ]
 ServerKindOption = Annotated[
     str,
@@ -77,14 +81,9 @@ SchemaOption = Annotated[
         show_default=False,
     ),
 ]
-GatewayPortOption = Annotated[
-    int,
-    typer.Option(
-        parser=parse_port,
-        metavar="PORT",
-        envvar=config.ENV_GATEWAY_PORT,
-        help="Port of the HTTP gateway (127.0.0.1).",
-    ),
+GatewayPortOption = Annotated[int, _port_option(config.ENV_GATEWAY_PORT, "the HTTP gateway")]
+DashboardPortOption = Annotated[
+    int, _port_option(config.ENV_DASHBOARD_PORT, "the web dashboard the supervisor serves")
 ]
 ReadyTimeoutOption = Annotated[
     float,

@@ -24,10 +24,10 @@ from asyncrpc.cli.call_graph_view import render
 from asyncrpc.demo.observe import finished_calls, path_to
 from asyncrpc.demo.scenario import Scenario
 from asyncrpc.invocations.call_graph import CallKind, CallNode
-from asyncrpc.invocations.records import PromiseState
 from asyncrpc.launcher import view
 from asyncrpc.launcher.plan import Plan
 from asyncrpc.launcher.status import LauncherSnapshot, ReplicaStatus
+from asyncrpc.protocol_words import PromiseState
 
 INDENT = (0, 0, 0, 3)
 

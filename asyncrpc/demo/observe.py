@@ -14,9 +14,9 @@ from typing import Any
 
 from asyncrpc.invocations.call_graph import CallKind, CallNode
 from asyncrpc.invocations.errors import InvocationError
-from asyncrpc.invocations.records import PromiseState
 from asyncrpc.invocations.server_reader import ServerReader
 from asyncrpc.launcher.errors import LauncherError
+from asyncrpc.protocol_words import PromiseState
 
 #: Seconds one read may take; the demo polls, so a slow answer is just asked again.
 READ_TIMEOUT = 2.0

@@ -18,9 +18,12 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from asyncrpc import config, topology
 from asyncrpc.gateway.client import ClientFactory, GatewayClient, connect
@@ -35,7 +38,8 @@ from asyncrpc.invocations.errors import (
     ServerUnavailable,
     UnknownInvocation,
 )
-from asyncrpc.invocations.records import PromiseRecord, PromiseState
+from asyncrpc.invocations.records import PromiseRecord
+from asyncrpc.protocol_words import PromiseState
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +139,24 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+def serve_docs_offline(app: FastAPI) -> None:
+    """``/docs`` with Swagger UI's script and style served from the package, not a CDN.
+
+    The machine may be offline; the files come from the swagger-ui-bundle-v2 package.
+    """
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - docs",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+
 def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) -> FastAPI:
     """The FastAPI app; its client to the server lives as long as the app (its lifespan)."""
 
@@ -151,7 +173,10 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
         description="Resonate's Async RPC example: each route starts (or re-attaches to) "
         "a durable flow that crosses several worker processes.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    serve_docs_offline(app)
 
     def client(request: Request) -> GatewayClient:
         return request.app.state.client

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from asyncrpc.invocations.records import PARENT_TAG, PromiseRecord, PromiseState
+from asyncrpc.invocations.records import PromiseRecord
+from asyncrpc.protocol_words import PARENT_TAG, PromiseState
 
 
 class CallKind(enum.StrEnum):

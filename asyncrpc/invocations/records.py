@@ -9,17 +9,16 @@ an error's pickled payload is never unpickled.
 
 from __future__ import annotations
 
-import enum
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The tag under which every promise of an invocation names the invocation's id.
-ORIGIN_TAG = "resonate:origin"
-PARENT_TAG = "resonate:parent"
-TARGET_TAG = "resonate:target"
-TIMER_TAG = "resonate:timer"
+from asyncrpc.protocol_words import (
+    TARGET_TAG,
+    TIMER_TAG,
+    PromiseState,
+)
 
 
 @functools.cache
@@ -28,16 +27,6 @@ def _codec() -> Any:
     from resonate.codec import Codec, NoopEncryptor
 
     return Codec(NoopEncryptor())
-
-
-class PromiseState(enum.StrEnum):
-    """A promise's state, as the protocol spells it."""
-
-    PENDING = "pending"
-    RESOLVED = "resolved"
-    REJECTED = "rejected"
-    REJECTED_CANCELED = "rejected_canceled"
-    REJECTED_TIMEDOUT = "rejected_timedout"
 
 
 class MalformedRecord(ValueError):

@@ -33,7 +33,8 @@ from resonate_base import PROTOCOL_VERSION
 from asyncrpc import config
 from asyncrpc.invocations.call_graph import CallNode, build_tree
 from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable, UnknownInvocation
-from asyncrpc.invocations.records import ORIGIN_TAG, MalformedRecord, PromiseRecord, PromiseState
+from asyncrpc.invocations.records import MalformedRecord, PromiseRecord
+from asyncrpc.protocol_words import ORIGIN_TAG, PromiseState
 
 if TYPE_CHECKING:
     import psycopg

@@ -26,11 +26,11 @@ import httpx
 
 from asyncrpc import config, topology
 from asyncrpc.invocations.errors import InvocationError
-from asyncrpc.invocations.records import ORIGIN_TAG, PromiseState
 from asyncrpc.invocations.server_reader import ServerReader
 from asyncrpc.launcher.control_client import connect
 from asyncrpc.launcher.errors import LauncherError, UsageError
 from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.protocol_words import ORIGIN_TAG, PromiseState
 
 #: Longest a single HTTP request asks the gateway to hold the answer.
 LONG_POLL = 10.0

@@ -38,6 +38,12 @@ class NodeRequest(BaseModel):
     node: str
 
 
+def launcher_error_response(error: LauncherError) -> JSONResponse:
+    """A LauncherError as JSON: 400 for a wrong name or value, 409 for the system's state."""
+    status = 400 if isinstance(error, UsageError) else 409
+    return JSONResponse({"error": str(error), "exit_code": error.exit_code}, status)
+
+
 def make_app(supervisor: Supervisor, token: str, on_down: Callable[[], None]) -> FastAPI:
     """The control server over ``supervisor``; ``on_down`` is called after `down` stopped all."""
     app = FastAPI(title="asyncrpc control server", docs_url=None, redoc_url=None)
@@ -50,8 +56,7 @@ def make_app(supervisor: Supervisor, token: str, on_down: Callable[[], None]) ->
 
     @app.exception_handler(LauncherError)
     async def launcher_error(_: Request, error: LauncherError) -> JSONResponse:
-        status = 400 if isinstance(error, UsageError) else 409
-        return JSONResponse({"error": str(error), "exit_code": error.exit_code}, status)
+        return launcher_error_response(error)
 
     @app.get("/status")
     async def status() -> dict[str, Any]:

@@ -62,6 +62,8 @@ class Plan:
     embedded_server: bool
     server_port: int = config.DEFAULT_SERVER_PORT
     gateway_port: int = config.DEFAULT_GATEWAY_PORT
+    #: Where the supervisor process serves the dashboard; None: no dashboard.
+    dashboard_port: int | None = None
     host: str = config.DEFAULT_HOST
     replicas: list[ReplicaSpec] = field(default_factory=list)
     delays: dict[str, float] = field(default_factory=dict)
@@ -86,6 +88,10 @@ class Plan:
     @property
     def gateway_url(self) -> str:
         return f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def dashboard_url(self) -> str | None:
+        return f"http://{self.host}:{self.dashboard_port}/" if self.dashboard_port else None
 
     def command(
         self, spec: ReplicaSpec, resonate_id: str, delay: float | None, env: Mapping[str, str]

@@ -112,6 +112,7 @@ class LauncherSnapshot:
     gateway_url: str | None
     respawn: float | None
     replicas: list[ReplicaStatus]
+    dashboard_url: str | None = None
 
     def replica(self, name: str) -> ReplicaStatus | None:
         return next((status for status in self.replicas if status.name == name), None)
@@ -133,6 +134,7 @@ class LauncherSnapshot:
             "server_embedded": self.server_embedded,
             "gateway_url": self.gateway_url,
             "respawn": self.respawn,
+            "dashboard": self.dashboard_url,
             "nodes": [status.to_json() for status in self.replicas],
         }
 
@@ -147,6 +149,7 @@ class LauncherSnapshot:
             gateway_url=data.get("gateway_url"),
             respawn=data.get("respawn"),
             replicas=[ReplicaStatus.from_json(item) for item in data.get("nodes", [])],
+            dashboard_url=data.get("dashboard"),
         )
 
 

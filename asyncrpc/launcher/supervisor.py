@@ -506,6 +506,7 @@ class Supervisor:
             gateway_url=self.plan.gateway_url if has_gateway else None,
             respawn=self.plan.respawn,
             replicas=[self._status(replica, now) for replica in self.replicas.values()],
+            dashboard_url=self.plan.dashboard_url,
         )
 
     def _status(self, replica: Replica, now: float) -> ReplicaStatus:

@@ -16,6 +16,7 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -28,8 +29,11 @@ from asyncrpc.launcher.status import LauncherSnapshot, Phase, RunState
 from asyncrpc.launcher.supervisor import Supervisor
 from asyncrpc.launcher.template_client import TemplateClient
 
+if TYPE_CHECKING:
+    from asyncrpc.dashboard.serve import RunningDashboard
 
-class _Uvicorn(uvicorn.Server):
+
+class SignalFreeUvicorn(uvicorn.Server):
     """uvicorn, minus its signal handlers: the supervisor process handles SIGINT/SIGTERM."""
 
     @contextlib.contextmanager
@@ -43,6 +47,14 @@ def _listen_socket() -> socket.socket:
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)  # connections queue up even before uvicorn starts accepting
     return sock
+
+
+async def _open_dashboard(supervisor: Supervisor, env: Mapping[str, str]) -> RunningDashboard:
+    # The dashboard is a layer above the launcher that this process hosts: imported here only.
+    from asyncrpc.dashboard.serve import open_dashboard
+
+    assert supervisor.plan.dashboard_port is not None
+    return await open_dashboard(supervisor, env, supervisor.plan.dashboard_port)
 
 
 async def run_supervisor(
@@ -80,8 +92,15 @@ async def run_supervisor(
     supervisor = Supervisor(
         plan, env, clock=clock, notify=notify, on_change=persist, template=forks
     )
+    try:
+        dashboard = await _open_dashboard(supervisor, env) if plan.dashboard_port else None
+    except BaseException:
+        sock.close()
+        raise
     app = make_app(supervisor, token, on_down=stop.set)
-    server = _Uvicorn(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    server = SignalFreeUvicorn(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -105,6 +124,8 @@ async def run_supervisor(
             with contextlib.suppress(asyncio.CancelledError, LauncherError):
                 await boot
     finally:
+        if dashboard is not None:
+            await dashboard.close()
         await supervisor.stop_all()
         server.should_exit = True
         with contextlib.suppress(Exception):

@@ -55,6 +55,8 @@ class UpOptions:
     server_url: str | None = None
     server_port: int = config.DEFAULT_SERVER_PORT
     gateway_port: int = config.DEFAULT_GATEWAY_PORT
+    #: The dashboard's port; None: no dashboard (what the crash demo's system runs).
+    dashboard_port: int | None = None
     ttl: float | None = None
     respawn: float | None = None
     ready_timeout: float = 30.0
@@ -154,10 +156,10 @@ def prepare(
 ) -> Plan:
     """Check everything `up` was given and decide what to run; nothing is started yet."""
     selection = select(options.targets, options.scale, options.delay)
-    for name, port in (
-        ("--server-port", options.server_port),
-        ("--gateway-port", options.gateway_port),
-    ):
+    given = [("--server-port", options.server_port), ("--gateway-port", options.gateway_port)]
+    if options.dashboard_port is not None:
+        given.append(("--dashboard-port", options.dashboard_port))
+    for name, port in given:
         if not 0 < port < 65536:
             raise LauncherError(f"{name} {port}: a port is a number from 1 to 65535.", 2)
     if options.ttl is not None and options.ttl <= 0:
@@ -200,6 +202,15 @@ def prepare(
             f"the server and the gateway cannot share port {options.server_port}: "
             "choose another with --server-port or --gateway-port."
         )
+    if options.dashboard_port:
+        wanted.append(
+            ("the dashboard", config.DEFAULT_HOST, options.dashboard_port, "--dashboard-port")
+        )
+    if len({port for _, _, port, _ in wanted}) < len(wanted):
+        raise LauncherError(
+            "the server, the gateway and the dashboard each need a port of their own: "
+            "choose others with --server-port, --gateway-port or --dashboard-port."
+        )
     ports.check_free(wanted)
     replicas = [ReplicaSpec(server_node)] if embedded else []
     if selection.gateway:
@@ -213,6 +224,7 @@ def prepare(
         embedded_server=embedded,
         server_port=options.server_port,
         gateway_port=options.gateway_port,
+        dashboard_port=options.dashboard_port,
         replicas=replicas,
         delays=dict(selection.delays),
         ttl=options.ttl,

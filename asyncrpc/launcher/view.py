@@ -118,6 +118,8 @@ def print_status(console: Console, snapshot: LauncherSnapshot) -> None:
         f"gateway: {escape(gateway or 'not running (start it with `asyncrpc start gateway`)')}",
         highlight=False,
     )
+    if snapshot.dashboard_url:
+        console.print(f"dashboard: {snapshot.dashboard_url}", highlight=False)
     console.print(f"run dir: {escape(snapshot.run_dir)}", highlight=False)
 
 

@@ -22,18 +22,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from asyncrpc.protocol_words import BRANCH_TAG, DELAY_TAG, ORIGIN_TAG, TARGET_TAG, PromiseState
 from asyncrpc.server import fields
 from asyncrpc.server.cron import CronError, next_run
 from asyncrpc.server.fields import BadRequest
 from asyncrpc.server.records import (
-    BRANCH_TAG,
-    DELAY_TAG,
-    ORIGIN_TAG,
     RETRY_TIMEOUT_MS,
     SETTLE_STATES,
-    TARGET_TAG,
     Promise,
-    PromiseState,
     Schedule,
     Task,
     TaskState,

@@ -13,24 +13,16 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from asyncrpc.protocol_words import (
+    EXTERNAL_TAG,
+    TARGET_TAG,
+    TIMER_TAG,
+    PromiseState,
+)
+
 #: How long a pending task waits before its ``execute`` is sent again, and how
 #: long a released or expired task waits for a worker (resonate.sql's ``_retry_timeout``).
 RETRY_TIMEOUT_MS = 5_000
-
-TARGET_TAG = "resonate:target"
-TIMER_TAG = "resonate:timer"
-EXTERNAL_TAG = "resonate:external"
-BRANCH_TAG = "resonate:branch"
-ORIGIN_TAG = "resonate:origin"
-DELAY_TAG = "resonate:delay"
-
-
-class PromiseState(enum.StrEnum):
-    PENDING = "pending"
-    RESOLVED = "resolved"
-    REJECTED = "rejected"
-    REJECTED_CANCELED = "rejected_canceled"
-    REJECTED_TIMEDOUT = "rejected_timedout"
 
 
 #: The states a client may settle a promise with (``rejected_timedout`` is the server's own).

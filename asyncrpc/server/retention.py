@@ -20,8 +20,8 @@ from collections.abc import Iterable
 
 import msgspec
 
+from asyncrpc.protocol_words import BRANCH_TAG, ORIGIN_TAG, PromiseState
 from asyncrpc.server.machine import Machine
-from asyncrpc.server.records import BRANCH_TAG, ORIGIN_TAG, PromiseState
 
 #: The log's kind for a retention batch.
 GC_KIND = "server.gc"

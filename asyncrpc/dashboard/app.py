@@ -1,0 +1,300 @@
+"""The dashboard's HTTP face: the page, its JSON API and its event feed (a FastAPI app).
+
+Handlers stay thin: each parses, calls the function the CLI's command calls
+(the supervisor's ``kill`` / ``start`` / ``restart`` as the control server
+does, :func:`~asyncrpc.launcher.calls.call_flow`, the log tail of
+:mod:`asyncrpc.launcher.logtail`, the server reader of :mod:`asyncrpc.invocations`,
+the demo's own checks) and answers JSON; a LauncherError or InvocationError
+becomes ``{"error": ...}`` with a 4xx/5xx status.
+
+- ``GET /``: the page; ``/static/...``: its script and style.
+- ``GET /api/session``, ``POST /api/session {"token"}``: whether a token is wanted; log in.
+- ``GET /api/events``: the live feed (``status``, ``invocations``, ``demo`` events).
+- ``GET /api/topology``: the flows, their nodes and the demo's choices.
+- ``POST /api/replicas/{name}/kill|start|restart``.
+- ``POST /api/flows/{flow} {"id"?}``: call a flow (200 with the result, or 202 while it runs).
+- ``GET /api/invocations``, ``GET /api/invocations/{id}/graph``.
+- ``GET /api/logs/{name}?lines=N``: the last lines of a replica's log.
+- ``GET /api/demo``, ``POST /api/demo {"flow", "victim", "delay"}``, ``POST /api/demo/stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from asyncrpc import topology
+from asyncrpc.dashboard.access import COOKIE, Access
+from asyncrpc.dashboard.demo_run import DemoRun
+from asyncrpc.dashboard.events import Source, feed
+from asyncrpc.dashboard.invocations_view import graph_json, recent_invocations
+from asyncrpc.demo.scenario import choose, default_victim, valid_victims
+from asyncrpc.gateway.app import ERROR_STATUS
+from asyncrpc.invocations.errors import InvocationError
+from asyncrpc.invocations.server_reader import AsyncServerReader
+from asyncrpc.launcher.calls import CallStart, call_flow
+from asyncrpc.launcher.control_server import launcher_error_response
+from asyncrpc.launcher.errors import LauncherError
+from asyncrpc.launcher.logtail import last_lines, log_files
+from asyncrpc.launcher.supervisor import Supervisor
+from asyncrpc.launcher.targets import parse_node_selector
+
+STATIC = Path(__file__).parent / "static"
+#: Seconds a call from the page is waited for before the answer is 202 (it goes on).
+QUICK_ANSWER = 0.3
+#: Seconds a call from the page may take in all.
+CALL_TIMEOUT = 120.0
+#: Lines of a log the page gets at most.
+MAX_LOG_LINES = 1000
+#: Failed calls from the page that the list of invocations keeps showing.
+KEPT_FAILURES = 10
+
+
+class CallRequest(BaseModel):
+    id: str | None = None
+
+
+class DemoRequest(BaseModel):
+    flow: str
+    victim: str | None = None
+    delay: float = 5.0
+
+
+class SessionRequest(BaseModel):
+    token: str
+
+
+@dataclass
+class Dashboard:
+    """What the handlers work with: the supervisor, a server reader, the demo, the rules."""
+
+    supervisor: Supervisor
+    reader: AsyncServerReader
+    demo: DemoRun
+    access: Access
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Calls from the page that failed after their first answer, newest last.
+    failures: list[dict[str, str]] = field(default_factory=list)
+    _invocations: list[dict[str, Any]] = field(default_factory=list)
+    #: Calls from the page still running (a reference keeps each task alive).
+    _calls: set[asyncio.Future[Any]] = field(default_factory=set)
+
+    def status_json(self) -> dict[str, Any]:
+        """The supervisor's snapshot; uptimes in whole seconds, so it changes once a second."""
+        data = self.supervisor.snapshot().to_json()
+        for node in data["nodes"]:
+            if node["uptime"] is not None:
+                node["uptime"] = int(node["uptime"])
+        return data
+
+    async def invocations_json(self) -> dict[str, Any]:
+        """The recent invocations; while the server is unreachable, the last ones and why."""
+        try:
+            found = await recent_invocations(self.reader)
+        except InvocationError as error:
+            return {"invocations": self._invocations, "error": str(error), **self._failed()}
+        self._invocations = [summary.to_json() for summary in found]
+        return {"invocations": self._invocations, "error": None, **self._failed()}
+
+    def _failed(self) -> dict[str, Any]:
+        return {"failed_calls": self.failures[-KEPT_FAILURES:]}
+
+    async def call(self, flow_name: str, invocation_id: str | None) -> tuple[CallStart, Any]:
+        """`asyncrpc call` on a thread; (start, result), or (start, pending task) past a moment."""
+        loop = asyncio.get_running_loop()
+        announced: asyncio.Future[CallStart] = loop.create_future()
+
+        def on_start(start: CallStart) -> None:
+            loop.call_soon_threadsafe(announced.set_result, start)
+
+        plan = self.supervisor.plan
+        calling = asyncio.ensure_future(
+            asyncio.to_thread(
+                call_flow,
+                flow_name,
+                invocation_id=invocation_id or None,
+                timeout=CALL_TIMEOUT,
+                gateway_url=plan.gateway_url,
+                env=self.supervisor.env,
+                rundir=plan.rundir,
+                on_start=on_start,
+            )
+        )
+        await asyncio.wait({calling, announced}, return_when=asyncio.FIRST_COMPLETED)
+        if calling.done() and not announced.done():
+            calling.result()  # raises why the call could not start
+        start = await announced
+        done, _ = await asyncio.wait({calling}, timeout=QUICK_ANSWER)
+        if done:
+            return start, calling.result().result
+        self._calls.add(calling)
+        calling.add_done_callback(self._calls.discard)
+        calling.add_done_callback(lambda task: self._remember_failure(start, task))
+        return start, calling
+
+    def _remember_failure(self, start: CallStart, task: asyncio.Future[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.failures.append(
+                {"id": start.invocation_id, "flow": start.flow.name, "error": str(task.exception())}
+            )
+
+
+def topology_json() -> dict[str, Any]:
+    """The flows and what the page offers for each (call, the demo's victims)."""
+    return {
+        "flows": [
+            {
+                "name": flow.name,
+                "summary": flow.summary,
+                "nodes": list(flow.nodes),
+                "groups": [topology.NODES[node].group for node in flow.nodes],
+                "victims": valid_victims(flow),
+                "default_victim": default_victim(flow),
+            }
+            for flow in topology.FLOWS.values()
+        ],
+        "gateway_group": topology.GATEWAY_GROUP,
+    }
+
+
+def make_app(dashboard: Dashboard) -> FastAPI:
+    """The dashboard's app over ``dashboard``."""
+    app = FastAPI(title="asyncrpc dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    access = dashboard.access
+    supervisor = dashboard.supervisor
+
+    @app.middleware("http")
+    async def check_access(request: Request, call_next: Any) -> Any:
+        if not access.from_this_machine(request):
+            return JSONResponse(
+                {"error": f"the dashboard answers only http://127.0.0.1:{access.port}"}, 403
+            )
+        path = request.url.path
+        if path.startswith("/api/") and path != "/api/session" and not access.authorized(request):
+            return JSONResponse({"error": "the dashboard wants the token (RESONATE_TOKEN)"}, 401)
+        return await call_next(request)
+
+    @app.exception_handler(LauncherError)
+    async def launcher_error(_: Request, error: LauncherError) -> JSONResponse:
+        return launcher_error_response(error)
+
+    @app.exception_handler(InvocationError)
+    async def invocation_error(_: Request, error: InvocationError) -> JSONResponse:
+        status = next((code for cls, code in ERROR_STATUS.items() if isinstance(error, cls)), 500)
+        return JSONResponse({"error": str(error)}, status)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/session")
+    async def session(request: Request) -> dict[str, bool]:
+        return {
+            "token_required": access.token is not None,
+            "authorized": access.authorized(request),
+        }
+
+    @app.post("/api/session")
+    async def log_in(body: SessionRequest) -> Response:
+        if not access.matches(body.token):
+            return JSONResponse({"error": "wrong token"}, 401)
+        response = Response(status_code=204)
+        response.set_cookie(COOKIE, body.token, httponly=True, samesite="strict")
+        return response
+
+    @app.get("/api/events")
+    async def events(request: Request) -> StreamingResponse:
+        async def status() -> Any:
+            return dashboard.status_json()
+
+        async def demo() -> Any:
+            return dashboard.demo.to_json()
+
+        async def closed() -> bool:
+            return dashboard.closing.is_set() or await request.is_disconnected()
+
+        sources = [
+            Source("status", status, 0.25),
+            Source("invocations", dashboard.invocations_json, 0.5),
+            Source("demo", demo, 0.25),
+        ]
+        return StreamingResponse(
+            feed(sources, closed),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/api/status")
+    async def status() -> dict[str, Any]:
+        return dashboard.status_json()
+
+    @app.get("/api/topology")
+    async def flows() -> dict[str, Any]:
+        return topology_json()
+
+    @app.post("/api/replicas/{name}/kill")
+    async def kill(name: str) -> dict[str, Any]:
+        return {"killed": await supervisor.kill(parse_node_selector(name), signal.SIGKILL)}
+
+    @app.post("/api/replicas/{name}/start")
+    async def start(name: str) -> dict[str, Any]:
+        return (await supervisor.start(parse_node_selector(name))).to_json()
+
+    @app.post("/api/replicas/{name}/restart")
+    async def restart(name: str) -> dict[str, Any]:
+        return {"restarted": await supervisor.restart(parse_node_selector(name))}
+
+    @app.post("/api/flows/{flow}")
+    async def call(flow: str, body: CallRequest | None = None) -> JSONResponse:
+        start, outcome = await dashboard.call(flow, body.id if body else None)
+        answer = {"id": start.invocation_id, "flow": start.flow.name}
+        if isinstance(outcome, asyncio.Future):
+            return JSONResponse({**answer, "state": "pending"}, 202)
+        return JSONResponse({**answer, "state": "resolved", "result": outcome})
+
+    @app.get("/api/invocations")
+    async def invocations() -> dict[str, Any]:
+        return await dashboard.invocations_json()
+
+    @app.get("/api/invocations/{invocation_id}/graph")
+    async def graph(invocation_id: str) -> dict[str, Any]:
+        return graph_json(await dashboard.reader.call_graph(invocation_id))
+
+    @app.get("/api/logs/{name}")
+    async def logs(name: str, lines: int = Query(200, ge=1, le=MAX_LOG_LINES)) -> Any:
+        selector = parse_node_selector(name)
+        files = log_files(supervisor.plan.rundir, selector)
+        if not files:
+            return JSONResponse({"error": f"no log for {selector} yet."}, 404)
+        found = await asyncio.to_thread(last_lines, files, lines)
+        many = len(files) > 1
+        return {
+            "name": str(selector),
+            "lines": [f"{who} | {line}" if many else line for who, line in found],
+        }
+
+    @app.get("/api/demo")
+    async def demo_state() -> dict[str, Any]:
+        return dashboard.demo.to_json()
+
+    @app.post("/api/demo", status_code=202)
+    async def demo_start(body: DemoRequest) -> dict[str, Any]:
+        await dashboard.demo.start(choose(body.flow, body.victim, body.delay))
+        return dashboard.demo.to_json()
+
+    @app.post("/api/demo/stop")
+    async def demo_stop() -> dict[str, Any]:
+        await dashboard.demo.stop()
+        return dashboard.demo.to_json()
+
+    return app

@@ -1,0 +1,86 @@
+"""Serving the dashboard inside the supervisor process, next to the control server.
+
+The supervisor process already holds what the page shows (the replicas'
+state, their logs, the plan) and does what its buttons ask (kill, start,
+restart), so the dashboard lives there: no process of its own to watch, no
+second copy of the state. :func:`open_dashboard` binds 127.0.0.1:PORT and
+serves the app on the supervisor's event loop; :meth:`RunningDashboard.close`
+stops it, ending the event streams and any demo it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import uvicorn
+
+from asyncrpc import config
+from asyncrpc.dashboard.access import Access
+from asyncrpc.dashboard.app import Dashboard, make_app
+from asyncrpc.dashboard.demo_run import DemoCommand, DemoRun
+from asyncrpc.invocations.server_reader import AsyncServerReader
+from asyncrpc.launcher.errors import LauncherError
+from asyncrpc.launcher.ports import in_use_message
+from asyncrpc.launcher.supervisor import Supervisor
+from asyncrpc.launcher.supervisor_process import SignalFreeUvicorn
+from asyncrpc.serving import PortInUse, bind
+
+#: Seconds open event streams get to end when the dashboard stops.
+SHUTDOWN_GRACE = 1
+
+
+def _free_port() -> int:
+    with contextlib.closing(bind(config.DEFAULT_HOST, 0)) as sock:
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RunningDashboard:
+    dashboard: Dashboard
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    sock: socket.socket
+
+    async def close(self) -> None:
+        self.dashboard.closing.set()
+        await self.dashboard.demo.stop()
+        self.server.should_exit = True
+        with contextlib.suppress(Exception):
+            await self.task
+        await self.dashboard.reader.aclose()
+        self.sock.close()
+
+
+async def open_dashboard(
+    supervisor: Supervisor, env: Mapping[str, str], port: int
+) -> RunningDashboard:
+    """Serve the dashboard of ``supervisor`` on 127.0.0.1:``port`` until closed."""
+    try:
+        sock = bind(config.DEFAULT_HOST, port, "--dashboard-port")
+    except PortInUse:
+        raise LauncherError(
+            in_use_message("the dashboard", config.DEFAULT_HOST, port, "--dashboard-port")
+        ) from None
+    plan = supervisor.plan
+    token = env.get(config.ENV_TOKEN) or None
+    dashboard = Dashboard(
+        supervisor=supervisor,
+        reader=AsyncServerReader(plan.server_url, token, timeout=5.0),
+        demo=DemoRun(DemoCommand(plan.program, plan.run_dir / "demo", _free_port), env),
+        access=Access(port, token),
+    )
+    server = SignalFreeUvicorn(
+        uvicorn.Config(
+            make_app(dashboard),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        )
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    return RunningDashboard(dashboard, server, task, sock)

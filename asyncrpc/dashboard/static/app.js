@@ -1,0 +1,395 @@
+// The dashboard page: a live view of the supervisor's replicas and the server's invocations
+// (server-sent events from /api/events), and buttons that call the dashboard's JSON API.
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+const view = {
+  topology: null,
+  status: null,
+  invocations: [],
+  selected: null,
+  graphTimer: null,
+  logName: null,
+  logTimer: null,
+  events: null,
+};
+
+// -- talking to the dashboard --------------------------------------------------
+
+async function api(path, options = {}) {
+  const init = { method: options.method || "GET", headers: {} };
+  if (options.body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(options.body);
+  }
+  const response = await fetch(path, init);
+  if (response.status === 401 && path !== "/api/session") {
+    showLogin();
+    throw new Error("the dashboard wants the token");
+  }
+  const data = response.status === 204 ? {} : await response.json();
+  if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+  return { status: response.status, data };
+}
+
+let toastTimer = null;
+function toast(message, bad = false) {
+  const box = $("#toast");
+  box.textContent = message;
+  box.classList.toggle("bad", bad);
+  box.classList.add("shown");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => box.classList.remove("shown"), bad ? 7000 : 3500);
+}
+
+function button(label, aria, onClick, kind = "") {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.setAttribute("aria-label", aria);
+  if (kind) b.className = kind;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function cell(row, text, className = "") {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  row.appendChild(td);
+  return td;
+}
+
+function chip(state, text = state) {
+  const span = document.createElement("span");
+  span.className = `chip state-${state}`;
+  span.textContent = text;
+  return span;
+}
+
+function short(value, max = 40) {
+  const text = value === undefined ? "" : typeof value === "string" ? value : JSON.stringify(value);
+  return text.length > max ? text.slice(0, max - 1) + "…" : text;
+}
+
+function uptime(seconds) {
+  if (seconds === null || seconds === undefined) return "-";
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
+  if (m) return `${m}m ${String(s).padStart(2, "0")}s`;
+  return `${s}s`;
+}
+
+// -- signing in ------------------------------------------------------------------
+
+function showLogin() {
+  $("#login").hidden = false;
+  $("#login-token").focus();
+}
+
+$("#login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await api("/api/session", { method: "POST", body: { token: $("#login-token").value } });
+  } catch (error) {
+    $("#login-error").textContent = error.message;
+    return;
+  }
+  $("#login").hidden = true;
+  $("#login-error").textContent = "";
+  start();
+});
+
+// -- processes -------------------------------------------------------------------
+
+async function replicaAction(name, action) {
+  try {
+    await api(`/api/replicas/${encodeURIComponent(name)}/${action}`, { method: "POST" });
+    toast(`${action}: ${name} done`);
+  } catch (error) {
+    toast(`${action} ${name}: ${error.message}`, true);
+  }
+}
+
+function replicaRow(replica) {
+  const row = document.createElement("tr");
+  row.dataset.replica = replica.name;
+  for (const key of ["name", "group", "pid", "state", "uptime", "restarts"]) {
+    const td = cell(row, "", ["uptime", "restarts", "pid"].includes(key) ? "num" : "");
+    td.dataset.field = key;
+  }
+  row.querySelector('[data-field="name"]').classList.add("mono");
+  const actions = document.createElement("td");
+  const box = document.createElement("div");
+  box.className = "actions";
+  const name = replica.name;
+  box.append(
+    button("Kill", `Kill ${name}`, () => replicaAction(name, "kill"), "danger"),
+    button("Start", `Start ${name}`, () => replicaAction(name, "start")),
+    button("Restart", `Restart ${name}`, () => replicaAction(name, "restart"), "secondary"),
+    button("Logs", `Show the log of ${name}`, () => showLog(name), "secondary"),
+  );
+  actions.appendChild(box);
+  row.appendChild(actions);
+  return row;
+}
+
+function renderStatus(status) {
+  view.status = status;
+  const where = [`server ${status.server_url}`];
+  if (status.gateway_url) where.push(`gateway ${status.gateway_url}`);
+  where.push(`run dir ${status.run_dir}`);
+  $("#where").textContent = where.join(" · ");
+  const body = $("#replicas tbody");
+  const rows = new Map([...body.rows].map((row) => [row.dataset.replica, row]));
+  status.nodes.forEach((replica, index) => {
+    let row = rows.get(replica.name);
+    if (!row) row = replicaRow(replica);
+    if (body.rows[index] !== row) body.insertBefore(row, body.rows[index] || null);
+    rows.delete(replica.name);
+    const up = replica.state === "running" || replica.state === "starting";
+    row.dataset.state = replica.state;
+    const set = (field, text) => { row.querySelector(`[data-field="${field}"]`).textContent = text; };
+    set("name", replica.name);
+    set("group", replica.group || "-");
+    set("pid", replica.pid || "-");
+    set("uptime", uptime(replica.uptime));
+    set("restarts", String(replica.restarts));
+    const state = row.querySelector('[data-field="state"]');
+    const label = replica.exit_code !== null && !up ? `${replica.state} (${replica.exit_code})`
+      : replica.state;
+    state.replaceChildren(chip(replica.state, label));
+    const [kill, startButton] = row.querySelectorAll("button");
+    kill.disabled = !up;
+    startButton.disabled = up;
+  });
+  for (const row of rows.values()) row.remove();
+}
+
+// -- flows -------------------------------------------------------------------------
+
+function renderFlows(topology) {
+  const list = $("#flow-list");
+  list.replaceChildren();
+  for (const flow of topology.flows) {
+    const card = document.createElement("div");
+    card.className = "flow";
+    card.dataset.flow = flow.name;
+    const name = document.createElement("h3");
+    name.textContent = flow.name;
+    const idInput = document.createElement("input");
+    idInput.placeholder = "invocation id (optional)";
+    idInput.setAttribute("aria-label", `Invocation id for ${flow.name} (optional)`);
+    idInput.id = `id-${flow.name}`;
+    const call = button("Call", `Call ${flow.name}`, () => callFlow(flow.name, idInput, call));
+    const summary = document.createElement("p");
+    summary.textContent = `${flow.summary} (nodes ${flow.nodes.join(" → ")})`;
+    card.append(name, idInput, call, summary);
+    list.appendChild(card);
+  }
+}
+
+async function callFlow(name, idInput, callButton) {
+  callButton.disabled = true;
+  try {
+    const body = idInput.value.trim() ? { id: idInput.value.trim() } : {};
+    const { status, data } = await api(`/api/flows/${name}`, { method: "POST", body });
+    selectInvocation(data.id);
+    toast(status === 200 ? `${data.id}: ${short(data.result)}` : `${data.id} is running`);
+  } catch (error) {
+    toast(`${name}: ${error.message}`, true);
+  } finally {
+    callButton.disabled = false;
+  }
+}
+
+// -- invocations -------------------------------------------------------------------
+
+function duration(item) {
+  const end = item.settled_at || Date.now();
+  return item.created_at ? `${((end - item.created_at) / 1000).toFixed(2)}s` : "-";
+}
+
+function renderInvocations(data) {
+  view.invocations = data.invocations;
+  $("#invocations-error").textContent = data.error ? `The server is unreachable: ${data.error}` : "";
+  const known = new Set(data.invocations.map((item) => item.id));
+  const failed = data.failed_calls.filter((item) => !known.has(item.id)).map((item) => ({
+    id: item.id, flow: item.flow, state: "call-failed", error: item.error,
+  }));
+  const body = $("#invocations tbody");
+  const focused = document.activeElement && document.activeElement.dataset.invocation;
+  body.replaceChildren();
+  for (const item of [...failed, ...data.invocations]) {
+    const row = document.createElement("tr");
+    row.dataset.invocation = item.id;
+    row.dataset.state = item.state;
+    if (item.id === view.selected) row.classList.add("selected");
+    const first = document.createElement("td");
+    const pick = button(item.id, `Show the call graph of ${item.id}`, () => selectInvocation(item.id),
+      "link");
+    pick.dataset.invocation = item.id;
+    first.appendChild(pick);
+    row.appendChild(first);
+    cell(row, item.flow);
+    const state = document.createElement("td");
+    state.appendChild(chip(item.state, item.state.replace("-", " ")));
+    row.appendChild(state);
+    cell(row, item.error ? short(item.error) : short(item.result, 24), "mono result");
+    cell(row, item.state === "call-failed" ? "-" : duration(item), "num");
+    body.appendChild(row);
+    if (item.id === focused) pick.focus();
+  }
+  $("#no-invocations").hidden = body.rows.length > 0;
+  if (view.selected && known.has(view.selected)) refreshGraph();
+}
+
+// -- the call graph ------------------------------------------------------------------
+
+function selectInvocation(id) {
+  view.selected = id;
+  $("#graph-id").textContent = id;
+  for (const row of $("#invocations tbody").rows) {
+    row.classList.toggle("selected", row.dataset.invocation === id);
+  }
+  refreshGraph();
+}
+
+async function refreshGraph() {
+  const id = view.selected;
+  clearTimeout(view.graphTimer);
+  if (!id) return;
+  let graph;
+  try {
+    ({ data: graph } = await api(`/api/invocations/${encodeURIComponent(id)}/graph`));
+  } catch (error) {
+    if (id === view.selected) {
+      const note = document.createElement("p");
+      note.className = "muted";
+      note.textContent = `${id}: ${error.message}`;
+      $("#graph").replaceChildren(note);
+      view.graphTimer = setTimeout(refreshGraph, 1000);
+    }
+    return;
+  }
+  if (id !== view.selected) return;
+  $("#graph").replaceChildren(CallGraph.render(graph, Date.now()));
+  const pending = JSON.stringify(graph).includes('"state":"pending"');
+  if (pending) view.graphTimer = setTimeout(refreshGraph, 700);
+}
+
+// -- logs --------------------------------------------------------------------------
+
+async function showLog(name) {
+  view.logName = name;
+  $("#log-name").textContent = name;
+  clearTimeout(view.logTimer);
+  await refreshLog();
+  $("#logs-title").scrollIntoView({ block: "nearest" });
+}
+
+async function refreshLog() {
+  const name = view.logName;
+  const pre = $("#log");
+  const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+  try {
+    const { data } = await api(`/api/logs/${encodeURIComponent(name)}?lines=300`);
+    if (name !== view.logName) return;
+    pre.textContent = data.lines.join("\n") || "(empty)";
+  } catch (error) {
+    pre.textContent = error.message;
+  }
+  if (atBottom) pre.scrollTop = pre.scrollHeight;
+  view.logTimer = setTimeout(refreshLog, 1000);
+}
+
+// -- the crash demo ----------------------------------------------------------------
+
+function renderDemoChoices(topology) {
+  const flowSelect = $("#demo-flow");
+  flowSelect.replaceChildren(...topology.flows.map((flow) => new Option(flow.name, flow.name)));
+  const victims = () => {
+    const flow = topology.flows.find((f) => f.name === flowSelect.value);
+    $("#demo-victim").replaceChildren(...flow.victims.map(
+      (victim) => new Option(victim, victim, false, victim === flow.default_victim)));
+  };
+  flowSelect.addEventListener("change", victims);
+  victims();
+}
+
+function renderDemo(demo) {
+  $("#demo-state").textContent = demo.state === "idle" ? "" : demo.state;
+  $("#demo-state").className = `chip state-${demo.state}`;
+  $("#demo-run").disabled = demo.state === "running";
+  $("#demo-stop").disabled = demo.state !== "running";
+  const pre = $("#demo-output");
+  const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+  pre.textContent = demo.lines.join("\n");
+  if (atBottom) pre.scrollTop = pre.scrollHeight;
+}
+
+$("#demo-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = {
+    flow: $("#demo-flow").value,
+    victim: $("#demo-victim").value,
+    delay: Number($("#demo-delay").value),
+  };
+  try {
+    await api("/api/demo", { method: "POST", body });
+    toast(`crash demo of ${body.flow} started: ${body.victim} dies mid-flow`);
+  } catch (error) {
+    toast(`crash demo: ${error.message}`, true);
+  }
+});
+
+$("#demo-stop").addEventListener("click", async () => {
+  try {
+    await api("/api/demo/stop", { method: "POST" });
+  } catch (error) {
+    toast(`crash demo: ${error.message}`, true);
+  }
+});
+
+// -- the live feed -------------------------------------------------------------------
+
+function connect() {
+  if (view.events) view.events.close();
+  const events = new EventSource("/api/events");
+  view.events = events;
+  const live = $("#live");
+  const on = (name, render) => events.addEventListener(name, (event) => {
+    render(JSON.parse(event.data));
+  });
+  events.addEventListener("open", () => {
+    live.dataset.live = "live";
+    live.textContent = "live";
+  });
+  events.addEventListener("error", () => {
+    live.dataset.live = "down";
+    live.textContent = "reconnecting…";
+  });
+  on("status", renderStatus);
+  on("invocations", renderInvocations);
+  on("demo", renderDemo);
+}
+
+async function start() {
+  const { data } = await api("/api/topology");
+  view.topology = data;
+  renderFlows(data);
+  renderDemoChoices(data);
+  connect();
+}
+
+(async () => {
+  const response = await fetch("/api/session");
+  const session = await response.json();
+  if (session.token_required && !session.authorized) {
+    showLogin();
+    return;
+  }
+  start();
+})();
