@@ -33,6 +33,7 @@ COMMAND_MODULES: dict[str, str] = {
     "start": "launcher_cmds",
     "restart": "launcher_cmds",
     "logs": "launcher_cmds",
+    "ui": "launcher_cmds",
     "node": "node_cmd",
     "server": "server_cmd",
     "postgres": "server_cmd",
