@@ -22,13 +22,12 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resonate.context import Context
 
 from asyncrpc import config, event_loop, services, topology
 from asyncrpc.network.join import PollStream, join
-from asyncrpc.network.postgres_link import PostgresLink
 from asyncrpc.process_runtime import (
     SettingsError,
     announce,
@@ -40,6 +39,9 @@ from asyncrpc.process_runtime import (
     ready_line,
     until_signalled,
 )
+
+if TYPE_CHECKING:
+    from asyncrpc.network.postgres_link import PostgresLink
 
 log = logging.getLogger(__name__)
 

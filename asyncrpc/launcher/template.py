@@ -165,6 +165,8 @@ class Template:
         #: The supervisor forked from here (detached `up`), and its exit code once reaped.
         self.supervisor = supervisor
         self.supervisor_code: int | None = None
+        if supervisor is not None:
+            signal.signal(signal.SIGTERM, self._forward)
         self.buffer = b""
         self.wakeup_r, self.wakeup_w = os.pipe()
         os.set_blocking(self.wakeup_r, False)
@@ -218,8 +220,6 @@ class Template:
 
     def serve(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if self.supervisor is not None:
-            signal.signal(signal.SIGTERM, self._forward)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         signal.set_wakeup_fd(self.wakeup_w)
         selector = selectors.DefaultSelector()
@@ -238,7 +238,11 @@ class Template:
             return
         finally:
             selector.close()
-            self.channel.close()
+            self.stop()
+
+    def stop(self) -> None:
+        """Close the channel and wait for the supervisor forked from here, if any."""
+        self.channel.close()
         if self.supervisor is not None and self.supervisor_code is None:
             with contextlib.suppress(ChildProcessError):
                 _, status = os.waitpid(self.supervisor, 0)
@@ -275,13 +279,17 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     setproctitle.setproctitle(f"{sys.executable} -m asyncrpc.launcher.template")
     if len(args) == 2 and args[0] == "--supervise":
-        if not _preloaded(PRELOAD + SUPERVISOR_PRELOAD):
+        if not _preloaded(SUPERVISOR_PRELOAD):
             return 1
         ours, theirs = socket.socketpair()
         supervisor = fork_supervisor(theirs, args[1])
         theirs.close()
         template = Template(ours, supervisor)
-        template.serve()
+        # The replicas' modules load while the supervisor sets itself up; its requests wait.
+        if _preloaded(PRELOAD):
+            template.serve()
+        else:
+            template.stop()  # the supervisor then spawns its replicas itself
         code = template.supervisor_code
         return 1 if code is None else code if code >= 0 else 128 - code
     if len(args) != 1 or not args[0].isdigit():

@@ -28,10 +28,11 @@ from asyncrpc import config
 from asyncrpc.network.bounded import BoundedNetwork
 from asyncrpc.network.heartbeat import IntervalHeartbeat
 from asyncrpc.network.lean_http import server_network
-from asyncrpc.network.postgres_link import PostgresLink
 
 if TYPE_CHECKING:
     import aiohttp
+
+    from asyncrpc.network.postgres_link import PostgresLink
 
 #: Reconnect (and resend) quickly: the SDK's own ladder climbs to a minute,
 #: too slow to watch a flow continue after the server restarts in a demo.
@@ -72,7 +73,7 @@ class PollStream(SSEConnection):
             self.connected.clear()
 
 
-Source = PollStream | PostgresLink
+type Source = PollStream | PostgresLink  # evaluated lazily: PostgresLink is imported on use
 
 
 def links(
@@ -94,6 +95,9 @@ def links(
     stream: Source
     network: Network
     if config.is_postgres_url(server_url):
+        # psycopg and resonate-pg: imported only by a process whose server is Postgres.
+        from asyncrpc.network.postgres_link import PostgresLink
+
         stream = network = PostgresLink(
             server_url, pid=pid, group=group, backoff=RECONNECT, on_first_connect=on_first_connect
         )
