@@ -36,6 +36,7 @@ import functools
 import importlib
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -49,28 +50,36 @@ import setproctitle
 
 #: What replicas import: loaded once here, shared copy-on-write by every child.
 PRELOAD = (
-    "resonate.resonate",
-    "asyncrpc.node",
-    "asyncrpc.process_runtime",
-    "asyncrpc.serving",
-    "asyncrpc.gateway.main",
-    "asyncrpc.gateway.settings",
+    # The server's first: a detached `up` forks the server while the rest still loads.
     "asyncrpc.server.main",
     "asyncrpc.server.retention",
     "asyncrpc.server.store",
+    "asyncrpc.serving",
     "asyncrpc.event_loop",
+    "resonate.resonate",
+    "asyncrpc.node",
+    "asyncrpc.process_runtime",
+    "asyncrpc.gateway.main",
+    "asyncrpc.gateway.settings",
 )
+#: Commands a child may be forked for before the preload is complete, and the module that
+#: must be loaded by then: any other child would import the rest itself, and all at once.
+EARLY = {"server": "asyncrpc.server.main"}
 #: Preloaded where present: uvloop is not on every platform, the others are what Typer and
 #: URL parsing import late (private modules: their absence costs only time).
 OPTIONAL_PRELOAD = ("uvloop", "typer._adapters", "stringprep")
 #: What a detached supervisor imports besides.
-SUPERVISOR_PRELOAD = ("asyncrpc.launcher.detached_supervisor",)
+SUPERVISOR_PRELOAD = ("asyncrpc.launcher.detached_supervisor", "asyncrpc.dashboard.serve")
 
 
-def preload(modules: tuple[str, ...] = PRELOAD) -> None:
-    """Import ``modules`` and build the CLI, so a child starts with nothing left to load."""
+def preload(modules: tuple[str, ...] = PRELOAD, between: Callable[[], None] = lambda: None) -> None:
+    """Import ``modules`` and build the CLI, so a child starts with nothing left to load.
+
+    ``between`` runs after each module (to serve requests that arrived meanwhile).
+    """
     for name in modules:
         importlib.import_module(name)
+        between()
     for name in OPTIONAL_PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
@@ -165,6 +174,9 @@ class Template:
         #: The supervisor forked from here (detached `up`), and its exit code once reaped.
         self.supervisor = supervisor
         self.supervisor_code: int | None = None
+        self.closed = False
+        #: Requests that came while the modules loaded and wait for all of them.
+        self.deferred: list[bytes] = []
         if supervisor is not None:
             signal.signal(signal.SIGTERM, self._forward)
         self.buffer = b""
@@ -175,12 +187,19 @@ class Template:
     def _send(self, message: dict[str, Any]) -> None:
         self.channel.sendall(json.dumps(message).encode() + b"\n")
 
-    def _handle(self, line: bytes) -> None:
+    def _handle(self, line: bytes, early: bool = False) -> None:
         try:
             request = json.loads(line)
             number = request["start"]
-        except (ValueError, KeyError, TypeError) as error:
+            command = request["args"][0] if request["args"] else ""
+        except (ValueError, KeyError, TypeError, IndexError) as error:
             print(f"template: ignoring a malformed request: {error!r}", file=sys.stderr)
+            return
+        if early and EARLY.get(command) not in sys.modules:
+            self.deferred.append(line)
+            return
+        if threading.active_count() != 1:
+            self._send({"failed": number, "error": "the template runs threads: forking is unsafe"})
             return
         try:
             pid = fork_replica(request)
@@ -202,21 +221,27 @@ class Template:
                 continue
             self._send({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
-    def _read(self) -> bool:
+    def _read(self, early: bool = False) -> bool:
         data = self.channel.recv(65536)
         if not data:
+            self.closed = True
             return False
         self.buffer += data
         while b"\n" in self.buffer:
             line, self.buffer = self.buffer.split(b"\n", 1)
             if line.strip():
-                self._handle(line)
+                self._handle(line, early)
         return True
 
     def _forward(self, signum: int, frame: object) -> None:
         if self.supervisor is not None and self.supervisor_code is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.supervisor, signum)
+
+    def serve_pending(self) -> None:
+        """Handle the requests that have arrived and may go early, without waiting for more."""
+        while not self.closed and select.select([self.channel], [], [], 0)[0]:
+            self._read(early=True)
 
     def serve(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -226,7 +251,11 @@ class Template:
         selector.register(self.channel, selectors.EVENT_READ)
         selector.register(self.wakeup_r, selectors.EVENT_READ)
         try:
-            while True:
+            for line in self.deferred:
+                self._handle(line)
+            self.deferred.clear()
+            self._reap()  # children forked while the modules loaded may have exited
+            while not self.closed:
                 for key, _ in selector.select():
                     if key.fileobj == self.wakeup_r:
                         with contextlib.suppress(BlockingIOError):
@@ -263,8 +292,8 @@ def fork_supervisor(channel: socket.socket, run_dir: str) -> int:
     return _fork(supervisor)
 
 
-def _preloaded(modules: tuple[str, ...]) -> bool:
-    preload(modules)
+def _preloaded(modules: tuple[str, ...], between: Callable[[], None] = lambda: None) -> bool:
+    preload(modules, between)
     if threading.active_count() == 1:
         return True
     names = ", ".join(thread.name for thread in threading.enumerate())
@@ -285,8 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         supervisor = fork_supervisor(theirs, args[1])
         theirs.close()
         template = Template(ours, supervisor)
-        # The replicas' modules load while the supervisor sets itself up; its requests wait.
-        if _preloaded(PRELOAD):
+        # The replicas' modules load while the supervisor sets itself up, and its requests are
+        # served between two modules: the server starts while the SDK still loads.
+        if _preloaded(PRELOAD, between=template.serve_pending):
             template.serve()
         else:
             template.stop()  # the supervisor then spawns its replicas itself
