@@ -11,10 +11,12 @@ those modules and then serves requests on the socket FD, one JSON object a line:
   when that child ends (C as in ``Popen.returncode``: negative for a signal).
 
 A detached `up` starts it as `python -m asyncrpc.launcher.template --supervise
-RUN_DIR` instead: it then also imports the supervisor's modules, forks the
-detached supervisor itself (its channel one end of a socketpair), forwards
-SIGTERM to it, and exits with its exit code once it has gone. One interpreter
-start and one round of imports then serve the supervisor and every replica.
+RUN_DIR` instead: it imports the supervisor's modules, forks the detached
+supervisor itself (its channel one end of a socketpair), forwards SIGTERM to
+it, and exits with its exit code once it has gone. It loads the replicas'
+modules while the supervisor sets itself up, forking the server (see EARLY)
+between two of them. One interpreter start and one round of imports then
+serve the supervisor and every replica.
 
 Each child is an ordinary process of its own: it calls ``setsid``, points
 stdin at /dev/null and stdout/stderr at its log, closes every other file
