@@ -181,6 +181,7 @@ def up_detached(
     env = {**bench.procs.base_env, config.ENV_RUN_DIR: str(run_dir)}
     env[config.ENV_TEMPLATE] = "1" if template else "0"
     ports = ["--server-port", str(free_port()), "--gateway-port", str(free_port())]
+    ports += ["--dashboard-port", str(free_port())]
     began = time.monotonic()
     up = subprocess.run(
         [*ASYNCRPC, "up", "--detach", "--run-dir", str(run_dir), *ports, *args],
