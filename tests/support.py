@@ -1,21 +1,7 @@
-"""Harness names the tests import from here (they live in :mod:`harness`), and test helpers."""
+"""Test-only helpers that neither benchmarks nor the harness need (shared ones live in harness/)."""
 
 import sqlite3
 from pathlib import Path
-
-from harness.isolation import free_port, isolated_env
-from harness.processes import ASYNCRPC, Process, Processes
-from harness.waiting import http_ok, wait_until
-
-__all__ = [
-    "ASYNCRPC",
-    "Process",
-    "Processes",
-    "free_port",
-    "http_ok",
-    "isolated_env",
-    "wait_until",
-]
 
 
 def write_older_server_database(path: Path) -> None:

@@ -27,7 +27,7 @@ from asyncrpc.launcher.errors import LauncherError
 from asyncrpc.launcher.plan import Plan
 from asyncrpc.launcher.supervisor import Supervisor
 from asyncrpc.topology import FLOWS
-from tests.support import free_port
+from harness.isolation import free_port
 
 PORT = 5999
 BASE = f"http://127.0.0.1:{PORT}"

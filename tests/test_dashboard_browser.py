@@ -27,9 +27,9 @@ from playwright.sync_api import Browser, Page, Route, sync_playwright
 from asyncrpc.dashboard.app import make_app
 from asyncrpc.launcher.control_client import connect
 from asyncrpc.launcher.rundir import RunDir
+from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC
-from tests.support import free_port, isolated_env
 from tests.test_dashboard import dashboard
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, isolated_env
+from harness.isolation import free_port, isolated_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

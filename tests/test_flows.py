@@ -27,8 +27,8 @@ from asyncrpc.network.bounded import bounded_network
 from asyncrpc.network.create_watch import CreateWatch
 from asyncrpc.protocol_words import PromiseState
 from asyncrpc.topology import FLOWS
+from harness.isolation import free_port
 from tests.in_process import local_reader, watched_in_process
-from tests.support import free_port
 
 AWAIT_CHAIN = FLOWS["await-chain"]
 

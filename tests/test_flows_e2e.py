@@ -16,8 +16,10 @@ import httpx
 import pytest
 
 from asyncrpc.topology import FLOWS, NODES
+from harness.isolation import isolated_env
+from harness.processes import Process, Processes
+from harness.waiting import wait_until
 from tests.e2e_nodes import post, start_system
-from tests.support import Process, Processes, isolated_env, wait_until
 
 AWAIT_CHAIN = FLOWS["await-chain"]
 DETACHED_CHAIN = FLOWS["detached-chain"]

@@ -8,8 +8,10 @@ import httpx
 
 from asyncrpc import config
 from asyncrpc.topology import FLOWS
+from harness.isolation import free_port
+from harness.processes import ASYNCRPC, Processes
+from harness.waiting import wait_until
 from tests.e2e_nodes import READY_TIMEOUT, post, start_gateway, start_node, start_system
-from tests.support import ASYNCRPC, Processes, free_port, wait_until
 
 AWAIT_CHAIN = FLOWS["await-chain"]
 

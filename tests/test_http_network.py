@@ -22,7 +22,7 @@ from resonate.error import ConnectorError
 from resonate.retry import ExponentialBackoff
 
 from asyncrpc.network.lean_http import LeanHttpNetwork, server_network
-from tests.support import free_port
+from harness.isolation import free_port
 
 
 def in_loop(test: Callable[[], Awaitable[None]]) -> Callable[[], None]:

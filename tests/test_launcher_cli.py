@@ -19,7 +19,7 @@ from asyncrpc.cli import app
 from asyncrpc.launcher.errors import LauncherError
 from asyncrpc.launcher.rundir import RunDir
 from asyncrpc.launcher.up import UpOptions, choose_server
-from tests.support import free_port
+from harness.isolation import free_port
 
 FLOWS = ", ".join(topology.FLOWS)
 WORKERS = ", ".join(topology.NODES)

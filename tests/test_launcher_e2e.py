@@ -27,7 +27,9 @@ from asyncrpc.invocations.server_reader import ServerReader
 from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.rundir import RunDir
 from asyncrpc.launcher.status import Phase
-from tests.support import Processes, free_port, isolated_env, wait_until
+from harness.isolation import free_port, isolated_env
+from harness.processes import Processes
+from harness.waiting import wait_until
 
 ASYNCRPC = [sys.executable, "-m", "asyncrpc"]
 #: Generous: these machines are shared and slow to start ten Python processes at once.

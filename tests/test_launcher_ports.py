@@ -10,7 +10,7 @@ import pytest
 
 from asyncrpc.launcher.errors import LauncherError
 from asyncrpc.launcher.ports import check_free, holder, port_in_use
-from tests.support import free_port
+from harness.isolation import free_port
 
 
 @pytest.fixture

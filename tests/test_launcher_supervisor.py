@@ -30,7 +30,8 @@ from asyncrpc.launcher.status import Phase, ReplicaState, StartResult
 from asyncrpc.launcher.supervisor import Supervisor
 from asyncrpc.launcher.targets import NodeSelector
 from asyncrpc.launcher.up import UpOptions, prepare, start_detached
-from tests.support import free_port, isolated_env, wait_until
+from harness.isolation import free_port, isolated_env
+from harness.waiting import wait_until
 
 FAKE_CHILD = r"""
 import http.server, os, signal, sys, time

@@ -19,7 +19,7 @@ import pytest
 
 from asyncrpc import config
 from asyncrpc.launcher.template_client import TemplateClient, template_enabled
-from tests.support import wait_until
+from harness.waiting import wait_until
 from tests.test_launcher_e2e import Launcher
 from tests.test_launcher_e2e import launcher as launcher  # the fixture, shared
 

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from asyncrpc.topology import FLOWS
+from harness.processes import Processes
 from harness.system import start_node, start_system, stream_connected, wait_ready
 from harness.waiting import wait_until
-from tests.support import Processes
 
 AWAIT_CHAIN = FLOWS["await-chain"]
 FLOWS_AFTER_STOP = 10

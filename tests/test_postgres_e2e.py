@@ -28,8 +28,10 @@ from asyncrpc.invocations.call_graph import CallNode
 from asyncrpc.invocations.server_reader import ServerReader
 from asyncrpc.postgres.schema import RESONATE_SQL_ENV
 from asyncrpc.protocol_words import PromiseState
+from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
-from tests.support import ASYNCRPC, Processes, free_port, isolated_env, wait_until
+from harness.processes import ASYNCRPC, Processes
+from harness.waiting import wait_until
 
 #: Run by hand, as nodes on another machine would be.
 BY_HAND = ("c", "f", "i")

@@ -7,7 +7,9 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from tests.support import ASYNCRPC, free_port, write_older_server_database
+from harness.isolation import free_port
+from harness.processes import ASYNCRPC
+from tests.support import write_older_server_database
 
 
 def run_server(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import Processes, free_port, http_ok, wait_until
+from harness.isolation import free_port
+from harness.processes import Processes
+from harness.waiting import http_ok, wait_until
 
 WORKER = [sys.executable, "-m", "tests.sdk_worker"]
 

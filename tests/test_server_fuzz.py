@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.protocol import FIELDS
 from asyncrpc.server.store import Store
-from tests.support import Processes
+from harness.processes import Processes
 
 FAR = 10**15
 KEPT = [f"keep-{i}" for i in range(3)]

@@ -13,7 +13,7 @@ from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable, Unknow
 from asyncrpc.invocations.records import PromiseRecord
 from asyncrpc.invocations.server_reader import ServerReader
 from asyncrpc.protocol_words import PromiseState
-from tests.support import free_port
+from harness.isolation import free_port
 
 
 def encoded(value: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from asyncrpc.server import retention
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.retention import RetentionError, parse_retain
 from asyncrpc.server.store import Store
-from tests.support import ASYNCRPC
+from harness.processes import ASYNCRPC
 
 FAR = 10**15
 HOUR = 3_600_000

@@ -18,7 +18,8 @@ import pytest
 
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.store import Store, StoreError
-from tests.support import ASYNCRPC, Processes, free_port
+from harness.isolation import free_port
+from harness.processes import ASYNCRPC, Processes
 
 FAR = 10**15
 

@@ -26,8 +26,9 @@ from typer.testing import CliRunner
 from asyncrpc import config, topology
 from asyncrpc.cli import app
 from asyncrpc.demo.scenario import default_victim
+from harness.isolation import isolated_env
+from harness.processes import ASYNCRPC, Processes
 from tests.demo_run import DemoRun, assert_recovered
-from tests.support import ASYNCRPC, Processes, isolated_env
 
 
 @pytest.fixture(scope="module")

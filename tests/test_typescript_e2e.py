@@ -23,8 +23,9 @@ import httpx
 import pytest
 
 from asyncrpc.topology import FLOWS
+from harness.processes import Process, Processes
+from harness.waiting import wait_until
 from tests.e2e_nodes import READY_TIMEOUT, post, start_gateway, start_node, wait_ready
-from tests.support import Process, Processes, wait_until
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "typescript"
 NPM_INSTALL_TIMEOUT = 300
