@@ -126,6 +126,14 @@ def test_docs_and_index(http: TestClient) -> None:
     assert routes == [f"POST {flow.route}" for flow in FLOWS.values()]
 
 
+def test_the_docs_describe_each_flow_routes_query(http: TestClient) -> None:
+    paths = http.get("/openapi.json").json()["paths"]
+    for flow in FLOWS.values():
+        parameters = paths[flow.route]["post"]["parameters"]
+        expected = ["id", "wait"] if flow.waits_for_result else ["id"]
+        assert [(p["name"], p["in"]) for p in parameters] == [(n, "query") for n in expected]
+
+
 @pytest.mark.parametrize(
     ("query", "valid"),
     [
@@ -134,6 +142,8 @@ def test_docs_and_index(http: TestClient) -> None:
         ("wait=-1", "from 0 to 3600"),
         ("wait=1e9", "from 0 to 3600"),
         ("wait=99999", "from 0 to 3600"),
+        ("wait=3600.5", "from 0 to 3600"),
+        ("wait=", "from 0 to 3600"),
         ("wait=1_0", "digits 0-9"),
         ("wait=%EF%BC%95", "digits 0-9"),  # a fullwidth 5
         ("id=%C2%B2", "letters, digits"),  # a superscript 2

@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from asyncrpc import config, topology
+from asyncrpc.gateway import query
 from asyncrpc.gateway.client import ClientFactory, GatewayClient, connect
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.invocations import runner
@@ -42,23 +42,6 @@ from asyncrpc.invocations.records import PromiseRecord
 from asyncrpc.protocol_words import PromiseState
 
 log = logging.getLogger(__name__)
-
-#: The longest ``wait`` a request may ask for.
-MAX_WAIT = 3600.0
-#: What each query parameter accepts, said in the 400 that refuses a bad value.
-VALID_QUERY = {
-    "wait": f"a number of seconds from 0 to {MAX_WAIT:g} written with digits 0-9, e.g. wait=30",
-    "id": runner.VALID_ID_HINT,
-}
-_PLAIN_NUMBER = re.compile(r"[0-9]{1,10}(\.[0-9]{1,10})?")
-
-
-def plain_number(value: object) -> object:
-    """Refuse what float() takes but a person did not mean: nan, inf, 1e9, 1_0, other digits."""
-    if isinstance(value, str) and not _PLAIN_NUMBER.fullmatch(value):
-        raise ValueError("not a plain number")
-    return value
-
 
 # ── Response bodies (for the OpenAPI docs) ───────────────────────────────────
 
@@ -103,24 +86,6 @@ ERRORS_DOC: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": cls.__doc__ or ""}
     for cls, status in ERROR_STATUS.items()
 }
-
-InvocationIdQuery = Annotated[
-    str | None,
-    Query(
-        description="Invocation id: start, or re-attach to, this invocation "
-        f"({runner.VALID_ID_HINT}). Default: the flow's fixed id."
-    ),
-]
-WaitQuery = Annotated[
-    float | None,
-    BeforeValidator(plain_number),
-    Query(
-        ge=0,
-        le=MAX_WAIT,
-        description="Seconds to wait for the result before answering 202 "
-        f"(default {runner.DEFAULT_WAIT:g}).",
-    ),
-]
 
 
 def invocation_json(record: PromiseRecord) -> dict[str, Any]:
@@ -189,6 +154,7 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
             name=flow.name,
             summary=flow.summary,
             response_model=Message,
+            openapi_extra=query.parameters(flow.waits_for_result),
             responses={
                 **({202: {"model": Pending}} if flow.waits_for_result else {}),
                 **ERRORS_DOC,
@@ -238,12 +204,18 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
 
 def flow_endpoint(
     flow: topology.Flow, settings: GatewaySettings, client: Callable[[Request], GatewayClient]
-) -> Callable[..., Awaitable[JSONResponse]]:
-    """The route handler for one flow."""
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """The route handler for one flow; it reads its query itself (see :mod:`.query`)."""
 
-    async def begin(request: Request, id: str | None) -> tuple[runner.Started, dict[str, str]]:
+    async def begin(request: Request) -> tuple[runner.Started, dict[str, str]]:
         gateway = client(request)
-        started = await runner.start(gateway.resonate, gateway.creates, flow, id)
+        started = await runner.start(
+            gateway.resonate,
+            gateway.creates,
+            flow,
+            query.invocation_id(request.query_params),
+            request_id=gateway.request_id,
+        )
         headers = {
             "X-Invocation-Id": started.id,
             "X-Invocation-Reattached": "true" if started.reattached else "false",
@@ -252,24 +224,23 @@ def flow_endpoint(
 
     if not flow.waits_for_result:
 
-        async def started(request: Request, id: InvocationIdQuery = None) -> JSONResponse:
+        async def started(request: Request) -> JSONResponse:
             """Answers as soon as the flow is durable (started); nobody waits for it to end.
 
             `GET /invocations/{id}/graph` shows how far it got.
             """
-            _, headers = await begin(request, id)
+            _, headers = await begin(request)
             return JSONResponse({"message": f"{flow.name} started"}, headers=headers)
 
         return started
 
-    async def finished(
-        request: Request, id: InvocationIdQuery = None, wait: WaitQuery = None
-    ) -> JSONResponse:
+    async def finished(request: Request) -> JSONResponse:
         """Answers with the flow's result, waiting at most `wait` seconds for it.
 
         Past that: 202, and `GET /invocations/{id}` (the `Location`) has the result later.
         """
-        invocation, headers = await begin(request, id)
+        wait = query.wait(request.query_params)
+        invocation, headers = await begin(request)
         gateway = client(request)
         done, value = await runner.result(
             gateway.resonate,
@@ -299,6 +270,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return error(status, str(exc), id=exc.invocation.id, state=str(exc.invocation.state))
         return error(status, str(exc))
 
+    @app.exception_handler(query.InvalidQuery)
+    async def invalid_query(_: Request, exc: query.InvalidQuery) -> JSONResponse:
+        return error(400, f"invalid request: {exc}")
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(describe_problem(problem) for problem in exc.errors())
@@ -326,9 +301,4 @@ def install_error_handlers(app: FastAPI) -> None:
 def describe_problem(problem: Mapping[str, Any]) -> str:
     """One refused input as a person reads it: what was sent, and what is valid."""
     where = ".".join(str(part) for part in problem["loc"][1:]) or "request"
-    valid = VALID_QUERY.get(where) if problem["loc"][0] == "query" else None
-    if valid is None:
-        return f"{where}: {problem['msg']}"
-    sent = repr(problem.get("input"))
-    sent = sent if len(sent) <= 40 else sent[:37] + "..."
-    return f"{where}={sent} is not valid: use {valid}"
+    return f"{where}: {problem['msg']}"

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from resonate.resonate import Resonate
 
@@ -29,14 +31,30 @@ REFRESH_SECONDS = 5.0
 STOP_TIMEOUT = 5.0
 
 
+def request_ids() -> Callable[[], str]:
+    """Ids for the gateway's starts: unique to this process (a random prefix) and cheap to make.
+
+    A start tags its create with one to tell "created" from "re-attached"; a
+    counter behind a random prefix is as unique for that as a fresh uuid4, at
+    a fraction of its cost on the hot path.
+    """
+    prefix = secrets.token_hex(8)
+    counter = itertools.count()
+    return lambda: f"{prefix}-{next(counter)}"
+
+
 @dataclass
 class GatewayClient:
-    """The gateway's Resonate client, the watch on its creates, its reader, its stream's state."""
+    """The gateway's Resonate client, the watch on its creates, its reader, its stream's state.
+
+    ``request_id`` names each start (see :func:`asyncrpc.invocations.runner.start`).
+    """
 
     resonate: Resonate
     creates: CreateWatch
     reader: AsyncServerReader
     connected: Callable[[], bool]
+    request_id: Callable[[], str] = field(default_factory=request_ids)
 
     async def close(self) -> None:
         await self.reader.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 
 import uvicorn
@@ -38,7 +39,12 @@ async def announce_when_ready(
 async def serve(settings: GatewaySettings, sock: socket.socket) -> None:
     """Run the gateway on ``sock`` until SIGTERM/SIGINT."""
     app = create_app(settings)
-    server = GracefulServer(uvicorn.Config(app, log_config=None, lifespan="on"))
+    # Everything imported so far lives as long as the process: frozen, the garbage
+    # collector's full passes (which every request's short-lived objects set off) skip it.
+    gc.freeze()
+    # No access log: formatting and writing a line per request is paid on every call, and
+    # each invocation's progress is in the nodes' logs and at GET /invocations/{id}.
+    server = GracefulServer(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
     announcer = asyncio.create_task(announce_when_ready(server, app, settings))
     try:
         await server.serve(sockets=[sock])

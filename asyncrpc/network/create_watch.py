@@ -13,24 +13,30 @@ added (a fresh request tag, which the promise keeps only if this request
 created it, so the answer tells new from existing on a server answering 200
 for both as on one answering 201 for new), and the promise the server answers
 with is handed to the start. Every other request passes through untouched,
-without being parsed when no start is watching.
+without being parsed when no start is watching. A watched create is decoded
+and encoded with msgspec rather than the json module: it is on every start's
+path, and msgspec does the same work in a fraction of the time
+(docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+import msgspec
 from resonate_base.connections import Network
 
 from asyncrpc.invocations.records import MalformedRecord, PromiseRecord
 
 #: The request kind a watch looks for; a cheap substring test before any parsing.
 CREATE_KIND = "promise.create"
+
+_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
 
 
 @dataclass(eq=False)
@@ -77,7 +83,7 @@ class CreateWatch:
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
         if not self._watches or CREATE_KIND not in req:
             return await self._inner.send(req, headers)
-        envelope = json.loads(req)
+        envelope = _decoder.decode(req)
         data = envelope.get("data") if isinstance(envelope, dict) else None
         if envelope.get("kind") != CREATE_KIND or not isinstance(data, dict):
             return await self._inner.send(req, headers)
@@ -85,7 +91,7 @@ class CreateWatch:
         if watch is None:
             return await self._inner.send(req, headers)
         data["tags"] = {**(data.get("tags") or {}), **watch.tags}
-        answer = await self._inner.send(json.dumps(envelope, separators=(",", ":")), headers)
+        answer = await self._inner.send(_encoder.encode(envelope).decode(), headers)
         if not watch.answer.done():
             watch.answer.set_result(_promise_of(answer))
         return answer
@@ -110,6 +116,6 @@ class CreateWatch:
 def _promise_of(answer: str) -> PromiseRecord | None:
     """The promise a create's answer carries; None for an error or an unreadable answer."""
     try:
-        return PromiseRecord.from_wire(json.loads(answer)["data"]["promise"])
+        return PromiseRecord.from_wire(_decoder.decode(answer)["data"]["promise"])
     except (ValueError, TypeError, KeyError, MalformedRecord):
         return None
