@@ -76,5 +76,5 @@ def test_status_kill_and_call_import_only_what_they_use(tmp_path: Path) -> None:
         ["call", "await-chain", "--gateway-url", nobody],
     ):
         modules = imported_by(tmp_path, *args)
-        assert "asyncrpc.cli.launcher_cmds" in modules, args
+        assert f"asyncrpc.cli.{COMMAND_MODULES[args[0]]}" in modules, args
         assert not {m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY}, args
