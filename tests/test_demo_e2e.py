@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from asyncrpc import config, topology
 from asyncrpc.cli import app
+from asyncrpc.demo.crash import database_of
 from asyncrpc.demo.scenario import default_killed_node, killable_nodes
 from asyncrpc.launcher.rundir import RunDir
 from tests.demo_run import DemoRun, assert_recovered
@@ -83,3 +84,9 @@ def test_bad_input_says_what_is_valid_and_exits_2(
     assert code == 2, output
     for text in expected:
         assert text in output, output
+
+
+def test_the_demo_names_the_database_of_the_server_it_kills(tmp_path: Path) -> None:
+    rundir = RunDir(tmp_path)
+    assert database_of(topology.POSTGRES, rundir) == tmp_path / "postgres"
+    assert database_of(topology.SERVER, rundir) == tmp_path / "server.db"

@@ -87,6 +87,11 @@ def demo_run_dir(env: Mapping[str, str]) -> Path:
     return config.run_dir(env) / "demo"
 
 
+def database_of(killed_node: str, rundir: RunDir) -> Path:
+    """Where a killed server node keeps what it acknowledged: Postgres's data or server.db."""
+    return rundir.postgres_data if killed_node == topology.POSTGRES else rundir.db
+
+
 def run_crash_demo(
     options: DemoOptions,
     env: Mapping[str, str],
@@ -203,8 +208,7 @@ class _CrashRun:
 
         killed = self._process(s.killed_node)
         self.client.kill(s.killed_node, "KILL")
-        rundir = self.plan.rundir
-        database = rundir.postgres_data if s.killed_node == topology.POSTGRES else rundir.db
+        database = database_of(s.killed_node, self.plan.rundir)
         self.narrator.killed(killed, self.clock(), str(database))
 
         redo = self._watch_the_wait(root)
