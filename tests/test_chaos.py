@@ -48,7 +48,7 @@ import pytest
 from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.rundir import RunDir
 from asyncrpc.launcher.status import LauncherSnapshot, ReplicaState, ReplicaStatus
-from asyncrpc.topology import FLOWS, NODES, find_flow
+from asyncrpc.topology import FLOWS, GATEWAY, NODES, SERVER, find_flow
 from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC, Process, Processes, session
@@ -68,6 +68,8 @@ LEAVES = {"baz": "c", "cog": "f", "rax": "h", "dop": "i"}
 #: The round that stops a replica instead of killing a process.
 STOP = "stop"
 RUN_LINE = re.compile(r"\[([^\]]+)\] (?:running (\w+)|(cog) received)")
+#: How `ps` shows the template the launcher forks every replica from.
+TEMPLATE_MODULE = "asyncrpc.launcher.template"
 #: Starting a dozen Python processes at once on two shared cores takes a while.
 READY_TIMEOUT = 120.0
 
@@ -88,7 +90,7 @@ class System(Protocol):
     def start(self, name: str) -> None:
         """Bring the killed node ``name`` back."""
 
-    def signal(self, name: str, sig: signal.Signals) -> None:
+    def send(self, name: str, sig: signal.Signals) -> None:
         """Send ``sig`` (SIGSTOP, SIGCONT) to the node ``name``."""
 
     def logs(self) -> list[str]:
@@ -108,21 +110,21 @@ class DirectSystem:
         self.live: dict[str, Process] = {}
         self.every: list[Process] = []
         self.generation = 0
-        self.start("server")
-        self.start("gateway")
+        self.start(SERVER)
+        self.start(GATEWAY)
         for name in NODES:
             self.start(name)
         extra = ["--ttl", TTL, "--id", f"{stopped_node}-standby"]
         standby = start_node(procs, stopped_node, self.server_url, *extra)
         self.every.append(standby)
-        wait_ready(standby, *(self.live[name] for name in ("gateway", *NODES)))
+        wait_ready(standby, *(self.live[name] for name in (GATEWAY, *NODES)))
         wait_until(lambda: http_ok(f"{self.gateway_url}/healthz"), 60, "the gateway")
 
     def start(self, name: str) -> None:
         self.generation += 1
-        if name == "server":
+        if name == SERVER:
             process, _ = self.procs.start_server(db=self.db, port=self.server_port)
-        elif name == "gateway":
+        elif name == GATEWAY:
             process = self.procs.start(
                 "gateway",
                 [
@@ -146,7 +148,7 @@ class DirectSystem:
     def kill(self, name: str) -> None:
         self.live[name].kill(signal.SIGKILL)
 
-    def signal(self, name: str, sig: signal.Signals) -> None:
+    def send(self, name: str, sig: signal.Signals) -> None:
         self.live[name].kill(sig)
 
     def logs(self) -> list[str]:
@@ -159,16 +161,12 @@ def direct_system(tmp_path: Path, stopped_node: str) -> Iterator[DirectSystem]:
         yield DirectSystem(procs, tmp_path, stopped_node)
 
 
-TEMPLATE_MODULE = "asyncrpc.launcher.template"
-
-
 class LaunchedSystem:
     """Everything started by `asyncrpc up --detach`, each replica forked from its template."""
 
     def __init__(self, launched: Launched, stopped_node: str) -> None:
         self.launched = launched
         self.rundir = RunDir(launched.run_dir)
-        self.stopped_node = stopped_node
         delays = [arg for node, s in DELAYS.items() for arg in ("--delay", f"{node}={s:g}")]
         self.asyncrpc(
             "up",
@@ -182,6 +180,9 @@ class LaunchedSystem:
         self.server_url = snapshot.server_url
         self.gateway_url = snapshot.gateway_url
         self.template = self.find_template()
+        names = {status.name for status in snapshot.replicas}
+        expected = {SERVER, GATEWAY, *(f"{n}.1" for n in NODES), f"{stopped_node}.2"}
+        assert names == expected, names
         for status in snapshot.replicas:
             self.assert_forked(status)
 
@@ -226,7 +227,7 @@ class LaunchedSystem:
 
     @staticmethod
     def replica_of(name: str) -> str:
-        return name if name in ("server", "gateway") else f"{name}.1"
+        return name if name in (SERVER, GATEWAY) else f"{name}.1"
 
     def status(self, name: str) -> ReplicaStatus:
         status = self.snapshot().replica(self.replica_of(name))
@@ -250,7 +251,7 @@ class LaunchedSystem:
         self.asyncrpc("start", self.replica_of(name))
         self.assert_forked(self.status(name))
 
-    def signal(self, name: str, sig: signal.Signals) -> None:
+    def send(self, name: str, sig: signal.Signals) -> None:
         assert self.process(name).signal(sig)
 
     def logs(self) -> list[str]:
@@ -285,18 +286,18 @@ class Chaos:
         self.kills[name] += 1
         time.sleep(self.rng.uniform(0.2, 2.0))
         self.system.start(name)
-        if name == "server":
+        if name == SERVER:
             url = f"{self.system.server_url}/healthz"
             wait_until(lambda: http_ok(url), 30, "the server")
 
     def stop_and_resume(self, name: str) -> None:
         """SIGSTOP the first replica of ``name`` for a few seconds, then SIGCONT it."""
-        self.system.signal(name, signal.SIGSTOP)
+        self.system.send(name, signal.SIGSTOP)
         self.stops[name] += 1
         try:
             time.sleep(self.rng.uniform(*STOP_S))
         finally:
-            self.system.signal(name, signal.SIGCONT)
+            self.system.send(name, signal.SIGCONT)
 
     def post(self, flow_name: str, invocation_id: str) -> None:
         """Start an invocation, retrying while the gateway is being replaced."""
@@ -355,8 +356,8 @@ def run_chaos(chaos: Chaos, stopped_node: str) -> None:
     invocations = [(f"chaos-{seed}-{i}", rng.choice(list(FLOWS))) for i in range(INVOCATIONS)]
     waves = [invocations[i::ROUNDS] for i in range(ROUNDS)]
     # Every run kills the server, the gateway and a leaf's node at least once; the rest is chance.
-    everyone = ["server", "gateway", *NODES]
-    killed = ["server", "gateway", rng.choice(list(LEAVES.values()))]
+    everyone = [SERVER, GATEWAY, *NODES]
+    killed = [SERVER, GATEWAY, rng.choice(list(LEAVES.values()))]
     killed += [rng.choice(everyone) for _ in range(ROUNDS - len(killed) - 1)]
     killed.append(STOP)
     rng.shuffle(killed)
@@ -420,7 +421,7 @@ def run_chaos(chaos: Chaos, stopped_node: str) -> None:
     assert runs, f"seed={seed}: no leaf runs were logged"
     for (function, promise_id), count in runs.items():
         group = LEAVES[function]
-        bound = 1 + chaos.kills[group] + chaos.stops[group] + chaos.kills["server"]
+        bound = 1 + chaos.kills[group] + chaos.stops[group] + chaos.kills[SERVER]
         assert count <= bound, (
             f"seed={seed}: {function} {promise_id} ran {count} times; bound {bound} "
             f"(kills: {dict(chaos.kills)}, stops: {dict(chaos.stops)})"
