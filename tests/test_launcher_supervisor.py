@@ -333,7 +333,7 @@ def test_down_works_when_the_launcher_itself_died(tmp_path: Path, reaper: list[P
         launcher.signal(signal.SIGKILL, group=False)
         wait_until(lambda: not launcher.alive(), 10, "the launcher to die")
         with pytest.raises(NothingRunning, match="asyncrpc down"):
-            connect(rundir)
+            connect(rundir).status()
         with pytest.raises(LauncherError, match="still run"):
             prepare(detached_options("a"), env, rundir.path)
         assert sorted(stop_orphans(rundir)) == ["a.1", "server"]
