@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -185,6 +186,31 @@ def test_a_node_that_never_gets_ready_is_stopped(tmp_path: Path, reaper: list[Pr
             await supervisor.boot()
         assert "a: started with node a" in str(caught.value)
         assert not any(ref.alive() for ref in refs_of(supervisor))
+
+    run(scenario, supervisor, reaper)
+
+
+def test_start_right_after_a_kill_from_outside_starts_the_replica(
+    tmp_path: Path, reaper: list[ProcessRef]
+) -> None:
+    """`kill -9 PID` then `asyncrpc start b` at once: the start waits for the exit's record."""
+    supervisor = Supervisor(make_plan(tmp_path, ReplicaSpec("b")), dict(os.environ))
+
+    async def scenario() -> None:
+        await supervisor.boot()
+        first = supervisor.replicas["b.1"].ref
+        assert first is not None
+        os.kill(first.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while first.alive():  # blocks the loop: the supervisor has not seen the exit yet
+            assert time.monotonic() < deadline, "b.1 did not die"
+            time.sleep(0.01)
+        assert states(supervisor)["b.1"] == ReplicaState.RUNNING
+        started = await supervisor.start(NodeSelector("b"))
+        assert (started.started, started.already_running) == (["b.1"], [])
+        assert states(supervisor)["b.1"] == ReplicaState.RUNNING
+        second = supervisor.replicas["b.1"].ref
+        assert second is not None and second.alive() and second != first
 
     run(scenario, supervisor, reaper)
 
