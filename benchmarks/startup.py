@@ -12,9 +12,10 @@ everything is ready), and memory summed over the supervisor and every process
 under it (its template and the replicas forked from it): RSS, and PSS and USS,
 which count pages forked children share once instead of once per process.
 While it runs (``--respawn 0``): the wall time of `asyncrpc status`, `call`
-and `kill` (each a fresh CLI process), and from a kill -9 of a worker until
-the supervisor's state file shows its replacement ready. ``asyncrpc down``
-stops them (and :class:`~harness.launched.Launched` anything left, by pid).
+and `kill` (each a fresh CLI process; the median of CLI_SAMPLES runs), and
+from a kill -9 of a worker until the supervisor's state file shows its
+replacement ready. ``asyncrpc down`` stops them (and
+:class:`~harness.launched.Launched` anything left, by pid).
 
 Last, the crash demo's slowest moment: await-chain runs with c's step
 sleeping durably; b is killed while its step waits on c; once c's step is due
@@ -61,6 +62,8 @@ SETTLE_S = 1.0
 STATE_POLL_S = 0.005
 #: The worker killed in the respawn measurement, and the one `asyncrpc kill` signals.
 RESPAWNED, KILLED = "b.1", "c"
+#: Runs of each CLI command per round: one run is at the mercy of whatever else the machine does.
+CLI_SAMPLES = 5
 AWAIT_CHAIN = topology.FLOWS["await-chain"]
 
 
@@ -117,6 +120,24 @@ def timed_cli(env: dict[str, str], *args: str) -> float:
     return round(elapsed, 3)
 
 
+def median_cli(env: dict[str, str], args: tuple[str, ...], then: Callable[[], None]) -> float:
+    """The median wall seconds of CLI_SAMPLES runs of `asyncrpc ARGS...`, ``then`` after each."""
+    samples = []
+    for _ in range(CLI_SAMPLES):
+        samples.append(timed_cli(env, *args))
+        then()
+    return statistics.median(samples)
+
+
+def wait_replaced(run_dir: Path, name: str, pid: int | None) -> None:
+    """Until the state file shows replica ``name`` running under a pid other than ``pid``."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while replica_pid(run_dir, name) in (None, pid):
+        if time.monotonic() > deadline:
+            raise BenchError(f"{name} was not replaced within {READY_TIMEOUT:g}s")
+        time.sleep(STATE_POLL_S)
+
+
 def replica_pid(run_dir: Path, name: str, state: ReplicaState = ReplicaState.RUNNING) -> int | None:
     """The pid of replica ``name`` as the supervisor's state file lists it, when in ``state``."""
     found = RunDir(run_dir).read_state()
@@ -136,11 +157,7 @@ def respawn_s(run_dir: Path) -> float:
         raise BenchError(f"{RESPAWNED} is not running")
     began = time.monotonic()
     ref.signal(signal.SIGKILL)
-    deadline = began + READY_TIMEOUT
-    while replica_pid(run_dir, RESPAWNED) in (None, pid):
-        if time.monotonic() > deadline:
-            raise BenchError(f"{RESPAWNED} was not replaced within {READY_TIMEOUT:g}s")
-        time.sleep(STATE_POLL_S)
+    wait_replaced(run_dir, RESPAWNED, pid)
     return round(time.monotonic() - began, 3)
 
 
@@ -211,16 +228,21 @@ def launcher_round(bench: Bench, i: int, template: bool = True) -> dict[str, Any
             raise BenchError("the supervisor left no state file")
         pids = launched_processes(state)
         memory = memory_of(pids)
+        killed = f"{KILLED}.1"
+
+        def killed_replaced() -> None:  # `--respawn 0` starts it again at once
+            wait_replaced(run_dir, killed, replica_pid(run_dir, killed, ReplicaState.KILLED))
+
         return {
             "ready_s": elapsed,
             "import_s": one_import,
             "typer_floor_s": typer_floor,
             **memory,
             "processes": len(pids),
-            "status_s": timed_cli(env, "status"),
-            "call_s": timed_cli(env, "call", AWAIT_CHAIN.name),
+            "status_s": median_cli(env, ("status",), then=lambda: None),
+            "call_s": median_cli(env, ("call", AWAIT_CHAIN.name), then=lambda: None),
             "respawn_s": respawn_s(run_dir),
-            "kill_s": timed_cli(env, "kill", KILLED),
+            "kill_s": median_cli(env, ("kill", KILLED), then=killed_replaced),
         }
     finally:
         launched.remember()

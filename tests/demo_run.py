@@ -112,13 +112,13 @@ class DemoRun:
         self.launched.stop()
 
 
-def assert_recovered(run: DemoRun, code: int, victim: str) -> str:
+def assert_recovered(run: DemoRun, code: int, killed_node: str) -> str:
     """The demo exited 0 with the timeline and result 3, and left nothing running."""
     text = run.text()
     assert code == 0, text
     assert re.search(r"as invocation \S+", text), text
     assert "Timeline (from the call's start)" in text, text
-    assert re.search(rf"\+\d+\.\d\ds  {re.escape(victim)} killed \(kill -9\)", text), text
+    assert re.search(rf"\+\d+\.\d\ds  {re.escape(killed_node)} killed \(kill -9\)", text), text
     assert re.search(r"\+\d+\.\d\ds  (replacement \S+|server restarted\S*) .*ready", text), text
     assert re.search(r"\+\d+\.\d\ds  completed: every step settled", text), text
     assert re.search(r"result 3\b", text), text

@@ -1,8 +1,14 @@
-"""Chaos: random SIGKILLs of any process, the server included, while 50 flows are in flight,
-and one round that stops a replica with SIGSTOP and resumes it later.
+"""Chaos: random SIGKILLs of any process, the server included, while 60 invocations are in
+flight, and one round that stops a replica with SIGSTOP and resumes it later.
 
 Run it alone with `uv run pytest -m chaos -s`. The seed is printed at the start
 and in every failure message; replay a run with CHAOS_SEED=<seed>.
+
+The same chaos runs against two systems: `direct`, where the test starts the
+server, the gateway and every node as processes of its own, and `launcher`,
+where `asyncrpc up --detach` starts them, each replica forked from the
+launcher's template, and the test kills a replica by the pid the launcher
+reports and brings it back with `asyncrpc start`, as a user would.
 
 Afterwards every invocation must have completed with the right value (the
 detached chain's `cog` must have stored 3), none may have ended rejected,
@@ -22,21 +28,30 @@ work and send that work to the other replica.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import random
 import re
 import signal
+import subprocess
 import time
 from collections import Counter
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
+import psutil
 import pytest
 
-from asyncrpc.topology import FLOWS, NODES, find_flow
-from harness.isolation import free_port
-from harness.processes import ASYNCRPC, Process, Processes
+from asyncrpc.launcher.pids import ProcessRef
+from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.launcher.status import LauncherSnapshot, ReplicaState, ReplicaStatus
+from asyncrpc.topology import FLOWS, GATEWAY, NODES, SERVER, find_flow
+from harness.isolation import free_port, isolated_env
+from harness.launched import Launched
+from harness.processes import ASYNCRPC, Process, Processes, session
 from harness.system import start_node, wait_ready
 from harness.waiting import http_ok, wait_until
 
@@ -53,31 +68,63 @@ LEAVES = {"baz": "c", "cog": "f", "rax": "h", "dop": "i"}
 #: The round that stops a replica instead of killing a process.
 STOP = "stop"
 RUN_LINE = re.compile(r"\[([^\]]+)\] (?:running (\w+)|(cog) received)")
+#: How `ps` shows the template the launcher forks every replica from.
+TEMPLATE_MODULE = "asyncrpc.launcher.template"
+#: Starting a dozen Python processes at once on two shared cores takes a while.
+READY_TIMEOUT = 120.0
 
 
-class Chaos:
-    """The system under test, and a record of what was killed."""
+class System(Protocol):
+    """The system under chaos: the server, the gateway and every node, one way or another.
 
-    def __init__(self, procs: Processes, seed: int, db: str) -> None:
+    ``stopped_node`` (a leaf's node) runs two replicas; every other node one.
+    Each method acts on a node's first replica.
+    """
+
+    server_url: str
+    gateway_url: str
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the node ``name``, returning once it is gone."""
+
+    def start(self, name: str) -> None:
+        """Bring the killed node ``name`` back."""
+
+    def send(self, name: str, sig: signal.Signals) -> None:
+        """Send ``sig`` (SIGSTOP, SIGCONT) to the node ``name``."""
+
+    def logs(self) -> list[str]:
+        """The output of every process that ran a node, the replaced ones included."""
+
+
+class DirectSystem:
+    """Every process started by the test itself (harness.processes)."""
+
+    def __init__(self, procs: Processes, tmp_path: Path, stopped_node: str) -> None:
         self.procs = procs
-        self.rng = random.Random(seed)
-        self.seed = seed
-        self.db = db
+        self.db = str(tmp_path / "chaos.db")
         self.server_port = free_port()
         self.gateway_port = free_port()
         self.server_url = f"http://127.0.0.1:{self.server_port}"
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
         self.live: dict[str, Process] = {}
         self.every: list[Process] = []
-        self.kills: Counter[str] = Counter()
-        self.stops: Counter[str] = Counter()
         self.generation = 0
+        self.start(SERVER)
+        self.start(GATEWAY)
+        for name in NODES:
+            self.start(name)
+        extra = ["--ttl", TTL, "--id", f"{stopped_node}-standby"]
+        standby = start_node(procs, stopped_node, self.server_url, *extra)
+        self.every.append(standby)
+        wait_ready(standby, *(self.live[name] for name in (GATEWAY, *NODES)))
+        wait_until(lambda: http_ok(f"{self.gateway_url}/healthz"), 60, "the gateway")
 
-    def start(self, name: str) -> Process:
+    def start(self, name: str) -> None:
         self.generation += 1
-        if name == "server":
+        if name == SERVER:
             process, _ = self.procs.start_server(db=self.db, port=self.server_port)
-        elif name == "gateway":
+        elif name == GATEWAY:
             process = self.procs.start(
                 "gateway",
                 [
@@ -97,28 +144,160 @@ class Chaos:
             process = start_node(self.procs, name, self.server_url, *extra)
         self.live[name] = process
         self.every.append(process)
-        return process
 
     def kill(self, name: str) -> None:
         self.live[name].kill(signal.SIGKILL)
-        self.kills[name] += 1
 
-    def start_standby(self, name: str) -> Process:
-        """A second replica of ``name``, which takes its work while the first is stopped."""
-        extra = ["--ttl", TTL, "--id", f"{name}-standby"]
-        process = start_node(self.procs, name, self.server_url, *extra)
-        self.every.append(process)
-        return process
+    def send(self, name: str, sig: signal.Signals) -> None:
+        self.live[name].kill(sig)
+
+    def logs(self) -> list[str]:
+        return [process.output() for process in self.every]
+
+
+@contextlib.contextmanager
+def direct_system(tmp_path: Path, stopped_node: str) -> Iterator[DirectSystem]:
+    with session(tmp_path / "logs", isolated_env(tmp_path / "run")) as procs:
+        yield DirectSystem(procs, tmp_path, stopped_node)
+
+
+class LaunchedSystem:
+    """Everything started by `asyncrpc up --detach`, each replica forked from its template."""
+
+    def __init__(self, launched: Launched, stopped_node: str) -> None:
+        self.launched = launched
+        self.rundir = RunDir(launched.run_dir)
+        delays = [arg for node, s in DELAYS.items() for arg in ("--delay", f"{node}={s:g}")]
+        self.asyncrpc(
+            "up",
+            "--detach",
+            *("--server-port", str(free_port()), "--gateway-port", str(free_port())),
+            *("--no-dashboard", "--ttl", TTL, *delays, "--scale", f"{stopped_node}=2"),
+            *("--ready-timeout", f"{READY_TIMEOUT:g}"),
+        )
+        snapshot = self.snapshot()
+        assert snapshot.gateway_url is not None
+        self.server_url = snapshot.server_url
+        self.gateway_url = snapshot.gateway_url
+        self.template = self.find_template()
+        names = {status.name for status in snapshot.replicas}
+        expected = {SERVER, GATEWAY, *(f"{n}.1" for n in NODES), f"{stopped_node}.2"}
+        assert names == expected, names
+        for status in snapshot.replicas:
+            self.assert_forked(status)
+
+    def asyncrpc(self, *args: str) -> None:
+        """Run `asyncrpc ARGS... --run-dir RUN_DIR`, as a user would; fail on an error."""
+        result = subprocess.run(
+            [*ASYNCRPC, *args, "--run-dir", str(self.rundir.path)],
+            env=dict(self.launched.env),
+            capture_output=True,
+            text=True,
+            timeout=2 * READY_TIMEOUT,
+            check=False,
+        )
+        self.launched.remember()
+        assert result.returncode == 0, f"asyncrpc {' '.join(args)}:\n{result.stdout}{result.stderr}"
+
+    def snapshot(self) -> LauncherSnapshot:
+        state = self.rundir.read_state()
+        assert state is not None, f"no supervisor in {self.rundir.path}"
+        return state.snapshot
+
+    def find_template(self) -> psutil.Process:
+        """The template: the supervisor's parent, and remembered so that it is stopped too."""
+        state = self.rundir.read_state()
+        assert state is not None
+        template = psutil.Process(state.supervisor.pid).parent()
+        assert template is not None and template.pid != state.supervisor.pid
+        assert TEMPLATE_MODULE in " ".join(template.cmdline()), template.cmdline()
+        ref = ProcessRef.of(template.pid)
+        assert ref is not None
+        self.launched.seen.add(ref)
+        return template
+
+    def assert_forked(self, status: ReplicaStatus) -> None:
+        """``status`` runs, forked from the template rather than spawned by the supervisor."""
+        assert status.state is ReplicaState.RUNNING, status
+        assert status.pid is not None
+        assert psutil.Process(status.pid).ppid() == self.template.pid, (
+            f"{status.name} (pid {status.pid}) is not a child of the template "
+            f"(pid {self.template.pid})"
+        )
+
+    @staticmethod
+    def replica_of(name: str) -> str:
+        return name if name in (SERVER, GATEWAY) else f"{name}.1"
+
+    def status(self, name: str) -> ReplicaStatus:
+        status = self.snapshot().replica(self.replica_of(name))
+        assert status is not None, f"the launcher lists no {self.replica_of(name)}"
+        return status
+
+    def process(self, name: str) -> ProcessRef:
+        ref = self.status(name).process
+        assert ref is not None and ref.alive(), f"{self.replica_of(name)} runs no process"
+        return ref
+
+    def kill(self, name: str) -> None:
+        assert self.process(name).signal(signal.SIGKILL)
+        wait_until(
+            lambda: self.status(name).state.ended,
+            30,
+            f"the launcher to see {self.replica_of(name)} killed",
+        )
+
+    def start(self, name: str) -> None:
+        self.asyncrpc("start", self.replica_of(name))
+        self.assert_forked(self.status(name))
+
+    def send(self, name: str, sig: signal.Signals) -> None:
+        assert self.process(name).signal(sig)
+
+    def logs(self) -> list[str]:
+        return [self.rundir.log_for(name).read_text() for name in self.rundir.log_names()]
+
+
+@contextlib.contextmanager
+def launched_system(tmp_path: Path, stopped_node: str) -> Iterator[LaunchedSystem]:
+    run_dir = tmp_path / "run"
+    launched = Launched(run_dir, isolated_env(run_dir))
+    try:
+        yield LaunchedSystem(launched, stopped_node)
+    finally:
+        launched.stop()
+
+
+SYSTEMS = {"direct": direct_system, "launcher": launched_system}
+
+
+class Chaos:
+    """The chaos on a system: what was killed and stopped, and how invocations are started."""
+
+    def __init__(self, system: System, rng: random.Random, seed: int) -> None:
+        self.system = system
+        self.rng = rng
+        self.seed = seed
+        self.kills: Counter[str] = Counter()
+        self.stops: Counter[str] = Counter()
+
+    def kill_and_start(self, name: str) -> None:
+        self.system.kill(name)
+        self.kills[name] += 1
+        time.sleep(self.rng.uniform(0.2, 2.0))
+        self.system.start(name)
+        if name == SERVER:
+            url = f"{self.system.server_url}/healthz"
+            wait_until(lambda: http_ok(url), 30, "the server")
 
     def stop_and_resume(self, name: str) -> None:
-        """SIGSTOP the replica of ``name`` for a few seconds, then SIGCONT it."""
-        process = self.live[name]
-        process.kill(signal.SIGSTOP)
+        """SIGSTOP the first replica of ``name`` for a few seconds, then SIGCONT it."""
+        self.system.send(name, signal.SIGSTOP)
         self.stops[name] += 1
         try:
             time.sleep(self.rng.uniform(*STOP_S))
         finally:
-            process.kill(signal.SIGCONT)
+            self.system.send(name, signal.SIGCONT)
 
     def post(self, flow_name: str, invocation_id: str) -> None:
         """Start an invocation, retrying while the gateway is being replaced."""
@@ -128,7 +307,7 @@ class Chaos:
         while True:
             try:
                 response = httpx.post(
-                    f"{self.gateway_url}{flow.route}",
+                    f"{self.system.gateway_url}{flow.route}",
                     params={"id": invocation_id, **({"wait": 0} if flow.waits_for_result else {})},
                     timeout=10,
                 )
@@ -146,7 +325,7 @@ class Chaos:
             "head": {"corrId": "chaos"},
             "data": {"tags": {"resonate:origin": origin}, "limit": 1000},
         }
-        response = httpx.post(f"{self.server_url}/", json=envelope, timeout=10)
+        response = httpx.post(f"{self.system.server_url}/", json=envelope, timeout=10)
         return response.json()["data"]["promises"]
 
 
@@ -161,42 +340,37 @@ def function_of(record: dict[str, Any]) -> str | None:
     return param.get("func") if isinstance(param, dict) else None
 
 
-def test_flows_survive_random_kills(procs: Processes, tmp_path) -> None:
+@pytest.mark.parametrize("way", list(SYSTEMS))
+def test_flows_survive_random_kills(way: str, tmp_path: Path) -> None:
     seed = int(os.environ.get("CHAOS_SEED", str(time.time_ns() % 2**31)))
-    print(f"\nchaos seed={seed} (replay with CHAOS_SEED={seed})", flush=True)
-    chaos = Chaos(procs, seed, str(tmp_path / "chaos.db"))
-    chaos.start("server")
-    chaos.start("gateway")
-    for name in NODES:
-        chaos.start(name)
-    stopped_node = chaos.rng.choice(list(LEAVES.values()))
-    standby = chaos.start_standby(stopped_node)
-    wait_ready(standby, *(chaos.live[name] for name in ("gateway", *NODES)))
-    wait_until(lambda: http_ok(f"{chaos.gateway_url}/healthz"), 60, "the gateway")
+    print(f"\nchaos ({way}) seed={seed} (replay with CHAOS_SEED={seed})", flush=True)
+    rng = random.Random(seed)
+    stopped_node = rng.choice(list(LEAVES.values()))
+    with SYSTEMS[way](tmp_path, stopped_node) as system:
+        run_chaos(Chaos(system, rng, seed), stopped_node)
 
-    rng = chaos.rng
+
+def run_chaos(chaos: Chaos, stopped_node: str) -> None:
+    """Kill and stop at random while invocations start, then check how every one ended."""
+    rng, seed = chaos.rng, chaos.seed
     invocations = [(f"chaos-{seed}-{i}", rng.choice(list(FLOWS))) for i in range(INVOCATIONS)]
     waves = [invocations[i::ROUNDS] for i in range(ROUNDS)]
     # Every run kills the server, the gateway and a leaf's node at least once; the rest is chance.
-    everyone = ["server", "gateway", *NODES]
-    victims = ["server", "gateway", rng.choice(list(LEAVES.values()))]
-    victims += [rng.choice(everyone) for _ in range(ROUNDS - len(victims) - 1)]
-    victims.append(STOP)
-    rng.shuffle(victims)
-    for wave, victim in zip(waves, victims, strict=True):
+    everyone = [SERVER, GATEWAY, *NODES]
+    killed = [SERVER, GATEWAY, rng.choice(list(LEAVES.values()))]
+    killed += [rng.choice(everyone) for _ in range(ROUNDS - len(killed) - 1)]
+    killed.append(STOP)
+    rng.shuffle(killed)
+    for wave, name in zip(waves, killed, strict=True):
         for invocation_id, flow_name in wave:
             chaos.post(flow_name, invocation_id)
         time.sleep(rng.uniform(0.1, 1.5))
-        if victim == STOP:
+        if name == STOP:
             print(f"chaos: kill -STOP {stopped_node}, then -CONT", flush=True)
             chaos.stop_and_resume(stopped_node)
-            continue
-        print(f"chaos: kill -9 {victim}", flush=True)
-        chaos.kill(victim)
-        time.sleep(rng.uniform(0.2, 2.0))
-        chaos.start(victim)
-        if victim == "server":
-            wait_until(lambda: http_ok(f"{chaos.server_url}/healthz"), 30, "the server")
+        else:
+            print(f"chaos: kill -9 {name}", flush=True)
+            chaos.kill_and_start(name)
 
     def settled(invocation_id: str) -> dict[str, Any] | None:
         try:
@@ -239,15 +413,15 @@ def test_flows_survive_random_kills(procs: Processes, tmp_path) -> None:
             assert decode(cog["value"]) == 3, f"seed={seed}: cog of {invocation_id}"
 
     runs: Counter[tuple[str, str]] = Counter()
-    for process in chaos.every:
-        for match in RUN_LINE.finditer(process.output()):
+    for output in chaos.system.logs():
+        for match in RUN_LINE.finditer(output):
             function = match.group(2) or match.group(3)
             if function in LEAVES:
                 runs[(function, match.group(1))] += 1
     assert runs, f"seed={seed}: no leaf runs were logged"
     for (function, promise_id), count in runs.items():
         group = LEAVES[function]
-        bound = 1 + chaos.kills[group] + chaos.stops[group] + chaos.kills["server"]
+        bound = 1 + chaos.kills[group] + chaos.stops[group] + chaos.kills[SERVER]
         assert count <= bound, (
             f"seed={seed}: {function} {promise_id} ran {count} times; bound {bound} "
             f"(kills: {dict(chaos.kills)}, stops: {dict(chaos.stops)})"

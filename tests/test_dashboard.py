@@ -21,7 +21,7 @@ from asyncrpc.dashboard.access import COOKIE, Access
 from asyncrpc.dashboard.app import Dashboard, make_app
 from asyncrpc.dashboard.demo_run import DemoCommand, DemoRun, DemoState
 from asyncrpc.dashboard.events import Source, feed
-from asyncrpc.demo.scenario import choose, valid_victims
+from asyncrpc.demo.scenario import choose, killable_nodes
 from asyncrpc.invocations.server_reader import AsyncServerReader
 from asyncrpc.launcher.errors import LauncherError
 from asyncrpc.launcher.plan import Plan
@@ -117,9 +117,9 @@ def test_logs_invocations_and_topology(http: TestClient, tmp_path: Path) -> None
     assert "unreachable" in invocations["error"]
 
     flows = {flow["name"]: flow for flow in http.get("/api/topology").json()["flows"]}
-    assert flows["await-chain"]["victims"] == valid_victims(FLOWS["await-chain"])
+    assert flows["await-chain"]["victims"] == killable_nodes(FLOWS["await-chain"])
     assert {"server", "gateway", "a", "b", "c"} <= set(flows["await-chain"]["victims"])
-    assert flows["fan-out"]["default_victim"] == "h"
+    assert flows["fan-out"]["default_killed_node"] == "h"
 
 
 # -- the event feed -------------------------------------------------------------

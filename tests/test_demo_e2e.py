@@ -2,8 +2,8 @@
 
 Each demo runs as a subprocess on free ports with its own run directory; the
 test remembers every process the demo's launcher lists and stops all of them
-afterwards, pass or fail. The await chain's and the fan-out's default-victim
-demos run in tests/test_tree_e2e.py, which also reads their call graphs with
+afterwards, pass or fail. The await chain's and the fan-out's demos (each
+killing its default node) run in tests/test_tree_e2e.py, which also reads their call graphs with
 `asyncrpc tree` while the flow waits and after it finished; here: the detached
 chain's and the `--victim server` demo, and every kind of bad input.
 """
@@ -17,20 +17,21 @@ from typer.testing import CliRunner
 
 from asyncrpc import config, topology
 from asyncrpc.cli import app
-from asyncrpc.demo.scenario import default_victim, valid_victims
+from asyncrpc.demo.crash import database_of
+from asyncrpc.demo.scenario import default_killed_node, killable_nodes
 from asyncrpc.launcher.rundir import RunDir
 from tests.demo_run import DemoRun, assert_recovered
 
 
 @pytest.mark.parametrize(
-    ("flow", "victim"), [("detached-chain", None), ("await-chain", topology.SERVER)]
+    ("flow", "killed_node"), [("detached-chain", None), ("await-chain", topology.SERVER)]
 )
-def test_demo_crash_recovers(demo: DemoRun, flow: str, victim: str | None) -> None:
+def test_demo_crash_recovers(demo: DemoRun, flow: str, killed_node: str | None) -> None:
     found = topology.find_flow(flow)
     assert found is not None
-    demo.start("--flow", flow, *(["--victim", victim] if victim else []))
-    text = assert_recovered(demo, demo.finish(), victim or default_victim(found))
-    if victim == topology.SERVER:
+    demo.start("--flow", flow, *(["--victim", killed_node] if killed_node else []))
+    text = assert_recovered(demo, demo.finish(), killed_node or default_killed_node(found))
+    if killed_node == topology.SERVER:
         assert "Restarting the server on its database" in text, text
     else:
         last = topology.NODES[found.nodes[-1]].function
@@ -62,7 +63,7 @@ FAN_OUT_NODE, AWAIT_CHAIN_NODE = FAN_OUT.nodes[1], AWAIT_CHAIN.nodes[1]
     ("args", "expected"),
     [
         (["--flow", "nope"], ["unknown flow 'nope'", *topology.flow_names()]),
-        (["--victim", "z"], ["unknown victim 'z'", ", ".join(valid_victims(AWAIT_CHAIN))]),
+        (["--victim", "z"], ["unknown node to kill 'z'", ", ".join(killable_nodes(AWAIT_CHAIN))]),
         (
             ["--flow", "await-chain", "--victim", FAN_OUT_NODE],
             [f"{FAN_OUT_NODE} is not part of await-chain", ", ".join(AWAIT_CHAIN.nodes)],
@@ -83,3 +84,9 @@ def test_bad_input_says_what_is_valid_and_exits_2(
     assert code == 2, output
     for text in expected:
         assert text in output, output
+
+
+def test_the_demo_names_the_database_of_the_server_it_kills(tmp_path: Path) -> None:
+    rundir = RunDir(tmp_path)
+    assert database_of(topology.POSTGRES, rundir) == tmp_path / "postgres"
+    assert database_of(topology.SERVER, rundir) == tmp_path / "server.db"

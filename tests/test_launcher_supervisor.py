@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -189,6 +190,31 @@ def test_a_node_that_never_gets_ready_is_stopped(tmp_path: Path, reaper: list[Pr
     run(scenario, supervisor, reaper)
 
 
+def test_start_right_after_a_kill_from_outside_starts_the_replica(
+    tmp_path: Path, reaper: list[ProcessRef]
+) -> None:
+    """`kill -9 PID` then `asyncrpc start b` at once: the start waits for the exit's record."""
+    supervisor = Supervisor(make_plan(tmp_path, ReplicaSpec("b")), dict(os.environ))
+
+    async def scenario() -> None:
+        await supervisor.boot()
+        first = supervisor.replicas["b.1"].ref
+        assert first is not None
+        os.kill(first.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while first.alive():  # blocks the loop: the supervisor has not seen the exit yet
+            assert time.monotonic() < deadline, "b.1 did not die"
+            time.sleep(0.01)
+        assert states(supervisor)["b.1"] == ReplicaState.RUNNING
+        started = await supervisor.start(NodeSelector("b"))
+        assert (started.started, started.already_running) == (["b.1"], [])
+        assert states(supervisor)["b.1"] == ReplicaState.RUNNING
+        second = supervisor.replicas["b.1"].ref
+        assert second is not None and second.alive() and second != first
+
+    run(scenario, supervisor, reaper)
+
+
 def test_respawn_brings_a_killed_node_back(tmp_path: Path, reaper: list[ProcessRef]) -> None:
     plan = make_plan(tmp_path, ReplicaSpec("a"), respawn=0.1)
     supervisor = Supervisor(plan, dict(os.environ))
@@ -333,7 +359,7 @@ def test_down_works_when_the_launcher_itself_died(tmp_path: Path, reaper: list[P
         launcher.signal(signal.SIGKILL, group=False)
         wait_until(lambda: not launcher.alive(), 10, "the launcher to die")
         with pytest.raises(NothingRunning, match="asyncrpc down"):
-            connect(rundir)
+            connect(rundir).status()
         with pytest.raises(LauncherError, match="still run"):
             prepare(detached_options("a"), env, rundir.path)
         assert sorted(stop_orphans(rundir)) == ["a.1", "server"]

@@ -136,14 +136,14 @@ def sleeping(pg: PgSystem, invocation_id: str) -> bool:
     return any(node.kind == "sleep" and node.state == PromiseState.PENDING for node in graph.walk())
 
 
-def crash_mid_flow(pg: PgSystem, invocation_id: str, victim: str) -> None:
-    """Start an await chain, kill -9 ``victim`` while bar sleeps, start it again: 3."""
+def crash_mid_flow(pg: PgSystem, invocation_id: str, node: str) -> None:
+    """Start an await chain, kill -9 ``node`` while bar sleeps, start it again: 3."""
     flow = topology.FLOWS["await-chain"]
     assert pg.post(flow, invocation_id, wait=0).status_code == 202
     wait_until(lambda: sleeping(pg, invocation_id), TIMEOUT, "bar's durable sleep")
-    killed = pg.cli("kill", victim)
+    killed = pg.cli("kill", node)
     assert killed.returncode == 0, killed.stdout + killed.stderr
-    started = pg.cli("start", victim)
+    started = pg.cli("start", node)
     assert started.returncode == 0, started.stdout + started.stderr
     deadline = time.monotonic() + TIMEOUT
     while True:

@@ -1,9 +1,9 @@
 """End-to-end: `asyncrpc tree ID` on real flows, while they wait and after they finished.
 
 To save start-up time the flows come from `asyncrpc demo crash` runs (the await
-chain's and the fan-out's, each with its default victim, so these are also
+chain's and the fan-out's, each killing its default node, so these are also
 those demos' end-to-end tests) against one Resonate server this module
-starts. While a demo's victim is dead the flow cannot finish, so `tree` then
+starts. While the node a demo kills is dead the flow cannot finish, so `tree` then
 shows a pending branch; after the demo, the same server still holds the
 finished graphs. While the flow waits, `tree` runs in-process (the real
 command against the real server, quick enough to read the graph inside that
@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from asyncrpc import config, topology
 from asyncrpc.cli import app
-from asyncrpc.demo.scenario import default_victim
+from asyncrpc.demo.scenario import default_killed_node
 from harness.isolation import isolated_env
 from harness.processes import ASYNCRPC, Processes
 from tests.demo_run import DemoRun, assert_recovered
@@ -93,26 +93,26 @@ def test_tree_while_waiting_and_after_a_crash_demo(
     demo: DemoRun, server_url: str, name: str
 ) -> None:
     flow = topology.FLOWS[name]
-    victim = default_victim(flow)
+    killed_node = default_killed_node(flow)
     demo.start("--flow", name, "--server-url", server_url)
     invocation = demo.wait_for(r"as invocation (\S+)")[1]
-    demo.wait_for(rf"kill -9 {victim}\b")
+    demo.wait_for(rf"kill -9 {killed_node}\b")
 
-    # The victim is dead and its replacement not started: the flow cannot finish yet.
+    # The killed node is dead and its replacement not started: the flow cannot finish yet.
     waiting = tree_json(server_url, invocation)
     step = next(
         node
         for node in [waiting, *calls(waiting), *(c for n in calls(waiting) for c in calls(n))]
-        if node["function"] == function(victim)
+        if node["function"] == function(killed_node)
     )
     assert waiting["state"] == "pending" and step["state"] == "pending", waiting
     assert step["value"] is None and step["duration_ms"] is None
     text = tree(server_url, invocation)
     assert text.exit_code == 0, text.output
-    assert re.search(rf"{function(victim)}\(\) @ \S+  pending", text.stdout), text.stdout
+    assert re.search(rf"{function(killed_node)}\(\) @ \S+  pending", text.stdout), text.stdout
     assert re.search(r"resolved = 1", text.stdout), text.stdout  # a finished call is kept
 
-    assert_recovered(demo, demo.finish(), victim)
+    assert_recovered(demo, demo.finish(), killed_node)
     check_finished(flow, tree_json(server_url, invocation))
     # Once as a person types it: a process of its own.
     shown = subprocess.run(

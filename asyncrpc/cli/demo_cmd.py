@@ -26,7 +26,7 @@ from asyncrpc.cli.options import (
     seconds_option,
 )
 from asyncrpc.cli.typer_app import app
-from asyncrpc.demo.scenario import default_victim
+from asyncrpc.demo.scenario import default_killed_node
 from asyncrpc.interrupts import sigterm_as_interrupt
 
 demo_app = typer.Typer(
@@ -39,7 +39,7 @@ app.add_typer(demo_app)
 
 _FLOWS = ", ".join(topology.flow_names())
 _NODES = ", ".join(topology.PROCESS_NAMES)
-_DEFAULT_NODES = ", ".join(f"{f.name}: {default_victim(f)}" for f in topology.FLOWS.values())
+_DEFAULT_NODES = ", ".join(f"{f.name}: {default_killed_node(f)}" for f in topology.FLOWS.values())
 
 
 @demo_app.command(

@@ -8,12 +8,24 @@ a usage message and exit 2, never a traceback or a nonsense value.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from asyncrpc import config
+from asyncrpc import config, topology
 from asyncrpc.launcher import numbers
+
+NODE_NAMES = ", ".join(topology.PROCESS_NAMES)
+FLOW_NAMES = ", ".join(topology.flow_names())
+
+
+def completes(*names: str) -> Callable[[str], list[str]]:
+    """Shell completion of an argument: the ``names`` that start with what was typed."""
+    return lambda incomplete: [name for name in names if name.startswith(incomplete)]
+
+
+complete_nodes = completes(*topology.PROCESS_NAMES)
 
 
 def seconds_option(*, positive: bool = False) -> Callable[[object], float]:
@@ -91,5 +103,24 @@ ReadyTimeoutOption = Annotated[
         parser=seconds_option(positive=True),
         metavar="SECONDS",
         help="Seconds each replica may take to become ready.",
+    ),
+]
+
+RunDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--run-dir",
+        help="The run directory: where the supervisor keeps its state, logs and database. "
+        f"Default: ${config.ENV_RUN_DIR}, else ./.asyncrpc.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+NodeArgument = Annotated[
+    str,
+    typer.Argument(
+        autocompletion=complete_nodes,
+        help=f"A node: {NODE_NAMES}. `b` means every replica of b, `b.2` only replica 2.",
+        show_default=False,
     ),
 ]

@@ -36,7 +36,7 @@ from asyncrpc.dashboard.access import COOKIE, Access
 from asyncrpc.dashboard.demo_run import DemoRun
 from asyncrpc.dashboard.events import Source, feed
 from asyncrpc.dashboard.invocations_view import graph_json, recent_invocations
-from asyncrpc.demo.scenario import choose, default_victim, valid_victims
+from asyncrpc.demo.scenario import choose, default_killed_node, killable_nodes
 from asyncrpc.gateway.app import ERROR_STATUS
 from asyncrpc.invocations.errors import InvocationError
 from asyncrpc.invocations.server_reader import AsyncServerReader
@@ -148,7 +148,7 @@ class Dashboard:
 
 
 def topology_json() -> dict[str, Any]:
-    """The flows and what the page offers for each (call, the demo's victims)."""
+    """The flows and what the page offers for each (call, the nodes the demo may kill)."""
     return {
         "flows": [
             {
@@ -156,8 +156,8 @@ def topology_json() -> dict[str, Any]:
                 "summary": flow.summary,
                 "nodes": list(flow.nodes),
                 "groups": [topology.NODES[node].group for node in flow.nodes],
-                "victims": valid_victims(flow),
-                "default_victim": default_victim(flow),
+                "victims": killable_nodes(flow),
+                "default_killed_node": default_killed_node(flow),
             }
             for flow in topology.FLOWS.values()
         ],

@@ -53,7 +53,7 @@ class DemoCommand:
             "--flow",
             scenario.flow.name,
             "--victim",
-            scenario.victim,
+            scenario.killed_node,
             "--delay",
             f"{scenario.delay:g}",
             "--run-dir",
@@ -130,7 +130,7 @@ class DemoRun:
         return {
             "state": str(self.state),
             "flow": scenario.flow.name if scenario else None,
-            "victim": scenario.victim if scenario else None,
+            "victim": scenario.killed_node if scenario else None,
             "delay": scenario.delay if scenario else None,
             "exit_code": self.exit_code,
             "lines": self.lines,

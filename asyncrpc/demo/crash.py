@@ -60,7 +60,7 @@ SUSPEND_GRACE = 5.0
 
 @dataclass
 class DemoOptions:
-    """What `asyncrpc demo crash` was given (the flow and victim are checked by the scenario)."""
+    """What `asyncrpc demo crash` was given (the scenario checked the flow and the node to kill)."""
 
     scenario: Scenario
     run_dir: Path
@@ -70,7 +70,7 @@ class DemoOptions:
     server_port: int = config.DEFAULT_SERVER_PORT
     gateway_port: int = config.DEFAULT_GATEWAY_PORT
     ready_timeout: float = 30.0
-    #: The server to start (`up --server`); a `postgres` victim needs `postgres`.
+    #: The server to start (`up --server`); killing the `postgres` node needs `postgres`.
     server: str = up.SERVER_EMBEDDED
     schema: str | None = None
 
@@ -85,6 +85,11 @@ class Outcome:
 def demo_run_dir(env: Mapping[str, str]) -> Path:
     """The demo's own run directory, `demo/` inside the usual one, so it never meets `up`'s."""
     return config.run_dir(env) / "demo"
+
+
+def database_of(killed_node: str, rundir: RunDir) -> Path:
+    """Where a killed server node keeps what it acknowledged: Postgres's data or server.db."""
+    return rundir.postgres_data if killed_node == topology.POSTGRES else rundir.db
 
 
 def run_crash_demo(
@@ -140,7 +145,7 @@ def _prepare(
         gateway_port=options.gateway_port,
         ttl=options.ttl,
         ready_timeout=options.ready_timeout,
-        server=up.SERVER_POSTGRES if scenario.victim == topology.POSTGRES else options.server,
+        server=up.SERVER_POSTGRES if scenario.killed_node == topology.POSTGRES else options.server,
         schema=options.schema,
     )
     try:
@@ -153,9 +158,10 @@ def _prepare(
                 error.exit_code,
             ) from None
         raise
-    if scenario.victim in topology.SERVER_NODES and scenario.victim != plan.server_node:
+    killed_node = scenario.killed_node
+    if killed_node in topology.SERVER_NODES and killed_node != plan.server_node:
         raise UsageError(
-            f"--victim {scenario.victim}: the demo only kills and restarts a server it started, "
+            f"--victim {killed_node}: the demo only kills and restarts a server it started, "
             f"and it would use {config.redacted(plan.server_url)}. Leave out --server-url (and "
             f"unset {config.ENV_SERVER_URL}) to run the embedded server, or --server postgres."
         )
@@ -200,17 +206,16 @@ class _CrashRun:
         self._let_it_suspend(root)
         self.narrator.step_sleeping(root, self.clock())
 
-        victim = self._process(s.victim)
-        self.client.kill(s.victim, "KILL")
-        rundir = self.plan.rundir
-        database = rundir.postgres_data if victim == topology.POSTGRES else rundir.db
-        self.narrator.killed(victim, self.clock(), str(database))
+        killed = self._process(s.killed_node)
+        self.client.kill(s.killed_node, "KILL")
+        database = database_of(s.killed_node, self.plan.rundir)
+        self.narrator.killed(killed, self.clock(), str(database))
 
         redo = self._watch_the_wait(root)
         self.narrator.replacing(self.clock())
-        self.client.start(s.victim)
+        self.client.start(s.killed_node)
         ready = self.clock()
-        self.narrator.replacement_ready(self._process(s.victim), ready, redo)
+        self.narrator.replacement_ready(self._process(s.killed_node), ready, redo)
 
         value = self._result()
         final = self._graph_until(settled, "every step of the flow to settle")
@@ -256,10 +261,10 @@ class _CrashRun:
     def _watch_the_wait(self, before: CallNode) -> list[CallNode]:
         """Show the flow waiting for the crashed process; returns the step's finished calls."""
         s = self.scenario
-        if s.victim in topology.SERVER_NODES:
+        if s.killed_node in topology.SERVER_NODES:
             self._until_timer_due(before)
             return []
-        if s.victim == topology.GATEWAY:
+        if s.killed_node == topology.GATEWAY:
             root = self._graph_until(settled, "the flow to finish on the nodes")
             self.narrator.finished_without_gateway(root, self.clock())
             return []
@@ -268,7 +273,7 @@ class _CrashRun:
         assert step is not None
         if step.state != "pending":
             raise DemoFailed(
-                f"{s.step} had already finished when {s.victim} was killed; "
+                f"{s.step} had already finished when {s.killed_node} was killed; "
                 "give the demo a longer --delay."
             )
         self.narrator.waiting_for_worker(root, step, self.view.task_state(step.id), self.clock())

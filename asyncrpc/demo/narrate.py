@@ -108,14 +108,14 @@ class Narrator:
         self.console.print(
             f"[bold]Crash demo: {flow.name}[/]  [dim]{escape(flow.summary)}[/]", highlight=False
         )
-        if s.victim_is_worker:
-            victim = f"node {s.victim} (group {s.delayed_node.group})"
-        elif s.victim == topology.GATEWAY:
-            victim = "the gateway"
+        if s.killed_node_is_worker:
+            crashed = f"node {s.killed_node} (group {s.delayed_node.group})"
+        elif s.killed_node == topology.GATEWAY:
+            crashed = "the gateway"
         else:
-            victim = "the Resonate server itself"
+            crashed = "the Resonate server itself"
         self._say(
-            f"The plan: call the flow, crash {victim} with kill -9 while [bold]{s.step}[/] "
+            f"The plan: call the flow, crash {crashed} with kill -9 while [bold]{s.step}[/] "
             f"(on node {s.delayed}) is in the middle of running, watch the flow wait, bring "
             f"up a replacement, and see the flow finish with the same result, "
             f"{flow.expected_result}."
@@ -174,15 +174,15 @@ class Narrator:
 
     def killed(self, process: ReplicaStatus | None, moment: float, db: str) -> None:
         s = self.scenario
-        self.event(moment, f"{s.victim} killed (kill -9)")
-        self._step(f"kill -9 {s.victim}", moment, by_hand=f"asyncrpc kill {s.victim}")
-        gone = f"{_who(process, s.victim)} is gone, with no chance to clean up."
-        if s.victim_is_worker:
+        self.event(moment, f"{s.killed_node} killed (kill -9)")
+        self._step(f"kill -9 {s.killed_node}", moment, by_hand=f"asyncrpc kill {s.killed_node}")
+        gone = f"{_who(process, s.killed_node)} is gone, with no chance to clean up."
+        if s.killed_node_is_worker:
             self._say(
                 f"{gone} Nothing that matters was in it: {s.step}'s promise and its timer "
                 "live on the server, not in the process."
             )
-        elif s.victim == topology.GATEWAY:
+        elif s.killed_node == topology.GATEWAY:
             self._say(
                 f"{gone} The gateway only turned the HTTP request into a durable "
                 "invocation; the flow runs on the nodes and does not need it. The caller's "
@@ -255,30 +255,29 @@ class Narrator:
         )
 
     def replacing(self, moment: float) -> None:
-        victim = self.scenario.victim
-        what = f"{victim} again" if victim in topology.SERVER_NODES else f"a new {victim}"
+        node = self.scenario.killed_node
+        what = f"{node} again" if node in topology.SERVER_NODES else f"a new {node}"
         self.event(moment, f"starting {what}")
 
     def replacement_ready(
         self, process: ReplicaStatus | None, moment: float, redo: list[CallNode]
     ) -> None:
         s = self.scenario
-        who = _who(process, s.victim)
-        if s.victim in topology.SERVER_NODES:
-            self.event(moment, f"{s.victim} restarted on its database: ready")
-            what = "the server" if s.victim == topology.SERVER else "Postgres"
-            self._step(f"Restarting {what} on its database", moment, f"asyncrpc start {s.victim}")
+        node = s.killed_node
+        who = _who(process, node)
+        if node in topology.SERVER_NODES:
+            self.event(moment, f"{node} restarted on its database: ready")
+            what = "the server" if node == topology.SERVER else "Postgres"
+            self._step(f"Restarting {what} on its database", moment, f"asyncrpc start {node}")
             self._say(
                 f"{who} is ready. The gateway and the nodes reconnect by themselves, "
                 f"the overdue timer fires, and {s.step} resumes on node {s.delayed}, which never "
                 "crashed."
             )
             return
-        self.event(moment, f"replacement {s.victim} ready")
-        self._step(
-            f"Starting a replacement {s.victim}", moment, by_hand=f"asyncrpc start {s.victim}"
-        )
-        if s.victim == topology.GATEWAY:
+        self.event(moment, f"replacement {node} ready")
+        self._step(f"Starting a replacement {node}", moment, by_hand=f"asyncrpc start {node}")
+        if s.killed_node == topology.GATEWAY:
             self._say(
                 f"{who} is ready: a new process. The caller re-attaches to the "
                 "invocation by its id: the same id is the same durable promise, so nothing "
@@ -330,7 +329,7 @@ class Narrator:
         self.console.print()
         self.console.print(Padding(table, INDENT, expand=False))
         expected = s.flow.expected_result
-        who = s.victim if s.victim_is_worker else f"the {s.victim}"
+        who = s.killed_node if s.killed_node_is_worker else f"the {s.killed_node}"
         crash = f"after {who} was killed mid-flow"
         if recovered:
             self.console.print(

@@ -1,14 +1,14 @@
-"""Which crash the demo stages: the flow, the victim, and the step that sleeps.
+"""Which crash the demo stages: the flow, the node it kills, and the step that sleeps.
 
 Everything a person can type is checked here against :mod:`asyncrpc.topology`,
 so a wrong name fails with a :class:`UsageError` naming what is valid before
 anything starts.
 
 The delay (a durable ``ctx.sleep`` after a step's remote calls, before it
-returns) goes on the victim's own step when the victim is a worker node: the
-victim is then killed while its step is in the middle of running. When the
-victim is the server or the gateway, the delay goes on the flow's default
-victim's step, so the crash lands while that step runs.
+returns) goes on the killed node's own step when that node is a worker node: it
+is then killed while its step is in the middle of running. When the demo kills
+the server or the gateway, the delay goes on the step of the node the flow
+kills by default, so the crash lands while that step runs.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from asyncrpc.launcher.errors import UsageError
 MIN_DELAY = 1.0
 
 
-def default_victim(flow: topology.Flow) -> str:
+def default_killed_node(flow: topology.Flow) -> str:
     """The node killed when no ``--victim`` is given: the one whose step runs during the delay.
 
     - A flow whose caller waits for the result (the await chain, the fan-out):
@@ -42,16 +42,16 @@ def default_victim(flow: topology.Flow) -> str:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A checked choice: ``victim`` is a worker node of the flow, the gateway or the server."""
+    """A checked choice: ``killed_node`` is a worker node of the flow, the gateway or the server."""
 
     flow: topology.Flow
-    victim: str
+    killed_node: str
     delayed: str
     delay: float
 
     @property
-    def victim_is_worker(self) -> bool:
-        return self.victim in topology.NODES
+    def killed_node_is_worker(self) -> bool:
+        return self.killed_node in topology.NODES
 
     @property
     def delayed_node(self) -> topology.Node:
@@ -68,11 +68,11 @@ class Scenario:
         return f"{self.delayed}={self.delay:g}"
 
 
-def valid_victims(flow: topology.Flow) -> list[str]:
+def killable_nodes(flow: topology.Flow) -> list[str]:
     return [*topology.SERVER_NODES, topology.GATEWAY, *flow.nodes]
 
 
-def choose(flow_name: str, victim: str | None, delay: float) -> Scenario:
+def choose(flow_name: str, killed_node: str | None, delay: float) -> Scenario:
     """Check the demo's options; UsageError (exit 2) says what is valid."""
     flow = topology.find_flow(flow_name)
     if flow is None:
@@ -83,15 +83,17 @@ def choose(flow_name: str, victim: str | None, delay: float) -> Scenario:
             f"--delay {delay:g}: give at least {MIN_DELAY:g} second(s), "
             "the time the demo has to crash a step mid-flow."
         )
-    chosen = victim.strip() if victim is not None else default_victim(flow)
-    valid = ", ".join(valid_victims(flow))
+    chosen = killed_node.strip() if killed_node is not None else default_killed_node(flow)
+    valid = ", ".join(killable_nodes(flow))
     if chosen not in topology.PROCESS_NAMES:
-        raise UsageError(f"unknown victim {chosen!r}. Valid victims for {flow.name}: {valid}.")
+        raise UsageError(
+            f"unknown node to kill {chosen!r}. The nodes {flow.name} can lose: {valid}."
+        )
     if chosen in topology.NODES and chosen not in flow.nodes:
         other = topology.NODES[chosen]
         raise UsageError(
             f"{chosen} is not part of {flow.name}: it runs {other.function} in {other.flow}. "
-            f"{flow.name} runs on {', '.join(flow.nodes)}; valid victims: {valid}."
+            f"{flow.name} runs on {', '.join(flow.nodes)}; the nodes it can lose: {valid}."
         )
-    delayed = chosen if chosen in topology.NODES else default_victim(flow)
-    return Scenario(flow=flow, victim=chosen, delayed=delayed, delay=delay)
+    delayed = chosen if chosen in topology.NODES else default_killed_node(flow)
+    return Scenario(flow=flow, killed_node=chosen, delayed=delayed, delay=delay)

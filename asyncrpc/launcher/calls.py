@@ -20,17 +20,18 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from asyncrpc import config, topology
 from asyncrpc.invocations.errors import InvocationError
-from asyncrpc.invocations.server_reader import ServerReader
+from asyncrpc.launcher import local_http
 from asyncrpc.launcher.control_client import connect
 from asyncrpc.launcher.errors import LauncherError, UsageError
 from asyncrpc.launcher.rundir import RunDir
 from asyncrpc.protocol_words import ORIGIN_TAG, PromiseState
+
+if TYPE_CHECKING:
+    from asyncrpc.invocations.server_reader import ServerReader
 
 #: Longest a single HTTP request asks the gateway to hold the answer.
 LONG_POLL = 10.0
@@ -61,11 +62,11 @@ def new_invocation_id(flow: topology.Flow) -> str:
     return f"{flow.default_id}-{secrets.token_hex(4)}"
 
 
-def _error_of(response: httpx.Response) -> str:
+def _error_of(response: local_http.Answer) -> str:
     try:
         data = response.json()
     except ValueError:
-        return response.text.strip() or f"HTTP {response.status_code}"
+        return response.text.strip() or f"HTTP {response.status}"
     if isinstance(data, dict) and "error" in data:
         return str(data["error"])
     return str(data)
@@ -84,12 +85,11 @@ class FlowCaller:
     def call(self, flow: topology.Flow, invocation_id: str, timeout: float) -> CallResult:
         start = self.clock()
         deadline = start + timeout
-        with httpx.Client(trust_env=False) as client:
-            entry = self._invoke(client, flow, invocation_id, deadline, timeout)
-            if flow.waits_for_result:
-                result = entry
-            else:
-                result = self._last_step_result(flow, invocation_id, deadline, timeout)
+        entry = self._invoke(flow, invocation_id, deadline, timeout)
+        if flow.waits_for_result:
+            result = entry
+        else:
+            result = self._last_step_result(flow, invocation_id, deadline, timeout)
         return CallResult(
             flow=flow.name,
             id=invocation_id,
@@ -106,7 +106,6 @@ class FlowCaller:
 
     def _invoke(
         self,
-        client: httpx.Client,
         flow: topology.Flow,
         invocation_id: str,
         deadline: float,
@@ -114,33 +113,40 @@ class FlowCaller:
     ) -> Any:
         wait = max(0.0, min(LONG_POLL, deadline - self.clock()))
         url = f"{self.gateway_url}{flow.route}"
+        params = {"id": invocation_id, "wait": f"{wait:g}"}
         try:
-            response = client.post(
-                url, params={"id": invocation_id, "wait": f"{wait:g}"}, timeout=wait + 10
-            )
-        except httpx.ConnectError:
-            raise LauncherError(
-                f"no gateway answers at {self.gateway_url}. See what runs with `asyncrpc status`; "
-                "start the gateway with `asyncrpc start gateway`."
-            ) from None
-        except httpx.HTTPError:
+            response = local_http.request(url, "POST", params=params, timeout=wait + 10)
+        except local_http.Unreachable as error:
+            if not error.connected:
+                raise LauncherError(
+                    f"no gateway answers at {self.gateway_url}. See what runs with "
+                    "`asyncrpc status`; start the gateway with `asyncrpc start gateway`."
+                ) from None
             response = None  # the gateway went away mid-request: poll for the result
-        if response is not None and response.status_code == 200:
+        if response is not None and response.status == 200:
             return self._message(response)
-        if response is not None and response.status_code not in (202, UNAVAILABLE):
+        if response is not None and response.status not in (202, UNAVAILABLE):
             raise LauncherError(f"the gateway refused {flow.name}: {_error_of(response)}")
-        return self._poll(client, flow, invocation_id, deadline, timeout)
+        return self._poll(flow, invocation_id, deadline, timeout)
 
     @staticmethod
-    def _message(response: httpx.Response) -> Any:
+    def _body(response: local_http.Answer) -> dict[str, Any]:
         try:
-            return response.json()["message"]
-        except (ValueError, KeyError, TypeError):
-            raise LauncherError(f"unexpected answer from the gateway: {response.text!r}") from None
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise LauncherError(f"unexpected answer from the gateway: {response.text!r}")
+        return body
+
+    def _message(self, response: local_http.Answer) -> Any:
+        body = self._body(response)
+        if "message" not in body:
+            raise LauncherError(f"unexpected answer from the gateway: {response.text!r}")
+        return body["message"]
 
     def _poll(
         self,
-        client: httpx.Client,
         flow: topology.Flow,
         invocation_id: str,
         deadline: float,
@@ -149,11 +155,11 @@ class FlowCaller:
         url = f"{self.gateway_url}/invocations/{invocation_id}"
         while self.clock() < deadline:
             try:
-                response = client.get(url, timeout=10.0)
-            except httpx.HTTPError:
+                response = local_http.request(url, timeout=10.0)
+            except local_http.Unreachable:
                 response = None  # gateway restarting: keep trying until the deadline
-            if response is not None and response.status_code == 200:
-                body = response.json()
+            if response is not None and response.status == 200:
+                body = self._body(response)
                 state = body.get("state")
                 if state == "resolved":
                     return body.get("result")
@@ -161,7 +167,7 @@ class FlowCaller:
                     raise LauncherError(
                         f"invocation {invocation_id} ended {state}: {body.get('result')!r}"
                     )
-            elif response is not None and response.status_code not in (404, UNAVAILABLE):
+            elif response is not None and response.status not in (404, UNAVAILABLE):
                 raise LauncherError(
                     f"the gateway could not report {invocation_id}: {_error_of(response)}"
                 )
@@ -180,6 +186,8 @@ class FlowCaller:
         """The value the flow's last step stored, once that promise is resolved."""
         if not self.server_url:
             raise LauncherError(f"{flow.name}'s result is read from the server: give its URL.")
+        from asyncrpc.invocations.server_reader import ServerReader  # only this flow reads it
+
         function = topology.NODES[flow.nodes[-1]].function
         with ServerReader(self.server_url, self.token) as server:
             return self._wait_for_last_step(server, flow, function, root_id, deadline, timeout)

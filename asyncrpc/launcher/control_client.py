@@ -17,21 +17,21 @@ that file (:func:`connect`) and calls the control server with the token in the
 
 from __future__ import annotations
 
-import http.client
 import json
 import secrets
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from asyncrpc.launcher import local_http
 from asyncrpc.launcher.errors import LauncherError, NothingRunning
 from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.rundir import RunDir
 from asyncrpc.launcher.status import LauncherSnapshot, RunState, StartResult
 
 TOKEN_HEADER = "X-Asyncrpc-Token"
+UNAUTHORIZED = 401
 HOW_TO_START = (
     "Start everything with `asyncrpc up` (or `asyncrpc up --detach` to get the prompt back)."
 )
@@ -55,33 +55,37 @@ class ControlClient:
     run_dir: RunDir
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        # http.client, not httpx: every command pays for this import, and it is a tenth as slow.
-        address = urllib.parse.urlsplit(self.url)
-        headers = {TOKEN_HEADER: self.token}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=120.0)
         try:
-            connection.request(method, path, body=payload, headers=headers)
-            response = connection.getresponse()
-            status, text = response.status, response.read().decode(errors="replace")
-        except (OSError, http.client.HTTPException) as error:
-            raise LauncherError(
-                f"the supervisor (pid {self.supervisor.pid}) did not answer at {self.url}: {error}"
-            ) from None
-        finally:
-            connection.close()
+            answer = local_http.request(
+                f"{self.url}{path}",
+                method,
+                body=body,
+                headers={TOKEN_HEADER: self.token},
+                timeout=120.0,
+            )
+        except local_http.Unreachable as error:
+            raise self.unreachable(str(error)) from None
+        status, text = answer.status, answer.text
         try:
             data = json.loads(text)
         except ValueError:
             data = {"error": text}
+        if status == UNAUTHORIZED:
+            # Not our supervisor's answer: another process holds the port it had.
+            raise self.unreachable(f"HTTP {status}")
         if status >= 400:
             message = data.get("error") if isinstance(data, dict) else None
             code = data.get("exit_code") if isinstance(data, dict) else None
             raise LauncherError(message or f"supervisor error {status}", code)
         return data
+
+    def unreachable(self, why: str) -> LauncherError:
+        """Why the control server did not answer: NothingRunning when the supervisor is gone."""
+        if not self.supervisor.alive():
+            return supervisor_gone(self.run_dir, self.supervisor)
+        return LauncherError(
+            f"the supervisor (pid {self.supervisor.pid}) did not answer at {self.url}: {why}"
+        )
 
     def status(self) -> LauncherSnapshot:
         return LauncherSnapshot.from_json(self._request("GET", "/status"))
@@ -120,33 +124,40 @@ def orphans(state: RunState) -> list[tuple[str, ProcessRef]]:
     return [(name, process) for name, process in state.processes() if process.alive()]
 
 
+def supervisor_gone(run_dir: RunDir, ref: ProcessRef) -> NothingRunning:
+    """The message for a supervisor that has exited, naming what it left running."""
+    state = run_dir.read_state()
+    left = orphans(state) if state else []
+    pid = f" (pid {ref.pid})"
+    if left:
+        names = ", ".join(name for name, _ in left)
+        return NothingRunning(
+            f"the supervisor{pid} in {run_dir.path} is no longer running, but processes it "
+            f"started still are: {names}. Stop them with `asyncrpc down`, then {HOW_TO_START}"
+        )
+    return NothingRunning(
+        f"nothing is running: the supervisor{pid} in {run_dir.path} has exited. {HOW_TO_START}"
+    )
+
+
 def connect(run_dir: RunDir) -> ControlClient:
-    """The running supervisor of ``run_dir``, or NothingRunning saying how to start one."""
+    """A client for the supervisor of ``run_dir``, or NothingRunning saying how to start one.
+
+    Whether the supervisor still runs is asked only when it does not answer
+    (:meth:`ControlClient.unreachable`): an answer carrying its token already
+    proves it, and a command that answers at once need not load psutil.
+    """
     state = run_dir.read_state()
     if state is None:
         raise NothingRunning(
             f"nothing is running (no supervisor in {run_dir.path}). {HOW_TO_START}"
         )
-    ref = state.supervisor
-    if not ref.alive():
-        left = orphans(state)
-        pid = f" (pid {ref.pid})"
-        if left:
-            names = ", ".join(name for name, _ in left)
-            raise NothingRunning(
-                f"the supervisor{pid} in {run_dir.path} is no longer running, but processes it "
-                f"started still are: {names}. Stop them with `asyncrpc down`, then {HOW_TO_START}"
-            )
-        raise NothingRunning(
-            f"nothing is running: the supervisor{pid} in {run_dir.path} has exited. {HOW_TO_START}"
-        )
-    return ControlClient(state.control_url, state.token, ref, run_dir)
+    return ControlClient(state.control_url, state.token, state.supervisor, run_dir)
 
 
 def is_running(run_dir: RunDir) -> bool:
     """True while a supervisor answers for ``run_dir`` (by its state file and process)."""
     try:
-        connect(run_dir)
+        return connect(run_dir).supervisor.alive()
     except LauncherError:
         return False
-    return True

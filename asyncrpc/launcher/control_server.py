@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from asyncrpc.launcher.control_client import TOKEN_HEADER, token_matches
+from asyncrpc.launcher.control_client import TOKEN_HEADER, UNAUTHORIZED, token_matches
 from asyncrpc.launcher.errors import LauncherError, UsageError
 from asyncrpc.launcher.pids import signal_number
 from asyncrpc.launcher.supervisor import Supervisor
@@ -51,7 +51,9 @@ def make_app(supervisor: Supervisor, token: str, on_down: Callable[[], None]) ->
     @app.middleware("http")
     async def check_token(request: Request, call_next: Any) -> Any:
         if not token_matches(request.headers.get(TOKEN_HEADER, ""), token):
-            return JSONResponse({"error": "missing or wrong control token"}, status_code=401)
+            return JSONResponse(
+                {"error": "missing or wrong control token"}, status_code=UNAUTHORIZED
+            )
         return await call_next(request)
 
     @app.exception_handler(LauncherError)

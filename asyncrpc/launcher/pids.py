@@ -12,8 +12,6 @@ import os
 import signal
 from dataclasses import dataclass
 
-import psutil
-
 
 def start_time(pid: int) -> str | None:
     """An opaque token for when ``pid`` started, or None when no such live process exists.
@@ -21,6 +19,8 @@ def start_time(pid: int) -> str | None:
     A zombie (exited, not yet reaped) counts as gone: it can take no signal and
     does no work.
     """
+    import psutil  # here, not at the top: `asyncrpc status` and `kill` never load it
+
     try:
         process = psutil.Process(pid)
         with process.oneshot():

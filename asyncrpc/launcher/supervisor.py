@@ -423,6 +423,7 @@ class Supervisor:
         else:
             candidates = [r for r in self.replicas.values() if r.spec.node == node]
             candidates = candidates or [self._replica(ReplicaSpec(node))]
+        await self._record_exits(candidates)
         todo = [r for r in candidates if not r.running]
         if delay is not None:
             for replica in todo:
@@ -435,6 +436,21 @@ class Supervisor:
             already_running=[r.name for r in candidates if r not in todo],
             pids={r.name: r.ref.pid if r.ref else None for r in candidates},
         )
+
+    async def _record_exits(self, replicas: list[Replica], timeout: float = 5.0) -> None:
+        """Wait until the exit of each replica whose process has already died is recorded.
+
+        A replica killed from outside (`kill -9 PID`) is gone at once, but its
+        watcher records the exit a moment later; a `start` in between must not
+        answer "already running".
+        """
+        watchers = [
+            r.watcher
+            for r in replicas
+            if r.running and r.ref is not None and r.watcher is not None and not r.ref.alive()
+        ]
+        if watchers:
+            await asyncio.wait([asyncio.shield(w) for w in watchers], timeout=timeout)
 
     async def kill(self, selector: NodeSelector, sig: int = signal.SIGKILL) -> list[str]:
         """Signal every running match (a crash, by default) and wait until it has exited."""

@@ -7,7 +7,6 @@ same view serves the foreground `up`, `status` and `logs`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +18,6 @@ from rich.table import Table
 from rich.text import Text
 
 from asyncrpc import config, topology
-from asyncrpc.launcher.logtail import LogFollower
 from asyncrpc.launcher.status import LauncherSnapshot, ReplicaState
 
 if TYPE_CHECKING:
@@ -134,6 +132,11 @@ def launcher_line(console: Console, message: str) -> None:
 
 async def stream_output(supervisor: Supervisor, console: Console, interval: float = 0.1) -> None:
     """Print every replica's new output lines with its prefix until cancelled (then flush)."""
+    # Imported here: only the foreground `up` follows output; `status` renders without them.
+    import asyncio
+
+    from asyncrpc.launcher.logtail import LogFollower
+
     follower = LogFollower()
     rundir = supervisor.plan.rundir
 

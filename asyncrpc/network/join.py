@@ -13,10 +13,12 @@ channel and the message source.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import aiohttp
 from resonate.connections import SSEConnection
 from resonate.resonate import Resonate
 from resonate.retry import ExponentialBackoff
@@ -30,23 +32,35 @@ from asyncrpc.network.heartbeat import IntervalHeartbeat
 from asyncrpc.network.lean_http import server_network
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from asyncrpc.network.postgres_link import PostgresLink
+
+logger = logging.getLogger(__name__)
 
 #: Reconnect (and resend) quickly: the SDK's own ladder climbs to a minute,
 #: too slow to watch a flow continue after the server restarts in a demo.
 RECONNECT = ExponentialBackoff(initial=0.5, factor=2.0, max_delay=2.0)
 
+#: The poll stream is one GET that lasts as long as the process: no total time limit (aiohttp's
+#: default of five minutes would end it), only a bound on making the connection.
+STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
+
 
 class PollStream(SSEConnection):
-    """The SDK's SSE poll source, telling us whether its stream is connected.
+    """The SDK's SSE poll source, kept connected for the whole life of the process.
 
-    :class:`SSEConnection` hands a successfully opened stream (2xx) to
-    ``_read_stream`` and only returns from it when the stream ends; wrapping
-    that one call is the narrowest way to observe the connection without
-    copying the reconnect loop. ``on_first_connect`` runs once, before the
-    first message is read, so a ready line comes before any work is logged.
+    Two things are added to :class:`SSEConnection`:
+
+    - It says whether its stream is connected. :class:`SSEConnection` hands a
+      successfully opened stream (2xx) to ``_read_stream`` and only returns from
+      it when the stream ends; wrapping that one call is the narrowest way to
+      observe the connection without copying the reconnect loop.
+      ``on_first_connect`` runs once, before the first message is read, so a
+      ready line comes before any work is logged.
+    - It never stops listening while it runs. The SDK's loop reconnects after
+      the errors aiohttp names (``ClientError``) but ends on any other, a
+      timeout among them, which would leave the process connected for requests
+      and deaf to work. Here the loop starts again after any failure, and the
+      stream's session has no total time limit (``timeout``).
     """
 
     def __init__(
@@ -57,10 +71,29 @@ class PollStream(SSEConnection):
         group: str,
         auth: str | None = None,
         on_first_connect: Callable[[], None] | None = None,
+        timeout: aiohttp.ClientTimeout = STREAM_TIMEOUT,
     ) -> None:
         super().__init__(url, pid=pid, group=group, auth=auth, backoff=RECONNECT)
         self.connected = asyncio.Event()
         self._on_first_connect = on_first_connect
+        self._timeout = timeout
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None and not self._stopped:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return super()._ensure_session()
+
+    async def _sse_loop(self) -> None:
+        failures = 0
+        while self._running:
+            try:
+                await super()._sse_loop()
+                return  # it returns only once stopped or cancelled
+            except Exception as error:
+                delay = RECONNECT.delay(failures)
+                failures += 1
+                logger.warning("poll stream failed (%r); reconnecting in %gs", error, delay)
+                await asyncio.sleep(delay)
 
     async def _read_stream(self, resp: aiohttp.ClientResponse) -> None:
         self.connected.set()
