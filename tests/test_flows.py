@@ -180,6 +180,23 @@ def test_a_failed_flow_is_reported_with_its_message() -> None:
     assert invocation_json(failure.invocation)["error"] == "boom went the flow"
 
 
+class GivesUp:
+    """A result handle whose listener failed, as the SDK's can for a settled invocation."""
+
+    async def result(self) -> Any:
+        raise RuntimeError("the listener gave up")
+
+
+def test_a_resolved_invocation_gives_its_value_even_when_the_handle_fails() -> None:
+    async def resolved(gateway: Gateway, reader: AsyncServerReader) -> tuple[bool, Any]:
+        started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "gives-up")
+        await runner.result(gateway.client, reader, started, 10)
+        failing = dataclasses.replace(started, handle=GivesUp())
+        return await runner.result(gateway.client, reader, failing, 10)
+
+    assert run(resolved) == (True, AWAIT_CHAIN.expected_result)
+
+
 def test_an_id_used_by_another_flow_is_a_conflict() -> None:
     async def clash(gateway: Gateway, reader: AsyncServerReader) -> None:
         started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "shared")

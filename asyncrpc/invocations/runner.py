@@ -43,6 +43,7 @@ from asyncrpc.invocations.errors import (
 from asyncrpc.invocations.records import PromiseRecord
 from asyncrpc.invocations.server_reader import AsyncServerReader
 from asyncrpc.network.create_watch import CreateWatch
+from asyncrpc.protocol_words import PromiseState
 from asyncrpc.topology import Flow
 
 #: Seconds a caller waits for a flow's result before getting "still pending".
@@ -149,8 +150,11 @@ async def result(
             return False, None
         if waiting.exception() is None:
             return True, waiting.result()
-        # Read the stored outcome rather than re-raising whatever the SDK rebuilt.
+        # Read the stored outcome rather than re-raising whatever the SDK rebuilt: its
+        # listener can fail for an invocation that resolved all the same.
         invocation = await read(reader, started.id)
+        if invocation.state is PromiseState.RESOLVED:
+            return True, invocation.value
         if invocation.settled:
             raise InvocationFailed(invocation)
         # Still running: the SDK gave up on it early (its listener refresh can race the
