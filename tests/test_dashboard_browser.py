@@ -3,7 +3,8 @@
 Playwright drives Debian's chromium (/usr/bin/chromium; .ci/run installs it,
 Playwright never downloads a browser here). Node c runs with a crash-demo
 delay (its step sleeps durably), so the await chain's graph has a durable
-sleep and is seen pending before it settles. Set ASYNCRPC_UPDATE_SCREENSHOT=1
+sleep and is seen pending before it settles. The crash demo started from the
+page runs a system of its own, in RUN_DIR/demo. Set ASYNCRPC_UPDATE_SCREENSHOT=1
 to write the screenshot into docs/images/dashboard.png.
 """
 
@@ -22,7 +23,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from asyncrpc.dashboard.app import make_app
 from asyncrpc.launcher.control_client import connect
@@ -240,6 +241,68 @@ def test_an_invocation_from_curl_is_listed_too(page: Page, system: System) -> No
     row = '#invocations tr[data-invocation="from-curl"][data-state="resolved"]'
     page.wait_for_selector(row, timeout=WITHIN_A_SECOND * 3)
     assert page.text_content(f"{row} .result") == "3"
+
+
+#: Records each state the demo's table shows for b.1 (state chip, restarts), as it is drawn:
+#: a state the page shows for half a second is still seen.
+RECORD_B1 = """() => {
+  window.b1Shown = [];
+  const table = document.querySelector('#demo-replicas');
+  new MutationObserver(() => {
+    const row = [...table.tBodies[0].rows].find((r) => r.cells[0].textContent === 'b.1');
+    if (!row || table.hidden) return;
+    const shown = `${row.cells[2].textContent} ${row.cells[3].textContent}`;
+    if (window.b1Shown.at(-1) !== shown) window.b1Shown.push(shown);
+  }).observe(table, { childList: true, subtree: true, attributes: true });
+}"""
+
+
+def test_the_crash_demo_from_the_page(page: Page, system: System) -> None:
+    """Run the crash demo as a person would: narrated live, b killed and back, the flow gives 3."""
+    demo = page.get_by_role("region", name="Crash demo")
+    run = demo.get_by_role("button", name="Run the crash demo")
+    stop = demo.get_by_role("button", name="Stop")
+    output = demo.get_by_label("crash demo output")
+    processes = demo.get_by_role("table", name="the crash demo's processes")
+
+    demo.get_by_label("flow", exact=True).select_option("await-chain")
+    expect(demo.get_by_label("victim", exact=True)).to_have_value("b")
+    # A short durable sleep on b: the window in which b is dead.
+    demo.get_by_label("delay (s)", exact=True).fill("2")
+    page.evaluate(RECORD_B1)
+    demo_processes = Launched(system.run_dir / "demo", system.env)
+    try:
+        run.click()
+        expect(demo.get_by_role("heading", name="Crash demo running")).to_be_visible(timeout=SLOW)
+        expect(run).to_be_disabled()
+        expect(stop).to_be_enabled()
+        # The narration arrives while the demo runs, not all at its end.
+        expect(output).to_contain_text("1. Starting what await-chain needs", timeout=SLOW)
+        assert "Recovered" not in (output.text_content() or "")
+        expect(processes.get_by_role("cell", name="b.1", exact=True)).to_be_visible(timeout=SLOW)
+        demo_processes.remember()
+        expect(output).to_contain_text("kill -9 b", timeout=SLOW)
+        expect(output).to_contain_text("Starting a replacement b", timeout=SLOW)
+        demo_processes.remember()
+        expect(output).to_contain_text("Completed: result 3", timeout=SLOW)
+        expect(output).to_contain_text(
+            "Recovered: await-chain returned 3 after b was killed mid-flow", timeout=SLOW
+        )
+        expect(demo.get_by_role("heading", name="Crash demo recovered")).to_be_visible()
+        expect(run).to_be_enabled()
+        expect(stop).to_be_disabled()
+        expect(processes).to_be_hidden()
+        assert "Stopped everything the demo started" in (output.text_content() or "")
+        # b.1 ran, was shown killed, then a replacement (restarts 1) came; the replacement
+        # may run for only a moment before the demo stops everything, so it may be seen
+        # first as `starting 1` or `stopped 1`.
+        shown = page.evaluate("window.b1Shown")
+        back = next((i for i, seen in enumerate(shown) if seen.endswith(" 1")), None)
+        assert back is not None and "killed 0" in shown[:back], shown
+        assert "running 0" in shown[: shown.index("killed 0")], shown
+    finally:
+        httpx.post(f"{system.dashboard_url}api/demo/stop", timeout=120)
+        demo_processes.stop()
 
 
 def test_detached_steps_a_log_tail_and_the_screenshot(page: Page, tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ and free ports, so the system the page shows is never disturbed), crashes it
 and narrates; running the very command a person runs keeps one implementation,
 and a child process can be stopped (SIGTERM: the demo stops all it started)
 without touching the supervisor. One demo runs at a time; its lines are kept
-for the page, which gets them through the event feed.
+for the page, which gets them through the event feed, with the replicas of
+the demo's own system while it runs (read from that system's supervisor), so
+the page shows the killed node go down and come back.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from asyncrpc.demo.scenario import Scenario
+from asyncrpc.launcher.control_client import connect
 from asyncrpc.launcher.errors import LauncherError
+from asyncrpc.launcher.rundir import RunDir
 
 #: Lines of the demo's output kept for the page.
 MAX_LINES = 2000
 #: Seconds the demo gets to stop what it started after SIGTERM.
 STOP_GRACE = 60.0
+#: Seconds between two looks at the demo's own system while it runs.
+WATCH_INTERVAL = 0.2
 
 
 class DemoState(enum.StrEnum):
@@ -65,6 +71,14 @@ class DemoCommand:
         ]
 
 
+def replicas_of(run_dir: Path) -> list[dict[str, Any]]:
+    """The replicas of the system started in ``run_dir``; none while nothing answers there."""
+    try:
+        return connect(RunDir(run_dir)).status().to_json()["nodes"]
+    except LauncherError:
+        return []
+
+
 class DemoRun:
     """At most one running demo, and the output of the last one."""
 
@@ -76,8 +90,11 @@ class DemoRun:
         self.scenario: Scenario | None = None
         self.lines: list[str] = []
         self.exit_code: int | None = None
+        #: The replicas of the demo's own system, while it runs.
+        self.replicas: list[dict[str, Any]] = []
         self._process: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
@@ -98,6 +115,7 @@ class DemoRun:
         )
         self.state = DemoState.RUNNING
         self._pump = asyncio.create_task(self._read(self._process))
+        self._watcher = asyncio.create_task(self._watch(self._process))
 
     async def _read(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
@@ -107,6 +125,13 @@ class DemoRun:
         self.exit_code = await process.wait()
         if self.state is DemoState.RUNNING:
             self.state = DemoState.RECOVERED if self.exit_code == 0 else DemoState.FAILED
+
+    async def _watch(self, process: asyncio.subprocess.Process) -> None:
+        while self.running and self._process is process:
+            self.replicas = await asyncio.to_thread(replicas_of, self._command.run_dir)
+            await asyncio.sleep(WATCH_INTERVAL)
+        if self._process is process:
+            self.replicas = []
 
     async def stop(self) -> None:
         """Ask a running demo to stop (it stops all it started); wait for it."""
@@ -121,9 +146,10 @@ class DemoRun:
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
-        if self._pump is not None:
-            with contextlib.suppress(Exception):
-                await self._pump
+        for task in (self._pump, self._watcher):
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await task
 
     def to_json(self) -> dict[str, Any]:
         scenario = self.scenario
@@ -134,4 +160,5 @@ class DemoRun:
             "delay": scenario.delay if scenario else None,
             "exit_code": self.exit_code,
             "lines": self.lines,
+            "replicas": self.replicas,
         }

@@ -313,7 +313,7 @@ function renderDemoChoices(topology) {
   const victims = () => {
     const flow = topology.flows.find((f) => f.name === flowSelect.value);
     $("#demo-victim").replaceChildren(...flow.victims.map(
-      (victim) => new Option(victim, victim, false, victim === flow.default_victim)));
+      (victim) => new Option(victim, victim, false, victim === flow.default_killed_node)));
   };
   flowSelect.addEventListener("change", victims);
   victims();
@@ -324,10 +324,29 @@ function renderDemo(demo) {
   $("#demo-state").className = `chip state-${demo.state}`;
   $("#demo-run").disabled = demo.state === "running";
   $("#demo-stop").disabled = demo.state !== "running";
+  renderDemoReplicas(demo.replicas);
   const pre = $("#demo-output");
   const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
   pre.textContent = demo.lines.join("\n");
   if (atBottom) pre.scrollTop = pre.scrollHeight;
+}
+
+// The demo's own system, while it runs: the killed replica goes down and comes back here.
+function renderDemoReplicas(replicas) {
+  const table = $("#demo-replicas");
+  table.hidden = replicas.length === 0;
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  for (const replica of replicas) {
+    const row = document.createElement("tr");
+    row.dataset.replica = replica.name;
+    row.dataset.state = replica.state;
+    cell(row, replica.name, "mono");
+    cell(row, replica.pid || "-", "num");
+    cell(row, "").appendChild(chip(replica.state));
+    cell(row, String(replica.restarts), "num");
+    body.appendChild(row);
+  }
 }
 
 $("#demo-form").addEventListener("submit", async (event) => {
