@@ -55,8 +55,10 @@ class Sizes:
     recovery_ttl: float = 2.0
     #: Crash-demo delay (s, a durable sleep) used to catch a flow mid-way.
     recovery_delay: float = 1.0
-    #: Soak: seconds of flows, seconds between samples, and the server's --retain.
-    soak_seconds: float = 180.0
+    #: Soak: seconds of flows, seconds between samples, and the server's --retain. Six minutes
+    #: outlast the five that HTTP clients give one request by default (aiohttp's total timeout),
+    #: so a long-lived stream that such a limit ends shows up as failed flows.
+    soak_seconds: float = 360.0
     soak_sample_s: float = 15.0
     soak_retain: str = "20s"
 

@@ -81,7 +81,7 @@ def main(
     ] = None,
     soak_seconds: Annotated[
         float | None,
-        typer.Option(min=1, help="Soak: seconds of flows (default 180; --quick 12)."),
+        typer.Option(min=1, help="Soak: seconds of flows (default 360; --quick 12)."),
     ] = None,
     soak_retain: Annotated[
         str | None, typer.Option(help="Soak: the server's --retain (default 20s).")
