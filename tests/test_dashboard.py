@@ -119,7 +119,7 @@ def test_logs_invocations_and_topology(http: TestClient, tmp_path: Path) -> None
     flows = {flow["name"]: flow for flow in http.get("/api/topology").json()["flows"]}
     assert flows["await-chain"]["victims"] == killable_nodes(FLOWS["await-chain"])
     assert {"server", "gateway", "a", "b", "c"} <= set(flows["await-chain"]["victims"])
-    assert flows["fan-out"]["default_killed_node"] == "h"
+    assert flows["fan-out"]["default_victim"] == "h"
 
 
 # -- the event feed -------------------------------------------------------------

@@ -148,7 +148,10 @@ class Dashboard:
 
 
 def topology_json() -> dict[str, Any]:
-    """The flows and what the page offers for each (call, the nodes the demo may kill)."""
+    """The flows and what the page offers for each (call, the nodes the demo may kill).
+
+    The demo's fields say ``victim``, as the `asyncrpc demo crash --victim` option they feed.
+    """
     return {
         "flows": [
             {
@@ -157,7 +160,7 @@ def topology_json() -> dict[str, Any]:
                 "nodes": list(flow.nodes),
                 "groups": [topology.NODES[node].group for node in flow.nodes],
                 "victims": killable_nodes(flow),
-                "default_killed_node": default_killed_node(flow),
+                "default_victim": default_killed_node(flow),
             }
             for flow in topology.FLOWS.values()
         ],

@@ -313,7 +313,7 @@ function renderDemoChoices(topology) {
   const victims = () => {
     const flow = topology.flows.find((f) => f.name === flowSelect.value);
     $("#demo-victim").replaceChildren(...flow.victims.map(
-      (victim) => new Option(victim, victim, false, victim === flow.default_killed_node)));
+      (victim) => new Option(victim, victim, false, victim === flow.default_victim)));
   };
   flowSelect.addEventListener("change", victims);
   victims();
