@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from asyncrpc import config
+from asyncrpc.launcher.pids import ProcessRef
 from asyncrpc.launcher.template_client import TemplateClient, template_enabled
 from harness.waiting import wait_until
 from tests.test_launcher_e2e import Launcher
@@ -119,3 +120,9 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     new = psutil.Process(int(after["b.1"]["pid"]))  # type: ignore[call-overload]
     assert new.ppid() == template.pid and os.getsid(new.pid) == new.pid
     assert Path(log).read_text().count("--- asyncrpc launcher: starting b.1") == 2
+
+    template_ref = ProcessRef.of(template.pid)
+    assert template_ref is not None
+    down = launcher.run("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not template_ref.alive(), "down returned before the template had exited"

@@ -21,6 +21,8 @@ from asyncrpc.launcher.rundir import RunDir
 
 #: The name the supervisor's own process goes by in the list of what was stopped.
 SUPERVISOR = "supervisor"
+#: How long `down` waits for the template a detached supervisor was forked from to exit.
+TEMPLATE_EXIT_S = 5.0
 
 
 def stop_orphans(
@@ -62,8 +64,15 @@ def stop_everything(
     A supervisor that does not answer is reported through ``notify`` and its
     replicas are stopped directly.
     """
+    from asyncrpc.launcher.template_client import template_parent
+
     try:
-        return DownResult(connect(run_dir).down())
+        client = connect(run_dir)
+        template = template_parent(client.supervisor)
+        result = DownResult(client.down())
+        if template is not None:  # it ends once the supervisor's channel closes
+            wait_gone(template, TEMPLATE_EXIT_S)
+        return result
     except NothingRunning:
         stopped = stop_orphans(run_dir)
         return DownResult(stopped, nothing_was_running=not stopped)

@@ -24,11 +24,29 @@ from typing import IO, Any
 
 from asyncrpc import config
 from asyncrpc.launcher.errors import LauncherError
+from asyncrpc.launcher.pids import ProcessRef
 
 #: How a replica's exit code reads when the template died before reporting it.
 UNKNOWN_EXIT = 255
 #: How often an orphaned child (its template gone) is checked for exit.
 ORPHAN_POLL = 0.1
+
+
+#: The template's module: how it is started, and how its process is recognised.
+TEMPLATE_MODULE = "asyncrpc.launcher.template"
+
+
+def template_parent(ref: ProcessRef) -> ProcessRef | None:
+    """The template ``ref`` was forked from, when its parent is one (a detached supervisor's is)."""
+    import psutil  # only `down` asks: it waits for the template too
+
+    try:
+        parent = psutil.Process(ref.pid).parent()
+        if parent is None or TEMPLATE_MODULE not in " ".join(parent.cmdline()):
+            return None
+    except psutil.Error:
+        return None
+    return ProcessRef.of(parent.pid)
 
 
 def template_enabled(env: Mapping[str, str], platform: str = sys.platform) -> bool:
@@ -90,7 +108,7 @@ class TemplateClient:
             process = await asyncio.create_subprocess_exec(
                 python,
                 "-m",
-                "asyncrpc.launcher.template",
+                TEMPLATE_MODULE,
                 str(theirs.fileno()),
                 stdin=subprocess.DEVNULL,
                 stdout=log,

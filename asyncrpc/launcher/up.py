@@ -31,7 +31,7 @@ from asyncrpc.launcher.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
 from asyncrpc.launcher.rundir import LAUNCHER_LOG, RunDir
 from asyncrpc.launcher.status import LauncherSnapshot, Phase
 from asyncrpc.launcher.targets import select
-from asyncrpc.launcher.template_client import template_enabled
+from asyncrpc.launcher.template_client import TEMPLATE_MODULE, template_enabled
 from asyncrpc.postgres.schema import SchemaUnavailable, resonate_sql_path
 
 if TYPE_CHECKING:
@@ -256,7 +256,7 @@ def detached_command(plan: Plan, env: Mapping[str, str]) -> list[str]:
     Where the template is not used, it runs as a process of its own.
     """
     if template_enabled(env) and plan.program == ASYNCRPC_PROGRAM:
-        return [sys.executable, "-m", "asyncrpc.launcher.template", "--supervise"]
+        return [sys.executable, "-m", TEMPLATE_MODULE, "--supervise"]
     return [sys.executable, "-m", "asyncrpc.launcher.detached_supervisor"]
 
 
