@@ -13,13 +13,15 @@ from asyncrpc.cli import COMMAND_MODULES, app
 
 #: What `status`, `kill` and `call` must not import: the SDK, FastAPI, uvicorn, the other
 #: commands, and the libraries a command answered at once never needs (psutil is loaded only
-#: when the supervisor does not answer; httpx only for the detached chain's result).
+#: when the supervisor does not answer; httpx only for the detached chain's result; pydantic
+#: only by a Typer that validates options with it, which is why Typer is pinned below 0.29).
 HEAVY = (
     "resonate",
     "fastapi",
     "uvicorn",
     "httpx",
     "psutil",
+    "pydantic",
     "asyncio",
     "asyncrpc.cli.demo_cmd",
     "asyncrpc.cli.server_cmd",
