@@ -120,7 +120,9 @@ def timed_cli(env: dict[str, str], *args: str) -> float:
     return round(elapsed, 3)
 
 
-def median_cli(env: dict[str, str], args: tuple[str, ...], then: Callable[[], None]) -> float:
+def median_cli(
+    env: dict[str, str], args: tuple[str, ...], then: Callable[[], None] = lambda: None
+) -> float:
     """The median wall seconds of CLI_SAMPLES runs of `asyncrpc ARGS...`, ``then`` after each."""
     samples = []
     for _ in range(CLI_SAMPLES):
@@ -239,8 +241,8 @@ def launcher_round(bench: Bench, i: int, template: bool = True) -> dict[str, Any
             "typer_floor_s": typer_floor,
             **memory,
             "processes": len(pids),
-            "status_s": median_cli(env, ("status",), then=lambda: None),
-            "call_s": median_cli(env, ("call", AWAIT_CHAIN.name), then=lambda: None),
+            "status_s": median_cli(env, ("status",)),
+            "call_s": median_cli(env, ("call", AWAIT_CHAIN.name)),
             "respawn_s": respawn_s(run_dir),
             "kill_s": median_cli(env, ("kill", KILLED), then=killed_replaced),
         }

@@ -130,20 +130,18 @@ class FlowCaller:
         return self._poll(flow, invocation_id, deadline, timeout)
 
     @staticmethod
-    def _body(response: local_http.Answer) -> dict[str, Any]:
+    def _body(response: local_http.Answer, *, key: str | None = None) -> dict[str, Any]:
+        """The answer's JSON object (which must hold ``key``, when given)."""
         try:
             body = response.json()
         except ValueError:
             body = None
-        if not isinstance(body, dict):
+        if not isinstance(body, dict) or (key is not None and key not in body):
             raise LauncherError(f"unexpected answer from the gateway: {response.text!r}")
         return body
 
     def _message(self, response: local_http.Answer) -> Any:
-        body = self._body(response)
-        if "message" not in body:
-            raise LauncherError(f"unexpected answer from the gateway: {response.text!r}")
-        return body["message"]
+        return self._body(response, key="message")["message"]
 
     def _poll(
         self,

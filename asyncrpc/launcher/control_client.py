@@ -17,7 +17,6 @@ that file (:func:`connect`) and calls the control server with the token in the
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable
@@ -65,18 +64,17 @@ class ControlClient:
             )
         except local_http.Unreachable as error:
             raise self.unreachable(str(error)) from None
-        status, text = answer.status, answer.text
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = {"error": text}
-        if status == UNAUTHORIZED:
+        if answer.status == UNAUTHORIZED:
             # Not our supervisor's answer: another process holds the port it had.
-            raise self.unreachable(f"HTTP {status}")
-        if status >= 400:
+            raise self.unreachable(f"HTTP {answer.status}")
+        try:
+            data = answer.json()
+        except ValueError:
+            data = {"error": answer.text}
+        if answer.status >= 400:
             message = data.get("error") if isinstance(data, dict) else None
             code = data.get("exit_code") if isinstance(data, dict) else None
-            raise LauncherError(message or f"supervisor error {status}", code)
+            raise LauncherError(message or f"supervisor error {answer.status}", code)
         return data
 
     def unreachable(self, why: str) -> LauncherError:
