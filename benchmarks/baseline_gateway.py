@@ -14,7 +14,7 @@ What differs from the original, none of it on the request path's cost:
 the invocation id comes from ``?id=`` (default: the flow's fixed id, as in
 the original), since a benchmark needs distinct ids; host, port, server URL
 and unique id come from the command line; routes, functions and groups come
-from :mod:`asyncrpc.topology`; the loop and client are made in ``main``
+from :mod:`asyncrpc.lesson.topology`; the loop and client are made in ``main``
 rather than at import time, so importing this module has no side effects.
 
     uv run python -m benchmarks.baseline_gateway --port 5001 --server-url URL
@@ -32,7 +32,8 @@ import typer
 from flask import Flask, jsonify, request
 from resonate.resonate import Resonate
 
-from asyncrpc import config, topology
+from asyncrpc.lesson import topology
+from asyncrpc.runtime import config
 
 
 def start_loop() -> asyncio.AbstractEventLoop:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from asyncrpc import topology
+from asyncrpc.lesson import topology
 from harness.processes import Process, Processes
 from harness.system import System, start_system
 

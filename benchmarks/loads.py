@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 from resonate.resonate import Resonate
 
-from asyncrpc import topology
+from asyncrpc.lesson import topology
 from asyncrpc.network.join import join
 from benchmarks import load_client
 from benchmarks.bench import AWAIT_CHAIN, Bench, BenchError

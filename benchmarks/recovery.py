@@ -40,10 +40,11 @@ from typing import Any
 
 import httpx
 
-from asyncrpc import topology
-from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable
-from asyncrpc.invocations.server_reader import ServerReader
-from asyncrpc.protocol_words import ORIGIN_TAG, PromiseState
+from asyncrpc.lesson import topology
+from asyncrpc.protocol.errors import ServerRefused, ServerUnavailable
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.protocol.tags import ORIGIN_TAG
+from asyncrpc.readers.server_reader import ServerReader
 from benchmarks.bench import AWAIT_CHAIN, Bench, BenchError
 from benchmarks.report import PartResult, Table, secs
 from benchmarks.stuck_worker import HOLDING

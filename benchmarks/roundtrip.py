@@ -19,11 +19,12 @@ import time
 
 import aiohttp
 
-from asyncrpc import topology
-from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable
-from asyncrpc.invocations.records import PromiseRecord
-from asyncrpc.invocations.server_reader import ServerReader
-from asyncrpc.protocol_words import ORIGIN_TAG, PromiseState
+from asyncrpc.lesson import topology
+from asyncrpc.protocol.errors import ServerRefused, ServerUnavailable
+from asyncrpc.protocol.records import PromiseRecord
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.protocol.tags import ORIGIN_TAG
+from asyncrpc.readers.server_reader import ServerReader
 from benchmarks import load_client
 from benchmarks.bench import Bench, BenchError
 from benchmarks.measure import Summary

@@ -26,7 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
-from asyncrpc.interrupts import sigterm_as_interrupt
+from asyncrpc.runtime.signals import sigterm_as_interrupt
 from benchmarks import compare, loads, recovery, roundtrip, server, servers, soak, startup
 from benchmarks.bench import ROOT, Bench, Sizes
 from benchmarks.report import PartResult, render, write_json

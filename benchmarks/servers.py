@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from asyncrpc import topology
+from asyncrpc.lesson import topology
 from asyncrpc.postgres import local
 from benchmarks import compare, load_client
 from benchmarks.bench import Bench, BenchError

@@ -42,11 +42,12 @@ from typing import Any
 
 import psutil
 
-from asyncrpc import config, topology
-from asyncrpc.launcher.calls import FlowCaller
-from asyncrpc.launcher.pids import ProcessRef
-from asyncrpc.launcher.rundir import RunDir
-from asyncrpc.launcher.status import ReplicaState, RunState
+from asyncrpc.lesson import topology
+from asyncrpc.ops.call import FlowCaller
+from asyncrpc.runtime import config
+from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.status import ReplicaState, RunState
 from benchmarks.bench import Bench, BenchError
 from benchmarks.measure import rss_bytes
 from benchmarks.report import PartResult, Table, mib, secs

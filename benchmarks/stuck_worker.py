@@ -21,9 +21,10 @@ from typing import Annotated, Any
 import typer
 from resonate.context import Context
 
-from asyncrpc import config, topology
+from asyncrpc.lesson import topology
 from asyncrpc.network.join import join
-from asyncrpc.process_runtime import ready_line, until_signalled
+from asyncrpc.runtime import config
+from asyncrpc.runtime.process import ready_line, until_signalled
 
 #: Printed (flushed) when the function starts, i.e. once the task is acquired.
 HOLDING = "stuck worker: holding"

@@ -14,8 +14,8 @@ from resonate.resonate import Resonate
 from resonate.retry import Never
 from resonate_base.connections import Network
 
-from asyncrpc import services
-from asyncrpc.node import with_pause
+from asyncrpc.lesson import services
+from asyncrpc.node.worker import with_pause
 
 
 class ServerRequests:

@@ -6,7 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-from asyncrpc import config
+from asyncrpc.runtime import config
 
 
 def free_port() -> int:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from asyncrpc import config, topology
+from asyncrpc.lesson import topology
+from asyncrpc.runtime import config
 from harness.isolation import free_port
 from harness.processes import ASYNCRPC, READY_TIMEOUT, Process, Processes, Server
 from harness.waiting import http_ok, wait_until

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asyncrpc.launcher.pids import ProcessRef
-from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.rundir import RunDir
 from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC

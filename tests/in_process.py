@@ -14,8 +14,8 @@ from resonate.connections import LocalConnection
 from resonate.resonate import Resonate
 from resonate_base.connections import Network
 
-from asyncrpc.invocations.server_reader import AsyncServerReader
 from asyncrpc.network.create_watch import CreateWatch
+from asyncrpc.readers.server_reader import AsyncServerReader
 from harness.in_process import in_process
 
 __all__ = ["LocalTransport", "in_process", "local_reader", "watched_in_process"]

@@ -8,9 +8,9 @@ from typing import Any
 
 from rich.console import Console
 
-from asyncrpc.cli.call_graph_view import render
-from asyncrpc.invocations.call_graph import build_tree
-from asyncrpc.invocations.records import PromiseRecord
+from asyncrpc.protocol.call_graph import build_tree
+from asyncrpc.protocol.records import PromiseRecord
+from asyncrpc.terminal.call_graph_tree import render
 
 
 def encoded(value: Any) -> dict[str, str]:

@@ -45,10 +45,10 @@ import httpx
 import psutil
 import pytest
 
-from asyncrpc.launcher.pids import ProcessRef
-from asyncrpc.launcher.rundir import RunDir
-from asyncrpc.launcher.status import LauncherSnapshot, ReplicaState, ReplicaStatus
-from asyncrpc.topology import FLOWS, GATEWAY, NODES, SERVER, find_flow
+from asyncrpc.lesson.topology import FLOWS, GATEWAY, NODES, SERVER, find_flow
+from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.status import LauncherSnapshot, ReplicaState, ReplicaStatus
 from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC, Process, Processes, session
@@ -69,7 +69,7 @@ LEAVES = {"baz": "c", "cog": "f", "rax": "h", "dop": "i"}
 STOP = "stop"
 RUN_LINE = re.compile(r"\[([^\]]+)\] (?:running (\w+)|(cog) received)")
 #: How `ps` shows the template the launcher forks every replica from.
-TEMPLATE_MODULE = "asyncrpc.launcher.template"
+TEMPLATE_MODULE = "asyncrpc.entrypoints.template"
 #: Starting a dozen Python processes at once on two shared cores takes a while.
 READY_TIMEOUT = 120.0
 

@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from asyncrpc.cli import app
-from asyncrpc.launcher.numbers import MAX_REPLICAS
-from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.runtime.numbers import MAX_REPLICAS
+from asyncrpc.supervise.rundir import RunDir
 
 CLEAN_ENV: dict[str, str | None] = {
     "RESONATE_URL": None,

@@ -23,8 +23,8 @@ HEAVY = (
     "psutil",
     "pydantic",
     "asyncio",
-    "asyncrpc.cli.demo_cmd",
-    "asyncrpc.cli.server_cmd",
+    "asyncrpc.cli.demo_commands",
+    "asyncrpc.cli.server_commands",
 )
 
 

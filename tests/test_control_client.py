@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from asyncrpc.launcher.control_client import ControlClient
-from asyncrpc.launcher.errors import LauncherError, NothingRunning
-from asyncrpc.launcher.pids import ProcessRef
-from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.runtime.errors import LauncherError, NothingRunning
+from asyncrpc.supervise.control_client import ControlClient
+from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.rundir import RunDir
 from harness.isolation import free_port
 
 

@@ -22,11 +22,11 @@ from asyncrpc.dashboard.app import Dashboard, make_app
 from asyncrpc.dashboard.demo_run import DemoCommand, DemoRun, DemoState
 from asyncrpc.dashboard.events import Source, feed
 from asyncrpc.demo.scenario import choose, killable_nodes
-from asyncrpc.invocations.server_reader import AsyncServerReader
-from asyncrpc.launcher.errors import LauncherError
-from asyncrpc.launcher.plan import Plan
-from asyncrpc.launcher.supervisor import Supervisor
-from asyncrpc.topology import FLOWS
+from asyncrpc.lesson.topology import FLOWS
+from asyncrpc.readers.server_reader import AsyncServerReader
+from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.supervise.plan import Plan
+from asyncrpc.supervise.supervisor import Supervisor
 from harness.isolation import free_port
 
 PORT = 5999

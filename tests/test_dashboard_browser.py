@@ -26,8 +26,8 @@ import uvicorn
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from asyncrpc.dashboard.app import make_app
-from asyncrpc.launcher.control_client import connect
-from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.supervise.control_client import connect
+from asyncrpc.supervise.rundir import RunDir
 from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC

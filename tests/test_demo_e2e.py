@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from asyncrpc import config, topology
 from asyncrpc.cli import app
 from asyncrpc.demo.crash import database_of
 from asyncrpc.demo.scenario import default_killed_node, killable_nodes
-from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.lesson import topology
+from asyncrpc.runtime import config
+from asyncrpc.supervise.rundir import RunDir
 from tests.demo_run import DemoRun, assert_recovered
 
 

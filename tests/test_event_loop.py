@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-from asyncrpc import event_loop
+from asyncrpc.runtime import event_loop
 
 uvloop = pytest.importorskip("uvloop")
 

@@ -13,20 +13,20 @@ from resonate.connections import LocalConnection
 from resonate.context import Context
 from resonate.resonate import Resonate
 
+from asyncrpc.gateway import invocations as runner
 from asyncrpc.gateway.app import invocation_json
-from asyncrpc.invocations import runner
-from asyncrpc.invocations.errors import (
+from asyncrpc.lesson.topology import FLOWS
+from asyncrpc.network.bounded import bounded_network
+from asyncrpc.network.create_watch import CreateWatch
+from asyncrpc.protocol.errors import (
     InvalidInvocationId,
     InvocationConflict,
     InvocationFailed,
     ServerUnavailable,
     UnknownInvocation,
 )
-from asyncrpc.invocations.server_reader import AsyncServerReader
-from asyncrpc.network.bounded import bounded_network
-from asyncrpc.network.create_watch import CreateWatch
-from asyncrpc.protocol_words import PromiseState
-from asyncrpc.topology import FLOWS
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.readers.server_reader import AsyncServerReader
 from harness.isolation import free_port
 from tests.in_process import local_reader, watched_in_process
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from asyncrpc.topology import FLOWS, NODES
+from asyncrpc.lesson.topology import FLOWS, NODES
 from harness.isolation import isolated_env
 from harness.processes import Process, Processes
 from harness.waiting import wait_until

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from resonate_base.connections import Network
 
 from asyncrpc.gateway.app import create_app
-from asyncrpc.gateway.client import ClientFactory, GatewayClient
+from asyncrpc.gateway.membership import ClientFactory, GatewayClient
 from asyncrpc.gateway.settings import GatewaySettings
-from asyncrpc.topology import FLOWS
+from asyncrpc.lesson.topology import FLOWS
 from tests.in_process import local_reader, watched_in_process
 
 SETTINGS = GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-test")

@@ -6,8 +6,8 @@ import signal
 
 import httpx
 
-from asyncrpc import config
-from asyncrpc.topology import FLOWS
+from asyncrpc.lesson.topology import FLOWS
+from asyncrpc.runtime import config
 from harness.isolation import free_port
 from harness.processes import ASYNCRPC, Processes
 from harness.waiting import wait_until

@@ -14,11 +14,11 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from asyncrpc import topology
 from asyncrpc.cli import app
-from asyncrpc.launcher.errors import LauncherError
-from asyncrpc.launcher.rundir import RunDir
-from asyncrpc.launcher.up import UpOptions, choose_server
+from asyncrpc.lesson import topology
+from asyncrpc.ops.up import UpOptions, choose_server
+from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.supervise.rundir import RunDir
 from harness.isolation import free_port
 
 FLOWS = ", ".join(topology.FLOWS)

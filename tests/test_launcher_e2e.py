@@ -22,11 +22,12 @@ import httpx
 import psutil
 import pytest
 
-from asyncrpc import config, topology
-from asyncrpc.invocations.server_reader import ServerReader
-from asyncrpc.launcher.pids import ProcessRef
-from asyncrpc.launcher.rundir import RunDir
-from asyncrpc.launcher.status import Phase
+from asyncrpc.lesson import topology
+from asyncrpc.readers.server_reader import ServerReader
+from asyncrpc.runtime import config
+from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.status import Phase
 from harness.isolation import free_port, isolated_env
 from harness.processes import Processes
 from harness.waiting import wait_until

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from asyncrpc.launcher.pids import ProcessRef
-from asyncrpc.launcher.rundir import RunDir
-from asyncrpc.launcher.status import LauncherSnapshot, Phase, RunState
+from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.status import LauncherSnapshot, Phase, RunState
 
 
 def mode(path: Path) -> int:

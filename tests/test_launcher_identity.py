@@ -20,9 +20,9 @@ from types import FrameType
 import psutil
 import pytest
 
-import asyncrpc.launcher.pids as pids
-import asyncrpc.launcher.ports as ports
-from asyncrpc.launcher.pids import ProcessRef
+import asyncrpc.ops.ports as ports
+import asyncrpc.supervise.pids as pids
+from asyncrpc.supervise.pids import ProcessRef
 from harness.waiting import wait_until
 
 LAUNCHER = Path(pids.__file__).parent

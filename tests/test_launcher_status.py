@@ -13,21 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from asyncrpc import topology
-from asyncrpc.launcher.calls import prepare_call
-from asyncrpc.launcher.down import DownResult, stop_everything
-from asyncrpc.launcher.errors import NothingRunning, UsageError
-from asyncrpc.launcher.logtail import follow_logs, last_lines, log_files
-from asyncrpc.launcher.pids import ProcessRef
-from asyncrpc.launcher.rundir import RunDir
-from asyncrpc.launcher.status import (
+from asyncrpc.lesson import topology
+from asyncrpc.ops.call import prepare_call
+from asyncrpc.ops.down import DownResult, stop_everything
+from asyncrpc.runtime.errors import NothingRunning, UsageError
+from asyncrpc.supervise.log_files import follow_logs, last_lines, log_files
+from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.status import (
     LauncherSnapshot,
     Phase,
     ReplicaState,
     ReplicaStatus,
     RunState,
 )
-from asyncrpc.launcher.targets import parse_node_selector
+from asyncrpc.supervise.targets import parse_node_selector
 
 #: The keys of `asyncrpc status --json` and of each entry under "nodes"; scripts read them.
 SNAPSHOT_KEYS = {

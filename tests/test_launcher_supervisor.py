@@ -20,17 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from asyncrpc.launcher.control_client import connect
-from asyncrpc.launcher.down import stop_orphans
-from asyncrpc.launcher.errors import LauncherError, NothingRunning, UsageError
-from asyncrpc.launcher.numbers import MAX_REPLICAS
-from asyncrpc.launcher.pids import ProcessRef
-from asyncrpc.launcher.plan import Plan, ReplicaSpec
-from asyncrpc.launcher.rundir import RunDir
-from asyncrpc.launcher.status import Phase, ReplicaState, StartResult
-from asyncrpc.launcher.supervisor import Supervisor
-from asyncrpc.launcher.targets import NodeSelector
-from asyncrpc.launcher.up import UpOptions, prepare, start_detached
+from asyncrpc.ops.down import stop_orphans
+from asyncrpc.ops.up import UpOptions, prepare, start_detached
+from asyncrpc.runtime.errors import LauncherError, NothingRunning, UsageError
+from asyncrpc.runtime.numbers import MAX_REPLICAS
+from asyncrpc.supervise.control_client import connect
+from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.plan import Plan, ReplicaSpec
+from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.status import Phase, ReplicaState, StartResult
+from asyncrpc.supervise.supervisor import Supervisor
+from asyncrpc.supervise.targets import NodeSelector
 from harness.isolation import free_port, isolated_env
 from harness.waiting import wait_until
 

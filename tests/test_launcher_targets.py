@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from asyncrpc import topology
-from asyncrpc.launcher.errors import EXIT_USAGE, UsageError
-from asyncrpc.launcher.plan import Plan, ReplicaSpec
-from asyncrpc.launcher.targets import (
+from asyncrpc.lesson import topology
+from asyncrpc.runtime.errors import EXIT_USAGE, UsageError
+from asyncrpc.supervise.plan import Plan, ReplicaSpec
+from asyncrpc.supervise.targets import (
     WORKERS,
     NodeSelector,
     parse_delays,

@@ -17,9 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from asyncrpc import config
-from asyncrpc.launcher.pids import ProcessRef
-from asyncrpc.launcher.template_client import TemplateClient, template_enabled
+from asyncrpc.runtime import config
+from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.template_client import TemplateClient, template_enabled
 from harness.waiting import wait_until
 from tests.test_launcher_e2e import Launcher
 from tests.test_launcher_e2e import launcher as launcher  # the fixture, shared
@@ -90,7 +90,7 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     process = psutil.Process(pid)
     template = process.parent()
     assert template is not None and template.pid != state.supervisor.pid
-    assert "asyncrpc.launcher.template" in " ".join(template.cmdline())
+    assert "asyncrpc.entrypoints.template" in " ".join(template.cmdline())
     # A detached supervisor is forked from the template too: the replicas' sibling.
     assert psutil.Process(state.supervisor.pid).ppid() == template.pid
     assert os.getsid(pid) == pid and os.getpgid(pid) == pid

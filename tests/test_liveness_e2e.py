@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from asyncrpc.topology import FLOWS
+from asyncrpc.lesson.topology import FLOWS
 from harness.processes import Processes
 from harness.system import start_node, start_system, stream_connected, wait_ready
 from harness.waiting import wait_until

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from asyncrpc import log_lines
+from asyncrpc.runtime import log_lines
 
 
 def test_a_newline_or_terminal_escape_in_logged_text_stays_on_one_visible_line() -> None:

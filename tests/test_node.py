@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from asyncrpc import config, services
 from asyncrpc.cli import app
 from asyncrpc.gateway.settings import gateway_settings
-from asyncrpc.node import node_settings, with_pause
-from asyncrpc.process_runtime import SettingsError, ready_line
+from asyncrpc.lesson import services
+from asyncrpc.node.worker import node_settings, with_pause
+from asyncrpc.runtime import config
+from asyncrpc.runtime.process import SettingsError, ready_line
 
 
 def fixed_hex(_: int) -> str:

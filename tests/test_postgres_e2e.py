@@ -23,11 +23,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from asyncrpc import config, topology
-from asyncrpc.invocations.call_graph import CallNode
-from asyncrpc.invocations.server_reader import ServerReader
+from asyncrpc.lesson import topology
 from asyncrpc.postgres.schema import RESONATE_SQL_ENV
-from asyncrpc.protocol_words import PromiseState
+from asyncrpc.protocol.call_graph import CallNode
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.readers.server_reader import ServerReader
+from asyncrpc.runtime import config
 from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC, Processes

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from asyncrpc import config, topology
-from asyncrpc.invocations.server_reader import promise_of_row, search_query
-from asyncrpc.launcher.errors import LauncherError
-from asyncrpc.launcher.plan import POSTGRES_READY, Plan, ReplicaSpec
-from asyncrpc.launcher.up import UpOptions, prepare
+from asyncrpc.lesson import topology
+from asyncrpc.ops.up import UpOptions, prepare
 from asyncrpc.postgres.schema import RESONATE_SQL_ENV, SchemaUnavailable, resonate_sql_path
-from asyncrpc.process_runtime import SettingsError, check_server_url
-from asyncrpc.protocol_words import ORIGIN_TAG, PromiseState
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.protocol.tags import ORIGIN_TAG
+from asyncrpc.readers.server_reader import promise_of_row, search_query
+from asyncrpc.runtime import config
+from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.process import SettingsError, check_server_url
+from asyncrpc.supervise.plan import POSTGRES_READY, Plan, ReplicaSpec
 from harness.isolation import free_port
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from asyncrpc.invocations.errors import ServerRefused, ServerUnavailable, UnknownInvocation
-from asyncrpc.invocations.records import PromiseRecord
-from asyncrpc.invocations.server_reader import ServerReader
-from asyncrpc.protocol_words import PromiseState
+from asyncrpc.protocol.errors import ServerRefused, ServerUnavailable, UnknownInvocation
+from asyncrpc.protocol.records import PromiseRecord
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.readers.server_reader import ServerReader
 from harness.isolation import free_port
 
 

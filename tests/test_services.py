@@ -11,8 +11,8 @@ import pytest
 from resonate.connections import LocalConnection
 from resonate.resonate import Resonate
 
-from asyncrpc import services
-from asyncrpc.topology import FLOWS, NODES
+from asyncrpc.lesson import services
+from asyncrpc.lesson.topology import FLOWS, NODES
 from tests.in_process import in_process
 
 
@@ -59,7 +59,7 @@ def test_detached_chain_ends_with_cog_keeping_3(caplog: pytest.LogCaptureFixture
             quz_id = record.value.data
         return records
 
-    with caplog.at_level(logging.INFO, logger="asyncrpc.services"):
+    with caplog.at_level(logging.INFO, logger="asyncrpc.lesson.services"):
         qux, quz, cog = run(call)
 
     assert [r.param.data["func"] for r in (qux, quz, cog)] == ["qux", "quz", "cog"]

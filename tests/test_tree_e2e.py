@@ -23,9 +23,10 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from asyncrpc import config, topology
 from asyncrpc.cli import app
 from asyncrpc.demo.scenario import default_killed_node
+from asyncrpc.lesson import topology
+from asyncrpc.runtime import config
 from harness.isolation import isolated_env
 from harness.processes import ASYNCRPC, Processes
 from tests.demo_run import DemoRun, assert_recovered

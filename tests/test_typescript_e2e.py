@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from asyncrpc.topology import FLOWS
+from asyncrpc.lesson.topology import FLOWS
 from harness.processes import Process, Processes
 from harness.waiting import wait_until
 from tests.e2e_nodes import READY_TIMEOUT, post, start_gateway, start_node, wait_ready

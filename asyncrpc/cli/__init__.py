@@ -2,7 +2,7 @@
 
 Commands stay thin: they parse options and call plain functions elsewhere in
 the package. Importing a command module registers its commands on the Typer
-application (:mod:`asyncrpc.cli.typer_app`).
+application (:mod:`asyncrpc.cli.application`).
 
 A run (:func:`main`, the `asyncrpc` script and `python -m asyncrpc`) imports
 only the module of the command it runs, so `asyncrpc status` pays neither for
@@ -23,22 +23,22 @@ if TYPE_CHECKING:
 
 #: The module (in this package) that registers each command.
 COMMAND_MODULES: dict[str, str] = {
-    "up": "up_cmds",
-    "down": "up_cmds",
-    "status": "status_cmds",
-    "ps": "status_cmds",
-    "invoke": "invoke_cmd",
-    "call": "invoke_cmd",
-    "kill": "replica_cmds",
-    "start": "replica_cmds",
-    "restart": "replica_cmds",
-    "logs": "logs_cmd",
-    "ui": "status_cmds",
-    "node": "node_cmd",
-    "server": "server_cmd",
-    "postgres": "server_cmd",
-    "tree": "tree_cmd",
-    "demo": "demo_cmd",
+    "up": "up_commands",
+    "down": "up_commands",
+    "status": "status_commands",
+    "ps": "status_commands",
+    "invoke": "invoke_commands",
+    "call": "invoke_commands",
+    "kill": "replica_commands",
+    "start": "replica_commands",
+    "restart": "replica_commands",
+    "logs": "logs_commands",
+    "ui": "status_commands",
+    "node": "node_commands",
+    "server": "server_commands",
+    "postgres": "server_commands",
+    "tree": "tree_commands",
+    "demo": "demo_commands",
 }
 
 
@@ -48,7 +48,7 @@ def load_commands(args: Sequence[str] = ()) -> typer.Typer:
     wanted = COMMAND_MODULES.get(name)
     for module in [wanted] if wanted else dict.fromkeys(COMMAND_MODULES.values()):
         importlib.import_module(f"{__name__}.{module}")
-    from asyncrpc.cli.typer_app import app
+    from asyncrpc.cli.application import app
 
     return app
 

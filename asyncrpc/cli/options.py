@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from asyncrpc import config, topology
-from asyncrpc.launcher import numbers
+from asyncrpc.lesson import topology
+from asyncrpc.runtime import config, numbers
 
 NODE_NAMES = ", ".join(topology.PROCESS_NAMES)
 FLOW_NAMES = ", ".join(topology.flow_names())

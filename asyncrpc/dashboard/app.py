@@ -2,8 +2,8 @@
 
 Handlers stay thin: each parses, calls the function the CLI's command calls
 (the supervisor's ``kill`` / ``start`` / ``restart`` as the control server
-does, :func:`~asyncrpc.launcher.calls.call_flow`, the log tail of
-:mod:`asyncrpc.launcher.logtail`, the server reader of :mod:`asyncrpc.invocations`,
+does, :func:`~asyncrpc.ops.call.call_flow`, the log tail of
+:mod:`asyncrpc.supervise.log_files`, the server reader of :mod:`asyncrpc.invocations`,
 the demo's own checks) and answers JSON; a LauncherError or InvocationError
 becomes ``{"error": ...}`` with a 4xx/5xx status.
 
@@ -31,21 +31,21 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from asyncrpc import topology
 from asyncrpc.dashboard.access import COOKIE, Access
 from asyncrpc.dashboard.demo_run import DemoRun
 from asyncrpc.dashboard.events import Source, feed
-from asyncrpc.dashboard.invocations_view import graph_json, recent_invocations
+from asyncrpc.dashboard.invocation_json import graph_json, recent_invocations
 from asyncrpc.demo.scenario import choose, default_killed_node, killable_nodes
 from asyncrpc.gateway.app import ERROR_STATUS
-from asyncrpc.invocations.errors import InvocationError
-from asyncrpc.invocations.server_reader import AsyncServerReader
-from asyncrpc.launcher.calls import CallStart, call_flow
-from asyncrpc.launcher.control_server import launcher_error_response
-from asyncrpc.launcher.errors import LauncherError
-from asyncrpc.launcher.logtail import last_lines, log_files
-from asyncrpc.launcher.supervisor import Supervisor
-from asyncrpc.launcher.targets import parse_node_selector
+from asyncrpc.lesson import topology
+from asyncrpc.ops.call import CallStart, call_flow
+from asyncrpc.protocol.errors import InvocationError
+from asyncrpc.readers.server_reader import AsyncServerReader
+from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.supervise.control_server import launcher_error_response
+from asyncrpc.supervise.log_files import last_lines, log_files
+from asyncrpc.supervise.supervisor import Supervisor
+from asyncrpc.supervise.targets import parse_node_selector
 
 STATIC = Path(__file__).parent / "static"
 #: Seconds a call from the page is waited for before the answer is 202 (it goes on).

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from asyncrpc.demo.scenario import Scenario
-from asyncrpc.launcher.control_client import connect
-from asyncrpc.launcher.errors import LauncherError
-from asyncrpc.launcher.rundir import RunDir
+from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.supervise.control_client import connect
+from asyncrpc.supervise.rundir import RunDir
 
 #: Lines of the demo's output kept for the page.
 MAX_LINES = 2000

@@ -18,16 +18,16 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from asyncrpc import config
 from asyncrpc.dashboard.access import Access
 from asyncrpc.dashboard.app import Dashboard, make_app
 from asyncrpc.dashboard.demo_run import DemoCommand, DemoRun
-from asyncrpc.invocations.server_reader import AsyncServerReader
-from asyncrpc.launcher.errors import LauncherError
-from asyncrpc.launcher.ports import in_use_message
-from asyncrpc.launcher.supervisor import Supervisor
-from asyncrpc.launcher.supervisor_process import SignalFreeUvicorn
-from asyncrpc.serving import PortInUse, bind
+from asyncrpc.ops.ports import in_use_message
+from asyncrpc.readers.server_reader import AsyncServerReader
+from asyncrpc.runtime import config
+from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.serving import PortInUse, bind
+from asyncrpc.supervise.supervisor import Supervisor
+from asyncrpc.supervise.supervisor_process import SignalFreeUvicorn
 
 #: Seconds open event streams get to end when the dashboard stops.
 SHUTDOWN_GRACE = 1

@@ -1,7 +1,7 @@
 """The demo's caller: one `asyncrpc call` that waits on a thread while the demo watches.
 
 Like a person's `curl` in another terminal, the call is in flight during the
-whole crash. :class:`~asyncrpc.launcher.calls.FlowCaller` already survives a
+whole crash. :class:`~asyncrpc.ops.call.FlowCaller` already survives a
 gateway restart (it polls the invocation until its deadline); when the call
 fails anyway (e.g. while the server was down), the demo starts another one
 with the same invocation id, which re-attaches to the same durable promise.
@@ -14,8 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from asyncrpc import topology
-from asyncrpc.launcher.calls import CallResult, FlowCaller
+from asyncrpc.lesson import topology
+from asyncrpc.ops.call import CallResult, FlowCaller
 
 
 class BackgroundCall:

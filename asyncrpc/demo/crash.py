@@ -2,10 +2,10 @@
 
 :func:`run_crash_demo` is the whole demo as one plain function. It starts the
 system exactly as `asyncrpc up FLOW --delay NODE=SECONDS --detach` would
-(:func:`asyncrpc.launcher.up.prepare` and :func:`~asyncrpc.launcher.up.start_detached`),
+(:func:`asyncrpc.ops.up.prepare` and :func:`~asyncrpc.ops.up.start_detached`),
 then drives it through the control client (`kill`, `start`), calls the flow
-with :class:`~asyncrpc.launcher.calls.FlowCaller` and ends with
-:func:`~asyncrpc.launcher.down.stop_everything`: the same pieces `asyncrpc
+with :class:`~asyncrpc.ops.call.FlowCaller` and ends with
+:func:`~asyncrpc.ops.down.stop_everything`: the same pieces `asyncrpc
 kill`, `start`, `call` and `down` use. Each move waits for
 what the server says (the call graph, a task's state), never for a fixed time,
 so the crash lands while the chosen step is running.
@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asyncrpc import config, topology
 from asyncrpc.demo.background import BackgroundCall
 from asyncrpc.demo.narrate import Narrator
 from asyncrpc.demo.observe import (
@@ -38,15 +37,17 @@ from asyncrpc.demo.observe import (
     wait_for,
 )
 from asyncrpc.demo.scenario import Scenario
-from asyncrpc.invocations.call_graph import CallNode
-from asyncrpc.launcher import up
-from asyncrpc.launcher.calls import FlowCaller, new_invocation_id
-from asyncrpc.launcher.control_client import ControlClient, connect
-from asyncrpc.launcher.down import stop_everything
-from asyncrpc.launcher.errors import LauncherError, UsageError
-from asyncrpc.launcher.plan import Plan
-from asyncrpc.launcher.rundir import RunDir
-from asyncrpc.launcher.status import ReplicaStatus
+from asyncrpc.lesson import topology
+from asyncrpc.ops import up
+from asyncrpc.ops.call import FlowCaller, new_invocation_id
+from asyncrpc.ops.down import stop_everything
+from asyncrpc.protocol.call_graph import CallNode
+from asyncrpc.runtime import config
+from asyncrpc.runtime.errors import LauncherError, UsageError
+from asyncrpc.supervise.control_client import ControlClient, connect
+from asyncrpc.supervise.plan import Plan
+from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.status import ReplicaStatus
 
 #: Seconds from the call's start until the flow must have recovered.
 DEFAULT_TIMEOUT = 120.0

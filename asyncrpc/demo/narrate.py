@@ -19,15 +19,16 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from asyncrpc import config, topology
-from asyncrpc.cli.call_graph_view import render
 from asyncrpc.demo.observe import finished_calls, path_to
 from asyncrpc.demo.scenario import Scenario
-from asyncrpc.invocations.call_graph import CallKind, CallNode
-from asyncrpc.launcher import view
-from asyncrpc.launcher.plan import Plan
-from asyncrpc.launcher.status import LauncherSnapshot, ReplicaStatus
-from asyncrpc.protocol_words import PromiseState
+from asyncrpc.lesson import topology
+from asyncrpc.protocol.call_graph import CallKind, CallNode
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.runtime import config
+from asyncrpc.supervise.plan import Plan
+from asyncrpc.supervise.status import LauncherSnapshot, ReplicaStatus
+from asyncrpc.terminal import status_table as view
+from asyncrpc.terminal.call_graph_tree import render
 
 INDENT = (0, 0, 0, 3)
 

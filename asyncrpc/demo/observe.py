@@ -1,6 +1,6 @@
 """What the demo reads from the Resonate server while the flow runs.
 
-Every read goes through :class:`~asyncrpc.invocations.server_reader.ServerReader`:
+Every read goes through :class:`~asyncrpc.readers.server_reader.ServerReader`:
 the call graph (the same read `asyncrpc tree` does) and a step's task state
 (the task id is its promise's id). Every read answers ``None`` when the server
 does not answer, because the demo polls and a server it just killed is
@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from asyncrpc.invocations.call_graph import CallKind, CallNode
-from asyncrpc.invocations.errors import InvocationError
-from asyncrpc.invocations.server_reader import ServerReader
-from asyncrpc.launcher.errors import LauncherError
-from asyncrpc.protocol_words import PromiseState
+from asyncrpc.protocol.call_graph import CallKind, CallNode
+from asyncrpc.protocol.errors import InvocationError
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.readers.server_reader import ServerReader
+from asyncrpc.runtime.errors import LauncherError
 
 #: Seconds one read may take; the demo polls, so a slow answer is just asked again.
 READ_TIMEOUT = 2.0

@@ -1,6 +1,6 @@
 """Which crash the demo stages: the flow, the node it kills, and the step that sleeps.
 
-Everything a person can type is checked here against :mod:`asyncrpc.topology`,
+Everything a person can type is checked here against :mod:`asyncrpc.lesson.topology`,
 so a wrong name fails with a :class:`UsageError` naming what is valid before
 anything starts.
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asyncrpc import topology
-from asyncrpc.launcher.errors import UsageError
+from asyncrpc.lesson import topology
+from asyncrpc.runtime.errors import UsageError
 
 #: Shortest delay that leaves time to kill a step mid-flow.
 MIN_DELAY = 1.0

@@ -1,8 +1,8 @@
 """The gateway's HTTP API: one route per flow, and reads of invocations.
 
 ``POST /await-chain``, ``POST /detached-chain``, ``POST /fan-out-workflow``
-(from :mod:`asyncrpc.topology`) each start or re-attach to an invocation with
-:func:`asyncrpc.invocations.runner.start`. Waiting is bounded: past ``wait``
+(from :mod:`asyncrpc.lesson.topology`) each start or re-attach to an invocation with
+:func:`asyncrpc.gateway.invocations.start`. Waiting is bounded: past ``wait``
 seconds the answer is 202 with the invocation id and ``/invocations/{id}`` to
 ask later. Every error is JSON, ``{"error": "..."}`` with a 4xx/5xx status;
 OpenAPI docs are at ``/docs``.
@@ -24,12 +24,12 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
-from asyncrpc import config, topology
+from asyncrpc.gateway import invocations as runner
 from asyncrpc.gateway import query
-from asyncrpc.gateway.client import ClientFactory, GatewayClient, connect
+from asyncrpc.gateway.membership import ClientFactory, GatewayClient, connect
 from asyncrpc.gateway.settings import GatewaySettings
-from asyncrpc.invocations import runner
-from asyncrpc.invocations.errors import (
+from asyncrpc.lesson import topology
+from asyncrpc.protocol.errors import (
     InvalidInvocationId,
     InvocationConflict,
     InvocationError,
@@ -38,8 +38,9 @@ from asyncrpc.invocations.errors import (
     ServerUnavailable,
     UnknownInvocation,
 )
-from asyncrpc.invocations.records import PromiseRecord
-from asyncrpc.protocol_words import PromiseState
+from asyncrpc.protocol.records import PromiseRecord
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.runtime import config
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,12 @@ import socket
 import uvicorn
 from fastapi import FastAPI
 
-from asyncrpc import event_loop, topology
 from asyncrpc.gateway.app import create_app
 from asyncrpc.gateway.settings import GatewaySettings
-from asyncrpc.process_runtime import configure_logging, ready_line
-from asyncrpc.serving import GracefulServer, bind
+from asyncrpc.lesson import topology
+from asyncrpc.runtime import event_loop
+from asyncrpc.runtime.process import configure_logging, ready_line
+from asyncrpc.runtime.serving import GracefulServer, bind
 
 
 async def announce_when_ready(

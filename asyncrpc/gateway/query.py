@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from asyncrpc.invocations import runner
+from asyncrpc.gateway import invocations as runner
 
 #: The longest ``wait`` a request may ask for.
 MAX_WAIT = 3600.0

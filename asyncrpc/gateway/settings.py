@@ -6,10 +6,11 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from asyncrpc import config, topology
-from asyncrpc.invocations.runner import DEFAULT_WAIT
+from asyncrpc.gateway.invocations import DEFAULT_WAIT
+from asyncrpc.lesson import topology
 from asyncrpc.network.bounded import DEFAULT_REQUEST_TIMEOUT
-from asyncrpc.process_runtime import check_node_id, check_server_url, default_node_id, parse_port
+from asyncrpc.runtime import config
+from asyncrpc.runtime.process import check_node_id, check_server_url, default_node_id, parse_port
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import msgspec
 from resonate_base.connections import Network
 
-from asyncrpc.invocations.records import MalformedRecord, PromiseRecord
+from asyncrpc.protocol.records import MalformedRecord, PromiseRecord
 
 #: The request kind a watch looks for; a cheap substring test before any parsing.
 CREATE_KIND = "promise.create"

@@ -26,10 +26,10 @@ from resonate.send import Sender
 from resonate.transport import Transport
 from resonate_base.connections import Network
 
-from asyncrpc import config
 from asyncrpc.network.bounded import BoundedNetwork
 from asyncrpc.network.heartbeat import IntervalHeartbeat
 from asyncrpc.network.lean_http import server_network
+from asyncrpc.runtime import config
 
 if TYPE_CHECKING:
     from asyncrpc.network.postgres_link import PostgresLink

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from asyncrpc.protocol_words import BRANCH_TAG, DELAY_TAG, ORIGIN_TAG, TARGET_TAG, PromiseState
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.protocol.tags import BRANCH_TAG, DELAY_TAG, ORIGIN_TAG, TARGET_TAG
 from asyncrpc.server import fields
 from asyncrpc.server.cron import CronError, next_run
 from asyncrpc.server.fields import BadRequest

@@ -10,11 +10,11 @@ from pathlib import Path
 import uvicorn
 from resonate_base import PROTOCOL_VERSION
 
-from asyncrpc import log_lines
+from asyncrpc.runtime import log_lines
+from asyncrpc.runtime.serving import GracefulServer, bind
 from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.store import Store
-from asyncrpc.serving import GracefulServer, bind
 
 logger = logging.getLogger("asyncrpc.server")
 

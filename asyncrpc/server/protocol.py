@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from asyncrpc.log_lines import CONTROL
+from asyncrpc.runtime.log_lines import CONTROL
 from asyncrpc.server import fields
 from asyncrpc.server.machine import STATUS_TEXT
 

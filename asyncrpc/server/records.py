@@ -13,11 +13,11 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from asyncrpc.protocol_words import (
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.protocol.tags import (
     EXTERNAL_TAG,
     TARGET_TAG,
     TIMER_TAG,
-    PromiseState,
 )
 
 #: How long a pending task waits before its ``execute`` is sent again, and how

@@ -20,7 +20,8 @@ from collections.abc import Iterable
 
 import msgspec
 
-from asyncrpc.protocol_words import BRANCH_TAG, ORIGIN_TAG, PromiseState
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.protocol.tags import BRANCH_TAG, ORIGIN_TAG
 from asyncrpc.server.machine import Machine
 
 #: The log's kind for a retention batch.

@@ -1,0 +1,111 @@
+"""`asyncrpc server`: run the embedded Resonate server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from asyncrpc.cli.application import app
+from asyncrpc.cli.options import parse_port
+from asyncrpc.runtime import config
+
+
+@app.command()
+def server(
+    host: Annotated[
+        str, typer.Option(help="Address to bind. Keep 127.0.0.1 unless you mean it.")
+    ] = (config.DEFAULT_HOST),
+    port: Annotated[
+        int,
+        typer.Option(
+            parser=parse_port,
+            metavar="PORT",
+            envvar=config.ENV_SERVER_PORT,
+            help="Port to listen on.",
+        ),
+    ] = (config.DEFAULT_SERVER_PORT),
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLite file for durable state, or :memory:. Default: RUN_DIR/server.db."
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar=config.ENV_TOKEN,
+            help="Require 'Authorization: Bearer TOKEN' on requests and poll streams. Prefer "
+            f"${config.ENV_TOKEN}: any local user can read a command line (ps).",
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    retain: Annotated[
+        str,
+        typer.Option(
+            help="Forget settled invocations this long after they settle: 30m, 12h, 7d, "
+            "or 'forever'."
+        ),
+    ] = "7d",
+) -> None:
+    """Run a Resonate server (HTTP + SSE protocol, durable on SQLite).
+
+    Any resonate-sdk worker can use it: point RESONATE_URL at it. Killing it
+    loses nothing that was acknowledged; restart it on the same --db and every
+    flow in flight continues.
+    """
+    from asyncrpc.runtime.serving import PortInUse
+    from asyncrpc.server.main import default_db_path, serve
+    from asyncrpc.server.retention import RetentionError, parse_retain
+    from asyncrpc.server.store import StoreError
+
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter("use debug, info, warning or error", param_hint="--log-level")
+    try:
+        retain_ms = parse_retain(retain)
+    except RetentionError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--retain") from None
+    database = db or default_db_path(config.run_dir(os.environ))
+    try:
+        code = serve(host, port, database, token or None, log_level, retain_ms)
+    except (PortInUse, StoreError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def postgres(
+    data: Annotated[
+        str | None,
+        typer.Option(help="Postgres data directory. Default: RUN_DIR/postgres."),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. Keep 127.0.0.1 unless you mean it.")
+    ] = (config.DEFAULT_HOST),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5432,
+    schema: Annotated[
+        str | None,
+        typer.Option(help="resonate.sql to apply on first start. Default: $ASYNCRPC_RESONATE_SQL."),
+    ] = None,
+) -> None:
+    """Run a local Postgres 18 with Resonate's schema: the server as a database (resonate-pg).
+
+    The data directory is initialised and the schema applied on first start; then
+    this process becomes Postgres itself. Nodes reach it at
+    postgresql://postgres@HOST:PORT/postgres.
+    """
+    from asyncrpc.postgres import local
+    from asyncrpc.postgres.schema import SchemaUnavailable, resonate_sql_path
+
+    pgdata = (Path(data) if data else local.default_data_dir(config.run_dir(os.environ))).resolve()
+    if not local.is_prepared(pgdata):
+        try:
+            local.prepare(pgdata, resonate_sql_path(os.environ, schema))
+        except SchemaUnavailable as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    local.exec_postgres(pgdata, host, port)

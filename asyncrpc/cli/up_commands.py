@@ -1,0 +1,200 @@
+"""`asyncrpc up` and `asyncrpc down`: start everything and wait until it is ready, stop it all.
+
+Thin Typer commands over :mod:`asyncrpc.ops.up` and :mod:`asyncrpc.ops.down`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from asyncrpc.cli.application import app
+from asyncrpc.cli.options import (
+    FLOW_NAMES,
+    DashboardPortOption,
+    GatewayPortOption,
+    ReadyTimeoutOption,
+    RunDirOption,
+    SchemaOption,
+    ServerKindOption,
+    ServerPortOption,
+    ServerUrlOption,
+    completes,
+    seconds_option,
+)
+from asyncrpc.cli.reporting import console, reported, run_dir_of, say
+from asyncrpc.lesson import topology
+from asyncrpc.runtime import config
+
+if TYPE_CHECKING:
+    from asyncrpc.supervise.status import LauncherSnapshot
+
+# -- up -------------------------------------------------------------------------
+
+
+@app.command(
+    epilog="Examples: [bold]asyncrpc up[/bold] (everything) · "
+    "[bold]asyncrpc up await-chain --delay c=10[/bold] · "
+    "[bold]asyncrpc up fan-out --scale h=2 --detach[/bold] · "
+    "[bold]asyncrpc up await-chain --server-port 8101 --gateway-port 5100[/bold]",
+)
+def up(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            autocompletion=completes(*topology.FLOWS, topology.GATEWAY, *topology.NODES),
+            help=f"Flows ({FLOW_NAMES}) and/or nodes (gateway, "
+            f"{', '.join(topology.NODES)}) to run. A flow brings the gateway and its three "
+            "nodes; a node brings only itself. None: everything.",
+            show_default=False,
+        ),
+    ] = None,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach", "-d", help="Return once everything is ready and leave it running."
+        ),
+    ] = False,
+    scale: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run NODE=N replicas of a worker node in one group (anycast), e.g. h=2. "
+            "Repeat or separate with commas.",
+            show_default=False,
+        ),
+    ] = None,
+    delay: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Crash-demo delay: NODE=SECONDS makes that node's step durably sleep before "
+            "returning, e.g. c=10, leaving time to kill something mid-flow.",
+            show_default=False,
+        ),
+    ] = None,
+    respawn: Annotated[
+        float | None,
+        typer.Option(
+            parser=seconds_option(),
+            metavar="SECONDS",
+            help="Start a replica that died (crashed or was killed) again after SECONDS. "
+            "Off by default.",
+            show_default=False,
+        ),
+    ] = None,
+    ttl: Annotated[
+        float | None,
+        typer.Option(
+            parser=seconds_option(positive=True),
+            metavar="SECONDS",
+            help="Task lease of every worker node, in seconds (how soon a crashed node's "
+            f"step is handed over). Default: the node's own ({config.DEFAULT_NODE_TTL:g}).",
+            show_default=False,
+        ),
+    ] = None,
+    server_url: ServerUrlOption = None,
+    server: ServerKindOption = "embedded",
+    schema: SchemaOption = None,
+    server_port: ServerPortOption = config.DEFAULT_SERVER_PORT,
+    gateway_port: GatewayPortOption = config.DEFAULT_GATEWAY_PORT,
+    dashboard_port: DashboardPortOption = config.DEFAULT_DASHBOARD_PORT,
+    no_dashboard: Annotated[
+        bool, typer.Option("--no-dashboard", help="Do not serve the web dashboard.")
+    ] = False,
+    ready_timeout: ReadyTimeoutOption = 30.0,
+    run_dir: RunDirOption = None,
+) -> None:
+    """Start the server, the gateway and the nodes; wait until all are ready.
+
+    The embedded server runs unless [bold]--server-url[/bold] (or RESONATE_URL)
+    names a server that answers; its database is RUN_DIR/server.db. With
+    [bold]--server postgres[/bold] a local Postgres with resonate.sql is the
+    server instead (node `postgres`, data in RUN_DIR/postgres). Then
+    the gateway, then the nodes; each is checked for readiness (health URL
+    or its ready line), then a table shows what runs where.
+
+    In the foreground every replica's output streams with a coloured
+    prefix; [bold]Ctrl-C[/bold] stops everything. With [bold]--detach[/bold] it returns once
+    ready. Either way other terminals can use [bold]status, call, kill,[/bold]
+    [bold]start, restart, logs, down[/bold]. Logs: RUN_DIR/logs/NAME.log.
+    The web dashboard ([bold]asyncrpc ui[/bold]) shows and drives it all from a browser.
+    """
+    from asyncrpc.ops.up import UpOptions, prepare, run_foreground, start_detached
+    from asyncrpc.terminal import status_table as view
+
+    out = console()
+    options = UpOptions(
+        targets=targets or [],
+        scale=scale or [],
+        delay=delay or [],
+        server_url=server_url,
+        server_port=server_port,
+        gateway_port=gateway_port,
+        dashboard_port=None if no_dashboard else dashboard_port,
+        ttl=ttl,
+        respawn=respawn,
+        ready_timeout=ready_timeout,
+        server=server,
+        schema=schema,
+    )
+    rundir = run_dir_of(run_dir)
+    with reported():
+        plan = prepare(options, os.environ, rundir.path, notify=say)
+        if detach:
+            snapshot = start_detached(plan, os.environ)
+            view.print_status(out, snapshot)
+            out.print(
+                "Everything is ready; [bold]asyncrpc down[/bold] stops it all. "
+                + view.try_next(snapshot, lead="Try")
+            )
+            return
+
+        def ready(snapshot: LauncherSnapshot) -> None:
+            view.print_status(out, snapshot)
+            out.print(
+                f"Everything is ready; [bold]Ctrl-C[/bold] stops it all. {view.try_next(snapshot)}"
+            )
+
+        run_foreground(
+            plan,
+            os.environ,
+            notify=say,
+            on_ready=ready,
+            follow=lambda supervisor: view.stream_output(supervisor, out),
+        )
+
+
+# -- down -----------------------------------------------------------------------
+
+
+@app.command()
+def down(
+    clean: Annotated[
+        bool,
+        typer.Option(
+            "--clean",
+            help="Also delete the run directory's logs and the embedded server's database.",
+        ),
+    ] = False,
+    run_dir: RunDirOption = None,
+) -> None:
+    """Stop everything [bold]asyncrpc up[/bold] started, detached or not.
+
+    Works even if the supervisor itself died: the replicas listed in its
+    state file are stopped (only if they are still the very processes it
+    started). Nothing running is not an error.
+    """
+    from asyncrpc.ops.down import remove_leftovers, stop_everything
+
+    out = console()
+    rundir = run_dir_of(run_dir)
+    with reported():
+        result = stop_everything(rundir, notify=say)
+    if result.nothing_was_running:
+        out.print(f"Nothing was running in {rundir.path}.", markup=False)
+    if result.stopped:
+        out.print(f"Stopped {', '.join(result.stopped)}.")
+    if clean:
+        remove_leftovers(rundir)
+        out.print(f"Removed the logs and the database in {rundir.path}.", markup=False)

@@ -1,0 +1,90 @@
+"""The invocations the dashboard lists, and the call graph it draws, as JSON for the page.
+
+Both are read with :class:`~asyncrpc.readers.server_reader.AsyncServerReader`:
+an invocation is a root promise (one whose origin tag names itself) sent to a
+flow's entry group, whoever started it (the page, `asyncrpc call`, curl); one
+``promise.search`` per flow by that target finds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from resonate.connections.sse import resolve_target
+
+from asyncrpc.lesson import topology
+from asyncrpc.protocol.call_graph import CallNode
+from asyncrpc.protocol.records import PromiseRecord
+from asyncrpc.protocol.tags import ORIGIN_TAG, TARGET_TAG
+from asyncrpc.readers.server_reader import AsyncServerReader
+
+#: How many invocations the page lists, newest first.
+RECENT = 25
+
+
+@dataclass(frozen=True)
+class InvocationSummary:
+    """One invocation as the page lists it."""
+
+    id: str
+    flow: str
+    state: str
+    result: Any
+    error: str | None
+    created_at: int
+    settled_at: int | None
+
+    @classmethod
+    def of(cls, flow: topology.Flow, record: PromiseRecord) -> InvocationSummary:
+        return cls(
+            id=record.id,
+            flow=flow.name,
+            state=str(record.state),
+            result=record.value if record.error is None else None,
+            error=record.error,
+            created_at=record.created_at,
+            settled_at=record.settled_at,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "flow": self.flow,
+            "state": self.state,
+            "result": self.result,
+            "error": self.error,
+            "created_at": self.created_at,
+            "settled_at": self.settled_at,
+        }
+
+
+async def recent_invocations(
+    reader: AsyncServerReader, limit: int = RECENT
+) -> list[InvocationSummary]:
+    """The newest ``limit`` invocations of every flow, newest first."""
+    found: list[InvocationSummary] = []
+    for flow in topology.FLOWS.values():
+        target = resolve_target(flow.entry_group)
+        for record in await reader.search(tags={TARGET_TAG: target}):
+            if record.tags.get(ORIGIN_TAG) == record.id and record.function == flow.entry_function:
+                found.append(InvocationSummary.of(flow, record))
+    found.sort(key=lambda summary: (summary.created_at, summary.id), reverse=True)
+    return found[:limit]
+
+
+def graph_json(node: CallNode) -> dict[str, Any]:
+    """One step and its children, with what the diagram needs (kind, group, state, times)."""
+    return {
+        "id": node.id,
+        "kind": str(node.kind),
+        "function": node.function,
+        "args": list(node.args),
+        "group": node.group,
+        "state": str(node.state),
+        "value": node.value if node.record.error is None else None,
+        "error": node.record.error,
+        "created_at": node.created_at,
+        "settled_at": node.settled_at,
+        "children": [graph_json(child) for child in node.children],
+    }

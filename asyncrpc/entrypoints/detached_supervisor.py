@@ -1,0 +1,56 @@
+"""The detached supervisor's entry point (`python -m asyncrpc.entrypoints.detached_supervisor DIR`).
+
+`asyncrpc up --detach` writes the plan to RUN_DIR/plan.json and starts this in a
+new session with its output going to logs/launcher.log. It runs the plan like a
+foreground `up` (without streaming) until `asyncrpc down` or SIGTERM; a failed
+start is left in the state file for the waiting `up --detach` to report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.supervise.plan import Plan
+from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.supervisor_process import run_supervisor
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} supervisor: {message}", flush=True)
+
+
+def main(argv: list[str] | None = None, template: socket.socket | None = None) -> int:
+    """Run the plan in RUN_DIR; ``template`` when forked from the template (its channel)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m asyncrpc.entrypoints.detached_supervisor RUN_DIR", file=sys.stderr)
+        return 2
+    rundir = RunDir(Path(args[0]).resolve())
+    plan = Plan.from_json(json.loads(rundir.plan_file.read_text()))
+    _log(f"pid {os.getpid()}, run directory {plan.run_dir}")
+    try:
+        asyncio.run(
+            run_supervisor(
+                plan,
+                os.environ,
+                notify=_log,
+                on_ready=lambda snapshot: _log("everything is ready"),
+                keep_failed_state=True,
+                template=template,
+            )
+        )
+    except LauncherError as error:
+        _log(f"failed: {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""The template: one process that has imported what replicas run, and forks them on request.
+
+Starting a replica as `python -m asyncrpc ...` spends most of its time importing
+the SDK, FastAPI and asyncrpc. The supervisor instead starts this process once
+(`python -m asyncrpc.entrypoints.template FD`, in a session of its own); it imports
+those modules and then serves requests on the socket FD, one JSON object a line:
+
+- in: ``{"start": N, "args": [...], "env": {...}, "log": PATH, "cwd": PATH}``,
+  the arguments of `asyncrpc ARGS...`;
+- out: ``{"started": N, "pid": PID}`` once forked, ``{"exited": PID, "code": C}``
+  when that child ends (C as in ``Popen.returncode``: negative for a signal).
+
+A detached `up` starts it as `python -m asyncrpc.entrypoints.template --supervise
+RUN_DIR` instead: it imports the supervisor's modules, forks the detached
+supervisor itself (its channel one end of a socketpair), forwards SIGTERM to
+it, and exits with its exit code once it has gone. It loads the replicas'
+modules while the supervisor sets itself up, forking the server (see EARLY)
+between two of them. One interpreter start and one round of imports then
+serve the supervisor and every replica.
+
+Each child is an ordinary process of its own: it calls ``setsid``, points
+stdin at /dev/null and stdout/stderr at its log, closes every other file
+descriptor, takes the requested environment and runs the CLI as
+`python -m asyncrpc` would. The template is its parent, so it reaps it and
+reports the exit code; the supervisor never loses an exit status.
+
+Rules that keep a fork safe: the template only imports. It starts no event
+loop and no thread (it refuses to serve if an import started one), opens no
+socket but its channel and no database, and configures no logging. Its own
+signal handlers are reset in each child. On EOF of its channel (the supervisor
+is gone) it exits; running children keep running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import json
+import os
+import select
+import selectors
+import signal
+import socket
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import setproctitle
+
+#: What replicas import: loaded once here, shared copy-on-write by every child.
+PRELOAD = (
+    # The server's first: a detached `up` forks the server while the rest still loads.
+    "asyncrpc.server.main",
+    "asyncrpc.server.retention",
+    "asyncrpc.server.store",
+    "asyncrpc.runtime.serving",
+    "asyncrpc.runtime.event_loop",
+    "resonate.resonate",
+    "asyncrpc.node.worker",
+    "asyncrpc.runtime.process",
+    "asyncrpc.gateway.main",
+    "asyncrpc.gateway.settings",
+)
+#: Commands a child may be forked for before the preload is complete, and the module that
+#: must be loaded by then: any other child would import the rest itself, and all at once.
+EARLY = {"server": "asyncrpc.server.main"}
+#: Preloaded where present: uvloop is not on every platform, the others are what Typer and
+#: URL parsing import late (private modules: their absence costs only time).
+OPTIONAL_PRELOAD = ("uvloop", "typer._adapters", "stringprep")
+#: What a detached supervisor imports besides.
+SUPERVISOR_PRELOAD = ("asyncrpc.entrypoints.detached_supervisor", "asyncrpc.dashboard.serve")
+
+
+def preload(modules: tuple[str, ...] = PRELOAD, between: Callable[[], None] = lambda: None) -> None:
+    """Import ``modules`` and build the CLI, so a child starts with nothing left to load.
+
+    ``between`` runs after each module (to serve requests that arrived meanwhile).
+    """
+    for name in modules:
+        importlib.import_module(name)
+        between()
+    for name in OPTIONAL_PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    cli_command()
+
+
+@functools.cache
+def cli_command() -> Any:
+    """The CLI with every command, as the click command Typer builds from it (once, here)."""
+    import typer.main
+
+    from asyncrpc.cli import app
+
+    return typer.main.get_command(app)
+
+
+def _exit_code(exit: SystemExit) -> int:
+    if exit.code is None:
+        return 0
+    if isinstance(exit.code, int):
+        return exit.code
+    print(exit.code, file=sys.stderr)
+    return 1
+
+
+def run_cli(args: list[str]) -> int:
+    """Run `asyncrpc ARGS...` in this process; its exit code."""
+    sys.argv = ["asyncrpc", *args]
+    try:
+        cli_command().main(args=args, prog_name="asyncrpc")
+    except SystemExit as exit:
+        return _exit_code(exit)
+    return 0
+
+
+def _become_replica(request: dict[str, Any]) -> None:
+    """In the fresh child: own session, own log, nothing of the template's left open."""
+    os.setsid()
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    os.chdir(request["cwd"])
+    # `ps` shows what runs here, as if it were spawned: `python -m asyncrpc node b ...`.
+    setproctitle.setproctitle(" ".join([sys.executable, "-m", "asyncrpc", *request["args"]]))
+    os.environ.clear()
+    os.environ.update(request["env"])
+
+
+def _fork(child: Callable[[], int]) -> int:
+    """Fork; the child runs ``child()`` and exits with its code, never returning here."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        code = child()
+    except BaseException:  # whatever happens, the child must not return
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    return 0  # unreachable
+
+
+def fork_replica(request: dict[str, Any]) -> int:
+    """Fork a child that runs ``request``; the child's pid."""
+
+    def replica() -> int:
+        _become_replica(request)
+        return run_cli(list(request["args"]))
+
+    return _fork(replica)
+
+
+class Template:
+    """The request loop: fork on request, reap and report exits, stop on EOF."""
+
+    def __init__(self, channel: socket.socket, supervisor: int | None = None) -> None:
+        self.channel = channel
+        #: The supervisor forked from here (detached `up`), and its exit code once reaped.
+        self.supervisor = supervisor
+        self.supervisor_code: int | None = None
+        self.closed = False
+        #: Requests that came while the modules loaded and wait for all of them.
+        self.deferred: list[bytes] = []
+        if supervisor is not None:
+            signal.signal(signal.SIGTERM, self._forward)
+        self.buffer = b""
+        self.wakeup_r, self.wakeup_w = os.pipe()
+        os.set_blocking(self.wakeup_r, False)
+        os.set_blocking(self.wakeup_w, False)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.channel.sendall(json.dumps(message).encode() + b"\n")
+
+    def _handle(self, line: bytes, early: bool = False) -> None:
+        try:
+            request = json.loads(line)
+            number = request["start"]
+            command = request["args"][0] if request["args"] else ""
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            print(f"template: ignoring a malformed request: {error!r}", file=sys.stderr)
+            return
+        if early and EARLY.get(command) not in sys.modules:
+            self.deferred.append(line)
+            return
+        if threading.active_count() != 1:
+            self._send({"failed": number, "error": "the template runs threads: forking is unsafe"})
+            return
+        try:
+            pid = fork_replica(request)
+        except OSError as error:
+            self._send({"failed": number, "error": str(error)})
+            return
+        self._send({"started": number, "pid": pid})
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.supervisor:
+                self.supervisor_code = os.waitstatus_to_exitcode(status)
+                continue
+            self._send({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+
+    def _read(self, early: bool = False) -> bool:
+        data = self.channel.recv(65536)
+        if not data:
+            self.closed = True
+            return False
+        self.buffer += data
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            if line.strip():
+                self._handle(line, early)
+        return True
+
+    def _forward(self, signum: int, frame: object) -> None:
+        if self.supervisor is not None and self.supervisor_code is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.supervisor, signum)
+
+    def serve_pending(self) -> None:
+        """Handle the requests that have arrived and may go early, without waiting for more."""
+        while not self.closed and select.select([self.channel], [], [], 0)[0]:
+            self._read(early=True)
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        signal.set_wakeup_fd(self.wakeup_w)
+        selector = selectors.DefaultSelector()
+        selector.register(self.channel, selectors.EVENT_READ)
+        selector.register(self.wakeup_r, selectors.EVENT_READ)
+        try:
+            for line in self.deferred:
+                self._handle(line)
+            self.deferred.clear()
+            self._reap()  # children forked while the modules loaded may have exited
+            while not self.closed:
+                for key, _ in selector.select():
+                    if key.fileobj == self.wakeup_r:
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(self.wakeup_r, 4096)
+                    elif not self._read():
+                        return
+                self._reap()
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        finally:
+            selector.close()
+            self.stop()
+
+    def stop(self) -> None:
+        """Close the channel and wait for the supervisor forked from here, if any."""
+        self.channel.close()
+        if self.supervisor is not None and self.supervisor_code is None:
+            with contextlib.suppress(ChildProcessError):
+                _, status = os.waitpid(self.supervisor, 0)
+                self.supervisor_code = os.waitstatus_to_exitcode(status)
+
+
+def fork_supervisor(channel: socket.socket, run_dir: str) -> int:
+    """Fork the detached supervisor of ``run_dir``, talking to this template on ``channel``."""
+
+    def supervisor() -> int:
+        os.setsid()
+        title = f"{sys.executable} -m asyncrpc.entrypoints.detached_supervisor {run_dir}"
+        setproctitle.setproctitle(title)
+        from asyncrpc.entrypoints.detached_supervisor import main as supervise
+
+        return supervise([run_dir], template=channel)
+
+    return _fork(supervisor)
+
+
+def _preloaded(modules: tuple[str, ...], between: Callable[[], None] = lambda: None) -> bool:
+    preload(modules, between)
+    if threading.active_count() == 1:
+        return True
+    names = ", ".join(thread.name for thread in threading.enumerate())
+    print(f"template: an import started threads ({names}); forking is unsafe", flush=True)
+    return False
+
+
+USAGE = "usage: python -m asyncrpc.entrypoints.template FD | --supervise RUN_DIR"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    setproctitle.setproctitle(f"{sys.executable} -m asyncrpc.entrypoints.template")
+    if len(args) == 2 and args[0] == "--supervise":
+        if not _preloaded(SUPERVISOR_PRELOAD):
+            return 1
+        ours, theirs = socket.socketpair()
+        supervisor = fork_supervisor(theirs, args[1])
+        theirs.close()
+        template = Template(ours, supervisor)
+        # The replicas' modules load while the supervisor sets itself up, and its requests are
+        # served between two modules: the server starts while the SDK still loads.
+        if _preloaded(PRELOAD, between=template.serve_pending):
+            template.serve()
+        else:
+            template.stop()  # the supervisor then spawns its replicas itself
+        code = template.supervisor_code
+        return 1 if code is None else code if code >= 0 else 128 - code
+    if len(args) != 1 or not args[0].isdigit():
+        print(USAGE, file=sys.stderr)
+        return 2
+    channel = socket.socket(fileno=int(args[0]))
+    if not _preloaded(PRELOAD):
+        return 1
+    Template(channel).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Start, re-attach to and read an invocation of a flow: the Ephemeral to Durable step.
+
+A request arriving at the gateway is *ephemeral*: if it is lost, nothing
+remembers it. :func:`start` turns it into a *durable* invocation: a promise on
+the server, under an id the caller chooses, whose task the server sends to
+the flow's entry group. Asking again with the same id re-attaches to that
+same promise (the functions do not run again), which is what lets a caller
+that crashed or gave up come back for the result.
+
+A start is the SDK's own ``rpc`` (two requests: create, then register the
+caller as a listener), so the promise carries exactly the tags the SDK gives
+a top-level call. Whether it created the invocation or found it is read from
+the create's own answer, the same on every Resonate server: through the
+client's :class:`~asyncrpc.network.create_watch.CreateWatch`, the create
+carries a fresh ``asyncrpc:request`` tag, and the server answers with the
+promise it holds, whose tags are this request's only if this request created
+it. The same answer names the promise's function, for the conflict check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from resonate.error import ConnectorError, ResonateError, ServerError
+from resonate.handle import ResonateHandle
+from resonate.resonate import Resonate
+
+from asyncrpc.lesson.topology import Flow
+from asyncrpc.network.create_watch import CreateWatch
+from asyncrpc.protocol.errors import (
+    InvalidInvocationId,
+    InvocationConflict,
+    InvocationError,
+    InvocationFailed,
+    ServerRefused,
+    ServerUnavailable,
+    UnknownInvocation,
+)
+from asyncrpc.protocol.records import PromiseRecord
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.readers.server_reader import AsyncServerReader
+
+#: Seconds a caller waits for a flow's result before getting "still pending".
+DEFAULT_WAIT = 60.0
+#: How long an invocation may run before the server times it out (as the SDK's ``rpc``).
+INVOCATION_TIMEOUT = timedelta(days=1)
+#: The tag naming the request that created a promise.
+REQUEST_TAG = "asyncrpc:request"
+
+INVOCATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+VALID_ID_HINT = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+@dataclass(frozen=True)
+class Started:
+    """A started (or re-attached) invocation: its id, a handle on its result, which it was."""
+
+    id: str
+    handle: ResonateHandle[Any]
+    reattached: bool
+
+
+def check_invocation_id(invocation_id: str) -> str:
+    if not INVOCATION_ID.fullmatch(invocation_id):
+        raise InvalidInvocationId(
+            f"invocation id {invocation_id!r} is not valid: use {VALID_ID_HINT}"
+        )
+    return invocation_id
+
+
+def _unavailable(exc: ResonateError) -> InvocationError:
+    """The caller's view of a failed request to the server."""
+    if isinstance(exc, ServerError):
+        return ServerRefused(f"the Resonate server refused the request ({exc.code}): {exc.message}")
+    detail = exc.error if isinstance(exc, ConnectorError) else exc
+    return ServerUnavailable(f"the Resonate server is unreachable: {detail}")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def start(
+    client: Resonate,
+    creates: CreateWatch,
+    flow: Flow,
+    invocation_id: str | None = None,
+    *,
+    request_id: Callable[[], str] = new_request_id,
+) -> Started:
+    """Start ``flow`` under ``invocation_id`` (default: the flow's fixed id), or re-attach.
+
+    ``creates`` must be the network ``client`` sends through. Raises
+    :class:`InvocationConflict` when the id belongs to another function.
+    """
+    invocation_id = check_invocation_id(flow.default_id if invocation_id is None else invocation_id)
+    request = request_id()
+    caller = client.options(target=flow.entry_group, timeout=INVOCATION_TIMEOUT)
+    with creates.watch(invocation_id, {REQUEST_TAG: request}) as answer:
+        handle = caller.rpc(invocation_id, flow.entry_function, *flow.entry_args)
+        try:
+            await handle.id()  # the promise now exists on the server: the flow is durable
+        except ResonateError as exc:
+            raise _unavailable(exc) from None
+    if not answer.done():
+        raise RuntimeError(f"the create of {invocation_id!r} did not pass through {creates!r}")
+    record = answer.result()
+    if record is None:
+        raise ServerRefused(
+            f"the Resonate server's answer to creating {invocation_id!r} held no promise"
+        )
+    if record.function != flow.entry_function:
+        raise InvocationConflict(
+            f"invocation id {invocation_id!r} is already used by "
+            f"{record.function or 'something else'}, not by {flow.name} "
+            f"({flow.entry_function}); choose another id"
+        )
+    return Started(invocation_id, handle, reattached=record.tags.get(REQUEST_TAG) != request)
+
+
+async def read(reader: AsyncServerReader, invocation_id: str) -> PromiseRecord:
+    """The invocation's current state (and result, when it has one)."""
+    record = await reader.get(check_invocation_id(invocation_id))
+    if record is None:
+        raise UnknownInvocation(f"no invocation with id {invocation_id!r}")
+    return record
+
+
+async def result(
+    client: Resonate, reader: AsyncServerReader, started: Started, wait: float
+) -> tuple[bool, Any]:
+    """Wait up to ``wait`` seconds: ``(True, value)``, or ``(False, None)`` if still pending.
+
+    Raises :class:`InvocationFailed` when the invocation settled without a value.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    handle = started.handle
+    while True:
+        waiting = asyncio.ensure_future(handle.result())
+        done, _ = await asyncio.wait({waiting}, timeout=max(0.0, deadline - loop.time()))
+        if not done:
+            waiting.cancel()
+            return False, None
+        if waiting.exception() is None:
+            return True, waiting.result()
+        # Read the stored outcome rather than re-raising whatever the SDK rebuilt: its
+        # listener can fail for an invocation that resolved all the same.
+        invocation = await read(reader, started.id)
+        if invocation.state is PromiseState.RESOLVED:
+            return True, invocation.value
+        if invocation.settled:
+            raise InvocationFailed(invocation)
+        # Still running: the SDK gave up on it early (its listener refresh can race the
+        # promise's creation and take a 404 for "gone"). Listen again.
+        try:
+            handle = await client.get(started.id)
+        except ResonateError as exc:
+            raise _unavailable(exc) from None
+
+
+async def steps(reader: AsyncServerReader, root_id: str) -> list[PromiseRecord]:
+    """Every promise of an invocation's call graph, detached steps included, depth first."""
+    graph = await reader.call_graph(check_invocation_id(root_id))
+    return [node.record for node in graph.walk()]

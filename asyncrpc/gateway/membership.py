@@ -1,0 +1,89 @@
+"""The gateway's connection to the server: a Resonate process in group ``gateway``.
+
+Its Resonate client starts invocations (its requests pass through a
+:class:`CreateWatch`, which hands each start the answer to its create) and
+hears, on its poll stream, that one it waits on has finished; its :class:`AsyncServerReader` reads
+invocations for ``GET /invocations/...``. Both give up on an unreachable
+server after ``request_timeout`` seconds, so a caller gets an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from resonate.resonate import Resonate
+
+from asyncrpc.gateway.settings import GatewaySettings
+from asyncrpc.lesson import topology
+from asyncrpc.network.create_watch import CreateWatch
+from asyncrpc.network.join import join, links
+from asyncrpc.readers.server_reader import AsyncServerReader
+
+#: Seconds a gateway re-checks, by polling, invocations it waits on (in case
+#: the poll stream dropped a notification, e.g. while the server restarted).
+REFRESH_SECONDS = 5.0
+#: How long to wait for a clean SDK shutdown when the gateway stops.
+STOP_TIMEOUT = 5.0
+
+
+def request_ids() -> Callable[[], str]:
+    """Ids for the gateway's starts: unique to this process (a random prefix) and cheap to make.
+
+    A start tags its create with one to tell "created" from "re-attached"; a
+    counter behind a random prefix is as unique for that as a fresh uuid4, at
+    a fraction of its cost on the hot path.
+    """
+    prefix = secrets.token_hex(8)
+    counter = itertools.count()
+    return lambda: f"{prefix}-{next(counter)}"
+
+
+@dataclass
+class GatewayClient:
+    """The gateway's Resonate client, the watch on its creates, its reader, its stream's state.
+
+    ``request_id`` names each start (see :func:`asyncrpc.gateway.invocations.start`).
+    """
+
+    resonate: Resonate
+    creates: CreateWatch
+    reader: AsyncServerReader
+    connected: Callable[[], bool]
+    request_id: Callable[[], str] = field(default_factory=request_ids)
+
+    async def close(self) -> None:
+        await self.reader.aclose()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.resonate.stop(), STOP_TIMEOUT)
+
+
+ClientFactory = Callable[[GatewaySettings], GatewayClient]
+
+
+def connect(settings: GatewaySettings) -> GatewayClient:
+    """Join the server as ``gateway``; requests give up on an unreachable server."""
+    inner, source = links(
+        settings.server_url,
+        group=topology.GATEWAY_GROUP,
+        pid=settings.gateway_id,
+        token=settings.token,
+        request_timeout=settings.request_timeout,
+    )
+    network = CreateWatch(inner)
+    resonate, stream = join(
+        settings.server_url,
+        group=topology.GATEWAY_GROUP,
+        pid=settings.gateway_id,
+        token=settings.token,
+        connection=(network, source),
+        subscription_refresh_secs=REFRESH_SECONDS,
+    )
+    reader = AsyncServerReader(
+        settings.server_url, settings.token, timeout=settings.request_timeout
+    )
+    return GatewayClient(resonate, network, reader, stream.connected.is_set)

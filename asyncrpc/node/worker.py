@@ -1,0 +1,170 @@
+"""Run one worker node: the durable function `asyncrpc.lesson.topology` gives it, in its group.
+
+A node joins the server (:func:`asyncrpc.network.join.join`), registers its
+one function from :mod:`asyncrpc.lesson.services`, listens on the server's poll
+stream, and prints a single ready line (starting with
+:data:`asyncrpc.runtime.config.READY_MARKER`) once that stream is connected, because
+only then can work addressed to its group reach it.
+
+For the crash demo, a node started with ``--delay SECONDS`` registers its
+function wrapped by :func:`with_pause`: the function, then a durable sleep
+before it returns, so there is time to kill a process mid-flow while the
+function bodies stay only the lesson.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from resonate.context import Context
+
+from asyncrpc.lesson import services, topology
+from asyncrpc.network.join import PollStream, join
+from asyncrpc.runtime import config, event_loop
+from asyncrpc.runtime.process import (
+    SettingsError,
+    announce,
+    check_node_id,
+    check_server_url,
+    configure_logging,
+    default_node_id,
+    parse_seconds,
+    ready_line,
+    until_signalled,
+)
+
+if TYPE_CHECKING:
+    from asyncrpc.network.postgres_link import PostgresLink
+
+log = logging.getLogger(__name__)
+
+#: How long to wait for a clean SDK shutdown on SIGTERM/SIGINT.
+STOP_TIMEOUT = 5.0
+#: After this long without a poll stream, say that we are still trying.
+CONNECT_NOTICE_AFTER = 3.0
+
+DurableFunction = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Everything one worker node needs, validated."""
+
+    name: str
+    node_id: str
+    server_url: str
+    ttl: float
+    delay: float
+    token: str | None = None
+
+    @property
+    def node(self) -> topology.Node:
+        return topology.NODES[self.name]
+
+
+def node_settings(
+    name: str,
+    env: Mapping[str, str],
+    *,
+    server_url: str | None = None,
+    node_id: str | None = None,
+    delay: float | None = None,
+    ttl: float | None = None,
+    random_hex: Callable[[int], str] = secrets.token_hex,
+) -> NodeSettings:
+    """Options first, then environment variables, then defaults."""
+    if name not in topology.NODES:
+        raise SettingsError(
+            f"unknown node {name!r}; valid nodes: {', '.join(topology.NODES)} or {topology.GATEWAY}"
+        )
+    raw_delay = delay if delay is not None else env.get(config.ENV_DELAY) or 0.0
+    raw_ttl = ttl if ttl is not None else env.get(config.ENV_TTL) or config.DEFAULT_NODE_TTL
+    delay_what = "--delay" if delay is not None else config.ENV_DELAY
+    ttl_what = "--ttl" if ttl is not None else config.ENV_TTL
+    return NodeSettings(
+        name=name,
+        node_id=check_node_id(
+            node_id or env.get(config.ENV_NODE_ID) or default_node_id(name, random_hex)
+        ),
+        server_url=check_server_url(config.server_url(env, server_url)),
+        ttl=parse_seconds(raw_ttl, ttl_what, allow_zero=False),
+        delay=parse_seconds(raw_delay, delay_what, allow_zero=True),
+        token=env.get(config.ENV_TOKEN) or None,
+    )
+
+
+def with_pause(function: DurableFunction, seconds: float) -> DurableFunction:
+    """``function``, then a durable sleep of ``seconds`` before it returns (0: ``function``).
+
+    The sleep is ``ctx.sleep``: a timer promise on the server, nothing held in
+    memory. When the function is resumed by running it again from the top,
+    its finished calls and a sleep that is over return at once.
+    """
+    if seconds <= 0:
+        return function
+
+    @functools.wraps(function)
+    async def paused(ctx: Context, *args: Any) -> Any:
+        value = await function(ctx, *args)
+        log.info("[%s] sleeping %ss (durably) before returning", ctx.info.id, seconds)
+        await ctx.sleep(timedelta(seconds=seconds))
+        return value
+
+    return paused
+
+
+async def notice_if_slow(stream: PollStream | PostgresLink, server_url: str) -> None:
+    """Say once that we are still waiting, if the poll stream takes a while."""
+    try:
+        await asyncio.wait_for(stream.connected.wait(), CONNECT_NOTICE_AFTER)
+    except TimeoutError:
+        log.info("waiting for the Resonate server at %s ...", config.redacted(server_url))
+
+
+async def run_worker(
+    settings: NodeSettings, stop: asyncio.Event, out: Callable[[str], None] = announce
+) -> None:
+    """Serve this node's function until ``stop`` is set."""
+    node = settings.node
+    line = ready_line(
+        node.name,
+        node.group,
+        settings.node_id,
+        settings.server_url,
+        function=node.function,
+        ttl=f"{settings.ttl:g}s",
+        delay=f"{settings.delay:g}s",
+    )
+    resonate, stream = join(
+        settings.server_url,
+        group=node.group,
+        pid=settings.node_id,
+        token=settings.token,
+        ttl=settings.ttl,
+        on_first_connect=lambda: out(line),
+    )
+    notice = asyncio.create_task(notice_if_slow(stream, settings.server_url))
+    try:
+        # No await since join(): no message can have arrived before this line.
+        function = with_pause(services.FUNCTIONS[node.function], settings.delay)
+        resonate.register(function, name=node.function)
+        await stop.wait()
+    finally:
+        notice.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(resonate.stop(), STOP_TIMEOUT)
+
+
+def run(settings: NodeSettings) -> int:
+    """Run a worker node in the foreground; 0 after a clean stop."""
+    configure_logging()
+    event_loop.run(until_signalled(lambda stop: run_worker(settings, stop)))
+    return 0

@@ -1,0 +1,305 @@
+"""`asyncrpc invoke` (`call`): invoke a flow through the gateway and wait for its result.
+
+:func:`call_flow` is the whole command: it checks the flow and timeout, finds
+the gateway (`--gateway-url`, ASYNCRPC_GATEWAY_URL, else the supervisor's),
+mints an invocation id when none is given, and calls.
+
+:class:`FlowCaller` speaks the gateway's HTTP API: ``POST <route>?id=...&wait=...``
+answers 200 ``{"message": result}``, or 202 while the flow runs, after which
+``GET /invocations/{id}`` is polled until the invocation settles. Nobody waits
+for the detached chain, so its result is the value its last step stored: that
+promise is found on the Resonate server by the chain's origin tag.
+Connection failures after the first request are retried until the timeout, so a
+call survives a gateway restart; with the same id it re-attaches to the same
+invocation.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from asyncrpc.lesson import topology
+from asyncrpc.protocol.errors import InvocationError
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.protocol.tags import ORIGIN_TAG
+from asyncrpc.runtime import config, local_http
+from asyncrpc.runtime.errors import LauncherError, UsageError
+from asyncrpc.supervise.control_client import connect
+from asyncrpc.supervise.rundir import RunDir
+
+if TYPE_CHECKING:
+    from asyncrpc.readers.server_reader import ServerReader
+
+#: Longest a single HTTP request asks the gateway to hold the answer.
+LONG_POLL = 10.0
+POLL_INTERVAL = 0.1
+#: The gateway answers 503 while it cannot reach the server (a restart): keep asking.
+UNAVAILABLE = 503
+
+
+class CallTimeout(LauncherError):
+    """No result before the timeout; the invocation itself goes on."""
+
+
+@dataclass
+class CallResult:
+    flow: str
+    id: str
+    result: Any
+    seconds: float
+    #: For the detached chain: what the entry function returned to the gateway.
+    entry_result: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def new_invocation_id(flow: topology.Flow) -> str:
+    """A fresh invocation id, e.g. `await-chain-3f9a1c2e`."""
+    return f"{flow.default_id}-{secrets.token_hex(4)}"
+
+
+def _error_of(response: local_http.Answer) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip() or f"HTTP {response.status}"
+    if isinstance(data, dict) and "error" in data:
+        return str(data["error"])
+    return str(data)
+
+
+@dataclass
+class FlowCaller:
+    """Calls flows on one gateway; ``server_url`` is needed for the detached chain."""
+
+    gateway_url: str
+    server_url: str | None = None
+    token: str | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleeper: Callable[[float], None] = time.sleep
+
+    def call(self, flow: topology.Flow, invocation_id: str, timeout: float) -> CallResult:
+        start = self.clock()
+        deadline = start + timeout
+        entry = self._invoke(flow, invocation_id, deadline, timeout)
+        if flow.waits_for_result:
+            result = entry
+        else:
+            result = self._last_step_result(flow, invocation_id, deadline, timeout)
+        return CallResult(
+            flow=flow.name,
+            id=invocation_id,
+            result=result,
+            seconds=round(self.clock() - start, 3),
+            entry_result=None if flow.waits_for_result else entry,
+        )
+
+    def _timeout(self, flow: topology.Flow, invocation_id: str, timeout: float) -> CallTimeout:
+        return CallTimeout(
+            f"no result after {timeout:g}s; invocation {invocation_id} goes on. Wait for it "
+            f"again with `asyncrpc invoke {flow.name} --id {invocation_id}`."
+        )
+
+    def _invoke(
+        self,
+        flow: topology.Flow,
+        invocation_id: str,
+        deadline: float,
+        timeout: float,
+    ) -> Any:
+        wait = max(0.0, min(LONG_POLL, deadline - self.clock()))
+        url = f"{self.gateway_url}{flow.route}"
+        params = {"id": invocation_id, "wait": f"{wait:g}"}
+        try:
+            response = local_http.request(url, "POST", params=params, timeout=wait + 10)
+        except local_http.Unreachable as error:
+            if not error.connected:
+                raise LauncherError(
+                    f"no gateway answers at {self.gateway_url}. See what runs with "
+                    "`asyncrpc status`; start the gateway with `asyncrpc start gateway`."
+                ) from None
+            response = None  # the gateway went away mid-request: poll for the result
+        if response is not None and response.status == 200:
+            return self._message(response)
+        if response is not None and response.status not in (202, UNAVAILABLE):
+            raise LauncherError(f"the gateway refused {flow.name}: {_error_of(response)}")
+        return self._poll(flow, invocation_id, deadline, timeout)
+
+    @staticmethod
+    def _body(response: local_http.Answer, *, key: str | None = None) -> dict[str, Any]:
+        """The answer's JSON object (which must hold ``key``, when given)."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or (key is not None and key not in body):
+            raise LauncherError(f"unexpected answer from the gateway: {response.text!r}")
+        return body
+
+    def _message(self, response: local_http.Answer) -> Any:
+        return self._body(response, key="message")["message"]
+
+    def _poll(
+        self,
+        flow: topology.Flow,
+        invocation_id: str,
+        deadline: float,
+        timeout: float,
+    ) -> Any:
+        url = f"{self.gateway_url}/invocations/{invocation_id}"
+        while self.clock() < deadline:
+            try:
+                response = local_http.request(url, timeout=10.0)
+            except local_http.Unreachable:
+                response = None  # gateway restarting: keep trying until the deadline
+            if response is not None and response.status == 200:
+                body = self._body(response)
+                state = body.get("state")
+                if state == "resolved":
+                    return body.get("result")
+                if state != "pending":
+                    raise LauncherError(
+                        f"invocation {invocation_id} ended {state}: {body.get('result')!r}"
+                    )
+            elif response is not None and response.status not in (404, UNAVAILABLE):
+                raise LauncherError(
+                    f"the gateway could not report {invocation_id}: {_error_of(response)}"
+                )
+            self.sleeper(POLL_INTERVAL)
+        raise self._timeout(flow, invocation_id, timeout)
+
+    # -- the detached chain's result, read from the server ---------------------
+
+    def _last_step_result(
+        self,
+        flow: topology.Flow,
+        root_id: str,
+        deadline: float,
+        timeout: float,
+    ) -> Any:
+        """The value the flow's last step stored, once that promise is resolved."""
+        if not self.server_url:
+            raise LauncherError(f"{flow.name}'s result is read from the server: give its URL.")
+        from asyncrpc.readers.server_reader import ServerReader  # only this flow reads it
+
+        function = topology.NODES[flow.nodes[-1]].function
+        with ServerReader(self.server_url, self.token) as server:
+            return self._wait_for_last_step(server, flow, function, root_id, deadline, timeout)
+
+    def _wait_for_last_step(
+        self,
+        server: ServerReader,
+        flow: topology.Flow,
+        function: str,
+        root_id: str,
+        deadline: float,
+        timeout: float,
+    ) -> Any:
+        while self.clock() < deadline:
+            try:
+                promises = server.search(tags={ORIGIN_TAG: root_id})
+            except InvocationError:
+                promises = []  # the server is restarting: ask again
+            for promise in promises:
+                if promise.function != function:
+                    continue
+                if promise.state is PromiseState.RESOLVED:
+                    return promise.value
+                if promise.settled:
+                    raise LauncherError(f"{function} in {root_id} ended {promise.state}")
+            self.sleeper(POLL_INTERVAL)
+        raise self._timeout(flow, root_id, timeout)
+
+
+# -- the `asyncrpc call` command as one function ------------------------------
+
+
+@dataclass(frozen=True)
+class CallStart:
+    """What a call is about to do, known before it waits (the CLI prints it)."""
+
+    flow: topology.Flow
+    invocation_id: str
+    #: True when the id was minted here (the caller needs it to re-attach).
+    fresh: bool
+    gateway_url: str
+    server_url: str | None
+    #: The flow's nodes the supervisor does not run: the call waits until one serves each step.
+    missing: tuple[str, ...] = ()
+
+
+def prepare_call(
+    flow_name: str,
+    *,
+    invocation_id: str | None,
+    timeout: float,
+    gateway_url: str | None,
+    env: Mapping[str, str],
+    rundir: RunDir,
+) -> CallStart:
+    """Check the call's options and find where to send it; UsageError on a wrong value."""
+    flow = topology.find_flow(flow_name)
+    if flow is None:
+        names = ", ".join(topology.flow_names())
+        raise UsageError(f"unknown flow {flow_name!r}. Valid flows: {names}.")
+    if not timeout > 0:
+        raise UsageError("--timeout must be a positive number of seconds.")
+    gateway = gateway_url or env.get(config.ENV_GATEWAY_URL)
+    server = config.server_url(env) if gateway else None
+    missing: tuple[str, ...] = ()
+    if not gateway:
+        snapshot = connect(rundir).status()
+        gateway, server = snapshot.gateway_url, snapshot.server_url
+        if not gateway:
+            raise LauncherError(
+                "the supervisor runs no gateway. Start one with `asyncrpc start gateway`."
+            )
+        running = snapshot.running_nodes()
+        missing = tuple(node for node in flow.nodes if node not in running)
+    return CallStart(
+        flow=flow,
+        invocation_id=invocation_id or new_invocation_id(flow),
+        fresh=invocation_id is None,
+        gateway_url=gateway.rstrip("/"),
+        server_url=server,
+        missing=missing,
+    )
+
+
+def call_flow(
+    flow_name: str,
+    *,
+    invocation_id: str | None = None,
+    timeout: float,
+    gateway_url: str | None = None,
+    env: Mapping[str, str],
+    rundir: RunDir,
+    on_start: Callable[[CallStart], None] = lambda start: None,
+) -> CallResult:
+    """`asyncrpc call`: check, resolve, announce (``on_start``), call and wait for the result.
+
+    Ctrl-C becomes a LauncherError (exit 130) that says how to re-attach.
+    """
+    start = prepare_call(
+        flow_name,
+        invocation_id=invocation_id,
+        timeout=timeout,
+        gateway_url=gateway_url,
+        env=env,
+        rundir=rundir,
+    )
+    on_start(start)
+    caller = FlowCaller(start.gateway_url, start.server_url, env.get(config.ENV_TOKEN))
+    try:
+        return caller.call(start.flow, start.invocation_id, timeout)
+    except KeyboardInterrupt:
+        raise LauncherError(
+            f"interrupted; invocation {start.invocation_id} goes on. Wait for it again with "
+            f"`asyncrpc invoke {start.flow.name} --id {start.invocation_id}`.",
+            130,
+        ) from None

@@ -1,0 +1,43 @@
+"""What a caller of :mod:`asyncrpc.invocations` is told when something goes wrong, in words.
+
+The gateway maps each class to an HTTP status; the CLI prints the message.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from asyncrpc.protocol.records import PromiseRecord
+
+
+class InvocationError(Exception):
+    """Something a caller should be told about in words, not a stack trace."""
+
+
+class InvalidInvocationId(InvocationError):
+    """The invocation id cannot be used."""
+
+
+class ServerUnavailable(InvocationError):
+    """The Resonate server did not answer."""
+
+
+class ServerRefused(InvocationError):
+    """The Resonate server answered with an error."""
+
+
+class UnknownInvocation(InvocationError):
+    """No invocation has this id."""
+
+
+class InvocationConflict(InvocationError):
+    """The id is taken by an invocation of a different function."""
+
+
+class InvocationFailed(InvocationError):
+    """The invocation settled, but not with a value."""
+
+    def __init__(self, invocation: PromiseRecord) -> None:
+        super().__init__(f"invocation {invocation.id} {invocation.state}: {invocation.error}")
+        self.invocation = invocation

@@ -1,0 +1,105 @@
+"""What every long-running asyncrpc process (worker node, gateway) does the same way.
+
+Validating its settings (a :class:`SettingsError` says what was wrong and
+what is valid), printing the one ready line the launcher waits for, logging
+to stdout, and stopping cleanly on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+
+from asyncrpc.runtime import config, log_lines
+
+
+class SettingsError(ValueError):
+    """An option or environment variable has a value we cannot use."""
+
+
+def default_node_id(name: str, random_hex: Callable[[int], str] = secrets.token_hex) -> str:
+    """``NAME-<4 hex>``: unique enough to tell replicas apart in logs."""
+    return f"{name}-{random_hex(2)}"
+
+
+def parse_seconds(value: str | float, what: str, *, allow_zero: bool) -> float:
+    """A finite number of seconds, or a :class:`SettingsError` saying what is valid."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{what} must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        valid = ">= 0" if allow_zero else "> 0"
+        raise SettingsError(f"{what} must be a number of seconds {valid}, got {value!r}")
+    return seconds
+
+
+def parse_port(option: int | None, env: Mapping[str, str], variable: str, default: int) -> int:
+    """The ``--port`` option, else the environment variable, else ``default``; 1-65535."""
+    port = option
+    if port is None:
+        configured = env.get(variable)
+        if configured is not None and not configured.isdigit():
+            raise SettingsError(f"{variable} must be a port number, got {configured!r}")
+        port = int(configured) if configured else default
+    if not 0 < port < 65536:
+        raise SettingsError(f"--port must be between 1 and 65535, got {port}")
+    return port
+
+
+def check_node_id(node_id: str) -> str:
+    """A unique id must be usable in the poll URL path: no '/', no spaces, not empty."""
+    if not node_id or any(ch in node_id for ch in "/?#% \t\n:") or len(node_id) > 128:
+        raise SettingsError(
+            f"node id {node_id!r} is not valid: use 1-128 characters without "
+            "'/', '?', '#', '%', ':' or spaces (e.g. b-1)"
+        )
+    return node_id
+
+
+def check_server_url(url: str) -> str:
+    """An http(s) URL with a host (http://127.0.0.1:8001), or a postgresql:// DSN (resonate-pg).
+
+    A Postgres DSN may name its host in the query (``?host=/run/dir``, a Unix socket).
+    """
+    scheme, _, rest = url.partition("://")
+    if scheme in config.POSTGRES_SCHEMES and rest:
+        return url
+    if scheme not in ("http", "https") or not rest or rest.startswith("/"):
+        raise SettingsError(
+            f"server URL {config.redacted(url)!r} is not valid: expected http://HOST:PORT "
+            f"(e.g. {config.DEFAULT_SERVER_URL}) or postgresql://USER@HOST:PORT/DATABASE "
+            "(a Postgres with resonate.sql applied)"
+        )
+    return url
+
+
+def ready_line(name: str, group: str, node_id: str, server_url: str, **extra: object) -> str:
+    """The one line a process prints when it can receive work."""
+    server = config.redacted(server_url)
+    fields = {"node": name, "group": group, "id": node_id, "server": server, **extra}
+    return " ".join([config.READY_MARKER, *(f"{key}={value}" for key, value in fields.items())])
+
+
+def announce(line: str) -> None:
+    print(line, flush=True)
+
+
+def configure_logging() -> None:
+    """Our lines at INFO, the SDK's only when something is wrong; all on stdout."""
+    log_lines.configure(logging.INFO, sys.stdout, "%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S")
+    logging.getLogger("resonate").setLevel(logging.WARNING)
+
+
+async def until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)``; SIGTERM and SIGINT set ``stop`` for a clean exit."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await main(stop)

@@ -1,0 +1,136 @@
+"""The run directory: where the supervisor keeps its state file, its plan, logs and database.
+
+One supervisor per run directory (``config.run_dir(env)``, `.asyncrpc/` under the
+current directory unless ASYNCRPC_RUN_DIR says otherwise). Layout:
+
+- ``launcher.json``: written by the running supervisor on every change
+  (:class:`~asyncrpc.supervise.status.RunState`): its own pid, the control
+  server's address and token, the phase (starting / ready / failed / stopping)
+  and every replica it started with pid and start time. Removed on a clean
+  stop. Other commands read it to find the supervisor.
+- ``plan.json``: what a detached supervisor was asked to run.
+- ``logs/<name>.log``: each replica's output (``server``, ``gateway``, ``b.1``...),
+  appended across restarts; ``logs/launcher.log`` is a detached supervisor's own.
+- ``server.db``: the embedded server's database, kept between runs.
+- ``postgres/``: the `postgres` node's data directory (`up --server postgres`), kept too.
+
+The directory holds a token and every replica's output, so only this user may
+enter it (0700) or read its files (0600), whatever the umask says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from asyncrpc.supervise.status import RunState
+
+LAUNCHER_LOG = "launcher"
+#: Modes of the run directory (and its logs/) and of every file the launcher writes there.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+#: The run directory when root runs the ``postgres`` node: others may pass, not list.
+PASSABLE_DIR = 0o711
+
+
+def _make_private(path: Path, mode: int) -> None:
+    """Set ``path`` to ``mode`` if this user owns it and others may do more (an older run's)."""
+    info = path.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077 & ~mode:
+        path.chmod(mode)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with ``text``, readable by this user only."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run directory, and the state file's reader and writer."""
+
+    path: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / "launcher.json"
+
+    @property
+    def plan_file(self) -> Path:
+        return self.path / "plan.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def db(self) -> Path:
+        return self.path / "server.db"
+
+    @property
+    def postgres_data(self) -> Path:
+        return self.path / "postgres"
+
+    def log_for(self, name: str) -> Path:
+        """The log of the replica ``name`` (`b.1`), or of the detached supervisor."""
+        return self.logs / f"{name}.log"
+
+    def ensure(self) -> None:
+        """Create the run directory and logs/, private to this user.
+
+        One exception: started by root, the ``postgres`` node runs Postgres as the
+        wheel's own system user (Postgres refuses root), which must pass through the
+        run directory to reach its data; it may pass (0711), not list or read.
+        """
+        for directory in (self.path, self.logs):
+            directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        _make_private(self.path, self.run_dir_mode)
+        _make_private(self.logs, PRIVATE_DIR)
+
+    @property
+    def run_dir_mode(self) -> int:
+        if os.geteuid() == 0 and self.postgres_data.exists():
+            return PASSABLE_DIR
+        return PRIVATE_DIR
+
+    def open_log(self, name: str) -> BinaryIO:
+        """The log of ``name`` opened for appending (at its end), private to this user."""
+        self.ensure()
+        fd = os.open(self.log_for(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+        os.fchmod(fd, PRIVATE_FILE)
+        return os.fdopen(fd, "ab")
+
+    def write_plan(self, text: str) -> None:
+        self.ensure()
+        write_private(self.plan_file, text)
+
+    def read_state(self) -> RunState | None:
+        """The supervisor's state, or None when there is none (or it is unreadable)."""
+        try:
+            data = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return RunState.from_json(data)
+
+    def write_state(self, state: RunState) -> None:
+        """Replace the state file atomically; only this user may read it (it holds a token)."""
+        self.ensure()
+        write_private(self.state_file, json.dumps(state.to_json(), indent=1))
+
+    def clear_state(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.state_file.unlink()
+
+    def log_names(self) -> list[str]:
+        """Names of every replica with a log file here (without the supervisor's own)."""
+        if not self.logs.is_dir():
+            return []
+        return sorted(p.stem for p in self.logs.glob("*.log") if p.stem != LAUNCHER_LOG)

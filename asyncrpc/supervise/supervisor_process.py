@@ -1,0 +1,151 @@
+"""The supervisor process: the supervisor, its control server and the state file, until stopped.
+
+`asyncrpc up` runs :func:`run_supervisor` in the foreground; a detached `up`
+runs it in a process of its own (:mod:`asyncrpc.entrypoints.detached_supervisor`).
+It boots the plan, keeps the state file in the run directory current, serves
+the control server, and on SIGINT / SIGTERM or `asyncrpc down` stops every
+replica it started before returning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.supervise.control_client import new_token
+from asyncrpc.supervise.control_server import make_app
+from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.plan import Plan
+from asyncrpc.supervise.status import LauncherSnapshot, Phase, RunState
+from asyncrpc.supervise.supervisor import Supervisor
+from asyncrpc.supervise.template_client import TemplateClient
+
+if TYPE_CHECKING:
+    from asyncrpc.dashboard.serve import RunningDashboard
+
+
+class SignalFreeUvicorn(uvicorn.Server):
+    """uvicorn, minus its signal handlers: the supervisor process handles SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listen_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # connections queue up even before uvicorn starts accepting
+    return sock
+
+
+async def _open_dashboard(supervisor: Supervisor, env: Mapping[str, str]) -> RunningDashboard:
+    # The dashboard is a layer above the launcher that this process hosts: imported here only.
+    from asyncrpc.dashboard.serve import open_dashboard
+
+    assert supervisor.plan.dashboard_port is not None
+    return await open_dashboard(supervisor, env, supervisor.plan.dashboard_port)
+
+
+async def run_supervisor(
+    plan: Plan,
+    env: Mapping[str, str],
+    *,
+    notify: Callable[[str], None] = lambda message: None,
+    on_ready: Callable[[LauncherSnapshot], None] = lambda snapshot: None,
+    follow: Callable[[Supervisor], Awaitable[None]] | None = None,
+    keep_failed_state: bool = False,
+    clock: Callable[[], float] = time.time,
+    template: socket.socket | None = None,
+) -> None:
+    """Boot ``plan`` and run until stopped; raise LauncherError when booting fails.
+
+    ``follow`` (e.g. the foreground output streamer) runs alongside and is
+    cancelled at the end. With ``keep_failed_state`` a failed boot leaves the
+    state file (phase "failed" and the error) for whoever waits on it. ``template`` is the
+    channel to the template this process was forked from (a detached `up`); without it,
+    one is started when a replica is to be forked.
+    """
+    rundir = plan.rundir
+    rundir.ensure()
+    me = ProcessRef.of(os.getpid()) or ProcessRef(os.getpid(), "unknown")
+    token = new_token()
+    sock = _listen_socket()
+    control_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stop = asyncio.Event()
+    supervisor: Supervisor
+
+    def persist() -> None:
+        rundir.write_state(RunState(me, control_url, token, supervisor.snapshot()))
+
+    forks = await TemplateClient.attach(template) if template is not None else None
+    supervisor = Supervisor(
+        plan, env, clock=clock, notify=notify, on_change=persist, template=forks
+    )
+    try:
+        dashboard = await _open_dashboard(supervisor, env) if plan.dashboard_port else None
+    except BaseException:
+        sock.close()
+        raise
+    app = make_app(supervisor, token, on_down=stop.set)
+    server = SignalFreeUvicorn(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    persist()
+    server_task = asyncio.create_task(server.serve(sockets=[sock]))
+    follower = asyncio.create_task(follow(supervisor)) if follow else None
+    boot = asyncio.create_task(supervisor.boot())
+    stopper = asyncio.create_task(stop.wait())
+    failure: BaseException | None = None
+    try:
+        await asyncio.wait({boot, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if boot.done():
+            failure = boot.exception()
+            if failure is None:
+                persist()
+                on_ready(supervisor.snapshot())
+                await stopper
+        else:
+            notify("stopping before everything was ready")
+            boot.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LauncherError):
+                await boot
+    finally:
+        if dashboard is not None:
+            await dashboard.close()
+        await supervisor.stop_all()
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await server_task
+        for task in (follower, stopper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        sock.close()
+        if failure is not None:
+            supervisor.phase = Phase.FAILED
+            supervisor.error = str(failure)
+            persist()
+        if failure is None or not keep_failed_state:
+            rundir.clear_state()
+    if failure is not None:
+        if isinstance(failure, LauncherError):
+            raise failure
+        raise LauncherError(f"the supervisor failed: {failure!r}") from failure
+    notify("stopped")
