@@ -12,7 +12,7 @@ from asyncrpc.ops.up import UpOptions, prepare
 from asyncrpc.postgres.schema import RESONATE_SQL_ENV, SchemaUnavailable, resonate_sql_path
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG
-from asyncrpc.readers.server_reader import promise_of_row, search_query
+from asyncrpc.readers.postgres import promise_of_row, search_query
 from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import LauncherError
 from asyncrpc.runtime.process import SettingsError, check_server_url

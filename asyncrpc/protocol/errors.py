@@ -41,3 +41,8 @@ class InvocationFailed(InvocationError):
     def __init__(self, invocation: PromiseRecord) -> None:
         super().__init__(f"invocation {invocation.id} {invocation.state}: {invocation.error}")
         self.invocation = invocation
+
+
+def unreachable(where: str, exc: Exception) -> ServerUnavailable:
+    """The error for a server at ``where`` (shown without its password) that did not answer."""
+    return ServerUnavailable(f"the Resonate server at {where} is unreachable: {exc}")
