@@ -10,6 +10,7 @@ ASYNCRPC_RESONATE_SQL (resonate.sql is not part of the project).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -26,8 +27,11 @@ import pytest
 from asyncrpc.lesson import topology
 from asyncrpc.postgres.schema import RESONATE_SQL_ENV
 from asyncrpc.protocol.call_graph import CallNode
+from asyncrpc.protocol.errors import ServerUnavailable
+from asyncrpc.protocol.records import PromiseRecord
 from asyncrpc.protocol.states import PromiseState
-from asyncrpc.readers.server_reader import ServerReader
+from asyncrpc.protocol.tags import ORIGIN_TAG
+from asyncrpc.readers.server_reader import AsyncServerReader, ServerReader
 from asyncrpc.runtime import config
 from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
@@ -126,6 +130,54 @@ def test_the_gateway_tells_a_new_invocation_from_a_reattached_one(pg: PgSystem) 
     assert first.headers["X-Invocation-Reattached"] == "false"
     assert (again.status_code, again.json()) == (200, {"message": 3})
     assert again.headers["X-Invocation-Reattached"] == "true"
+
+
+def read_blocking(dsn: str, invocation_id: str) -> list[object]:
+    with ServerReader(dsn, timeout=5) as reader:
+        return [
+            reader.get(invocation_id),
+            reader.get("nobody"),
+            reader.search(tags={ORIGIN_TAG: invocation_id}),
+            [node.id for node in reader.call_graph(invocation_id).walk()],
+            reader.task_state(invocation_id),
+            reader.answers(),
+        ]
+
+
+async def read_looped(dsn: str, invocation_id: str) -> list[object]:
+    async with AsyncServerReader(dsn, timeout=5) as reader:
+        return [
+            await reader.get(invocation_id),
+            await reader.get("nobody"),
+            await reader.search(tags={ORIGIN_TAG: invocation_id}),
+            [node.id for node in (await reader.call_graph(invocation_id)).walk()],
+            await reader.task_state(invocation_id),
+            await reader.answers(),
+        ]
+
+
+async def silent_looped(dsn: str) -> bool:
+    async with AsyncServerReader(dsn, timeout=1) as reader:
+        with pytest.raises(ServerUnavailable, match="unreachable"):
+            await reader.get("r")
+        return await reader.answers()
+
+
+def test_both_readers_read_resonate_pg_alike(pg: PgSystem) -> None:
+    answer = pg.post(topology.FLOWS["await-chain"], "pg-readers", wait=60)
+    assert (answer.status_code, answer.json()) == (200, {"message": 3})
+    reads = read_blocking(pg.dsn, "pg-readers")
+    root, nobody, found, graph, _, answers = reads
+    assert isinstance(root, PromiseRecord) and root.value == 3
+    assert nobody is None and answers is True
+    assert isinstance(found, list) and len(found) == len(graph) > 1
+    assert asyncio.run(read_looped(pg.dsn, "pg-readers")) == reads
+    nobody_listens = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    with ServerReader(nobody_listens, timeout=1) as reader:
+        with pytest.raises(ServerUnavailable, match="unreachable"):
+            reader.get("r")
+        assert not reader.answers()
+    assert not asyncio.run(silent_looped(nobody_listens))
 
 
 def sleeping(pg: PgSystem, invocation_id: str) -> bool:
