@@ -20,8 +20,8 @@ from types import FrameType
 import psutil
 import pytest
 
-import asyncrpc.ops.ports as ports
 import asyncrpc.supervise.pids as pids
+import asyncrpc.supervise.ports as ports
 from asyncrpc.supervise.pids import ProcessRef
 from harness.waiting import wait_until
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from asyncrpc.ops.ports import check_free, holder, port_in_use
 from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.supervise.ports import check_free, holder, port_in_use
 from harness.isolation import free_port
 
 

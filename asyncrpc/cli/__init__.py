@@ -1,8 +1,9 @@
 """The `asyncrpc` command line: one module per family of commands.
 
-Commands stay thin: they parse options and call plain functions elsewhere in
-the package. Importing a command module registers its commands on the Typer
-application (:mod:`asyncrpc.cli.application`).
+Commands stay thin: they parse options and call plain functions of the layers
+below (ops, terminal, the demo, the dashboard), so nothing below depends on how a
+command is spelled; only the entry points sit above. Importing a command module
+registers its commands on the Typer application (:mod:`asyncrpc.cli.application`).
 
 A run (:func:`main`, the `asyncrpc` script and `python -m asyncrpc`) imports
 only the module of the command it runs, so `asyncrpc status` pays neither for

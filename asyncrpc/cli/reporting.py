@@ -1,8 +1,8 @@
-"""What the commands that drive the launcher share: how they print, report errors and find it.
+"""What the commands that drive the supervisor share: how they print, report errors and find it.
 
 Every foreseen failure is a :class:`~asyncrpc.runtime.errors.LauncherError`;
 :func:`reported` prints it as one clear message and exits with its code (2 for
-a wrong name or value, 1 otherwise). rich and the launcher's heavier modules are
+a wrong name or value, 1 otherwise). rich and the heavier modules of ops and supervise are
 imported on first use, so a command loads only what it prints with.
 """
 

@@ -156,12 +156,17 @@ def up(
                 f"Everything is ready; [bold]Ctrl-C[/bold] stops it all. {view.try_next(snapshot)}"
             )
 
+        open_dashboard = None
+        if plan.dashboard_port:  # its web stack is imported only when it is served
+            from asyncrpc.dashboard.serve import open_dashboard
+
         run_foreground(
             plan,
             os.environ,
             notify=say,
             on_ready=ready,
             follow=lambda supervisor: view.stream_output(supervisor, out),
+            open_dashboard=open_dashboard,
         )
 
 

@@ -3,7 +3,7 @@
 Handlers stay thin: each parses, calls the function the CLI's command calls
 (the supervisor's ``kill`` / ``start`` / ``restart`` as the control server
 does, :func:`~asyncrpc.ops.call.call_flow`, the log tail of
-:mod:`asyncrpc.supervise.log_files`, the server reader of :mod:`asyncrpc.invocations`,
+:mod:`asyncrpc.supervise.log_files`, the server reader (:mod:`asyncrpc.readers.server_reader`),
 the demo's own checks) and answers JSON; a LauncherError or InvocationError
 becomes ``{"error": ...}`` with a 4xx/5xx status.
 

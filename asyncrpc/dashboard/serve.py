@@ -21,11 +21,11 @@ import uvicorn
 from asyncrpc.dashboard.access import Access
 from asyncrpc.dashboard.app import Dashboard, make_app
 from asyncrpc.dashboard.demo_run import DemoCommand, DemoRun
-from asyncrpc.ops.ports import in_use_message
 from asyncrpc.readers.server_reader import AsyncServerReader
 from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import LauncherError
 from asyncrpc.runtime.serving import PortInUse, bind
+from asyncrpc.supervise.ports import in_use_message
 from asyncrpc.supervise.supervisor import Supervisor
 from asyncrpc.supervise.supervisor_process import SignalFreeUvicorn
 

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None, template: socket.socket | None = None) -
     rundir = RunDir(Path(args[0]).resolve())
     plan = Plan.from_json(json.loads(rundir.plan_file.read_text()))
     _log(f"pid {os.getpid()}, run directory {plan.run_dir}")
+    open_dashboard = None
+    if plan.dashboard_port:  # its web stack is imported only when it is served
+        from asyncrpc.dashboard.serve import open_dashboard
     try:
         asyncio.run(
             run_supervisor(
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None, template: socket.socket | None = None) -
                 on_ready=lambda snapshot: _log("everything is ready"),
                 keep_failed_state=True,
                 template=template,
+                open_dashboard=open_dashboard,
             )
         )
     except LauncherError as error:

@@ -1,6 +1,6 @@
 """The one place that says which flows, nodes, groups and functions exist.
 
-Everything else (the services, the gateway, the launcher, the docs checks)
+Everything else (the services, the gateway, the supervisor, the docs checks)
 reads these tables instead of repeating names. A node is one Resonate worker
 process; its group is the anycast address other processes target; the
 function is the durable function it registers.

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 import psutil
 
 from asyncrpc.lesson import topology
-from asyncrpc.ops import ports
 from asyncrpc.postgres.schema import SchemaUnavailable, resonate_sql_path
 from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.supervise import ports
 from asyncrpc.supervise.control_client import orphans
 from asyncrpc.supervise.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
 from asyncrpc.supervise.rundir import LAUNCHER_LOG, RunDir
@@ -37,6 +37,7 @@ from asyncrpc.supervise.template_client import TEMPLATE_MODULE, template_enabled
 
 if TYPE_CHECKING:
     from asyncrpc.supervise.supervisor import Supervisor
+    from asyncrpc.supervise.supervisor_process import DashboardOpener
 
 # httpx, the SDK, psycopg and the supervisor's modules are imported where they are used, so
 # `up --detach` hands over to the template (which has them all) without importing them here.
@@ -243,12 +244,26 @@ def run_foreground(
     notify: Callable[[str], None],
     on_ready: Callable[[LauncherSnapshot], None],
     follow: Callable[[Supervisor], Awaitable[None]] | None = None,
+    open_dashboard: DashboardOpener | None = None,
 ) -> None:
-    """Run the plan in this process until Ctrl-C or `asyncrpc down`; LauncherError if it fails."""
+    """Run the plan in this process until Ctrl-C or `asyncrpc down`; LauncherError if it fails.
+
+    ``open_dashboard`` serves the dashboard when the plan has a port for it: the dashboard
+    sits above ops, so the command that runs `up` hands it in.
+    """
     # uvicorn and FastAPI: imported only when a supervisor runs here.
     from asyncrpc.supervise.supervisor_process import run_supervisor
 
-    asyncio.run(run_supervisor(plan, env, notify=notify, on_ready=on_ready, follow=follow))
+    asyncio.run(
+        run_supervisor(
+            plan,
+            env,
+            notify=notify,
+            on_ready=on_ready,
+            follow=follow,
+            open_dashboard=open_dashboard,
+        )
+    )
 
 
 def detached_command(plan: Plan, env: Mapping[str, str]) -> list[str]:

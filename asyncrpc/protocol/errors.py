@@ -1,4 +1,4 @@
-"""What a caller of :mod:`asyncrpc.invocations` is told when something goes wrong, in words.
+"""What a caller of :mod:`asyncrpc.gateway.invocations` is told when something goes wrong.
 
 The gateway maps each class to an HTTP status; the CLI prints the message.
 """

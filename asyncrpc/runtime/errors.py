@@ -1,7 +1,8 @@
-"""The launcher's errors: each carries the message a person sees and the exit code.
+"""The errors a command reports: each carries the message a person sees and the exit code.
 
 Commands catch :class:`LauncherError` and print its message (never a trace), so
-every failure the launcher layer can foresee is raised as one of these.
+every failure the supervisor and the commands (supervise, ops, cli) can foresee
+is raised as one of these.
 """
 
 from __future__ import annotations

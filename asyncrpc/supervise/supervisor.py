@@ -26,10 +26,10 @@ from typing import BinaryIO
 import httpx
 
 from asyncrpc.lesson import topology
-from asyncrpc.ops import ports
 from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import LauncherError, UsageError
 from asyncrpc.runtime.numbers import MAX_REPLICAS
+from asyncrpc.supervise import ports
 from asyncrpc.supervise.pids import ProcessRef
 from asyncrpc.supervise.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
 from asyncrpc.supervise.rundir import LAUNCHER_LOG

@@ -5,6 +5,9 @@ runs it in a process of its own (:mod:`asyncrpc.entrypoints.detached_supervisor`
 It boots the plan, keeps the state file in the run directory current, serves
 the control server, and on SIGINT / SIGTERM or `asyncrpc down` stops every
 replica it started before returning.
+
+The dashboard is served in this process too, but it is a layer above: its caller
+hands it in as a :class:`DashboardOpener` (:func:`asyncrpc.dashboard.serve.open_dashboard`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import uvicorn
 
@@ -28,9 +31,6 @@ from asyncrpc.supervise.plan import Plan
 from asyncrpc.supervise.status import LauncherSnapshot, Phase, RunState
 from asyncrpc.supervise.supervisor import Supervisor
 from asyncrpc.supervise.template_client import TemplateClient
-
-if TYPE_CHECKING:
-    from asyncrpc.dashboard.serve import RunningDashboard
 
 
 class SignalFreeUvicorn(uvicorn.Server):
@@ -49,12 +49,35 @@ def _listen_socket() -> socket.socket:
     return sock
 
 
-async def _open_dashboard(supervisor: Supervisor, env: Mapping[str, str]) -> RunningDashboard:
-    # The dashboard is a layer above the launcher that this process hosts: imported here only.
-    from asyncrpc.dashboard.serve import open_dashboard
+class OpenDashboard(Protocol):
+    """A dashboard being served, as the supervisor process sees it: something to close."""
 
-    assert supervisor.plan.dashboard_port is not None
-    return await open_dashboard(supervisor, env, supervisor.plan.dashboard_port)
+    async def close(self) -> None: ...
+
+
+class DashboardOpener(Protocol):
+    """Serves the dashboard of ``supervisor`` on 127.0.0.1:``port`` until closed.
+
+    Raises LauncherError when it cannot (the port is taken).
+    """
+
+    async def __call__(
+        self, supervisor: Supervisor, env: Mapping[str, str], port: int
+    ) -> OpenDashboard: ...
+
+
+async def _open_dashboard(
+    supervisor: Supervisor, env: Mapping[str, str], opener: DashboardOpener | None
+) -> OpenDashboard | None:
+    port = supervisor.plan.dashboard_port
+    if not port:
+        return None
+    if opener is None:
+        raise LauncherError(
+            f"the plan asks for a dashboard on port {port}, but this supervisor process was "
+            "started without one to serve"
+        )
+    return await opener(supervisor, env, port)
 
 
 async def run_supervisor(
@@ -67,6 +90,7 @@ async def run_supervisor(
     keep_failed_state: bool = False,
     clock: Callable[[], float] = time.time,
     template: socket.socket | None = None,
+    open_dashboard: DashboardOpener | None = None,
 ) -> None:
     """Boot ``plan`` and run until stopped; raise LauncherError when booting fails.
 
@@ -74,7 +98,8 @@ async def run_supervisor(
     cancelled at the end. With ``keep_failed_state`` a failed boot leaves the
     state file (phase "failed" and the error) for whoever waits on it. ``template`` is the
     channel to the template this process was forked from (a detached `up`); without it,
-    one is started when a replica is to be forked.
+    one is started when a replica is to be forked. ``open_dashboard`` serves the dashboard
+    when the plan has a dashboard port.
     """
     rundir = plan.rundir
     rundir.ensure()
@@ -93,7 +118,7 @@ async def run_supervisor(
         plan, env, clock=clock, notify=notify, on_change=persist, template=forks
     )
     try:
-        dashboard = await _open_dashboard(supervisor, env) if plan.dashboard_port else None
+        dashboard = await _open_dashboard(supervisor, env, open_dashboard)
     except BaseException:
         sock.close()
         raise

@@ -1,4 +1,4 @@
-"""How the launcher looks on a terminal: the status table and prefixed, coloured output lines.
+"""How the supervisor looks on a terminal: the status table and prefixed, coloured output lines.
 
 Rendering only; the data comes from the supervisor's
 :class:`~asyncrpc.supervise.status.LauncherSnapshot` and the log files, so the
