@@ -53,7 +53,12 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+def pytest_runtest_teardown(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, None, None]:
+    # The last test's teardown also ends the session's fixtures (the conformance suite's
+    # Postgres, say), which are no unit test's doing: its own teardown goes unwatched.
+    STARTED.watching = nextitem is not None
     try:
         result = yield
     finally:

@@ -1,7 +1,7 @@
 """Port holders come from psutil alone, and the launcher's modules name no /proc path.
 
 macOS has no /proc, so the launcher must never read it itself: the ``no_proc``
-fixture (tests/conftest.py) fails a test in which the launcher's own code opens a
+fixture (tests/conftest.py) fails a test in which asyncrpc's own code opens a
 /proc path (psutil may read /proc on Linux; that is its portable business).
 tests/e2e/test_launcher_identity.py checks identity, liveness and signals on a
 process it starts.
