@@ -100,7 +100,8 @@ def start_system(
 ) -> System:
     """Start the server, then the gateway and ``nodes`` all at once; wait until all are ready.
 
-    Worker nodes get the unique id ``NAME-1`` and ``node_args[NAME]``.
+    Worker nodes get the unique id ``NAME-1`` and ``node_args[NAME]`` (such as
+    ``["--delay", "2"]``, the crash-demo pause, or ``["--ttl", "3"]``).
     ``ready_after`` counts from the server's start to the last process ready.
     """
     server = procs.spawn_server(db, extra=server_args)

@@ -1,29 +1,72 @@
-"""Fixtures shared by the end-to-end tests."""
+"""The ``e2e`` marker, and fixtures that unit and end-to-end tests share.
+
+A test is end-to-end when it starts real processes: every test under tests/e2e/,
+and the conformance tests, which start Postgres (the ``reference_dsn`` fixture).
+``uv run pytest -m "not e2e"`` runs the rest, in this process only
+(tests/unit/conftest.py fails a unit test that starts one).
+"""
 
 from __future__ import annotations
 
+import http.server
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.isolation import isolated_env
-from harness.processes import Processes, session
-from tests.demo_run import DemoRun
+from asyncrpc.supervise.pids import ProcessRef
+from tests.support import proc_reads
+
+E2E = Path(__file__).parent / "e2e"
+#: A fixture that starts a process: a test that uses it is end-to-end wherever it lives.
+STARTS_POSTGRES = "reference_dsn"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(E2E) or STARTS_POSTGRES in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+
+
+class Refuses(http.server.BaseHTTPRequestHandler):
+    """Whatever holds the port now: it answers every request 401, as to a stranger's token."""
+
+    def do_GET(self) -> None:
+        self.send_response(401)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 @pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    """Start real processes; every one is stopped when the test ends, pass or fail."""
-    with session(tmp_path / "logs", isolated_env(tmp_path / "run")) as processes:
-        yield processes
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[DemoRun]:
-    """`asyncrpc demo crash` runs; the demo and every process it started are stopped at the end."""
-    run = DemoRun(tmp_path)
+def stranger() -> Iterator[str]:
+    """The URL of a server in this process that refuses every request (401)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuses)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        yield run
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
-        run.cleanup()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def no_proc() -> Iterator[None]:
+    """Fail the test if asyncrpc's own code opens a /proc path (macOS has none)."""
+    with proc_reads.none_by_asyncrpc():
+        yield
+
+
+@pytest.fixture
+def reaper() -> Iterator[list[ProcessRef]]:
+    """Processes a test saw; any still alive at the end is killed (only if still the same)."""
+    refs: list[ProcessRef] = []
+    yield refs
+    for ref in refs:
+        ref.signal(signal.SIGKILL)

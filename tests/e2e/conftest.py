@@ -1,0 +1,43 @@
+"""Fixtures of the end-to-end tests: real processes, each stopped when its test ends.
+
+Every test under tests/e2e/ carries the ``e2e`` marker (tests/conftest.py adds it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.isolation import isolated_env
+from harness.processes import Processes, session
+from tests.support.demo_run import DemoRun
+from tests.support.launcher import Launcher
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    """Start real processes; every one is stopped when the test ends, pass or fail."""
+    with session(tmp_path / "logs", isolated_env(tmp_path / "run")) as processes:
+        yield processes
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[DemoRun]:
+    """`asyncrpc demo crash` runs; the demo and every process it started are stopped at the end."""
+    run = DemoRun(tmp_path)
+    try:
+        yield run
+    finally:
+        run.cleanup()
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[Launcher]:
+    """`asyncrpc ...` as a user runs it; `down` and a kill of all it started at the end."""
+    it = Launcher(tmp_path, isolated_env(tmp_path / "run", COLUMNS="200"))
+    try:
+        yield it
+    finally:
+        it.cleanup()

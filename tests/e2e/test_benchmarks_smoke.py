@@ -1,0 +1,65 @@
+"""The harness and the benchmarks' pieces that start processes work; speed is never asserted.
+
+tests/unit/test_benchmarks_smoke.py checks the pieces that start none.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from benchmarks import soak
+from benchmarks.bench import Bench, Sizes
+from harness.processes import ProcessExited, session
+
+SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
+
+
+# ── harness ──────────────────────────────────────────────────────────────────
+
+
+def test_processes_stop_what_they_started_even_when_the_block_fails(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="boom"), session(tmp_path / "logs") as procs:
+        outer = procs.start("outer", SLEEPER)
+        with procs.scope():
+            inner = procs.start("inner", SLEEPER)
+            inner.wait_for_output("up")
+        assert not inner.alive() and outer.alive()
+        raise RuntimeError("boom")
+    assert not outer.alive()
+    assert outer.popen.returncode == -signal.SIGTERM
+
+
+def test_waiting_for_output_fails_at_once_when_the_process_exits(tmp_path: Path) -> None:
+    with session(tmp_path / "logs") as procs:
+        quitter = procs.start("quitter", [sys.executable, "-c", "print('bye')"])
+        with pytest.raises(ProcessExited, match=r"(?s)quitter exited \(0\).*bye"):
+            quitter.wait_for_output("never printed", timeout=30)
+
+
+def test_a_server_starts_answers_and_restarts_on_its_port(tmp_path: Path) -> None:
+    with session(tmp_path / "logs") as procs:
+        server = procs.spawn_server(tmp_path / "server.db")
+        assert server.wait() > 0
+        server.process.kill(signal.SIGKILL)
+        process, url = procs.start_server(server.db, server.port)
+        assert url == server.url and process.alive()
+
+
+# ── benchmarks ───────────────────────────────────────────────────────────────
+
+
+def test_soak_samples_memory_and_disk_while_retention_forgets(tmp_path: Path) -> None:
+    sizes = Sizes.quick().with_(soak_seconds=6.0, soak_sample_s=2.0, soak_retain="2s")
+    with session(tmp_path / "logs") as procs:
+        bench = Bench(sizes, procs, tmp_path, Console(quiet=True))
+        result = soak.run(bench)
+    samples = result.data["samples"]
+    assert len(samples) == 3 and result.data["failed"] == 0
+    assert all(s["server_rss_bytes"] > 0 and s["db_bytes"] > 0 for s in samples)
+    # An await chain is three promises; retention has forgotten the early ones.
+    assert samples[-1]["promises"] < 3 * samples[-1]["flows"]

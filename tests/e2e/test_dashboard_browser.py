@@ -1,0 +1,389 @@
+"""The dashboard in a real browser, over one `asyncrpc up` for the whole module.
+
+Playwright drives Debian's chromium (/usr/bin/chromium; .ci/run installs it,
+Playwright never downloads a browser here). Node c runs with a crash-demo
+delay (its step sleeps durably), so the await chain's graph has a durable
+sleep and is seen pending before it settles. The crash demo started from the
+page runs a system of its own, in RUN_DIR/demo. Set ASYNCRPC_UPDATE_SCREENSHOT=1
+to write the screenshot into docs/images/dashboard.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+
+from asyncrpc.dashboard.app import make_app
+from asyncrpc.supervise.control_client import connect
+from asyncrpc.supervise.rundir import RunDir
+from harness.isolation import free_port, isolated_env
+from harness.launched import Launched
+from harness.processes import ASYNCRPC
+from tests.support import ROOT
+from tests.support.dashboard import dashboard
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+SCREENSHOT = ROOT / "docs" / "images" / "dashboard.png"
+#: Milliseconds the page may take to show a change (the feed looks every 0.25 s).
+WITHIN_A_SECOND = 1000
+#: Milliseconds for a replica to start, or a flow to finish, on a busy shared machine.
+SLOW = 60_000
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing: .ci/run installs it with apt-get")
+    pytest.skip(
+        f"{CHROMIUM} is missing: `apt-get install -y chromium` to run the browser tests",
+        allow_module_level=True,
+    )
+
+
+@dataclass
+class System:
+    run_dir: Path
+    env: dict[str, str]
+    gateway_url: str
+    dashboard_url: str
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*ASYNCRPC, *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    tmp = tmp_path_factory.mktemp("dashboard")
+    ports = {name: free_port() for name in ("server", "gateway", "dashboard")}
+    env = isolated_env(tmp / "run", COLUMNS="200")
+    launched = Launched(tmp / "run", env)
+    system = System(
+        tmp / "run",
+        env,
+        f"http://127.0.0.1:{ports['gateway']}",
+        f"http://127.0.0.1:{ports['dashboard']}/",
+    )
+    try:
+        up = system.cli(
+            "up",
+            "--detach",
+            "--delay",
+            "c=1.5",
+            "--ready-timeout",
+            "120",
+            *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))),
+        )
+        launched.remember()
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"dashboard: {system.dashboard_url}" in up.stdout
+        yield system
+    finally:
+        launched.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, system: System) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(system.dashboard_url)
+    yield page
+    context.close()
+    assert errors == [], errors
+
+
+def replica(name: str, state: str) -> str:
+    return f'#replicas tr[data-replica="{name}"][data-state="{state}"]'
+
+
+# -- without a browser ------------------------------------------------------------
+
+
+def test_status_and_ui_name_the_dashboard(system: System) -> None:
+    status = system.cli("status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["dashboard"] == system.dashboard_url
+    ui = system.cli("ui", "--no-open")
+    assert ui.returncode == 0, ui.stderr
+    assert ui.stdout.strip() == f"dashboard: {system.dashboard_url}"
+
+
+def test_the_feed_shows_a_kill_from_the_cli_within_a_second(system: System) -> None:
+    control = connect(RunDir(system.run_dir))
+    with httpx.stream("GET", f"{system.dashboard_url}api/events", timeout=30) as events:
+        lines = events.iter_lines()
+
+        def next_states() -> dict[str, str]:
+            """Each replica's state, from the feed's next `status` event."""
+            for line in lines:
+                if line == "event: status":
+                    status = json.loads(next(lines).removeprefix("data: "))
+                    return {node["name"]: node["state"] for node in status["nodes"]}
+            raise AssertionError("the feed ended")
+
+        assert next_states()["e.1"] == "running"
+        control.kill("e", "KILL")
+        killed_at = time.monotonic()
+        while next_states()["e.1"] != "killed":
+            pass
+        assert time.monotonic() - killed_at < 1.0
+    control.start("e")
+
+
+# -- in the browser ----------------------------------------------------------------
+
+
+def test_the_page_lists_every_replica_live(page: Page) -> None:
+    page.wait_for_selector(replica("b.1", "running"), timeout=SLOW)
+    names = page.eval_on_selector_all(
+        "#replicas tbody tr", "rows => rows.map(row => row.dataset.replica)"
+    )
+    assert names == ["server", "gateway", *(f"{node}.1" for node in "abcdefghi")]
+    assert page.text_content("#live") == "live"
+
+
+def test_call_a_flow_and_watch_its_graph_settle(page: Page) -> None:
+    page.fill('input[aria-label="Invocation id for await-chain (optional)"]', "page-await-1")
+    page.click('button[aria-label="Call await-chain"]')
+    # c's step sleeps durably for 1.5 s: the graph is drawn while the flow runs ...
+    page.wait_for_selector('svg.callgraph g[data-function="foo"][data-state="pending"]')
+    # ... and updates until every step has settled.
+    page.wait_for_selector(
+        '#invocations tr[data-invocation="page-await-1"][data-state="resolved"]', timeout=SLOW
+    )
+    assert page.text_content('#invocations tr[data-invocation="page-await-1"] .result') == "3"
+    page.wait_for_selector('svg.callgraph g[data-function="foo"][data-state="resolved"]')
+    steps = page.eval_on_selector_all(
+        "svg.callgraph g.step",
+        "steps => steps.map(s => [s.dataset.function, s.dataset.kind, s.dataset.state])",
+    )
+    assert steps == [
+        ["foo", "call", "resolved"],
+        ["bar", "call", "resolved"],
+        ["baz", "call", "resolved"],
+        ["", "sleep", "resolved"],
+    ]
+    lanes = page.eval_on_selector_all(
+        "svg.callgraph .lane-label", "labels => labels.map(label => label.textContent)"
+    )
+    assert lanes == ["service-a", "service-b", "service-c"]
+    assert page.locator("svg.callgraph path.arrow").count() == 3
+
+
+def test_a_kill_from_the_cli_shows_on_the_page_within_a_second(page: Page, system: System) -> None:
+    control = connect(RunDir(system.run_dir))
+    page.wait_for_selector(replica("d.1", "running"))
+    control.kill("d", "KILL")
+    page.wait_for_selector(replica("d.1", "killed"), timeout=WITHIN_A_SECOND)
+    control.start("d")
+    page.wait_for_selector(replica("d.1", "running"), timeout=SLOW)
+
+
+def test_kill_b_from_the_page_and_start_it_again(page: Page) -> None:
+    page.click('button[aria-label="Kill b.1"]')
+    page.wait_for_selector(replica("b.1", "killed"), timeout=SLOW)
+    assert page.is_disabled('button[aria-label="Kill b.1"]')
+    page.click('button[aria-label="Start b.1"]')
+    page.wait_for_selector(replica("b.1", "running"), timeout=SLOW)
+    restarts = page.text_content(f'{replica("b.1", "running")} [data-field="restarts"]')
+    assert restarts == "1"
+
+
+def test_the_keyboard_calls_a_flow(page: Page) -> None:
+    page.focus('input[aria-label="Invocation id for fan-out (optional)"]')
+    page.keyboard.type("keyboard-fan-out")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert focused == "Call fan-out"
+    page.keyboard.press("Enter")
+    page.wait_for_selector(
+        '#invocations tr[data-invocation="keyboard-fan-out"][data-state="resolved"]', timeout=SLOW
+    )
+    page.wait_for_selector('svg.callgraph g[data-function="dop"][data-state="resolved"]')
+
+
+def test_an_invocation_from_curl_is_listed_too(page: Page, system: System) -> None:
+    answer = httpx.post(f"{system.gateway_url}/fan-out-workflow?id=from-curl", timeout=60)
+    assert answer.json() == {"message": 3}
+    row = '#invocations tr[data-invocation="from-curl"][data-state="resolved"]'
+    page.wait_for_selector(row, timeout=WITHIN_A_SECOND * 3)
+    assert page.text_content(f"{row} .result") == "3"
+
+
+#: Records each state the demo's table shows for b.1 (state chip, restarts), as it is drawn:
+#: a state the page shows for half a second is still seen.
+RECORD_B1 = """() => {
+  window.b1Shown = [];
+  const table = document.querySelector('#demo-replicas');
+  new MutationObserver(() => {
+    const row = [...table.tBodies[0].rows].find((r) => r.cells[0].textContent === 'b.1');
+    if (!row || table.hidden) return;
+    const shown = `${row.cells[2].textContent} ${row.cells[3].textContent}`;
+    if (window.b1Shown.at(-1) !== shown) window.b1Shown.push(shown);
+  }).observe(table, { childList: true, subtree: true, attributes: true });
+}"""
+
+
+def test_the_crash_demo_from_the_page(page: Page, system: System) -> None:
+    """Run the crash demo as a person would: narrated live, b killed and back, the flow gives 3."""
+    demo = page.get_by_role("region", name="Crash demo")
+    run = demo.get_by_role("button", name="Run the crash demo")
+    stop = demo.get_by_role("button", name="Stop")
+    output = demo.get_by_label("crash demo output")
+    processes = demo.get_by_role("table", name="the crash demo's processes")
+
+    demo.get_by_label("flow", exact=True).select_option("await-chain")
+    expect(demo.get_by_label("victim", exact=True)).to_have_value("b")
+    # A short durable sleep on b: the window in which b is dead.
+    demo.get_by_label("delay (s)", exact=True).fill("2")
+    page.evaluate(RECORD_B1)
+    demo_processes = Launched(system.run_dir / "demo", system.env)
+    try:
+        run.click()
+        expect(demo.get_by_role("heading", name="Crash demo running")).to_be_visible(timeout=SLOW)
+        expect(run).to_be_disabled()
+        expect(stop).to_be_enabled()
+        # The narration arrives while the demo runs, not all at its end.
+        expect(output).to_contain_text("1. Starting what await-chain needs", timeout=SLOW)
+        assert "Recovered" not in (output.text_content() or "")
+        expect(processes.get_by_role("cell", name="b.1", exact=True)).to_be_visible(timeout=SLOW)
+        demo_processes.remember()
+        expect(output).to_contain_text("kill -9 b", timeout=SLOW)
+        expect(output).to_contain_text("Starting a replacement b", timeout=SLOW)
+        demo_processes.remember()
+        expect(output).to_contain_text("Completed: result 3", timeout=SLOW)
+        expect(output).to_contain_text(
+            "Recovered: await-chain returned 3 after b was killed mid-flow", timeout=SLOW
+        )
+        expect(demo.get_by_role("heading", name="Crash demo recovered")).to_be_visible()
+        expect(run).to_be_enabled()
+        expect(stop).to_be_disabled()
+        expect(processes).to_be_hidden()
+        assert "Stopped everything the demo started" in (output.text_content() or "")
+        # b.1 ran, was shown killed, then a replacement (restarts 1) came; the replacement
+        # may run for only a moment before the demo stops everything, so it may be seen
+        # first as `starting 1` or `stopped 1`.
+        shown = page.evaluate("window.b1Shown")
+        back = next((i for i, seen in enumerate(shown) if seen.endswith(" 1")), None)
+        assert back is not None and "killed 0" in shown[:back], shown
+        assert "running 0" in shown[: shown.index("killed 0")], shown
+    finally:
+        httpx.post(f"{system.dashboard_url}api/demo/stop", timeout=120)
+        demo_processes.stop()
+
+
+def test_detached_steps_a_log_tail_and_the_screenshot(page: Page, tmp_path: Path) -> None:
+    page.fill('input[aria-label="Invocation id for detached-chain (optional)"]', "page-detached")
+    page.click('button[aria-label="Call detached-chain"]')
+    page.wait_for_selector(
+        'svg.callgraph g[data-function="cog"][data-kind="detached"][data-state="resolved"]',
+        timeout=SLOW,
+    )
+    assert page.locator("svg.callgraph path.arrow.detached").count() == 2
+    page.click('button[aria-label="Show the log of b.1"]')
+    page.wait_for_function(
+        "document.querySelector('#log').textContent.includes('asyncrpc launcher: starting b.1')"
+    )
+    page.click('button[aria-label="Show the call graph of page-await-1"]')
+    page.wait_for_selector('svg.callgraph g[data-kind="sleep"]')
+    page.wait_for_selector('#invocations tr[data-invocation="page-detached"]')
+    page.evaluate("document.querySelector('#toast').classList.remove('shown')")
+    page.wait_for_function("getComputedStyle(document.querySelector('#toast')).opacity === '0'")
+    target = SCREENSHOT if os.environ.get("ASYNCRPC_UPDATE_SCREENSHOT") else tmp_path / "shot.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target), full_page=True)
+    assert target.stat().st_size > 20_000
+
+
+@pytest.fixture
+def dashboard_with_token(tmp_path: Path) -> Iterator[str]:
+    """A dashboard alone (over a supervisor that runs nothing) that wants the token `s3cret`."""
+    port = free_port()
+    app = make_app(dashboard(tmp_path, token="s3cret", port=port))
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_with_a_token_the_page_asks_for_it(browser: Browser, dashboard_with_token: str) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(dashboard_with_token)
+    page.wait_for_selector("#login-token")
+    assert page.evaluate("document.activeElement.id") == "login-token"
+    page.keyboard.type("wrong")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#login-error:has-text('wrong token')")
+    page.fill("#login-token", "s3cret")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#login", state="hidden")
+    page.wait_for_selector("#live[data-live='live']")
+    page.wait_for_selector("#flow-list .flow[data-flow='fan-out']")
+    context.close()
+
+
+def test_the_gateway_docs_work_offline(browser: Browser, system: System) -> None:
+    context = browser.new_context()
+    elsewhere: list[str] = []
+
+    def only_this_machine(route: Route) -> None:
+        url = route.request.url
+        if urlparse(url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            elsewhere.append(url)
+            route.abort()
+
+    context.route("**/*", only_this_machine)
+    docs = context.new_page()
+    docs.goto(f"{system.gateway_url}/docs")
+    docs.wait_for_selector(".opblock-summary-path", timeout=SLOW)
+    paths = docs.eval_on_selector_all(
+        ".opblock-summary-path", "paths => paths.map(p => p.textContent)"
+    )
+    assert "/await-chain" in paths
+    assert elsewhere == []
+    context.close()

@@ -1,0 +1,186 @@
+"""End-to-end: the `asyncrpc` launcher commands with the real server, gateway and nodes.
+
+Each test runs the CLI as a subprocess on free ports with its own run directory,
+and always stops what it started (`asyncrpc down`, then a kill of every process
+the launcher's state file ever listed, checked by pid + start time).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import stat
+from pathlib import Path
+
+import httpx
+import psutil
+
+from asyncrpc.lesson import topology
+from asyncrpc.readers.server_reader import ServerReader
+from asyncrpc.runtime import config
+from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.status import Phase
+from harness.processes import Processes
+from harness.waiting import wait_until
+from tests.support.launcher import READY_TIMEOUT, Launcher
+
+
+def alive(refs: list[ProcessRef]) -> list[int]:
+    return [ref.pid for ref in refs if ref.alive()]
+
+
+def private_files(rundir: RunDir) -> dict[str, int]:
+    """The mode of the run directory and of everything in it but the server's database."""
+    paths = [rundir.path, *rundir.path.rglob("*")]
+    return {
+        str(path.relative_to(rundir.path)): stat.S_IMODE(path.stat().st_mode)
+        for path in paths
+        if not path.name.startswith(rundir.db.name)
+    }
+
+
+def test_up_call_every_flow_status_logs_down(launcher: Launcher) -> None:
+    secret = "e2e-token-3f9a1c2e"
+    launcher.env[config.ENV_TOKEN] = secret
+    up = launcher.up()
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"http://127.0.0.1:{launcher.gateway_port}" in up.stdout
+
+    status = launcher.status()
+    names = {node["name"]: node for node in status["nodes"]}
+    assert list(names) == [topology.SERVER, topology.GATEWAY, *(f"{n}.1" for n in topology.NODES)]
+    assert {node["state"] for node in names.values()} == {"running"}
+    assert names["b.1"]["group"] == topology.NODES["b"].group
+    assert status["server_url"] == f"http://127.0.0.1:{launcher.server_port}"
+    assert status["gateway_url"] == f"http://127.0.0.1:{launcher.gateway_port}"
+    processes = [ProcessRef(n["pid"], n["pid_started"]) for n in status["nodes"]]
+    assert len(alive(processes)) == len(processes)
+
+    # The token reaches every replica through its environment, never its command line.
+    state = launcher.rundir.read_state()
+    assert state is not None
+    for ref in [*processes, state.supervisor]:
+        command = " ".join(psutil.Process(ref.pid).cmdline())
+        assert command and secret not in command, command
+    refused = httpx.post(status["server_url"], json={}, trust_env=False)
+    assert refused.status_code == 401  # the server did get the token
+    modes = private_files(launcher.rundir)
+    assert modes.pop(".") == 0o700 and modes.pop("logs") == 0o700
+    assert "launcher.json" in modes and "plan.json" in modes and "logs/server.log" in modes
+    assert set(modes.values()) == {0o600}, modes
+
+    for flow in topology.FLOWS.values():
+        result = launcher.run("call", flow.name, "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        answer = json.loads(result.stdout)
+        assert answer["result"] == flow.expected_result == 3
+        assert answer["id"].startswith(flow.default_id)
+
+    fresh = launcher.run("call", "await-chain")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "result: 3" in fresh.stdout
+    invocation = re.search(r"as invocation (\S+)", fresh.stdout)
+    assert invocation is not None, fresh.stdout
+    again = launcher.run("call", "await-chain", "--id", invocation[1], "--json")
+    assert json.loads(again.stdout) | {"seconds": 0} == {
+        "flow": "await-chain",
+        "id": invocation[1],
+        "result": 3,
+        "seconds": 0,
+        "entry_result": None,
+    }
+
+    ps = launcher.run("ps")
+    assert ps.returncode == 0 and "c.1" in ps.stdout and "running" in ps.stdout
+    logs = launcher.run("logs", "c")
+    assert logs.returncode == 0 and config.READY_MARKER in logs.stdout
+
+    down = launcher.run("down")
+    assert down.returncode == 0, down.stderr
+    assert alive(processes) == []
+    assert alive(launcher.seen) == []
+    after = launcher.run("status")
+    assert after.returncode == 1 and "nothing is running" in after.stderr
+
+
+def test_a_killed_node_is_replaced_and_the_call_still_returns_3(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    up = launcher.up("await-chain", "--delay", "c=5", "--ttl", "2")
+    assert up.returncode == 0, up.stdout + up.stderr
+    server_url = launcher.status()["server_url"]
+
+    invocation = "e2e-crash"
+    output = tmp_path / "call.out"
+    call = launcher.start_background(
+        "call", "await-chain", "--id", invocation, "--json", "--timeout", "180", output=output
+    )
+
+    def c_is_running() -> bool:
+        with ServerReader(server_url, timeout=5) as reader:
+            promises = reader.search(tags={"resonate:origin": invocation})
+        if call.poll() is not None:
+            raise AssertionError(f"call ended early: {output.read_text()}")
+        return any(p.function == topology.NODES["c"].function for p in promises)
+
+    wait_until(c_is_running, 120, "c's step to start (b then waits for it)")
+    killed = launcher.run("kill", "b")
+    assert killed.returncode == 0, killed.stderr
+    b = next(node for node in launcher.status()["nodes"] if node["name"] == "b.1")
+    assert b["state"] == "killed"
+    assert not ProcessRef(b["pid"], b["pid_started"]).alive()
+
+    started = launcher.run("start", "b")
+    assert started.returncode == 0, started.stderr
+    b = next(node for node in launcher.status()["nodes"] if node["name"] == "b.1")
+    assert (b["state"], b["restarts"]) == ("running", 1)
+
+    assert call.wait(timeout=200) == 0, output.read_text()
+    assert json.loads(output.read_text())["result"] == 3
+
+
+def test_foreground_up_on_a_real_server_streams_output_and_ctrl_c_leaves_nothing(
+    launcher: Launcher, tmp_path: Path, procs: Processes
+) -> None:
+    server, server_url = procs.start_server()
+    output = tmp_path / "up.out"
+    up = launcher.start_background(
+        "up", "a", "--server-url", server_url, "--ready-timeout", READY_TIMEOUT, output=output
+    )
+
+    def ready() -> bool:
+        if up.poll() is not None:
+            raise AssertionError(f"up exited: {output.read_text()}")
+        state = launcher.rundir.read_state()
+        return state is not None and state.snapshot.phase is Phase.READY
+
+    wait_until(ready, 150, "the foreground launcher to be ready")
+    launcher.remember()
+    status = launcher.status()
+    assert [node["name"] for node in status["nodes"]] == ["a.1"]
+    assert (status["server_url"], status["server_embedded"]) == (server_url, False)
+    processes = [ProcessRef(n["pid"], n["pid_started"]) for n in status["nodes"]]
+    wait_until(lambda: config.READY_MARKER in output.read_text(), 30, "a.1's output streamed")
+    refused = launcher.run("kill", "server")
+    assert refused.returncode == 1 and "not started by this supervisor" in refused.stderr
+
+    up.send_signal(signal.SIGINT)
+    assert up.wait(timeout=60) == 0, output.read_text()
+    text = output.read_text()
+    assert any(
+        line.startswith("a.1") and config.READY_MARKER in line for line in text.splitlines()
+    ), text
+    assert alive(processes) == []
+    assert launcher.rundir.read_state() is None
+    assert server.alive(), "the launcher must not touch a server it did not start"
+
+
+def test_a_node_that_exits_at_start_shows_its_last_lines(launcher: Launcher) -> None:
+    result = launcher.up("a", env={config.ENV_DELAY: "soon"})
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "a.1 exited with code" in result.stderr and "at start" in result.stderr
+    assert config.ENV_DELAY in result.stderr  # the node's own message, from its log
+    assert launcher.rundir.read_state() is None
+    assert alive(launcher.seen) == []

@@ -1,0 +1,175 @@
+"""`asyncrpc server` with real resonate-sdk workers in separate processes."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from harness.isolation import free_port
+from harness.processes import Processes
+from harness.waiting import http_ok, wait_until
+
+WORKER = [sys.executable, "-m", "tests.support.sdk_worker"]
+
+
+def start_workers(procs: Processes, url: str, groups: list[str], **env: str) -> None:
+    for group in groups:
+        worker = procs.start(group, [*WORKER, "worker", group], {"RESONATE_URL": url, **env})
+        worker.wait_for_output(f"worker {group} up")
+    wait_until(
+        lambda: len(httpx.get(f"{url}/streams").json()["streams"]) >= len(groups),
+        10,
+        "the workers' poll streams",
+    )
+
+
+def call(procs: Processes, url: str, id: str, func: str, target: str):
+    return procs.start(f"call-{id}", [*WORKER, "call", id, func, target], {"RESONATE_URL": url})
+
+
+def test_rpc_between_two_groups_returns_the_value(procs: Processes) -> None:
+    _, url = procs.start_server()
+    start_workers(procs, url, ["t-mid", "t-leaf"])
+    caller = call(procs, url, "two-groups", "mid", "t-mid")
+    caller.wait_for_output(r"result=2\b", timeout=20)
+
+
+def test_chain_of_three_groups_returns_three(procs: Processes) -> None:
+    _, url = procs.start_server()
+    start_workers(procs, url, ["t-top", "t-mid", "t-leaf"])
+    caller = call(procs, url, "chain-3", "top", "t-top")
+    caller.wait_for_output(r"result=3\b", timeout=20)
+
+
+def test_durable_sleep_wakes_on_time(procs: Processes) -> None:
+    _, url = procs.start_server()
+    start_workers(procs, url, ["t-leaf"], SLEEP_S="2")
+    started = time.monotonic()
+    caller = call(procs, url, "sleepy", "leaf", "t-leaf")
+    caller.wait_for_output(r"result=1\b", timeout=20)
+    elapsed = time.monotonic() - started
+    assert elapsed >= 2.0, f"woke after {elapsed:.2f}s, before the 2 s sleep was due"
+
+
+def test_flow_survives_server_kill_during_durable_sleep(procs: Processes, tmp_path: Path) -> None:
+    db = str(tmp_path / "server.db")
+    port = free_port()
+    server, url = procs.start_server(db=db, port=port)
+    marker = tmp_path / "leaf-started"
+    start_workers(procs, url, ["t-top", "t-mid", "t-leaf"], SLEEP_S="4", MARKER=str(marker))
+    caller = call(procs, url, "survives-server-kill", "top", "t-top")
+    wait_until(marker.exists, 20, "the leaf to start its durable sleep")
+    time.sleep(0.5)
+    server.kill(signal.SIGKILL)
+    procs.start_server(db=db, port=port)
+    caller.wait_for_output(r"result=3\b", timeout=40)
+    assert len(marker.read_text().splitlines()) >= 1
+
+
+def test_replacement_worker_finishes_a_step_whose_worker_was_killed(
+    procs: Processes, tmp_path: Path
+) -> None:
+    _, url = procs.start_server()
+    marker = tmp_path / "leaf-started"
+    start_workers(procs, url, ["t-top", "t-mid"])
+    leaf_env = {"RESONATE_URL": url, "TTL_S": "2", "MARKER": str(marker)}
+    doomed = procs.start(
+        "leaf-1", [*WORKER, "worker", "t-leaf"], {**leaf_env, "HANG_S": "600", "PID": "leaf-1"}
+    )
+    doomed.wait_for_output("worker t-leaf up")
+    caller = call(procs, url, "survives-worker-kill", "top", "t-top")
+    wait_until(marker.exists, 20, "the leaf step to start executing")
+    doomed.kill(signal.SIGKILL)
+    replacement_started = time.monotonic()
+    procs.start("leaf-2", [*WORKER, "worker", "t-leaf"], {**leaf_env, "PID": "leaf-2"})
+    caller.wait_for_output(r"result=3\b", timeout=30)
+    recovery = time.monotonic() - replacement_started
+    print(f"recovery after replacement start: {recovery:.2f}s")
+    runs = marker.read_text().splitlines()
+    assert runs[0].startswith("leaf-1") and runs[-1].startswith("leaf-2"), runs
+
+
+def test_bad_input_gets_4xx_and_the_server_keeps_serving(procs: Processes) -> None:
+    _, url = procs.start_server()
+    cases = [
+        (b"{not json", 400),
+        (b"[1, 2, 3]", 400),
+        (b'{"kind": "promise.explode", "head": {}, "data": {}}', 501),
+        (b'{"kind": "promise.create", "head": {}, "data": {"id": 42}}', 400),
+        (b'{"kind": "promise.create", "head": {}, "data": {"id": "x", "timeoutAt": "soon"}}', 400),
+        (b'{"kind": "promise.create", "head": {}, "data": "nope"}', 400),
+        (b'{"kind": "promise.settle", "head": {}, "data": {"id": "x", "state": "maybe"}}', 400),
+        (b'{"kind": "task.acquire", "head": {}, "data": {"id": "t"}}', 400),
+        (b'{"kind": "promise.search", "head": {}, "data": {"limit": 0}}', 400),
+        (b"x" * (5 * 1024 * 1024), 413),
+    ]
+    words = {400: "bad request", 413: "error", 501: "not implemented"}
+    for body, status in cases:
+        response = httpx.post(f"{url}/", content=body, timeout=10)
+        assert response.status_code == status, (body[:80], response.status_code)
+        envelope = response.json()
+        assert envelope["head"]["status"] == status
+        assert envelope["data"] == words[status]
+        assert response.headers["x-asyncrpc-error"], body[:80]  # what was wrong, in words
+    assert httpx.get(f"{url}/healthz").json()["promises"] == 0
+    ok = httpx.post(
+        f"{url}/",
+        json={
+            "kind": "promise.create",
+            "head": {"corrId": "c1"},
+            "data": {"id": "fine", "timeoutAt": 2**60},
+        },
+    )
+    assert ok.status_code == 200
+    assert ok.json()["head"] == {"corrId": "c1", "status": 200, "version": "1"}
+    assert ok.json()["data"]["promise"]["state"] == "pending"
+
+
+def test_token_is_enforced_on_requests_and_poll_streams(procs: Processes) -> None:
+    _, url = procs.start_server(extra=("--token", "s3cret"))
+    envelope = {"kind": "promise.get", "head": {}, "data": {"id": "p"}}
+    assert httpx.post(f"{url}/", json=envelope).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert httpx.post(f"{url}/", json=envelope, headers=wrong).status_code == 401
+    assert httpx.get(f"{url}/poll/g/p", headers=wrong).status_code == 401
+    right = {"Authorization": "Bearer s3cret"}
+    assert httpx.post(f"{url}/", json=envelope, headers=right).status_code == 404
+    assert http_ok(f"{url}/healthz")
+    assert "database" not in httpx.get(f"{url}/healthz").json()
+    assert httpx.get(f"{url}/healthz", headers=wrong).json().keys() == {
+        "status",
+        "protocol",
+        "promises",
+        "tasks",
+        "streams",
+    }
+    assert httpx.get(f"{url}/healthz", headers=right).json()["database"] == ":memory:"
+
+
+def test_workers_with_the_token_complete_a_flow(procs: Processes) -> None:
+    _, url = procs.start_server(extra=("--token", "s3cret"))
+    for group in ("t-mid", "t-leaf"):
+        worker = procs.start(
+            group, [*WORKER, "worker", group], {"RESONATE_URL": url, "RESONATE_TOKEN": "s3cret"}
+        )
+        worker.wait_for_output(f"worker {group} up")
+    caller = procs.start(
+        "call",
+        [*WORKER, "call", "with-token", "mid", "t-mid"],
+        {"RESONATE_URL": url, "RESONATE_TOKEN": "s3cret"},
+    )
+    caller.wait_for_output(r"result=2\b", timeout=20)
+
+
+def test_sigterm_with_connected_workers_is_a_clean_stop(procs: Processes) -> None:
+    server, url = procs.start_server()
+    start_workers(procs, url, ["t-leaf"])
+    server.popen.send_signal(signal.SIGTERM)
+    assert server.popen.wait(timeout=20) == 0
+    output = server.output()
+    assert "stopped;" in output
+    assert "ERROR" not in output and "Traceback" not in output, output[-2000:]

@@ -1,0 +1,67 @@
+"""The store's rules that take a process: a second server on one database, a damaged log
+at start-up, and the snapshot writer the store forks."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+from asyncrpc.server.engine import Engine
+from asyncrpc.server.store import Store
+from harness.isolation import free_port
+from harness.processes import ASYNCRPC, Processes
+from tests.support.server import DAMAGED_LOG_ROW, create, damaged
+
+
+def serve_on(db: Path) -> subprocess.CompletedProcess[str]:
+    """`asyncrpc server --db DB` on a free port, expected to exit at once."""
+    return subprocess.run(
+        [*ASYNCRPC, "server", "--db", str(db), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_a_second_server_on_the_same_database_exits_2_naming_the_first(
+    procs: Processes, tmp_path: Path
+) -> None:
+    db = tmp_path / "server.db"
+    first, _ = procs.start_server(db=db)
+    second = serve_on(db)
+    assert second.returncode == 2
+    assert f"in use by another asyncrpc server (pid {first.pid})" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+def test_a_damaged_log_row_is_an_exit_2(tmp_path: Path) -> None:
+    db = tmp_path / "server.db"
+    damaged(db, DAMAGED_LOG_ROW)
+    result = serve_on(db)
+    assert result.returncode == 2
+    assert "is damaged" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_snapshot_written_by_a_forked_writer_compacts_the_log(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    engine = Engine(Store(db, min_log=20), background_snapshots=True)
+    for i in range(30):
+        engine.handle(create(f"p{i}"))
+    assert engine.store.snapshotting, "no writer was forked once the log was long"
+    engine.handle(create("after-the-fork"))
+    deadline = time.monotonic() + 20
+    while engine.store.snapshotting or engine.store._trim_to:
+        assert time.monotonic() < deadline, "the snapshot writer never finished"
+        engine.tick()
+        time.sleep(0.01)
+    with sqlite3.connect(db) as connection:
+        (covered,) = connection.execute("SELECT seq FROM snapshot").fetchone()
+        (oldest,) = connection.execute("SELECT MIN(seq) FROM log").fetchone()
+    assert covered >= 20 and oldest == covered + 1
+    engine.store.close()
+    restarted = Engine(Store(db))
+    assert sorted(restarted.state.promises) == sorted(engine.state.promises)

@@ -1,0 +1,163 @@
+"""Malformed and random protocol envelopes, for the fuzz tests of the engine and the server.
+
+:func:`envelopes` is a Hypothesis strategy of envelopes of every kind with
+fields of the right and the wrong types (and some garbage bytes);
+:func:`seed` makes the earlier work they must not disturb; ``BOUNDED`` are
+inputs too deep or too long to take.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from hypothesis import strategies as st
+
+from asyncrpc.server.protocol import FIELDS
+from tests.support.server import FAR
+
+KEPT = [f"keep-{i}" for i in range(3)]
+
+ids = st.text(alphabet="abcd:.-01", min_size=1, max_size=4)
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False), ids
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["id", "data", "kind", "awaited", "x"]), inner, max_size=3),
+    ),
+    max_leaves=8,
+)
+field_names = st.sampled_from(
+    sorted({name for fields in FIELDS.values() for name in fields} | {"awaiter", "value", "junk"})
+)
+plausible: dict[str, st.SearchStrategy[Any]] = {
+    "id": st.sampled_from(["a", "b", "a:1", "a:1.1", "b:d1", "c"]) | ids,
+    "awaited": st.sampled_from(["a", "b", "a:1", "a:1.1", "c"]) | ids,
+    "pid": ids,
+    "address": st.sampled_from(["poll://any@g", "poll://uni@g/p", "bogus", ""]),
+    "state": st.sampled_from(["resolved", "rejected", "pending", "nope", "rejected_canceled"]),
+    "timeoutAt": st.one_of(st.integers(0, FAR), st.just(-1)),
+    "ttl": st.integers(-5, 10**6),
+    "cron": st.sampled_from(["* * * * *", "bad"]),
+    "promiseId": ids,
+    "limit": st.integers(0, 2000),
+    "cursor": ids,
+    "idPrefix": ids,
+    "promiseTimeout": st.integers(-1, 10**6),
+    "action": st.fixed_dictionaries({"kind": st.sampled_from(["promise.create", "x"])}),
+    "actions": st.lists(st.fixed_dictionaries({"data": st.fixed_dictionaries({"awaited": ids})})),
+    "tasks": st.lists(st.fixed_dictionaries({"id": ids, "version": st.integers(0, 3)})),
+    "version": st.integers(-2, 5),
+    "promiseTags": st.dictionaries(st.sampled_from(["resonate:target", "k"]), ids, max_size=2),
+    "tags": st.dictionaries(
+        st.sampled_from(["resonate:target", "resonate:timer", "resonate:branch", "resonate:delay"]),
+        st.sampled_from(["poll://any@g", "true", "x", "123"]),
+        max_size=3,
+    ),
+}
+
+
+#: True one time in twenty (sampled_from shrinks toward its first element, False).
+rarely = st.sampled_from([False] * 19 + [True])
+
+
+@st.composite
+def envelopes(draw: st.DrawFn) -> bytes:
+    """Mostly well-formed requests of every kind (so state changes), some wrong, some garbage."""
+    kind = draw(st.sampled_from([*sorted(FIELDS), "promise.explode", ""]))
+    data: dict[str, Any] = {}
+    for name in FIELDS.get(kind, {}):
+        choice = draw(st.sampled_from(["plausible"] * 8 + ["random", "missing"]))
+        if choice == "plausible":
+            data[name] = draw(plausible.get(name, json_values))
+        elif choice == "random":
+            data[name] = draw(json_values)
+    if draw(rarely):
+        data[draw(field_names)] = draw(json_values)
+    if kind in ("task.create", "task.fence", "task.fulfill") and draw(st.integers(0, 4)):
+        inner = {
+            "id": draw(ids),
+            "timeoutAt": draw(plausible["timeoutAt"]),
+            "state": draw(plausible["state"]),
+            "tags": draw(plausible["tags"]),
+        }
+        action_kind = draw(st.sampled_from(["promise.create", "promise.settle", "x"]))
+        data["action"] = {"kind": action_kind, "head": {}, "data": inner}
+    if kind == "task.suspend" and draw(st.integers(0, 4)):
+        awaited = draw(st.lists(ids, max_size=3))
+        data["actions"] = [
+            {"kind": "promise.register_callback", "head": {}, "data": {"awaited": a}}
+            for a in awaited
+        ]
+    if kind == "task.heartbeat" and draw(st.booleans()):
+        data["tasks"] = [{"id": draw(ids), "version": draw(plausible["version"])}]
+    envelope: Any = {"kind": kind, "head": {"corrId": "f"}, "data": data}
+    if draw(rarely):
+        envelope = draw(json_values)
+    body = msgspec.json.encode(envelope)
+    if draw(rarely):
+        body = body[: draw(st.integers(0, len(body)))]
+    return body
+
+
+def seed(post) -> dict[str, Any]:
+    """Earlier invocations: a settled one and a pending one with a task."""
+    records = {}
+    for i, promise_id in enumerate(KEPT):
+        tags = {"resonate:target": "poll://any@kept"} if i == 1 else {}
+        post(
+            {
+                "kind": "promise.create",
+                "head": {},
+                "data": {"id": promise_id, "timeoutAt": FAR, "tags": tags},
+            }
+        )
+    post(
+        {
+            "kind": "promise.settle",
+            "head": {},
+            "data": {"id": KEPT[0], "state": "resolved", "value": {"data": "Mw=="}},
+        }
+    )
+    for promise_id in KEPT:
+        records[promise_id] = post({"kind": "promise.get", "head": {}, "data": {"id": promise_id}})[
+            "data"
+        ]
+    return records
+
+
+def touches_kept(body: bytes) -> bool:
+    return b"keep-" in body
+
+
+DEEP = b"[" * 10240
+DEEP_PARAM = (
+    b'{"kind":"promise.create","head":{"corrId":"d"},"data":{"id":"deep","timeoutAt":1,"param":'
+    + b"[" * 5000
+    + b"]" * 5000
+    + b"}}"
+)
+
+
+def create(promise_id: str) -> bytes:
+    data = {"id": promise_id, "timeoutAt": FAR}
+    return msgspec.json.encode({"kind": "promise.create", "head": {"corrId": "c"}, "data": data})
+
+
+BOUNDED = [
+    DEEP,
+    b"{" * 10240,
+    DEEP_PARAM,
+    create("x" * 100_000),
+    create("a\nERROR forged"),
+    create("\x1b[31mred"),
+    msgspec.json.encode(
+        {"kind": "task.acquire", "head": {}, "data": {"id": "t", "version": 1, "pid": "p" * 5000}}
+    ),
+    msgspec.json.encode(
+        {"kind": "task.suspend", "head": {}, "data": {"actions": [{"data": {"awaited": [[1]]}}]}}
+    ),
+]

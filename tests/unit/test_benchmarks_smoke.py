@@ -1,0 +1,129 @@
+"""The harness and the benchmarks' pieces work; speed is never asserted (see benchmarks/).
+
+Here, the pieces that start no process; tests/e2e/test_benchmarks_smoke.py starts some.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from benchmarks import compare, loads
+from benchmarks.bench import Bench, Sizes
+from benchmarks.cli import app
+from benchmarks.measure import CpuMeter, Summary, drive, percentile
+from harness.isolation import free_port, isolated_env
+from harness.waiting import wait_until
+from tests.support import ROOT
+
+# ── harness ──────────────────────────────────────────────────────────────────
+
+
+def test_a_free_port_can_be_bound_and_the_env_is_isolated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", free_port()))
+    monkeypatch.setenv("RESONATE_URL", "http://elsewhere:1")
+    monkeypatch.setenv("ASYNCRPC_RUN_DIR", "/elsewhere")
+    env = isolated_env(tmp_path, EXTRA="1")
+    assert "RESONATE_URL" not in env
+    assert env["ASYNCRPC_RUN_DIR"] == str(tmp_path)
+    assert (env["PYTHONUNBUFFERED"], env["EXTRA"]) == ("1", "1")
+
+
+def test_wait_until_returns_the_value_or_names_what_never_happened() -> None:
+    answers = iter([0, None, 7])
+    assert wait_until(lambda: next(answers), 5, "seven", poll=0.001) == 7
+    with pytest.raises(TimeoutError, match="waiting for nothing"):
+        wait_until(lambda: False, 0.05, "nothing", poll=0.01)
+
+
+def test_neither_the_benchmarks_nor_the_harness_import_the_tests() -> None:
+    offenders = []
+    for path in sorted([*(ROOT / "benchmarks").rglob("*.py"), *(ROOT / "harness").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [
+                f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "tests"
+            ]
+    assert offenders == []
+
+
+# ── benchmarks ───────────────────────────────────────────────────────────────
+
+
+def test_percentiles_of_known_values() -> None:
+    values = list(range(1, 102))  # 1..101: the inclusive method puts p50 at 51, p99 at 100
+    assert percentile(values, 50) == 51
+    assert percentile(values, 99) == 100
+    assert percentile([7.0], 99) == 7.0
+    with pytest.raises(ValueError):
+        percentile(values, 100)
+    summary = Summary.of([0.001, 0.002, 0.003])
+    assert (summary.count, summary.p50_ms, summary.max_ms) == (3, 2.0, 3.0)
+    assert Summary.of([]).to_json()["p50_ms"] is None
+
+
+def test_drive_runs_every_id_once_and_counts_errors() -> None:
+    seen: list[str] = []
+
+    async def call(invocation_id: str) -> None:
+        await asyncio.sleep(0)
+        seen.append(invocation_id)
+        if invocation_id == "bad":
+            raise RuntimeError("no")
+
+    ids = [f"i{n}" for n in range(20)] + ["bad"]
+    result = asyncio.run(drive(call, iter(ids), callers=4, meter=CpuMeter.driver_only()))
+    assert sorted(seen) == sorted(ids)
+    assert (result.invocations, result.errors, result.latency.count) == (21, 1, 20)
+    assert result.first_error is not None and result.first_error.startswith("bad:")
+    assert set(result.cpu_s) == {"driver"}
+
+
+def test_in_process_floor_runs_the_await_chain(tmp_path: Path) -> None:
+    sizes = Sizes.quick().with_(callers=(2,), throughput=6, per_caller=1)
+    bench = Bench(sizes, procs=None, log_dir=tmp_path, console=Console(quiet=True))  # type: ignore[arg-type]
+    result = loads.FLOOR.run(bench)
+    level = result.data["levels"]["2"]
+    assert (level["invocations"], level["errors"]) == (6, 0)
+    assert level["invocations_per_s"] > 0
+    assert level["product_cpu_ms_per_invocation"] >= 0  # /proc counts CPU in 10 ms ticks
+
+
+def test_ratios_need_both_contenders_and_compare_cpu_too() -> None:
+    def level(rate: float, cpu: float) -> dict[str, float]:
+        return {"invocations_per_s": rate, "product_cpu_ms_per_invocation": cpu}
+
+    computed = compare.ratios({"throughput": level(90.0, 12.0), "direct": level(100.0, 10.8)})
+    assert computed["gateway / direct client"]["value"] == 0.9
+    assert computed["gateway / direct client"]["by_cpu"] == 0.9
+    assert computed["gateway / direct client"]["target"] == 0.85
+    assert set(computed) == {"gateway / direct client"}
+
+
+def test_unknown_part_is_a_clear_usage_error() -> None:
+    result = CliRunner().invoke(app, ["--only", "roundtrip,nope"])
+    assert result.exit_code == 2
+    assert "unknown part(s) nope" in result.output
+    assert "valid: roundtrip" in result.output
+
+
+def test_each_compare_round_starts_with_the_next_contender() -> None:
+    orders = [compare.rotated(n) for n in range(len(loads.CONTENDERS))]
+    assert [order[0] for order in orders] == list(loads.CONTENDERS)
+    assert all(
+        sorted(o.name for o in order) == sorted(c.name for c in loads.CONTENDERS)
+        for order in orders
+    )

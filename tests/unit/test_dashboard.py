@@ -1,0 +1,134 @@
+"""The dashboard without a browser: its access rules, its event feed, its API, the demo runner.
+
+The API runs over a real Supervisor with nothing started (its plan has no
+replicas) and a server reader pointed at a port nobody listens on, so every
+answer here is the dashboard's own (tests/support/dashboard.py).
+tests/e2e/test_dashboard.py runs the demo runner's command as a process, and
+tests/e2e/test_dashboard_browser.py drives the page against a running system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from asyncrpc.dashboard.access import COOKIE
+from asyncrpc.dashboard.app import make_app
+from asyncrpc.dashboard.events import Source, feed
+from asyncrpc.demo.scenario import killable_nodes
+from asyncrpc.lesson.topology import FLOWS
+from tests.support.dashboard import PORT, dashboard
+
+BASE = f"http://127.0.0.1:{PORT}"
+
+
+@pytest.fixture
+def http(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(make_app(dashboard(tmp_path)), base_url=BASE) as client:
+        yield client
+
+
+# -- who may use it -------------------------------------------------------------
+
+
+def test_the_api_wants_the_token_when_one_is_set(tmp_path: Path) -> None:
+    with TestClient(make_app(dashboard(tmp_path, token="s3cret")), base_url=BASE) as http:
+        assert http.get("/").status_code == 200  # the page itself asks for the token
+        assert http.get("/static/app.js").status_code == 200
+        assert http.get("/api/session").json() == {"token_required": True, "authorized": False}
+        assert http.get("/api/status").status_code == 401
+        assert http.post("/api/replicas/b/kill").status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert http.get("/api/status", headers=wrong).status_code == 401
+        right = {"Authorization": "Bearer s3cret"}
+        assert http.get("/api/status", headers=right).json()["dashboard"] == f"{BASE}/"
+
+        assert http.post("/api/session", json={"token": "nope"}).status_code == 401
+        login = http.post("/api/session", json={"token": "s3cret"})
+        assert login.status_code == 204
+        assert "httponly" in login.headers["set-cookie"].lower()
+        assert http.cookies[COOKIE] == "s3cret"
+        assert http.get("/api/session").json() == {"token_required": True, "authorized": True}
+        assert http.get("/api/status").status_code == 200
+
+
+def test_only_this_machine_and_the_page_itself(http: TestClient) -> None:
+    assert http.get("/api/status").status_code == 200
+    assert http.get("/api/status", headers={"Host": "evil.example:5999"}).status_code == 403
+    assert http.get("/", headers={"Host": f"localhost:{PORT}"}).status_code == 200
+    foreign = {"Origin": "http://evil.example"}
+    assert http.post("/api/replicas/b/kill", headers=foreign).status_code == 403
+    own = {"Origin": BASE}
+    assert http.post("/api/replicas/b/kill", headers=own).status_code == 409
+
+
+# -- what it answers ------------------------------------------------------------
+
+
+def test_wrong_names_and_values_are_4xx_with_a_message(http: TestClient) -> None:
+    cases = [
+        ("post", "/api/replicas/zz/kill", None, 400, "zz"),
+        ("post", "/api/replicas/b/kill", None, 409, "not part of this supervisor"),
+        ("post", "/api/flows/no-such-flow", {}, 400, "Valid flows"),
+        ("post", "/api/demo", {"flow": "fan-out", "victim": "b"}, 400, "not part of fan-out"),
+        ("post", "/api/demo", {"flow": "fan-out", "delay": 0}, 400, "--delay 0"),
+        ("get", "/api/logs/b", None, 404, "no log"),
+        ("get", "/api/logs/nope", None, 400, "nope"),
+        ("get", "/api/invocations/x/graph", None, 503, "unreachable"),
+    ]
+    for method, path, body, status, words in cases:
+        answer = http.request(method.upper(), path, json=body)
+        assert answer.status_code == status, (path, answer.text)
+        assert words in answer.json()["error"], (path, answer.text)
+
+
+def test_logs_invocations_and_topology(http: TestClient, tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "b.1.log").write_text("one\ntwo\nthree\n")
+    assert http.get("/api/logs/b.1?lines=2").json() == {"name": "b.1", "lines": ["two", "three"]}
+    assert http.get("/api/logs/b.1?lines=0").status_code == 422
+
+    invocations = http.get("/api/invocations").json()
+    assert invocations["invocations"] == []
+    assert "unreachable" in invocations["error"]
+
+    flows = {flow["name"]: flow for flow in http.get("/api/topology").json()["flows"]}
+    assert flows["await-chain"]["victims"] == killable_nodes(FLOWS["await-chain"])
+    assert {"server", "gateway", "a", "b", "c"} <= set(flows["await-chain"]["victims"])
+    assert flows["fan-out"]["default_victim"] == "h"
+
+
+# -- the event feed -------------------------------------------------------------
+
+
+def test_the_feed_sends_a_source_when_it_changes_and_keeps_the_stream_alive() -> None:
+    now = [0.0]
+    values = iter(["a", "a", "b", "b", "b", "b", "b", "b"])
+    reads: list[str] = []
+
+    async def read() -> str:
+        reads.append(value := next(values))
+        return value
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    async def closed() -> bool:
+        return len(reads) >= 8
+
+    async def collect() -> list[str]:
+        frames = feed(
+            [Source("thing", read, 1.0)], closed, clock=lambda: now[0], sleeper=sleep, keepalive=3
+        )
+        return [item async for item in frames]
+
+    frames = asyncio.run(collect())
+    assert frames[0] == "retry: 1000\n\n"
+    events = [frame for frame in frames if frame.startswith("event:")]
+    assert events == ['event: thing\ndata: "a"\n\n', 'event: thing\ndata: "b"\n\n']
+    assert ": keepalive\n\n" in frames  # three seconds passed without a change
+    assert len(reads) == 8  # read once a second, not on every tick

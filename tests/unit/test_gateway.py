@@ -1,0 +1,238 @@
+"""The gateway app in-process: its client runs the flows on the SDK's in-process server."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from resonate_base.connections import Network
+
+from asyncrpc.gateway.app import create_app
+from asyncrpc.gateway.membership import ClientFactory, GatewayClient
+from asyncrpc.gateway.settings import GatewaySettings
+from asyncrpc.lesson.topology import FLOWS
+from tests.support.in_process import local_reader, watched_in_process
+
+SETTINGS = GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-test")
+
+
+def local_client(
+    delay: float = 0.0,
+    connected: bool = True,
+    around: Callable[[Network], Network] = lambda requests: requests,
+) -> ClientFactory:
+    def make(_: GatewaySettings) -> GatewayClient:
+        resonate, creates, server = watched_in_process(delay, around)
+        return GatewayClient(resonate, creates, local_reader(server), lambda: connected)
+
+    return make
+
+
+@pytest.fixture
+def http() -> Iterator[TestClient]:
+    with TestClient(create_app(SETTINGS, local_client())) as client:
+        yield client
+
+
+def test_each_waiting_flow_answers_message_3(http: TestClient) -> None:
+    for flow in (FLOWS["await-chain"], FLOWS["fan-out"]):
+        response = http.post(flow.route)
+        assert response.status_code == 200
+        assert response.content == b'{"message":3}'
+        assert response.headers["X-Invocation-Id"] == flow.default_id
+
+
+def test_detached_chain_answers_that_it_started(http: TestClient) -> None:
+    response = http.post("/detached-chain", params={"id": "det-1"})
+
+    assert response.status_code == 200
+    assert response.json() == {"message": "detached-chain started"}
+    assert response.headers["X-Invocation-Id"] == "det-1"
+
+
+def test_past_the_wait_it_answers_202_then_get_has_the_result() -> None:
+    with TestClient(create_app(SETTINGS, local_client(delay=0.3))) as http:
+        response = http.post("/await-chain", params={"id": "later", "wait": 0})
+
+        assert response.status_code == 202
+        assert response.json() == {
+            "id": "later",
+            "state": "pending",
+            "location": "/invocations/later",
+        }
+        assert response.headers["Location"] == "/invocations/later"
+        assert http.get("/invocations/later").json()["state"] == "pending"
+        # Re-attach and wait this time.
+        assert http.post("/await-chain", params={"id": "later", "wait": 20}).json() == {
+            "message": 3
+        }
+        assert http.get("/invocations/later").json() == {
+            "id": "later",
+            "state": "resolved",
+            "result": 3,
+            "function": "foo",
+        }
+
+
+def test_healthz_is_503_until_the_poll_stream_is_connected() -> None:
+    with TestClient(create_app(SETTINGS, local_client(connected=False))) as http:
+        response = http.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "not connected to the Resonate server at http://127.0.0.1:1 (yet)"
+    }
+
+
+def test_healthz_ok(http: TestClient) -> None:
+    assert http.get("/healthz").json() == {
+        "status": "ok",
+        "id": "gateway-test",
+        "server": "http://127.0.0.1:1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/invocations/missing", 404),
+        ("GET", "/invocations/bad:id", 400),
+        ("POST", "/await-chain?wait=99999", 400),
+        ("POST", "/await-chain?id=", 400),
+        ("DELETE", "/await-chain", 405),
+        ("GET", "/nowhere", 404),
+    ],
+)
+def test_errors_are_json_with_an_error_key(
+    http: TestClient, method: str, path: str, status: int
+) -> None:
+    response = http.request(method, path)
+
+    assert response.status_code == status
+    assert list(response.json()) == ["error"]
+    assert response.headers["content-type"] == "application/json"
+
+
+def test_docs_and_index(http: TestClient) -> None:
+    docs = http.get("/docs")
+    assert docs.status_code == 200
+    assert "https://" not in docs.text  # nothing from a CDN: the docs work offline
+    for asset in re.findall(r'(?:src|href)="(/docs-assets/[^"]+)"', docs.text):
+        assert http.get(asset).status_code == 200, asset
+    assert len(re.findall("/docs-assets/", docs.text)) == 3
+    routes = [flow["route"] for flow in http.get("/").json()["flows"]]
+    assert routes == [f"POST {flow.route}" for flow in FLOWS.values()]
+
+
+def test_the_docs_describe_each_flow_routes_query(http: TestClient) -> None:
+    paths = http.get("/openapi.json").json()["paths"]
+    for flow in FLOWS.values():
+        parameters = paths[flow.route]["post"]["parameters"]
+        expected = ["id", "wait"] if flow.waits_for_result else ["id"]
+        assert [(p["name"], p["in"]) for p in parameters] == [(n, "query") for n in expected]
+
+
+@pytest.mark.parametrize(
+    ("query", "valid"),
+    [
+        ("wait=nan", "from 0 to 3600"),
+        ("wait=inf", "from 0 to 3600"),
+        ("wait=-1", "from 0 to 3600"),
+        ("wait=1e9", "from 0 to 3600"),
+        ("wait=99999", "from 0 to 3600"),
+        ("wait=3600.5", "from 0 to 3600"),
+        ("wait=", "from 0 to 3600"),
+        ("wait=1_0", "digits 0-9"),
+        ("wait=%EF%BC%95", "digits 0-9"),  # a fullwidth 5
+        ("id=%C2%B2", "letters, digits"),  # a superscript 2
+        ("id=a%0aERROR", "letters, digits"),
+        ("id=" + "x" * 129, "1-128"),
+    ],
+)
+def test_a_bad_wait_or_id_is_a_400_saying_what_is_valid(
+    http: TestClient, query: str, valid: str
+) -> None:
+    response = http.post(f"/await-chain?{query}")
+
+    assert response.status_code == 400
+    assert valid in response.json()["error"]
+
+
+class BrokenReader:
+    """A reader that fails the way nothing foresaw, with private details in the text."""
+
+    SECRET = "/home/someone/.asyncrpc/server.db: token s3cret"
+
+    async def get(self, invocation_id: str) -> None:
+        raise RuntimeError(self.SECRET)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_a_500_carries_no_exception_text() -> None:
+    def make(_: GatewaySettings) -> GatewayClient:
+        resonate, creates, _ = watched_in_process(0.0, lambda requests: requests)
+        reader = BrokenReader()
+        return GatewayClient(resonate, creates, reader, lambda: True)  # type: ignore[arg-type]
+
+    app = create_app(SETTINGS, make)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/invocations/any")
+
+    assert response.status_code == 500
+    assert list(response.json()) == ["error"]
+    assert "s3cret" not in response.text and "server.db" not in response.text
+    assert "RuntimeError" not in response.text
+
+
+class RequestLog:
+    """A request channel that notes the kind and promise of each request it carries."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str | None]] = []
+        self.inner: Network | None = None
+
+    def around(self, inner: Network) -> Network:
+        self.inner = inner
+        return self
+
+    async def start(self) -> None:
+        assert self.inner is not None
+        await self.inner.start()
+
+    async def stop(self) -> None:
+        assert self.inner is not None
+        await self.inner.stop()
+
+    async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+        assert self.inner is not None
+        envelope = json.loads(req)
+        data = envelope.get("data") or {}
+        self.sent.append((envelope["kind"], data.get("id") or data.get("awaited")))
+        return await self.inner.send(req, headers)
+
+    def about(self, promise_id: str) -> list[str]:
+        """The kinds of the promise requests about ``promise_id``, in order."""
+        return [kind for kind, id in self.sent if id == promise_id and kind.startswith("promise.")]
+
+
+def test_a_start_costs_two_protocol_requests_new_or_reattached() -> None:
+    """Create and listen, as the SDK's ``rpc``: no read to tell new from re-attached.
+
+    In process the gateway's client also runs the functions, but a worker's requests
+    are ``task.*`` (its promises travel inside them), so the promise requests about
+    the invocation's id are the start's own.
+    """
+    log = RequestLog()
+    with TestClient(create_app(SETTINGS, local_client(around=log.around))) as http:
+        new = http.post("/await-chain", params={"id": "counted"})
+        assert log.about("counted") == ["promise.create", "promise.register_listener"]
+        again = http.post("/await-chain", params={"id": "counted"})
+
+    assert (new.json(), new.headers["X-Invocation-Reattached"]) == ({"message": 3}, "false")
+    assert (again.json(), again.headers["X-Invocation-Reattached"]) == ({"message": 3}, "true")
+    assert log.about("counted") == ["promise.create", "promise.register_listener"] * 2
+    assert any(kind.startswith("task.") for kind, _ in log.sent)  # the worker's, not counted

@@ -1,0 +1,45 @@
+"""The supervisor's refusals that start nothing: an external server, a node already full.
+
+tests/e2e/test_launcher_supervisor.py drives it with stand-in child processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from asyncrpc.runtime.errors import LauncherError, UsageError
+from asyncrpc.runtime.numbers import MAX_REPLICAS
+from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.plan import ReplicaSpec
+from asyncrpc.supervise.supervisor import Supervisor
+from asyncrpc.supervise.targets import NodeSelector
+from tests.support.supervisor import make_plan, refs_of, run
+
+
+def test_an_external_server_is_never_signalled(tmp_path: Path, reaper: list[ProcessRef]) -> None:
+    plan = make_plan(tmp_path)
+    plan.replicas = [ReplicaSpec("gateway")]
+    plan.embedded_server = False
+    supervisor = Supervisor(plan, dict(os.environ))
+
+    async def scenario() -> None:
+        with pytest.raises(LauncherError, match="not started by this supervisor"):
+            await supervisor.kill(NodeSelector("server"))
+        with pytest.raises(LauncherError, match="not started by this supervisor"):
+            await supervisor.start(NodeSelector("server"))
+
+    run(scenario, supervisor, reaper)
+
+
+def test_add_stops_at_the_most_replicas_a_node_may_have(tmp_path: Path) -> None:
+    full = [ReplicaSpec("b", number) for number in range(1, MAX_REPLICAS + 1)]
+    supervisor = Supervisor(make_plan(tmp_path, *full), {})
+
+    with pytest.raises(UsageError, match=f"b.{MAX_REPLICAS}, the most"):
+        asyncio.run(supervisor.start(NodeSelector("b"), add=True))
+    assert len(supervisor.replicas) == 2 + MAX_REPLICAS  # nothing was added, nothing started
+    assert refs_of(supervisor) == []

@@ -1,0 +1,151 @@
+"""The store's rules: one writer per database, owner-only files, nothing acknowledged that a
+failed commit lost, and a damaged database refused clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import stat
+import zlib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from asyncrpc.server.engine import Engine
+from asyncrpc.server.store import Store, StoreError
+from tests.support.server import DAMAGED_LOG_ROW, create, damaged, envelope
+
+
+class FailingWrites(sqlite3.Connection):
+    """A connection whose log writes fail once ``failing`` is set (a full or broken disk)."""
+
+    failing = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if self.failing and sql.lstrip().upper().startswith(("INSERT INTO LOG", "COMMIT")):
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if self.failing:
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().executemany(sql, *args)
+
+
+def failing_connect(path: str) -> FailingWrites:
+    return sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, factory=FailingWrites
+    )
+
+
+def get(promise_id: str) -> bytes:
+    return envelope("promise.get", id=promise_id)
+
+
+def test_a_failed_commit_acknowledges_nothing_and_the_restart_has_only_the_disk(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "s.db")
+    failures: list[str] = []
+    engine = Engine(Store(db, connect=failing_connect), on_failure=lambda: failures.append("x"))
+    stream = engine.router.connect("g", "w")
+    assert engine.handle(create("kept")).status == 200
+    stream.queue.get_nowait()
+    engine.store._db.failing = True  # type: ignore[attr-defined]
+
+    async def grouped() -> list[int]:
+        replies = await asyncio.gather(
+            *(engine.handle_grouped(create(f"lost{i}")) for i in range(3))
+        )
+        return [reply.status for reply in replies]
+
+    assert asyncio.run(grouped()) == [503, 503, 503]
+    assert failures == ["x"]
+    assert stream.queue.empty(), "an execute of an uncommitted promise went out"
+    # Reads answer nothing either: memory holds what the disk does not.
+    assert engine.handle(get("lost0")).status == 503
+    assert engine.handle(get("kept")).status == 503
+    asyncio.run(engine.stop())  # no snapshot of the state the disk never had
+    restarted = Engine(Store(db))
+    assert sorted(restarted.state.promises) == ["kept"]
+
+
+def test_a_failed_commit_of_a_single_request_is_a_503(tmp_path: Path) -> None:
+    engine = Engine(Store(str(tmp_path / "s.db"), connect=failing_connect))
+    engine.store._db.failing = True  # type: ignore[attr-defined]
+    reply = engine.handle(create("lost"))
+    assert reply.status == 503 and "disk I/O error" in (reply.detail or "")
+
+
+def test_a_failed_timer_commit_stops_the_engine(tmp_path: Path) -> None:
+    now = [1_000]
+    engine = Engine(Store(str(tmp_path / "s.db"), connect=failing_connect), clock=lambda: now[0])
+    data = {"id": "t", "timeoutAt": 2_000, "tags": {"resonate:target": "poll://any@g"}}
+    engine.handle(msgspec.json.encode({"kind": "promise.create", "head": {}, "data": data}))
+    engine.store._db.failing = True  # type: ignore[attr-defined]
+    now[0] = 3_000
+    with pytest.raises(Exception, match="disk I/O error"):
+        engine.tick()
+    assert engine.failed is not None and engine.handle(get("t")).status == 503
+
+
+def test_one_writer_per_database(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    first = Store(db)
+    with pytest.raises(
+        StoreError, match=rf"in use by another asyncrpc server \(pid {os.getpid()}\)"
+    ):
+        Store(db)
+    first.close()
+    Store(db).close()  # free again once the holder is gone
+
+
+def test_the_database_and_its_files_are_owner_only(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    engine = Engine(Store(str(db)))
+    engine.handle(create("p"))
+    for name in ("s.db", "s.db-wal", "s.db-shm", "s.db.lock"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    engine.store.close()
+
+
+def test_an_existing_world_readable_database_is_made_owner_only(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    Store(str(db)).close()
+    db.chmod(0o644)
+    Store(str(db)).close()
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (DAMAGED_LOG_ROW, "log entry"),
+        ("UPDATE snapshot SET state = x'00ff'", "snapshot"),
+    ],
+)
+def test_a_damaged_database_is_refused(tmp_path: Path, sql: str, message: str) -> None:
+    db = tmp_path / "s.db"
+    damaged(db, sql)
+    with pytest.raises(StoreError, match=message):
+        Engine(Store(str(db)))
+
+
+def test_a_format_2_database_with_a_plain_snapshot_is_read_and_upgraded(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    engine = Engine(Store(str(db), min_log=3))
+    for i in range(4):
+        engine.handle(create(f"p{i}"))
+    engine.store.close()
+    with sqlite3.connect(db) as connection:
+        (compressed,) = connection.execute("SELECT state FROM snapshot").fetchone()
+        connection.execute("UPDATE snapshot SET state = ?", (zlib.decompress(compressed),))
+        connection.execute("UPDATE meta SET value = '2' WHERE key = 'format'")
+    restarted = Engine(Store(str(db)))
+    assert sorted(restarted.state.promises) == [f"p{i}" for i in range(4)]
+    restarted.store.close()
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT value FROM meta").fetchone() == ("3",)
