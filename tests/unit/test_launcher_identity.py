@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-import asyncrpc.supervise.ports as ports
 import asyncrpc.supervise.pids as pids
+import asyncrpc.supervise.ports as ports
 
 
 @pytest.mark.usefixtures("no_proc")
