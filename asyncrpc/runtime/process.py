@@ -2,7 +2,8 @@
 
 Validating its settings (a :class:`SettingsError` says what was wrong and
 what is valid), printing the one ready line the launcher waits for, logging
-to stdout, and stopping cleanly on SIGTERM or SIGINT.
+to stdout, and stopping cleanly on SIGTERM or SIGINT
+(:func:`asyncrpc.runtime.signals.stop_event`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ import asyncio
 import logging
 import math
 import secrets
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 
-from asyncrpc.runtime import config, log_lines
+from asyncrpc.runtime import config, log_lines, signals
 
 
 class SettingsError(ValueError):
@@ -98,8 +98,5 @@ def configure_logging() -> None:
 
 async def until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run ``main(stop)``; SIGTERM and SIGINT set ``stop`` for a clean exit."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await main(stop)
+    with signals.stop_event() as stop:
+        await main(stop)
