@@ -301,7 +301,7 @@ def _wait_until_ready(
     timeout: float | None,
     sleeper: Callable[[float], None],
 ) -> LauncherSnapshot:
-    from asyncrpc.supervise.supervisor import tail
+    from asyncrpc.supervise.log_files import tail
 
     rundir = plan.rundir
     log_path = rundir.log_for(LAUNCHER_LOG)
