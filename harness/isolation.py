@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 from asyncrpc.runtime import config
+from asyncrpc.runtime.serving import free_port
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["free_port", "isolated_env"]
 
 
 def isolated_env(run_dir: Path | None = None, **extra: str) -> dict[str, str]:

@@ -23,7 +23,8 @@ from asyncrpc.cli.options import (
     ServerKindOption,
     ServerPortOption,
     ServerUrlOption,
-    seconds_option,
+    parse_positive_seconds,
+    parse_seconds,
 )
 from asyncrpc.demo.scenario import default_killed_node
 from asyncrpc.lesson import topology
@@ -64,7 +65,7 @@ def crash(
     delay: Annotated[
         float,
         typer.Option(
-            parser=seconds_option(),
+            parser=parse_seconds,
             metavar="SECONDS",
             help="Seconds the running step sleeps durably: the window for the crash, and "
             "how long the flow visibly waits.",
@@ -73,7 +74,7 @@ def crash(
     ttl: Annotated[
         float | None,
         typer.Option(
-            parser=seconds_option(positive=True),
+            parser=parse_positive_seconds,
             metavar="SECONDS",
             help=f"Task lease of the worker nodes, seconds. Default: {config.DEFAULT_NODE_TTL:g}.",
             show_default=False,
@@ -82,7 +83,7 @@ def crash(
     timeout: Annotated[
         float,
         typer.Option(
-            parser=seconds_option(positive=True),
+            parser=parse_positive_seconds,
             metavar="SECONDS",
             help="Seconds from the call's start for the flow to recover.",
         ),

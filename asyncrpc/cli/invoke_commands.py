@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from asyncrpc.cli.application import app
-from asyncrpc.cli.options import FLOW_NAMES, JsonOption, RunDirOption, completes, seconds_option
+from asyncrpc.cli.options import (
+    FLOW_NAMES,
+    JsonOption,
+    RunDirOption,
+    completes,
+    parse_positive_seconds,
+)
 from asyncrpc.cli.reporting import console, reported, run_dir_of
 from asyncrpc.lesson import topology
 from asyncrpc.runtime import config
@@ -47,7 +53,7 @@ def invoke(
     timeout: Annotated[
         float,
         typer.Option(
-            parser=seconds_option(positive=True),
+            parser=parse_positive_seconds,
             metavar="SECONDS",
             help="Seconds to wait for the result before giving up.",
         ),

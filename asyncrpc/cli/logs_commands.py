@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from asyncrpc.cli.application import app
-from asyncrpc.cli.options import NODE_NAMES, RunDirOption, complete_nodes, whole_number_option
+from asyncrpc.cli.options import NODE_NAMES, RunDirOption, complete_nodes, number_option
 from asyncrpc.cli.reporting import console, reported, run_dir_of
 from asyncrpc.runtime.errors import NothingRunning
+from asyncrpc.runtime.numbers import WholeNumber
 from asyncrpc.supervise.targets import parse_node_selector
 
 #: The most lines `logs -n` shows per log.
@@ -41,7 +42,7 @@ def logs(
         typer.Option(
             "--lines",
             "-n",
-            parser=whole_number_option(0, MAX_LOG_LINES),
+            parser=number_option(WholeNumber(0, MAX_LOG_LINES)),
             metavar="N",
             help="Only the last N lines of each log (0: none, e.g. with -f for new lines only).",
             show_default=False,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from asyncrpc.cli.application import app
-from asyncrpc.cli.options import parse_port, seconds_option
+from asyncrpc.cli.options import parse_port, parse_positive_seconds, parse_seconds
 from asyncrpc.lesson import topology
 from asyncrpc.runtime import config
 
@@ -45,7 +45,7 @@ def node_command(
         float | None,
         typer.Option(
             "--delay",
-            parser=seconds_option(),
+            parser=parse_seconds,
             metavar="SECONDS",
             help="Crash demo: sleep this many seconds (durably, ctx.sleep) before returning "
             f"(default: ${config.ENV_DELAY}, else 0). Worker nodes only.",
@@ -56,7 +56,7 @@ def node_command(
         float | None,
         typer.Option(
             "--ttl",
-            parser=seconds_option(positive=True),
+            parser=parse_positive_seconds,
             metavar="SECONDS",
             help="Task lease in seconds: how soon a crashed node's step goes to another "
             f"(default: ${config.ENV_TTL}, else {config.DEFAULT_NODE_TTL:g}). Worker nodes only.",
@@ -86,7 +86,7 @@ def node_command(
     """
     # Imported here so other commands do not pay for the SDK and FastAPI at start-up.
     from asyncrpc.node import worker as node
-    from asyncrpc.runtime.process import SettingsError
+    from asyncrpc.runtime.errors import SettingsError
     from asyncrpc.runtime.serving import PortInUse
 
     env = os.environ

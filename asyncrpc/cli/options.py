@@ -1,8 +1,9 @@
-"""Options shared by several commands, and the strict readers of every number option.
+"""Options shared by several commands, and the Typer parser of every number option.
 
-Each number option is read by :func:`seconds_option` or :func:`whole_number_option`
-(digits 0-9 only, finite, within bounds), so `nan`, `inf`, `1e400` or a fullwidth 5 end in
-a usage message and exit 2, never a traceback or a nonsense value.
+Each number option is parsed by :func:`number_option` with a reader of
+:mod:`asyncrpc.runtime.numbers` (digits 0-9 only, finite, within bounds), the one
+that reads environment variables and query strings too, so `nan`, `inf`, `1e400` or
+a fullwidth 5 end in a usage message and exit 2, never a traceback or a nonsense value.
 """
 
 from __future__ import annotations
@@ -28,35 +29,23 @@ def completes(*names: str) -> Callable[[str], list[str]]:
 complete_nodes = completes(*topology.PROCESS_NAMES)
 
 
-def seconds_option(*, positive: bool = False) -> Callable[[object], float]:
-    """A Typer ``parser`` for a number of seconds (above 0 when ``positive``)."""
+def number_option[T](reader: numbers.Reader[T]) -> Callable[[object], T]:
+    """A Typer ``parser`` that reads an option's text with ``reader``; a bad one is exit 2."""
 
-    def parse(value: object) -> float:
+    def parse(value: object) -> T:
         if not isinstance(value, str):
             return value  # type: ignore[return-value]  # a default, already a number
         try:
-            return numbers.seconds(value, positive=positive)
+            return reader.read(value)
         except numbers.NumberError as error:
             raise typer.BadParameter(str(error)) from None
 
     return parse
 
 
-def whole_number_option(low: int, high: int) -> Callable[[object], int]:
-    """A Typer ``parser`` for a whole number from ``low`` to ``high``."""
-
-    def parse(value: object) -> int:
-        if not isinstance(value, str):
-            return value  # type: ignore[return-value]  # a default, already a number
-        try:
-            return numbers.whole_number(value, low, high)
-        except numbers.NumberError as error:
-            raise typer.BadParameter(str(error)) from None
-
-    return parse
-
-
-parse_port = whole_number_option(1, 65535)
+parse_seconds = number_option(numbers.SECONDS)
+parse_positive_seconds = number_option(numbers.POSITIVE_SECONDS)
+parse_port = number_option(numbers.PORT)
 
 ServerUrlOption = Annotated[
     str | None,
@@ -100,7 +89,7 @@ DashboardPortOption = Annotated[
 ReadyTimeoutOption = Annotated[
     float,
     typer.Option(
-        parser=seconds_option(positive=True),
+        parser=parse_positive_seconds,
         metavar="SECONDS",
         help="Seconds each replica may take to become ready.",
     ),

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from asyncrpc.cli.application import app
-from asyncrpc.cli.options import NodeArgument, RunDirOption, seconds_option
+from asyncrpc.cli.options import NodeArgument, RunDirOption, parse_seconds
 from asyncrpc.cli.reporting import client_of, console, reported
 from asyncrpc.supervise.targets import parse_node_selector
 
@@ -51,7 +51,7 @@ def start(
     delay: Annotated[
         float | None,
         typer.Option(
-            parser=seconds_option(),
+            parser=parse_seconds,
             metavar="SECONDS",
             help="Crash-demo delay (seconds) for the started node; default: as before.",
             show_default=False,

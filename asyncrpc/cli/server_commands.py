@@ -86,7 +86,9 @@ def postgres(
     host: Annotated[
         str, typer.Option(help="Address to listen on. Keep 127.0.0.1 unless you mean it.")
     ] = (config.DEFAULT_HOST),
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5432,
+    port: Annotated[
+        int, typer.Option(parser=parse_port, metavar="PORT", help="Port to listen on.")
+    ] = 5432,
     schema: Annotated[
         str | None,
         typer.Option(help="resonate.sql to apply on first start. Default: $ASYNCRPC_RESONATE_SQL."),

@@ -22,7 +22,8 @@ from asyncrpc.cli.options import (
     ServerPortOption,
     ServerUrlOption,
     completes,
-    seconds_option,
+    parse_positive_seconds,
+    parse_seconds,
 )
 from asyncrpc.cli.reporting import console, reported, run_dir_of, say
 from asyncrpc.lesson import topology
@@ -76,7 +77,7 @@ def up(
     respawn: Annotated[
         float | None,
         typer.Option(
-            parser=seconds_option(),
+            parser=parse_seconds,
             metavar="SECONDS",
             help="Start a replica that died (crashed or was killed) again after SECONDS. "
             "Off by default.",
@@ -86,7 +87,7 @@ def up(
     ttl: Annotated[
         float | None,
         typer.Option(
-            parser=seconds_option(positive=True),
+            parser=parse_positive_seconds,
             metavar="SECONDS",
             help="Task lease of every worker node, in seconds (how soon a crashed node's "
             f"step is handed over). Default: the node's own ({config.DEFAULT_NODE_TTL:g}).",

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -41,7 +41,8 @@ from asyncrpc.lesson import topology
 from asyncrpc.ops.call import CallStart, call_flow
 from asyncrpc.protocol.errors import InvocationError
 from asyncrpc.readers.server_reader import AsyncServerReader
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime import numbers
+from asyncrpc.runtime.errors import LauncherError, UsageError
 from asyncrpc.supervise.control_server import launcher_error_response
 from asyncrpc.supervise.log_files import last_lines, log_files
 from asyncrpc.supervise.supervisor import Supervisor
@@ -54,6 +55,8 @@ QUICK_ANSWER = 0.3
 CALL_TIMEOUT = 120.0
 #: Lines of a log the page gets at most.
 MAX_LOG_LINES = 1000
+#: What ``?lines=`` accepts, read as every number is (:mod:`asyncrpc.runtime.numbers`).
+LOG_LINES = numbers.WholeNumber(1, MAX_LOG_LINES)
 #: Failed calls from the page that the list of invocations keeps showing.
 KEPT_FAILURES = 10
 
@@ -274,12 +277,16 @@ def make_app(dashboard: Dashboard) -> FastAPI:
         return graph_json(await dashboard.reader.call_graph(invocation_id))
 
     @app.get("/api/logs/{name}")
-    async def logs(name: str, lines: int = Query(200, ge=1, le=MAX_LOG_LINES)) -> Any:
+    async def logs(name: str, lines: str = "200") -> Any:
+        try:
+            count = LOG_LINES.read(lines, "lines")
+        except numbers.NumberError as error:
+            raise UsageError(str(error)) from None
         selector = parse_node_selector(name)
         files = log_files(supervisor.plan.rundir, selector)
         if not files:
             return JSONResponse({"error": f"no log for {selector} yet."}, 404)
-        found = await asyncio.to_thread(last_lines, files, lines)
+        found = await asyncio.to_thread(last_lines, files, count)
         many = len(files) > 1
         return {
             "name": str(selector),

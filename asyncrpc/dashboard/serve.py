@@ -24,18 +24,13 @@ from asyncrpc.dashboard.demo_run import DemoCommand, DemoRun
 from asyncrpc.readers.server_reader import AsyncServerReader
 from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import LauncherError
-from asyncrpc.runtime.serving import PortInUse, bind
+from asyncrpc.runtime.serving import PortInUse, bind, free_port
+from asyncrpc.runtime.uvicorn_server import GracefulServer
 from asyncrpc.supervise.ports import in_use_message
 from asyncrpc.supervise.supervisor import Supervisor
-from asyncrpc.supervise.supervisor_process import SignalFreeUvicorn
 
 #: Seconds open event streams get to end when the dashboard stops.
 SHUTDOWN_GRACE = 1
-
-
-def _free_port() -> int:
-    with contextlib.closing(bind(config.DEFAULT_HOST, 0)) as sock:
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -70,17 +65,18 @@ async def open_dashboard(
     dashboard = Dashboard(
         supervisor=supervisor,
         reader=AsyncServerReader(plan.server_url, token, timeout=5.0),
-        demo=DemoRun(DemoCommand(plan.program, plan.run_dir / "demo", _free_port), env),
+        demo=DemoRun(DemoCommand(plan.program, plan.run_dir / "demo", free_port), env),
         access=Access(port, token),
     )
-    server = SignalFreeUvicorn(
+    server = GracefulServer(
         uvicorn.Config(
             make_app(dashboard),
             log_level="warning",
             lifespan="off",
             access_log=False,
             timeout_graceful_shutdown=SHUTDOWN_GRACE,
-        )
+        ),
+        handles_signals=False,
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     return RunningDashboard(dashboard, server, task, sock)

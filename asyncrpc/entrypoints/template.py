@@ -27,8 +27,11 @@ reports the exit code; the supervisor never loses an exit status.
 Rules that keep a fork safe: the template only imports. It starts no event
 loop and no thread (it refuses to serve if an import started one), opens no
 socket but its channel and no database, and configures no logging. Its own
-signal handlers are reset in each child. On EOF of its channel (the supervisor
-is gone) it exits; running children keep running.
+signal handlers are reset in each child. So it sets them with ``signal.signal``
+rather than :mod:`asyncrpc.runtime.signals`, whose handlers live on an event
+loop: SIGCHLD wakes its select loop, SIGINT is ignored (Ctrl-C reaches the
+supervisor), SIGTERM is forwarded to a detached supervisor. On EOF of its
+channel (the supervisor is gone) it exits; running children keep running.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.lesson import topology
 from asyncrpc.runtime import event_loop
 from asyncrpc.runtime.process import configure_logging, ready_line
-from asyncrpc.runtime.serving import GracefulServer, bind
+from asyncrpc.runtime.serving import bind
+from asyncrpc.runtime.uvicorn_server import GracefulServer
 
 
 async def announce_when_ready(

@@ -3,27 +3,23 @@
 A flow route is the gateway's hot path, and FastAPI's declared query
 parameters cost it a pydantic validation per request (docs/architecture.md
 has the measurement). Two optional parameters are few enough to read from
-the query string directly; :data:`PARAMETERS` gives ``/docs`` the same
+the query string directly (``wait`` with the reader of every number,
+:mod:`asyncrpc.runtime.numbers`); :data:`PARAMETERS` gives ``/docs`` the same
 description FastAPI would have generated, with the bounds spelled out.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from asyncrpc.gateway import invocations as runner
+from asyncrpc.runtime import numbers
 
 #: The longest ``wait`` a request may ask for.
 MAX_WAIT = 3600.0
-#: What each query parameter accepts, said in the 400 that refuses a bad value.
-VALID_QUERY = {
-    "wait": f"a number of seconds from 0 to {MAX_WAIT:g} written with digits 0-9, e.g. wait=30",
-    "id": runner.VALID_ID_HINT,
-}
-#: What float() takes and a person means: no nan, inf, 1e9, 1_0 or other scripts' digits.
-PLAIN_NUMBER = re.compile(r"[0-9]{1,10}(\.[0-9]{1,10})?")
+#: What ``wait`` accepts: no nan, inf, 1e9, 1_0 or other scripts' digits.
+WAIT = numbers.Seconds(high=MAX_WAIT)
 
 ID_DESCRIPTION = (
     f"Invocation id: start, or re-attach to, this invocation ({runner.VALID_ID_HINT}). "
@@ -38,13 +34,6 @@ class InvalidQuery(ValueError):
     """A query parameter a flow route cannot use; the text says what is valid."""
 
 
-def not_valid(name: str, sent: object) -> str:
-    """``name='sent' is not valid: use ...`` for a query parameter (the value cut to 40 chars)."""
-    shown = repr(sent)
-    shown = shown if len(shown) <= 40 else shown[:37] + "..."
-    return f"{name}={shown} is not valid: use {VALID_QUERY[name]}"
-
-
 def invocation_id(query: Mapping[str, str]) -> str | None:
     """The ``id`` asked for, unchecked (starting the invocation checks it), or None."""
     return query.get("id")
@@ -55,9 +44,10 @@ def wait(query: Mapping[str, str]) -> float | None:
     sent = query.get("wait")
     if sent is None:
         return None
-    if PLAIN_NUMBER.fullmatch(sent) and float(sent) <= MAX_WAIT:
-        return float(sent)
-    raise InvalidQuery(not_valid("wait", sent))
+    try:
+        return WAIT.read(sent, "wait")
+    except numbers.NumberError as error:
+        raise InvalidQuery(str(error)) from None
 
 
 def _parameter(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:

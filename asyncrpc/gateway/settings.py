@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from asyncrpc.gateway.invocations import DEFAULT_WAIT
 from asyncrpc.lesson import topology
 from asyncrpc.network.bounded import DEFAULT_REQUEST_TIMEOUT
-from asyncrpc.runtime import config
-from asyncrpc.runtime.process import check_node_id, check_server_url, default_node_id, parse_port
+from asyncrpc.runtime import config, numbers
+from asyncrpc.runtime.process import check_node_id, check_server_url, default_node_id
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ def gateway_settings(
             or default_node_id(topology.GATEWAY, random_hex)
         ),
         host=host or config.DEFAULT_HOST,
-        port=parse_port(port, env, config.ENV_GATEWAY_PORT, config.DEFAULT_GATEWAY_PORT),
+        port=numbers.option_or_env(
+            port, "--port", env, config.ENV_GATEWAY_PORT, numbers.PORT, config.DEFAULT_GATEWAY_PORT
+        ),
         token=env.get(config.ENV_TOKEN) or None,
     )

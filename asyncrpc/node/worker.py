@@ -28,7 +28,7 @@ from resonate.context import Context
 
 from asyncrpc.lesson import services, topology
 from asyncrpc.network.join import PollStream, join
-from asyncrpc.runtime import config, event_loop
+from asyncrpc.runtime import config, event_loop, numbers
 from asyncrpc.runtime.process import (
     SettingsError,
     announce,
@@ -36,7 +36,6 @@ from asyncrpc.runtime.process import (
     check_server_url,
     configure_logging,
     default_node_id,
-    parse_seconds,
     ready_line,
     until_signalled,
 )
@@ -80,23 +79,24 @@ def node_settings(
     ttl: float | None = None,
     random_hex: Callable[[int], str] = secrets.token_hex,
 ) -> NodeSettings:
-    """Options first, then environment variables, then defaults."""
+    """Options first, then environment variables, then defaults; numbers read strictly.
+
+    A bad value raises :class:`SettingsError` naming the option or variable and what is valid.
+    """
     if name not in topology.NODES:
         raise SettingsError(
             f"unknown node {name!r}; valid nodes: {', '.join(topology.NODES)} or {topology.GATEWAY}"
         )
-    raw_delay = delay if delay is not None else env.get(config.ENV_DELAY) or 0.0
-    raw_ttl = ttl if ttl is not None else env.get(config.ENV_TTL) or config.DEFAULT_NODE_TTL
-    delay_what = "--delay" if delay is not None else config.ENV_DELAY
-    ttl_what = "--ttl" if ttl is not None else config.ENV_TTL
     return NodeSettings(
         name=name,
         node_id=check_node_id(
             node_id or env.get(config.ENV_NODE_ID) or default_node_id(name, random_hex)
         ),
         server_url=check_server_url(config.server_url(env, server_url)),
-        ttl=parse_seconds(raw_ttl, ttl_what, allow_zero=False),
-        delay=parse_seconds(raw_delay, delay_what, allow_zero=True),
+        ttl=numbers.option_or_env(
+            ttl, "--ttl", env, config.ENV_TTL, numbers.POSITIVE_SECONDS, config.DEFAULT_NODE_TTL
+        ),
+        delay=numbers.option_or_env(delay, "--delay", env, config.ENV_DELAY, numbers.SECONDS, 0.0),
         token=env.get(config.ENV_TOKEN) or None,
     )
 

@@ -63,7 +63,7 @@ def new_invocation_id(flow: topology.Flow) -> str:
     return f"{flow.default_id}-{secrets.token_hex(4)}"
 
 
-def _error_of(response: local_http.Answer) -> str:
+def _error_of(response: local_http.HttpReply) -> str:
     try:
         data = response.json()
     except ValueError:
@@ -131,7 +131,7 @@ class FlowCaller:
         return self._poll(flow, invocation_id, deadline, timeout)
 
     @staticmethod
-    def _body(response: local_http.Answer, *, key: str | None = None) -> dict[str, Any]:
+    def _body(response: local_http.HttpReply, *, key: str | None = None) -> dict[str, Any]:
         """The answer's JSON object (which must hold ``key``, when given)."""
         try:
             body = response.json()
@@ -141,7 +141,7 @@ class FlowCaller:
             raise LauncherError(f"unexpected answer from the gateway: {response.text!r}")
         return body
 
-    def _message(self, response: local_http.Answer) -> Any:
+    def _message(self, response: local_http.HttpReply) -> Any:
         return self._body(response, key="message")["message"]
 
     def _poll(

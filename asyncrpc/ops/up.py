@@ -70,22 +70,16 @@ class UpOptions:
 
 
 def server_answers(url: str) -> bool:
-    """True when anything answers HTTP at ``url`` (a real Resonate server may lack /healthz).
+    """True when a server answers at ``url``: :meth:`ServerReader.answers`, the one such check.
 
-    For a ``postgresql://`` URL: the database answers a protocol request (resonate.sql is in it).
+    Anything answering HTTP counts (a real Resonate server may lack /healthz); for a
+    ``postgresql://`` URL, the database must answer a protocol request (resonate.sql is in it).
     """
-    import httpx
-
     from asyncrpc.readers.server_reader import ServerReader
 
-    if config.is_postgres_url(url):
-        with ServerReader(url, timeout=3.0) as reader:
-            return reader.answers()
-    try:
-        httpx.get(f"{url}/healthz", timeout=2.0, trust_env=False)
-    except httpx.HTTPError:
-        return False
-    return True
+    timeout = 3.0 if config.is_postgres_url(url) else 2.0
+    with ServerReader(url, timeout=timeout) as reader:
+        return reader.answers()
 
 
 def choose_server(
@@ -322,7 +316,7 @@ def _wait_until_ready(
     timeout: float | None,
     sleeper: Callable[[float], None],
 ) -> LauncherSnapshot:
-    from asyncrpc.supervise.supervisor import tail
+    from asyncrpc.supervise.log_files import tail
 
     rundir = plan.rundir
     log_path = rundir.log_for(LAUNCHER_LOG)

@@ -34,6 +34,10 @@ class NothingRunning(LauncherError):
     """A command needs a running supervisor and there is none."""
 
 
+class SettingsError(ValueError):
+    """An option or environment variable of a process has a value it cannot use."""
+
+
 def quoted(text: str, limit: int = 40) -> str:
     """``text`` as a message shows what was typed: repr, cut to about ``limit`` characters."""
     shown = repr(text)

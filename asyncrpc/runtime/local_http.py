@@ -26,7 +26,9 @@ class Unreachable(Exception):
 
 
 @dataclass(frozen=True)
-class Answer:
+class HttpReply:
+    """What the supervisor or the gateway replied to one request: its status and body."""
+
     status: int
     text: str
 
@@ -43,7 +45,7 @@ def request(
     body: Any = None,
     headers: Mapping[str, str] | None = None,
     timeout: float,
-) -> Answer:
+) -> HttpReply:
     """``method`` ``url`` (http or https) with ``params`` in its query and ``body`` as JSON."""
     address = urllib.parse.urlsplit(url)
     if address.scheme not in ("http", "https") or not address.hostname:
@@ -70,7 +72,7 @@ def request(
         try:
             connection.request(method, target, body=payload, headers=sent)
             response = connection.getresponse()
-            return Answer(response.status, response.read().decode(errors="replace"))
+            return HttpReply(response.status, response.read().decode(errors="replace"))
         except (OSError, http.client.HTTPException) as error:
             raise Unreachable(str(error) or type(error).__name__, connected=True) from None
     finally:

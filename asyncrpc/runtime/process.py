@@ -1,55 +1,27 @@
 """What every long-running asyncrpc process (worker node, gateway) does the same way.
 
-Validating its settings (a :class:`SettingsError` says what was wrong and
-what is valid), printing the one ready line the launcher waits for, logging
-to stdout, and stopping cleanly on SIGTERM or SIGINT.
+Validating its settings (a :class:`~asyncrpc.runtime.errors.SettingsError` says
+what was wrong and what is valid; :mod:`asyncrpc.runtime.numbers` reads the
+numbers), printing the one ready line the launcher waits for, logging to
+stdout, and stopping cleanly on SIGTERM or SIGINT
+(:func:`asyncrpc.runtime.signals.stop_event`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import secrets
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
-from asyncrpc.runtime import config, log_lines
-
-
-class SettingsError(ValueError):
-    """An option or environment variable has a value we cannot use."""
+from asyncrpc.runtime import config, log_lines, signals
+from asyncrpc.runtime.errors import SettingsError
 
 
 def default_node_id(name: str, random_hex: Callable[[int], str] = secrets.token_hex) -> str:
     """``NAME-<4 hex>``: unique enough to tell replicas apart in logs."""
     return f"{name}-{random_hex(2)}"
-
-
-def parse_seconds(value: str | float, what: str, *, allow_zero: bool) -> float:
-    """A finite number of seconds, or a :class:`SettingsError` saying what is valid."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{what} must be a number of seconds, got {value!r}") from None
-    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        valid = ">= 0" if allow_zero else "> 0"
-        raise SettingsError(f"{what} must be a number of seconds {valid}, got {value!r}")
-    return seconds
-
-
-def parse_port(option: int | None, env: Mapping[str, str], variable: str, default: int) -> int:
-    """The ``--port`` option, else the environment variable, else ``default``; 1-65535."""
-    port = option
-    if port is None:
-        configured = env.get(variable)
-        if configured is not None and not configured.isdigit():
-            raise SettingsError(f"{variable} must be a port number, got {configured!r}")
-        port = int(configured) if configured else default
-    if not 0 < port < 65536:
-        raise SettingsError(f"--port must be between 1 and 65535, got {port}")
-    return port
 
 
 def check_node_id(node_id: str) -> str:
@@ -98,8 +70,5 @@ def configure_logging() -> None:
 
 async def until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run ``main(stop)``; SIGTERM and SIGINT set ``stop`` for a clean exit."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await main(stop)
+    with signals.stop_event() as stop:
+        await main(stop)

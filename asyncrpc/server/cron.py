@@ -108,6 +108,7 @@ def _field(spec: str, name: str, low: int, high: int) -> frozenset[int]:
 
 
 def _number(text: str, name: str, spec: str) -> int:
-    if not text.isdigit():
+    # isdigit() alone takes `²` (which int() refuses) and other scripts' digits.
+    if not (text.isascii() and text.isdigit()):
         raise CronError(f"cron {name} {spec!r}: {text!r} is not a number (names are not supported)")
     return int(text)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncrpc.server import fields, retention
-from asyncrpc.server.machine import Answer, Execute, Machine, Outgoing, Unblock
+from asyncrpc.server.machine import Execute, Machine, Outgoing, ProtocolReply, Unblock
 from asyncrpc.server.protocol import ProtocolError, error_envelope, parse_request, response
 from asyncrpc.server.router import ACK_TIMEOUT_MS, Message, Router
 from asyncrpc.server.store import CommitFailed, Store, StoreError
@@ -226,14 +226,14 @@ class Engine:
 
     def _apply(
         self, now: int, body: bytes, kind: Any, data: dict[str, Any], corr_id: Any, version: str
-    ) -> Answer:
+    ) -> ProtocolReply:
         """Run one request through the machine; stage it when it changed something."""
         self.state.changed = False
         try:
             answer = self.state.apply(now, kind, data, corr_id, version)
         except Exception:
             logger.exception("state machine failed on %s", kind)
-            answer = Answer(500, "error", f"internal error while applying {kind}")
+            answer = ProtocolReply(500, "error", f"internal error while applying {kind}")
         self._take_outgoing()
         if self.state.changed:
             self.store.stage(now, body)

@@ -51,8 +51,11 @@ LISTENER_SCHEMES = ("http://", "https://")
 
 
 @dataclass(frozen=True)
-class Answer:
-    """A kind's answer: ``data`` is the envelope's data; ``detail`` explains an error."""
+class ProtocolReply:
+    """The server's reply to one protocol request (a kind such as ``promise.get``).
+
+    ``data`` is the reply envelope's data; ``detail`` explains an error.
+    """
 
     status: int
     data: Any
@@ -79,8 +82,8 @@ class Unblock:
 Outgoing = Execute | Unblock
 
 
-def error(status: int, detail: str) -> Answer:
-    return Answer(status, STATUS_TEXT.get(status, "error"), detail)
+def error(status: int, detail: str) -> ProtocolReply:
+    return ProtocolReply(status, STATUS_TEXT.get(status, "error"), detail)
 
 
 def listener_address_ok(address: str | None) -> bool:
@@ -116,7 +119,7 @@ class Machine:
         self.outgoing: list[Outgoing] = []
         #: Set by every mutation; the engine logs a request only when it changed something.
         self.changed = False
-        self._kinds: dict[str, Callable[[dict[str, Any], int], Answer]] = {
+        self._kinds: dict[str, Callable[[dict[str, Any], int], ProtocolReply]] = {
             "promise.get": self.promise_get,
             "promise.create": self.promise_create,
             "promise.settle": self.promise_settle,
@@ -148,11 +151,11 @@ class Machine:
 
     def apply(
         self, now: int, kind: str, data: dict[str, Any], corr_id: Any = None, version: str = "1"
-    ) -> Answer:
+    ) -> ProtocolReply:
         """Answer one request; unknown kinds are 501, as on Resonate's servers."""
         if kind == "task.fence":
             self._head = (corr_id, version)
-            handler: Callable[[dict[str, Any], int], Answer] | None = self.task_fence
+            handler: Callable[[dict[str, Any], int], ProtocolReply] | None = self.task_fence
         else:
             handler = self._kinds.get(kind)
         if handler is None:
@@ -182,13 +185,13 @@ class Machine:
 
     # -- promises ------------------------------------------------------------
 
-    def promise_get(self, data: dict[str, Any], now: int) -> Answer:
+    def promise_get(self, data: dict[str, Any], now: int) -> ProtocolReply:
         promise = self.promises.get(fields.text(data, "id"))
         if promise is None:
             return error(404, "no such promise")
-        return Answer(200, {"promise": promise.to_json(now)})
+        return ProtocolReply(200, {"promise": promise.to_json(now)})
 
-    def promise_create(self, data: dict[str, Any], now: int) -> Answer:
+    def promise_create(self, data: dict[str, Any], now: int) -> ProtocolReply:
         status, promise = self._create(
             fields.text(data, "id"),
             fields.integer(data, "timeoutAt"),
@@ -198,9 +201,9 @@ class Machine:
         )
         if promise is None:
             return error(status, "promise.create needs 'id' and 'timeoutAt'")
-        return Answer(200, {"promise": promise.to_json(now)})
+        return ProtocolReply(200, {"promise": promise.to_json(now)})
 
-    def promise_settle(self, data: dict[str, Any], now: int) -> Answer:
+    def promise_settle(self, data: dict[str, Any], now: int) -> ProtocolReply:
         state = fields.text(data, "state")
         if state not in SETTLE_STATES:
             return error(400, f"state must be one of {sorted(SETTLE_STATES)}, got {state!r}")
@@ -209,9 +212,9 @@ class Machine:
             return error(404, "no such promise")
         if promise.is_open(now):
             self._settle(promise, PromiseState(state), _value(fields.obj(data, "value")), now, now)
-        return Answer(200, {"promise": promise.to_json(now)})
+        return ProtocolReply(200, {"promise": promise.to_json(now)})
 
-    def promise_register_callback(self, data: dict[str, Any], now: int) -> Answer:
+    def promise_register_callback(self, data: dict[str, Any], now: int) -> ProtocolReply:
         awaited_id, awaiter_id = fields.text(data, "awaited"), fields.text(data, "awaiter")
         if awaited_id is not None and awaited_id == awaiter_id:
             return error(400, "a promise cannot await itself")
@@ -225,9 +228,9 @@ class Machine:
             return error(422, "only external promises (a target, a timer, external) can be awaited")
         if awaited.is_open(now) and awaiter.is_open(now):
             self._add_callback(awaited.id, awaiter.id)
-        return Answer(200, {"promise": awaited.to_json(now)})
+        return ProtocolReply(200, {"promise": awaited.to_json(now)})
 
-    def promise_register_listener(self, data: dict[str, Any], now: int) -> Answer:
+    def promise_register_listener(self, data: dict[str, Any], now: int) -> ProtocolReply:
         address = fields.text(data, "address")
         if not listener_address_ok(address):
             return error(400, f"address must be poll://…@… or http(s)://…, got {address!r}")
@@ -238,9 +241,9 @@ class Machine:
         if promise.is_open(now) and address not in self.listeners.get(promise.id, ()):
             self.listeners[promise.id][address] = None
             self.changed = True
-        return Answer(200, {"promise": promise.to_json(now)})
+        return ProtocolReply(200, {"promise": promise.to_json(now)})
 
-    def promise_search(self, data: dict[str, Any], now: int) -> Answer:
+    def promise_search(self, data: dict[str, Any], now: int) -> ProtocolReply:
         """Our extension: promises by state, tags and id prefix, sorted by id, paged by cursor."""
         state = fields.text(data, "state")
         if state is not None and state not in {s.value for s in PromiseState}:
@@ -261,23 +264,23 @@ class Machine:
             and (state is None or promise.state_at(now) == state)
         ]
         page, cursor = _page(matches, data)
-        return Answer(200, _paged("promises", [p.to_json(now) for p in page], cursor))
+        return ProtocolReply(200, _paged("promises", [p.to_json(now) for p in page], cursor))
 
     # -- tasks ---------------------------------------------------------------
 
-    def task_get(self, data: dict[str, Any], now: int) -> Answer:
+    def task_get(self, data: dict[str, Any], now: int) -> ProtocolReply:
         task = self.tasks.get(fields.text(data, "id"))
         promise = self.promises.get(task.id) if task is not None else None
         if task is None or promise is None:
             return error(404, "no such task")
         if promise.is_open(now):
-            return Answer(200, {"task": task.to_json()})
-        return Answer(
+            return ProtocolReply(200, {"task": task.to_json()})
+        return ProtocolReply(
             200,
             {"task": {"id": task.id, "state": "fulfilled", "version": task.version, "resumes": 0}},
         )
 
-    def task_create(self, data: dict[str, Any], now: int) -> Answer:
+    def task_create(self, data: dict[str, Any], now: int) -> ProtocolReply:
         action = _action_data(data)
         promise_id, timeout_at = fields.text(action, "id"), fields.integer(action, "timeoutAt")
         pid, ttl = fields.text(data, "pid"), fields.integer(data, "ttl")
@@ -306,9 +309,9 @@ class Machine:
             elif task.state is not TaskState.FULFILLED:
                 return error(409, f"the task is {task.state.value}")
         answer = {"task": task.to_json(), "promise": promise.to_json()}
-        return Answer(200, {**answer, "preload": self._preload(promise, now)})
+        return ProtocolReply(200, {**answer, "preload": self._preload(promise, now)})
 
-    def task_acquire(self, data: dict[str, Any], now: int) -> Answer:
+    def task_acquire(self, data: dict[str, Any], now: int) -> ProtocolReply:
         version = fields.integer(data, "version", bits=32)
         pid, ttl = fields.text(data, "pid"), fields.integer(data, "ttl")
         if pid is None or ttl is None:
@@ -318,9 +321,9 @@ class Machine:
             return failure
         self._acquire(task, pid, ttl, now)
         answer = {"task": task.to_json(), "promise": promise.to_json(now)}
-        return Answer(200, {**answer, "preload": self._preload(promise, now)})
+        return ProtocolReply(200, {**answer, "preload": self._preload(promise, now)})
 
-    def task_fence(self, data: dict[str, Any], now: int) -> Answer:
+    def task_fence(self, data: dict[str, Any], now: int) -> ProtocolReply:
         action = fields.obj(data, "action")
         request = _action_data(data)
         inner_kind = (
@@ -345,9 +348,9 @@ class Machine:
             "head": {"corrId": corr_id, "status": inner.status, "version": head_version},
             "data": inner.data,
         }
-        return Answer(200, {"action": envelope, "preload": self._preload(promise, now)})
+        return ProtocolReply(200, {"action": envelope, "preload": self._preload(promise, now)})
 
-    def task_heartbeat(self, data: dict[str, Any], now: int) -> Answer:
+    def task_heartbeat(self, data: dict[str, Any], now: int) -> ProtocolReply:
         pid = fields.text(data, "pid")
         refs = [
             (fields.text(ref, "id"), fields.integer(ref, "version", bits=32))
@@ -365,9 +368,9 @@ class Machine:
                 and promise.is_open(now)
             ):
                 self._set_timeout(task, now + (task.ttl or 0))
-        return Answer(200, {})
+        return ProtocolReply(200, {})
 
-    def task_suspend(self, data: dict[str, Any], now: int) -> Answer:
+    def task_suspend(self, data: dict[str, Any], now: int) -> ProtocolReply:
         task_id = fields.text(data, "id")
         actions = [fields.obj(action, "data") for action in fields.array(data, "actions")]
         awaited_ids = [fields.text(action, "awaited") for action in actions]
@@ -393,15 +396,15 @@ class Machine:
             if task.resumes:
                 task.resumes.clear()
                 self.changed = True
-            return Answer(300, {"preload": self._preload(promise, now)})
+            return ProtocolReply(300, {"preload": self._preload(promise, now)})
         for awaited_promise in found:
             self._add_callback(awaited_promise.id, task.id)
         task.resumes.clear()
         task.pid = task.ttl = None
         self._set_state(task, TaskState.SUSPENDED)
-        return Answer(200, {"preload": []})
+        return ProtocolReply(200, {"preload": []})
 
-    def task_fulfill(self, data: dict[str, Any], now: int) -> Answer:
+    def task_fulfill(self, data: dict[str, Any], now: int) -> ProtocolReply:
         action = _action_data(data)
         state = fields.text(action, "state")
         if state not in SETTLE_STATES:
@@ -412,18 +415,18 @@ class Machine:
             return failure
         value = _value(fields.obj(action, "value"))
         self._settle(promise, PromiseState(state), value, now, now)
-        return Answer(200, {"promise": promise.to_json()})
+        return ProtocolReply(200, {"promise": promise.to_json()})
 
-    def task_release(self, data: dict[str, Any], now: int) -> Answer:
+    def task_release(self, data: dict[str, Any], now: int) -> ProtocolReply:
         version = fields.integer(data, "version", bits=32)
         task, promise, failure = self._task_for(data, now, TaskState.ACQUIRED, version)
         if failure is not None:
             return failure
         task.pid = task.ttl = None
         self._to_pending(task, now, promise)
-        return Answer(200, {})
+        return ProtocolReply(200, {})
 
-    def task_halt(self, data: dict[str, Any], now: int) -> Answer:
+    def task_halt(self, data: dict[str, Any], now: int) -> ProtocolReply:
         task = self.tasks.get(fields.text(data, "id"))
         if task is None:
             return error(404, "no such task")
@@ -432,35 +435,35 @@ class Machine:
         if task.state is not TaskState.HALTED:
             task.pid = task.ttl = None
             self._set_state(task, TaskState.HALTED)
-        return Answer(200, {})
+        return ProtocolReply(200, {})
 
-    def task_continue(self, data: dict[str, Any], now: int) -> Answer:
+    def task_continue(self, data: dict[str, Any], now: int) -> ProtocolReply:
         task = self.tasks.get(fields.text(data, "id"))
         if task is None:
             return error(404, "no such task")
         if task.state is not TaskState.HALTED:
             return error(409, f"the task is {task.state.value}, not halted")
         self._to_pending(task, now, self.promises.get(task.id))
-        return Answer(200, {})
+        return ProtocolReply(200, {})
 
-    def task_search(self, data: dict[str, Any], now: int) -> Answer:
+    def task_search(self, data: dict[str, Any], now: int) -> ProtocolReply:
         """Our extension: tasks by state, sorted by id, paged by cursor."""
         state = fields.text(data, "state")
         if state is not None and state not in {s.value for s in TaskState}:
             return error(400, f"state must be one of {[s.value for s in TaskState]}")
         matches = [task for task in self.tasks.values() if state is None or task.state == state]
         page, cursor = _page(matches, data)
-        return Answer(200, _paged("tasks", [task.to_json() for task in page], cursor))
+        return ProtocolReply(200, _paged("tasks", [task.to_json() for task in page], cursor))
 
     # -- schedules -----------------------------------------------------------
 
-    def schedule_get(self, data: dict[str, Any], now: int) -> Answer:
+    def schedule_get(self, data: dict[str, Any], now: int) -> ProtocolReply:
         schedule = self.schedules.get(fields.text(data, "id"))
         if schedule is None:
             return error(404, "no such schedule")
-        return Answer(200, {"schedule": schedule.to_json()})
+        return ProtocolReply(200, {"schedule": schedule.to_json()})
 
-    def schedule_create(self, data: dict[str, Any], now: int) -> Answer:
+    def schedule_create(self, data: dict[str, Any], now: int) -> ProtocolReply:
         schedule_id, cron = fields.text(data, "id"), fields.text(data, "cron")
         promise_id = fields.text(data, "promiseId")
         promise_timeout = fields.integer(data, "promiseTimeout")
@@ -469,7 +472,7 @@ class Machine:
             return error(400, "schedule.create needs id, cron, promiseId and promiseTimeout")
         existing = self.schedules.get(schedule_id)
         if existing is not None:
-            return Answer(200, {"schedule": existing.to_json()})
+            return ProtocolReply(200, {"schedule": existing.to_json()})
         try:
             next_run_at = next_run(cron, now)
         except CronError as exc:
@@ -487,13 +490,13 @@ class Machine:
         self.schedules[schedule_id] = schedule
         self._schedule_runs.push(next_run_at, schedule_id)
         self.changed = True
-        return Answer(200, {"schedule": schedule.to_json()})
+        return ProtocolReply(200, {"schedule": schedule.to_json()})
 
-    def schedule_delete(self, data: dict[str, Any], now: int) -> Answer:
+    def schedule_delete(self, data: dict[str, Any], now: int) -> ProtocolReply:
         if self.schedules.pop(fields.text(data, "id"), None) is None:
             return error(404, "no such schedule")
         self.changed = True
-        return Answer(200, {})
+        return ProtocolReply(200, {})
 
     # -- transitions ---------------------------------------------------------
 
@@ -667,7 +670,7 @@ class Machine:
 
     def _task_for(
         self, data: dict[str, Any], now: int, state: TaskState, version: int | None
-    ) -> tuple[Task, Promise, Answer | None]:
+    ) -> tuple[Task, Promise, ProtocolReply | None]:
         """The task ``data`` names, if it is in ``state`` at ``version`` with an open promise.
 
         The checks and their order are resonate.sql's for acquire, release,

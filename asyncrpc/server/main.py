@@ -11,7 +11,8 @@ import uvicorn
 from resonate_base import PROTOCOL_VERSION
 
 from asyncrpc.runtime import log_lines
-from asyncrpc.runtime.serving import GracefulServer, bind
+from asyncrpc.runtime.serving import bind
+from asyncrpc.runtime.uvicorn_server import GracefulServer
 from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.store import Store

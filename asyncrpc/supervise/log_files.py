@@ -1,9 +1,12 @@
-"""Read and follow the replicas' log files: new complete lines since the last look.
+"""Read and follow the replicas' log files: their last lines, and new lines since the last look.
 
-Shared by the foreground `up` (which streams every replica's output with a
-prefix) and `asyncrpc logs` (:func:`log_files`, :func:`last_lines`,
-:func:`follow_logs`). Plain polling of plain files: it works the same whether
-the supervisor is this process or another one.
+The one reader of log files: the foreground `up` streams every replica's output
+with a prefix (:class:`LogFollower`), `asyncrpc logs` and the dashboard show the
+last lines (:func:`log_files`, :func:`last_lines`, :func:`follow_logs`), and a
+replica or detached supervisor that fails to start is explained by the end of
+its log (:func:`tail`). All of them read with :func:`read_lines`. Plain polling
+of plain files: it works the same whether the supervisor is this process or
+another one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,28 @@ from asyncrpc.supervise.targets import NodeSelector, parse_node_selector
 
 #: Seconds between two looks at the log files while following them.
 FOLLOW_INTERVAL = 0.2
+#: Lines of a log shown when a replica or the supervisor fails to start.
+TAIL_LINES = 20
+
+
+def read_lines(path: Path, offset: int = 0, count: int | None = None) -> list[str]:
+    """The last ``count`` lines (all when None) of ``path`` from byte ``offset`` on.
+
+    A file that cannot be read (not written yet, or removed meanwhile) has no lines.
+    """
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return []
+    lines = text.splitlines()
+    return lines if count is None else lines[max(len(lines) - count, 0) :]
+
+
+def tail(path: Path, offset: int = 0, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file from byte ``offset`` on, as one text."""
+    return "\n".join(read_lines(path, offset, lines))
 
 
 @dataclass
@@ -80,12 +105,7 @@ def log_files(rundir: RunDir, selector: NodeSelector | None = None) -> list[tupl
 
 def last_lines(files: Iterable[tuple[str, Path]], count: int | None) -> list[tuple[str, str]]:
     """(replica name, line) for the last ``count`` lines of each file (all when None)."""
-    lines: list[tuple[str, str]] = []
-    for name, path in files:
-        text = path.read_text(errors="replace").splitlines()
-        shown = text if count is None else text[max(len(text) - count, 0) :]
-        lines += [(name, line) for line in shown]
-    return lines
+    return [(name, line) for name, path in files for line in read_lines(path, count=count)]
 
 
 def follow_logs(

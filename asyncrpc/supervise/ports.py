@@ -10,26 +10,27 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import psutil
 
 from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.serving import PortInUse, bind
 
 
 def port_in_use(host: str, port: int) -> bool:
-    """True when binding ``host:port`` fails because something already holds it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Same option uvicorn sets, so a port in TIME_WAIT does not count as taken.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as error:
-            if error.errno in (errno.EADDRINUSE, errno.EACCES):
-                return True
-            raise
+    """True when binding ``host:port`` fails because something already holds it.
+
+    It binds as the servers do (:func:`~asyncrpc.runtime.serving.bind`), so a port in
+    TIME_WAIT does not count as taken; a port this user may not bind counts as taken.
+    """
+    try:
+        bind(host, port, listen=False).close()
+    except PortInUse as error:
+        if error.errno in (errno.EADDRINUSE, errno.EACCES):
+            return True
+        raise
     return False
 
 

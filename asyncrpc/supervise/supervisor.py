@@ -30,6 +30,7 @@ from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import LauncherError, UsageError
 from asyncrpc.runtime.numbers import MAX_REPLICAS
 from asyncrpc.supervise import ports
+from asyncrpc.supervise.log_files import tail
 from asyncrpc.supervise.pids import ProcessRef
 from asyncrpc.supervise.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
 from asyncrpc.supervise.rundir import LAUNCHER_LOG
@@ -55,8 +56,6 @@ ReplicaProcess = asyncio.subprocess.Process | ForkedProcess
 STOP_GRACE = 5.0
 #: How often readiness is checked.
 POLL_INTERVAL = 0.05
-#: Lines of a log shown when a replica fails to start.
-TAIL_LINES = 20
 
 
 def new_resonate_id(spec: ReplicaSpec) -> str:
@@ -71,17 +70,6 @@ def replica_env(env: Mapping[str, str], plan: Plan) -> dict[str, str]:
     result["PYTHONUNBUFFERED"] = "1"
     result[config.ENV_SERVER_URL] = plan.server_url
     return result
-
-
-def tail(path: Path, offset: int = 0, lines: int = TAIL_LINES) -> str:
-    """The last ``lines`` lines of a log file from byte ``offset`` on."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            text = handle.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def describe_exit(code: int) -> str:

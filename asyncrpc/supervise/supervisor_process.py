@@ -15,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 import uvicorn
 
 from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.serving import bind
+from asyncrpc.runtime.signals import handle_stop_signals
+from asyncrpc.runtime.uvicorn_server import GracefulServer
 from asyncrpc.supervise.control_client import new_token
 from asyncrpc.supervise.control_server import make_app
 from asyncrpc.supervise.pids import ProcessRef
@@ -31,22 +33,6 @@ from asyncrpc.supervise.plan import Plan
 from asyncrpc.supervise.status import LauncherSnapshot, Phase, RunState
 from asyncrpc.supervise.supervisor import Supervisor
 from asyncrpc.supervise.template_client import TemplateClient
-
-
-class SignalFreeUvicorn(uvicorn.Server):
-    """uvicorn, minus its signal handlers: the supervisor process handles SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _listen_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)  # connections queue up even before uvicorn starts accepting
-    return sock
 
 
 class OpenDashboard(Protocol):
@@ -105,7 +91,7 @@ async def run_supervisor(
     rundir.ensure()
     me = ProcessRef.of(os.getpid()) or ProcessRef(os.getpid(), "unknown")
     token = new_token()
-    sock = _listen_socket()
+    sock = bind("127.0.0.1", 0)
     control_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     stop = asyncio.Event()
     supervisor: Supervisor
@@ -123,12 +109,11 @@ async def run_supervisor(
         sock.close()
         raise
     app = make_app(supervisor, token, on_down=stop.set)
-    server = SignalFreeUvicorn(
-        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    server = GracefulServer(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False),
+        handles_signals=False,
     )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    remove_signal_handlers = handle_stop_signals(lambda signum: stop.set())
     persist()
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
     follower = asyncio.create_task(follow(supervisor)) if follow else None
@@ -160,8 +145,7 @@ async def run_supervisor(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        remove_signal_handlers()
         sock.close()
         if failure is not None:
             supervisor.phase = Phase.FAILED

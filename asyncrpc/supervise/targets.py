@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from asyncrpc.lesson import topology
 from asyncrpc.runtime.errors import UsageError, quoted
-from asyncrpc.runtime.numbers import MAX_REPLICAS, NumberError, seconds, whole_number
+from asyncrpc.runtime.numbers import MAX_REPLICAS, REPLICAS, SECONDS, NumberError
 
 #: Worker node names, in topology order.
 WORKERS: tuple[str, ...] = tuple(topology.NODES)
@@ -53,7 +53,7 @@ def parse_node_selector(text: str) -> NodeSelector:
     if not dot:
         return NodeSelector(name)
     try:
-        replica = whole_number(replica_text, 1, MAX_REPLICAS)
+        replica = REPLICAS.read(replica_text)
     except NumberError:
         raise UsageError(
             f"bad replica in {quoted(text)}: write NODE.N with N a whole number from 1 to "
@@ -128,9 +128,9 @@ def parse_scale(values: Iterable[str]) -> dict[str, int]:
     scale: dict[str, int] = {}
     for node, value in parse_assignments(values, "--scale").items():
         try:
-            scale[node] = whole_number(value, 1, MAX_REPLICAS)
+            scale[node] = REPLICAS.read(value, f"--scale {node}")
         except NumberError as error:
-            raise UsageError(f"--scale {node}=...: the replica count {error}.") from None
+            raise UsageError(f"{error}.") from None
     return scale
 
 
@@ -139,9 +139,9 @@ def parse_delays(values: Iterable[str]) -> dict[str, float]:
     delays: dict[str, float] = {}
     for node, value in parse_assignments(values, "--delay").items():
         try:
-            delays[node] = seconds(value)
+            delays[node] = SECONDS.read(value, f"--delay {node}")
         except NumberError as error:
-            raise UsageError(f"--delay {node}=...: the delay {error}.") from None
+            raise UsageError(f"{error}.") from None
     return delays
 
 

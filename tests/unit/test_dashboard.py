@@ -90,7 +90,9 @@ def test_logs_invocations_and_topology(http: TestClient, tmp_path: Path) -> None
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "b.1.log").write_text("one\ntwo\nthree\n")
     assert http.get("/api/logs/b.1?lines=2").json() == {"name": "b.1", "lines": ["two", "three"]}
-    assert http.get("/api/logs/b.1?lines=0").status_code == 422
+    refused = http.get("/api/logs/b.1?lines=0")
+    assert refused.status_code == 400
+    assert refused.json()["error"].startswith("lines='0' is not valid: use a whole number from 1")
 
     invocations = http.get("/api/invocations").json()
     assert invocations["invocations"] == []

@@ -61,10 +61,10 @@ def test_environment_then_options() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "env", "message"),
     [
-        ({"ttl": 0}, {}, "--ttl must be a number of seconds > 0"),
-        ({"delay": -1}, {}, "--delay must be a number of seconds >= 0"),
-        ({}, {config.ENV_DELAY: "soon"}, f"{config.ENV_DELAY} must be a number of seconds"),
-        ({}, {config.ENV_TTL: "nan"}, f"{config.ENV_TTL} must be a number of seconds > 0"),
+        ({"ttl": 0}, {}, "--ttl='0' is not valid: use a number of seconds above 0"),
+        ({"delay": -1}, {}, "--delay='-1' is not valid: use a number of seconds from 0"),
+        ({}, {config.ENV_DELAY: "soon"}, f"{config.ENV_DELAY}='soon' is not valid: use a number"),
+        ({}, {config.ENV_TTL: "nan"}, f"{config.ENV_TTL}='nan' is not valid: use a number"),
         ({"node_id": "b/1"}, {}, "node id 'b/1' is not valid"),
         ({"server_url": "localhost:8001"}, {}, "server URL 'localhost:8001' is not valid"),
     ],
@@ -95,7 +95,9 @@ def test_gateway_settings() -> None:
     assert settings.gateway_id == "gateway-beef"
     assert settings.server_url == "http://h:1"
     assert settings.url == f"http://{config.DEFAULT_HOST}:{config.DEFAULT_GATEWAY_PORT}"
-    with pytest.raises(SettingsError, match="--port must be between 1 and 65535"):
+    with pytest.raises(
+        SettingsError, match="--port='70000' is not valid: use a whole number from 1 to 65535"
+    ):
         gateway_settings({}, port=70000)
 
 

@@ -48,6 +48,8 @@ def test_next_run(cron: str, after: str, expected: str) -> None:
         ("* * * * 7", "from 0 to 6"),
         ("*/0 * * * *", "at least 1"),
         ("* * * JAN *", "not a number"),
+        ("\u00b2 * * * *", "not a number"),  # a superscript 2: isdigit(), but not for int()
+        ("* \uff15 * * *", "not a number"),  # a fullwidth 5
         ("@daily", "5"),
         ("0 0 31 2 *", "no time"),
     ],
