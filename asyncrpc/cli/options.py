@@ -59,9 +59,10 @@ ServerUrlOption = Annotated[
 
 def _port_option(envvar: str, what: str) -> typer.models.OptionInfo:
     """A 127.0.0.1 port, read strictly, also from ``envvar``."""
-    return typer.Option(
+    option: typer.models.OptionInfo = typer.Option(
         parser=parse_port, metavar="PORT", envvar=envvar, help=f"Port of {what} (127.0.0.1)."
     )
+    return option
 
 
 ServerPortOption = Annotated[

@@ -31,6 +31,7 @@ from asyncrpc.runtime import config
 
 if TYPE_CHECKING:
     from asyncrpc.supervise.status import LauncherSnapshot
+    from asyncrpc.supervise.supervisor_process import DashboardOpener
 
 # -- up -------------------------------------------------------------------------
 
@@ -157,9 +158,11 @@ def up(
                 f"Everything is ready; [bold]Ctrl-C[/bold] stops it all. {view.try_next(snapshot)}"
             )
 
-        open_dashboard = None
+        open_dashboard: DashboardOpener | None = None
         if plan.dashboard_port:  # its web stack is imported only when it is served
-            from asyncrpc.dashboard.serve import open_dashboard
+            from asyncrpc.dashboard.serve import open_dashboard as opener
+
+            open_dashboard = opener
 
         run_foreground(
             plan,

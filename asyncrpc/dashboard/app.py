@@ -131,7 +131,8 @@ class Dashboard:
                 on_start=on_start,
             )
         )
-        await asyncio.wait({calling, announced}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {calling, announced}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if calling.done() and not announced.done():
             calling.result()  # raises why the call could not start
         start = await announced

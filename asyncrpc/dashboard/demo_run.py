@@ -74,7 +74,8 @@ class DemoCommand:
 def replicas_of(run_dir: Path) -> list[dict[str, Any]]:
     """The replicas of the system started in ``run_dir``; none while nothing answers there."""
     try:
-        return connect(RunDir(run_dir)).status().to_json()["nodes"]
+        nodes: list[dict[str, Any]] = connect(RunDir(run_dir)).status().to_json()["nodes"]
+        return nodes
     except LauncherError:
         return []
 

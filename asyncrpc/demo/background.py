@@ -53,7 +53,9 @@ class BackgroundCall:
     def failed(self) -> bool:
         return self.done and self.error is not None
 
-    def _run(self, caller: FlowCaller, flow: topology.Flow, invocation_id: str, timeout: float):
+    def _run(
+        self, caller: FlowCaller, flow: topology.Flow, invocation_id: str, timeout: float
+    ) -> None:
         try:
             self.result = caller.call(flow, invocation_id, timeout)
         except Exception as error:  # reported by the demo, never raised on this thread

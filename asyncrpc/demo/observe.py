@@ -10,7 +10,6 @@ expected to be silent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from asyncrpc.protocol.call_graph import CallKind, CallNode
 from asyncrpc.protocol.errors import InvocationError
@@ -121,15 +120,15 @@ def finished_calls(root: CallNode, skip: CallNode | None = None) -> list[CallNod
     ]
 
 
-def wait_for(
-    check: Callable[[], Any],
+def wait_for[T](
+    check: Callable[[], T | None],
     *,
     deadline: float,
     what: str,
     clock: Callable[[], float],
     sleeper: Callable[[float], None],
     interval: float = POLL_INTERVAL,
-) -> Any:
+) -> T:
     """Poll ``check`` until it answers something truthy; DemoFailed naming ``what`` if too late."""
     while True:
         value = check()

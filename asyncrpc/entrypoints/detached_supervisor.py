@@ -15,11 +15,15 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asyncrpc.runtime.errors import LauncherError
 from asyncrpc.supervise.plan import Plan
 from asyncrpc.supervise.rundir import RunDir
 from asyncrpc.supervise.supervisor_process import run_supervisor
+
+if TYPE_CHECKING:
+    from asyncrpc.supervise.supervisor_process import DashboardOpener
 
 
 def _log(message: str) -> None:
@@ -35,9 +39,11 @@ def main(argv: list[str] | None = None, template: socket.socket | None = None) -
     rundir = RunDir(Path(args[0]).resolve())
     plan = Plan.from_json(json.loads(rundir.plan_file.read_text()))
     _log(f"pid {os.getpid()}, run directory {plan.run_dir}")
-    open_dashboard = None
+    open_dashboard: DashboardOpener | None = None
     if plan.dashboard_port:  # its web stack is imported only when it is served
-        from asyncrpc.dashboard.serve import open_dashboard
+        from asyncrpc.dashboard.serve import open_dashboard as opener
+
+        open_dashboard = opener
     try:
         asyncio.run(
             run_supervisor(

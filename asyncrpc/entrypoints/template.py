@@ -158,7 +158,6 @@ def _fork(child: Callable[[], int]) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
-    return 0  # unreachable
 
 
 def fork_replica(request: dict[str, Any]) -> int:

@@ -145,7 +145,8 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
     serve_docs_offline(app)
 
     def client(request: Request) -> GatewayClient:
-        return request.app.state.client
+        gateway_client: GatewayClient = request.app.state.client
+        return gateway_client
 
     for flow in topology.FLOWS.values():
         app.add_api_route(

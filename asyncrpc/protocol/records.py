@@ -78,7 +78,7 @@ class PromiseRecord:
         if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
             raise MalformedRecord(f"not a promise record: {data!r}")
         try:
-            state = PromiseState(data.get("state"))
+            state = PromiseState(str(data.get("state")))
         except ValueError:
             raise MalformedRecord(f"promise {data['id']!r} has no valid state") from None
         param = decode_value(data.get("param"))

@@ -142,7 +142,7 @@ class PostgresTables:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(self.dsn, **connect_options(self._timeout))
-            return self._conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return self._conn.execute(sql, params).fetchall()
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.OperationalError):
                 self.close()
@@ -189,7 +189,7 @@ class AsyncPostgresTables:
                 self._conn = await psycopg.AsyncConnection.connect(
                     self.dsn, **connect_options(self._timeout)
                 )
-            cursor = await self._conn.execute(sql, params)  # type: ignore[arg-type]
+            cursor = await self._conn.execute(sql, params)
             return await cursor.fetchall()
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.OperationalError):

@@ -18,11 +18,13 @@ def choose_runner(
 ) -> Callable[[Coroutine[Any, Any, Any]], Any]:
     """``uvloop.run`` where uvloop is installed, else ``asyncio.run``."""
     try:
-        return find("uvloop").run
+        runner: Callable[[Coroutine[Any, Any, Any]], Any] = find("uvloop").run
+        return runner
     except ImportError:
         return asyncio.run
 
 
 def run[T](main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` to completion on uvloop if it is there, else on asyncio's loop."""
-    return choose_runner()(main)
+    result: T = choose_runner()(main)
+    return result

@@ -65,4 +65,4 @@ def bind(
 def free_port(host: str = DEFAULT_HOST) -> int:
     """A TCP port on ``host`` that nothing listens on right now (for a process about to start)."""
     with contextlib.closing(bind(host, 0)) as sock:
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])

@@ -154,8 +154,9 @@ class ServerApp:
         """Write queued messages until the peer goes away."""
         while True:
             getter = asyncio.ensure_future(stream.queue.get())
+            waiting: set[asyncio.Future[Any]] = {getter, disconnected}
             done, _ = await asyncio.wait(
-                {getter, disconnected}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
+                waiting, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
             )
             if getter not in done:
                 getter.cancel()

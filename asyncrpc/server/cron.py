@@ -48,8 +48,18 @@ class Cron:
                 f"cron {expression!r} has {len(parts)} fields; "
                 "it needs 5: minute hour day-of-month month day-of-week"
             )
-        sets = [_field(part, *spec) for part, spec in zip(parts, FIELDS, strict=True)]
-        return cls(*sets, any_day=parts[2] == "*", any_weekday=parts[4] == "*")
+        minutes, hours, days, months, weekdays = (
+            _field(part, *spec) for part, spec in zip(parts, FIELDS, strict=True)
+        )
+        return cls(
+            minutes,
+            hours,
+            days,
+            months,
+            weekdays,
+            any_day=parts[2] == "*",
+            any_weekday=parts[4] == "*",
+        )
 
     def day_matches(self, moment: datetime) -> bool:
         weekday = (moment.weekday() + 1) % 7  # Sunday is 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,7 +186,7 @@ class Machine:
     # -- promises ------------------------------------------------------------
 
     def promise_get(self, data: dict[str, Any], now: int) -> ProtocolReply:
-        promise = self.promises.get(fields.text(data, "id"))
+        promise = _row(self.promises, fields.text(data, "id"))
         if promise is None:
             return error(404, "no such promise")
         return ProtocolReply(200, {"promise": promise.to_json(now)})
@@ -207,7 +207,7 @@ class Machine:
         state = fields.text(data, "state")
         if state not in SETTLE_STATES:
             return error(400, f"state must be one of {sorted(SETTLE_STATES)}, got {state!r}")
-        promise = self.promises.get(fields.text(data, "id"))
+        promise = _row(self.promises, fields.text(data, "id"))
         if promise is None:
             return error(404, "no such promise")
         if promise.is_open(now):
@@ -218,10 +218,10 @@ class Machine:
         awaited_id, awaiter_id = fields.text(data, "awaited"), fields.text(data, "awaiter")
         if awaited_id is not None and awaited_id == awaiter_id:
             return error(400, "a promise cannot await itself")
-        awaited = self.promises.get(awaited_id)
+        awaited = _row(self.promises, awaited_id)
         if awaited is None:
             return error(404, "no such awaited promise")
-        awaiter = self.promises.get(awaiter_id)
+        awaiter = _row(self.promises, awaiter_id)
         if awaiter is None or TARGET_TAG not in awaiter.tags:
             return error(422, "the awaiter must be an existing promise with a task")
         if not awaited.external:
@@ -235,7 +235,7 @@ class Machine:
         if not listener_address_ok(address):
             return error(400, f"address must be poll://…@… or http(s)://…, got {address!r}")
         assert address is not None
-        promise = self.promises.get(fields.text(data, "awaited"))
+        promise = _row(self.promises, fields.text(data, "awaited"))
         if promise is None:
             return error(404, "no such promise")
         if promise.is_open(now) and address not in self.listeners.get(promise.id, ()):
@@ -269,7 +269,7 @@ class Machine:
     # -- tasks ---------------------------------------------------------------
 
     def task_get(self, data: dict[str, Any], now: int) -> ProtocolReply:
-        task = self.tasks.get(fields.text(data, "id"))
+        task = _row(self.tasks, fields.text(data, "id"))
         promise = self.promises.get(task.id) if task is not None else None
         if task is None or promise is None:
             return error(404, "no such task")
@@ -357,8 +357,8 @@ class Machine:
             for ref in fields.array(data, "tasks")
         ]
         for task_id, version in refs:
-            task = self.tasks.get(task_id)
-            promise = self.promises.get(task_id)
+            task = _row(self.tasks, task_id)
+            promise = _row(self.promises, task_id)
             if (
                 task is not None
                 and promise is not None
@@ -385,7 +385,7 @@ class Machine:
         task, _, failure = self._task_for(data, now, TaskState.ACQUIRED, version)
         if failure is not None:
             return failure
-        awaited = [self.promises.get(awaited_id) for awaited_id in awaited_ids]
+        awaited = [_row(self.promises, awaited_id) for awaited_id in awaited_ids]
         if any(promise is None for promise in awaited):
             return error(422, "an awaited promise does not exist")
         found = [promise for promise in awaited if promise is not None]
@@ -427,7 +427,7 @@ class Machine:
         return ProtocolReply(200, {})
 
     def task_halt(self, data: dict[str, Any], now: int) -> ProtocolReply:
-        task = self.tasks.get(fields.text(data, "id"))
+        task = _row(self.tasks, fields.text(data, "id"))
         if task is None:
             return error(404, "no such task")
         if task.state is TaskState.FULFILLED:
@@ -438,7 +438,7 @@ class Machine:
         return ProtocolReply(200, {})
 
     def task_continue(self, data: dict[str, Any], now: int) -> ProtocolReply:
-        task = self.tasks.get(fields.text(data, "id"))
+        task = _row(self.tasks, fields.text(data, "id"))
         if task is None:
             return error(404, "no such task")
         if task.state is not TaskState.HALTED:
@@ -458,7 +458,7 @@ class Machine:
     # -- schedules -----------------------------------------------------------
 
     def schedule_get(self, data: dict[str, Any], now: int) -> ProtocolReply:
-        schedule = self.schedules.get(fields.text(data, "id"))
+        schedule = _row(self.schedules, fields.text(data, "id"))
         if schedule is None:
             return error(404, "no such schedule")
         return ProtocolReply(200, {"schedule": schedule.to_json()})
@@ -493,7 +493,7 @@ class Machine:
         return ProtocolReply(200, {"schedule": schedule.to_json()})
 
     def schedule_delete(self, data: dict[str, Any], now: int) -> ProtocolReply:
-        if self.schedules.pop(fields.text(data, "id"), None) is None:
+        if _pop(self.schedules, fields.text(data, "id")) is None:
             return error(404, "no such schedule")
         self.changed = True
         return ProtocolReply(200, {})
@@ -676,7 +676,7 @@ class Machine:
         The checks and their order are resonate.sql's for acquire, release,
         fulfill, suspend and fence: 404 without the task, else 409.
         """
-        task = self.tasks.get(fields.text(data, "id"))
+        task = _row(self.tasks, fields.text(data, "id"))
         if task is None:
             return _NO_TASK, _NO_PROMISE, error(404, "no such task")
         promise = self.promises.get(task.id)
@@ -803,3 +803,13 @@ def _page[T: (Promise, Task)](items: list[T], data: dict[str, Any]) -> tuple[lis
 def _paged(key: str, page: list[Any], cursor: str | None) -> dict[str, Any]:
     """A search answer: the records, and the cursor of the next page when there is one."""
     return {key: page} if cursor is None else {key: page, "cursor": cursor}
+
+
+def _row[V](table: Mapping[str, V], key: str | None) -> V | None:
+    """The row ``key`` names; none for a missing key (SQL's NULL matches no row)."""
+    return None if key is None else table.get(key)
+
+
+def _pop[V](table: dict[str, V], key: str | None) -> V | None:
+    """Remove and return the row ``key`` names; none for a missing key, as :func:`_row`."""
+    return None if key is None else table.pop(key, None)

@@ -87,8 +87,9 @@ def collect(state: Machine, settled_before: int, limit: int) -> int:
             state.awaiting.get(awaiter, set()).discard(promise_id)
         for awaited in state.awaiting.pop(promise_id, ()):
             state.callbacks.get(awaited, {}).pop(promise_id, None)
-        branches.add(promise.tags.get(BRANCH_TAG))
-        origins.add(promise.tags.get(ORIGIN_TAG))
+        for tag, found in ((BRANCH_TAG, branches), (ORIGIN_TAG, origins)):
+            if (value := promise.tags.get(tag)) is not None:
+                found.add(value)
     _unindex(state.by_branch, branches, gone)
     _unindex(state.by_origin, origins, gone)
     for task in state.tasks.values():

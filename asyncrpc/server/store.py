@@ -417,7 +417,7 @@ class Store:
             state.listeners[awaited][address] = None
         state.dispatched = set(snapshot.dispatched)
         state.rebuild()
-        return row[0]
+        return int(row[0])
 
     def log_after(self, seq: int) -> Iterator[LogEntry]:
         cursor = self._db.execute(

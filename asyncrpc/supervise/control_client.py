@@ -90,18 +90,20 @@ class ControlClient:
 
     def kill(self, node: str, sig: str = "KILL") -> list[str]:
         """Signal ``node`` (`b`, `b.2`); the names of the replicas signalled."""
-        return self._request("POST", "/kill", {"node": node, "signal": sig})["killed"]
+        killed: list[str] = self._request("POST", "/kill", {"node": node, "signal": sig})["killed"]
+        return killed
 
     def start(self, node: str, delay: float | None = None, add: bool = False) -> StartResult:
         body = {"node": node, "delay": delay, "add": add}
         return StartResult.from_json(self._request("POST", "/start", body))
 
     def restart(self, node: str) -> list[str]:
-        return self._request("POST", "/restart", {"node": node})["restarted"]
+        restarted: list[str] = self._request("POST", "/restart", {"node": node})["restarted"]
+        return restarted
 
     def down(self, timeout: float = 30.0) -> list[str]:
         """Stop everything and wait until the supervisor process itself has exited."""
-        stopped = self._request("POST", "/down")["stopped"]
+        stopped: list[str] = self._request("POST", "/down")["stopped"]
         wait_gone(self.supervisor, timeout)
         return stopped
 

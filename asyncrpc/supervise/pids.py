@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 def start_time(pid: int) -> str | None:
@@ -64,8 +66,8 @@ class ProcessRef:
         return {"pid": self.pid, "started": self.started}
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> ProcessRef:
-        return cls(int(data["pid"]), str(data["started"]))  # type: ignore[arg-type]
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessRef:
+        return cls(int(data["pid"]), str(data["started"]))
 
 
 def signal_number(name: str) -> signal.Signals:

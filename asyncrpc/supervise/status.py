@@ -95,7 +95,7 @@ class ReplicaStatus:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReplicaStatus:
-        values = {name: data.get(name) for name in cls.__dataclass_fields__}
+        values: dict[str, Any] = {name: data.get(name) for name in cls.__dataclass_fields__}
         values["state"] = ReplicaState(data["state"])
         return cls(**values)
 

@@ -17,8 +17,8 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Protocol
 
 import uvicorn
 
@@ -72,7 +72,7 @@ async def run_supervisor(
     *,
     notify: Callable[[str], None] = lambda message: None,
     on_ready: Callable[[LauncherSnapshot], None] = lambda snapshot: None,
-    follow: Callable[[Supervisor], Awaitable[None]] | None = None,
+    follow: Callable[[Supervisor], Coroutine[Any, Any, None]] | None = None,
     keep_failed_state: bool = False,
     clock: Callable[[], float] = time.time,
     template: socket.socket | None = None,

@@ -22,6 +22,8 @@ from asyncrpc.runtime import config
 from asyncrpc.supervise.status import LauncherSnapshot, ReplicaState
 
 if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+
     from asyncrpc.supervise.supervisor import Supervisor
 
 _PALETTE = (
@@ -85,7 +87,9 @@ def status_table(snapshot: LauncherSnapshot) -> Table:
         header_style="bold",
     )
     for column in ("node", "group", "replica", "pid", "state", "uptime", "restarts", "id"):
-        justify = "right" if column in ("replica", "pid", "uptime", "restarts") else "left"
+        justify: JustifyMethod = (
+            "right" if column in ("replica", "pid", "uptime", "restarts") else "left"
+        )
         table.add_column(column, justify=justify, no_wrap=column == "id")
     for replica in snapshot.replicas:
         state = str(replica.state)

@@ -1,4 +1,4 @@
-"""The code base stays ruff clean: lint and format are part of the test command."""
+"""The code base stays clean: ruff's lint and format and mypy's strict types run with the tests."""
 
 import subprocess
 import sys
@@ -6,17 +6,24 @@ import sys
 from tests.support import ROOT
 
 
-def run_ruff(*args: str) -> subprocess.CompletedProcess[str]:
+def run_tool(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ruff", *args], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True
     )
 
 
 def test_ruff_check_is_clean() -> None:
-    result = run_ruff("check", ".")
+    result = run_tool("ruff", "check", ".")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format_is_clean() -> None:
-    result = run_ruff("format", "--check", ".")
+    result = run_tool("ruff", "format", "--check", ".")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_package_type_checks() -> None:
+    """mypy, configured in pyproject.toml (strict, over asyncrpc/), finds nothing."""
+    result = run_tool("mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success" in result.stdout, result.stdout
