@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asyncrpc.runtime.errors import UsageError
+from asyncrpc.runtime.log_lines import log_lines, one_line
 from asyncrpc.supervise.plan import ReplicaSpec
 from asyncrpc.supervise.rundir import RunDir
 from asyncrpc.supervise.targets import NodeSelector, parse_node_selector
@@ -62,7 +63,7 @@ class LogFollower:
                 complete.append(rest)
             elif rest:
                 self.partial[path] = rest
-            lines += [(name, raw.decode(errors="replace").rstrip("\r")) for raw in complete]
+            lines += [(name, one_line(raw.decode(errors="replace"))) for raw in complete]
         return lines
 
 
@@ -82,7 +83,7 @@ def last_lines(files: Iterable[tuple[str, Path]], count: int | None) -> list[tup
     """(replica name, line) for the last ``count`` lines of each file (all when None)."""
     lines: list[tuple[str, str]] = []
     for name, path in files:
-        text = path.read_text(errors="replace").splitlines()
+        text = log_lines(path.read_bytes().decode(errors="replace"))
         shown = text if count is None else text[max(len(text) - count, 0) :]
         lines += [(name, line) for line in shown]
     return lines

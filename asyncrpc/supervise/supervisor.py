@@ -29,6 +29,7 @@ from asyncrpc.lesson import topology
 from asyncrpc.ops import ports
 from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import LauncherError, UsageError
+from asyncrpc.runtime.log_lines import log_lines
 from asyncrpc.runtime.numbers import MAX_REPLICAS
 from asyncrpc.supervise.pids import ProcessRef
 from asyncrpc.supervise.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
@@ -81,7 +82,7 @@ def tail(path: Path, offset: int = 0, lines: int = TAIL_LINES) -> str:
             text = handle.read().decode(errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    return "\n".join(log_lines(text)[-lines:])
 
 
 def describe_exit(code: int) -> str:
