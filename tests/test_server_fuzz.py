@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asyncrpc.server.engine import Engine
-from asyncrpc.server.protocol import FIELDS
+from asyncrpc.server.protocol import FIELDS, MAX_DETAIL_CHARS, detail_header
 from asyncrpc.server.store import Store
 from harness.processes import Processes
 
@@ -263,3 +263,108 @@ def test_deep_and_long_inputs_over_http(procs: Processes) -> None:
         health = client.get("/healthz").json()
         assert health["status"] == "ok" and "database" not in health
     assert not any(line.startswith("ERROR forged") for line in server.output().splitlines())
+
+
+# -- shapes that once got a 500 ----------------------------------------------------------
+
+
+def nested(depth: int) -> list[Any]:
+    """An array ``depth`` levels deep."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+#: More than MAX_DEPTH brackets: many side by side, or nested around the limit.
+brackets = st.one_of(
+    st.integers(33, 80).map(lambda count: [[] for _ in range(count)]),
+    st.integers(30, 40).map(nested),
+    st.integers(30, 40).map(lambda depth: {"k": nested(depth)}),
+)
+#: ``data`` that is no object: the depth check must not walk into it.
+scalar_data = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=5),
+)
+
+
+@st.composite
+def scalar_data_with_brackets(draw: st.DrawFn) -> bytes:
+    """An envelope whose ``data`` is a scalar and whose brackets are elsewhere."""
+    envelope: dict[str, Any] = {
+        "kind": draw(st.sampled_from([*sorted(FIELDS), "promise.explode"])),
+        "head": {"corrId": "b"},
+        "data": draw(scalar_data),
+    }
+    shape = draw(brackets)
+    where = draw(st.sampled_from(["head", "extra"]))
+    if where == "head":
+        envelope["head"]["x"] = shape
+    else:
+        envelope["extra"] = shape
+    return msgspec.json.encode(envelope)
+
+
+#: Any text as a kind, from one character to three megabytes (echoed in the error's reason);
+#: a long one of a character JSON need not escape, so its body stays within MAX_BODY_BYTES.
+kinds = st.one_of(
+    st.text(min_size=1, max_size=40),
+    st.just("k" * 3 * 1024 * 1024),
+    st.tuples(
+        st.sampled_from([300, 5_000, 1_000_000]),
+        st.characters(min_codepoint=0x20, exclude_characters='"\\'),
+    ).map(lambda size_char: size_char[1] * size_char[0]),
+)
+
+
+def unknown_kind(kind: str) -> bytes:
+    return msgspec.json.encode({"kind": kind, "head": {"corrId": "k"}, "data": {}})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(scalar_data_with_brackets())
+def test_scalar_data_and_many_brackets_in_process(body: bytes) -> None:
+    reply = Engine(Store(":memory:")).handle(body)
+    assert reply.status < 500 or reply.status == 501, (body[:120], reply)
+    msgspec.json.decode(reply.body)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(kinds)
+def test_any_kind_gets_a_bounded_reason_in_process(kind: str) -> None:
+    reply = Engine(Store(":memory:")).handle(unknown_kind(kind))
+    if kind in FIELDS:
+        return
+    assert reply.status == 501, reply
+    assert reply.detail is not None and "valid kinds" in reply.detail
+    header = detail_header(reply.detail)
+    assert len(header) <= MAX_DETAIL_CHARS and header.isascii()
+    assert header.endswith(reply.detail[-100:].encode())  # what is valid: at its end, whole
+
+
+def test_these_shapes_over_http(procs: Processes) -> None:
+    _, url = procs.start_server()
+    with httpx.Client(base_url=url, timeout=30) as client:
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(scalar_data_with_brackets())
+        def check_brackets(body: bytes) -> None:
+            response = client.post("/", content=body)
+            assert response.status_code < 500 or response.status_code == 501, response.text
+            assert response.json()["head"]["status"] == response.status_code
+
+        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(kinds)
+        def check_kinds(kind: str) -> None:
+            response = client.post("/", content=unknown_kind(kind))
+            assert response.status_code == 501, response.text[:200]
+            reason = response.headers["x-asyncrpc-error"]
+            assert reason.startswith("unknown request kind") and len(reason) <= MAX_DETAIL_CHARS
+
+        check_brackets()
+        check_kinds()
+        assert client.get("/healthz").status_code == 200
