@@ -49,12 +49,14 @@ def _listen_socket() -> socket.socket:
     return sock
 
 
-async def _open_dashboard(supervisor: Supervisor, env: Mapping[str, str]) -> RunningDashboard:
+async def _open_dashboard(
+    supervisor: Supervisor, env: Mapping[str, str], secret: str
+) -> RunningDashboard:
     # The dashboard is a layer above the launcher that this process hosts: imported here only.
     from asyncrpc.dashboard.serve import open_dashboard
 
     assert supervisor.plan.dashboard_port is not None
-    return await open_dashboard(supervisor, env, supervisor.plan.dashboard_port)
+    return await open_dashboard(supervisor, env, supervisor.plan.dashboard_port, secret)
 
 
 async def run_supervisor(
@@ -80,20 +82,25 @@ async def run_supervisor(
     rundir.ensure()
     me = ProcessRef.of(os.getpid()) or ProcessRef(os.getpid(), "unknown")
     token = new_token()
+    # The dashboard's sign-in secret: in the state file only (never a command line or a log).
+    dashboard_token = new_token() if plan.dashboard_port else None
     sock = _listen_socket()
     control_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     stop = asyncio.Event()
     supervisor: Supervisor
 
     def persist() -> None:
-        rundir.write_state(RunState(me, control_url, token, supervisor.snapshot()))
+        snapshot = supervisor.snapshot()
+        rundir.write_state(RunState(me, control_url, token, snapshot, dashboard_token))
 
     forks = await TemplateClient.attach(template) if template is not None else None
     supervisor = Supervisor(
         plan, env, clock=clock, notify=notify, on_change=persist, template=forks
     )
     try:
-        dashboard = await _open_dashboard(supervisor, env) if plan.dashboard_port else None
+        dashboard = (
+            await _open_dashboard(supervisor, env, dashboard_token) if dashboard_token else None
+        )
     except BaseException:
         sock.close()
         raise
