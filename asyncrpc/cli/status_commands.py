@@ -18,9 +18,12 @@ from asyncrpc.runtime.errors import LauncherError
 
 def _status(as_json: bool, run_dir: Path | None) -> None:
     with reported():
-        snapshot = client_of(run_dir).status()
+        client = client_of(run_dir)
+        snapshot = client.status()
     if as_json:
-        print(json.dumps(snapshot.to_json(), indent=1))
+        data = snapshot.to_json()
+        data["dashboard"] = _dashboard_address(snapshot.dashboard_url, client.dashboard_token)
+        print(json.dumps(data, indent=1))
     else:
         from asyncrpc.terminal import status_table as view
 
@@ -33,7 +36,7 @@ def status(as_json: JsonOption = False, run_dir: RunDirOption = None) -> None:
 
     A replica is starting, running, exited (it ended by itself), killed (by a
     signal) or stopped (by the supervisor). Also prints the server and gateway URLs. Exits 1 when
-    nothing is running.
+    nothing is running. With --json, "dashboard" is the address that signs a browser in.
     """
     _status(as_json, run_dir)
 
@@ -54,16 +57,32 @@ def ui(
     ] = False,
     run_dir: RunDirOption = None,
 ) -> None:
-    """Open the running supervisor's web dashboard in a browser (and print its URL)."""
+    """Open the running supervisor's web dashboard in a browser, signed in (and print its URL).
+
+    The URL signs a browser in once: its page trades the token after #token= for a
+    session and drops it from the address. Keep it to yourself while the system runs.
+    """
     import webbrowser
 
     with reported():
-        url = client_of(run_dir).status().dashboard_url
+        client = client_of(run_dir)
+        url = _dashboard_address(client.status().dashboard_url, client.dashboard_token)
         if url is None:
             raise LauncherError(
                 "this supervisor serves no dashboard (it was started with --no-dashboard). "
                 "Stop it with `asyncrpc down` and start it again without that option."
             )
     console().print(f"dashboard: {url}", highlight=False)
-    if not no_open and not webbrowser.open(url):
+    if no_open:
+        return
+    # The browser gets a file that leads on to the URL: a browser's command line is public.
+    page = client.run_dir.write_sign_in_page(url) if client.dashboard_token else None
+    if not webbrowser.open(page.as_uri() if page else url):
         console(stderr=True).print("no browser found here: open the URL above yourself.")
+
+
+def _dashboard_address(url: str | None, secret: str | None) -> str | None:
+    """The dashboard's sign-in address (its plain one from a supervisor without a secret)."""
+    from asyncrpc.supervise.status import sign_in_url
+
+    return sign_in_url(url, secret) if url and secret else url

@@ -8,7 +8,8 @@ the demo's own checks) and answers JSON; a LauncherError or InvocationError
 becomes ``{"error": ...}`` with a 4xx/5xx status.
 
 - ``GET /``: the page; ``/static/...``: its script and style.
-- ``GET /api/session``, ``POST /api/session {"token"}``: whether a token is wanted; log in.
+- ``GET /api/session``: whether the request is signed in; ``POST /api/session {"token"}``:
+  sign in with the run's secret (or ``RESONATE_TOKEN``), for a session cookie.
 - ``GET /api/events``: the live feed (``status``, ``invocations``, ``demo`` events).
 - ``GET /api/topology``: the flows, their nodes and the demo's choices.
 - ``POST /api/replicas/{name}/kill|start|restart``.
@@ -31,7 +32,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from asyncrpc.dashboard.access import COOKIE, Access
+from asyncrpc.dashboard.access import Access
 from asyncrpc.dashboard.demo_run import DemoRun
 from asyncrpc.dashboard.events import Source, feed
 from asyncrpc.dashboard.invocation_json import graph_json, recent_invocations
@@ -59,6 +60,11 @@ MAX_LOG_LINES = 1000
 LOG_LINES = numbers.WholeNumber(1, MAX_LOG_LINES)
 #: Failed calls from the page that the list of invocations keeps showing.
 KEPT_FAILURES = 10
+#: What an API request that is not signed in is told.
+NOT_SIGNED_IN = (
+    "the dashboard wants its sign-in token: open the address `asyncrpc ui` prints; a program "
+    "sends the token after its #token= (or RESONATE_TOKEN) as `Authorization: Bearer TOKEN`"
+)
 
 
 class CallRequest(BaseModel):
@@ -180,13 +186,12 @@ def make_app(dashboard: Dashboard) -> FastAPI:
 
     @app.middleware("http")
     async def check_access(request: Request, call_next: Any) -> Any:
-        if not access.from_this_machine(request):
-            return JSONResponse(
-                {"error": f"the dashboard answers only http://127.0.0.1:{access.port}"}, 403
-            )
+        refusal = access.refusal(request)
+        if refusal is not None:
+            return JSONResponse({"error": refusal.reason}, refusal.status)
         path = request.url.path
         if path.startswith("/api/") and path != "/api/session" and not access.authorized(request):
-            return JSONResponse({"error": "the dashboard wants the token (RESONATE_TOKEN)"}, 401)
+            return JSONResponse({"error": NOT_SIGNED_IN}, 401)
         return await call_next(request)
 
     @app.exception_handler(LauncherError)
@@ -206,17 +211,16 @@ def make_app(dashboard: Dashboard) -> FastAPI:
 
     @app.get("/api/session")
     async def session(request: Request) -> dict[str, bool]:
-        return {
-            "token_required": access.token is not None,
-            "authorized": access.authorized(request),
-        }
+        return {"authorized": access.authorized(request)}
 
     @app.post("/api/session")
     async def log_in(body: SessionRequest) -> Response:
-        if not access.matches(body.token):
-            return JSONResponse({"error": "wrong token"}, 401)
+        if not access.accepts(body.token):
+            return JSONResponse({"error": f"wrong token: {NOT_SIGNED_IN}"}, 401)
         response = Response(status_code=204)
-        response.set_cookie(COOKIE, body.token, httponly=True, samesite="strict")
+        response.set_cookie(
+            access.cookie, access.open_session(), httponly=True, samesite="strict", path="/"
+        )
         return response
 
     @app.get("/api/events")

@@ -4,7 +4,8 @@ The supervisor process already holds what the page shows (the replicas'
 state, their logs, the plan) and does what its buttons ask (kill, start,
 restart), so the dashboard lives there: no process of its own to watch, no
 second copy of the state. :func:`open_dashboard` binds 127.0.0.1:PORT and
-serves the app on the supervisor's event loop; :meth:`RunningDashboard.close`
+serves the app on the supervisor's event loop, signing in whoever shows the
+run's secret (see :mod:`asyncrpc.dashboard.access`); :meth:`RunningDashboard.close`
 stops it, ending the event streams and any demo it started.
 """
 
@@ -51,9 +52,12 @@ class RunningDashboard:
 
 
 async def open_dashboard(
-    supervisor: Supervisor, env: Mapping[str, str], port: int
+    supervisor: Supervisor, env: Mapping[str, str], port: int, secret: str
 ) -> RunningDashboard:
-    """Serve the dashboard of ``supervisor`` on 127.0.0.1:``port`` until closed."""
+    """Serve the dashboard of ``supervisor`` on 127.0.0.1:``port`` until closed.
+
+    ``secret`` signs a browser in (the supervisor keeps it in the run's state file).
+    """
     try:
         sock = bind(config.DEFAULT_HOST, port, "--dashboard-port")
     except PortInUse:
@@ -66,7 +70,7 @@ async def open_dashboard(
         supervisor=supervisor,
         reader=AsyncServerReader(plan.server_url, token, timeout=5.0),
         demo=DemoRun(DemoCommand(plan.program, plan.run_dir / "demo", free_port), env),
-        access=Access(port, token),
+        access=Access(port, secret, token),
     )
     server = GracefulServer(
         uvicorn.Config(

@@ -5,7 +5,9 @@
 :func:`asyncrpc.gateway.invocations.start`. Waiting is bounded: past ``wait``
 seconds the answer is 202 with the invocation id and ``/invocations/{id}`` to
 ask later. Every error is JSON, ``{"error": "..."}`` with a 4xx/5xx status;
-OpenAPI docs are at ``/docs``.
+OpenAPI docs are at ``/docs``. A web page of another origin may not start a
+flow (:class:`~asyncrpc.runtime.browser_guard.BrowserGuard`): a page the user
+opens could otherwise start invocations on their behalf.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from asyncrpc.protocol.errors import (
 from asyncrpc.protocol.records import PromiseRecord
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.runtime import config
+from asyncrpc.runtime.browser_guard import BrowserGuard, GuardMiddleware, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +146,9 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
         redoc_url=None,
     )
     serve_docs_offline(app)
+    app.add_middleware(
+        GuardMiddleware, guard=BrowserGuard(loopback_only=is_loopback(settings.host))
+    )
 
     def client(request: Request) -> GatewayClient:
         gateway_client: GatewayClient = request.app.state.client

@@ -10,6 +10,11 @@ A plain ASGI application (served by uvicorn) with four routes:
 - ``GET /healthz`` (also ``/health``, ``/ready``): readiness, with a summary;
 - ``GET /streams``: which processes are connected (a read view for the CLI).
 
+Before any route, :class:`~asyncrpc.runtime.browser_guard.BrowserGuard`
+refuses what a web page sends (a foreign ``Origin`` or ``Host``, a form's
+body type), so a page the user opens cannot drive the server; a health check
+is refused only for a foreign ``Host``.
+
 It is plain ASGI rather than a framework because the two hot paths (a small
 JSON body in and out, and a long-lived stream that must notice a dead peer at
 once) are a few lines each, and every layer between costs latency.
@@ -28,8 +33,16 @@ from urllib.parse import unquote
 
 from resonate_base import PROTOCOL_VERSION
 
+from asyncrpc.runtime.browser_guard import BrowserGuard
 from asyncrpc.server.engine import Engine
-from asyncrpc.server.protocol import MAX_BODY_BYTES, ProtocolError, check_name, error_envelope
+from asyncrpc.server.protocol import (
+    MAX_BODY_BYTES,
+    ProtocolError,
+    check_name,
+    detail_header,
+    error_envelope,
+    stream_safe,
+)
 from asyncrpc.server.router import Stream
 
 logger = logging.getLogger("asyncrpc.server.http")
@@ -55,9 +68,13 @@ SSE_HEADERS = [
 class ServerApp:
     """ASGI callable wiring HTTP to one :class:`Engine`."""
 
-    def __init__(self, engine: Engine, token: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, token: str | None = None, guard: BrowserGuard | None = None
+    ) -> None:
         self.engine = engine
         self.token = token
+        #: What a browser may not send; by default, as for a server on loopback.
+        self.guard = guard or BrowserGuard()
         self._closing: asyncio.Event | None = None
 
     def close_streams(self) -> None:
@@ -78,8 +95,15 @@ class ServerApp:
             return
         path: str = scope["path"]
         method: str = scope["method"]
+        health = path in ("/healthz", "/health", "/ready")
+        refusal = self.guard.refusal(scope.get("headers", ()), pages_too=not health)
+        if refusal is not None:
+            await _respond(
+                send, refusal.status, _with_detail(refusal.reason), _error(refusal.reason)
+            )
+            return
         authorized = self._authorized(scope)
-        if path in ("/healthz", "/health", "/ready"):
+        if health:
             await _json(send, 200, self._health(show_path=authorized and bool(self.token)))
             return
         if not authorized:
@@ -169,7 +193,7 @@ class ServerApp:
                 messages = [getter.result()]
                 while not stream.queue.empty():
                     messages.append(stream.queue.get_nowait())
-                frame = b"".join(b"data: " + m.body + b"\n\n" for m in messages)
+                frame = b"".join(b"data: " + stream_safe(m.body) + b"\n\n" for m in messages)
                 if not await _write(send, frame):
                     for message in messages:
                         stream.queue.put_nowait(message)
@@ -219,8 +243,11 @@ class ServerApp:
 
 def _with_detail(detail: str) -> list[tuple[bytes, bytes]]:
     """JSON headers plus why a request failed (the protocol's ``data`` only names the status)."""
-    text = detail.encode("ascii", "backslashreplace").replace(b"\r", b" ").replace(b"\n", b" ")
-    return [*JSON_HEADERS, (DETAIL_HEADER, text)]
+    return [*JSON_HEADERS, (DETAIL_HEADER, detail_header(detail))]
+
+
+def _error(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
 
 
 async def _write(send: Send, frame: bytes) -> bool:

@@ -11,6 +11,7 @@ import uvicorn
 from resonate_base import PROTOCOL_VERSION
 
 from asyncrpc.runtime import log_lines
+from asyncrpc.runtime.browser_guard import BrowserGuard, is_loopback
 from asyncrpc.runtime.serving import bind
 from asyncrpc.runtime.uvicorn_server import GracefulServer
 from asyncrpc.server.app import ServerApp
@@ -24,8 +25,14 @@ def default_db_path(run_dir: Path) -> str:
     return str(run_dir / "server.db")
 
 
-def build_app(db: str, token: str | None = None, retain_ms: int | None = None) -> ServerApp:
-    """Open the database, recover the state it holds and wrap it in the ASGI app."""
+def build_app(
+    db: str, token: str | None = None, retain_ms: int | None = None, host: str = "127.0.0.1"
+) -> ServerApp:
+    """Open the database, recover the state it holds and wrap it in the ASGI app.
+
+    ``host`` is the address the server listens on: on a loopback one, a request
+    must name this machine in its ``Host`` (see :class:`BrowserGuard`).
+    """
     started = time.perf_counter()
     engine = Engine(Store(db), retain_ms=retain_ms, background_snapshots=True)
     logger.info(
@@ -35,7 +42,7 @@ def build_app(db: str, token: str | None = None, retain_ms: int | None = None) -
         db,
         time.perf_counter() - started,
     )
-    return ServerApp(engine, token)
+    return ServerApp(engine, token, BrowserGuard(loopback_only=is_loopback(host)))
 
 
 def serve(
@@ -56,7 +63,7 @@ def serve(
     log_lines.configure(
         log_level.upper(), sys.stderr, "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = build_app(db, token, retain_ms)
+    app = build_app(db, token, retain_ms, host)
     logger.info(
         "asyncrpc server listening on http://%s:%d database=%s protocol=%s auth=%s",
         host,

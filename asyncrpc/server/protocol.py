@@ -33,6 +33,15 @@ MAX_ID_CHARS = 512
 ID_FIELDS = frozenset({"id", "awaited", "awaiter", "pid", "promiseId", "address", "cursor"})
 #: A request's ``head.version`` when it has none (resonate.sql's default).
 DEFAULT_VERSION = "1"
+#: Fields of a ``head`` that carry a credential (the SDKs put the token in ``auth``): never
+#: stored (:func:`without_credentials`), compared in lowercase.
+CREDENTIAL_FIELDS = frozenset({"auth", "authorization", "token"})
+#: Longest text of the ``x-asyncrpc-error`` header, in characters: a request may hold megabytes
+#: that a message quotes (an unknown ``kind``), and a header that size is refused by clients.
+MAX_DETAIL_CHARS = 1000
+#: Of a longer detail, the characters kept from its start (what was wrong); the rest of the
+#: bound is kept from its end (what is valid), around an ellipsis.
+DETAIL_HEAD_CHARS = 200
 
 #: For each kind, the fields its ``data`` reads (what the docs and the fuzz tests draw from).
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -113,7 +122,7 @@ def parse_request(body: bytes, bounded: bool = True) -> Request:
     kind, corr_id = fields.text(envelope, "kind"), fields.text(head, "corrId")
     if bounded:
         try:
-            check_bounds(body, data)
+            check_bounds(body, envelope)
         except ProtocolError as exc:
             raise ProtocolError(exc.status, exc.message, kind, corr_id) from None
     return Request(
@@ -136,17 +145,19 @@ def check_name(value: str, what: str) -> None:
         )
 
 
-def check_bounds(body: bytes, data: Any) -> None:
+def check_bounds(body: bytes, envelope: dict[str, Any]) -> None:
     """Refuse nesting over :data:`MAX_DEPTH` and ids over their bounds (a 400).
 
-    Only the places a kind reads an id from are checked (``data``, its
-    ``action`` and the action's ``data``, each entry of ``actions`` and
-    ``tasks`` and their ``data``), and the depth is walked only when the body
-    has more brackets than the limit: most requests cost a few lookups.
+    The depth counts from the envelope's fields (``data`` and ``head`` are the
+    first level), whatever ``data`` is. Only the places a kind reads an id
+    from are checked (``data``, its ``action`` and the action's ``data``, each
+    entry of ``actions`` and ``tasks`` and their ``data``), and the depth is
+    walked only when the body has more brackets than the limit: most requests
+    cost a few lookups.
     """
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
-        _check_depth(data, 1)
-    for record in _records(data):
+        _check_depth(envelope, 0)
+    for record in _records(envelope.get("data")):
         for key in ID_FIELDS.intersection(record):
             value = record[key]
             if isinstance(value, str):
@@ -174,13 +185,96 @@ def _records(data: Any) -> list[dict[str, Any]]:
     return records
 
 
-def _check_depth(value: Any, depth: int) -> None:
+def _check_depth(value: dict[str, Any] | list[Any], depth: int) -> None:
+    """Walk ``value`` (an object or array at ``depth``); 400 past :data:`MAX_DEPTH`."""
     if depth > MAX_DEPTH:
         raise ProtocolError(400, f"request nests deeper than {MAX_DEPTH} levels")
     items = value.values() if isinstance(value, dict) else value
     for item in items:
         if isinstance(item, (dict, list)):
             _check_depth(item, depth + 1)
+
+
+def without_credentials(body: bytes) -> bytes:
+    """``body`` without the credentials its heads carry (``head.auth``), for storing it.
+
+    The SDKs send the token in the head of every request and of each action
+    inside one; the log keeps request bodies, and a token on disk is one that
+    any backup or copy of the database hands out. Nothing a request does reads
+    these fields, so the stored body replays as the one received. A body that
+    names no credential field is returned as it is, without decoding it.
+    """
+    lowered = body.lower()
+    if not any(f'"{name}"'.encode() in lowered for name in CREDENTIAL_FIELDS):
+        return body
+    try:
+        envelope = _decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return body  # not a request: it changed nothing and is never stored
+    if not _strip_heads(envelope):
+        return body
+    return _encoder.encode(envelope)
+
+
+def _strip_heads(envelope: Any) -> bool:
+    """Drop credential fields from the envelope's ``head`` and its actions' heads; True if any.
+
+    Only where the protocol has a head (the envelope, ``data.action``, each of
+    ``data.actions``): a field named ``head`` anywhere else is data, kept as sent.
+    """
+    if not isinstance(envelope, dict):
+        return False
+    heads = [envelope.get("head")]
+    data = envelope.get("data")
+    if isinstance(data, dict):
+        actions = data.get("actions")
+        for action in [data.get("action"), *(actions if isinstance(actions, list) else [])]:
+            if isinstance(action, dict):
+                heads.append(action.get("head"))
+    stripped = False
+    for head in heads:
+        if isinstance(head, dict):
+            for name in [name for name in head if name.lower() in CREDENTIAL_FIELDS]:
+                del head[name]
+                stripped = True
+    return stripped
+
+
+def detail_header(detail: str) -> bytes:
+    """``detail`` as the value of the ``x-asyncrpc-error`` header: one line of ASCII, bounded.
+
+    A detail longer than :data:`MAX_DETAIL_CHARS` keeps its start and its end
+    around an ellipsis: the messages say what was wrong first and what is valid last.
+    """
+    text = detail.encode("ascii", "backslashreplace").replace(b"\r", b" ").replace(b"\n", b" ")
+    if len(text) > MAX_DETAIL_CHARS:
+        tail = MAX_DETAIL_CHARS - DETAIL_HEAD_CHARS - 3
+        text = text[:DETAIL_HEAD_CHARS] + b"..." + text[-tail:]
+    return text
+
+
+#: Characters that JSON leaves raw but that line readers split on: NEL, LINE and PARAGRAPH
+#: SEPARATOR, as UTF-8, with their JSON escapes. (JSON escapes the C0 ones itself.)
+_LINE_BREAKS = (
+    (b"\xc2\x85", b"\\u0085"),
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+)
+
+
+def stream_safe(message: bytes) -> bytes:
+    """A JSON message ready for an SSE ``data:`` line: no byte sequence a reader splits on.
+
+    An SSE client reads the stream line by line, and some split lines as
+    :meth:`str.splitlines` does (the Python SDK does): a raw U+2028 in an id
+    or a value would cut the message in two, and the process it is for could
+    never parse it. JSON allows these characters escaped, and in UTF-8 their
+    bytes occur nowhere else, so replacing the bytes is exact.
+    """
+    for raw, escaped in _LINE_BREAKS:
+        if raw in message:
+            message = message.replace(raw, escaped)
+    return message
 
 
 def response(kind: Any, corr_id: Any, version: str, status: int, data: Any) -> bytes:

@@ -14,7 +14,8 @@ The database records the format of what it holds (``meta.format``): a
 snapshot is the machine's records (format 3: zlib-compressed JSON, which
 is a twentieth of the size and so a twentieth of the write; format 2: plain
 JSON, still read, and upgraded on open), a log entry the request body as it
-came in. A database of another format (an older server's, whose state was
+came in, less the credentials in its heads (``head.auth``: no token is kept on
+disk). A database of another format (an older server's, whose state was
 the Python SDK's in-memory one) is refused with a message saying so, rather
 than half read.
 
@@ -49,6 +50,7 @@ from pathlib import Path
 import msgspec
 
 from asyncrpc.server.machine import Machine
+from asyncrpc.server.protocol import without_credentials
 from asyncrpc.server.records import Promise, Schedule, Task
 
 #: The format of snapshots and log entries this server writes and reads.
@@ -240,9 +242,13 @@ class Store:
     # -- writing -------------------------------------------------------------
 
     def stage(self, at: int, request: bytes | None) -> None:
-        """Queue one applied request body (or a tick, when None) for the next commit."""
+        """Queue one applied request body (or a tick, when None) for the next commit.
+
+        The body is stored without the credentials its heads carry (the token).
+        """
         self.last_seq += 1
-        self._staged.append((self.last_seq, at, request))
+        stored = None if request is None else without_credentials(request)
+        self._staged.append((self.last_seq, at, stored))
         self.log_length += 1
 
     @property

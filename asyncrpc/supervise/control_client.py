@@ -41,7 +41,11 @@ def new_token() -> str:
 
 
 def token_matches(given: str, token: str) -> bool:
-    return secrets.compare_digest(given, token)
+    """Whether ``given`` is ``token``, in constant time, whatever characters it holds.
+
+    Compared as bytes: :func:`secrets.compare_digest` refuses text that is not ASCII.
+    """
+    return secrets.compare_digest(given.encode(), token.encode())
 
 
 @dataclass
@@ -52,6 +56,8 @@ class ControlClient:
     token: str
     supervisor: ProcessRef
     run_dir: RunDir
+    #: The dashboard's sign-in secret (None: no dashboard), from the same state file.
+    dashboard_token: str | None = None
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         try:
@@ -152,7 +158,9 @@ def connect(run_dir: RunDir) -> ControlClient:
         raise NothingRunning(
             f"nothing is running (no supervisor in {run_dir.path}). {HOW_TO_START}"
         )
-    return ControlClient(state.control_url, state.token, state.supervisor, run_dir)
+    return ControlClient(
+        state.control_url, state.token, state.supervisor, run_dir, state.dashboard_token
+    )
 
 
 def is_running(run_dir: RunDir) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asyncrpc.runtime.errors import UsageError
+from asyncrpc.runtime.log_lines import log_lines, one_line
 from asyncrpc.supervise.plan import ReplicaSpec
 from asyncrpc.supervise.rundir import RunDir
 from asyncrpc.supervise.targets import NodeSelector, parse_node_selector
@@ -39,7 +40,7 @@ def read_lines(path: Path, offset: int = 0, count: int | None = None) -> list[st
             text = handle.read().decode(errors="replace")
     except OSError:
         return []
-    lines = text.splitlines()
+    lines = log_lines(text)
     return lines if count is None else lines[max(len(lines) - count, 0) :]
 
 
@@ -87,7 +88,7 @@ class LogFollower:
                 complete.append(rest)
             elif rest:
                 self.partial[path] = rest
-            lines += [(name, raw.decode(errors="replace").rstrip("\r")) for raw in complete]
+            lines += [(name, one_line(raw.decode(errors="replace"))) for raw in complete]
         return lines
 
 

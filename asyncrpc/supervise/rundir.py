@@ -9,18 +9,22 @@ current directory unless ASYNCRPC_RUN_DIR says otherwise). Layout:
   and every replica it started with pid and start time. Removed on a clean
   stop. Other commands read it to find the supervisor.
 - ``plan.json``: what a detached supervisor was asked to run.
+- ``dashboard.html``: written by `asyncrpc ui` for the browser it opens: a page
+  that goes on to the dashboard's sign-in address, so the secret in that
+  address is on no command line (a browser's is readable by every local user).
 - ``logs/<name>.log``: each replica's output (``server``, ``gateway``, ``b.1``...),
   appended across restarts; ``logs/launcher.log`` is a detached supervisor's own.
 - ``server.db``: the embedded server's database, kept between runs.
 - ``postgres/``: the `postgres` node's data directory (`up --server postgres`), kept too.
 
-The directory holds a token and every replica's output, so only this user may
+The directory holds secrets and every replica's output, so only this user may
 enter it (0700) or read its files (0600), whatever the umask says.
 """
 
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
 from dataclasses import dataclass
@@ -66,6 +70,10 @@ class RunDir:
     @property
     def plan_file(self) -> Path:
         return self.path / "plan.json"
+
+    @property
+    def sign_in_page(self) -> Path:
+        return self.path / "dashboard.html"
 
     @property
     def logs(self) -> Path:
@@ -126,8 +134,28 @@ class RunDir:
         write_private(self.state_file, json.dumps(state.to_json(), indent=1))
 
     def clear_state(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.state_file.unlink()
+        """Remove the state file (and the sign-in page, whose secret ends with the run)."""
+        for path in (self.state_file, self.sign_in_page):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def write_sign_in_page(self, url: str) -> Path:
+        """Write the page that sends a browser on to ``url`` (private to this user); its path.
+
+        `asyncrpc ui` opens this file rather than ``url``: a browser is started
+        with its address on its command line, which any local user can read.
+        """
+        self.ensure()
+        target = json.dumps(url).replace("</", "<\\/")
+        write_private(
+            self.sign_in_page,
+            '<!doctype html>\n<meta charset="utf-8">\n'
+            '<meta name="referrer" content="no-referrer">\n'
+            "<title>asyncrpc dashboard</title>\n"
+            f"<script>location.replace({target});</script>\n"
+            f'<p><a href="{html.escape(url)}">Open the asyncrpc dashboard</a></p>\n',
+        )
+        return self.sign_in_page
 
     def log_names(self) -> list[str]:
         """Names of every replica with a log file here (without the supervisor's own)."""

@@ -3,9 +3,10 @@
 The supervisor builds a :class:`LauncherSnapshot` (one :class:`ReplicaStatus`
 per replica); the control server sends it, `asyncrpc status --json` prints it,
 and the run directory's ``launcher.json`` holds it inside a :class:`RunState`
-(plus the supervisor's own process and the control server's address and
-token). JSON is made and read here only, so every other module works with
-these records and the :class:`ReplicaState` / :class:`Phase` enums.
+(plus the supervisor's own process, the control server's address and token,
+and the dashboard's sign-in secret). JSON is made and read here only, so
+every other module works with these records and the :class:`ReplicaState` /
+:class:`Phase` enums.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
 from asyncrpc.supervise.pids import ProcessRef
 
@@ -153,14 +155,29 @@ class LauncherSnapshot:
         )
 
 
+def sign_in_url(dashboard_url: str, secret: str) -> str:
+    """The dashboard's address that signs a browser in: its page trades ``secret`` for a session.
+
+    The secret rides in the fragment, which a browser never sends in a request,
+    and the page drops it from the address at once.
+    """
+    return f"{dashboard_url}#token={quote(secret, safe='')}"
+
+
 @dataclass(frozen=True)
 class RunState:
-    """The run directory's ``launcher.json``: how to reach the supervisor, and its snapshot."""
+    """The run directory's ``launcher.json``: how to reach the supervisor, and its snapshot.
+
+    The file is private to the user who ran `up` (0600): it holds the control
+    server's ``token`` and the dashboard's sign-in secret (``dashboard_token``,
+    None without a dashboard), which exist nowhere else on disk.
+    """
 
     supervisor: ProcessRef
     control_url: str
     token: str
     snapshot: LauncherSnapshot
+    dashboard_token: str | None = None
 
     def processes(self) -> list[tuple[str, ProcessRef]]:
         """(replica name, process) for every replica with a recorded process."""
@@ -171,6 +188,7 @@ class RunState:
             "launcher": self.supervisor.to_json(),
             "control_url": self.control_url,
             "token": self.token,
+            "dashboard_token": self.dashboard_token,
             **self.snapshot.to_json(),
         }
 
@@ -183,5 +201,6 @@ class RunState:
                 control_url=str(data["control_url"]),
                 token=str(data["token"]),
                 snapshot=LauncherSnapshot.from_json(data),
+                dashboard_token=data.get("dashboard_token"),
             )
         return None

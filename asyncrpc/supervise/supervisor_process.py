@@ -44,16 +44,20 @@ class OpenDashboard(Protocol):
 class DashboardOpener(Protocol):
     """Serves the dashboard of ``supervisor`` on 127.0.0.1:``port`` until closed.
 
-    Raises LauncherError when it cannot (the port is taken).
+    ``secret`` signs a browser in; the supervisor keeps it in the run's state file only.
+    Raises LauncherError when it cannot serve (the port is taken).
     """
 
     async def __call__(
-        self, supervisor: Supervisor, env: Mapping[str, str], port: int
+        self, supervisor: Supervisor, env: Mapping[str, str], port: int, secret: str
     ) -> OpenDashboard: ...
 
 
 async def _open_dashboard(
-    supervisor: Supervisor, env: Mapping[str, str], opener: DashboardOpener | None
+    supervisor: Supervisor,
+    env: Mapping[str, str],
+    opener: DashboardOpener | None,
+    secret: str,
 ) -> OpenDashboard | None:
     port = supervisor.plan.dashboard_port
     if not port:
@@ -63,7 +67,7 @@ async def _open_dashboard(
             f"the plan asks for a dashboard on port {port}, but this supervisor process was "
             "started without one to serve"
         )
-    return await opener(supervisor, env, port)
+    return await opener(supervisor, env, port, secret)
 
 
 async def run_supervisor(
@@ -91,20 +95,27 @@ async def run_supervisor(
     rundir.ensure()
     me = ProcessRef.of(os.getpid()) or ProcessRef(os.getpid(), "unknown")
     token = new_token()
+    # The dashboard's sign-in secret: in the state file only (never a command line or a log).
+    dashboard_token = new_token() if plan.dashboard_port else None
     sock = bind("127.0.0.1", 0)
     control_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     stop = asyncio.Event()
     supervisor: Supervisor
 
     def persist() -> None:
-        rundir.write_state(RunState(me, control_url, token, supervisor.snapshot()))
+        snapshot = supervisor.snapshot()
+        rundir.write_state(RunState(me, control_url, token, snapshot, dashboard_token))
 
     forks = await TemplateClient.attach(template) if template is not None else None
     supervisor = Supervisor(
         plan, env, clock=clock, notify=notify, on_change=persist, template=forks
     )
     try:
-        dashboard = await _open_dashboard(supervisor, env, open_dashboard)
+        dashboard = (
+            await _open_dashboard(supervisor, env, open_dashboard, dashboard_token)
+            if dashboard_token
+            else None
+        )
     except BaseException:
         sock.close()
         raise

@@ -4,8 +4,10 @@ Playwright drives Debian's chromium (/usr/bin/chromium; .ci/run installs it,
 Playwright never downloads a browser here). Node c runs with a crash-demo
 delay (its step sleeps durably), so the await chain's graph has a durable
 sleep and is seen pending before it settles. The crash demo started from the
-page runs a system of its own, in RUN_DIR/demo. Set ASYNCRPC_UPDATE_SCREENSHOT=1
-to write the screenshot into docs/images/dashboard.png.
+page runs a system of its own, in RUN_DIR/demo. The browser signs in as a person
+does, with the address `asyncrpc ui` prints; scripts send the token after its
+``#token=`` as a bearer token. Set ASYNCRPC_UPDATE_SCREENSHOT=1 to write the
+screenshot into docs/images/dashboard.png.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import httpx
+import psutil
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
@@ -66,10 +69,26 @@ class System:
     gateway_url: str
     dashboard_url: str
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*ASYNCRPC, *args], env=self.env, capture_output=True, text=True, timeout=120
+            [*ASYNCRPC, *args],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
+
+    def sign_in_url(self) -> str:
+        """The address `asyncrpc ui --no-open` prints, as a person copies it."""
+        ui = self.cli("ui", "--no-open")
+        assert ui.returncode == 0, ui.stderr
+        return ui.stdout.strip().removeprefix("dashboard: ")
+
+    def bearer(self) -> dict[str, str]:
+        """What a script sends: the token of the address `status --json` names."""
+        status = json.loads(self.cli("status", "--json").stdout)
+        token = parse_qs(urlparse(status["dashboard"]).fragment)["token"][0]
+        return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +139,15 @@ def page(browser: Browser, system: System) -> Iterator[Page]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(system.dashboard_url)
+    sign_in = system.sign_in_url()
+    page.goto(sign_in)
+    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+    # Signed in: the secret has left the address, and the cookie is a session, not the secret.
+    assert page.url == system.dashboard_url
+    secret = parse_qs(urlparse(sign_in).fragment)["token"][0]
+    [cookie] = context.cookies()
+    assert secret not in cookie["value"] and len(cookie["value"]) >= 40
+    assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/")
     yield page
     context.close()
     assert errors == [], errors
@@ -133,18 +160,54 @@ def replica(name: str, state: str) -> str:
 # -- without a browser ------------------------------------------------------------
 
 
-def test_status_and_ui_name_the_dashboard(system: System) -> None:
+def test_status_and_ui_name_the_dashboard_with_its_sign_in(system: System) -> None:
     status = system.cli("status", "--json")
     assert status.returncode == 0, status.stderr
-    assert json.loads(status.stdout)["dashboard"] == system.dashboard_url
-    ui = system.cli("ui", "--no-open")
+    sign_in = json.loads(status.stdout)["dashboard"]
+    assert sign_in.startswith(f"{system.dashboard_url}#token=")
+    assert system.sign_in_url() == sign_in
+    secret = parse_qs(urlparse(sign_in).fragment)["token"][0]
+    # The secret is in the private state file, and on no command line, in no log.
+    assert secret in (system.run_dir / "launcher.json").read_text()
+    assert (system.run_dir / "launcher.json").stat().st_mode & 0o777 == 0o600
+    for log in (system.run_dir / "logs").glob("*.log"):
+        assert secret not in log.read_text(errors="replace"), log.name
+    for process in psutil.process_iter(["cmdline"]):
+        assert not any(secret in part for part in process.info["cmdline"] or []), process
+    anyone = httpx.get(f"{system.dashboard_url}api/status", timeout=30)
+    assert anyone.status_code == 401
+    kill = httpx.post(f"{system.dashboard_url}api/replicas/c.1/kill", timeout=30)
+    assert kill.status_code == 401
+    assert httpx.get(f"{system.dashboard_url}api/status", headers=system.bearer()).is_success
+
+
+def test_ui_opens_a_private_page_that_signs_the_browser_in(
+    system: System, browser: Browser, tmp_path: Path
+) -> None:
+    """The browser is started with a file's path, not the secret (its command line is public)."""
+    recorder = tmp_path / "browser"
+    recorder.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path / "argv"}\n')
+    recorder.chmod(0o700)
+    ui = system.cli("ui", BROWSER=f"{recorder} %s")
     assert ui.returncode == 0, ui.stderr
-    assert ui.stdout.strip() == f"dashboard: {system.dashboard_url}"
+    [opened] = (tmp_path / "argv").read_text().splitlines()
+    sign_in = ui.stdout.strip().removeprefix("dashboard: ")
+    secret = parse_qs(urlparse(sign_in).fragment)["token"][0]
+    assert opened.startswith("file://") and secret not in opened
+    page_file = Path(urlparse(opened).path)
+    assert page_file.parent == system.run_dir and page_file.stat().st_mode & 0o777 == 0o600
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(opened)
+    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+    assert page.url == system.dashboard_url
+    context.close()
 
 
 def test_the_feed_shows_a_kill_from_the_cli_within_a_second(system: System) -> None:
     control = connect(RunDir(system.run_dir))
-    with httpx.stream("GET", f"{system.dashboard_url}api/events", timeout=30) as events:
+    url = f"{system.dashboard_url}api/events"
+    with httpx.stream("GET", url, headers=system.bearer(), timeout=30) as events:
         lines = events.iter_lines()
 
         def next_states() -> dict[str, str]:
@@ -302,7 +365,7 @@ def test_the_crash_demo_from_the_page(page: Page, system: System) -> None:
         assert back is not None and "killed 0" in shown[:back], shown
         assert "running 0" in shown[: shown.index("killed 0")], shown
     finally:
-        httpx.post(f"{system.dashboard_url}api/demo/stop", timeout=120)
+        httpx.post(f"{system.dashboard_url}api/demo/stop", headers=system.bearer(), timeout=120)
         demo_processes.stop()
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
+import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
+from resonate.connections.sse import SseFramer
 
 from harness.isolation import free_port
 from harness.processes import Processes
@@ -173,3 +177,123 @@ def test_sigterm_with_connected_workers_is_a_clean_stop(procs: Processes) -> Non
     output = server.output()
     assert "stopped;" in output
     assert "ERROR" not in output and "Traceback" not in output, output[-2000:]
+
+
+def test_a_web_page_cannot_drive_the_server(procs: Processes) -> None:
+    """What a page on another site, or one behind DNS rebinding, sent: refused, 403 or 415."""
+    _, url = procs.start_server()
+    port = url.rsplit(":", 1)[1]
+    create = json.dumps(
+        {"kind": "promise.create", "head": {}, "data": {"id": "from-a-page", "timeoutAt": 2**60}}
+    ).encode()
+    no_cors = {"Origin": "http://evil.test", "Content-Type": "text/plain;charset=UTF-8"}
+    cases = [
+        (no_cors, 403, "web page at 'http://evil.test'"),
+        ({"Content-Type": "text/plain"}, 415, "application/json"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, 415, "application/json"),
+        ({"Sec-Fetch-Site": "cross-site"}, 403, "another site"),
+        ({"Origin": "null"}, 403, "web page at 'null'"),
+        ({"Host": f"evil.test:{port}"}, 403, f"Host 'evil.test:{port}'"),
+    ]
+    for headers, status, words in cases:
+        answer = httpx.post(f"{url}/", content=create, headers=headers, timeout=10)
+        assert answer.status_code == status, (headers, answer.text)
+        assert words in answer.json()["error"] and words in answer.headers["x-asyncrpc-error"]
+    # An EventSource of a page elsewhere would take the group's work: refused too.
+    page = {"Origin": "http://evil.test", "Sec-Fetch-Site": "cross-site"}
+    assert httpx.get(f"{url}/poll/g/p", headers=page, timeout=10).status_code == 403
+    # Reading the health check stays open to any page; a rebinding Host is refused there too.
+    assert httpx.get(f"{url}/healthz", headers=page).json()["promises"] == 0
+    assert httpx.get(f"{url}/healthz", headers={"Host": "evil.test"}).status_code == 403
+    # What the SDKs send: JSON, no Origin, the address they dialled (localhost too).
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        sdk = {"Content-Type": "application/json", "Host": host}
+        answer = httpx.post(f"{url}/", content=create, headers=sdk, timeout=10)
+        assert answer.status_code == 200, answer.text
+    assert httpx.post(f"{url}/", content=create, timeout=10).status_code == 200  # no type at all
+    assert httpx.get(f"{url}/healthz").json()["promises"] == 1
+
+
+def test_no_token_is_stored_in_the_database(procs: Processes, tmp_path: Path) -> None:
+    """The SDK sends the token in `head.auth` of each request and action: none reaches the disk."""
+    token = "tok-" + uuid.uuid4().hex
+    db = tmp_path / "server.db"
+    port = free_port()
+    server, url = procs.start_server(db, port, extra=("--token", token))
+    env = {"RESONATE_TOKEN": token}
+    for group in ("t-mid", "t-leaf"):
+        worker = procs.start(group, [*WORKER, "worker", group], {"RESONATE_URL": url, **env})
+        worker.wait_for_output(f"worker {group} up")
+    caller = procs.start(
+        "call", [*WORKER, "call", "with-token", "mid", "t-mid"], {"RESONATE_URL": url, **env}
+    )
+    caller.wait_for_output(r"result=2\b", timeout=20)
+    bearer = {"Authorization": f"Bearer {token}"}
+    head = {"corrId": "c", "version": "1", "auth": token, "Token": token}
+    created = httpx.post(
+        f"{url}/",
+        json={"kind": "promise.create", "head": head, "data": {"id": "raw", "timeoutAt": 2**60}},
+        headers=bearer,
+    )
+    assert created.status_code == 200
+    get = {"kind": "promise.get", "head": {}, "data": {"id": "with-token"}}
+    before = httpx.post(f"{url}/", json=get, headers=bearer).json()["data"]
+    files = [path for path in tmp_path.iterdir() if path.name.startswith("server.db")]
+    assert {path.name for path in files} >= {"server.db", "server.db-wal"}
+    for path in files:
+        assert token.encode() not in path.read_bytes(), path.name
+    # The bodies kept without it replay to the same state.
+    server.kill(signal.SIGKILL)
+    _, url = procs.start_server(db, port, extra=("--token", token))
+    assert httpx.post(f"{url}/", json=get, headers=bearer).json()["data"] == before
+
+
+#: Ids that hold what a line reader splits on; resonate.sql takes any text as an id.
+LINE_SEPARATED_ID = "order\u2028CRITICAL asyncrpc.server FORGED\u2029\u00a0x"
+
+
+def test_an_id_holding_line_separators_is_delivered(procs: Processes) -> None:
+    """The SDK splits an SSE event's lines as str.splitlines does: the server escapes U+2028."""
+    _, url = procs.start_server()
+    start_workers(procs, url, ["t-mid", "t-leaf"])
+    caller = call(procs, url, LINE_SEPARATED_ID, "mid", "t-mid")
+    caller.wait_for_output(r"result=2\b", timeout=20)
+
+
+def test_every_message_the_stream_sends_parses_with_the_sdks_framer(procs: Processes) -> None:
+    _, url = procs.start_server()
+    value = {"headers": {}, "data": "v\u2028a\u2029l\u0085ue"}
+    target = {"resonate:target": "poll://any@g", "k": "\u2028\u0085"}
+    requests = [
+        ("promise.create", {"id": LINE_SEPARATED_ID, "timeoutAt": 2**60, "tags": target}),
+        ("promise.create", {"id": "plain", "timeoutAt": 2**60}),
+        ("promise.register_listener", {"awaited": "plain", "address": "poll://uni@g/p"}),
+        ("promise.settle", {"id": "plain", "state": "resolved", "value": value}),
+    ]
+    framer = SseFramer()
+    messages: list[dict[str, object]] = []
+    with httpx.stream("GET", f"{url}/poll/g/p", timeout=10) as stream:
+        chunks = stream.iter_bytes()
+        next(chunks)  # ": connected"
+        for kind, data in requests:
+            answer = httpx.post(f"{url}/", json={"kind": kind, "head": {}, "data": data})
+            assert answer.status_code == 200, answer.text
+        while len(messages) < 2:
+            messages += [json.loads(payload) for payload in framer.feed(next(chunks))]
+    execute, unblock = messages
+    assert execute["kind"] == "execute"
+    assert execute["data"]["task"]["id"] == LINE_SEPARATED_ID
+    assert unblock["kind"] == "unblock"
+    assert unblock["data"]["promise"]["value"]["data"] == value["data"]
+
+
+def test_a_poll_id_forges_no_log_line(procs: Processes) -> None:
+    server, url = procs.start_server()
+    pid = quote(LINE_SEPARATED_ID, safe="")
+    with httpx.stream("GET", f"{url}/poll/g/{pid}", timeout=10) as stream:
+        assert stream.status_code == 200
+        next(stream.iter_bytes())
+    wait_until(lambda: "stream closed" in server.output(), 10, "the stream to be closed")
+    lines = server.output().splitlines()  # as any reader splits them, U+2028 included
+    assert not any(line.startswith("CRITICAL") for line in lines), lines
+    assert any("pid=order\\u2028CRITICAL" in line for line in lines), lines

@@ -10,8 +10,17 @@ from typing import Any
 import httpx
 from hypothesis import HealthCheck, given, settings
 
+from asyncrpc.server.protocol import MAX_DETAIL_CHARS
 from harness.processes import Processes
-from tests.support.server_fuzz import BOUNDED, envelopes, seed, touches_kept
+from tests.support.server_fuzz import (
+    BOUNDED,
+    envelopes,
+    kinds,
+    scalar_data_with_brackets,
+    seed,
+    touches_kept,
+    unknown_kind,
+)
 
 
 def test_random_envelopes_over_http(procs: Processes) -> None:
@@ -56,3 +65,27 @@ def test_deep_and_long_inputs_over_http(procs: Processes) -> None:
         health = client.get("/healthz").json()
         assert health["status"] == "ok" and "database" not in health
     assert not any(line.startswith("ERROR forged") for line in server.output().splitlines())
+
+
+def test_these_shapes_over_http(procs: Processes) -> None:
+    _, url = procs.start_server()
+    with httpx.Client(base_url=url, timeout=30) as client:
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(scalar_data_with_brackets())
+        def check_brackets(body: bytes) -> None:
+            response = client.post("/", content=body)
+            assert response.status_code < 500 or response.status_code == 501, response.text
+            assert response.json()["head"]["status"] == response.status_code
+
+        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(kinds)
+        def check_kinds(kind: str) -> None:
+            response = client.post("/", content=unknown_kind(kind))
+            assert response.status_code == 501, response.text[:200]
+            reason = response.headers["x-asyncrpc-error"]
+            assert reason.startswith("unknown request kind") and len(reason) <= MAX_DETAIL_CHARS
+
+        check_brackets()
+        check_kinds()
+        assert client.get("/healthz").status_code == 200

@@ -15,9 +15,13 @@ from harness.isolation import free_port
 
 #: The port the dashboard believes it serves on (its access rules check the Host header).
 PORT = 5999
+#: The run's secret the supervisor hands the dashboard.
+SECRET = "run-secret"
 
 
-def dashboard(tmp_path: Path, token: str | None = None, port: int = PORT) -> Dashboard:
+def dashboard(
+    tmp_path: Path, token: str | None = None, port: int = PORT, secret: str = SECRET
+) -> Dashboard:
     """A dashboard over a supervisor that runs nothing, its server reader answered by nobody."""
     nobody = f"http://127.0.0.1:{free_port()}"
     plan = Plan(run_dir=tmp_path, server_url=nobody, embedded_server=True, dashboard_port=port)
@@ -26,5 +30,5 @@ def dashboard(tmp_path: Path, token: str | None = None, port: int = PORT) -> Das
         supervisor=Supervisor(plan, {}),
         reader=AsyncServerReader(nobody, timeout=2.0),
         demo=DemoRun(command, {}),
-        access=Access(port, token),
+        access=Access(port, secret, token),
     )

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from hypothesis import strategies as st
 
+from asyncrpc.server.engine import Engine
 from asyncrpc.server.protocol import FIELDS
 from tests.support.server import FAR
 
@@ -161,3 +162,77 @@ BOUNDED = [
         {"kind": "task.suspend", "head": {}, "data": {"actions": [{"data": {"awaited": [[1]]}}]}}
     ),
 ]
+
+
+# -- shapes that once got a 500 ----------------------------------------------------------
+
+
+def nested(depth: int) -> list[Any]:
+    """An array ``depth`` levels deep."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+#: More than MAX_DEPTH brackets: many side by side, or nested around the limit.
+brackets = st.one_of(
+    st.integers(33, 80).map(lambda count: [[] for _ in range(count)]),
+    st.integers(30, 40).map(nested),
+    st.integers(30, 40).map(lambda depth: {"k": nested(depth)}),
+)
+#: ``data`` that is no object: the depth check must not walk into it.
+scalar_data = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=5),
+)
+
+
+@st.composite
+def scalar_data_with_brackets(draw: st.DrawFn) -> bytes:
+    """An envelope whose ``data`` is a scalar and whose brackets are elsewhere."""
+    envelope: dict[str, Any] = {
+        "kind": draw(st.sampled_from([*sorted(FIELDS), "promise.explode"])),
+        "head": {"corrId": "b"},
+        "data": draw(scalar_data),
+    }
+    shape = draw(brackets)
+    where = draw(st.sampled_from(["head", "extra"]))
+    if where == "head":
+        envelope["head"]["x"] = shape
+    else:
+        envelope["extra"] = shape
+    return msgspec.json.encode(envelope)
+
+
+#: Any text as a kind, from one character to three megabytes (echoed in the error's reason);
+#: a long one of a character JSON need not escape, so its body stays within MAX_BODY_BYTES.
+kinds = st.one_of(
+    st.text(min_size=1, max_size=40),
+    st.just("k" * 3 * 1024 * 1024),
+    st.tuples(
+        st.sampled_from([300, 5_000, 1_000_000]),
+        st.characters(min_codepoint=0x20, exclude_characters='"\\'),
+    ).map(lambda size_char: size_char[1] * size_char[0]),
+)
+
+
+def unknown_kind(kind: str) -> bytes:
+    return msgspec.json.encode({"kind": kind, "head": {"corrId": "k"}, "data": {}})
+
+
+def records(engine: Engine) -> list[Any]:
+    """Everything the engine holds, in an order that compares: what a restart must rebuild."""
+    state = engine.state
+    return [
+        sorted((p.id, p.to_json()) for p in state.promises.values()),
+        sorted((t.id, t.to_json(), sorted(t.resumes), t.timeout_at) for t in state.tasks.values()),
+        sorted((s.id, s.to_json()) for s in state.schedules.values()),
+        sorted((key, sorted(values)) for key, values in state.callbacks.items() if values),
+        sorted((key, sorted(values)) for key, values in state.listeners.items() if values),
+        sorted(state.dispatched),
+        state.next_due(),
+    ]

@@ -17,6 +17,8 @@ from asyncrpc.lesson.topology import FLOWS
 from tests.support.in_process import local_reader, watched_in_process
 
 SETTINGS = GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-test")
+#: Where a client on this machine reaches the gateway (it listens on 127.0.0.1).
+BASE = f"http://127.0.0.1:{SETTINGS.port}"
 
 
 def local_client(
@@ -33,7 +35,7 @@ def local_client(
 
 @pytest.fixture
 def http() -> Iterator[TestClient]:
-    with TestClient(create_app(SETTINGS, local_client())) as client:
+    with TestClient(base_url=BASE, app=create_app(SETTINGS, local_client())) as client:
         yield client
 
 
@@ -54,7 +56,7 @@ def test_detached_chain_answers_that_it_started(http: TestClient) -> None:
 
 
 def test_past_the_wait_it_answers_202_then_get_has_the_result() -> None:
-    with TestClient(create_app(SETTINGS, local_client(delay=0.3))) as http:
+    with TestClient(base_url=BASE, app=create_app(SETTINGS, local_client(delay=0.3))) as http:
         response = http.post("/await-chain", params={"id": "later", "wait": 0})
 
         assert response.status_code == 202
@@ -78,7 +80,7 @@ def test_past_the_wait_it_answers_202_then_get_has_the_result() -> None:
 
 
 def test_healthz_is_503_until_the_poll_stream_is_connected() -> None:
-    with TestClient(create_app(SETTINGS, local_client(connected=False))) as http:
+    with TestClient(base_url=BASE, app=create_app(SETTINGS, local_client(connected=False))) as http:
         response = http.get("/healthz")
     assert response.status_code == 503
     assert response.json() == {
@@ -179,7 +181,7 @@ def test_a_500_carries_no_exception_text() -> None:
         return GatewayClient(resonate, creates, reader, lambda: True)  # type: ignore[arg-type]
 
     app = create_app(SETTINGS, make)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(base_url=BASE, app=app, raise_server_exceptions=False) as client:
         response = client.get("/invocations/any")
 
     assert response.status_code == 500
@@ -227,7 +229,9 @@ def test_a_start_costs_two_protocol_requests_new_or_reattached() -> None:
     the invocation's id are the start's own.
     """
     log = RequestLog()
-    with TestClient(create_app(SETTINGS, local_client(around=log.around))) as http:
+    with TestClient(
+        base_url=BASE, app=create_app(SETTINGS, local_client(around=log.around))
+    ) as http:
         new = http.post("/await-chain", params={"id": "counted"})
         assert log.about("counted") == ["promise.create", "promise.register_listener"]
         again = http.post("/await-chain", params={"id": "counted"})
@@ -236,3 +240,54 @@ def test_a_start_costs_two_protocol_requests_new_or_reattached() -> None:
     assert (again.json(), again.headers["X-Invocation-Reattached"]) == ({"message": 3}, "true")
     assert log.about("counted") == ["promise.create", "promise.register_listener"] * 2
     assert any(kind.startswith("task.") for kind, _ in log.sent)  # the worker's, not counted
+
+
+#: What a page on another site sent: `fetch(url, {method: "POST", mode: "no-cors", body,
+#: headers: {"Content-Type": "text/plain"}})`, in the headers a browser adds, one rule each.
+FROM_A_PAGE = [
+    ({"Origin": "http://evil.test"}, 403, "web page at 'http://evil.test'"),
+    ({"Origin": "null"}, 403, "web page at 'null'"),
+    ({"Sec-Fetch-Site": "cross-site"}, 403, "another site"),
+    ({"Sec-Fetch-Site": "same-site", "Origin": "http://127.0.0.1:8080"}, 403, "another site"),
+    ({"Content-Type": "text/plain;charset=UTF-8"}, 415, "application/json"),
+    ({"Content-Type": "application/x-www-form-urlencoded"}, 415, "application/json"),
+    ({"Content-Type": "multipart/form-data; boundary=x"}, 415, "application/json"),
+    ({"Host": "evil.test:5000"}, 403, "Host 'evil.test:5000'"),
+]
+
+
+@pytest.mark.parametrize(("headers", "status", "words"), FROM_A_PAGE)
+def test_a_page_elsewhere_starts_no_invocation(
+    http: TestClient, headers: dict[str, str], status: int, words: str
+) -> None:
+    answer = http.post("/await-chain?id=from-a-page", headers=headers, content=b'{"x": 1}')
+    assert answer.status_code == status, answer.text
+    assert words in answer.json()["error"]
+    assert http.get("/invocations/from-a-page").status_code == 404
+
+
+def test_programs_and_the_gateways_own_docs_page_may(http: TestClient) -> None:
+    # curl, httpx, the SDKs: no Origin, the Host they dialled (127.0.0.1 or localhost).
+    assert http.post("/await-chain?id=curl").json() == {"message": 3}
+    assert http.post("/await-chain?id=json", json={}).json() == {"message": 3}
+    local = {"Host": "localhost:5000"}
+    assert http.post("/await-chain?id=local", headers=local).json() == {"message": 3}
+    # "Try it out" on /docs: a page of the gateway's own origin.
+    own = {"Origin": BASE, "Sec-Fetch-Site": "same-origin"}
+    assert http.post("/await-chain?id=docs", headers=own).json() == {"message": 3}
+    # A link from elsewhere may open the docs (a page of another origin cannot read them).
+    assert http.get("/docs", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200
+    assert http.get("/healthz", headers={"Host": "evil.test"}).status_code == 403
+
+
+def test_bound_beyond_loopback_any_host_but_still_no_foreign_page() -> None:
+    settings = GatewaySettings(
+        server_url="http://127.0.0.1:1", gateway_id="gateway-test", host="0.0.0.0"
+    )
+    app = create_app(settings, local_client())
+    with TestClient(app, base_url="http://gateway.lan:5000") as http:
+        assert http.post("/await-chain?id=lan").json() == {"message": 3}
+        evil = {"Origin": "http://evil.test"}
+        assert http.post("/await-chain?id=evil", headers=evil).status_code == 403
+        own = {"Origin": "http://gateway.lan:5000"}
+        assert http.post("/await-chain?id=own", headers=own).status_code == 200

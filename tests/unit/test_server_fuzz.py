@@ -13,8 +13,18 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 
 from asyncrpc.server.engine import Engine
+from asyncrpc.server.protocol import FIELDS, MAX_DETAIL_CHARS, detail_header
 from asyncrpc.server.store import Store
-from tests.support.server_fuzz import BOUNDED, envelopes, seed, touches_kept
+from tests.support.server_fuzz import (
+    BOUNDED,
+    envelopes,
+    kinds,
+    records,
+    scalar_data_with_brackets,
+    seed,
+    touches_kept,
+    unknown_kind,
+)
 
 
 def test_random_envelopes_in_process(tmp_path: Path) -> None:
@@ -46,19 +56,6 @@ def test_random_envelopes_in_process(tmp_path: Path) -> None:
     assert records(restarted) == records(engine)
 
 
-def records(engine: Engine) -> list[Any]:
-    state = engine.state
-    return [
-        sorted((p.id, p.to_json()) for p in state.promises.values()),
-        sorted((t.id, t.to_json(), sorted(t.resumes), t.timeout_at) for t in state.tasks.values()),
-        sorted((s.id, s.to_json()) for s in state.schedules.values()),
-        sorted((key, sorted(values)) for key, values in state.callbacks.items() if values),
-        sorted((key, sorted(values)) for key, values in state.listeners.items() if values),
-        sorted(state.dispatched),
-        state.next_due(),
-    ]
-
-
 def test_deep_and_long_inputs_get_a_400_envelope_in_process() -> None:
     engine = Engine(Store(":memory:"))
     for body in BOUNDED:
@@ -68,3 +65,24 @@ def test_deep_and_long_inputs_get_a_400_envelope_in_process() -> None:
         assert envelope["head"]["status"] == 400 and envelope["data"] == "bad request"
         assert reply.detail
     assert engine.state.promises == {}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(scalar_data_with_brackets())
+def test_scalar_data_and_many_brackets_in_process(body: bytes) -> None:
+    reply = Engine(Store(":memory:")).handle(body)
+    assert reply.status < 500 or reply.status == 501, (body[:120], reply)
+    msgspec.json.decode(reply.body)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(kinds)
+def test_any_kind_gets_a_bounded_reason_in_process(kind: str) -> None:
+    reply = Engine(Store(":memory:")).handle(unknown_kind(kind))
+    if kind in FIELDS:
+        return
+    assert reply.status == 501, reply
+    assert reply.detail is not None and "valid kinds" in reply.detail
+    header = detail_header(reply.detail)
+    assert len(header) <= MAX_DETAIL_CHARS and header.isascii()
+    assert header.endswith(reply.detail[-100:].encode())  # what is valid: at its end, whole

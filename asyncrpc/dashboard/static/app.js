@@ -403,10 +403,24 @@ async function start() {
   connect();
 }
 
+// `asyncrpc ui` opens /#token=SECRET: the secret leaves the address at once (so neither the
+// history nor a bookmark keeps it) and is traded for a session cookie.
+async function signInFromAddress() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (token === null) return;
+  history.replaceState(null, "", location.pathname + location.search);
+  try {
+    await api("/api/session", { method: "POST", body: { token } });
+  } catch (error) {
+    $("#login-error").textContent = `the address's token: ${error.message}`;
+  }
+}
+
 (async () => {
+  await signInFromAddress();
   const response = await fetch("/api/session");
   const session = await response.json();
-  if (session.token_required && !session.authorized) {
+  if (!session.authorized) {
     showLogin();
     return;
   }
