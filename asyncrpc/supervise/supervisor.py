@@ -28,7 +28,6 @@ import httpx
 from asyncrpc.lesson import topology
 from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import LauncherError, UsageError
-from asyncrpc.runtime.log_lines import log_lines
 from asyncrpc.runtime.numbers import MAX_REPLICAS
 from asyncrpc.supervise import ports
 from asyncrpc.supervise.log_files import tail
