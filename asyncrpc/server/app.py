@@ -8,7 +8,8 @@ A plain ASGI application (served by uvicorn) with four routes:
 - ``GET /poll/{group}/{pid}``: a Server-Sent Events stream of ``execute`` and
   ``unblock`` messages for that process;
 - ``GET /healthz`` (also ``/health``, ``/ready``): readiness, with a summary;
-- ``GET /streams``: which processes are connected (a read view for the CLI).
+- ``GET /streams``: which processes are connected (a read view for the CLI);
+- ``GET /metrics``: Prometheus' text format (:mod:`asyncrpc.server.metrics`).
 
 It is plain ASGI rather than a framework because the two hot paths (a small
 JSON body in and out, and a long-lived stream that must notice a dead peer at
@@ -22,12 +23,14 @@ import contextlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
 from resonate_base import PROTOCOL_VERSION
 
+from asyncrpc.server import metrics
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.protocol import MAX_BODY_BYTES, ProtocolError, check_name, error_envelope
 from asyncrpc.server.router import Stream
@@ -59,6 +62,7 @@ class ServerApp:
         self.engine = engine
         self.token = token
         self._closing: asyncio.Event | None = None
+        self.metrics = metrics.ServerMetrics(engine, engine.state.kinds)
 
     def close_streams(self) -> None:
         """End every poll stream (at shutdown); pollers reconnect to the next server."""
@@ -105,12 +109,16 @@ class ServerApp:
         elif path == "/streams" and method == "GET":
             streams = [s.__dict__ for s in self.engine.router.streams()]
             await _json(send, 200, {"streams": streams})
+        elif path == "/metrics" and method == "GET":
+            content_type = metrics.CONTENT_TYPE.encode()
+            await _respond(send, 200, [(b"content-type", content_type)], self.metrics.exposition())
         else:
             await _json(send, 404, {"error": f"no route {method} {path}"})
 
     # -- routes --------------------------------------------------------------
 
     async def _post(self, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -127,6 +135,7 @@ class ServerApp:
             chunks.append(chunk)
             more = message.get("more_body", False)
         reply = await self.engine.handle_grouped(b"".join(chunks))
+        self.metrics.request(reply.kind, reply.status, time.perf_counter() - started)
         headers = JSON_HEADERS if reply.detail is None else _with_detail(reply.detail)
         await _respond(send, reply.status, headers, reply.body)
 
