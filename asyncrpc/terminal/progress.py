@@ -21,18 +21,24 @@ if TYPE_CHECKING:
 
 
 def progress_line(snapshot: LauncherSnapshot | None) -> str:
-    """`ready: server, gateway · starting: a, b` (markup), or the wait for the supervisor."""
+    """`2/5 ready  ready: server, gateway · starting: a.1 · waiting: b.1` (markup).
+
+    Before the supervisor has written its first snapshot: that it is starting.
+    """
     if snapshot is None:
         return "starting the supervisor..."
-    ready = [r.name for r in snapshot.replicas if r.state is ReplicaState.RUNNING]
-    waiting = [r.name for r in snapshot.replicas if r.state is not ReplicaState.RUNNING]
+    groups = {
+        "[green]ready:[/]": [ReplicaState.RUNNING],
+        "[yellow]starting:[/]": [ReplicaState.STARTING],
+        "[dim]waiting:[/]": [ReplicaState.NEW],
+    }
     parts = []
-    if ready:
-        parts.append(f"[green]ready:[/] {escape(', '.join(ready))}")
-    if waiting:
-        parts.append(f"[yellow]starting:[/] {escape(', '.join(waiting))}")
-    count = f"{len(ready)}/{len(snapshot.replicas)}"
-    return f"{count} ready  " + "  ·  ".join(parts)
+    for label, states in groups.items():
+        names = [r.name for r in snapshot.replicas if r.state in states]
+        if names:
+            parts.append(f"{label} {escape(', '.join(names))}")
+    ready = sum(r.state is ReplicaState.RUNNING for r in snapshot.replicas)
+    return f"{ready}/{len(snapshot.replicas)} ready  " + "  ·  ".join(parts)
 
 
 class ReadyProgress:
