@@ -6,4 +6,5 @@ result, the demo and the dashboard draw call graphs. It reads only; it never joi
 
 - :mod:`.server_reader`: :class:`~.server_reader.ServerReader` and
   :class:`~.server_reader.AsyncServerReader`, over HTTP or a resonate-pg database.
+- :mod:`.promises`: promises by id pattern and state, newest first (`asyncrpc promises`).
 """
