@@ -39,6 +39,7 @@ COMMAND_MODULES: dict[str, str] = {
     "server": "server_commands",
     "postgres": "server_commands",
     "tree": "tree_commands",
+    "promises": "promises_commands",
     "demo": "demo_commands",
 }
 

@@ -4,7 +4,8 @@ Thin: it checks the options (:mod:`asyncrpc.demo.scenario`), runs
 :func:`asyncrpc.demo.crash.run_crash_demo` and turns the outcome into an exit
 code: 0 when the flow recovered with the right result, 1 when it did not or
 could not run, 2 for a wrong name or value, 130 after Ctrl-C (everything the
-demo started is stopped in every case).
+demo started is stopped in every case). With `--json` the narration goes to
+stderr and the outcome, its timeline included, to stdout as one JSON object.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import typer
 from asyncrpc.cli.application import app
 from asyncrpc.cli.options import (
     GatewayPortOption,
+    JsonOption,
     ReadyTimeoutOption,
     SchemaOption,
     ServerKindOption,
@@ -26,6 +28,7 @@ from asyncrpc.cli.options import (
     parse_positive_seconds,
     parse_seconds,
 )
+from asyncrpc.cli.reporting import fail, print_json
 from asyncrpc.demo.scenario import default_killed_node
 from asyncrpc.lesson import topology
 from asyncrpc.runtime import config
@@ -103,6 +106,7 @@ def crash(
             show_default=False,
         ),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Crash a node in the middle of a flow and watch the flow recover.
 
@@ -116,15 +120,14 @@ def crash(
     end.
     """
     from rich.console import Console
-    from rich.markup import escape
 
     from asyncrpc.demo.crash import DemoOptions, demo_run_dir, run_crash_demo
     from asyncrpc.demo.narrate import Narrator
     from asyncrpc.demo.scenario import choose
     from asyncrpc.runtime.errors import LauncherError
 
-    out = Console(highlight=False, soft_wrap=False)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # Under --json the narration is for the person watching; stdout keeps the JSON.
+    out = Console(stderr=as_json, highlight=False, soft_wrap=False)
     try:
         scenario = choose(flow, victim, delay)
         directory = (run_dir or demo_run_dir(os.environ)).resolve()
@@ -144,10 +147,20 @@ def crash(
         with sigterm_as_interrupt():
             outcome = run_crash_demo(options, os.environ, narrator)
     except LauncherError as error:
-        err.print(f"[red]error:[/red] {escape(str(error))}")
-        raise typer.Exit(error.exit_code) from None
+        fail(str(error), error.exit_code)
     except KeyboardInterrupt:
-        err.print("interrupted: stopped everything the demo had started.")
-        raise typer.Exit(130) from None
+        fail("interrupted: stopped everything the demo had started.", 130)
+    if as_json:
+        print_json(
+            {
+                "flow": scenario.flow.name,
+                "victim": scenario.killed_node,
+                "invocation_id": outcome.invocation_id,
+                "result": outcome.result,
+                "expected": scenario.flow.expected_result,
+                "recovered": outcome.recovered,
+                "timeline": narrator.timeline_json(),
+            }
+        )
     if not outcome.recovered:
         raise typer.Exit(1)

@@ -19,7 +19,7 @@ from asyncrpc.cli.options import (
     completes,
     parse_positive_seconds,
 )
-from asyncrpc.cli.reporting import console, reported, run_dir_of
+from asyncrpc.cli.reporting import console, print_json, reported, run_dir_of
 from asyncrpc.lesson import topology
 from asyncrpc.runtime import config
 
@@ -75,6 +75,9 @@ def invoke(
     stored, read from the server. A call survives a gateway restart. On
     timeout the invocation goes on: re-attach with --id. [bold]asyncrpc call[/bold]
     is the same command.
+
+    Exit codes: 0 with the result; 124 when no result came within --timeout (the
+    invocation goes on); 2 for an unknown flow or a bad value; 1 when the call failed.
     """
     from rich.markup import escape
 
@@ -105,7 +108,7 @@ def invoke(
             on_start=announce,
         )
     if as_json:
-        print(json.dumps(result.to_json()))
+        print_json(result.to_json())
     else:
         value = escape(json.dumps(result.result))
         out.print(f"result: [bold]{value}[/bold] ({result.seconds:.2f}s)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Annotated
 
 import typer
@@ -48,13 +49,20 @@ def logs(
             show_default=False,
         ),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='One JSON object a line, {"replica": NAME, "line": TEXT}, for scripts.',
+        ),
+    ] = False,
     run_dir: RunDirOption = None,
 ) -> None:
     """Print what the replicas wrote (kept in RUN_DIR/logs/NAME.log).
 
     Logs stay after [bold]asyncrpc down[/bold] (until [bold]down --clean[/bold]); a restarted
     replica's output is appended to the same file. With several logs each
-    line gets a prefix.
+    line gets a prefix. With --json each line is a JSON object (JSON Lines), also with -f.
     """
     from asyncrpc.supervise.control_client import is_running
     from asyncrpc.supervise.log_files import follow_logs, last_lines, log_files
@@ -71,7 +79,10 @@ def logs(
     many = len(files) > 1 or node is None
 
     def show(batch: list[tuple[str, str]]) -> None:
-        if many:
+        if as_json:
+            for name, line in batch:
+                print(json.dumps({"replica": name, "line": line}), flush=True)
+        elif many:
             view.print_lines(out, batch)
         else:
             for _, line in batch:

@@ -105,7 +105,22 @@ RunDirOption = Annotated[
         show_default=False,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help='Print JSON for scripts; an error too, as {"error": ..., "exit_code": N}.',
+    ),
+]
+ReadServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server-url",
+        help="The server to read (http://... or postgresql://...). Default: the server of "
+        f"the supervisor running in the run directory, else ${config.ENV_SERVER_URL}.",
+        show_default=False,
+    ),
+]
 NodeArgument = Annotated[
     str,
     typer.Argument(

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from asyncrpc.cli.application import app
-from asyncrpc.cli.options import NodeArgument, RunDirOption, parse_seconds
-from asyncrpc.cli.reporting import client_of, console, reported
+from asyncrpc.cli.options import JsonOption, NodeArgument, RunDirOption, parse_seconds
+from asyncrpc.cli.reporting import client_of, console, print_json, reported
 from asyncrpc.supervise.targets import parse_node_selector
 
 
@@ -30,6 +30,7 @@ def kill(
             help="KILL simulates a crash (no clean-up); TERM asks for a clean stop.",
         ),
     ] = SignalName.KILL,
+    as_json: JsonOption = False,
     run_dir: RunDirOption = None,
 ) -> None:
     """Signal each replica of a node (SIGKILL by default: a crash); wait until it is gone.
@@ -42,6 +43,9 @@ def kill(
     with reported():
         selector = parse_node_selector(node)
         killed = client_of(run_dir).kill(str(selector), signal_name.value)
+    if as_json:
+        print_json({"signal": signal_name.value, "killed": killed})
+        return
     console().print(f"Sent SIG{signal_name.value} to {', '.join(killed)}; it is gone.")
 
 
@@ -60,6 +64,7 @@ def start(
     add: Annotated[
         bool, typer.Option("--add", help="Start one more replica of a worker node.")
     ] = False,
+    as_json: JsonOption = False,
     run_dir: RunDirOption = None,
 ) -> None:
     """Start a node's replicas (a replacement after a crash); the rest keeps running.
@@ -72,6 +77,9 @@ def start(
     with reported():
         selector = parse_node_selector(node)
         result = client_of(run_dir).start(str(selector), delay, add)
+    if as_json:
+        print_json(result.to_json())
+        return
     out = console()
     for name in result.started:
         out.print(f"Started {name} (pid {result.pids.get(name)}); it is ready.")
@@ -84,7 +92,7 @@ def start(
 
 
 @app.command()
-def restart(node: NodeArgument, run_dir: RunDirOption = None) -> None:
+def restart(node: NodeArgument, as_json: JsonOption = False, run_dir: RunDirOption = None) -> None:
     """Stop a node's replicas cleanly (SIGTERM) and start replacements.
 
     `b` restarts every replica of b, `b.2` one. The rest keeps running.
@@ -92,4 +100,7 @@ def restart(node: NodeArgument, run_dir: RunDirOption = None) -> None:
     with reported():
         selector = parse_node_selector(node)
         restarted = client_of(run_dir).restart(str(selector))
+    if as_json:
+        print_json({"restarted": restarted})
+        return
     console().print(f"Restarted {', '.join(restarted)}; ready.")

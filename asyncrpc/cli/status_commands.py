@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,20 +9,28 @@ import typer
 
 from asyncrpc.cli.application import app
 from asyncrpc.cli.options import JsonOption, RunDirOption
-from asyncrpc.cli.reporting import client_of, console, reported
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.cli.reporting import client_of, console, print_json, reported, run_dir_of
+from asyncrpc.runtime.errors import LauncherError, NothingRunning
 
 # -- status / ps ----------------------------------------------------------------
 
 
 def _status(as_json: bool, run_dir: Path | None) -> None:
     with reported():
-        client = client_of(run_dir)
-        snapshot = client.status()
+        try:
+            client = client_of(run_dir)
+            snapshot = client.status()
+        except NothingRunning as nothing:
+            if not as_json:
+                raise
+            # Nothing running is an answer, not a failure to answer: said in JSON, exit 1.
+            where = str(run_dir_of(run_dir).path)
+            print_json({"running": False, "run_dir": where, "message": str(nothing)})
+            raise typer.Exit(nothing.exit_code) from None
     if as_json:
-        data = snapshot.to_json()
+        data = {"running": True, **snapshot.to_json()}
         data["dashboard"] = _dashboard_address(snapshot.dashboard_url, client.dashboard_token)
-        print(json.dumps(data, indent=1))
+        print_json(data)
     else:
         from asyncrpc.terminal import status_table as view
 
@@ -36,7 +43,8 @@ def status(as_json: JsonOption = False, run_dir: RunDirOption = None) -> None:
 
     A replica is starting, running, exited (it ended by itself), killed (by a
     signal) or stopped (by the supervisor). Also prints the server and gateway URLs. Exits 1 when
-    nothing is running. With --json, "dashboard" is the address that signs a browser in.
+    nothing is running (with --json: `{"running": false, ...}`). With --json, "dashboard" is
+    the address that signs a browser in.
     """
     _status(as_json, run_dir)
 

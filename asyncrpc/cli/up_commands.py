@@ -15,6 +15,7 @@ from asyncrpc.cli.options import (
     FLOW_NAMES,
     DashboardPortOption,
     GatewayPortOption,
+    JsonOption,
     ReadyTimeoutOption,
     RunDirOption,
     SchemaOption,
@@ -25,9 +26,10 @@ from asyncrpc.cli.options import (
     parse_positive_seconds,
     parse_seconds,
 )
-from asyncrpc.cli.reporting import console, reported, run_dir_of, say
+from asyncrpc.cli.reporting import console, fail, print_json, reported, run_dir_of, say
 from asyncrpc.lesson import topology
 from asyncrpc.runtime import config
+from asyncrpc.runtime.errors import EXIT_USAGE
 
 if TYPE_CHECKING:
     from asyncrpc.supervise.status import LauncherSnapshot
@@ -105,6 +107,10 @@ def up(
         bool, typer.Option("--no-dashboard", help="Do not serve the web dashboard.")
     ] = False,
     ready_timeout: ReadyTimeoutOption = 30.0,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="With --detach: print what runs as JSON (as `status --json`)."),
+    ] = False,
     run_dir: RunDirOption = None,
 ) -> None:
     """Start the server, the gateway and the nodes; wait until all are ready.
@@ -117,10 +123,11 @@ def up(
     or its ready line), then a table shows what runs where.
 
     In the foreground every replica's output streams with a coloured
-    prefix; [bold]Ctrl-C[/bold] stops everything. With [bold]--detach[/bold] it returns once
-    ready. Either way other terminals can use [bold]status, call, kill,[/bold]
-    [bold]start, restart, logs, down[/bold]. Logs: RUN_DIR/logs/NAME.log.
-    The web dashboard ([bold]asyncrpc ui[/bold]) shows and drives it all from a browser.
+    prefix; [bold]Ctrl-C[/bold] stops everything. With [bold]--detach[/bold] it shows which
+    replicas are ready while it waits, and returns once all are. Either way other
+    terminals can use [bold]status, call, kill, start, restart, logs, down[/bold].
+    Logs: RUN_DIR/logs/NAME.log. The web dashboard ([bold]asyncrpc ui[/bold])
+    shows and drives it all from a browser.
     """
     from asyncrpc.ops.up import UpOptions, prepare, run_foreground, start_detached
     from asyncrpc.terminal import status_table as view
@@ -141,10 +148,18 @@ def up(
         schema=schema,
     )
     rundir = run_dir_of(run_dir)
+    if as_json and not detach:
+        fail("--json reports what --detach started: give both, or neither.", EXIT_USAGE)
     with reported():
         plan = prepare(options, os.environ, rundir.path, notify=say)
         if detach:
-            snapshot = start_detached(plan, os.environ)
+            from asyncrpc.terminal.progress import ReadyProgress
+
+            with ReadyProgress(console(stderr=True)) as progress:
+                snapshot = start_detached(plan, os.environ, on_progress=progress.update)
+            if as_json:
+                print_json({"running": True, **snapshot.to_json()})
+                return
             view.print_status(out, snapshot)
             out.print(
                 "Everything is ready; [bold]asyncrpc down[/bold] stops it all. "
@@ -186,6 +201,7 @@ def down(
             help="Also delete the run directory's logs and the embedded server's database.",
         ),
     ] = False,
+    as_json: JsonOption = False,
     run_dir: RunDirOption = None,
 ) -> None:
     """Stop everything [bold]asyncrpc up[/bold] started, detached or not.
@@ -200,10 +216,21 @@ def down(
     rundir = run_dir_of(run_dir)
     with reported():
         result = stop_everything(rundir, notify=say)
+    if clean:
+        remove_leftovers(rundir)
+    if as_json:
+        print_json(
+            {
+                "run_dir": str(rundir.path),
+                "stopped": result.stopped,
+                "nothing_was_running": result.nothing_was_running,
+                "cleaned": clean,
+            }
+        )
+        return
     if result.nothing_was_running:
         out.print(f"Nothing was running in {rundir.path}.", markup=False)
     if result.stopped:
         out.print(f"Stopped {', '.join(result.stopped)}.")
     if clean:
-        remove_leftovers(rundir)
         out.print(f"Removed the logs and the database in {rundir.path}.", markup=False)

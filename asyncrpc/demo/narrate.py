@@ -97,6 +97,14 @@ class Narrator:
     def event(self, moment: float, text: str) -> None:
         self.timeline.append((moment, text))
 
+    def timeline_json(self) -> list[dict[str, Any]]:
+        """The timeline for `demo crash --json`: seconds from the call's start, and the event."""
+        origin = self.origin or 0.0
+        return [
+            {"at": round(moment - origin, 3), "event": text}
+            for moment, text in sorted(self.timeline, key=lambda item: item[0])
+        ]
+
     def note(self, message: str) -> None:
         """A message from the launcher (e.g. which server it uses)."""
         self._say(f"[dim]{escape(message)}[/]")

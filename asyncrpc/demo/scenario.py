@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from asyncrpc.lesson import topology
 from asyncrpc.runtime.errors import UsageError
+from asyncrpc.supervise.targets import check_flow, did_you_mean
 
 #: Shortest delay that leaves time to kill a step mid-flow.
 MIN_DELAY = 1.0
@@ -74,10 +75,7 @@ def killable_nodes(flow: topology.Flow) -> list[str]:
 
 def choose(flow_name: str, killed_node: str | None, delay: float) -> Scenario:
     """Check the demo's options; UsageError (exit 2) says what is valid."""
-    flow = topology.find_flow(flow_name)
-    if flow is None:
-        names = ", ".join(topology.flow_names())
-        raise UsageError(f"unknown flow {flow_name!r}. Valid flows: {names}.")
+    flow = check_flow(flow_name)
     if not delay >= MIN_DELAY or delay == float("inf"):
         raise UsageError(
             f"--delay {delay:g}: give at least {MIN_DELAY:g} second(s), "
@@ -86,8 +84,9 @@ def choose(flow_name: str, killed_node: str | None, delay: float) -> Scenario:
     chosen = killed_node.strip() if killed_node is not None else default_killed_node(flow)
     valid = ", ".join(killable_nodes(flow))
     if chosen not in topology.PROCESS_NAMES:
+        hint = did_you_mean(chosen, killable_nodes(flow))
         raise UsageError(
-            f"unknown node to kill {chosen!r}. The nodes {flow.name} can lose: {valid}."
+            f"unknown node to kill {chosen!r}.{hint} The nodes {flow.name} can lose: {valid}."
         )
     if chosen in topology.NODES and chosen not in flow.nodes:
         other = topology.NODES[chosen]

@@ -9,5 +9,6 @@ supervisor that starts it.
 - :mod:`.invocations`: start, re-attach to and read an invocation of a flow.
 - :mod:`.query`: the flow routes' query (``id``, ``wait``), read and checked by hand.
 - :mod:`.app`: the FastAPI app; each handler calls :mod:`.invocations`.
+- :mod:`.metrics`: ``GET /metrics``: invocations by flow and outcome, their latency.
 - :mod:`.main`: running it on uvicorn until SIGTERM/SIGINT.
 """

@@ -5,7 +5,8 @@
 :func:`asyncrpc.gateway.invocations.start`. Waiting is bounded: past ``wait``
 seconds the answer is 202 with the invocation id and ``/invocations/{id}`` to
 ask later. Every error is JSON, ``{"error": "..."}`` with a 4xx/5xx status;
-OpenAPI docs are at ``/docs``. A web page of another origin may not start a
+OpenAPI docs are at ``/docs``, Prometheus metrics at ``/metrics``
+(:mod:`asyncrpc.gateway.metrics`). A web page of another origin may not start a
 flow (:class:`~asyncrpc.runtime.browser_guard.BrowserGuard`): a page the user
 opens could otherwise start invocations on their behalf.
 """
@@ -20,7 +21,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -29,6 +30,7 @@ from swagger_ui_bundle import swagger_ui_path
 from asyncrpc.gateway import invocations as runner
 from asyncrpc.gateway import query
 from asyncrpc.gateway.membership import ClientFactory, GatewayClient, connect
+from asyncrpc.gateway.metrics import CONTENT_TYPE, GatewayMetrics, authorized
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.lesson import topology
 from asyncrpc.protocol.errors import (
@@ -154,10 +156,16 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
         gateway_client: GatewayClient = request.app.state.client
         return gateway_client
 
+    def connected() -> bool:
+        gateway = getattr(app.state, "client", None)
+        return gateway is not None and gateway.connected()
+
+    metrics = GatewayMetrics(connected)
+
     for flow in topology.FLOWS.values():
         app.add_api_route(
             flow.route,
-            flow_endpoint(flow, settings, client),
+            metrics.counted(flow, flow_endpoint(flow, settings, client)),
             methods=["POST"],
             name=flow.name,
             summary=flow.summary,
@@ -193,6 +201,13 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
         if not client(request).connected():
             raise ServerUnavailable(f"not connected to the Resonate server at {server} (yet)")
         return {"status": "ok", "id": settings.gateway_id, "server": server}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def get_metrics(request: Request) -> Response:
+        """Prometheus' text format; with a token set (RESONATE_TOKEN), only for its holder."""
+        if not authorized(request.headers.get("authorization"), settings.token):
+            return error(401, "unauthorized: send 'Authorization: Bearer <token>'")
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/")
     async def index() -> dict[str, Any]:

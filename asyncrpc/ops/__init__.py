@@ -8,4 +8,5 @@ dashboard a foreground `up` serves) is handed in by the caller.
 - :mod:`.up`: check what `up` was given, decide the plan, run it here or detached.
 - :mod:`.down`: stop everything `up` started, also when the supervisor itself died.
 - :mod:`.call`: call a flow through the gateway and wait for its result.
+- :mod:`.promises`: what the server knows: promises by pattern, one promise, a call graph.
 """

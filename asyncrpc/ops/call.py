@@ -27,9 +27,10 @@ from asyncrpc.protocol.errors import InvocationError
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG
 from asyncrpc.runtime import config, local_http
-from asyncrpc.runtime.errors import LauncherError, UsageError
+from asyncrpc.runtime.errors import EXIT_TIMEOUT, LauncherError, UsageError
 from asyncrpc.supervise.control_client import connect
 from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.targets import check_flow
 
 if TYPE_CHECKING:
     from asyncrpc.readers.server_reader import ServerReader
@@ -42,7 +43,9 @@ UNAVAILABLE = 503
 
 
 class CallTimeout(LauncherError):
-    """No result before the timeout; the invocation itself goes on."""
+    """No result before the timeout; the invocation itself goes on (exit 124)."""
+
+    exit_code = EXIT_TIMEOUT
 
 
 @dataclass
@@ -243,10 +246,7 @@ def prepare_call(
     rundir: RunDir,
 ) -> CallStart:
     """Check the call's options and find where to send it; UsageError on a wrong value."""
-    flow = topology.find_flow(flow_name)
-    if flow is None:
-        names = ", ".join(topology.flow_names())
-        raise UsageError(f"unknown flow {flow_name!r}. Valid flows: {names}.")
+    flow = check_flow(flow_name)
     if not timeout > 0:
         raise UsageError("--timeout must be a positive number of seconds.")
     gateway = gateway_url or env.get(config.ENV_GATEWAY_URL)

@@ -279,14 +279,23 @@ def _is_ours(state_pid: int, detached: int) -> bool:
     return False
 
 
+#: What a wait for a detached supervisor is told: each new snapshot (None before the first).
+Progress = Callable[[LauncherSnapshot | None], None]
+
+
 def start_detached(
     plan: Plan,
     env: Mapping[str, str],
     *,
     timeout: float | None = None,
     sleeper: Callable[[float], None] = time.sleep,
+    on_progress: Progress = lambda snapshot: None,
 ) -> LauncherSnapshot:
-    """Start a detached supervisor for ``plan``; its snapshot once everything is ready."""
+    """Start a detached supervisor for ``plan``; its snapshot once everything is ready.
+
+    ``on_progress`` hears of every change while it waits (a replica started or
+    became ready), so the caller can show how far it got.
+    """
     rundir = plan.rundir
     rundir.clear_state()
     rundir.write_plan(json.dumps(plan.to_json(), indent=1))
@@ -301,7 +310,7 @@ def start_detached(
             start_new_session=True,
         )
     try:
-        return _wait_until_ready(plan, detached, offset, timeout, sleeper)
+        return _wait_until_ready(plan, detached, offset, timeout, sleeper, on_progress)
     except KeyboardInterrupt:
         detached.terminate()  # the supervisor stops whatever it had started
         detached.wait(timeout=60)
@@ -315,6 +324,7 @@ def _wait_until_ready(
     offset: int,
     timeout: float | None,
     sleeper: Callable[[float], None],
+    on_progress: Progress,
 ) -> LauncherSnapshot:
     from asyncrpc.supervise.log_files import tail
 
@@ -322,10 +332,16 @@ def _wait_until_ready(
     log_path = rundir.log_for(LAUNCHER_LOG)
     limit = timeout if timeout is not None else 3 * plan.ready_timeout + 30
     deadline = time.monotonic() + limit
+    on_progress(None)
+    shown: tuple[object, ...] = ()
     while True:
         state = rundir.read_state()
         if state is not None and _is_ours(state.supervisor.pid, detached.pid):
             snapshot = state.snapshot
+            seen = (snapshot.phase, *((r.name, r.state) for r in snapshot.replicas))
+            if seen != shown:
+                shown = seen
+                on_progress(snapshot)
             if snapshot.phase is Phase.READY:
                 return snapshot
             if snapshot.phase is Phase.FAILED:

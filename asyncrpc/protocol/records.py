@@ -1,10 +1,11 @@
 """A durable promise as this project reads it: typed, with its param and value decoded.
 
 The server sends a promise as wire JSON (``{"id", "state", "param", "value",
-"tags", "createdAt", "settledAt"}``, each value ``{"headers", "data"}`` with
-``data`` base64-encoded JSON). :meth:`PromiseRecord.from_wire` decodes it once,
-so nothing past the reader handles wire dicts. Values are decoded to JSON only:
-an error's pickled payload is never unpickled.
+"tags", "timeoutAt", "createdAt", "settledAt"}``, each value ``{"headers",
+"data"}`` with ``data`` base64-encoded JSON). :meth:`PromiseRecord.from_wire`
+decodes it once, so nothing past the reader handles wire dicts, and
+:meth:`PromiseRecord.to_json` is how every command and page shows one. Values
+are decoded to JSON only: an error's pickled payload is never unpickled.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class PromiseRecord:
     tags: Mapping[str, str] = field(default_factory=dict)
     created_at: int = 0
     settled_at: int | None = None
+    #: The whole decoded param: a call's ``{"func", "args", ...}``, or a plain promise's data.
+    param: Any = None
+    #: When the promise times out (ms since the epoch); None when the server did not say.
+    timeout_at: int | None = None
 
     @classmethod
     def from_wire(cls, data: Any) -> PromiseRecord:
@@ -87,6 +92,7 @@ class PromiseRecord:
         args = call.get("args")
         tags = data.get("tags")
         created_at, settled_at = data.get("createdAt"), data.get("settledAt")
+        timeout_at = data.get("timeoutAt")
         return cls(
             id=data["id"],
             state=state,
@@ -96,7 +102,30 @@ class PromiseRecord:
             tags=dict(tags) if isinstance(tags, Mapping) else {},
             created_at=created_at if isinstance(created_at, int) else 0,
             settled_at=settled_at if isinstance(settled_at, int) else None,
+            param=param,
+            timeout_at=timeout_at if isinstance(timeout_at, int) else None,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The promise as the CLI's ``--json`` and the dashboard show it: decoded, times in ms.
+
+        ``value`` is the result once resolved, the error's data once rejected; ``error``
+        says in words why it did not resolve.
+        """
+        return {
+            "id": self.id,
+            "state": str(self.state),
+            "function": self.function,
+            "group": self.group,
+            "target": self.tags.get(TARGET_TAG),
+            "param": self.param,
+            "value": self.value,
+            "error": self.error,
+            "tags": dict(self.tags),
+            "timeout_at": self.timeout_at,
+            "created_at": self.created_at,
+            "settled_at": self.settled_at,
+        }
 
     @property
     def settled(self) -> bool:

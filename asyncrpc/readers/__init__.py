@@ -10,4 +10,5 @@ result, the demo and the dashboard draw call graphs. It reads only; it never joi
 - :mod:`.http`: the HTTP transport (httpx), sync and async side by side.
 - :mod:`.postgres`: the resonate-pg transport (psycopg): ``resonate_rpc`` for reads,
   the promises table for searches (resonate-pg answers ``promise.search`` with 501).
+- :mod:`.promises`: promises by id pattern and state, newest first (`asyncrpc promises`).
 """

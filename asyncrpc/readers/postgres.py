@@ -84,6 +84,7 @@ def promise_of_row(row: Sequence[Any], now_ms: int) -> PromiseRecord:
             "param": {"headers": param_headers, "data": param_data},
             "value": {"headers": value_headers, "data": value_data},
             "tags": tags,
+            "timeoutAt": timeout_at,
             "createdAt": created_at,
             "settledAt": settled_at,
         }

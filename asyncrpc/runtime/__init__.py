@@ -12,4 +12,5 @@ the server, the gateway, the nodes, the supervisor and the CLI all use it.
 - :mod:`.signals`: SIGTERM treated like Ctrl-C, for commands that clean up what they started.
 - :mod:`.log_lines`: one log line per record, whatever text a peer put into it.
 - :mod:`.process`: what every long-running process (node, gateway) checks and prints the same way.
+- :mod:`.metrics`: Prometheus counters and latency histograms a hot path can afford.
 """

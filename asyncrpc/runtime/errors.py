@@ -11,6 +11,9 @@ from __future__ import annotations
 EXIT_USAGE = 2
 #: Exit code for everything else that went wrong.
 EXIT_FAILURE = 1
+#: Exit code for a call whose result did not come in time (the invocation itself goes on);
+#: 124, as GNU timeout(1) says it, so a script tells "not yet" from "failed".
+EXIT_TIMEOUT = 124
 
 
 class LauncherError(Exception):

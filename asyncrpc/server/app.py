@@ -8,7 +8,8 @@ A plain ASGI application (served by uvicorn) with four routes:
 - ``GET /poll/{group}/{pid}``: a Server-Sent Events stream of ``execute`` and
   ``unblock`` messages for that process;
 - ``GET /healthz`` (also ``/health``, ``/ready``): readiness, with a summary;
-- ``GET /streams``: which processes are connected (a read view for the CLI).
+- ``GET /streams``: which processes are connected (a read view for the CLI);
+- ``GET /metrics``: Prometheus' text format (:mod:`asyncrpc.server.metrics`).
 
 Before any route, :class:`~asyncrpc.runtime.browser_guard.BrowserGuard`
 refuses what a web page sends (a foreign ``Origin`` or ``Host``, a form's
@@ -27,6 +28,7 @@ import contextlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
@@ -34,6 +36,7 @@ from urllib.parse import unquote
 from resonate_base import PROTOCOL_VERSION
 
 from asyncrpc.runtime.browser_guard import BrowserGuard
+from asyncrpc.server import metrics
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.protocol import (
     MAX_BODY_BYTES,
@@ -76,6 +79,7 @@ class ServerApp:
         #: What a browser may not send; by default, as for a server on loopback.
         self.guard = guard or BrowserGuard()
         self._closing: asyncio.Event | None = None
+        self.metrics = metrics.ServerMetrics(engine, engine.state.kinds)
 
     def close_streams(self) -> None:
         """End every poll stream (at shutdown); pollers reconnect to the next server."""
@@ -129,12 +133,16 @@ class ServerApp:
         elif path == "/streams" and method == "GET":
             streams = [s.__dict__ for s in self.engine.router.streams()]
             await _json(send, 200, {"streams": streams})
+        elif path == "/metrics" and method == "GET":
+            content_type = metrics.CONTENT_TYPE.encode()
+            await _respond(send, 200, [(b"content-type", content_type)], self.metrics.exposition())
         else:
             await _json(send, 404, {"error": f"no route {method} {path}"})
 
     # -- routes --------------------------------------------------------------
 
     async def _post(self, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -151,6 +159,7 @@ class ServerApp:
             chunks.append(chunk)
             more = message.get("more_body", False)
         reply = await self.engine.handle_grouped(b"".join(chunks))
+        self.metrics.request(reply.kind, reply.status, time.perf_counter() - started)
         headers = JSON_HEADERS if reply.detail is None else _with_detail(reply.detail)
         await _respond(send, reply.status, headers, reply.body)
 

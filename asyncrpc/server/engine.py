@@ -47,11 +47,16 @@ def wall_clock_ms() -> int:
 
 @dataclass(frozen=True)
 class Reply:
-    """An answer: the HTTP status (``head.status``), the envelope, and why it failed, if it did."""
+    """An answer: the HTTP status (``head.status``), the envelope, and why it failed, if it did.
+
+    ``kind`` is the request's kind as sent (None when the body was not a request): the
+    server's metrics count answers by it.
+    """
 
     status: int
     body: bytes
     detail: str | None = None
+    kind: str | None = None
 
 
 class Engine:
@@ -125,7 +130,7 @@ class Engine:
             request = parse_request(body)
         except ProtocolError as exc:
             envelope = error_envelope(exc.status, exc.kind, exc.corr_id)
-            return Reply(exc.status, envelope, exc.message)
+            return Reply(exc.status, envelope, exc.message, exc.kind)
         now = self.clock()
         answer = self._apply(
             now, body, request.kind, request.data, request.corr_id, request.version
@@ -134,7 +139,7 @@ class Engine:
         envelope = response(
             request.kind, request.corr_id, request.version, answer.status, answer.data
         )
-        return Reply(answer.status, envelope, answer.detail)
+        return Reply(answer.status, envelope, answer.detail, request.kind)
 
     def commit(self) -> None:
         """Make everything staged durable, then release the messages it caused.

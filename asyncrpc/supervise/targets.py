@@ -3,7 +3,8 @@
 `asyncrpc up` takes flows and nodes as targets, `--scale b=2` and `--delay c=10`;
 `kill/start/restart/logs` take a node, `b` (every replica) or `b.2` (one replica).
 Every name is checked against :mod:`asyncrpc.lesson.topology`; a wrong one raises
-:class:`UsageError` saying which names are valid.
+:class:`UsageError` saying which names are valid, and which one was probably meant
+(:func:`did_you_mean`: `asyncrpc invoke await-chian` is a typo, not a mystery).
 """
 
 from __future__ import annotations
@@ -17,6 +18,26 @@ from asyncrpc.runtime.numbers import MAX_REPLICAS, REPLICAS, SECONDS, NumberErro
 
 #: Worker node names, in topology order.
 WORKERS: tuple[str, ...] = tuple(topology.NODES)
+
+
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` for the closest of the ``valid`` names to ``name``; else ``""``."""
+    import difflib  # only a wrong name pays for it
+
+    close = difflib.get_close_matches(name.strip(), list(valid), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def check_flow(name: str) -> topology.Flow:
+    """The flow called ``name`` (or one of its aliases); UsageError naming the valid ones."""
+    flow = topology.find_flow(name.strip())
+    if flow is None:
+        names = topology.flow_names()
+        raise UsageError(
+            f"unknown flow {quoted(name)}.{did_you_mean(name, names)} "
+            f"Valid flows: {', '.join(names)}."
+        )
+    return flow
 
 
 def _valid_targets() -> str:
@@ -49,7 +70,8 @@ def parse_node_selector(text: str) -> NodeSelector:
     """`b` -> every replica of b, `b.2` -> replica 2; unknown names raise UsageError."""
     name, dot, replica_text = text.strip().partition(".")
     if name not in topology.PROCESS_NAMES:
-        raise UsageError(f"unknown node {quoted(text)}. Valid nodes: {_valid_nodes()}.")
+        hint = did_you_mean(name, topology.PROCESS_NAMES)
+        raise UsageError(f"unknown node {quoted(text)}.{hint} Valid nodes: {_valid_nodes()}.")
     if not dot:
         return NodeSelector(name)
     try:
@@ -102,7 +124,11 @@ def resolve_targets(targets: Sequence[str]) -> tuple[bool, tuple[str, ...]]:
         elif name in topology.NODES:
             wanted.add(name)
         elif name not in topology.SERVER_NODES:
-            raise UsageError(f"unknown target {name!r}. Valid targets: {_valid_targets()}.")
+            known = [*topology.flow_names(), topology.GATEWAY, *WORKERS, *topology.SERVER_NODES]
+            raise UsageError(
+                f"unknown target {quoted(name)}.{did_you_mean(name, known)} "
+                f"Valid targets: {_valid_targets()}."
+            )
     return gateway, tuple(node for node in WORKERS if node in wanted)
 
 
@@ -116,7 +142,7 @@ def parse_assignments(values: Iterable[str], option: str) -> dict[str, str]:
             raise UsageError(f"{option} {item!r}: write NODE=VALUE, e.g. {option} b=2.")
         if node not in topology.NODES:
             raise UsageError(
-                f"{option} {item!r}: unknown node {node!r}. "
+                f"{option} {item!r}: unknown node {node!r}.{did_you_mean(node, WORKERS)} "
                 f"{option} applies to the worker nodes {', '.join(WORKERS)}."
             )
         result[node] = value

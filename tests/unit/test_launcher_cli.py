@@ -38,7 +38,7 @@ def invoke(run_dir: Path, *args: str) -> Result:
 
 @pytest.mark.parametrize(
     "args",
-    [["status"], ["ps", "--json"], ["call", "await-chain"], ["kill", "b"], ["start", "b"], ["ui"]],
+    [["status"], ["ps"], ["call", "await-chain"], ["kill", "b"], ["start", "b"], ["ui"]],
 )
 def test_commands_with_nothing_running_say_so_and_how_to_start(
     tmp_path: Path, args: list[str]

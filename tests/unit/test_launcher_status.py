@@ -110,7 +110,10 @@ def test_logs_are_listed_in_start_order_and_followed_until_the_supervisor_stops(
 
 def test_a_call_checks_its_flow_and_timeout(tmp_path: Path) -> None:
     rundir = RunDir(tmp_path)
-    with pytest.raises(UsageError, match=r"unknown flow 'fan-in'\. Valid flows: await-chain"):
+    with pytest.raises(
+        UsageError,
+        match=r"unknown flow 'fan-in'\. Did you mean 'fan-out'\? Valid flows: await-chain",
+    ):
         prepare_call(
             "fan-in", invocation_id=None, timeout=5, gateway_url=None, env={}, rundir=rundir
         )

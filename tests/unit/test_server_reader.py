@@ -99,6 +99,8 @@ def test_get_decodes_a_promise_and_none_when_there_is_none(flat: bool) -> None:
         tags=PROMISES[0]["tags"],
         created_at=1000,
         settled_at=1500,
+        param={"func": "foo", "args": [1], "kwargs": {}, "version": 1},
+        timeout_at=2**40,
     )
     assert resolved.group == "service-a"
     assert pending is not None and (pending.value, pending.settled_at, pending.settled) == (
