@@ -4,33 +4,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from resonate_base.connections import Network
 
 from asyncrpc.gateway.app import create_app
-from asyncrpc.gateway.membership import ClientFactory, GatewayClient
+from asyncrpc.gateway.membership import GatewayClient
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.lesson.topology import FLOWS
-from tests.support.in_process import local_reader, watched_in_process
+from tests.support.gateway import local_client
+from tests.support.in_process import watched_in_process
 
 SETTINGS = GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-test")
 #: Where a client on this machine reaches the gateway (it listens on 127.0.0.1).
 BASE = f"http://127.0.0.1:{SETTINGS.port}"
-
-
-def local_client(
-    delay: float = 0.0,
-    connected: bool = True,
-    around: Callable[[Network], Network] = lambda requests: requests,
-) -> ClientFactory:
-    def make(_: GatewaySettings) -> GatewayClient:
-        resonate, creates, server = watched_in_process(delay, around)
-        return GatewayClient(resonate, creates, local_reader(server), lambda: connected)
-
-    return make
 
 
 @pytest.fixture

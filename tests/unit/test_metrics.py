@@ -36,7 +36,7 @@ from asyncrpc.runtime.metrics import AnswerTally
 from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.store import Store
-from tests.test_gateway import local_client
+from tests.support.gateway import local_client
 
 FAR = 10**15
 
@@ -68,7 +68,7 @@ class InProcessServer:
 
     async def __aenter__(self) -> InProcessServer:
         transport = httpx.ASGITransport(app=self.app)
-        self.http = httpx.AsyncClient(transport=transport, base_url="http://server")
+        self.http = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8001")
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -199,11 +199,13 @@ def test_the_tally_puts_each_latency_in_its_bucket() -> None:
 # -- the gateway --------------------------------------------------------------------
 
 SETTINGS = GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-test")
+#: Where a client on this machine reaches the gateway (it answers loopback Host names only).
+BASE = f"http://127.0.0.1:{SETTINGS.port}"
 
 
 @pytest.fixture
 def gateway() -> Iterator[TestClient]:
-    with TestClient(create_app(SETTINGS, local_client())) as client:
+    with TestClient(create_app(SETTINGS, local_client()), base_url=BASE) as client:
         yield client
 
 
@@ -235,20 +237,20 @@ def test_the_gateway_counts_invocations_by_flow_and_outcome(gateway: TestClient)
 
 
 def test_a_gateway_call_still_running_at_its_wait_counts_as_pending() -> None:
-    with TestClient(create_app(SETTINGS, local_client(delay=0.5))) as gateway:
+    with TestClient(create_app(SETTINGS, local_client(delay=0.5)), base_url=BASE) as gateway:
         assert gateway.post("/await-chain", params={"id": "slow", "wait": 0}).status_code == 202
         text = gateway.get("/metrics").text
     assert value(text, "asyncrpc_gateway_invocations_total", flow="await-chain", outcome="pending")
 
 
 def test_the_gateway_says_when_its_link_to_the_server_is_down() -> None:
-    with TestClient(create_app(SETTINGS, local_client(connected=False))) as gateway:
+    with TestClient(create_app(SETTINGS, local_client(connected=False)), base_url=BASE) as gateway:
         assert value(gateway.get("/metrics").text, "asyncrpc_gateway_server_connected") == 0
 
 
 def test_with_a_token_the_gateways_metrics_want_it() -> None:
     settings = GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="g", token="s3cret")
-    with TestClient(create_app(settings, local_client())) as gateway:
+    with TestClient(create_app(settings, local_client()), base_url=BASE) as gateway:
         refused = gateway.get("/metrics")
         assert refused.status_code == 401
         assert "unauthorized" in json.loads(refused.text)["error"]

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from asyncrpc.supervise.status import ReplicaState
 from asyncrpc.terminal.progress import ReadyProgress, progress_line
-from tests.test_launcher_status import replica_status, snapshot_of
+from tests.support.status import replica_status, snapshot_of
 
 
 def test_the_line_says_what_is_ready_starting_and_waiting() -> None:
