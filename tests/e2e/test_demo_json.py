@@ -13,7 +13,7 @@ import subprocess
 from asyncrpc.demo.scenario import default_killed_node
 from asyncrpc.lesson import topology
 from harness.processes import ASYNCRPC
-from tests.demo_run import DELAY, READY_TIMEOUT, TTL, DemoRun
+from tests.support.demo_run import DELAY, READY_TIMEOUT, TTL, DemoRun
 
 
 def test_demo_crash_json_prints_the_outcome_and_narrates_on_stderr(demo: DemoRun) -> None:
