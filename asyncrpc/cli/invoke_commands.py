@@ -52,6 +52,16 @@ def invoke(
             help="Seconds to wait for the result before giving up.",
         ),
     ] = 60.0,
+    start_timeout: Annotated[
+        float,
+        typer.Option(
+            parser=seconds_option(positive=True),
+            metavar="SECONDS",
+            envvar=config.ENV_START_TIMEOUT,
+            help="Seconds to keep starting the invocation while the gateway says the server "
+            "did not confirm it; past that: exit 3, NOT started.",
+        ),
+    ] = config.DEFAULT_START_TIMEOUT,
     as_json: JsonOption = False,
     gateway_url: Annotated[
         str | None,
@@ -69,6 +79,11 @@ def invoke(
     stored, read from the server. A call survives a gateway restart. On
     timeout the invocation goes on: re-attach with --id. [bold]asyncrpc call[/bold]
     is the same command.
+
+    Exit status: 0 the result is printed; 1 a failure (on --timeout the
+    invocation goes on); 2 bad input; 3 the invocation was NOT started (the
+    server never confirmed creating it within --start-timeout): send the same
+    --id again; 130 interrupted.
     """
     from rich.markup import escape
 
@@ -97,6 +112,7 @@ def invoke(
             env=os.environ,
             rundir=run_dir_of(run_dir),
             on_start=announce,
+            start_timeout=start_timeout,
         )
     if as_json:
         print(json.dumps(result.to_json()))

@@ -9,8 +9,14 @@ from dataclasses import dataclass
 from asyncrpc.gateway.invocations import DEFAULT_WAIT
 from asyncrpc.lesson import topology
 from asyncrpc.network.bounded import DEFAULT_REQUEST_TIMEOUT
-from asyncrpc.runtime import config
-from asyncrpc.runtime.process import check_node_id, check_server_url, default_node_id, parse_port
+from asyncrpc.runtime import config, numbers
+from asyncrpc.runtime.process import (
+    SettingsError,
+    check_node_id,
+    check_server_url,
+    default_node_id,
+    parse_port,
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,8 @@ class GatewaySettings:
     token: str | None = None
     default_wait: float = DEFAULT_WAIT
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    #: Seconds a start sends its create again while the server does not answer; then 503.
+    start_timeout: float = config.DEFAULT_START_TIMEOUT
 
     @property
     def url(self) -> str:
@@ -37,6 +45,7 @@ def gateway_settings(
     port: int | None = None,
     server_url: str | None = None,
     gateway_id: str | None = None,
+    start_timeout: float | None = None,
     random_hex: Callable[[int], str] = secrets.token_hex,
 ) -> GatewaySettings:
     """The settings from options and ``env``; :class:`SettingsError` says what is wrong."""
@@ -50,4 +59,18 @@ def gateway_settings(
         host=host or config.DEFAULT_HOST,
         port=parse_port(port, env, config.ENV_GATEWAY_PORT, config.DEFAULT_GATEWAY_PORT),
         token=env.get(config.ENV_TOKEN) or None,
+        start_timeout=start_timeout_of(env, start_timeout),
     )
+
+
+def start_timeout_of(env: Mapping[str, str], option: float | None = None) -> float:
+    """``--start-timeout``, else ``ASYNCRPC_START_TIMEOUT``, else the default; seconds above 0."""
+    if option is not None:
+        return option
+    configured = env.get(config.ENV_START_TIMEOUT)
+    if not configured:
+        return config.DEFAULT_START_TIMEOUT
+    try:
+        return numbers.seconds(configured, positive=True)
+    except numbers.NumberError as error:
+        raise SettingsError(f"{config.ENV_START_TIMEOUT}: {error}") from None

@@ -36,6 +36,7 @@ from asyncrpc.protocol.records import MalformedRecord, PromiseRecord
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG
 from asyncrpc.runtime import config
+from asyncrpc.runtime.keepalive import postgres_conninfo
 
 if TYPE_CHECKING:
     import psycopg
@@ -259,7 +260,9 @@ class PostgresTables:
 
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self.dsn, **_connect_options(self._timeout))
+                self._conn = psycopg.connect(
+                    postgres_conninfo(self.dsn), **_connect_options(self._timeout)
+                )
             return self._conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
         except psycopg.OperationalError as exc:
             self.close()
@@ -296,7 +299,7 @@ class AsyncPostgresTables:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = await psycopg.AsyncConnection.connect(
-                    self.dsn, **_connect_options(self._timeout)
+                    postgres_conninfo(self.dsn), **_connect_options(self._timeout)
                 )
             cursor = await self._conn.execute(sql, params)  # type: ignore[arg-type]
             return await cursor.fetchall()
