@@ -74,10 +74,19 @@ class LiveSessions:
     """resonate-pg's session source (its ``PgSessions`` seam) on connections that notice dead links.
 
     The same shape as the connector's own ``PsycopgSessions``: a pool for
-    requests and drains, a dedicated autocommit connection for ``LISTEN``;
-    every connection is opened with :func:`postgres_conninfo`, a request
-    waits at most :data:`POOL_WAIT_S` seconds for a pooled connection, and a
-    database that comes back is connected to within seconds.
+    requests and drains, a dedicated connection for ``LISTEN``; every
+    connection is opened with :func:`postgres_conninfo`, a request waits at
+    most :data:`POOL_WAIT_S` seconds for a pooled connection, and a database
+    that comes back is connected to within seconds.
+
+    Every connection is in autocommit: each request (one ``SELECT
+    resonate.resonate_rpc(...)``) and each dequeue is its own transaction,
+    committed by the database as the statement ends. In a transaction, the
+    database would hold the statement's row locks until the client's
+    ``COMMIT`` arrived, and a client whose link died between the two would
+    hold them until the database noticed it was gone: every other process's
+    timers and requests on those rows wait that long. It also spares a round
+    trip per request.
     """
 
     def __init__(self, dsn: str, *, max_size: int = POOL_SIZE) -> None:
@@ -111,6 +120,7 @@ class LiveSessions:
                         max_size=self._max_size,
                         timeout=POOL_WAIT_S,
                         reconnect_timeout=RECONNECT_GIVE_UP_S,
+                        kwargs={"autocommit": True},
                         open=False,
                     )
                     await pool.open()

@@ -14,9 +14,10 @@ supervisor's child is Postgres itself: `asyncrpc kill postgres` crashes the
 database as a real crash would, and the next start runs Postgres's own crash
 recovery.
 
-Postgres itself also probes idle clients (``tcp_keepalives_*``) and gives up
-on unacknowledged data (``tcp_user_timeout``), so a client whose host or link
-died stops holding a backend, and its locks, within seconds.
+Postgres itself also probes idle clients (``tcp_keepalives_*``), gives up on
+unacknowledged data (``tcp_user_timeout``) and ends transactions left idle,
+so a client whose host or link died stops holding a backend, and its locks,
+within seconds.
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ MAX_CONNECTIONS = 300
 SCHEMA_MARKER = "asyncrpc-schema"
 #: Written once asyncrpc.process_timeouts() (the timer driver) is in the database.
 TIMER_DRIVER_MARKER = "asyncrpc-timer-driver"
-#: How Postgres notices a client whose link died (seconds; the user timeout in ms).
-SERVER_KEEPALIVE = {
-    "tcp_keepalives_idle": "5",
-    "tcp_keepalives_interval": "2",
+#: How Postgres notices a client whose link died (seconds; the user timeout in ms), and
+#: ends a transaction a client left open: its locks would stop everyone else.
+SERVER_LIVENESS = {
+    "tcp_keepalives_idle": "3",
+    "tcp_keepalives_interval": "1",
     "tcp_keepalives_count": "3",
-    "tcp_user_timeout": "10000",
+    "tcp_user_timeout": "5000",
+    "idle_in_transaction_session_timeout": "10s",
 }
 #: What Postgres prints once it accepts connections: the node's ready line.
 READY_LINE = "database system is ready to accept connections"
@@ -157,7 +160,7 @@ def postgres_argv(pgdata: Path, listen: str, port: int) -> list[str]:
         "max_connections": str(MAX_CONNECTIONS),
         "logging_collector": "off",
         "password_encryption": "scram-sha-256",
-        **SERVER_KEEPALIVE,
+        **SERVER_LIVENESS,
     }
     argv = [str(binary), "-D", str(pgdata), "-h", listen, "-p", str(port)]
     for name, value in settings.items():
