@@ -17,14 +17,17 @@ from asyncrpc.runtime.errors import LauncherError
 
 
 def _status(as_json: bool, run_dir: Path | None) -> None:
+    from asyncrpc.ops.health import probe
+
     with reported():
         snapshot = client_of(run_dir).status()
+    health = probe(snapshot.server_url, snapshot.gateway_url)
     if as_json:
-        print(json.dumps(snapshot.to_json(), indent=1))
+        print(json.dumps({**snapshot.to_json(), "health": health.to_json()}, indent=1))
     else:
         from asyncrpc.terminal import status_table as view
 
-        view.print_status(console(), snapshot)
+        view.print_status(console(), snapshot, health)
 
 
 @app.command()
@@ -32,8 +35,9 @@ def status(as_json: JsonOption = False, run_dir: RunDirOption = None) -> None:
     """Show what runs: node, group, replica, pid, state, uptime, restarts.
 
     A replica is starting, running, exited (it ended by itself), killed (by a
-    signal) or stopped (by the supervisor). Also prints the server and gateway URLs. Exits 1 when
-    nothing is running.
+    signal) or stopped (by the supervisor). Also prints the server and gateway URLs, and whether
+    each answers now: the gateway's /healthz says why it cannot reach the server (with --json:
+    "health"). Exits 1 when nothing is running.
     """
     _status(as_json, run_dir)
 

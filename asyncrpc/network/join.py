@@ -125,7 +125,7 @@ class PollStream(SSEConnection):
         try:
             await super()._read_stream(resp)
         except Exception as error:
-            self._failure = str(error) or type(error).__name__
+            self._failure = f"the stream broke: {type(error).__name__}"
             raise
         else:
             self._failure = "the server ended the stream"

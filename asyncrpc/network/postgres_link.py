@@ -41,7 +41,7 @@ from psycopg_pool import AsyncConnectionPool
 from resonate.error import ConnectorError
 from resonate.retry import ExponentialBackoff
 from resonate_pg import PostgresConnection
-from resonate_pg.client import PgConn
+from resonate_pg.client import PgConn, PgSessions
 from resonate_pg.connection import PROCESS_TIMEOUTS_SQL
 
 from asyncrpc.network.health import HEALTHY, STALE_AFTER_S, LinkHealth
@@ -140,8 +140,10 @@ class PostgresLink(PostgresConnection):
         backoff: ExponentialBackoff,
         on_first_connect: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sessions: PgSessions | None = None,
     ) -> None:
-        super().__init__(pid=pid, group=group, sessions=LiveSessions(dsn))
+        """``sessions`` replaces the connections to ``dsn`` (:class:`LiveSessions`), for tests."""
+        super().__init__(pid=pid, group=group, sessions=sessions or LiveSessions(dsn))
         self.connected = asyncio.Event()
         self._where = config.redacted(dsn)
         self._backoff = backoff

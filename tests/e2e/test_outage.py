@@ -7,9 +7,10 @@ confirmed (ASYNCRPC_START_TIMEOUT). With the server killed:
 
 - an outage shorter than `invoke`'s bound: the call goes on asking, the
   server comes back, and the call answers 3;
-- an outage longer than it: `invoke` exits 3 saying the invocation was NOT
-  started, the server does not know the id, and sending the same id again
-  after the server is back answers 3.
+- an outage longer than it: `status` reports the server unreachable and the
+  gateway's 503 with its reason, `invoke` exits 3 saying the invocation was
+  NOT started, the server does not know the id, and sending the same id
+  again after the server is back answers 3.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +75,13 @@ class System:
     def start_server(self) -> None:
         started = self.cli("start", self.server)
         assert started.returncode == 0, started.stdout + started.stderr
+
+    def health_in_status(self, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        """`asyncrpc status --json`'s health, once ``wanted`` holds for it."""
+        status = self.cli("status", "--json")
+        assert status.returncode == 0, status.stdout + status.stderr
+        health = json.loads(status.stdout)["health"]
+        return health if wanted(health) else None
 
     def healthy(self) -> bool:
         return http_status(f"{self.gateway_url}/healthz", timeout=2.0) == 200
@@ -136,6 +145,15 @@ def test_a_call_outlasting_its_bound_is_not_started_and_can_be_sent_again(
 ) -> None:
     invocation_id = f"long-{system.server}"
     system.kill_server()
+    # `status` says the server is down, and the gateway why it answers 503.
+    health = wait_until(
+        lambda: system.health_in_status(lambda health: not health["gateway"]["ok"]),
+        20,
+        "status to report the gateway unhealthy",
+        poll=0.5,
+    )
+    assert not health["server"]["ok"], health
+    assert "cannot reach the Resonate server" in health["gateway"]["detail"], health
     began = time.monotonic()
     call = system.invoke(invocation_id, "--start-timeout", f"{SHORT_PATIENCE:g}")
     stdout, stderr = call.communicate(timeout=120)
