@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -218,3 +219,8 @@ def test_the_link_calls_the_wrapper_the_schema_step_creates() -> None:
     assert f"SELECT {TIMER_DRIVER}" == WRAPPED_TIMERS_SQL
     assert "SECURITY DEFINER" in TIMER_DRIVER_SQL
     assert f"GRANT EXECUTE ON FUNCTION {TIMER_DRIVER} TO resonate_worker" in TIMER_DRIVER_SQL
+
+
+def test_deploy_md_shows_the_timer_wrapper_as_the_schema_step_creates_it() -> None:
+    deploy = (Path(__file__).resolve().parent.parent / "docs" / "deploy.md").read_text()
+    assert TIMER_DRIVER_SQL.strip() in deploy
