@@ -18,6 +18,9 @@ gateway's bound (its message's number of seconds) has passed, and is unknown
 to the server afterwards; ``/healthz`` answers 503 with the reason. Every
 namespace, link and process is removed at the end, pass or fail. Skipped
 without root and ``ip netns``, or without resonate.sql.
+
+A second, smaller test cuts the embedded server (HTTP) off a gateway: its
+``/healthz`` turns 503 with the reason within seconds, and 200 once mended.
 """
 
 from __future__ import annotations
@@ -261,3 +264,53 @@ def test_the_await_chain_returns_3_across_hosts_and_survives_cut_links(hosts: Ho
     assert hosts.completions("hosts-cut-db") == ONCE
     wait_until(lambda: hosts.health()[0] == 200, 30, "the gateway to be healthy again", poll=0.5)
     assert hosts.http("GET", "/invocations/hosts-during-cut")[0] == 404  # never started
+
+
+def test_the_gateway_reports_a_silently_cut_embedded_server_within_seconds() -> None:
+    """The same cut with the embedded server (HTTP): the poll stream's keepalives notice it."""
+    why = netns.unavailable()
+    if why:
+        pytest.skip(why)
+    base = Path(tempfile.mkdtemp(prefix="asyncrpc-hosts-http-"))
+    procs = Processes(base, isolated_env(base / "run"))
+    lan = netns.Lan()
+    try:
+        lan.build(["db", "gw", "client"])
+        db, gw = lan.hosts["db"].address, lan.hosts["gw"].address
+        procs.start(
+            "server",
+            lan.hosts["db"].command(
+                *ASYNCRPC, "server", "--host", db, "--port", "8001", "--db", ":memory:"
+            ),
+        )
+        gateway = procs.start(
+            "gateway",
+            lan.hosts["gw"].command(
+                *(*ASYNCRPC, "node", "gateway", "--host", gw, "--port", str(GATEWAY_PORT)),
+                *("--server-url", f"http://{db}:8001"),
+            ),
+        )
+        gateway.wait_for_output(config.READY_MARKER, 120)
+        hosts = Hosts(lan, procs, {"gateway": gateway})
+        assert hosts.health()[0] == 200
+
+        cut_at = time.monotonic()
+        lan.cut("db")
+        try:
+            _, body = wait_until(
+                lambda: (answer := hosts.health())[0] == 503 and answer,
+                NOTICE_WITHIN_S + 4,
+                "the gateway to report the server unreachable",
+                poll=0.5,
+            )
+            noticed = time.monotonic() - cut_at
+        finally:
+            lan.mend("db")
+        assert noticed <= NOTICE_WITHIN_S + 4, noticed
+        assert f"no poll stream to the Resonate server at http://{db}:8001" in body, body
+        wait_until(lambda: hosts.health()[0] == 200, 30, "the gateway to reconnect", poll=0.5)
+    finally:
+        procs.stop_all()
+        failed = lan.close()
+        shutil.rmtree(base, ignore_errors=True)
+        assert not failed and not lan.remaining(), (failed, lan.remaining())
