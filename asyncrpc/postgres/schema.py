@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from asyncrpc.runtime.keepalive import postgres_conninfo
+
 #: The environment variable naming resonate.sql; the project never hard-codes its path.
 RESONATE_SQL_ENV = "ASYNCRPC_RESONATE_SQL"
 
@@ -79,7 +81,7 @@ def apply_sql(dsn: str, sql: str) -> None:
     """Run a whole SQL script (several statements, no parameters) in one transaction."""
     import psycopg
 
-    with psycopg.connect(dsn, autocommit=False) as conn:
+    with psycopg.connect(postgres_conninfo(dsn), autocommit=False) as conn:
         conn.execute(sql)  # type: ignore[arg-type]  # a script, not a literal
 
 
@@ -87,6 +89,6 @@ def has_schema(dsn: str) -> bool:
     """Whether resonate.sql has been applied to the database at ``dsn``."""
     import psycopg
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(postgres_conninfo(dsn), autocommit=True) as conn:
         row = conn.execute("SELECT to_regprocedure('resonate.resonate_rpc(jsonb)')").fetchone()
     return row is not None and row[0] is not None
