@@ -188,6 +188,7 @@ class FlowCaller:
                     f"invocation {invocation_id} was NOT started: the server does not know "
                     f"it after {self.start_timeout:g}s of trying to start it.",
                 )
+            self.sleeper(RESTART_PAUSE)
 
     def _post(
         self, flow: topology.Flow, invocation_id: str, deadline: float, *, first: bool
