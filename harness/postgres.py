@@ -21,10 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from asyncrpc.postgres.local import embedded_postgres
-from asyncrpc.postgres.schema import (
-    SchemaUnavailable,
-    apply_sql,
-)
+from asyncrpc.postgres.schema import SchemaUnavailable, apply_schema
 from asyncrpc.postgres.schema import resonate_sql_path as schema_path
 
 
@@ -77,7 +74,7 @@ def _skip_durability(dsn: str) -> None:
 
 @contextmanager
 def resonate_postgres(schema: Path) -> Iterator[str]:
-    """A throwaway Postgres with ``schema`` (resonate.sql) applied; yields its DSN."""
+    """A throwaway Postgres with ``schema`` (resonate.sql) and the timer driver; yields its DSN."""
     with throwaway_postgres() as dsn:
-        apply_sql(dsn, schema.read_text())
+        apply_schema(dsn, schema)
         yield dsn

@@ -58,6 +58,16 @@ def invoke(
             help="Seconds to wait for the result before giving up.",
         ),
     ] = 60.0,
+    start_timeout: Annotated[
+        float,
+        typer.Option(
+            parser=parse_positive_seconds,
+            metavar="SECONDS",
+            envvar=config.ENV_START_TIMEOUT,
+            help="Seconds to keep starting the invocation while the gateway says the server "
+            "did not confirm it; past that: exit 3, NOT started.",
+        ),
+    ] = config.DEFAULT_START_TIMEOUT,
     as_json: JsonOption = False,
     gateway_url: Annotated[
         str | None,
@@ -76,8 +86,10 @@ def invoke(
     timeout the invocation goes on: re-attach with --id. [bold]asyncrpc call[/bold]
     is the same command.
 
-    Exit codes: 0 with the result; 124 when no result came within --timeout (the
-    invocation goes on); 2 for an unknown flow or a bad value; 1 when the call failed.
+    Exit status: 0 the result is printed; 124 no result came within --timeout (the
+    invocation goes on); 1 the call failed; 2 bad input (an unknown flow, a bad value);
+    3 the invocation was NOT started (the server never confirmed creating it within
+    --start-timeout): send the same --id again; 130 interrupted.
     """
     from rich.markup import escape
 
@@ -106,6 +118,7 @@ def invoke(
             env=os.environ,
             rundir=run_dir_of(run_dir),
             on_start=announce,
+            start_timeout=start_timeout,
         )
     if as_json:
         print_json(result.to_json())

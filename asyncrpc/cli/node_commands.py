@@ -79,6 +79,19 @@ def node_command(
             f"(default: ${config.ENV_GATEWAY_PORT}, else {config.DEFAULT_GATEWAY_PORT})",
         ),
     ] = None,
+    start_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--start-timeout",
+            parser=parse_positive_seconds,
+            metavar="SECONDS",
+            help="Gateway only: how long a start keeps sending its create while the server "
+            "does not answer; past that the caller gets 503 'NOT started' and may send the "
+            f"same id again (default: ${config.ENV_START_TIMEOUT}, "
+            f"else {config.DEFAULT_START_TIMEOUT:g})",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run one node in the foreground; it prints one ready line when it can take work.
 
@@ -99,12 +112,18 @@ def node_command(
             if delay is not None or ttl is not None:
                 raise SettingsError("--delay and --ttl apply to worker nodes, not the gateway")
             settings = gateway_settings(
-                env, host=host, port=port, server_url=server_url, gateway_id=node_id
+                env,
+                host=host,
+                port=port,
+                server_url=server_url,
+                gateway_id=node_id,
+                start_timeout=start_timeout,
             )
             raise typer.Exit(run_gateway(settings))
-        if host is not None or port is not None:
+        if host is not None or port is not None or start_timeout is not None:
             raise SettingsError(
-                f"--host and --port apply to the gateway only (asyncrpc node {topology.GATEWAY})"
+                "--host, --port and --start-timeout apply to the gateway only "
+                f"(asyncrpc node {topology.GATEWAY})"
             )
         worker = node.node_settings(
             name, env, server_url=server_url, node_id=node_id, delay=delay, ttl=ttl

@@ -83,12 +83,51 @@ def postgres(
         str | None,
         typer.Option(help="Postgres data directory. Default: RUN_DIR/postgres."),
     ] = None,
-    host: Annotated[
-        str, typer.Option(help="Address to listen on. Keep 127.0.0.1 unless you mean it.")
-    ] = (config.DEFAULT_HOST),
+    listen: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--listen",
+            "--host",
+            metavar="ADDR",
+            help="Address to listen on (repeat for more; '*' for all). Default: 127.0.0.1, "
+            "which only this machine reaches.",
+            show_default=False,
+        ),
+    ] = None,
     port: Annotated[
         int, typer.Option(parser=parse_port, metavar="PORT", help="Port to listen on.")
     ] = 5432,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            metavar="CIDR",
+            help="Let clients from this network log in with a password (scram-sha-256), "
+            "e.g. 10.0.0.0/24; repeat for more. Loopback is trusted; nothing else is.",
+            show_default=False,
+        ),
+    ] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--role",
+            metavar="NAME=VARIABLE",
+            help="Create (or update) login role NAME, a member of resonate_worker, with the "
+            "password held in the environment variable VARIABLE (never the password itself: "
+            "any local user can read a command line); repeat for more.",
+            show_default=False,
+        ),
+    ] = None,
+    reader: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reader",
+            metavar="NAME",
+            help="Let role NAME read the call graph (SELECT on resonate.promises): the "
+            "gateway's role, and whoever runs `asyncrpc tree`; repeat for more.",
+            show_default=False,
+        ),
+    ] = None,
     schema: Annotated[
         str | None,
         typer.Option(help="resonate.sql to apply on first start. Default: $ASYNCRPC_RESONATE_SQL."),
@@ -96,18 +135,29 @@ def postgres(
 ) -> None:
     """Run a local Postgres 18 with Resonate's schema: the server as a database (resonate-pg).
 
-    The data directory is initialised and the schema applied on first start; then
-    this process becomes Postgres itself. Nodes reach it at
-    postgresql://postgres@HOST:PORT/postgres.
+    The data directory is initialised and the schema applied on first start
+    (with asyncrpc.process_timeouts(), which lets every member of
+    resonate_worker fire timers); the access options are applied on every
+    start; then this process becomes Postgres itself. Nodes on this machine
+    reach it at postgresql://postgres@127.0.0.1:PORT/postgres; nodes on
+    others as a --role over an --allow'ed network (docs/deploy.md).
     """
     from asyncrpc.postgres import local
+    from asyncrpc.postgres.access import AccessError, parse_access
     from asyncrpc.postgres.schema import SchemaUnavailable, resonate_sql_path
 
     pgdata = (Path(data) if data else local.default_data_dir(config.run_dir(os.environ))).resolve()
-    if not local.is_prepared(pgdata):
-        try:
-            local.prepare(pgdata, resonate_sql_path(os.environ, schema))
-        except SchemaUnavailable as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-    local.exec_postgres(pgdata, host, port)
+    try:
+        access = parse_access(
+            listen=listen or (),
+            allow=allow or (),
+            roles=role or (),
+            readers=reader or (),
+            env=os.environ,
+        )
+        sql = None if local.is_prepared(pgdata) else resonate_sql_path(os.environ, schema)
+        local.prepare(pgdata, sql, access)
+    except (SchemaUnavailable, AccessError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    local.exec_postgres(pgdata, access.listen_addresses, port)

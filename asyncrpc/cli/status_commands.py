@@ -16,6 +16,8 @@ from asyncrpc.runtime.errors import LauncherError, NothingRunning
 
 
 def _status(as_json: bool, run_dir: Path | None) -> None:
+    from asyncrpc.ops.health import probe
+
     with reported():
         try:
             client = client_of(run_dir)
@@ -27,14 +29,15 @@ def _status(as_json: bool, run_dir: Path | None) -> None:
             where = str(run_dir_of(run_dir).path)
             print_json({"running": False, "run_dir": where, "message": str(nothing)})
             raise typer.Exit(nothing.exit_code) from None
+    health = probe(snapshot.server_url, snapshot.gateway_url)
     if as_json:
-        data = {"running": True, **snapshot.to_json()}
+        data = {"running": True, **snapshot.to_json(), "health": health.to_json()}
         data["dashboard"] = _dashboard_address(snapshot.dashboard_url, client.dashboard_token)
         print_json(data)
     else:
         from asyncrpc.terminal import status_table as view
 
-        view.print_status(console(), snapshot)
+        view.print_status(console(), snapshot, health)
 
 
 @app.command()
@@ -42,9 +45,10 @@ def status(as_json: JsonOption = False, run_dir: RunDirOption = None) -> None:
     """Show what runs: node, group, replica, pid, state, uptime, restarts.
 
     A replica is starting, running, exited (it ended by itself), killed (by a
-    signal) or stopped (by the supervisor). Also prints the server and gateway URLs. Exits 1 when
-    nothing is running (with --json: `{"running": false, ...}`). With --json, "dashboard" is
-    the address that signs a browser in.
+    signal) or stopped (by the supervisor). Also prints the server and gateway URLs, and whether
+    each answers now: the gateway's /healthz says why it cannot reach the server (with --json:
+    "health"). Exits 1 when nothing is running (with --json: `{"running": false, ...}`). With
+    --json, "dashboard" is the address that signs a browser in.
     """
     _status(as_json, run_dir)
 

@@ -38,6 +38,7 @@ from asyncrpc.protocol.errors import (
     InvocationConflict,
     InvocationError,
     InvocationFailed,
+    NotStarted,
     ServerRefused,
     ServerUnavailable,
     UnknownInvocation,
@@ -196,11 +197,18 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
 
     @app.get("/healthz", responses={503: {"model": ErrorBody}})
     async def healthz(request: Request) -> dict[str, str]:
-        """200 once the gateway's poll stream to the Resonate server is connected."""
+        """200 while the gateway reaches the Resonate server; 503 with the reason while not.
+
+        On resonate-pg, ``timers`` says whether this gateway fires the database's timers.
+        """
         server = config.redacted(settings.server_url)
-        if not client(request).connected():
-            raise ServerUnavailable(f"not connected to the Resonate server at {server} (yet)")
-        return {"status": "ok", "id": settings.gateway_id, "server": server}
+        gateway = client(request)
+        health = gateway.health()
+        if not health.ok:
+            raise ServerUnavailable(f"cannot reach the Resonate server: {health.reason}")
+        body = {"status": "ok", "id": settings.gateway_id, "server": server}
+        timers = gateway.timers()
+        return body if timers is None else {**body, "timers": timers}
 
     @app.get("/metrics", include_in_schema=False)
     async def get_metrics(request: Request) -> Response:
@@ -232,13 +240,20 @@ def flow_endpoint(
 
     async def begin(request: Request) -> tuple[runner.Started, dict[str, str]]:
         gateway = client(request)
-        started = await runner.start(
-            gateway.resonate,
-            gateway.creates,
-            flow,
-            query.invocation_id(request.query_params),
-            request_id=gateway.request_id,
-        )
+        try:
+            started = await runner.start(
+                gateway.resonate,
+                gateway.creates,
+                flow,
+                query.invocation_id(request.query_params),
+                request_id=gateway.request_id,
+                patience=settings.start_timeout,
+            )
+        except NotStarted as exc:
+            health = gateway.health()
+            if health.ok:
+                raise
+            raise NotStarted(exc.invocation_id, f"{exc.reason}; {health.reason}") from None
         headers = {
             "X-Invocation-Id": started.id,
             "X-Invocation-Reattached": "true" if started.reattached else "false",
@@ -291,6 +306,9 @@ def install_error_handlers(app: FastAPI) -> None:
         status = next((code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls)), 500)
         if isinstance(exc, InvocationFailed):
             return error(status, str(exc), id=exc.invocation.id, state=str(exc.invocation.state))
+        if isinstance(exc, NotStarted):
+            # Machine-readable too: a client re-sends the same id on "started": false.
+            return error(status, str(exc), id=exc.invocation_id, started=False)
         return error(status, str(exc))
 
     @app.exception_handler(query.InvalidQuery)

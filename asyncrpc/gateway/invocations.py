@@ -15,6 +15,12 @@ client's :class:`~asyncrpc.network.create_watch.CreateWatch`, the create
 carries a fresh ``asyncrpc:request`` tag, and the server answers with the
 promise it holds, whose tags are this request's only if this request created
 it. The same answer names the promise's function, for the conflict check.
+
+A start answers only once the server has confirmed the create: while the
+server does not answer, the create is sent again for up to ``patience``
+seconds (the gateway's ``start_timeout``), and past that the start fails with
+:class:`NotStarted`, which says the invocation was not started and that the
+same id may be sent again. Nothing reports a start the server never confirmed.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from asyncrpc.protocol.errors import (
     InvocationConflict,
     InvocationError,
     InvocationFailed,
+    NotStarted,
     ServerRefused,
     ServerUnavailable,
     UnknownInvocation,
@@ -93,20 +100,27 @@ async def start(
     invocation_id: str | None = None,
     *,
     request_id: Callable[[], str] = new_request_id,
+    patience: float = 0.0,
 ) -> Started:
     """Start ``flow`` under ``invocation_id`` (default: the flow's fixed id), or re-attach.
 
-    ``creates`` must be the network ``client`` sends through. Raises
-    :class:`InvocationConflict` when the id belongs to another function.
+    ``creates`` must be the network ``client`` sends through. The create is
+    sent again while the server does not answer, for up to ``patience``
+    seconds; then :class:`NotStarted`. Raises :class:`InvocationConflict`
+    when the id belongs to another function.
     """
     invocation_id = check_invocation_id(flow.default_id if invocation_id is None else invocation_id)
     request = request_id()
     caller = client.options(target=flow.entry_group, timeout=INVOCATION_TIMEOUT)
-    with creates.watch(invocation_id, {REQUEST_TAG: request}) as answer:
+    with creates.watch(invocation_id, {REQUEST_TAG: request}, patience) as answer:
         handle = caller.rpc(invocation_id, flow.entry_function, *flow.entry_args)
         try:
             await handle.id()  # the promise now exists on the server: the flow is durable
         except ResonateError as exc:
+            forget_failed_start(client, invocation_id, handle)
+            if isinstance(exc, ConnectorError):
+                reason = str(exc.error) or type(exc.error).__name__
+                raise NotStarted(invocation_id, reason) from None
             raise _unavailable(exc) from None
     if not answer.done():
         raise RuntimeError(f"the create of {invocation_id!r} did not pass through {creates!r}")
@@ -122,6 +136,26 @@ async def start(
             f"({flow.entry_function}); choose another id"
         )
     return Started(invocation_id, handle, reattached=record.tags.get(REQUEST_TAG) != request)
+
+
+def forget_failed_start(client: Resonate, invocation_id: str, handle: ResonateHandle[Any]) -> None:
+    """Drop the subscription a failed ``rpc`` leaves behind (resonate-sdk 0.8.1).
+
+    ``rpc`` makes a subscription for its id before it sends the create, and
+    keeps it when the create fails. The next ``rpc`` of that id (the caller
+    sending it again) finds it, registers no listener, and its handle waits
+    for the periodic refresh, or forever without one. The SDK's own ``get``
+    drops its subscription when its request fails; this does the same for a
+    start, and only for the subscription this start's handle holds. It reads
+    the SDK's private state, so it does nothing if that is not there.
+    """
+    runtime = getattr(client, "_runtime", None)
+    subs = getattr(runtime, "subs", None)
+    mine: Any = getattr(handle, "_sub", None)
+    if mine is None or mine.settled():
+        return
+    if isinstance(subs, dict) and subs.get(invocation_id) is mine:
+        del subs[invocation_id]
 
 
 async def read(reader: AsyncServerReader, invocation_id: str) -> PromiseRecord:

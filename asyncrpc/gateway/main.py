@@ -21,10 +21,10 @@ from asyncrpc.runtime.uvicorn_server import GracefulServer
 async def announce_when_ready(
     server: uvicorn.Server, app: FastAPI, settings: GatewaySettings
 ) -> None:
-    """Print the ready line once uvicorn listens and the poll stream is connected."""
+    """Print the ready line once uvicorn listens and the gateway reaches the server."""
     while not (server.started and getattr(app.state, "client", None) is not None):
         await asyncio.sleep(0.05)
-    while not app.state.client.connected():
+    while not app.state.client.health().ok:
         await asyncio.sleep(0.05)
     print(
         ready_line(

@@ -4,7 +4,9 @@ Its Resonate client starts invocations (its requests pass through a
 :class:`CreateWatch`, which hands each start the answer to its create) and
 hears, on its poll stream, that one it waits on has finished; its :class:`AsyncServerReader` reads
 invocations for ``GET /invocations/...``. Both give up on an unreachable
-server after ``request_timeout`` seconds, so a caller gets an answer.
+server after ``request_timeout`` seconds, so a caller gets an answer. Its
+``health`` is its message source's: whether the stream (or, on resonate-pg,
+the drain of its messages) reaches the server now, and why not.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from resonate.resonate import Resonate
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.lesson import topology
 from asyncrpc.network.create_watch import CreateWatch
+from asyncrpc.network.health import LinkHealth
 from asyncrpc.network.join import join, links
 from asyncrpc.readers.server_reader import AsyncServerReader
 
@@ -45,16 +48,18 @@ def request_ids() -> Callable[[], str]:
 
 @dataclass
 class GatewayClient:
-    """The gateway's Resonate client, the watch on its creates, its reader, its stream's state.
+    """The gateway's Resonate client, the watch on its creates, its reader, its link's health.
 
-    ``request_id`` names each start (see :func:`asyncrpc.gateway.invocations.start`).
+    ``request_id`` names each start (see :func:`asyncrpc.gateway.invocations.start`);
+    ``timers`` says who fires the server's timers, where the gateway knows (resonate-pg).
     """
 
     resonate: Resonate
     creates: CreateWatch
     reader: AsyncServerReader
-    connected: Callable[[], bool]
+    health: Callable[[], LinkHealth]
     request_id: Callable[[], str] = field(default_factory=request_ids)
+    timers: Callable[[], str | None] = lambda: None
 
     async def close(self) -> None:
         await self.reader.aclose()
@@ -86,4 +91,4 @@ def connect(settings: GatewaySettings) -> GatewayClient:
     reader = AsyncServerReader(
         settings.server_url, settings.token, timeout=settings.request_timeout
     )
-    return GatewayClient(resonate, network, reader, stream.connected.is_set)
+    return GatewayClient(resonate, network, reader, stream.health, timers=lambda: stream.timers)

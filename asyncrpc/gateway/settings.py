@@ -24,6 +24,8 @@ class GatewaySettings:
     token: str | None = None
     default_wait: float = DEFAULT_WAIT
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    #: Seconds a start sends its create again while the server does not answer; then 503.
+    start_timeout: float = config.DEFAULT_START_TIMEOUT
 
     @property
     def url(self) -> str:
@@ -37,6 +39,7 @@ def gateway_settings(
     port: int | None = None,
     server_url: str | None = None,
     gateway_id: str | None = None,
+    start_timeout: float | None = None,
     random_hex: Callable[[int], str] = secrets.token_hex,
 ) -> GatewaySettings:
     """The settings from options and ``env``; :class:`SettingsError` says what is wrong."""
@@ -52,4 +55,17 @@ def gateway_settings(
             port, "--port", env, config.ENV_GATEWAY_PORT, numbers.PORT, config.DEFAULT_GATEWAY_PORT
         ),
         token=env.get(config.ENV_TOKEN) or None,
+        start_timeout=start_timeout_of(env, start_timeout),
+    )
+
+
+def start_timeout_of(env: Mapping[str, str], option: float | None = None) -> float:
+    """``--start-timeout``, else ``ASYNCRPC_START_TIMEOUT``, else the default; seconds above 0."""
+    return numbers.option_or_env(
+        option,
+        "--start-timeout",
+        env,
+        config.ENV_START_TIMEOUT,
+        numbers.POSITIVE_SECONDS,
+        config.DEFAULT_START_TIMEOUT,
     )

@@ -3,18 +3,19 @@
 The SDK retries an unreachable server forever, which is right for a worker
 and wrong for a caller waiting on an HTTP response: the gateway's requests
 go through :class:`BoundedNetwork`, so its caller hears "server unreachable"
-after a few seconds instead of hanging.
+after a few seconds instead of hanging. The answer comes on time even when
+the request cannot stop at once (:func:`~asyncrpc.runtime.on_time.within`):
+the message names the time it took.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from resonate.error import ConnectorError
 from resonate.retry import ExponentialBackoff
 from resonate_base.connections import Network
 
 from asyncrpc.network.lean_http import server_network
+from asyncrpc.runtime.on_time import within
 
 #: Seconds one request to the server may take before the server counts as unreachable.
 DEFAULT_REQUEST_TIMEOUT = 5.0
@@ -36,7 +37,7 @@ class BoundedNetwork:
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
         try:
-            return await asyncio.wait_for(self._inner.send(req, headers), self._timeout)
+            return await within(self._inner.send(req, headers), self._timeout)
         except TimeoutError:
             reason = f"no answer from the Resonate server at {self._url} within {self._timeout:g}s"
             raise ConnectorError(TimeoutError(reason)) from None

@@ -27,9 +27,11 @@ from resonate.transport import Transport
 from resonate_base.connections import Network
 
 from asyncrpc.network.bounded import BoundedNetwork
+from asyncrpc.network.health import HEALTHY, LinkHealth
 from asyncrpc.network.heartbeat import IntervalHeartbeat
 from asyncrpc.network.lean_http import server_network
 from asyncrpc.runtime import config
+from asyncrpc.runtime.keepalive import keepalive_socket
 
 if TYPE_CHECKING:
     from asyncrpc.network.postgres_link import PostgresLink
@@ -61,6 +63,10 @@ class PollStream(SSEConnection):
       timeout among them, which would leave the process connected for requests
       and deaf to work. Here the loop starts again after any failure, and the
       stream's session has no total time limit (``timeout``).
+    - Its socket sends keepalive probes and has a TCP user timeout
+      (:mod:`asyncrpc.runtime.keepalive`): a stream whose link died silently
+      fails within seconds and reconnects, instead of waiting, deaf, for TCP
+      to give up.
     """
 
     def __init__(
@@ -77,10 +83,24 @@ class PollStream(SSEConnection):
         self.connected = asyncio.Event()
         self._on_first_connect = on_first_connect
         self._timeout = timeout
+        self._failure: str | None = None
+
+    def health(self) -> LinkHealth:
+        """Whether the stream is connected now, and if not, why."""
+        if self.connected.is_set():
+            return HEALTHY
+        why = f" ({self._failure})" if self._failure else " yet"
+        return LinkHealth(False, f"no poll stream to the Resonate server at {self._url}{why}")
+
+    @property
+    def timers(self) -> str | None:
+        """Who fires the timers: an HTTP server fires its own, so this stream does not say."""
+        return None
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None and not self._stopped:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            connector = aiohttp.TCPConnector(socket_factory=keepalive_socket)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         return super()._ensure_session()
 
     async def _sse_loop(self) -> None:
@@ -90,18 +110,25 @@ class PollStream(SSEConnection):
                 await super()._sse_loop()
                 return  # it returns only once stopped or cancelled
             except Exception as error:
+                self._failure = str(error) or type(error).__name__
                 delay = RECONNECT.delay(failures)
                 failures += 1
                 logger.warning("poll stream failed (%r); reconnecting in %gs", error, delay)
                 await asyncio.sleep(delay)
 
     async def _read_stream(self, resp: aiohttp.ClientResponse) -> None:
+        self._failure = None
         self.connected.set()
         if self._on_first_connect is not None:
             on_first_connect, self._on_first_connect = self._on_first_connect, None
             on_first_connect()
         try:
             await super()._read_stream(resp)
+        except Exception as error:
+            self._failure = f"the stream broke: {type(error).__name__}"
+            raise
+        else:
+            self._failure = "the server ended the stream"
         finally:
             self.connected.clear()
 

@@ -106,7 +106,9 @@ def with_pause(function: DurableFunction, seconds: float) -> DurableFunction:
 
     The sleep is ``ctx.sleep``: a timer promise on the server, nothing held in
     memory. When the function is resumed by running it again from the top,
-    its finished calls and a sleep that is over return at once.
+    its finished calls and a sleep that is over return at once. The line
+    logged after the sleep is logged by the one run that returns: a step that
+    completed twice shows it twice.
     """
     if seconds <= 0:
         return function
@@ -116,6 +118,7 @@ def with_pause(function: DurableFunction, seconds: float) -> DurableFunction:
         value = await function(ctx, *args)
         log.info("[%s] sleeping %ss (durably) before returning", ctx.info.id, seconds)
         await ctx.sleep(timedelta(seconds=seconds))
+        log.info("[%s] slept %ss, returning %s", ctx.info.id, seconds, value)
         return value
 
     return paused

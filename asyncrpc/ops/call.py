@@ -9,9 +9,17 @@ answers 200 ``{"message": result}``, or 202 while the flow runs, after which
 ``GET /invocations/{id}`` is polled until the invocation settles. Nobody waits
 for the detached chain, so its result is the value its last step stored: that
 promise is found on the Resonate server by the chain's origin tag.
-Connection failures after the first request are retried until the timeout, so a
-call survives a gateway restart; with the same id it re-attaches to the same
-invocation.
+
+Nothing is reported as started that the server did not confirm. A 503 whose
+answer says ``"started": false`` means the server never confirmed creating
+the invocation: the start is sent again (same id: it creates the invocation
+or finds it) until ``start_timeout`` seconds have passed, and then the call
+fails with :class:`CallNotStarted` (exit code 3), which says so. A call whose
+gateway went away mid-request does not know whether its start got through:
+it asks ``GET /invocations/{id}``, and an id the server does not know is
+started again rather than waited on. Once started, connection failures are
+retried until the timeout, so a call survives a gateway restart; with the
+same id it re-attaches to the same invocation.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from asyncrpc.lesson import topology
@@ -38,14 +46,32 @@ if TYPE_CHECKING:
 #: Longest a single HTTP request asks the gateway to hold the answer.
 LONG_POLL = 10.0
 POLL_INTERVAL = 0.1
-#: The gateway answers 503 while it cannot reach the server (a restart): keep asking.
+#: Seconds between two starts of an invocation the server did not confirm.
+RESTART_PAUSE = 0.5
+#: The gateway answers 503 while it cannot reach the server (a restart).
 UNAVAILABLE = 503
+NOT_FOUND = 404
+#: `invoke`'s exit code when the invocation was NOT started (safe to send the same id again).
+EXIT_NOT_STARTED = 3
 
 
 class CallTimeout(LauncherError):
     """No result before the timeout; the invocation itself goes on (exit 124)."""
 
     exit_code = EXIT_TIMEOUT
+
+
+class CallNotStarted(LauncherError):
+    """The server never confirmed creating the invocation: it was NOT started."""
+
+    exit_code = EXIT_NOT_STARTED
+
+
+class _Unknown:
+    """The gateway's server does not know the invocation (a start that may not have got through)."""
+
+
+UNKNOWN = _Unknown()
 
 
 @dataclass
@@ -64,6 +90,15 @@ class CallResult:
 def new_invocation_id(flow: topology.Flow) -> str:
     """A fresh invocation id, e.g. `await-chain-3f9a1c2e`."""
     return f"{flow.default_id}-{secrets.token_hex(4)}"
+
+
+def not_started(response: local_http.HttpReply) -> bool:
+    """Whether a gateway's answer says the invocation was NOT started (``"started": false``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("started") is False
 
 
 def _error_of(response: local_http.HttpReply) -> str:
@@ -85,6 +120,10 @@ class FlowCaller:
     token: str | None = None
     clock: Callable[[], float] = time.monotonic
     sleeper: Callable[[float], None] = time.sleep
+    #: Seconds to keep starting an invocation the server does not confirm (then exit 3).
+    start_timeout: float = config.DEFAULT_START_TIMEOUT
+    #: Whether the gateway has confirmed that the invocation exists (set while calling).
+    confirmed: bool = field(default=False, init=False)
 
     def call(self, flow: topology.Flow, invocation_id: str, timeout: float) -> CallResult:
         start = self.clock()
@@ -108,6 +147,12 @@ class FlowCaller:
             f"again with `asyncrpc invoke {flow.name} --id {invocation_id}`."
         )
 
+    def _not_started(self, flow: topology.Flow, invocation_id: str, why: str) -> CallNotStarted:
+        """``why`` (sentences saying it was NOT started), and how to send it again."""
+        return CallNotStarted(
+            f"{why} To send it again: `asyncrpc invoke {flow.name} --id {invocation_id}`."
+        )
+
     def _invoke(
         self,
         flow: topology.Flow,
@@ -115,23 +160,62 @@ class FlowCaller:
         deadline: float,
         timeout: float,
     ) -> Any:
+        """Start (or re-attach to) the invocation, then wait for its result."""
+        start_deadline = min(deadline, self.clock() + self.start_timeout)
+        first = True
+        while True:
+            response = self._post(flow, invocation_id, deadline, first=first)
+            first = False
+            if response is not None and response.status == 200:
+                self.confirmed = True
+                return self._message(response)
+            if response is not None and response.status == 202:
+                self.confirmed = True
+                return self._poll(flow, invocation_id, deadline, timeout, started=True)
+            if response is not None and response.status == UNAVAILABLE and not_started(response):
+                if self.clock() >= start_deadline:
+                    raise self._not_started(flow, invocation_id, _error_of(response))
+                self.sleeper(RESTART_PAUSE)
+                continue
+            if response is not None and response.status != UNAVAILABLE:
+                raise LauncherError(f"the gateway refused {flow.name}: {_error_of(response)}")
+            # The gateway went away mid-request, or could not wait for the result: whether
+            # the invocation exists is known only by asking.
+            result = self._poll(flow, invocation_id, deadline, timeout, started=False)
+            if result is not UNKNOWN:
+                return result
+            if self.clock() >= start_deadline:
+                raise self._not_started(
+                    flow,
+                    invocation_id,
+                    f"invocation {invocation_id} was NOT started: the server does not know "
+                    f"it after {self.start_timeout:g}s of trying to start it.",
+                )
+            self.sleeper(RESTART_PAUSE)
+
+    def _post(
+        self, flow: topology.Flow, invocation_id: str, deadline: float, *, first: bool
+    ) -> local_http.HttpReply | None:
+        """One start request; None when the gateway went away before answering."""
         wait = max(0.0, min(LONG_POLL, deadline - self.clock()))
         url = f"{self.gateway_url}{flow.route}"
         params = {"id": invocation_id, "wait": f"{wait:g}"}
         try:
-            response = local_http.request(url, "POST", params=params, timeout=wait + 10)
+            return local_http.request(
+                url,
+                "POST",
+                params=params,
+                # The gateway itself may try for its own start timeout before it answers.
+                timeout=wait + max(self.start_timeout, config.DEFAULT_START_TIMEOUT) + 10,
+            )
         except local_http.Unreachable as error:
-            if not error.connected:
-                raise LauncherError(
-                    f"no gateway answers at {self.gateway_url}. See what runs with "
-                    "`asyncrpc status`; start the gateway with `asyncrpc start gateway`."
+            if not error.connected and first:
+                raise CallNotStarted(
+                    f"no gateway answers at {self.gateway_url}, so invocation {invocation_id} "
+                    "was NOT started. See what runs with `asyncrpc status`; start the gateway "
+                    "with `asyncrpc start gateway`."
                 ) from None
-            response = None  # the gateway went away mid-request: poll for the result
-        if response is not None and response.status == 200:
-            return self._message(response)
-        if response is not None and response.status not in (202, UNAVAILABLE):
-            raise LauncherError(f"the gateway refused {flow.name}: {_error_of(response)}")
-        return self._poll(flow, invocation_id, deadline, timeout)
+            return None
 
     @staticmethod
     def _body(response: local_http.HttpReply, *, key: str | None = None) -> dict[str, Any]:
@@ -153,7 +237,15 @@ class FlowCaller:
         invocation_id: str,
         deadline: float,
         timeout: float,
+        *,
+        started: bool,
     ) -> Any:
+        """The invocation's result once it settles.
+
+        ``started`` says the gateway confirmed the start. Without that, an
+        invocation the server does not know (404) is :data:`UNKNOWN`: its
+        start did not get through, and the caller starts it again.
+        """
         url = f"{self.gateway_url}/invocations/{invocation_id}"
         while self.clock() < deadline:
             try:
@@ -161,6 +253,7 @@ class FlowCaller:
             except local_http.Unreachable:
                 response = None  # gateway restarting: keep trying until the deadline
             if response is not None and response.status == 200:
+                started = self.confirmed = True
                 body = self._body(response)
                 state = body.get("state")
                 if state == "resolved":
@@ -169,11 +262,20 @@ class FlowCaller:
                     raise LauncherError(
                         f"invocation {invocation_id} ended {state}: {body.get('result')!r}"
                     )
-            elif response is not None and response.status not in (404, UNAVAILABLE):
+            elif response is not None and response.status == NOT_FOUND and not started:
+                return UNKNOWN
+            elif response is not None and response.status not in (NOT_FOUND, UNAVAILABLE):
                 raise LauncherError(
                     f"the gateway could not report {invocation_id}: {_error_of(response)}"
                 )
             self.sleeper(POLL_INTERVAL)
+        if not started:
+            raise LauncherError(
+                f"no word from the gateway about invocation {invocation_id} for {timeout:g}s: "
+                "whether it started is not known. Send the same id again "
+                f"(`asyncrpc invoke {flow.name} --id {invocation_id}`): that starts it, or "
+                "re-attaches to it."
+            )
         raise self._timeout(flow, invocation_id, timeout)
 
     # -- the detached chain's result, read from the server ---------------------
@@ -280,10 +382,12 @@ def call_flow(
     env: Mapping[str, str],
     rundir: RunDir,
     on_start: Callable[[CallStart], None] = lambda start: None,
+    start_timeout: float = config.DEFAULT_START_TIMEOUT,
 ) -> CallResult:
     """`asyncrpc call`: check, resolve, announce (``on_start``), call and wait for the result.
 
-    Ctrl-C becomes a LauncherError (exit 130) that says how to re-attach.
+    Ctrl-C becomes a LauncherError (exit 130) that says how to re-attach, or,
+    before the server confirmed the start, that it may not have started.
     """
     start = prepare_call(
         flow_name,
@@ -294,12 +398,25 @@ def call_flow(
         rundir=rundir,
     )
     on_start(start)
-    caller = FlowCaller(start.gateway_url, start.server_url, env.get(config.ENV_TOKEN))
+    caller = FlowCaller(
+        start.gateway_url,
+        start.server_url,
+        env.get(config.ENV_TOKEN),
+        start_timeout=start_timeout,
+    )
+    again = f"`asyncrpc invoke {start.flow.name} --id {start.invocation_id}`"
     try:
         return caller.call(start.flow, start.invocation_id, timeout)
     except KeyboardInterrupt:
+        if not caller.confirmed:
+            raise LauncherError(
+                f"interrupted before the server confirmed starting invocation "
+                f"{start.invocation_id}: it may not have started. Send the same id again "
+                f"with {again}: that starts it, or re-attaches to it.",
+                130,
+            ) from None
         raise LauncherError(
-            f"interrupted; invocation {start.invocation_id} goes on. Wait for it again with "
-            f"`asyncrpc invoke {start.flow.name} --id {start.invocation_id}`.",
+            f"interrupted; invocation {start.invocation_id} goes on. Wait for it again "
+            f"with {again}.",
             130,
         ) from None

@@ -6,10 +6,18 @@ refuses to run as root). Its data directory lives in the run directory and is
 kept between runs like the embedded server's ``server.db``.
 
 :func:`prepare` initialises the data directory and applies the schema once,
-on a private Unix socket. :func:`exec_postgres` then *replaces* this process
-with the postmaster listening on TCP, so the supervisor's child is Postgres
-itself: `asyncrpc kill postgres` crashes the database as a real crash would,
-and the next start runs Postgres's own crash recovery.
+on a private Unix socket, and applies the access options on every start
+(:mod:`asyncrpc.postgres.access`: pg_hba.conf, login roles and readers, the
+latter on the private socket too). :func:`exec_postgres` then
+*replaces* this process with the postmaster listening on TCP, so the
+supervisor's child is Postgres itself: `asyncrpc kill postgres` crashes the
+database as a real crash would, and the next start runs Postgres's own crash
+recovery.
+
+Postgres itself also probes idle clients (``tcp_keepalives_*``), gives up on
+unacknowledged data (``tcp_user_timeout``) and ends transactions left idle,
+so a client whose host or link died stops holding a backend, and its locks,
+within seconds.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from types import ModuleType
 
 import psutil
 
-from asyncrpc.postgres.schema import apply_sql, has_schema
+from asyncrpc.postgres.access import Access, apply_roles, write_hba
+from asyncrpc.postgres.schema import TIMER_DRIVER, add_timer_driver, apply_schema, has_schema
 
 #: The superuser initdb creates (trusted on loopback); its database is the server.
 SUPERUSER = "postgres"
@@ -37,6 +46,17 @@ SYSTEM_USER = "embedded_postgres"
 MAX_CONNECTIONS = 300
 #: Written into the data directory once the schema is in the database.
 SCHEMA_MARKER = "asyncrpc-schema"
+#: Written once asyncrpc.process_timeouts() (the timer driver) is in the database.
+TIMER_DRIVER_MARKER = "asyncrpc-timer-driver"
+#: How Postgres notices a client whose link died (seconds; the user timeout in ms), and
+#: ends a transaction a client left open: its locks would stop everyone else.
+SERVER_LIVENESS = {
+    "tcp_keepalives_idle": "3",
+    "tcp_keepalives_interval": "1",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "5000",
+    "idle_in_transaction_session_timeout": "10s",
+}
 #: What Postgres prints once it accepts connections: the node's ready line.
 READY_LINE = "database system is ready to accept connections"
 #: Seconds to wait for the backends of a crashed postmaster to exit.
@@ -88,49 +108,70 @@ def is_prepared(pgdata: Path) -> bool:
     return (pgdata / "PG_VERSION").exists() and (pgdata / SCHEMA_MARKER).exists()
 
 
-def prepare(pgdata: Path, schema: Path) -> None:
-    """Initialise ``pgdata`` and apply ``schema`` unless done before; Postgres is stopped after."""
-    if is_prepared(pgdata):
-        return
-    pgdata.mkdir(parents=True, exist_ok=True)
-    wait_for_orphans(pgdata)
-    server = embedded_postgres().get_server(pgdata, cleanup_mode="stop")
-    try:
-        uri = server.get_uri()
-        if not has_schema(uri):
-            log.info("applying %s", schema)
-            apply_sql(uri, schema.read_text())
-    finally:
-        server.cleanup()
-    (pgdata / SCHEMA_MARKER).write_text(f"{schema}\n")
+def prepare(pgdata: Path, schema: Path | None, access: Access | None = None) -> None:
+    """Make ``pgdata`` ready to serve with ``access``; Postgres is stopped before and after.
+
+    The first time, the data directory is initialised and ``schema``
+    (resonate.sql) applied with the timer driver; ``schema`` is needed only
+    then. Every time, pg_hba.conf is rewritten for ``access``; its roles and
+    readers (and a timer driver an older data directory lacks) need the
+    database, which is then started on its private socket and stopped again.
+    """
+    access = access or Access()
+    fresh = not is_prepared(pgdata)
+    needs_driver = fresh or not (pgdata / TIMER_DRIVER_MARKER).exists()
+    if fresh and schema is None:
+        raise ValueError(f"{pgdata} has no schema yet: name resonate.sql")
+    if fresh or needs_driver or access.needs_sql:
+        pgdata.mkdir(parents=True, exist_ok=True)
+        wait_for_orphans(pgdata)
+        server = embedded_postgres().get_server(pgdata, cleanup_mode="stop")
+        try:
+            _set_up(server.get_uri(), schema if fresh else None, needs_driver, access)
+        finally:
+            server.cleanup()
+        if fresh:
+            (pgdata / SCHEMA_MARKER).write_text(f"{schema}\n")
+        (pgdata / TIMER_DRIVER_MARKER).write_text(f"{TIMER_DRIVER}\n")
+    write_hba(pgdata, access)
 
 
-def postgres_argv(pgdata: Path, host: str, port: int) -> list[str]:
-    """The postmaster's command line: TCP on ``host:port`` only, logs on stderr."""
+def _set_up(uri: str, schema: Path | None, needs_driver: bool, access: Access) -> None:
+    """The statements a start needs: the schema, the timer driver, the roles."""
+    import psycopg
+
+    if schema is not None and not has_schema(uri):
+        log.info("applying %s", schema)
+        apply_schema(uri, schema)
+    elif needs_driver:
+        add_timer_driver(uri)
+    if access.needs_sql:
+        with psycopg.connect(uri, autocommit=True) as conn:
+            apply_roles(conn, access)
+
+
+def postgres_argv(pgdata: Path, listen: str, port: int) -> list[str]:
+    """The postmaster's command line: TCP on ``listen`` (addresses, comma-separated) only."""
     embedded_postgres()
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     binary = POSTGRES_BIN_PATH / "postgres"
-    return [
-        str(binary),
-        "-D",
-        str(pgdata),
-        "-h",
-        host,
-        "-p",
-        str(port),
-        "-c",
-        "unix_socket_directories=",
-        "-c",
-        f"max_connections={MAX_CONNECTIONS}",
-        "-c",
-        "logging_collector=off",
-    ]
+    settings = {
+        "unix_socket_directories": "",
+        "max_connections": str(MAX_CONNECTIONS),
+        "logging_collector": "off",
+        "password_encryption": "scram-sha-256",
+        **SERVER_LIVENESS,
+    }
+    argv = [str(binary), "-D", str(pgdata), "-h", listen, "-p", str(port)]
+    for name, value in settings.items():
+        argv += ["-c", f"{name}={value}"]
+    return argv
 
 
-def exec_postgres(pgdata: Path, host: str, port: int) -> None:
+def exec_postgres(pgdata: Path, listen: str, port: int) -> None:
     """Become the postmaster (never returns); as root, as the wheel's system user first."""
-    argv = postgres_argv(pgdata, host, port)
+    argv = postgres_argv(pgdata, listen, port)
     wait_for_orphans(pgdata)
     if os.geteuid() == 0:
         import pwd

@@ -20,7 +20,20 @@ class InvalidInvocationId(InvocationError):
 
 
 class ServerUnavailable(InvocationError):
-    """The Resonate server did not answer."""
+    """The Resonate server did not answer (a start then says "started": false: NOT started)."""
+
+
+class NotStarted(ServerUnavailable):
+    """The invocation was NOT started: the server never confirmed creating it; send the id again."""
+
+    def __init__(self, invocation_id: str, reason: str) -> None:
+        super().__init__(
+            f"invocation {invocation_id} was NOT started: {reason}. Send the same id again once "
+            "the server answers: that starts it (or finds it, should this attempt have reached "
+            "the server after all)."
+        )
+        self.invocation_id = invocation_id
+        self.reason = reason
 
 
 class ServerRefused(InvocationError):

@@ -21,6 +21,7 @@ from asyncrpc.protocol.records import PromiseRecord
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG
 from asyncrpc.runtime import config
+from asyncrpc.runtime.keepalive import postgres_conninfo
 
 if TYPE_CHECKING:
     import psycopg
@@ -142,7 +143,9 @@ class PostgresTables:
 
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self.dsn, **connect_options(self._timeout))
+                self._conn = psycopg.connect(
+                    postgres_conninfo(self.dsn), **connect_options(self._timeout)
+                )
             return self._conn.execute(sql, params).fetchall()
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.OperationalError):
@@ -188,7 +191,7 @@ class AsyncPostgresTables:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = await psycopg.AsyncConnection.connect(
-                    self.dsn, **connect_options(self._timeout)
+                    postgres_conninfo(self.dsn), **connect_options(self._timeout)
                 )
             cursor = await self._conn.execute(sql, params)
             return await cursor.fetchall()

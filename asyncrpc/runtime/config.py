@@ -31,6 +31,10 @@ ENV_GATEWAY_PORT = "ASYNCRPC_GATEWAY_PORT"
 #: "0" makes the launcher spawn every replica instead of forking it from its template.
 ENV_TEMPLATE = "ASYNCRPC_TEMPLATE"
 ENV_DASHBOARD_PORT = "ASYNCRPC_DASHBOARD_PORT"
+#: Seconds a start keeps sending its create while the server does not answer (gateway, invoke).
+ENV_START_TIMEOUT = "ASYNCRPC_START_TIMEOUT"
+#: The default of both: long enough for a server (or Postgres) to restart.
+DEFAULT_START_TIMEOUT = 30.0
 
 #: URL schemes that name a Postgres database with resonate.sql applied (resonate-pg):
 #: every process then talks to the database itself, and no HTTP server runs.

@@ -7,7 +7,8 @@ A plain ASGI application (served by uvicorn) with four routes:
   in the ``x-asyncrpc-error`` header;
 - ``GET /poll/{group}/{pid}``: a Server-Sent Events stream of ``execute`` and
   ``unblock`` messages for that process;
-- ``GET /healthz`` (also ``/health``, ``/ready``): readiness, with a summary;
+- ``GET /healthz`` (also ``/health``, ``/ready``): readiness, with a summary; 503 once
+  its store has failed (it then answers every request 503 and stops);
 - ``GET /streams``: which processes are connected (a read view for the CLI);
 - ``GET /metrics``: Prometheus' text format (:mod:`asyncrpc.server.metrics`).
 
@@ -108,7 +109,11 @@ class ServerApp:
             return
         authorized = self._authorized(scope)
         if health:
-            await _json(send, 200, self._health(show_path=authorized and bool(self.token)))
+            await _json(
+                send,
+                503 if self.engine.failed else 200,
+                self._health(show_path=authorized and bool(self.token)),
+            )
             return
         if not authorized:
             await _json(send, 401, {"error": "unauthorized: send 'Authorization: Bearer <token>'"})
@@ -236,7 +241,12 @@ class ServerApp:
         """Readiness and counts; the database path only to a caller who sent the token.
 
         Without a token configured nobody proves who they are, so nobody sees the path.
+        A server whose store failed says so instead.
         """
+        if self.engine.failed is not None:
+            # It answers nothing more (every request is a 503) and is stopping.
+            failure = f"the server's store failed: {self.engine.failed}"
+            return {"status": "failing", "error": failure}
         state = self.engine.state
         health: dict[str, Any] = {
             "status": "ok",

@@ -24,6 +24,7 @@ from asyncrpc.supervise.status import LauncherSnapshot, ReplicaState
 if TYPE_CHECKING:
     from rich.console import JustifyMethod
 
+    from asyncrpc.ops.health import Reach, SystemHealth
     from asyncrpc.supervise.supervisor import Supervisor
 
 _PALETTE = (
@@ -108,22 +109,36 @@ def status_table(snapshot: LauncherSnapshot) -> Table:
     return table
 
 
-def print_status(console: Console, snapshot: LauncherSnapshot) -> None:
-    """The table plus where the server and gateway answer."""
+def print_status(
+    console: Console, snapshot: LauncherSnapshot, health: SystemHealth | None = None
+) -> None:
+    """The table plus where the server and gateway answer (and, given ``health``, whether)."""
     console.print(status_table(snapshot))
     kind = "embedded" if snapshot.server_embedded else "external"
     if config.is_postgres_url(snapshot.server_url):
         kind = "resonate-pg, node postgres" if snapshot.server_embedded else "resonate-pg"
     server = config.redacted(snapshot.server_url)
-    console.print(f"server:  {escape(server)} ({kind})", highlight=False)
-    gateway = snapshot.gateway_url
     console.print(
-        f"gateway: {escape(gateway or 'not running (start it with `asyncrpc start gateway`)')}",
+        f"server:  {escape(server)} ({kind}){_reach(health.server if health else None)}",
+        highlight=False,
+    )
+    gateway = snapshot.gateway_url
+    where = gateway or "not running (start it with `asyncrpc start gateway`)"
+    console.print(
+        f"gateway: {escape(where)}{_reach(health.gateway if health and gateway else None)}",
         highlight=False,
     )
     if snapshot.dashboard_url:
         console.print(f"dashboard: {snapshot.dashboard_url}", highlight=False)
     console.print(f"run dir: {escape(snapshot.run_dir)}", highlight=False)
+
+
+def _reach(reach: Reach | None) -> str:
+    """`` - healthy`` in green, or `` - UNREACHABLE ...`` in red (nothing without a probe)."""
+    if reach is None:
+        return ""
+    color = "green" if reach.ok else "red"
+    return f" [{color}]- {escape(reach.detail)}[/{color}]"
 
 
 def print_lines(console: Console, lines: Iterable[tuple[str, str]]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import httpx
 
@@ -50,7 +51,7 @@ def test_bounded_wait_answers_202_and_the_result_comes_later(procs: Processes) -
 
 def test_unreachable_server_is_a_503_with_a_clear_message(procs: Processes) -> None:
     dead_server = f"http://127.0.0.1:{free_port()}"
-    gateway, gateway_url = start_gateway(procs, dead_server)
+    gateway, gateway_url = start_gateway(procs, dead_server, "--start-timeout", "2")
 
     def health() -> httpx.Response | None:
         try:
@@ -62,11 +63,15 @@ def test_unreachable_server_is_a_503_with_a_clear_message(procs: Processes) -> N
     assert response.status_code == 503  # type: ignore[union-attr]
     assert dead_server in response.json()["error"]  # type: ignore[union-attr]
 
+    began = time.monotonic()
     response = post(gateway_url, AWAIT_CHAIN.route, timeout=60)
 
+    assert 2 <= time.monotonic() - began < 10  # the bound the message names, not more
     assert response.status_code == 503
-    assert response.json()["error"].startswith("the Resonate server is unreachable")
-    assert dead_server in response.json()["error"]
+    body = response.json()
+    assert body["error"].startswith(f"invocation {AWAIT_CHAIN.default_id} was NOT started")
+    assert "within 2s" in body["error"] and dead_server in body["error"]
+    assert (body["id"], body["started"]) == (AWAIT_CHAIN.default_id, False)
     assert config.READY_MARKER not in gateway.output()
     assert "Traceback" not in gateway.output()
 

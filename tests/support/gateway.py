@@ -9,6 +9,7 @@ from resonate_base.connections import Network
 
 from asyncrpc.gateway.membership import ClientFactory, GatewayClient
 from asyncrpc.gateway.settings import GatewaySettings
+from asyncrpc.network.health import HEALTHY, LinkHealth
 from tests.support.in_process import local_reader, watched_in_process
 
 
@@ -26,6 +27,7 @@ def local_client(
 
     def make(_: GatewaySettings) -> GatewayClient:
         resonate, creates, server = watched_in_process(delay, around)
-        return GatewayClient(resonate, creates, local_reader(server), lambda: connected)
+        health = HEALTHY if connected else LinkHealth(False, "no poll stream yet")
+        return GatewayClient(resonate, creates, local_reader(server), lambda: health)
 
     return make

@@ -22,6 +22,7 @@ from asyncrpc.protocol.errors import (
     InvalidInvocationId,
     InvocationConflict,
     InvocationFailed,
+    NotStarted,
     ServerUnavailable,
     UnknownInvocation,
 )
@@ -229,9 +230,10 @@ def test_an_unreachable_server_is_reported_not_retried_forever() -> None:
         client = Resonate(network=creates, sources=[], env={})
         reader = AsyncServerReader(url, timeout=0.5)
         try:
-            with pytest.raises(ServerUnavailable, match="unreachable") as raised:
+            with pytest.raises(NotStarted, match="nowhere was NOT started") as raised:
                 await runner.start(client, creates, AWAIT_CHAIN, "nowhere")
             assert url in str(raised.value)
+            assert isinstance(raised.value, ServerUnavailable)  # a 503 at the gateway
             with pytest.raises(ServerUnavailable, match="unreachable"):
                 await runner.read(reader, "nowhere")
         finally:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from resonate.error import ConnectorError
 from resonate_base.connections import Network
 
 from asyncrpc.gateway.app import create_app
 from asyncrpc.gateway.membership import GatewayClient
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.lesson.topology import FLOWS
+from asyncrpc.network.health import HEALTHY
 from tests.support.gateway import local_client
 from tests.support.in_process import watched_in_process
 
@@ -68,13 +71,11 @@ def test_past_the_wait_it_answers_202_then_get_has_the_result() -> None:
         }
 
 
-def test_healthz_is_503_until_the_poll_stream_is_connected() -> None:
+def test_healthz_is_503_with_the_reason_while_the_server_is_not_reached() -> None:
     with TestClient(base_url=BASE, app=create_app(SETTINGS, local_client(connected=False))) as http:
         response = http.get("/healthz")
     assert response.status_code == 503
-    assert response.json() == {
-        "error": "not connected to the Resonate server at http://127.0.0.1:1 (yet)"
-    }
+    assert response.json() == {"error": "cannot reach the Resonate server: no poll stream yet"}
 
 
 def test_healthz_ok(http: TestClient) -> None:
@@ -167,7 +168,7 @@ def test_a_500_carries_no_exception_text() -> None:
     def make(_: GatewaySettings) -> GatewayClient:
         resonate, creates, _ = watched_in_process(0.0, lambda requests: requests)
         reader = BrokenReader()
-        return GatewayClient(resonate, creates, reader, lambda: True)  # type: ignore[arg-type]
+        return GatewayClient(resonate, creates, reader, lambda: HEALTHY)  # type: ignore[arg-type]
 
     app = create_app(SETTINGS, make)
     with TestClient(base_url=BASE, app=app, raise_server_exceptions=False) as client:
@@ -280,3 +281,71 @@ def test_bound_beyond_loopback_any_host_but_still_no_foreign_page() -> None:
         assert http.post("/await-chain?id=evil", headers=evil).status_code == 403
         own = {"Origin": "http://gateway.lan:5000"}
         assert http.post("/await-chain?id=own", headers=own).status_code == 200
+
+
+class Outage:
+    """A request channel whose creates do not reach the server while ``down``."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.down = False
+        self.fail_first = fail_first
+        self.refused = 0
+        self.inner: Network | None = None
+
+    def around(self, inner: Network) -> Network:
+        self.inner = inner
+        return self
+
+    async def start(self) -> None:
+        assert self.inner is not None
+        await self.inner.start()
+
+    async def stop(self) -> None:
+        assert self.inner is not None
+        await self.inner.stop()
+
+    async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+        assert self.inner is not None
+        if json.loads(req)["kind"] == "promise.create" and (
+            self.down or self.refused < self.fail_first
+        ):
+            self.refused += 1
+            raise ConnectorError(ConnectionRefusedError("connection refused"))
+        return await self.inner.send(req, headers)
+
+
+PATIENT = GatewaySettings(
+    server_url="http://127.0.0.1:1", gateway_id="gateway-test", start_timeout=2.0
+)
+
+
+def test_a_create_that_fails_to_reach_the_server_is_sent_again_within_the_bound() -> None:
+    outage = Outage(fail_first=3)
+    with TestClient(create_app(PATIENT, local_client(around=outage.around)), base_url=BASE) as http:
+        response = http.post("/await-chain", params={"id": "short-outage"})
+
+    assert (response.status_code, response.json()) == (200, {"message": 3})
+    assert response.headers["X-Invocation-Reattached"] == "false"
+    assert outage.refused == 3
+
+
+def test_past_the_bound_a_start_is_a_503_saying_not_started_and_the_id_can_be_sent_again() -> None:
+    outage = Outage()
+    outage.down = True
+    with TestClient(create_app(PATIENT, local_client(around=outage.around)), base_url=BASE) as http:
+        began = time.monotonic()
+        refused = http.post("/await-chain", params={"id": "long-outage"})
+        took = time.monotonic() - began
+        unknown = http.get("/invocations/long-outage")
+        outage.down = False
+        again = http.post("/await-chain", params={"id": "long-outage", "wait": 10})
+
+    assert refused.status_code == 503
+    body = refused.json()
+    assert (body["id"], body["started"]) == ("long-outage", False)
+    assert "was NOT started" in body["error"] and "within 2s" in body["error"]
+    assert "Send the same id again" in body["error"]
+    assert 2.0 <= took < 3.5  # the time the message names, not more
+    assert unknown.status_code == 404
+    assert (again.status_code, again.json()) == (200, {"message": 3})
+    assert again.headers["X-Invocation-Reattached"] == "false"

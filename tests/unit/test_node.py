@@ -101,6 +101,15 @@ def test_gateway_settings() -> None:
         gateway_settings({}, port=70000)
 
 
+def test_the_gateways_start_timeout_comes_from_the_option_else_the_environment() -> None:
+    env = {config.ENV_START_TIMEOUT: "7.5"}
+    assert gateway_settings({}).start_timeout == config.DEFAULT_START_TIMEOUT
+    assert gateway_settings(env).start_timeout == 7.5
+    assert gateway_settings(env, start_timeout=2).start_timeout == 2
+    with pytest.raises(SettingsError, match="ASYNCRPC_START_TIMEOUT: 'soon' is not valid"):
+        gateway_settings({config.ENV_START_TIMEOUT: "soon"})
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -108,6 +117,8 @@ def test_gateway_settings() -> None:
         (["node", "b", "--ttl", "0"], "Invalid value for '--ttl': '0' is not valid"),
         (["node", "b", "--delay", "-1"], "Invalid value for '--delay': '-1' is not valid"),
         (["node", "b", "--port", "5001"], "apply to the gateway only"),
+        (["node", "b", "--start-timeout", "5"], "apply to the gateway only"),
+        (["node", "gateway", "--start-timeout", "0"], "'0' is not valid"),
         (["node", "gateway", "--delay", "3"], "apply to worker nodes"),
         (["node", "gateway", "--port", "0"], "Invalid value for '--port': '0' is not valid"),
         (["node", "b", "--server-url", "localhost:8001"], "is not valid"),

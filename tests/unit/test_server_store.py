@@ -11,9 +11,11 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 
+from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.store import Store, StoreError
 from tests.support.server import DAMAGED_LOG_ROW, create, damaged, envelope
@@ -149,3 +151,21 @@ def test_a_format_2_database_with_a_plain_snapshot_is_read_and_upgraded(tmp_path
     restarted.store.close()
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT value FROM meta").fetchone() == ("3",)
+
+
+def test_healthz_is_503_once_the_store_failed(tmp_path: Path) -> None:
+    engine = Engine(Store(str(tmp_path / "s.db"), connect=failing_connect))
+
+    async def ask() -> list[httpx.Response]:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=ServerApp(engine)), base_url="http://server"
+        ) as http:
+            healthy = await http.get("/healthz")
+            engine.store._db.failing = True  # type: ignore[attr-defined]
+            await http.post("/", content=create("lost"))
+            return [healthy, await http.get("/healthz")]
+
+    healthy, failing = asyncio.run(ask())
+    assert healthy.status_code == 200
+    assert failing.status_code == 503
+    assert failing.json()["status"] == "failing" and "store failed" in failing.json()["error"]
