@@ -159,7 +159,7 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
 
     def connected() -> bool:
         gateway = getattr(app.state, "client", None)
-        return gateway is not None and gateway.connected()
+        return gateway is not None and gateway.health().ok
 
     metrics = GatewayMetrics(connected)
 

@@ -54,7 +54,7 @@ def json_error(run_dir: Path, *args: str) -> tuple[int, dict[str, Any]]:
         (["start", "b"], 1, "nothing is running"),
         (["restart", "b"], 1, "nothing is running"),
         (["invoke", "await-chain"], 1, "nothing is running"),
-        (["call", "await-chain", "--gateway-url", "http://127.0.0.1:1"], 1, "no gateway"),
+        (["call", "await-chain", "--gateway-url", "http://127.0.0.1:1"], 3, "no gateway"),
         (["logs"], 1, "no logs"),
         (["tree", "order-42"], 1, "no server to read"),
         (["promises", "search", "*"], 1, "no server to read"),

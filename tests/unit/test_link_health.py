@@ -8,7 +8,6 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +30,7 @@ from asyncrpc.runtime.keepalive import (
     postgres_conninfo,
 )
 from asyncrpc.runtime.on_time import within
+from tests.support import ROOT
 
 
 def test_every_postgres_connection_gets_keepalives_and_timeouts_the_url_can_override() -> None:
@@ -222,5 +222,5 @@ def test_the_link_calls_the_wrapper_the_schema_step_creates() -> None:
 
 
 def test_deploy_md_shows_the_timer_wrapper_as_the_schema_step_creates_it() -> None:
-    deploy = (Path(__file__).resolve().parent.parent / "docs" / "deploy.md").read_text()
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
     assert TIMER_DRIVER_SQL.strip() in deploy

@@ -106,7 +106,7 @@ def test_the_gateways_start_timeout_comes_from_the_option_else_the_environment()
     assert gateway_settings({}).start_timeout == config.DEFAULT_START_TIMEOUT
     assert gateway_settings(env).start_timeout == 7.5
     assert gateway_settings(env, start_timeout=2).start_timeout == 2
-    with pytest.raises(SettingsError, match="ASYNCRPC_START_TIMEOUT: 'soon' is not valid"):
+    with pytest.raises(SettingsError, match="ASYNCRPC_START_TIMEOUT='soon' is not valid"):
         gateway_settings({config.ENV_START_TIMEOUT: "soon"})
 
 

@@ -158,7 +158,7 @@ def test_healthz_is_503_once_the_store_failed(tmp_path: Path) -> None:
 
     async def ask() -> list[httpx.Response]:
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=ServerApp(engine)), base_url="http://server"
+            transport=httpx.ASGITransport(app=ServerApp(engine)), base_url="http://127.0.0.1:8001"
         ) as http:
             healthy = await http.get("/healthz")
             engine.store._db.failing = True  # type: ignore[attr-defined]
