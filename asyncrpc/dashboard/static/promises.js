@@ -80,7 +80,7 @@ const Promises = (() => {
     cell(tr, promise.function || (promise.kind === "sleep" ? "(sleep)" : "-"), "mono");
     cell(tr, promise.role);
     cell(tr, "").appendChild(chip(promise.state));
-    cell(tr, clockTime(promise.created_at), "num");
+    cell(tr, clockTime(promise.created_at).slice(0, 8), "num").title = fullTime(promise.created_at);
     const took = cell(tr, "", "num");
     if (promise.state === "pending") markRunning(took, promise.created_at);
     else took.textContent = durationOf(promise);

@@ -1,7 +1,7 @@
 // An invocation's steps on one time axis (a Gantt chart, inline SVG): a row per step, in
 // the call graph's order, a bar from its creation to its settling (to now while pending,
 // hatched). Durable sleeps are violet; a step whose task was taken more than once (a
-// retry after a crash, or a resume after it awaited) shows one tick per extra take.
+// retry after a crash, or a resume after it awaited) says how often after its duration.
 "use strict";
 
 const Timeline = (() => {
@@ -11,6 +11,8 @@ const Timeline = (() => {
   const LABEL_W = 190;
   const AXIS_H = 26;
   const PAD = 10;
+  // Room right of the plot for the last bar's label.
+  const TAIL = 110;
 
   function el(name, attrs, text) {
     const node = document.createElementNS(SVG, name);
@@ -32,7 +34,7 @@ const Timeline = (() => {
     const start = root.created_at;
     const end = Math.max(...steps.map((s) => s.node.settled_at || now), start + 1);
     const width = Math.max(options.width || 900, 520);
-    const plot = width - LABEL_W - PAD * 2;
+    const plot = width - LABEL_W - PAD * 2 - TAIL;
     const x = (ms) => LABEL_W + PAD + ((ms - start) / (end - start)) * plot;
     const height = AXIS_H + steps.length * ROW_H + PAD;
     const svg = el("svg", {
@@ -87,15 +89,12 @@ const Timeline = (() => {
         width: Math.max(2, x(finish) - left),
       });
       row.appendChild(bar);
-      for (let take = 1; take < attempts; take++) {
-        const at = left + ((x(finish) - left) * take) / attempts;
-        row.appendChild(el("line", {
-          class: "retry", x1: at, x2: at, y1: y + 3, y2: y + ROW_H - 3,
-        }));
-      }
-      const after = el("text", { class: "bar-label", x: Math.min(x(finish) + 4, width - 60), y: y + 17 });
-      if (node.state === "pending") markRunning(after, node.created_at);
-      else after.textContent = took;
+      const after = el("text", { class: "bar-label", x: x(finish) + 5, y: y + 17 });
+      const time = el("tspan");
+      if (node.state === "pending") markRunning(time, node.created_at);
+      else time.textContent = took;
+      after.appendChild(time);
+      if (attempts > 1) after.appendChild(el("tspan", { class: "retry" }, ` · taken ${attempts}×`));
       row.appendChild(after);
       if (options.onSelect) activateOnKeys(row, () => options.onSelect(node.id));
       svg.appendChild(row);
