@@ -61,7 +61,7 @@ const Promises = (() => {
     for (const promise of page.promises) body.appendChild(row(promise));
     const first = (state.cursors.length - 1) * 20;
     note.textContent = page.matched === 0 ? "No promise matches."
-      : `${first + 1}–${first + page.promises.length} of ${page.matched}, newest first`;
+      : `${first + 1} to ${first + page.promises.length} of ${page.matched}, newest first`;
     $("#promise-newer").disabled = state.cursors.length <= 1;
     $("#promise-older").disabled = !page.cursor;
     $("#promise-list").dataset.loaded = String(Date.now());

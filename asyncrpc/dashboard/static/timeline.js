@@ -94,7 +94,7 @@ const Timeline = (() => {
       if (node.state === "pending") markRunning(time, node.created_at);
       else time.textContent = took;
       after.appendChild(time);
-      if (attempts > 1) after.appendChild(el("tspan", { class: "retry" }, ` · taken ${attempts}×`));
+      if (attempts > 1) after.appendChild(el("tspan", { class: "retry" }, ` · taken ${attempts} times`));
       row.appendChild(after);
       if (options.onSelect) activateOnKeys(row, () => options.onSelect(node.id));
       svg.appendChild(row);
