@@ -36,18 +36,9 @@ from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC
 from tests.support import ROOT
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.dashboard import dashboard
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 SCREENSHOT = ROOT / "docs" / "images" / "dashboard.png"
 PROMISES_SCREENSHOT = ROOT / "docs" / "images" / "promises.png"
 #: Milliseconds the page may take to show a change (the feed looks every 0.25 s).
