@@ -72,10 +72,17 @@ function uptime(seconds) {
 
 // One clock: the dashboard's (its snapshot says what time it is there), so a pending step
 // reads the same age wherever it is shown, whatever the browser's clock says.
+// Running durations are all read at the ticker's last tick (`shown`), so two places showing
+// one pending step never differ, even between ticks.
 const Clock = {
   offset: 0,
-  sync(serverNow) { if (typeof serverNow === "number") this.offset = serverNow - Date.now(); },
+  shown: null,
+  sync(serverNow) {
+    if (typeof serverNow === "number") this.offset = serverNow - Date.now();
+    if (this.shown === null) this.shown = this.now();
+  },
   now() { return Date.now() + this.offset; },
+  tick() { this.shown = this.now(); return this.shown; },
 };
 
 // One rule: seconds, two decimals below ten seconds, one above, minutes past two minutes.
@@ -97,11 +104,11 @@ function markRunning(node, since, before = "", after = "") {
   node.dataset.since = String(since);
   node.dataset.before = before;
   node.dataset.after = after;
-  node.textContent = `${before}${formatDuration(Clock.now() - since)}${after}`;
+  node.textContent = `${before}${formatDuration((Clock.shown ?? Clock.tick()) - since)}${after}`;
 }
 
 function tickRunning() {
-  const now = Clock.now();
+  const now = Clock.tick();
   for (const node of document.querySelectorAll("[data-since]")) {
     const since = Number(node.dataset.since);
     node.textContent = `${node.dataset.before}${formatDuration(now - since)}${node.dataset.after}`;

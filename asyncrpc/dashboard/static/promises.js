@@ -1,5 +1,5 @@
 // The promise browser (search by id pattern, state and role, newest first, page by page; the
-// address keeps the query) and the detail panel (one promise decoded, its task, why it waits;
+// address keeps the query; the first page follows new promises every few seconds) and the detail panel (one promise decoded, its task, why it waits;
 // its address is #/promises/<id>).
 "use strict";
 
@@ -10,6 +10,7 @@ const Promises = (() => {
     next: null,
     detailId: null,
     detailTimer: null,
+    listTimer: null,
   };
   const PLACEHOLDER = "Choose a promise, an invocation or a step to see it here.";
 
@@ -41,6 +42,7 @@ const Promises = (() => {
   }
 
   async function load() {
+    clearTimeout(state.listTimer);
     const params = new URLSearchParams({ limit: "20" });
     for (const [key, value] of Object.entries(state.query)) if (value) params.set(key, value);
     const cursor = state.cursors[state.cursors.length - 1];
@@ -57,8 +59,15 @@ const Promises = (() => {
     note.classList.remove("error");
     state.next = page.cursor;
     const body = $("#promise-list tbody");
+    const focused = body.contains(document.activeElement)
+      ? document.activeElement.closest("tr").dataset.promise : null;
     body.replaceChildren();
     for (const promise of page.promises) body.appendChild(row(promise));
+    if (focused) {
+      const again = body.querySelector(`tr[data-promise="${CSS.escape(focused)}"] button`);
+      if (again) again.focus();
+    }
+    if (state.cursors.length === 1) state.listTimer = setTimeout(load, 3000);
     const first = (state.cursors.length - 1) * 20;
     note.textContent = page.matched === 0 ? "No promise matches."
       : `${first + 1} to ${first + page.promises.length} of ${page.matched}, newest first`;
