@@ -14,7 +14,11 @@ becomes ``{"error": ...}`` with a 4xx/5xx status.
 - ``GET /api/topology``: the flows, their nodes and the demo's choices.
 - ``POST /api/replicas/{name}/kill|start|restart``.
 - ``POST /api/flows/{flow} {"id"?}``: call a flow (200 with the result, or 202 while it runs).
-- ``GET /api/invocations``, ``GET /api/invocations/{id}/graph``.
+- ``GET /api/invocations``, ``GET /api/invocations/{id}/graph[?tasks=true]``.
+- ``GET /api/promises?q=PATTERN&state=&role=&cursor=&limit=``: a page of promises, newest
+  first (:mod:`asyncrpc.readers.promises`); ``GET /api/promises/{id}``: one promise decoded,
+  its task and why it waits; ``GET /api/overview``: counts, invocation rate, recent errors.
+- ``GET /api/snapshot``: what the page shows first (the index embeds it once signed in).
 - ``GET /api/logs/{name}?lines=N``: the last lines of a replica's log.
 - ``GET /api/demo``, ``POST /api/demo {"flow", "victim", "delay"}``, ``POST /api/demo/stop``.
 """
@@ -22,25 +26,36 @@ becomes ``{"error": ...}`` with a 4xx/5xx status.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from asyncrpc.dashboard.access import Access
 from asyncrpc.dashboard.demo_run import DemoRun
 from asyncrpc.dashboard.events import Source, feed
-from asyncrpc.dashboard.invocation_json import graph_json, recent_invocations
+from asyncrpc.dashboard.invocation_json import attempts_of, graph_json, recent_invocations
+from asyncrpc.dashboard.promise_json import overview, promise_detail, promise_page
 from asyncrpc.demo.scenario import choose, default_killed_node, killable_nodes
 from asyncrpc.gateway.app import ERROR_STATUS
 from asyncrpc.lesson import topology
 from asyncrpc.ops.call import CallStart, call_flow
 from asyncrpc.protocol.errors import InvocationError
+from asyncrpc.readers.promises import (
+    DEFAULT_LIMIT,
+    Cursor,
+    InvalidQuery,
+    PromiseQuery,
+    role_filter,
+    state_filter,
+)
 from asyncrpc.readers.server_reader import AsyncServerReader
 from asyncrpc.runtime import numbers
 from asyncrpc.runtime.errors import LauncherError, UsageError
@@ -60,6 +75,14 @@ MAX_LOG_LINES = 1000
 LOG_LINES = numbers.WholeNumber(1, MAX_LOG_LINES)
 #: Failed calls from the page that the list of invocations keeps showing.
 KEPT_FAILURES = 10
+#: Promises a page of the promise browser holds at most.
+MAX_PAGE = 200
+#: What ``?limit=`` accepts.
+PAGE_LIMIT = numbers.WholeNumber(1, MAX_PAGE)
+#: Seconds the first paint waits for the server's invocations before showing the last known.
+FIRST_PAINT_WAIT = 1.0
+#: Where the index carries the first snapshot, once signed in.
+SNAPSHOT_SLOT = "<!--first-snapshot-->"
 #: What an API request that is not signed in is told.
 NOT_SIGNED_IN = (
     "the dashboard wants its sign-in token: open the address `asyncrpc ui` prints; a program "
@@ -116,6 +139,22 @@ class Dashboard:
     def _failed(self) -> dict[str, Any]:
         return {"failed_calls": self.failures[-KEPT_FAILURES:]}
 
+    async def snapshot_json(self, clock: Any = time.time) -> dict[str, Any]:
+        """What the page draws before its event feed opens: replicas, flows, invocations.
+
+        ``now`` is the dashboard's clock (ms), which the page measures every duration by.
+        """
+        try:
+            invocations = await asyncio.wait_for(self.invocations_json(), FIRST_PAINT_WAIT)
+        except TimeoutError:
+            invocations = {"invocations": self._invocations, "error": None, **self._failed()}
+        return {
+            "now": int(clock() * 1000),
+            "status": self.status_json(),
+            "topology": topology_json(self.supervisor.plan.server_node),
+            "invocations": invocations,
+        }
+
     async def call(self, flow_name: str, invocation_id: str | None) -> tuple[CallStart, Any]:
         """`asyncrpc call` on a thread; (start, result), or (start, pending task) past a moment."""
         loop = asyncio.get_running_loop()
@@ -157,7 +196,18 @@ class Dashboard:
             )
 
 
-def topology_json() -> dict[str, Any]:
+def demo_victims(flow: topology.Flow, server_node: str | None) -> list[str]:
+    """The nodes the page's demo can kill in ``flow``: the flow's, the gateway, and the
+    server this run has (the demo starts a server of the same kind; none when the run
+    uses a server it did not start)."""
+    return [
+        node
+        for node in killable_nodes(flow)
+        if node not in topology.SERVER_NODES or node == server_node
+    ]
+
+
+def topology_json(server_node: str | None) -> dict[str, Any]:
     """The flows and what the page offers for each (call, the nodes the demo may kill).
 
     The demo's fields say ``victim``, as the `asyncrpc demo crash --victim` option they feed.
@@ -169,7 +219,7 @@ def topology_json() -> dict[str, Any]:
                 "summary": flow.summary,
                 "nodes": list(flow.nodes),
                 "groups": [topology.NODES[node].group for node in flow.nodes],
-                "victims": killable_nodes(flow),
+                "victims": demo_victims(flow, server_node),
                 "default_victim": default_killed_node(flow),
             }
             for flow in topology.FLOWS.values()
@@ -198,14 +248,25 @@ def make_app(dashboard: Dashboard) -> FastAPI:
     async def launcher_error(_: Request, error: LauncherError) -> JSONResponse:
         return launcher_error_response(error)
 
+    @app.exception_handler(InvalidQuery)
+    async def invalid_query(_: Request, error: InvalidQuery) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, 400)
+
     @app.exception_handler(InvocationError)
     async def invocation_error(_: Request, error: InvocationError) -> JSONResponse:
         status = next((code for cls, code in ERROR_STATUS.items() if isinstance(error, cls)), 500)
         return JSONResponse({"error": str(error)}, status)
 
     @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    async def index(request: Request) -> HTMLResponse:
+        page = (STATIC / "index.html").read_text()
+        if access.authorized(request):
+            first = json.dumps(await dashboard.snapshot_json(), default=str)
+            # In a <script> element only "</" and "<!--" could end it or change how it reads.
+            first = first.replace("<", "\\u003c")
+            slot = f'<script type="application/json" id="first-snapshot">{first}</script>'
+            page = page.replace(SNAPSHOT_SLOT, slot)
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -251,7 +312,11 @@ def make_app(dashboard: Dashboard) -> FastAPI:
 
     @app.get("/api/topology")
     async def flows() -> dict[str, Any]:
-        return topology_json()
+        return topology_json(supervisor.plan.server_node)
+
+    @app.get("/api/snapshot")
+    async def snapshot() -> dict[str, Any]:
+        return await dashboard.snapshot_json()
 
     @app.post("/api/replicas/{name}/kill")
     async def kill(name: str) -> dict[str, Any]:
@@ -278,8 +343,35 @@ def make_app(dashboard: Dashboard) -> FastAPI:
         return await dashboard.invocations_json()
 
     @app.get("/api/invocations/{invocation_id}/graph")
-    async def graph(invocation_id: str) -> dict[str, Any]:
-        return graph_json(await dashboard.reader.call_graph(invocation_id))
+    async def graph(invocation_id: str, tasks: bool = False) -> dict[str, Any]:
+        root = await dashboard.reader.call_graph(invocation_id)
+        return graph_json(root, await attempts_of(dashboard.reader, root) if tasks else None)
+
+    @app.get("/api/promises")
+    async def promises(
+        q: str = "*", state: str = "", role: str = "", cursor: str = "", limit: str = ""
+    ) -> dict[str, Any]:
+        try:
+            size = PAGE_LIMIT.read(limit, "limit") if limit else DEFAULT_LIMIT
+        except numbers.NumberError as error:
+            raise UsageError(str(error)) from None
+        query = PromiseQuery(
+            pattern=q.strip() or "*",
+            state=state_filter(state) if state else None,
+            limit=size,
+            role=role_filter(role) if role else None,
+            after=Cursor.decode(cursor) if cursor else None,
+        )
+        return await promise_page(dashboard.reader, query)
+
+    @app.get("/api/promises/{promise_id:path}")
+    async def promise(promise_id: str) -> dict[str, Any]:
+        replicas = supervisor.snapshot().replicas
+        return await promise_detail(dashboard.reader, promise_id, replicas)
+
+    @app.get("/api/overview")
+    async def overview_json() -> dict[str, Any]:
+        return (await overview(dashboard.reader, int(time.time() * 1000))).to_json()
 
     @app.get("/api/logs/{name}")
     async def logs(name: str, lines: str = "200") -> Any:
@@ -304,7 +396,14 @@ def make_app(dashboard: Dashboard) -> FastAPI:
 
     @app.post("/api/demo", status_code=202)
     async def demo_start(body: DemoRequest) -> dict[str, Any]:
-        await dashboard.demo.start(choose(body.flow, body.victim, body.delay))
+        scenario = choose(body.flow, body.victim, body.delay)
+        offered = demo_victims(scenario.flow, supervisor.plan.server_node)
+        if scenario.killed_node not in offered:
+            raise UsageError(
+                f"this run has no {scenario.killed_node} for the demo to kill; "
+                f"the nodes it can lose here: {', '.join(offered)}."
+            )
+        await dashboard.demo.start(scenario)
         return dashboard.demo.to_json()
 
     @app.post("/api/demo/stop")

@@ -50,6 +50,9 @@ class DemoCommand:
     program: tuple[str, ...]
     run_dir: Path
     free_port: Callable[[], int]
+    #: The server the demo starts, as the run's: none (embedded) or `--server postgres
+    #: --schema PATH`, so the demo can kill the kind of server the page offers.
+    server_args: tuple[str, ...] = ()
 
     def argv(self, scenario: Scenario) -> list[str]:
         return [
@@ -68,6 +71,7 @@ class DemoCommand:
             str(self.free_port()),
             "--gateway-port",
             str(self.free_port()),
+            *self.server_args,
         ]
 
 

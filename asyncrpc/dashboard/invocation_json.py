@@ -3,18 +3,22 @@
 Both are read with :class:`~asyncrpc.readers.server_reader.AsyncServerReader`:
 an invocation is a root promise (one whose origin tag names itself) sent to a
 flow's entry group, whoever started it (the page, `asyncrpc call`, curl); one
-``promise.search`` per flow by that target finds them.
+``promise.search`` per flow by that target finds them. The detached chain's entry
+returns its first detached step's id; the chain's result is its last step's value,
+found as `asyncrpc invoke` finds it (:func:`asyncrpc.ops.call.last_step`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from resonate.connections.sse import resolve_target
 
 from asyncrpc.lesson import topology
-from asyncrpc.protocol.call_graph import CallNode
+from asyncrpc.ops.call import last_step
+from asyncrpc.protocol.call_graph import CallKind, CallNode
 from asyncrpc.protocol.records import PromiseRecord
 from asyncrpc.protocol.tags import ORIGIN_TAG, TARGET_TAG
 from asyncrpc.readers.server_reader import AsyncServerReader
@@ -70,11 +74,46 @@ async def recent_invocations(
             if record.tags.get(ORIGIN_TAG) == record.id and record.function == flow.entry_function:
                 found.append(InvocationSummary.of(flow, record))
     found.sort(key=lambda summary: (summary.created_at, summary.id), reverse=True)
-    return found[:limit]
+    return [await chain_result(reader, summary) for summary in found[:limit]]
 
 
-def graph_json(node: CallNode) -> dict[str, Any]:
-    """One step and its children, with what the diagram needs (kind, group, state, times)."""
+async def chain_result(reader: AsyncServerReader, summary: InvocationSummary) -> InvocationSummary:
+    """``summary`` with its flow's result: for a detached chain, its last step's outcome.
+
+    Until that step settles the chain is still running, so it reads as pending.
+    """
+    flow = topology.FLOWS[summary.flow]
+    if flow.waits_for_result or summary.state != "resolved":
+        return summary
+    step = last_step(flow, await reader.search(tags={ORIGIN_TAG: summary.id}))
+    if step is None or not step.settled:
+        return replace(summary, state="pending", result=None, settled_at=None)
+    return replace(
+        summary,
+        state=str(step.state),
+        result=step.value if step.error is None else None,
+        error=step.error,
+        settled_at=step.settled_at,
+    )
+
+
+async def attempts_of(reader: AsyncServerReader, root: CallNode) -> dict[str, int]:
+    """How many times each step's task was taken (a retry or a resume adds one), by step id.
+
+    A step without a task (a sleep, a local run) is left out.
+    """
+    attempts: dict[str, int] = {}
+    for node in root.walk():
+        if node.group is not None and node.kind is not CallKind.SLEEP:
+            task = await reader.task(node.id)
+            if task is not None:
+                attempts[node.id] = task.version
+    return attempts
+
+
+def graph_json(node: CallNode, attempts: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """One step and its children, with what the diagram needs (kind, group, state, times);
+    with ``attempts``, how many times each step's task was taken (the timeline's retries)."""
     return {
         "id": node.id,
         "kind": str(node.kind),
@@ -86,5 +125,6 @@ def graph_json(node: CallNode) -> dict[str, Any]:
         "error": node.record.error,
         "created_at": node.created_at,
         "settled_at": node.settled_at,
-        "children": [graph_json(child) for child in node.children],
+        "attempts": (attempts or {}).get(node.id),
+        "children": [graph_json(child, attempts) for child in node.children],
     }

@@ -22,6 +22,7 @@ import uvicorn
 from asyncrpc.dashboard.access import Access
 from asyncrpc.dashboard.app import Dashboard, make_app
 from asyncrpc.dashboard.demo_run import DemoCommand, DemoRun
+from asyncrpc.lesson import topology
 from asyncrpc.readers.server_reader import AsyncServerReader
 from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import LauncherError
@@ -66,10 +67,12 @@ async def open_dashboard(
         ) from None
     plan = supervisor.plan
     token = env.get(config.ENV_TOKEN) or None
+    schema = plan.postgres_schema if plan.embedded_server else None
+    demo_server = ("--server", topology.POSTGRES, "--schema", schema) if schema else ()
     dashboard = Dashboard(
         supervisor=supervisor,
         reader=AsyncServerReader(plan.server_url, token, timeout=5.0),
-        demo=DemoRun(DemoCommand(plan.program, plan.run_dir / "demo", free_port), env),
+        demo=DemoRun(DemoCommand(plan.program, plan.run_dir / "demo", free_port, demo_server), env),
         access=Access(port, secret, token),
     )
     server = GracefulServer(

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ from asyncrpc.supervise.rundir import RunDir
 from asyncrpc.supervise.targets import check_flow
 
 if TYPE_CHECKING:
+    from asyncrpc.protocol.records import PromiseRecord
     from asyncrpc.readers.server_reader import ServerReader
 
 #: Longest a single HTTP request asks the gateway to hold the answer.
@@ -292,15 +293,13 @@ class FlowCaller:
             raise LauncherError(f"{flow.name}'s result is read from the server: give its URL.")
         from asyncrpc.readers.server_reader import ServerReader  # only this flow reads it
 
-        function = topology.NODES[flow.nodes[-1]].function
         with ServerReader(self.server_url, self.token) as server:
-            return self._wait_for_last_step(server, flow, function, root_id, deadline, timeout)
+            return self._wait_for_last_step(server, flow, root_id, deadline, timeout)
 
     def _wait_for_last_step(
         self,
         server: ServerReader,
         flow: topology.Flow,
-        function: str,
         root_id: str,
         deadline: float,
         timeout: float,
@@ -310,15 +309,23 @@ class FlowCaller:
                 promises = server.search(tags={ORIGIN_TAG: root_id})
             except InvocationError:
                 promises = []  # the server is restarting: ask again
-            for promise in promises:
-                if promise.function != function:
-                    continue
-                if promise.state is PromiseState.RESOLVED:
-                    return promise.value
-                if promise.settled:
-                    raise LauncherError(f"{function} in {root_id} ended {promise.state}")
+            promise = last_step(flow, promises)
+            if promise is not None and promise.state is PromiseState.RESOLVED:
+                return promise.value
+            if promise is not None and promise.settled:
+                raise LauncherError(f"{promise.function} in {root_id} ended {promise.state}")
             self.sleeper(POLL_INTERVAL)
         raise self._timeout(flow, root_id, timeout)
+
+
+def last_step(flow: topology.Flow, promises: Iterable[PromiseRecord]) -> PromiseRecord | None:
+    """The promise of ``flow``'s last step among one invocation's promises; None before it starts.
+
+    Nobody waits for the detached chain, so its result is the value this step stores:
+    `asyncrpc invoke` and the dashboard both read it here.
+    """
+    function = topology.NODES[flow.nodes[-1]].function
+    return next((promise for promise in promises if promise.function == function), None)
 
 
 # -- the `asyncrpc call` command as one function ------------------------------

@@ -6,7 +6,7 @@ answer is its status and ``data`` (:class:`Answer`, read from a body by
 servers both decode here: a status in the envelope's ``head`` or at its top
 level, and an error's ``data`` that is a string or an object. Each read's
 answer turns into records by one function (:func:`promise_of`,
-:func:`page_of`, :func:`task_state_of`, :func:`graph_of`), which the readers
+:func:`page_of`, :func:`task_state_of`, :func:`task_of`, :func:`graph_of`), which the readers
 over HTTP and over Postgres (:mod:`asyncrpc.readers`) share, blocking or not.
 """
 
@@ -22,7 +22,7 @@ from resonate_base import PROTOCOL_VERSION
 
 from asyncrpc.protocol.call_graph import CallNode, build_tree
 from asyncrpc.protocol.errors import ServerRefused, UnknownInvocation
-from asyncrpc.protocol.records import MalformedRecord, PromiseRecord
+from asyncrpc.protocol.records import MalformedRecord, PromiseRecord, TaskRecord
 from asyncrpc.protocol.states import PromiseState
 
 #: Promises asked for per ``promise.search`` page.
@@ -135,6 +135,17 @@ def task_state_of(answer: Answer) -> str | None:
     task = answer.data.get("task") if isinstance(answer.data, Mapping) else None
     state = task.get("state") if isinstance(task, Mapping) else None
     return state if answer.status == 200 and isinstance(state, str) else None
+
+
+def task_of(answer: Answer) -> TaskRecord | None:
+    """A ``task.get`` answer's task; None when there is none (the promise has no task)."""
+    task = answer.data.get("task") if isinstance(answer.data, Mapping) else None
+    if answer.status != 200 or task is None:
+        return None
+    try:
+        return TaskRecord.from_wire(task)
+    except MalformedRecord as exc:
+        raise ServerRefused(f"task.get answered something else: {exc}") from None
 
 
 def graph_of(root_id: str, records: list[PromiseRecord]) -> CallNode:

@@ -157,3 +157,47 @@ class PromiseRecord:
         if self.state is PromiseState.REJECTED_TIMEDOUT:
             return "the invocation timed out"
         return None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A promise's task as ``task.get`` answers it: who holds it, and how often it was taken.
+
+    ``pid`` is the Resonate process id of the worker that holds (or last held) it;
+    ``version`` counts its acquisitions, a retry or a resume each adding one.
+    """
+
+    id: str
+    state: str
+    version: int = 0
+    pid: str | None = None
+    resumes: int = 0
+    ttl: int | None = None
+
+    @classmethod
+    def from_wire(cls, data: Any) -> TaskRecord:
+        """Decode a ``task.get`` answer's task; :class:`MalformedRecord` if it is not one."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
+            raise MalformedRecord(f"not a task record: {data!r}")
+        state = data.get("state")
+        if not isinstance(state, str):
+            raise MalformedRecord(f"task {data['id']!r} has no state")
+        version, pid, resumes, ttl = (data.get(key) for key in ("version", "pid", "resumes", "ttl"))
+        return cls(
+            id=data["id"],
+            state=state,
+            version=version if isinstance(version, int) else 0,
+            pid=pid if isinstance(pid, str) and pid else None,
+            resumes=resumes if isinstance(resumes, int) else 0,
+            ttl=ttl if isinstance(ttl, int) else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "version": self.version,
+            "pid": self.pid,
+            "resumes": self.resumes,
+            "ttl": self.ttl,
+        }

@@ -1,7 +1,8 @@
 """The one client that reads the Resonate server: promises by id, by search, as a call graph.
 
 It speaks the protocol's read requests (``promise.get``, ``promise.search``,
-``task.get``) and returns :class:`~asyncrpc.protocol.records.PromiseRecord` s.
+``task.get``) and returns :class:`~asyncrpc.protocol.records.PromiseRecord` s
+(and :class:`~asyncrpc.protocol.records.TaskRecord` s).
 The URL chooses how: ``http://`` goes over HTTP (:mod:`asyncrpc.readers.http`),
 ``postgresql://`` names resonate-pg, where the server is the database
 (:mod:`asyncrpc.readers.postgres`). Either way an answer decodes with the same
@@ -21,9 +22,16 @@ from typing import Any, Protocol, Self
 
 import httpx
 
-from asyncrpc.protocol.answers import Answer, Search, graph_of, promise_of, task_state_of
+from asyncrpc.protocol.answers import (
+    Answer,
+    Search,
+    graph_of,
+    promise_of,
+    task_of,
+    task_state_of,
+)
 from asyncrpc.protocol.call_graph import CallNode
-from asyncrpc.protocol.records import PromiseRecord
+from asyncrpc.protocol.records import PromiseRecord, TaskRecord
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG
 from asyncrpc.readers.http import AsyncHttpEndpoint, HttpEndpoint
@@ -105,6 +113,10 @@ class ServerReader:
         """The state of a step's task (its id is its promise's); None when there is none."""
         return task_state_of(self._server.ask("task.get", id=task_id))
 
+    def task(self, task_id: str) -> TaskRecord | None:
+        """A step's task (its state, the process that holds it, its acquisitions); None without."""
+        return task_of(self._server.ask("task.get", id=task_id))
+
     def answers(self) -> bool:
         """Whether anything answers HTTP at the server's URL (or the database, for resonate-pg)."""
         return self._server.answers()
@@ -162,6 +174,10 @@ class AsyncServerReader:
     async def task_state(self, task_id: str) -> str | None:
         """The state of a step's task (its id is its promise's); None when there is none."""
         return task_state_of(await self._server.ask("task.get", id=task_id))
+
+    async def task(self, task_id: str) -> TaskRecord | None:
+        """A step's task (its state, the process that holds it, its acquisitions); None without."""
+        return task_of(await self._server.ask("task.get", id=task_id))
 
     async def answers(self) -> bool:
         """Whether anything answers HTTP at the server's URL (or the database, for resonate-pg)."""

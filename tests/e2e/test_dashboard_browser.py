@@ -7,11 +7,12 @@ sleep and is seen pending before it settles. The crash demo started from the
 page runs a system of its own, in RUN_DIR/demo. The browser signs in as a person
 does, with the address `asyncrpc ui` prints; scripts send the token after its
 ``#token=`` as a bearer token. Set ASYNCRPC_UPDATE_SCREENSHOT=1 to write the
-screenshot into docs/images/dashboard.png.
+screenshots into docs/images/dashboard.png and docs/images/promises.png.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -35,19 +36,11 @@ from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC
 from tests.support import ROOT
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.dashboard import dashboard
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 SCREENSHOT = ROOT / "docs" / "images" / "dashboard.png"
+PROMISES_SCREENSHOT = ROOT / "docs" / "images" / "promises.png"
 #: Milliseconds the page may take to show a change (the feed looks every 0.25 s).
 WITHIN_A_SECOND = 1000
 #: Milliseconds for a replica to start, or a flow to finish, on a busy shared machine.
@@ -68,6 +61,7 @@ class System:
     env: dict[str, str]
     gateway_url: str
     dashboard_url: str
+    server_url: str
 
     def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -102,6 +96,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         env,
         f"http://127.0.0.1:{ports['gateway']}",
         f"http://127.0.0.1:{ports['dashboard']}/",
+        f"http://127.0.0.1:{ports['server']}",
     )
     try:
         up = system.cli(
@@ -390,6 +385,255 @@ def test_detached_steps_a_log_tail_and_the_screenshot(page: Page, tmp_path: Path
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target), full_page=True)
     assert target.stat().st_size > 20_000
+
+
+# -- the promise browser, the detail, the views, the overview ------------------------
+
+
+def browse(page: Page, system: System, query: str = "") -> None:
+    """Open the page afresh at ``?query`` (the session cookie stays)."""
+    page.goto(f"{system.dashboard_url}{query}")
+    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+
+
+def listed(page: Page) -> list[str]:
+    return page.eval_on_selector_all(
+        "#promise-list tbody tr", "rows => rows.map(row => row.dataset.promise)"
+    )
+
+
+def test_search_filter_page_and_share_the_query(page: Page, system: System) -> None:
+    for n in range(1, 8):  # 7 fan-outs: 21 promises, past the first page of 20
+        answer = httpx.post(f"{system.gateway_url}/fan-out-workflow?id=browse-{n}", timeout=60)
+        assert answer.json() == {"message": 3}
+    browse(page, system)
+    search = page.get_by_label("Search promises")
+    search.fill("browse-*")
+    search.press("Enter")
+    expect(page.locator("#promise-note")).to_have_text("1 to 20 of 21, newest first")
+    shown = listed(page)
+    assert len(shown) == 20 and shown[0].startswith("browse-7")
+    assert all(promise.startswith("browse-") for promise in shown)
+    assert "?q=browse-*" in page.url.replace("%2A", "*")
+    page.click("#promise-older")
+    expect(page.locator("#promise-note")).to_have_text("21 to 21 of 21, newest first")
+    assert listed(page) == ["browse-1"]  # the oldest: the first invocation's root
+    expect(page.locator("#promise-older")).to_be_disabled()
+    page.click("#promise-newer")
+    expect(page.locator("#promise-note")).to_have_text("1 to 20 of 21, newest first")
+    page.select_option("#promise-role", "root")
+    expect(page.locator("#promise-note")).to_have_text("1 to 7 of 7, newest first")
+    assert listed(page) == [f"browse-{n}" for n in range(7, 0, -1)]
+    page.select_option("#promise-role", "rpc")
+    expect(page.locator("#promise-note")).to_have_text("1 to 14 of 14, newest first")
+    page.select_option("#promise-state", "pending")
+    expect(page.locator("#promise-note")).to_have_text("No promise matches.")
+    # The address keeps the query: reloaded, the page shows the same view.
+    query = parse_qs(urlparse(page.url).query)
+    assert query == {"q": ["browse-*"], "state": ["pending"], "role": ["rpc"]}
+    browse(page, system, "?q=browse-*&state=resolved&role=root")
+    expect(page.get_by_label("Search promises")).to_have_value("browse-*")
+    expect(page.locator("#promise-role")).to_have_value("root")
+    expect(page.locator("#promise-note")).to_have_text("1 to 7 of 7, newest first")
+    assert {row for row in listed(page)} == {f"browse-{n}" for n in range(1, 8)}
+
+
+def test_a_step_opens_its_detail_with_a_deep_link(page: Page, system: System) -> None:
+    httpx.post(f"{system.gateway_url}/await-chain?id=detail-1", timeout=60).raise_for_status()
+    browse(page, system)
+    page.click('button[aria-label="Show the call graph of detail-1"]')
+    detail = page.locator("#detail-body")
+    expect(detail.locator('[data-field="function"]')).to_have_text("foo")
+    bar = page.locator('svg.callgraph g[data-function="bar"]')
+    bar.focus()
+    page.keyboard.press("Enter")
+    expect(detail.locator('[data-field="function"]')).to_have_text("bar")
+    expect(detail.locator('[data-field="id"]')).to_have_text("detail-1:1")
+    expect(detail.locator('[data-field="group"]')).to_have_text("service-b")
+    expect(detail.locator('[data-field="state"]')).to_have_text("resolved")
+    expect(detail.locator('[data-field="value"]')).to_have_text("2")
+    param = json.loads(detail.locator('[data-field="param"]').text_content() or "")
+    assert param["func"] == "bar" and param["args"] == []
+    assert "\n" in (detail.locator('[data-field="param"]').text_content() or "")  # pretty
+    assert "resonate:target" in (detail.text_content() or "")
+    assert urlparse(page.url).fragment == "/promises/detail-1%3A1"
+    # The address opens the same detail in a new page.
+    other = page.context.new_page()
+    other.goto(page.url)
+    expect(other.locator('#detail-body [data-field="function"]')).to_have_text("bar")
+    other.close()
+    # A parent link moves to the caller.
+    detail.get_by_role("button", name="Show the detail of detail-1", exact=True).first.click()
+    expect(detail.locator('[data-field="id"]')).to_have_text("detail-1")
+
+
+def test_a_pending_step_says_why_it_waits(page: Page, system: System) -> None:
+    control = connect(RunDir(system.run_dir))
+    control.kill("b", "KILL")
+    try:
+        answer = httpx.post(f"{system.gateway_url}/await-chain?id=stuck-1&wait=0", timeout=60)
+        assert answer.status_code == 202
+        browse(page, system, "#/promises/stuck-1:1")
+        wait = page.locator("#detail-body .wait")
+        expect(wait).to_contain_text("no running replica in service-b", timeout=SLOW)
+        assert wait.get_attribute("data-wait") == "no-replica"
+        # The invocation awaits that step; its list row and graph box read one duration.
+        page.click('button[aria-label="Show the call graph of stuck-1"]')
+        expect(wait).to_contain_text("awaits stuck-1:1")
+        page.wait_for_selector('svg.callgraph g[data-step="stuck-1"] text.sub')
+        shown = page.evaluate(
+            """() => [
+              document.querySelector('#invocations tr[data-invocation="stuck-1"] .duration')
+                .textContent,
+              document.querySelector('svg.callgraph g[data-step="stuck-1"] text.sub').textContent,
+            ]"""
+        )
+        assert shown[1] == f"pending… {shown[0]}", shown
+    finally:
+        control.start("b")
+    expect(page.locator('#detail-body [data-field="state"]')).to_have_text("resolved", timeout=SLOW)
+
+
+def test_the_tree_folds_and_the_timeline_draws_the_steps(page: Page, system: System) -> None:
+    httpx.post(f"{system.gateway_url}/await-chain?id=views-1", timeout=60).raise_for_status()
+    browse(page, system)
+    page.click('button[aria-label="Show the call graph of views-1"]')
+    page.wait_for_selector('svg.callgraph g[data-kind="sleep"]')
+    page.get_by_role("button", name="Tree", exact=True).click()
+    tree = page.locator("ul.tree")
+    expect(tree.locator("li")).to_have_count(4)
+    fold = page.get_by_role("button", name="Collapse views-1:1", exact=True)
+    fold.focus()
+    page.keyboard.press("Enter")
+    expect(tree.locator("li")).to_have_count(2)
+    expect(page.get_by_role("button", name="Expand views-1:1")).to_be_focused()
+    page.get_by_role("button", name="Graph", exact=True).click()
+    expect(page.locator("svg.callgraph g.step")).to_have_count(2)
+    expect(page.locator('svg.callgraph g[data-function="bar"]')).to_contain_text("+2 folded")
+    page.get_by_role("button", name="Tree", exact=True).click()
+    page.get_by_role("button", name="Expand views-1:1", exact=True).click()
+    expect(tree.locator("li")).to_have_count(4)
+    page.get_by_role("button", name="Timeline", exact=True).click()
+    rows = page.locator("svg.timeline g.row")
+    expect(rows).to_have_count(4)
+    bars = page.eval_on_selector_all(
+        "svg.timeline g.row",
+        """rows => rows.map(row => {
+          const bar = row.querySelector('rect.bar');
+          return [row.dataset.kind, row.dataset.state, Number(bar.getAttribute('x')),
+                  Number(bar.getAttribute('x')) + Number(bar.getAttribute('width'))];
+        })""",
+    )
+    assert [bar[:2] for bar in bars] == [
+        ["call", "resolved"],
+        ["call", "resolved"],
+        ["call", "resolved"],
+        ["sleep", "resolved"],
+    ]
+    starts, ends = [bar[2] for bar in bars], [bar[3] for bar in bars]
+    assert starts == sorted(starts)  # each step starts after its caller
+    assert ends[3] <= ends[2] <= ends[1] <= ends[0] + 0.5  # and ends before it
+    sleep_width = ends[3] - starts[3]
+    assert sleep_width > 0.3 * (ends[0] - starts[0])  # c's 1.5 s sleep is most of the flow
+    # Each step's task was taken twice (a resume after awaiting); the sleep has none.
+    assert "taken 2 times" in (rows.nth(0).text_content() or "")
+    rows.nth(3).focus()
+    page.keyboard.press("Enter")
+    expect(page.locator('#detail-body [data-field="function"]')).to_have_text("durable sleep")
+    page.get_by_role("button", name="Graph", exact=True).click()
+
+
+def test_the_overview_counts_and_lists_the_errors(page: Page, system: System) -> None:
+    def send(kind: str, **data: object) -> None:
+        body = {"kind": kind, "head": {"corrId": "t", "version": ""}, "data": data}
+        httpx.post(f"{system.server_url}/", json=body, timeout=30).raise_for_status()
+
+    message = base64.b64encode(json.dumps({"message": "the ledger is closed"}).encode())
+    send("promise.create", id="broken-1", timeoutAt=2**42, tags={"resonate:origin": "broken-1"})
+    send("promise.settle", id="broken-1", state="rejected", value={"data": message.decode()})
+    browse(page, system)
+    error = page.locator('#overview-errors li[data-promise="broken-1"]')
+    expect(error).to_contain_text("the ledger is closed", timeout=SLOW)
+    rejected = page.locator('#overview-counts [data-count="rejected"] strong')
+    assert int(rejected.text_content() or "0") >= 1
+    resolved = page.locator('#overview-counts [data-count="resolved"] strong')
+    assert int(resolved.text_content() or "0") > 10
+    assert page.locator("svg.rate rect.rate-bar").count() >= 1
+    label = page.locator("svg.rate").get_attribute("aria-label") or ""
+    assert label.startswith("Invocations per second over the last 5 minutes")
+    error.get_by_role("button").click()
+    expect(page.locator('#detail-body [data-field="error"]')).to_have_text("the ledger is closed")
+
+
+def test_the_first_paint_needs_no_feed(page: Page, system: System) -> None:
+    """With the event feed blocked, the page still shows the replicas and the invocations."""
+    context = page.context
+    first = context.new_page()
+    first.route("**/api/events", lambda route: route.abort())
+    first.goto(system.dashboard_url)
+    first.wait_for_selector('#replicas tr[data-replica="b.1"]')
+    assert first.locator("#replicas tbody tr").count() == 11
+    assert first.locator("#invocations tbody tr").count() > 0
+    assert first.locator("#flow-list .flow").count() == 3
+    first.close()
+
+
+def test_keyboard_and_light_and_dark(browser: Browser, system: System) -> None:
+    fan_out = httpx.post(f"{system.gateway_url}/fan-out-workflow?id=keyboard-fan-out", timeout=60)
+    assert fan_out.json() == {"message": 3}
+    colors = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(color_scheme=scheme, viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.goto(system.sign_in_url())
+        page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+        colors[scheme] = page.evaluate(
+            "[getComputedStyle(document.documentElement).backgroundColor,"
+            " getComputedStyle(document.querySelector('.card')).color]"
+        )
+        if scheme == "dark":
+            page.get_by_label("Search promises").fill("keyboard-fan-out*")
+            page.keyboard.press("Enter")
+            page.wait_for_selector('#promise-list tr[data-promise="keyboard-fan-out"]')
+            page.get_by_label("Search promises").focus()
+            order = []
+            for _ in range(4):
+                page.keyboard.press("Tab")
+                order.append(
+                    page.evaluate("document.activeElement.id || document.activeElement.textContent")
+                )
+            assert order[:3] == ["promise-state", "promise-role", "Search"], order
+            page.keyboard.press("Tab")  # the first promise found
+            outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+            assert outline == "solid"
+            opened = page.evaluate("document.activeElement.textContent")
+            page.keyboard.press("Enter")
+            expect(page.locator('#detail-body [data-field="id"]')).to_have_text(opened)
+            assert page.evaluate("document.activeElement.id") == "detail-title"
+        context.close()
+    assert colors["light"][0] == "rgb(244, 245, 248)"
+    assert colors["dark"][0] == "rgb(18, 21, 28)"
+    assert colors["light"][1] != colors["dark"][1]
+
+
+def test_the_promise_browser_screenshot(browser: Browser, system: System, tmp_path: Path) -> None:
+    # The same id again: the gateway answers with the invocation that ran (or runs it).
+    httpx.post(f"{system.gateway_url}/await-chain?id=detail-1", timeout=60).raise_for_status()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(system.sign_in_url())
+    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+    browse(page, system, "?q=detail-1*#/promises/detail-1:1")
+    expect(page.locator('#detail-body [data-field="function"]')).to_have_text("bar")
+    page.evaluate("document.querySelector('#promises-title').scrollIntoView({block: 'start'})")
+    page.evaluate("window.scrollBy(0, -12); document.activeElement.blur()")
+    target = (
+        PROMISES_SCREENSHOT if os.environ.get("ASYNCRPC_UPDATE_SCREENSHOT") else tmp_path / "p.png"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target))
+    assert target.stat().st_size > 20_000
+    context.close()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from asyncrpc.protocol.errors import UnknownInvocation
+from asyncrpc.protocol.records import TaskRecord
 from asyncrpc.readers.http import AsyncHttpEndpoint, HttpEndpoint
 from asyncrpc.readers.postgres import AsyncPostgresTables, PostgresTables
 from asyncrpc.readers.server_reader import AsyncServerReader, ServerReader
@@ -69,7 +70,7 @@ def test_twins_take_the_same_parameters(blocking: type, looped: type) -> None:
 
 def test_both_readers_have_the_whole_api() -> None:
     expected = ["__init__", "__enter__", "__exit__", "close", "get", "search", "call_graph"]
-    assert public_methods(ServerReader) == [*expected, "task_state", "answers"]
+    assert public_methods(ServerReader) == [*expected, "task_state", "task", "answers"]
 
 
 def encoded(value: Any) -> dict[str, Any]:
@@ -103,7 +104,7 @@ def server(request: httpx.Request) -> httpx.Response:
     elif kind == "promise.search":
         status, answer = 200, {"promises": list(PROMISES.values()), "cursor": None}
     elif kind == "task.get" and data["id"] in PROMISES:
-        status, answer = 200, {"task": {"id": data["id"], "state": "acquired"}}
+        status, answer = 200, {"task": {"id": data["id"], "state": "acquired", "pid": "b-1"}}
     else:
         status, answer = 404, "not found"
     return httpx.Response(200, json={"kind": kind, "head": {"status": status}, "data": answer})
@@ -121,6 +122,8 @@ def blocking_reads() -> list[Any]:
             [child.id for child in graph.children],
             reader.task_state("r:1"),
             reader.task_state("nobody"),
+            reader.task("r:1"),
+            reader.task("nobody"),
             reader.answers(),
         ]
 
@@ -137,12 +140,15 @@ async def looped_reads() -> list[Any]:
             [child.id for child in graph.children],
             await reader.task_state("r:1"),
             await reader.task_state("nobody"),
+            await reader.task("r:1"),
+            await reader.task("nobody"),
             await reader.answers(),
         ]
 
 
 def test_twins_read_the_same_server_alike() -> None:
     reads = blocking_reads()
-    assert reads[1:] == [None, reads[2], ["r:1"], "acquired", None, True]
+    assert reads[1:5] == [None, reads[2], ["r:1"], "acquired"]
+    assert reads[5:] == [None, TaskRecord("r:1", "acquired", pid="b-1"), None, True]
     assert reads[0] is not None and reads[0].value == 7
     assert asyncio.run(looped_reads()) == reads

@@ -1,86 +1,22 @@
 // The dashboard page: a live view of the supervisor's replicas and the server's invocations
 // (server-sent events from /api/events), and buttons that call the dashboard's JSON API.
+// It first draws what the dashboard knows at once (the snapshot the index embeds, or
+// /api/snapshot), then follows the feed.
 "use strict";
 
-const $ = (selector) => document.querySelector(selector);
 const view = {
   topology: null,
   status: null,
   invocations: [],
   selected: null,
+  graph: null,
+  graphView: "graph",
+  collapsed: new Set(),
   graphTimer: null,
   logName: null,
   logTimer: null,
   events: null,
 };
-
-// -- talking to the dashboard --------------------------------------------------
-
-async function api(path, options = {}) {
-  const init = { method: options.method || "GET", headers: {} };
-  if (options.body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(options.body);
-  }
-  const response = await fetch(path, init);
-  if (response.status === 401 && path !== "/api/session") {
-    showLogin();
-    throw new Error("the dashboard wants the token");
-  }
-  const data = response.status === 204 ? {} : await response.json();
-  if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
-  return { status: response.status, data };
-}
-
-let toastTimer = null;
-function toast(message, bad = false) {
-  const box = $("#toast");
-  box.textContent = message;
-  box.classList.toggle("bad", bad);
-  box.classList.add("shown");
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => box.classList.remove("shown"), bad ? 7000 : 3500);
-}
-
-function button(label, aria, onClick, kind = "") {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.textContent = label;
-  b.setAttribute("aria-label", aria);
-  if (kind) b.className = kind;
-  b.addEventListener("click", onClick);
-  return b;
-}
-
-function cell(row, text, className = "") {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  row.appendChild(td);
-  return td;
-}
-
-function chip(state, text = state) {
-  const span = document.createElement("span");
-  span.className = `chip state-${state}`;
-  span.textContent = text;
-  return span;
-}
-
-function short(value, max = 40) {
-  const text = value === undefined ? "" : typeof value === "string" ? value : JSON.stringify(value);
-  return text.length > max ? text.slice(0, max - 1) + "…" : text;
-}
-
-function uptime(seconds) {
-  if (seconds === null || seconds === undefined) return "-";
-  const h = Math.floor(seconds / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const s = seconds % 60;
-  if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
-  if (m) return `${m}m ${String(s).padStart(2, "0")}s`;
-  return `${s}s`;
-}
 
 // -- signing in ------------------------------------------------------------------
 
@@ -207,11 +143,6 @@ async function callFlow(name, idInput, callButton) {
 
 // -- invocations -------------------------------------------------------------------
 
-function duration(item) {
-  const end = item.settled_at || Date.now();
-  return item.created_at ? `${((end - item.created_at) / 1000).toFixed(2)}s` : "-";
-}
-
 function renderInvocations(data) {
   view.invocations = data.invocations;
   $("#invocations-error").textContent = data.error ? `The server is unreachable: ${data.error}` : "";
@@ -228,8 +159,10 @@ function renderInvocations(data) {
     row.dataset.state = item.state;
     if (item.id === view.selected) row.classList.add("selected");
     const first = document.createElement("td");
-    const pick = button(item.id, `Show the call graph of ${item.id}`, () => selectInvocation(item.id),
-      "link");
+    const pick = button(item.id, `Show the call graph of ${item.id}`, () => {
+      selectInvocation(item.id);
+      if (item.state !== "call-failed") Promises.open(item.id);
+    }, "link");
     pick.dataset.invocation = item.id;
     first.appendChild(pick);
     row.appendChild(first);
@@ -238,7 +171,10 @@ function renderInvocations(data) {
     state.appendChild(chip(item.state, item.state.replace("-", " ")));
     row.appendChild(state);
     cell(row, item.error ? short(item.error) : short(item.result, 24), "mono result");
-    cell(row, item.state === "call-failed" ? "-" : duration(item), "num");
+    const took = cell(row, "", "num duration");
+    if (item.state === "call-failed") took.textContent = "-";
+    else if (item.state === "pending") markRunning(took, item.created_at);
+    else took.textContent = durationOf(item);
     body.appendChild(row);
     if (item.id === focused) pick.focus();
   }
@@ -262,8 +198,9 @@ async function refreshGraph() {
   clearTimeout(view.graphTimer);
   if (!id) return;
   let graph;
+  const tasks = view.graphView === "timeline" ? "?tasks=1" : "";
   try {
-    ({ data: graph } = await api(`/api/invocations/${encodeURIComponent(id)}/graph`));
+    ({ data: graph } = await api(`/api/invocations/${encodeURIComponent(id)}/graph${tasks}`));
   } catch (error) {
     if (id === view.selected) {
       const note = document.createElement("p");
@@ -275,9 +212,60 @@ async function refreshGraph() {
     return;
   }
   if (id !== view.selected) return;
-  $("#graph").replaceChildren(CallGraph.render(graph, Date.now()));
+  view.graph = graph;
+  drawGraph();
   const pending = JSON.stringify(graph).includes('"state":"pending"');
   if (pending) view.graphTimer = setTimeout(refreshGraph, 700);
+}
+
+// The selected invocation as a graph, a tree or a timeline; focus stays where it was.
+function drawGraph() {
+  const graph = view.graph;
+  if (!graph) return;
+  const box = $("#graph");
+  const focused = document.activeElement;
+  const focusedStep = focused && box.contains(focused) ? focused.dataset.step : null;
+  const focusedToggle = focused && focused.classList.contains("toggle")
+    ? focused.closest("li").dataset.step : null;
+  const options = {
+    collapsed: view.collapsed,
+    selected: Promises.current(),
+    onSelect: (stepId) => Promises.open(stepId),
+    onToggle: (stepId) => {
+      if (view.collapsed.has(stepId)) view.collapsed.delete(stepId);
+      else view.collapsed.add(stepId);
+      drawGraph();
+    },
+    width: box.clientWidth - 4,
+  };
+  const drawn = view.graphView === "tree" ? CallGraph.tree(graph, options)
+    : view.graphView === "timeline" ? Timeline.render(graph, options)
+      : CallGraph.render(graph, options);
+  box.replaceChildren(drawn);
+  if (focusedToggle) {
+    const toggle = box.querySelector(`li[data-step="${CSS.escape(focusedToggle)}"] .toggle`);
+    if (toggle) toggle.focus();
+  } else if (focusedStep) {
+    const step = box.querySelector(`[data-step="${CSS.escape(focusedStep)}"]`);
+    if (step) step.focus();
+  }
+}
+
+function chooseGraphView(name) {
+  view.graphView = name;
+  window.addEventListener("promise-opened", () => drawGraph());
+
+for (const tab of document.querySelectorAll("#graph-views button")) {
+    tab.setAttribute("aria-pressed", String(tab.dataset.view === name));
+  }
+  if (name === "timeline") refreshGraph();
+  else drawGraph();
+}
+
+window.addEventListener("promise-opened", () => drawGraph());
+
+for (const tab of document.querySelectorAll("#graph-views button")) {
+  tab.addEventListener("click", () => chooseGraphView(tab.dataset.view));
 }
 
 // -- logs --------------------------------------------------------------------------
@@ -395,11 +383,27 @@ function connect() {
   on("demo", renderDemo);
 }
 
+// What the dashboard knew when it served the page, else what it knows now.
+async function firstSnapshot() {
+  const slot = document.getElementById("first-snapshot");
+  if (slot) {
+    slot.remove();
+    return JSON.parse(slot.textContent);
+  }
+  return (await api("/api/snapshot")).data;
+}
+
 async function start() {
-  const { data } = await api("/api/topology");
-  view.topology = data;
-  renderFlows(data);
-  renderDemoChoices(data);
+  const snapshot = await firstSnapshot();
+  Clock.sync(snapshot.now);
+  view.topology = snapshot.topology;
+  renderFlows(snapshot.topology);
+  renderDemoChoices(snapshot.topology);
+  renderStatus(snapshot.status);
+  renderInvocations(snapshot.invocations);
+  Promises.init();
+  Overview.refresh();
+  setInterval(tickRunning, 250);
   connect();
 }
 

@@ -1,6 +1,10 @@
-// The call graph of one invocation as an inline SVG: one lane per group, a box per step,
-// an arrow per call. Steps are laid out left to right in the order they were created
-// (depth first), so time runs to the right and each lane shows what its group ran.
+// An invocation's call graph, three ways, from the one JSON tree the dashboard sends:
+// - render: an inline SVG, one lane per group, a box per step, an arrow per call; steps are
+//   laid out left to right in the order they were created (depth first), so time runs to
+//   the right and each lane shows what its group ran;
+// - tree: nested lists whose steps expand and collapse (the SVG hides what the tree folds);
+// - (timeline.js draws the same steps on one time axis).
+// Every step is focusable; Enter or a click opens its detail (options.onSelect).
 "use strict";
 
 const CallGraph = (() => {
@@ -19,30 +23,28 @@ const CallGraph = (() => {
     return node;
   }
 
-  function short(value, max) {
-    const text = typeof value === "string" ? value : JSON.stringify(value);
-    if (text === undefined) return "";
-    return text.length > max ? text.slice(0, max - 1) + "…" : text;
+  function children(node) {
+    return [...node.children].sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
   }
 
-  function seconds(ms) {
-    return ms === null || ms === undefined ? "" : (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + "s";
+  function count(node) {
+    return node.children.reduce((total, child) => total + 1 + count(child), 0);
   }
 
-  // Steps in depth-first order, each with its lane (the group that ran it; a sleep
-  // stays in its caller's lane) and its column.
-  function layout(root) {
+  // Steps in depth-first order (below a collapsed step, none), each with its lane (the group
+  // that ran it; a sleep stays in its caller's lane) and its column.
+  function layout(root, collapsed = new Set()) {
     const steps = [];
     const lanes = [];
-    function visit(node, parent) {
+    function visit(node, parent, depth) {
       const lane = node.group || (parent ? parent.lane : "?");
       if (!lanes.includes(lane)) lanes.push(lane);
-      const step = { node, parent, lane, column: steps.length };
+      const step = { node, parent, lane, depth, column: steps.length };
       steps.push(step);
-      const children = [...node.children].sort((a, b) => a.created_at - b.created_at);
-      for (const child of children) visit(child, step);
+      if (collapsed.has(node.id)) return;
+      for (const child of children(node)) visit(child, step, depth + 1);
     }
-    visit(root, null);
+    visit(root, null, 0);
     for (const step of steps) {
       step.x = LABEL_W + PAD + step.column * (BOX_W + GAP_X);
       step.y = lanes.indexOf(step.lane) * LANE_H + (LANE_H - BOX_H) / 2;
@@ -55,15 +57,16 @@ const CallGraph = (() => {
     return `${node.function || node.id}(${node.args.map((a) => short(a, 8)).join(", ")})`;
   }
 
-  function detail(node, now) {
+  // The second line of a step's box; a pending one's age is kept running by the page's ticker.
+  function detail(text, node) {
     if (node.state === "pending") {
-      const running = seconds(now - node.created_at);
-      return node.kind === "sleep" ? `sleeping… ${running}` : `pending… ${running}`;
+      markRunning(text, node.created_at, node.kind === "sleep" ? "sleeping… " : "pending… ");
+      return;
     }
-    const took = seconds(node.settled_at - node.created_at);
-    if (node.error) return `${node.state.replace("_", " ")}: ${short(node.error, 12)}`;
-    if (node.kind === "sleep") return `slept ${took}`;
-    return `= ${short(node.value, 12)}  ${took}`;
+    const took = formatDuration(node.settled_at - node.created_at);
+    if (node.error) text.textContent = `${node.state.replace("_", " ")}: ${short(node.error, 12)}`;
+    else if (node.kind === "sleep") text.textContent = `slept ${took}`;
+    else text.textContent = `= ${short(node.value, 12)}  ${took}`;
   }
 
   function describe(node) {
@@ -73,13 +76,14 @@ const CallGraph = (() => {
     return `${what} in ${node.group || "its caller's group"}: ${node.state}${result}`;
   }
 
-  function render(root, now) {
-    const { steps, lanes } = layout(root);
+  function render(root, options = {}) {
+    const collapsed = options.collapsed || new Set();
+    const { steps, lanes } = layout(root, collapsed);
     const width = LABEL_W + PAD * 2 + steps.length * (BOX_W + GAP_X) - GAP_X;
     const height = lanes.length * LANE_H;
     const settled = steps.filter((s) => s.node.state !== "pending").length;
     const svg = el("svg", {
-      class: "callgraph", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+      class: "callgraph", width, height, viewBox: `0 0 ${width} ${height}`, role: "group",
       "aria-label": `Call graph of ${root.id}: ${steps.length} steps in ${lanes.length} groups, ` +
         `${settled} settled`,
     });
@@ -119,22 +123,73 @@ const CallGraph = (() => {
     for (const step of steps) {
       const node = step.node;
       const group = el("g", {
-        class: `step state-${node.state} kind-${node.kind}`,
+        class: `step state-${node.state} kind-${node.kind}` +
+          (node.id === options.selected ? " selected" : ""),
         "data-step": node.id, "data-function": node.function || "", "data-state": node.state,
         "data-kind": node.kind, transform: `translate(${step.x} ${step.y})`,
+        tabindex: "0", role: "button", "aria-label": `${describe(node)}: show its detail`,
       });
       group.appendChild(el("title", {}, describe(node)));
       group.appendChild(el("rect", { width: BOX_W, height: BOX_H, rx: 8 }));
       group.appendChild(el("text", { x: 10, y: 20, "font-weight": "600" }, short(title(node), 22)));
-      group.appendChild(el("text", { x: 10, y: 40, class: "sub" }, detail(node, now)));
+      const second = el("text", { x: 10, y: 40, class: "sub" });
+      detail(second, node);
+      group.appendChild(second);
       if (node.kind === "detached") {
         group.appendChild(el("text", { x: BOX_W - 8, y: 14, class: "tag", "text-anchor": "end" },
           "DETACHED"));
       }
+      if (collapsed.has(node.id) && node.children.length) {
+        group.appendChild(el("text", { x: BOX_W - 8, y: 48, class: "tag", "text-anchor": "end" },
+          `+${count(node)} folded`));
+      }
+      if (options.onSelect) activateOnKeys(group, () => options.onSelect(node.id));
       svg.appendChild(group);
     }
     return svg;
   }
 
-  return { render, layout };
+  // The same steps as nested lists: a toggle per step with children, a button per step.
+  function tree(root, options = {}) {
+    const collapsed = options.collapsed || new Set();
+    function item(node) {
+      const li = document.createElement("li");
+      li.dataset.step = node.id;
+      li.dataset.state = node.state;
+      const line = element("div", { className: "tree-line" });
+      if (node.children.length) {
+        const open = !collapsed.has(node.id);
+        const toggle = button(open ? "▾" : "▸", `${open ? "Collapse" : "Expand"} ${node.id}`,
+          () => options.onToggle(node.id), "toggle");
+        toggle.setAttribute("aria-expanded", String(open));
+        line.appendChild(toggle);
+      } else {
+        line.appendChild(element("span", { className: "toggle-space", "aria-hidden": "true" }));
+      }
+      const pick = button(title(node), `Show the detail of ${node.id}`,
+        () => options.onSelect(node.id), "link step-link");
+      pick.dataset.step = node.id;
+      line.append(pick, chip(node.state));
+      if (node.kind === "sleep" || node.kind === "detached") {
+        line.appendChild(element("span", { className: `chip kind-${node.kind}` }, node.kind));
+      }
+      line.appendChild(element("span", { className: "muted group" }, node.group || ""));
+      const took = element("span", { className: "num muted" });
+      if (node.state === "pending") markRunning(took, node.created_at);
+      else took.textContent = formatDuration(node.settled_at - node.created_at);
+      line.appendChild(took);
+      li.appendChild(line);
+      if (node.children.length && !collapsed.has(node.id)) {
+        const list = element("ul", { role: "group" });
+        for (const child of children(node)) list.appendChild(item(child));
+        li.appendChild(list);
+      }
+      return li;
+    }
+    const top = element("ul", { className: "tree", "aria-label": `Steps of ${root.id}` });
+    top.appendChild(item(root));
+    return top;
+  }
+
+  return { render, tree, layout, title, describe, children };
 })();

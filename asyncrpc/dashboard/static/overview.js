@@ -1,0 +1,87 @@
+// The overview: promises by state, invocations per second over the last minutes (an SVG bar
+// chart), and the recent errors with their messages. Read every few seconds.
+"use strict";
+
+const Overview = (() => {
+  const SVG = "http://www.w3.org/2000/svg";
+  const STATES = ["pending", "resolved", "rejected", "rejected_canceled", "rejected_timedout"];
+  let timer = null;
+
+  function el(name, attrs, text) {
+    const node = document.createElementNS(SVG, name);
+    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function chart(data) {
+    const width = 360;
+    const height = 90;
+    const base = height - 16;
+    const rate = data.rate;
+    const top = Math.max(...rate, 0.1);
+    const bar = width / rate.length;
+    const total = rate.reduce((sum, value) => sum + value * data.rate_bucket, 0);
+    const minutes = data.rate_window / 60;
+    const svg = el("svg", {
+      class: "rate", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-label": `Invocations per second over the last ${minutes} minutes: ${total} started, ` +
+        `at most ${top.toFixed(1)} per second`,
+    });
+    svg.appendChild(el("line", { class: "axis", x1: 0, x2: width, y1: base, y2: base }));
+    rate.forEach((value, index) => {
+      if (!value) return;
+      const h = Math.max(2, (value / top) * (base - 12));
+      const rect = el("rect", {
+        class: "rate-bar", x: index * bar + 1, width: Math.max(1, bar - 2), y: base - h, height: h,
+      });
+      const ago = (rate.length - index) * data.rate_bucket;
+      rect.appendChild(el("title", {}, `${value.toFixed(2)}/s, ${ago}s ago`));
+      svg.appendChild(rect);
+    });
+    svg.appendChild(el("text", { class: "chart-label", x: 0, y: height - 2 }, `${minutes} min ago`));
+    svg.appendChild(el("text", { class: "chart-label", x: width, y: height - 2, "text-anchor": "end" },
+      "now"));
+    svg.appendChild(el("text", { class: "chart-label", x: 2, y: 10 }, `${top.toFixed(1)}/s`));
+    return svg;
+  }
+
+  function render(data) {
+    Clock.sync(data.now);
+    const counts = $("#overview-counts");
+    counts.replaceChildren();
+    for (const name of STATES) {
+      const box = element("div", { className: `count state-${name}`, "data-count": name });
+      box.append(element("strong", {}, String(data.counts[name] || 0)),
+        element("span", {}, name.replace("_", " ")));
+      counts.appendChild(box);
+    }
+    $("#overview-total").textContent = `${data.total} promises`;
+    $("#overview-rate").replaceChildren(chart(data));
+    const errors = $("#overview-errors");
+    errors.replaceChildren();
+    for (const promise of data.errors) {
+      const li = element("li", { "data-promise": promise.id });
+      li.append(button(promise.id, `Show the detail of ${promise.id}`,
+        () => Promises.open(promise.id), "link"));
+      li.append(" ", element("span", { className: "error" }, short(promise.error, 90)));
+      li.append(" ", element("span", { className: "muted" }, clockTime(promise.settled_at)));
+      errors.appendChild(li);
+    }
+    $("#no-errors").hidden = data.errors.length > 0;
+  }
+
+  async function refresh() {
+    clearTimeout(timer);
+    try {
+      const { data } = await api("/api/overview");
+      render(data);
+      $("#overview-error").textContent = "";
+    } catch (error) {
+      $("#overview-error").textContent = error.message;
+    }
+    timer = setTimeout(refresh, 3000);
+  }
+
+  return { refresh };
+})();
