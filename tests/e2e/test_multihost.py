@@ -200,11 +200,12 @@ def call(hosts: Hosts, invocation_id: str) -> Process:
 
 
 def result_of(started: Process) -> object:
-    """The result the call printed (its last line, JSON), once it has ended well."""
+    """The result the call printed (its last output, one JSON object), once it has ended well."""
     code = started.popen.wait(timeout=120)
-    output = started.output()
+    output = started.output().strip()
     assert code == 0, output
-    return json.loads(output.strip().splitlines()[-1])["result"]
+    begins = output.rfind("\n{")  # what the call printed before its JSON: progress lines
+    return json.loads(output[begins + 1 :] if begins >= 0 else output)["result"]
 
 
 def lost_within(process: Process, seen_before: int, since: float) -> float:
