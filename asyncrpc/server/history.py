@@ -297,9 +297,7 @@ class History:
 
     def fulfilled_count(self) -> int:
         """How many settled promises on disk have a (fulfilled) task."""
-        return int(
-            self._db.execute("SELECT COUNT(task_version) FROM promises").fetchone()[0]
-        )
+        return int(self._db.execute("SELECT COUNT(task_version) FROM promises").fetchone()[0])
 
     def everything(self) -> Iterator[Settled]:
         """Every stored settled promise, by id (for tests and checks; reads the whole table)."""
@@ -311,4 +309,3 @@ class History:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-

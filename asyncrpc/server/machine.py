@@ -747,9 +747,7 @@ class Machine:
         if not isinstance(branch, str):
             return []
         in_memory = self.by_branch.get(branch, {})
-        preload = [
-            self.promises[other].to_json(now) for other in in_memory if other != promise.id
-        ]
+        preload = [self.promises[other].to_json(now) for other in in_memory if other != promise.id]
         preload.extend(
             stored.to_json(now)
             for stored in self.history.branch(branch)

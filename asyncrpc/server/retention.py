@@ -107,4 +107,3 @@ def _origin_pending(state: Machine, origin: object) -> bool:
     """The invocation's root is pending (so in memory)."""
     root = state.promises.get(origin) if isinstance(origin, str) else None
     return root is not None and root.state is PromiseState.PENDING
-

@@ -33,8 +33,10 @@ def snapshot_of(engine: Engine) -> list[Any]:
     )
     callbacks = sorted((awaited, sorted(awaiters)) for awaited, awaiters in state.callbacks.items())
     listeners = sorted((awaited, sorted(addrs)) for awaited, addrs in state.listeners.items())
-    stored = [(s.promise.id, s.promise.to_json(), s.task_version) for s in state.history.everything()]
-    return [promises, stored, tasks, callbacks, listeners, sorted(state.dispatched), state.next_due()]
+    history = state.history.everything()
+    stored = [(s.promise.id, s.promise.to_json(), s.task_version) for s in history]
+    dispatched = sorted(state.dispatched)
+    return [promises, stored, tasks, callbacks, listeners, dispatched, state.next_due()]
 
 
 def workflow(engine: Engine, clock: Clock, n: int) -> None:
