@@ -31,7 +31,7 @@ from asyncrpc.server.machine import Machine
 #: The log's kind for a retention batch.
 GC_KIND = "server.gc"
 #: How many promises one batch deletes at most (a batch takes a few milliseconds).
-GC_BATCH = 250
+GC_BATCH = 100
 #: How many of the oldest candidates a batch looks at, at most: those of an invocation
 #: whose root is pending are skipped.
 GC_SCAN = 4 * GC_BATCH

@@ -50,7 +50,7 @@ import fcntl
 import os
 import sqlite3
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -509,6 +509,33 @@ class Store:
             raise
         self.log_length = 0
         self.upgrading = None
+
+    def import_settled(self, settled: Iterable[Settled], batch: int = 50_000) -> int:
+        """Store settled promises directly, many per transaction; how many were stored.
+
+        The bulk path for seeding history (benchmarks, tests): no log entry, as if
+        they had settled before everything the log holds. A promise the table
+        holds already is replaced.
+        """
+        count = 0
+        rows: list[PromiseRow] = []
+        for item in settled:
+            rows.append(item.row(0))
+            if len(rows) >= batch:
+                count += self._import(rows)
+                rows = []
+        return count + (self._import(rows) if rows else 0)
+
+    def _import(self, rows: list[PromiseRow]) -> int:
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(INSERT_PROMISE, rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self.history.written(len(rows), 0)
+        return len(rows)
 
     def log_after(self, seq: int) -> Iterator[LogEntry]:
         cursor = self._db.execute(
