@@ -129,8 +129,14 @@ class History:
         #: log entry being replayed (rows retention deleted after it are still visible).
         self._horizon: int | None = None
         self._position = 0
-        #: How many rows the table holds (counted on first use, then kept up to date).
-        self._count: int | None = None
+        #: How many rows the table holds: kept in ``meta.settled`` in the transaction that
+        #: writes them, so no start-up counts a large table.
+        row = db.execute("SELECT value FROM meta WHERE key = 'settled'").fetchone()
+        if row is None:
+            count = db.execute("SELECT COUNT(*) FROM promises").fetchone()[0]
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('settled', ?)", (count,))
+            row = (count,)
+        self._count = int(row[0])
 
     # -- recovery ------------------------------------------------------------
 
@@ -282,14 +288,17 @@ class History:
 
     def count(self) -> int:
         """How many settled promises the disk holds."""
-        if self._count is None:
-            self._count = int(self._db.execute("SELECT COUNT(*) FROM promises").fetchone()[0])
         return self._count
 
     def written(self, added: int, deleted: int) -> None:
-        """The store wrote ``added`` rows and deleted ``deleted``."""
-        if self._count is not None:
-            self._count += added - deleted
+        """Count ``added`` rows written and ``deleted`` deleted, in the transaction doing it."""
+        change = added - deleted
+        if change:
+            self._db.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'settled'",
+                (change,),
+            )
+            self._count += change
 
     def count_by_state(self) -> dict[str, int]:
         rows = self._db.execute("SELECT state, COUNT(*) FROM promises GROUP BY state")

@@ -530,11 +530,11 @@ class Store:
         self._db.execute("BEGIN")
         try:
             self._db.executemany(INSERT_PROMISE, rows)
+            self.history.written(len(rows), 0)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        self.history.written(len(rows), 0)
         return len(rows)
 
     def log_after(self, seq: int) -> Iterator[LogEntry]:
