@@ -238,7 +238,10 @@ class History:
             where.append("id >= ?")
             params.append(wanted.prefix)
         found: list[Promise] = []
-        for promise_id, record in self._rows("id, record", where, params, wanted.cursor, limit):
+        # Only tags without a column make rows that do not match: read more per chunk then.
+        covered = set(wanted.tags) <= {ORIGIN_TAG, TARGET_TAG, BRANCH_TAG}
+        chunk = limit + 1 if covered else max(limit + 1, SCAN_CHUNK)
+        for promise_id, record in self._rows("id, record", where, params, wanted.cursor, chunk):
             if not promise_id.startswith(wanted.prefix):
                 break  # in id order: no later id has the prefix
             if promise_id in skip:
@@ -253,7 +256,9 @@ class History:
     def fulfilled_tasks(self, cursor: str, limit: int, skip: Container[str]) -> list[Task]:
         """Up to ``limit`` fulfilled tasks of settled promises after ``cursor``, by id."""
         found: list[Task] = []
-        rows = self._rows("id, task_version", ["task_version IS NOT NULL"], [], cursor, limit)
+        rows = self._rows(
+            "id, task_version", ["task_version IS NOT NULL"], [], cursor, max(limit, SCAN_CHUNK)
+        )
         for task_id, version in rows:
             if task_id not in skip:
                 found.append(Task(id=task_id, state=TaskState.FULFILLED, version=version))
@@ -262,10 +267,9 @@ class History:
         return found
 
     def _rows(
-        self, columns: str, where: list[str], params: list[Any], cursor: str, limit: int
+        self, columns: str, where: list[str], params: list[Any], cursor: str, chunk: int
     ) -> Iterator[Any]:
-        """The rows matching ``where`` with ids after ``cursor``, by id, read in chunks."""
-        chunk = max(limit + 1, SCAN_CHUNK)
+        """The rows matching ``where`` with ids after ``cursor``, by id, ``chunk`` at a time."""
         after: str | None = cursor or None
         while True:
             conditions = where if after is None else [*where, "id > ?"]
