@@ -61,6 +61,10 @@ class Sizes:
     soak_seconds: float = 360.0
     soak_sample_s: float = 15.0
     soak_retain: str = "20s"
+    #: History: settled promises stored before measuring (against a fresh server), and the
+    #: await chains of its short load.
+    history_promises: tuple[int, ...] = (100_000, 1_000_000)
+    history_load: int = 300
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -77,6 +81,8 @@ class Sizes:
             soak_seconds=12.0,
             soak_sample_s=3.0,
             soak_retain="5s",
+            history_promises=(3_000,),
+            history_load=32,
         )
 
     def with_(self, **changes: object) -> Sizes:

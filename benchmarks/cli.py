@@ -83,6 +83,13 @@ def main(
         float | None,
         typer.Option(min=1, help="Soak: seconds of flows (default 360; --quick 12)."),
     ] = None,
+    history_promises: Annotated[
+        str | None,
+        typer.Option(help="History: settled promises stored (default 100000,1000000)."),
+    ] = None,
+    history_load: Annotated[
+        int | None, typer.Option(min=1, help="History: await chains of its load (default 300).")
+    ] = None,
     soak_retain: Annotated[
         str | None, typer.Option(help="Soak: the server's --retain (default 20s).")
     ] = None,
@@ -104,6 +111,8 @@ def main(
         startup_rounds=startup_rounds,
         soak_seconds=soak_seconds,
         soak_retain=soak_retain,
+        history_promises=int_list(history_promises, "--history-promises"),
+        history_load=history_load,
     )
     chosen = tuple(p for p in parts if p not in skipped)
     if not chosen:

@@ -27,7 +27,17 @@ from typing import Any
 from rich.console import Console
 
 from asyncrpc.runtime.signals import sigterm_as_interrupt
-from benchmarks import compare, loads, recovery, roundtrip, server, servers, soak, startup
+from benchmarks import (
+    compare,
+    history,
+    loads,
+    recovery,
+    roundtrip,
+    server,
+    servers,
+    soak,
+    startup,
+)
 from benchmarks.bench import ROOT, Bench, Sizes
 from benchmarks.report import PartResult, render, write_json
 from harness.processes import session
@@ -64,6 +74,12 @@ PARTS: tuple[Part, ...] = (
         "server", server.run, "server alone: requests/s, restart time with stored promises", False
     ),
     Part("soak", soak.run, "flows for minutes with a short --retain: memory and disk", False),
+    Part(
+        "history",
+        history.run,
+        "100k and 1M settled promises stored against a fresh server: start, restart, RSS, reads",
+        False,
+    ),
 )
 PART_NAMES = tuple(part.name for part in PARTS)
 

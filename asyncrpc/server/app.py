@@ -251,7 +251,7 @@ class ServerApp:
         health: dict[str, Any] = {
             "status": "ok",
             "protocol": PROTOCOL_VERSION,
-            "promises": len(state.promises),
+            "promises": len(state.promises) + state.history.count(),
             "tasks": len(state.tasks),
             "streams": len(self.engine.router.streams()),
         }

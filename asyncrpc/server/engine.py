@@ -6,7 +6,8 @@ applied. The order is the durability contract: apply, stage in the log,
 commit, and only then release the response and the messages the request
 produced. Requests that arrive in the same turn of the event loop share one
 commit (:meth:`Engine.handle_grouped`), which is most of what a commit costs
-under load.
+under load. Promises a committed request settled then leave memory (their
+rows are on disk, :mod:`.history`), so memory holds what is in flight.
 
 When a commit fails, the state in memory is ahead of the disk, and nothing
 it holds may be told to anyone: the engine answers every later request with
@@ -71,7 +72,7 @@ class Engine:
         ack_timeout_ms: int = ACK_TIMEOUT_MS,
         background_snapshots: bool = False,
     ) -> None:
-        self.state = Machine()
+        self.state = Machine(store.history)
         #: How long a settled invocation is kept (None: forever); see :mod:`retention`.
         self.retain_ms = retain_ms
         #: Write snapshots from a forked child (the server does; in-process tests need not).
@@ -89,6 +90,10 @@ class Engine:
         self._timer: asyncio.Task[None] | None = None
         #: Messages of applied requests, held until their commit.
         self._unrouted: list[Outgoing] = []
+        #: Promises staged requests settled: they leave memory once committed.
+        self._settled: list[str] = []
+        #: A retention backlog remains: the timer loop runs the next batch at once.
+        self.gc_backlog = False
         #: Resolved by the commit that the requests of the current loop turn wait for.
         self._batch: asyncio.Future[None] | None = None
         self.recovered_entries = 0
@@ -153,6 +158,9 @@ class Engine:
         except CommitFailed as exc:
             self._fail(exc)
             raise
+        if self._settled:
+            settled, self._settled = self._settled, []
+            self.state.evict(settled)
         unrouted, self._unrouted = self._unrouted, []
         self._route(unrouted)
         self._maybe_snapshot()
@@ -161,6 +169,7 @@ class Engine:
         logger.critical("%s; answering nothing more and stopping: the next start recovers", exc)
         self.failed = exc
         self._unrouted = []
+        self._settled = []
         self.on_failure()
 
     # -- timers --------------------------------------------------------------
@@ -183,7 +192,7 @@ class Engine:
             self.state.tick(now)
             self._take_outgoing()
             if self.state.changed:
-                self.store.stage(now, None)
+                self._stage(now, None)
         self._collect(now)
         if self.store.staged or self._unrouted:
             self.commit()
@@ -192,17 +201,18 @@ class Engine:
         """One retention batch when due; the next one at once while a backlog remains."""
         if self.retain_ms is None or now < self._next_gc:
             return
-        settled_before = now - self.retain_ms
-        self.state.changed = False
-        deleted = retention.collect(self.state, settled_before, retention.GC_BATCH)
-        if deleted:
-            self.store.stage(now, retention.gc_request(settled_before, retention.GC_BATCH))
-            logger.info("retention: forgot %d settled promises", deleted)
-        more = deleted == retention.GC_BATCH
+        gone = retention.choose(self.state, now - self.retain_ms)
+        if gone:
+            self.state.forget(gone)
+            self.store.stage(now, retention.gc_request(gone), forgotten=gone)
+            logger.debug("retention: forgetting %d settled promises", len(gone))
+        self.gc_backlog = len(gone) == retention.GC_BATCH
         interval = min(retention.GC_INTERVAL_MS, self.retain_ms)
-        self._next_gc = now if more else now + interval
+        self._next_gc = now if self.gc_backlog else now + interval
 
     async def run_timers(self, interval: float = TICK_INTERVAL_S) -> None:
+        """Tick every ``interval``; back to back while retention has a backlog, yielding to
+        the requests that wait between two batches."""
         while True:
             try:
                 self.tick()
@@ -210,7 +220,7 @@ class Engine:
                 return
             except Exception:
                 logger.exception("timer tick failed")
-            await asyncio.sleep(interval)
+            await asyncio.sleep(0 if self.gc_backlog else interval)
 
     def start(self) -> None:
         self._timer = asyncio.get_running_loop().create_task(self.run_timers())
@@ -224,8 +234,9 @@ class Engine:
             self.store.close()  # what is in memory never reached the disk: keep the disk's
             return
         self.store.write_snapshot(self.state)
+        in_flight = len(self.state.promises)
         self.store.close()
-        logger.info("stopped; %d promises saved to %s", len(self.state.promises), self.store.path)
+        logger.info("stopped; %d promises in flight saved to %s", in_flight, self.store.path)
 
     # -- internals -----------------------------------------------------------
 
@@ -241,12 +252,18 @@ class Engine:
             answer = ProtocolReply(500, "error", f"internal error while applying {kind}")
         self._take_outgoing()
         if self.state.changed:
-            self.store.stage(now, body)
+            self._stage(now, body)
         if kind in FROM_A_WORKER:
             pid = data.get("pid")
             if isinstance(pid, str):
                 self.router.heard_from(pid)
         return answer
+
+    def _stage(self, now: int, body: bytes | None) -> None:
+        """Log a change, with the rows of the promises it settled."""
+        settled = self.state.take_settled()
+        self.store.stage(now, body, settled)
+        self._settled.extend(done.promise.id for done in settled)
 
     def _take_outgoing(self) -> None:
         if self.state.outgoing:
@@ -303,13 +320,25 @@ class Engine:
     def _recover(self) -> None:
         """Load the snapshot and replay the log after it; messages are not re-sent.
 
+        The replay sees the history as of the snapshot (:meth:`History.replaying`),
+        as the requests did when they first ran; what they settled is on disk
+        already and leaves memory at the end. An older format's database is
+        recovered whole and written as this format (:meth:`Store.finish_upgrade`).
         Work that was waiting is handed out again when workers reconnect
         (the router gives a connecting stream every pending task of its group).
         """
+        history = self.store.history
         try:
             seq = self.store.load_snapshot(self.state)
+            history.replaying(seq)
             for entry in self.store.log_after(seq):
+                history.at(entry.seq)
                 self._replay(entry.seq, entry.at, entry.request)
+            history.replayed()
+            if self.store.upgrading is not None:
+                self.store.finish_upgrade(self.state)
+            self.state.settled.clear()
+            self.state.evict_settled()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"{self.store.path!r} is damaged ({exc}); restore it from a backup, "
@@ -329,9 +358,13 @@ class Engine:
                     "the database is damaged: restore it from a backup, or move it away"
                 ) from None
             if request.kind == retention.GC_KIND:
-                settled_before = fields.integer(request.data, "settledBefore") or 0
-                limit = fields.integer(request.data, "limit") or 0
-                retention.collect(self.state, settled_before, limit)
+                ids = request.data.get("ids")
+                if isinstance(ids, list):
+                    self.state.forget(str(promise_id) for promise_id in ids)
+                else:  # an older format's batch, replayed with every promise in memory
+                    settled_before = fields.integer(request.data, "settledBefore") or 0
+                    limit = fields.integer(request.data, "limit") or 0
+                    retention.collect_in_memory(self.state, settled_before, limit)
             else:
                 with contextlib.suppress(Exception):
                     self.state.apply(

@@ -12,6 +12,13 @@ Statuses, checks and their order follow resonate.sql function by function
 (the comments name them). Indexes replace its table scans: promises per
 branch (for ``preload``), callbacks both ways, and one heap per kind of timer
 whose stale entries are skipped when they come due.
+
+Memory holds what is in flight: pending promises and their tasks, and the
+promises settled by requests not yet committed. A settled promise is final,
+so once its row is on disk the engine moves it out (:meth:`Machine.evict`) and
+:class:`~asyncrpc.server.history.History` answers for it: every lookup here
+(:meth:`Machine.promise`, :meth:`Machine.task`) reads memory first, then the
+history, so an answer never depends on where a promise lives.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from asyncrpc.protocol.tags import BRANCH_TAG, DELAY_TAG, ORIGIN_TAG, TARGET_TAG
 from asyncrpc.server import fields
 from asyncrpc.server.cron import CronError, next_run
 from asyncrpc.server.fields import BadRequest
+from asyncrpc.server.history import History, SearchFilter, Settled
 from asyncrpc.server.records import (
     RETRY_TIMEOUT_MS,
     SETTLE_STATES,
@@ -98,8 +106,12 @@ def listener_address_ok(address: str | None) -> bool:
 class Machine:
     """Promises, tasks, callbacks, listeners and schedules, with their indexes."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: History) -> None:
+        #: The settled promises on disk (read when memory does not hold a promise).
+        self.history = history
+        #: The promises in memory: pending ones, and settled ones until their row is committed.
         self.promises: dict[str, Promise] = {}
+        #: The tasks of the promises in memory.
         self.tasks: dict[str, Task] = {}
         self.schedules: dict[str, Schedule] = {}
         #: awaited promise id -> awaiter task ids (insertion ordered).
@@ -110,9 +122,12 @@ class Machine:
         self.listeners: defaultdict[str, dict[str, None]] = defaultdict(dict)
         #: Pending tasks whose ``execute`` went out: the router hands them to a connecting worker.
         self.dispatched: set[str] = set()
-        self.by_branch: defaultdict[str, list[str]] = defaultdict(list)
-        #: ``resonate:origin`` -> the ids of its promises (what ``promise.search`` reads by).
-        self.by_origin: defaultdict[str, list[str]] = defaultdict(list)
+        #: ``resonate:branch`` -> the ids of its promises in memory (insertion ordered).
+        self.by_branch: defaultdict[str, dict[str, None]] = defaultdict(dict)
+        #: ``resonate:origin`` -> the ids of its promises in memory (``promise.search``).
+        self.by_origin: defaultdict[str, dict[str, None]] = defaultdict(dict)
+        #: Promises settled since the engine last took them (their rows go with the log entry).
+        self.settled: list[Promise] = []
         self._promise_timeouts = TimerHeap(self._promise_due)
         self._task_timeouts = TimerHeap(self._task_due)
         self._schedule_runs = TimerHeap(self._schedule_due)
@@ -185,8 +200,24 @@ class Machine:
 
     # -- promises ------------------------------------------------------------
 
+    def promise(self, promise_id: str | None) -> Promise | None:
+        """The promise ``promise_id`` names, in memory or settled on disk (None: no such)."""
+        if promise_id is None:
+            return None  # SQL's NULL matches no row
+        found = self.promises.get(promise_id)
+        return found if found is not None else self.history.promise(promise_id)
+
+    def task(self, task_id: str | None) -> Task | None:
+        """The task ``task_id`` names, in memory or (fulfilled) on disk (None: no such)."""
+        if task_id is None:
+            return None
+        found = self.tasks.get(task_id)
+        if found is not None or task_id in self.promises:
+            return found
+        return self.history.task(task_id)
+
     def promise_get(self, data: dict[str, Any], now: int) -> ProtocolReply:
-        promise = _row(self.promises, fields.text(data, "id"))
+        promise = self.promise(fields.text(data, "id"))
         if promise is None:
             return error(404, "no such promise")
         return ProtocolReply(200, {"promise": promise.to_json(now)})
@@ -207,7 +238,7 @@ class Machine:
         state = fields.text(data, "state")
         if state not in SETTLE_STATES:
             return error(400, f"state must be one of {sorted(SETTLE_STATES)}, got {state!r}")
-        promise = _row(self.promises, fields.text(data, "id"))
+        promise = self.promise(fields.text(data, "id"))
         if promise is None:
             return error(404, "no such promise")
         if promise.is_open(now):
@@ -218,10 +249,10 @@ class Machine:
         awaited_id, awaiter_id = fields.text(data, "awaited"), fields.text(data, "awaiter")
         if awaited_id is not None and awaited_id == awaiter_id:
             return error(400, "a promise cannot await itself")
-        awaited = _row(self.promises, awaited_id)
+        awaited = self.promise(awaited_id)
         if awaited is None:
             return error(404, "no such awaited promise")
-        awaiter = _row(self.promises, awaiter_id)
+        awaiter = self.promise(awaiter_id)
         if awaiter is None or TARGET_TAG not in awaiter.tags:
             return error(422, "the awaiter must be an existing promise with a task")
         if not awaited.external:
@@ -235,7 +266,7 @@ class Machine:
         if not listener_address_ok(address):
             return error(400, f"address must be poll://…@… or http(s)://…, got {address!r}")
         assert address is not None
-        promise = _row(self.promises, fields.text(data, "awaited"))
+        promise = self.promise(fields.text(data, "awaited"))
         if promise is None:
             return error(404, "no such promise")
         if promise.is_open(now) and address not in self.listeners.get(promise.id, ()):
@@ -250,6 +281,8 @@ class Machine:
             return error(400, f"state must be one of {[s.value for s in PromiseState]}")
         wanted = fields.tags(data, "tags")
         prefix = fields.text(data, "idPrefix") or ""
+        limit = _limit(data)
+        after = fields.text(data, "cursor") or ""
         origin = wanted.get(ORIGIN_TAG)
         candidates: Iterable[Promise] = (
             (self.promises[promise_id] for promise_id in self.by_origin.get(origin, ()))
@@ -260,17 +293,24 @@ class Machine:
             promise
             for promise in candidates
             if promise.id.startswith(prefix)
+            and promise.id > after
             and all(promise.tags.get(key) == value for key, value in wanted.items())
             and (state is None or promise.state_at(now) == state)
         ]
-        page, cursor = _page(matches, data)
+        # Settled on disk: a promise past its timeout is still pending, so in memory.
+        stored = self.history.search(
+            SearchFilter(prefix=prefix, cursor=after, tags=wanted, state=state),
+            limit + 1,
+            skip=self.promises,
+        )
+        page, cursor = _first(matches + stored, limit)
         return ProtocolReply(200, _paged("promises", [p.to_json(now) for p in page], cursor))
 
     # -- tasks ---------------------------------------------------------------
 
     def task_get(self, data: dict[str, Any], now: int) -> ProtocolReply:
-        task = _row(self.tasks, fields.text(data, "id"))
-        promise = self.promises.get(task.id) if task is not None else None
+        task = self.task(fields.text(data, "id"))
+        promise = self.promise(task.id) if task is not None else None
         if task is None or promise is None:
             return error(404, "no such task")
         if promise.is_open(now):
@@ -289,7 +329,7 @@ class Machine:
             return error(400, "task.create needs pid, ttl and an action with id and timeoutAt")
         if TARGET_TAG not in tags:
             return error(400, "task.create's promise needs a resonate:target tag")
-        promise = self.promises.get(promise_id)
+        promise = self.promise(promise_id)
         if promise is None:
             promise = self._insert(promise_id, timeout_at, fields.obj(action, "param"), tags, now)
             if promise.state is PromiseState.PENDING:
@@ -300,7 +340,7 @@ class Machine:
         else:
             if TARGET_TAG not in promise.tags:
                 return error(422, "the promise exists and has no task (no resonate:target tag)")
-            found = self.tasks.get(promise_id)
+            found = self.task(promise_id)
             if found is None:
                 return error(409, "the promise exists without a task")
             task = found
@@ -357,7 +397,7 @@ class Machine:
             for ref in fields.array(data, "tasks")
         ]
         for task_id, version in refs:
-            task = _row(self.tasks, task_id)
+            task = _row(self.tasks, task_id)  # an acquired task is in flight: in memory
             promise = _row(self.promises, task_id)
             if (
                 task is not None
@@ -385,7 +425,7 @@ class Machine:
         task, _, failure = self._task_for(data, now, TaskState.ACQUIRED, version)
         if failure is not None:
             return failure
-        awaited = [_row(self.promises, awaited_id) for awaited_id in awaited_ids]
+        awaited = [self.promise(awaited_id) for awaited_id in awaited_ids]
         if any(promise is None for promise in awaited):
             return error(422, "an awaited promise does not exist")
         found = [promise for promise in awaited if promise is not None]
@@ -427,7 +467,7 @@ class Machine:
         return ProtocolReply(200, {})
 
     def task_halt(self, data: dict[str, Any], now: int) -> ProtocolReply:
-        task = _row(self.tasks, fields.text(data, "id"))
+        task = self.task(fields.text(data, "id"))
         if task is None:
             return error(404, "no such task")
         if task.state is TaskState.FULFILLED:
@@ -438,7 +478,7 @@ class Machine:
         return ProtocolReply(200, {})
 
     def task_continue(self, data: dict[str, Any], now: int) -> ProtocolReply:
-        task = _row(self.tasks, fields.text(data, "id"))
+        task = self.task(fields.text(data, "id"))
         if task is None:
             return error(404, "no such task")
         if task.state is not TaskState.HALTED:
@@ -451,8 +491,16 @@ class Machine:
         state = fields.text(data, "state")
         if state is not None and state not in {s.value for s in TaskState}:
             return error(400, f"state must be one of {[s.value for s in TaskState]}")
-        matches = [task for task in self.tasks.values() if state is None or task.state == state]
-        page, cursor = _page(matches, data)
+        limit = _limit(data)
+        after = fields.text(data, "cursor") or ""
+        matches = [
+            task
+            for task in self.tasks.values()
+            if (state is None or task.state == state) and task.id > after
+        ]
+        if state is None or state == TaskState.FULFILLED:
+            matches += self.history.fulfilled_tasks(after, limit + 1, skip=self.tasks)
+        page, cursor = _first(matches, limit)
         return ProtocolReply(200, _paged("tasks", [task.to_json() for task in page], cursor))
 
     # -- schedules -----------------------------------------------------------
@@ -506,7 +554,7 @@ class Machine:
         """resonate.sql's promise_create: an existing promise is answered as it is (200)."""
         if promise_id is None or timeout_at is None:
             return 400, None
-        existing = self.promises.get(promise_id)
+        existing = self.promise(promise_id)
         if existing is not None:
             return 200, existing
         target = tags.get(TARGET_TAG)
@@ -541,6 +589,7 @@ class Machine:
         if timeout_at <= now:
             promise.state = promise.timeout_state()
             promise.created_at = promise.settled_at = timeout_at
+            self.settled.append(promise)
         self._index(promise)
         self.changed = True
         return promise
@@ -549,10 +598,10 @@ class Machine:
         self.promises[promise.id] = promise
         branch = promise.tags.get(BRANCH_TAG)
         if isinstance(branch, str):
-            self.by_branch[branch].append(promise.id)
+            self.by_branch[branch][promise.id] = None
         origin = promise.tags.get(ORIGIN_TAG)
         if isinstance(origin, str):
-            self.by_origin[origin].append(promise.id)
+            self.by_origin[origin][promise.id] = None
         if promise.state is PromiseState.PENDING and promise.external:
             self._promise_timeouts.push(promise.timeout_at, promise.id)
 
@@ -563,6 +612,7 @@ class Machine:
         promise.value = value
         promise.settled_at = settled_at
         self.changed = True
+        self.settled.append(promise)
         self._cascade(promise, now)
 
     def _time_out(self, promise: Promise, now: int) -> None:
@@ -676,10 +726,10 @@ class Machine:
         The checks and their order are resonate.sql's for acquire, release,
         fulfill, suspend and fence: 404 without the task, else 409.
         """
-        task = _row(self.tasks, fields.text(data, "id"))
+        task = self.task(fields.text(data, "id"))
         if task is None:
             return _NO_TASK, _NO_PROMISE, error(404, "no such task")
-        promise = self.promises.get(task.id)
+        promise = self.promise(task.id)
         if promise is None:
             return task, _NO_PROMISE, error(409, "the task has no promise")
         if task.state is not state:
@@ -696,11 +746,14 @@ class Machine:
         branch = promise.tags.get(BRANCH_TAG)
         if not isinstance(branch, str):
             return []
-        return [
-            self.promises[other].to_json(now)
-            for other in self.by_branch.get(branch, ())
-            if other != promise.id
-        ]
+        in_memory = self.by_branch.get(branch, {})
+        preload = [self.promises[other].to_json(now) for other in in_memory if other != promise.id]
+        preload.extend(
+            stored.to_json(now)
+            for stored in self.history.branch(branch)
+            if stored.id != promise.id and stored.id not in in_memory
+        )
+        return preload
 
     # -- timer heaps ---------------------------------------------------------
 
@@ -745,6 +798,56 @@ class Machine:
             for awaiter_id in awaiters:
                 self.awaiting[awaiter_id].add(awaited_id)
 
+    # -- memory and history ----------------------------------------------------
+
+    def take_settled(self) -> list[Settled]:
+        """The promises settled since the last call, with their tasks' versions."""
+        if not self.settled:
+            return []
+        settled, self.settled = self.settled, []
+        tasks = self.tasks
+        return [
+            Settled(promise, task.version if (task := tasks.get(promise.id)) else None)
+            for promise in settled
+        ]
+
+    def evict(self, promise_ids: Iterable[str]) -> None:
+        """Move these settled promises (their rows committed) out of memory, with their tasks."""
+        for promise_id in promise_ids:
+            promise = self.promises.get(promise_id)
+            if promise is None or promise.state is PromiseState.PENDING:
+                continue
+            del self.promises[promise_id]
+            task = self.tasks.pop(promise_id, None)
+            self._unindex(promise)
+            self.history.remember(Settled(promise, None if task is None else task.version))
+
+    def evict_settled(self) -> None:
+        """Move every settled promise out of memory (after recovery: their rows are on disk)."""
+        self.evict([p.id for p in self.promises.values() if p.state is not PromiseState.PENDING])
+
+    def forget(self, promise_ids: Iterable[str]) -> None:
+        """Retention deleted these settled promises: no task is owed a resume from them."""
+        gone = set(promise_ids)
+        for promise_id in gone:
+            promise = self.promises.pop(promise_id, None)
+            if promise is not None:  # settled while a replay runs: still in memory
+                self.tasks.pop(promise_id, None)
+                self._unindex(promise)
+        self.history.forget(gone)
+        for task in self.tasks.values():
+            if task.resumes and not task.resumes.isdisjoint(gone):
+                task.resumes -= gone
+        self.changed = True
+
+    def _unindex(self, promise: Promise) -> None:
+        for tag, index in ((BRANCH_TAG, self.by_branch), (ORIGIN_TAG, self.by_origin)):
+            key = promise.tags.get(tag)
+            if isinstance(key, str) and (ids := index.get(key)) is not None:
+                ids.pop(promise.id, None)
+                if not ids:
+                    del index[key]
+
     def pending_dispatches(self) -> list[tuple[str, int, str]]:
         """``(task id, version, target)`` of every pending task whose ``execute`` went out."""
         waiting = []
@@ -785,16 +888,22 @@ def _action_data(data: dict[str, Any]) -> Any:
     return fields.obj(fields.obj(data, "action"), "data")
 
 
-def _page[T: (Promise, Task)](items: list[T], data: dict[str, Any]) -> tuple[list[T], str | None]:
-    """Sorted by id: the ``limit`` items after ``cursor`` (an id), and the next cursor."""
+def _limit(data: dict[str, Any]) -> int:
+    """A search's ``limit``: how many records a page holds."""
     limit = fields.integer(data, "limit")
     if limit is None:
         limit = SEARCH_DEFAULT_LIMIT
     if not 1 <= limit <= SEARCH_MAX_LIMIT:
         raise BadRequest(f"field 'limit' must be from 1 to {SEARCH_MAX_LIMIT}, got {limit}")
-    cursor = fields.text(data, "cursor")
-    if cursor:
-        items = [item for item in items if item.id > cursor]
+    return limit
+
+
+def _first[T: (Promise, Task)](items: list[T], limit: int) -> tuple[list[T], str | None]:
+    """Sorted by id: the first ``limit`` items (all after the cursor), and the next cursor.
+
+    ``items`` are the matches from memory and the first ``limit + 1`` from the disk,
+    so whether a next page exists is known without reading it.
+    """
     ordered = sorted(items, key=lambda item: item.id)
     page = ordered[:limit]
     return page, page[-1].id if len(ordered) > limit else None

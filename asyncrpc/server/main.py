@@ -36,9 +36,11 @@ def build_app(
     started = time.perf_counter()
     engine = Engine(Store(db), retain_ms=retain_ms, background_snapshots=True)
     logger.info(
-        "recovered %d promises (%d log entries replayed) from %s in %.3fs",
+        "recovered %d promises in flight (%d log entries replayed; %d settled on disk) "
+        "from %s in %.3fs",
         len(engine.state.promises),
         engine.recovered_entries,
+        engine.state.history.count(),
         db,
         time.perf_counter() - started,
     )

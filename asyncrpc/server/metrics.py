@@ -62,6 +62,8 @@ class EngineCollector:
         engine = self.engine
         now = engine.clock()
         promises = Counter(promise.state_at(now) for promise in engine.state.promises.values())
+        stored = engine.state.history.count_by_state()
+        promises.update({PromiseState(state): count for state, count in stored.items()})
         yield _gauge(
             "asyncrpc_server_promises",
             "Promises the server holds, by state; one past its timeout counts as settled by "
@@ -70,6 +72,7 @@ class EngineCollector:
             {str(state): promises[state] for state in PromiseState},
         )
         tasks = Counter(task.state for task in engine.state.tasks.values())
+        tasks[TaskState.FULFILLED] += engine.state.history.fulfilled_count()
         yield _gauge(
             "asyncrpc_server_tasks",
             "Tasks the server holds, by state.",

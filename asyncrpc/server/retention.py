@@ -7,27 +7,34 @@ its task, the callbacks and listeners on it, and the resumes it owed to
 other tasks. An invocation therefore goes as a whole once its root has
 settled, and never while a step of it could still be read by a run in flight.
 
-The timer loop runs it in bounded batches so a large backlog never stalls
-the event loop, and logs each batch like a request (``server.gc``, a kind no
-client can send: the machine answers a client's ``server.gc`` with 501, and
-only what changed the state is logged), so a restart forgets the same rows.
+Settled promises live on disk (:mod:`.history`), so a batch is chosen there,
+oldest settlement first by the ``settled_at`` index, and written like a
+request: one log entry (``server.gc``, a kind no client can send: the machine
+answers a client's ``server.gc`` with 501) naming the ids, committed in the
+same transaction as the deletion of their rows, so a restart forgets the
+same ones. The timer loop runs batches of :data:`GC_BATCH` back to back while
+a backlog remains, yielding to the requests waiting between two batches, so
+a large backlog goes quickly and no request waits longer than one batch.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import msgspec
 
 from asyncrpc.protocol.states import PromiseState
-from asyncrpc.protocol.tags import BRANCH_TAG, ORIGIN_TAG
+from asyncrpc.protocol.tags import ORIGIN_TAG
 from asyncrpc.server.machine import Machine
 
 #: The log's kind for a retention batch.
 GC_KIND = "server.gc"
-#: How many invocations' promises one batch deletes at most.
-GC_BATCH = 1000
+#: How many promises one batch deletes at most (a batch takes a few milliseconds).
+GC_BATCH = 100
+#: How many of the oldest candidates a batch looks at, at most: those of an invocation
+#: whose root is pending are skipped.
+GC_SCAN = 4 * GC_BATCH
 #: How often the timer loop looks for settled promises older than the retention (ms; more
 #: often when the retention is shorter).
 GC_INTERVAL_MS = 30_000
@@ -58,14 +65,31 @@ def parse_retain(value: str) -> int | None:
     return int(match[1]) * _UNITS_MS[match[2]]
 
 
-def gc_request(settled_before: int, limit: int = GC_BATCH) -> bytes:
-    """The log entry of one retention batch."""
-    data = {"settledBefore": settled_before, "limit": limit}
-    return msgspec.json.encode({"kind": GC_KIND, "head": {}, "data": data})
+def gc_request(ids: Sequence[str]) -> bytes:
+    """The log entry of one retention batch: the ids it deletes."""
+    return msgspec.json.encode({"kind": GC_KIND, "head": {}, "data": {"ids": list(ids)}})
 
 
-def collect(state: Machine, settled_before: int, limit: int) -> int:
-    """Delete up to ``limit`` settled promises as ``gc`` does; how many went."""
+def choose(state: Machine, settled_before: int, limit: int = GC_BATCH) -> list[str]:
+    """Up to ``limit`` stored promises ``gc`` deletes, oldest settlement first.
+
+    Only promises on disk: one settled by a request not yet committed is younger.
+    """
+    chosen: list[str] = []
+    for promise_id, origin in state.history.oldest(settled_before, GC_SCAN):
+        if not _origin_pending(state, origin):
+            chosen.append(promise_id)
+            if len(chosen) >= limit:
+                break
+    return chosen
+
+
+def collect_in_memory(state: Machine, settled_before: int, limit: int) -> int:
+    """Delete up to ``limit`` settled promises held in memory as ``gc`` does; how many went.
+
+    An older format's log entry (``settledBefore``, ``limit``) replayed while that
+    database is upgraded, when every promise is in memory.
+    """
     doomed = sorted(
         (promise.settled_at or 0, promise.id)
         for promise in state.promises.values()
@@ -73,43 +97,13 @@ def collect(state: Machine, settled_before: int, limit: int) -> int:
         and (promise.settled_at or 0) <= settled_before
         and not _origin_pending(state, promise.tags.get(ORIGIN_TAG))
     )[:limit]
-    gone = {promise_id for _, promise_id in doomed}
-    if not gone:
-        return 0
-    branches: set[str] = set()
-    origins: set[str] = set()
-    for promise_id in gone:
-        promise = state.promises.pop(promise_id)
-        state.tasks.pop(promise_id, None)
-        state.dispatched.discard(promise_id)
-        state.listeners.pop(promise_id, None)
-        for awaiter in state.callbacks.pop(promise_id, {}):
-            state.awaiting.get(awaiter, set()).discard(promise_id)
-        for awaited in state.awaiting.pop(promise_id, ()):
-            state.callbacks.get(awaited, {}).pop(promise_id, None)
-        for tag, found in ((BRANCH_TAG, branches), (ORIGIN_TAG, origins)):
-            if (value := promise.tags.get(tag)) is not None:
-                found.add(value)
-    _unindex(state.by_branch, branches, gone)
-    _unindex(state.by_origin, origins, gone)
-    for task in state.tasks.values():
-        if task.resumes:
-            task.resumes -= gone
-    state.changed = True
+    gone = [promise_id for _, promise_id in doomed]
+    if gone:
+        state.forget(gone)  # settled: no callbacks, listeners or dispatch of theirs remain
     return len(gone)
 
 
 def _origin_pending(state: Machine, origin: object) -> bool:
+    """The invocation's root is pending (so in memory)."""
     root = state.promises.get(origin) if isinstance(origin, str) else None
     return root is not None and root.state is PromiseState.PENDING
-
-
-def _unindex(index: dict[str, list[str]], keys: Iterable[object], gone: set[str]) -> None:
-    """Drop ``gone`` ids from the lists of ``keys`` (tag values; non-strings were never indexed)."""
-    for key in keys:
-        if isinstance(key, str) and key in index:
-            kept = [item for item in index[key] if item not in gone]
-            if kept:
-                index[key] = kept
-            else:
-                del index[key]

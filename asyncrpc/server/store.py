@@ -1,9 +1,14 @@
-"""Durability on SQLite: a command log of what changed the state, compacted into snapshots.
+"""Durability on SQLite: a command log of what changed the state, compacted into snapshots,
+and the settled promises in a table of their own.
 
 The state machine is deterministic: the same requests applied at the same
-times give the same state. So the store keeps (1) a snapshot of the whole
-state and (2) the log of every request and timer tick applied since. A restart
-loads the snapshot and replays the short log. A request is staged and
+times give the same state. So the store keeps (1) a snapshot of the state in
+flight (pending promises and their tasks, callbacks, listeners, schedules),
+(2) the log of every request and timer tick applied since, and (3) every
+settled promise as a row of the ``promises`` table (:mod:`.history`), written
+in the same transaction as the log entry that settled it. A restart loads the
+small snapshot and replays the short log; history stays on disk and is read
+when asked for, so neither start-up nor memory grows with it. A request is staged and
 committed before its response leaves the server, so whatever a client was
 told survives ``kill -9``; requests that arrive in the same turn of the event
 loop share one commit (group commit). WAL mode with ``synchronous=NORMAL`` makes a commit
@@ -11,9 +16,11 @@ a write to the OS, which a process crash cannot undo (a power cut could lose
 the last commits; that is the trade for speed, and what the docs say).
 
 The database records the format of what it holds (``meta.format``): a
-snapshot is the machine's records (format 3: zlib-compressed JSON, which
-is a twentieth of the size and so a twentieth of the write; format 2: plain
-JSON, still read, and upgraded on open), a log entry the request body as it
+snapshot is the machine's records in flight as zlib-compressed JSON (format 4;
+formats 2 and 3 held every promise in the snapshot, plain or compressed: they
+are upgraded on open, their settled promises moved into the table in one
+transaction), a settled promise a row with its record as JSON, a log entry the
+request body as it
 came in, less the credentials in its heads (``head.auth``: no token is kept on
 disk). A database of another format (an older server's, whose state was
 the Python SDK's in-memory one) is refused with a message saying so, rather
@@ -32,7 +39,7 @@ the disk holds. A failed snapshot loses nothing (the log it would compact is
 committed), so it is logged and tried again later.
 
 Snapshots bound the log: once it holds more entries than a quarter of the
-promises (and at least ``min_log``), the state is written whole and the log
+promises in flight (and at least ``min_log``), the state is written whole and the log
 before it deleted, so a restart never replays an ever-growing history.
 """
 
@@ -43,20 +50,26 @@ import fcntl
 import os
 import sqlite3
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.server.history import INSERT_PROMISE, History, PromiseRow, Settled
+from asyncrpc.server.history import SCHEMA as HISTORY_SCHEMA
 from asyncrpc.server.machine import Machine
 from asyncrpc.server.protocol import without_credentials
-from asyncrpc.server.records import Promise, Schedule, Task
+from asyncrpc.server.records import Promise, Schedule, Task, TaskState
 
 #: The format of snapshots and log entries this server writes and reads.
-FORMAT = 3
-#: Older formats this server reads as they are (their snapshot is plain JSON).
-UPGRADABLE = frozenset({"2"})
+FORMAT = 4
+#: Older formats this server upgrades on open: their snapshot holds every promise (format 2's
+#: is plain JSON, format 3's compressed), settled ones included.
+UPGRADABLE = frozenset({"2", "3"})
+#: The SQLite page cache (KiB): the indexes' upper levels stay in memory.
+CACHE_KIB = 8192
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -77,6 +90,16 @@ CREATE TABLE IF NOT EXISTS snapshot (
 INSERT_LOG = "INSERT INTO log (seq, at, request) VALUES (?, ?, ?)"
 INSERT_SNAPSHOT = "INSERT OR REPLACE INTO snapshot (id, seq, state) VALUES (1, ?, ?)"
 TRIM_LOG = "DELETE FROM log WHERE seq IN (SELECT seq FROM log WHERE seq <= ? ORDER BY seq LIMIT ?)"
+TRIM_FORGOTTEN = (
+    "DELETE FROM forgotten WHERE (id, gone_seq) IN"
+    " (SELECT id, gone_seq FROM forgotten WHERE gone_seq <= ? LIMIT ?)"
+)
+#: A retention batch: its rows move to ``forgotten`` (a replay before it still reads them).
+FORGET_ROWS = (
+    "INSERT OR REPLACE INTO forgotten (id, gone_seq, settled_seq, task_version, record)"
+    " SELECT id, ?, settled_seq, task_version, record FROM promises WHERE id = ?"
+)
+DELETE_ROW = "DELETE FROM promises WHERE id = ?"
 #: Log entries a snapshot covers that are deleted per timer tick once it is written.
 TRIM_BATCH = 1000
 
@@ -182,6 +205,8 @@ class Store:
         self._writer: SnapshotWriter | None = None
         #: Log entries up to this seq are covered by a written snapshot and go in batches.
         self._trim_to = 0
+        #: The older format being upgraded (see :meth:`finish_upgrade`), or None.
+        self.upgrading: str | None = None
         try:
             if path != ":memory:":
                 if Path(path).is_dir():
@@ -192,7 +217,8 @@ class Store:
             self._db = connect(path)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+            self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            self._db.executescript(SCHEMA + HISTORY_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             self._unlock()
             raise StoreError(
@@ -208,6 +234,11 @@ class Store:
         self._encoder = msgspec.json.Encoder()
         self._snapshot_decoder = msgspec.json.Decoder(Snapshot)
         self._staged: list[tuple[int, int, bytes | None]] = []
+        #: Rows of the promises the staged entries settled.
+        self._staged_rows: list[PromiseRow] = []
+        #: (seq, id) of the promises the staged retention batches delete.
+        self._staged_forgotten: list[tuple[int, str]] = []
+        self.history = History(self._db)
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0), COUNT(*) FROM log").fetchone()
         snap = self._db.execute("SELECT seq FROM snapshot WHERE id = 1").fetchone()
         self.last_seq: int = max(row[0], snap[0] if snap else 0)
@@ -230,7 +261,7 @@ class Store:
             if found == str(FORMAT):
                 return
             if found in UPGRADABLE:
-                self._db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT),))
+                self.upgrading = found
                 return
         self.close()
         raise StoreError(
@@ -241,8 +272,15 @@ class Store:
 
     # -- writing -------------------------------------------------------------
 
-    def stage(self, at: int, request: bytes | None) -> None:
-        """Queue one applied request body (or a tick, when None) for the next commit.
+    def stage(
+        self,
+        at: int,
+        request: bytes | None,
+        settled: Sequence[Settled] = (),
+        forgotten: Sequence[str] = (),
+    ) -> None:
+        """Queue one applied request body (or a tick, when None) for the next commit,
+        with the promises it settled and those it deleted (a retention batch).
 
         The body is stored without the credentials its heads carry (the token).
         """
@@ -250,6 +288,9 @@ class Store:
         stored = None if request is None else without_credentials(request)
         self._staged.append((self.last_seq, at, stored))
         self.log_length += 1
+        seq = self.last_seq
+        self._staged_rows.extend(promise.row(seq) for promise in settled)
+        self._staged_forgotten.extend((seq, promise_id) for promise_id in forgotten)
 
     @property
     def staged(self) -> int:
@@ -265,13 +306,16 @@ class Store:
         if not self._staged:
             return
         rows, self._staged = self._staged, []
+        promises, self._staged_rows = self._staged_rows, []
+        forgotten, self._staged_forgotten = self._staged_forgotten, []
         try:
-            if len(rows) == 1:  # one statement in autocommit mode is its own transaction
-                self._db.execute(INSERT_LOG, rows[0])
+            if len(rows) == 1 and not promises and not forgotten:
+                self._db.execute(INSERT_LOG, rows[0])  # one statement: its own transaction
                 return
             self._db.execute("BEGIN")
             try:
                 self._db.executemany(INSERT_LOG, rows)
+                self._write_history(promises, forgotten)
                 self._db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -279,6 +323,15 @@ class Store:
                 raise
         except sqlite3.Error as exc:
             raise CommitFailed(f"writing {len(rows)} log entries to {self.path!r}: {exc}") from exc
+
+    def _write_history(self, promises: list[PromiseRow], forgotten: list[tuple[int, str]]) -> None:
+        """The settled promises' rows, and retention's deletions (kept in ``forgotten``)."""
+        if promises:
+            self._db.executemany(INSERT_PROMISE, promises)
+        if forgotten:
+            self._db.executemany(FORGET_ROWS, forgotten)
+            self._db.executemany(DELETE_ROW, [(promise_id,) for _, promise_id in forgotten])
+        self.history.written(len(promises), len(forgotten))
 
     def needs_snapshot(self, promise_count: int) -> bool:
         return self.log_length >= max(self.min_log, promise_count // 4)
@@ -292,6 +345,7 @@ class Store:
         try:
             self._db.execute(INSERT_SNAPSHOT, (self.last_seq, body))
             self._db.execute("DELETE FROM log WHERE seq <= ?", (self.last_seq,))
+            self._db.execute("DELETE FROM forgotten WHERE gone_seq <= ?", (self.last_seq,))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -372,6 +426,7 @@ class Store:
         if not self._trim_to:
             return
         deleted = self._db.execute(TRIM_LOG, (self._trim_to, TRIM_BATCH)).rowcount
+        deleted += self._db.execute(TRIM_FORGOTTEN, (self._trim_to, TRIM_BATCH)).rowcount
         if deleted < TRIM_BATCH:
             self._trim_to = 0
 
@@ -380,10 +435,12 @@ class Store:
         return zlib.compress(self._encode_plain(state), 1)
 
     def _encode_plain(self, state: Machine) -> bytes:
+        """The state in flight: settled promises and fulfilled tasks are in the table."""
+        pending = [p for p in state.promises.values() if p.state is PromiseState.PENDING]
         return self._encoder.encode(
             Snapshot(
-                promises=list(state.promises.values()),
-                tasks=list(state.tasks.values()),
+                promises=pending,
+                tasks=[t for t in state.tasks.values() if t.state is not TaskState.FULFILLED],
                 schedules=list(state.schedules.values()),
                 callbacks=[
                     (awaited, awaiter)
@@ -425,6 +482,61 @@ class Store:
         state.rebuild()
         return int(row[0])
 
+    def finish_upgrade(self, state: Machine) -> None:
+        """Write an older format's state as this one, in one transaction.
+
+        ``state`` is the older database's, recovered whole (every promise in
+        memory): its settled promises become rows of the table, the rest a new
+        snapshot, and the log it came from is deleted.
+        """
+        self.commit()
+        rows = [
+            Settled(promise, _task_version(state, promise.id)).row(self.last_seq)
+            for promise in state.promises.values()
+            if promise.state is not PromiseState.PENDING
+        ]
+        body = self._encode(state)
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(INSERT_PROMISE, rows)
+            self.history.written(len(rows), 0)
+            self._db.execute(INSERT_SNAPSHOT, (self.last_seq, body))
+            self._db.execute("DELETE FROM log WHERE seq <= ?", (self.last_seq,))
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT),))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self.log_length = 0
+        self.upgrading = None
+
+    def import_settled(self, settled: Iterable[Settled], batch: int = 50_000) -> int:
+        """Store settled promises directly, many per transaction; how many were stored.
+
+        The bulk path for seeding history (benchmarks, tests): no log entry, as if
+        they had settled before everything the log holds. A promise the table
+        holds already is replaced.
+        """
+        count = 0
+        rows: list[PromiseRow] = []
+        for item in settled:
+            rows.append(item.row(0))
+            if len(rows) >= batch:
+                count += self._import(rows)
+                rows = []
+        return count + (self._import(rows) if rows else 0)
+
+    def _import(self, rows: list[PromiseRow]) -> int:
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(INSERT_PROMISE, rows)
+            self.history.written(len(rows), 0)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return len(rows)
+
     def log_after(self, seq: int) -> Iterator[LogEntry]:
         cursor = self._db.execute(
             "SELECT seq, at, request FROM log WHERE seq > ? ORDER BY seq", (seq,)
@@ -441,3 +553,8 @@ class Store:
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
+
+
+def _task_version(state: Machine, promise_id: str) -> int | None:
+    task = state.tasks.get(promise_id)
+    return None if task is None else task.version

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from benchmarks import soak
+from benchmarks import history, soak
 from benchmarks.bench import Bench, Sizes
 from harness.processes import ProcessExited, session
 
@@ -63,3 +63,18 @@ def test_soak_samples_memory_and_disk_while_retention_forgets(tmp_path: Path) ->
     assert all(s["server_rss_bytes"] > 0 and s["db_bytes"] > 0 for s in samples)
     # An await chain is three promises; retention has forgotten the early ones.
     assert samples[-1]["promises"] < 3 * samples[-1]["flows"]
+
+
+def test_history_seeds_stored_promises_and_measures_against_a_fresh_server(
+    tmp_path: Path,
+) -> None:
+    sizes = Sizes.quick().with_(history_promises=(600,), history_load=16)
+    with session(tmp_path / "logs") as procs:
+        bench = Bench(sizes, procs, tmp_path, Console(quiet=True))
+        result = history.run(bench)
+    fresh, stored = result.data["sizes"]
+    assert (fresh["stored"], stored["stored"]) == (0, 600)
+    for row in (fresh, stored):
+        assert row["ready_s"] > 0 and row["restart_s"] > 0 and row["up_detach_s"] > 0
+        assert row["idle_rss_bytes"] > 0 and row["invocations_per_s"] > 0
+    assert fresh["get_s"] is None and stored["get_s"] > 0 and stored["call_graph_s"] > 0

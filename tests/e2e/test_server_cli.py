@@ -59,6 +59,6 @@ def test_a_database_of_an_older_server_is_refused_and_kept(tmp_path: Path) -> No
     write_older_server_database(old)
     result = run_server("--db", str(old), "--port", str(free_port()))
     assert result.returncode == 2
-    assert "format 1" in result.stderr and "reads format 3" in result.stderr
+    assert "format 1" in result.stderr and "reads format 4" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert sqlite3.connect(old).execute("SELECT COUNT(*) FROM log").fetchone() == (1,)

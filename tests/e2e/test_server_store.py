@@ -3,17 +3,23 @@ at start-up, and the snapshot writer the store forks."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import stat
 import subprocess
 import time
 from pathlib import Path
 
-from asyncrpc.server.engine import Engine
+import httpx
+
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.readers.server_reader import ServerReader
+from asyncrpc.server.engine import Engine, wall_clock_ms
 from asyncrpc.server.store import Store
 from harness.isolation import free_port
 from harness.processes import ASYNCRPC, Processes
 from tests.support.server import DAMAGED_LOG_ROW, create, damaged
+from tests.unit.test_server_history import settled_promises
 
 
 def serve_on(db: Path) -> subprocess.CompletedProcess[str]:
@@ -65,3 +71,36 @@ def test_a_snapshot_written_by_a_forked_writer_compacts_the_log(tmp_path: Path) 
     engine.store.close()
     restarted = Engine(Store(db))
     assert sorted(restarted.state.promises) == sorted(engine.state.promises)
+
+
+def test_a_server_with_many_stored_promises_restarts_after_kill_9_with_all_of_them(
+    procs: Processes, tmp_path: Path
+) -> None:
+    db = tmp_path / "server.db"
+    store = Store(str(db))
+    # Settled an hour or so ago: within the server's default retention (7 days).
+    store.import_settled(settled_promises(50_000, wall_clock_ms()))
+    store.close()
+    server = procs.spawn_server(db)
+    server.wait()
+    reader = ServerReader(server.url)
+    root = "h0008000"
+    reader_answer = reader.get(f"{root}.1")
+    assert reader_answer is not None and reader_answer.state == PromiseState.RESOLVED
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        created = client.post("/", content=create("in-flight"))
+        assert created.status_code == 200
+    server.process.kill(signal.SIGKILL)
+    restarted = procs.spawn_server(db, server.port)
+    ready_s = restarted.wait()
+    assert ready_s < 10, f"a restart with 50,000 stored promises took {ready_s:.1f}s to be ready"
+    assert [record.id for record in reader.search(tags={"resonate:origin": root})] == [
+        root,
+        f"{root}.1",
+        f"{root}.2",
+    ]
+    in_flight = reader.get("in-flight")
+    assert in_flight is not None and in_flight.state == PromiseState.PENDING
+    health = httpx.get(f"{restarted.url}/healthz", timeout=10).json()
+    assert health["promises"] == 50_001
+    reader.close()

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from asyncrpc.server.engine import Engine
+from asyncrpc.server.records import Promise
 from asyncrpc.server.store import Store
 
 #: A timeout that never comes.
@@ -44,6 +45,19 @@ def send(engine: Engine, kind: str, **data: Any) -> dict[str, Any]:
     decoded = msgspec.json.decode(reply.body)
     assert decoded["head"]["status"] == reply.status
     return decoded
+
+
+def promise_of(engine: Engine, promise_id: str) -> Promise:
+    """The promise ``promise_id``, in memory or settled on disk; it must exist."""
+    found = engine.state.promise(promise_id)
+    assert found is not None, f"no promise {promise_id!r}"
+    return found
+
+
+def held(engine: Engine) -> list[str]:
+    """The ids of every promise the engine holds: in flight (memory) and settled (disk)."""
+    stored = [settled.promise.id for settled in engine.state.history.everything()]
+    return sorted([*engine.state.promises, *stored])
 
 
 def create(promise_id: str) -> bytes:

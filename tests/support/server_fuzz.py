@@ -229,6 +229,7 @@ def records(engine: Engine) -> list[Any]:
     state = engine.state
     return [
         sorted((p.id, p.to_json()) for p in state.promises.values()),
+        [(s.promise.id, s.promise.to_json(), s.task_version) for s in state.history.everything()],
         sorted((t.id, t.to_json(), sorted(t.resumes), t.timeout_at) for t in state.tasks.values()),
         sorted((s.id, s.to_json()) for s in state.schedules.values()),
         sorted((key, sorted(values)) for key, values in state.callbacks.items() if values),

@@ -14,7 +14,14 @@ import pytest
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.router import Address
 from asyncrpc.server.store import Store, StoreError
-from tests.support.server import FAR, Clock, envelope, send, write_older_server_database
+from tests.support.server import (
+    FAR,
+    Clock,
+    envelope,
+    promise_of,
+    send,
+    write_older_server_database,
+)
 
 
 def snapshot_of(engine: Engine) -> list[Any]:
@@ -26,7 +33,10 @@ def snapshot_of(engine: Engine) -> list[Any]:
     )
     callbacks = sorted((awaited, sorted(awaiters)) for awaited, awaiters in state.callbacks.items())
     listeners = sorted((awaited, sorted(addrs)) for awaited, addrs in state.listeners.items())
-    return [promises, tasks, callbacks, listeners, sorted(state.dispatched), state.next_due()]
+    history = state.history.everything()
+    stored = [(s.promise.id, s.promise.to_json(), s.task_version) for s in history]
+    dispatched = sorted(state.dispatched)
+    return [promises, stored, tasks, callbacks, listeners, dispatched, state.next_due()]
 
 
 def workflow(engine: Engine, clock: Clock, n: int) -> None:
@@ -153,7 +163,7 @@ def test_timers_fire_when_due_and_are_logged_only_then(clock: Clock) -> None:
     assert engine.store.log_length == length
     clock.now += 1000
     engine.tick()
-    assert engine.state.promises["sleep"].state == "resolved"
+    assert promise_of(engine, "sleep").state == "resolved"
     assert engine.store.log_length == length + 1
 
 
@@ -285,7 +295,7 @@ def test_a_delayed_task_waits_for_its_delay(clock: Clock) -> None:
 def test_a_database_of_another_format_is_refused_clearly(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     write_older_server_database(db)
-    with pytest.raises(StoreError, match=r"format 1.*reads format 3"):
+    with pytest.raises(StoreError, match=r"format 1.*reads format 4"):
         Store(str(db))
 
 
@@ -293,5 +303,5 @@ def test_a_new_database_records_its_format(tmp_path: Path) -> None:
     db = str(tmp_path / "new.db")
     Store(db).close()
     row = sqlite3.connect(db).execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-    assert row == ("3",)
+    assert row == ("4",)
     Store(db).close()  # and opens again

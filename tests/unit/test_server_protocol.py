@@ -14,7 +14,7 @@ import pytest
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.router import Stream
 from asyncrpc.server.store import Store
-from tests.support.server import FAR
+from tests.support.server import FAR, promise_of
 
 START = 1_700_000_040_000  # a whole minute, UTC
 TARGET = "poll://any@g"
@@ -337,7 +337,7 @@ def test_external_and_timer_promises_time_out_and_wake_their_awaiters(server: Se
     server.pushed()
 
     server.advance(1_000)
-    nap = server.engine.state.promises["nap"]
+    nap = promise_of(server.engine, "nap")
     assert (nap.state, nap.settled_at) == ("resolved", START + 1_000)
     assert execute("sleeper", 1) in server.pushed()
     # an internal promise is never settled by the timer loop, but reads as timed out
@@ -345,7 +345,7 @@ def test_external_and_timer_promises_time_out_and_wake_their_awaiters(server: Se
     assert server.send("promise.get", id="internal")[1]["promise"]["state"] == "rejected_timedout"
 
     server.advance(1_000)
-    assert server.engine.state.promises["ext"].state == "rejected_timedout"
+    assert promise_of(server.engine, "ext").state == "rejected_timedout"
     unblock = server.pushed()
     assert unblock[0]["kind"] == "unblock" and unblock[0]["head"] == {}
     assert unblock[0]["data"]["promise"]["state"] == "rejected_timedout"

@@ -150,7 +150,7 @@ def test_a_format_2_database_with_a_plain_snapshot_is_read_and_upgraded(tmp_path
     assert sorted(restarted.state.promises) == [f"p{i}" for i in range(4)]
     restarted.store.close()
     with sqlite3.connect(db) as connection:
-        assert connection.execute("SELECT value FROM meta").fetchone() == ("3",)
+        assert connection.execute("SELECT value FROM meta").fetchone() == ("4",)
 
 
 def test_healthz_is_503_once_the_store_failed(tmp_path: Path) -> None:

@@ -1,0 +1,324 @@
+"""Settled promises on disk, read on demand: the server's history.
+
+A settled promise never changes again (its task is fulfilled, its callbacks
+and listeners are gone), so it need not stay in memory: the store writes it
+to the ``promises`` table in the same transaction as the log entry that
+settled it, the engine then drops it from the machine's memory, and every
+later read (``promise.get``, a create of an existing id, ``preload``,
+``promise.search``, ``task.get``) finds it here. Memory holds what is in
+flight plus a bounded cache of the most recently used settled promises, so
+memory and start-up grow with the work in flight, not with history.
+
+The table's columns beside the record are what reads select by, each with an
+index ordered by id (the search's order): ``origin``, ``branch`` and ``target``
+(the tags the call graph, ``preload`` and the dashboard read by), ``state``,
+and ``settled_at`` (retention takes the oldest first). ``settled_seq`` is the
+log entry that settled the promise; ``task_version`` its task's version (NULL:
+no task), which is all a fulfilled task has left to say.
+
+Recovery replays the log after the snapshot, and a replayed request must see
+the history as it was when the request first ran: so during replay a row is
+visible only if it was settled by the snapshot (``settled_seq`` up to the
+snapshot's seq); later ones are in memory, settled again by the replay. Rows
+retention deleted after the snapshot wait in the ``forgotten`` table, visible
+to a replayed request that came before their deletion, until a snapshot
+covers it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.protocol.tags import BRANCH_TAG, ORIGIN_TAG, TARGET_TAG
+from asyncrpc.server.records import Promise, Task, TaskState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS promises (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    origin TEXT,            -- the resonate:origin tag, when a string
+    branch TEXT,            -- the resonate:branch tag, when a string
+    target TEXT,            -- the resonate:target tag, when a string
+    created_at INTEGER NOT NULL,
+    settled_at INTEGER NOT NULL,
+    settled_seq INTEGER NOT NULL,
+    task_version INTEGER,
+    record BLOB NOT NULL    -- the promise as JSON
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS promises_origin ON promises (origin) WHERE origin IS NOT NULL;
+CREATE INDEX IF NOT EXISTS promises_branch ON promises (branch) WHERE branch IS NOT NULL;
+CREATE INDEX IF NOT EXISTS promises_target ON promises (target) WHERE target IS NOT NULL;
+CREATE INDEX IF NOT EXISTS promises_state ON promises (state);
+CREATE INDEX IF NOT EXISTS promises_settled ON promises (settled_at);
+CREATE TABLE IF NOT EXISTS forgotten (
+    id TEXT NOT NULL,
+    gone_seq INTEGER NOT NULL,  -- the retention batch (log entry) that deleted it
+    settled_seq INTEGER NOT NULL,
+    task_version INTEGER,
+    record BLOB NOT NULL,
+    PRIMARY KEY (id, gone_seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS forgotten_gone ON forgotten (gone_seq);
+"""
+INSERT_PROMISE = (
+    "INSERT OR REPLACE INTO promises (id, state, origin, branch, target, created_at, settled_at,"
+    " settled_seq, task_version, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: How many settled promises the cache keeps (the most recently used).
+CACHE_SIZE = 4096
+#: Rows a search reads from the disk at a time while it filters by tags the table has no
+#: column for.
+SCAN_CHUNK = 500
+
+#: One row of the ``promises`` table, as :data:`INSERT_PROMISE` takes it.
+PromiseRow = tuple[str, str, Any, Any, Any, int, int, int, int | None, bytes]
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Promise)
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A promise that settled, and its task's version (None: it has no task)."""
+
+    promise: Promise
+    task_version: int | None
+
+    def row(self, seq: int) -> PromiseRow:
+        """Its row in the ``promises`` table, settled by log entry ``seq``."""
+        promise = self.promise
+        tags = promise.tags
+        return (
+            promise.id,
+            promise.state.value,
+            _text(tags.get(ORIGIN_TAG)),
+            _text(tags.get(BRANCH_TAG)),
+            _text(tags.get(TARGET_TAG)),
+            promise.created_at,
+            promise.settled_at or 0,
+            seq,
+            self.task_version,
+            _encoder.encode(promise),
+        )
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """What ``promise.search`` asks for, as the disk can narrow by it."""
+
+    prefix: str
+    cursor: str
+    tags: Mapping[str, Any]
+    state: str | None
+
+
+class History:
+    """Reads of the settled promises on disk, with a cache of the recent ones."""
+
+    def __init__(self, db: sqlite3.Connection, cache_size: int = CACHE_SIZE) -> None:
+        self._db = db
+        self._cache: dict[str, Settled] = {}
+        self._cache_size = cache_size
+        #: While recovering: the snapshot's seq (rows settled after it are invisible) and the
+        #: log entry being replayed (rows retention deleted after it are still visible).
+        self._horizon: int | None = None
+        self._position = 0
+        #: How many rows the table holds: kept in ``meta.settled`` in the transaction that
+        #: writes them, so no start-up counts a large table.
+        row = db.execute("SELECT value FROM meta WHERE key = 'settled'").fetchone()
+        if row is None:
+            count = db.execute("SELECT COUNT(*) FROM promises").fetchone()[0]
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('settled', ?)", (count,))
+            row = (count,)
+        self._count = int(row[0])
+
+    # -- recovery ------------------------------------------------------------
+
+    def replaying(self, horizon: int) -> None:
+        """Show the history as of the snapshot at ``horizon`` while the log is replayed."""
+        self._horizon = horizon
+        self._position = horizon
+        self._cache.clear()
+
+    def at(self, seq: int) -> None:
+        """The log entry being replayed."""
+        self._position = seq
+
+    def replayed(self) -> None:
+        """Recovery is done: every row is visible again."""
+        self._horizon = None
+
+    # -- the cache -------------------------------------------------------------
+
+    def remember(self, settled: Settled) -> None:
+        """Keep a promise just moved out of memory (it is on disk) in the cache."""
+        if self._horizon is not None:
+            return
+        cache = self._cache
+        cache.pop(settled.promise.id, None)
+        cache[settled.promise.id] = settled
+        if len(cache) > self._cache_size:
+            del cache[next(iter(cache))]
+
+    def forget(self, ids: Iterable[str]) -> None:
+        for promise_id in ids:
+            self._cache.pop(promise_id, None)
+
+    # -- reads -----------------------------------------------------------------
+
+    def get(self, promise_id: str) -> Settled | None:
+        """The settled promise ``promise_id`` (with its task's version), or None."""
+        cache = self._cache
+        found = cache.pop(promise_id, None)
+        if found is not None:
+            cache[promise_id] = found  # the most recently used goes last
+            return found
+        if self._horizon is None:
+            row = self._db.execute(
+                "SELECT record, task_version FROM promises WHERE id = ?", (promise_id,)
+            ).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT record, task_version FROM promises WHERE id = ? AND settled_seq <= ?"
+                " UNION ALL SELECT record, task_version FROM forgotten"
+                " WHERE id = ? AND settled_seq <= ? AND gone_seq > ? LIMIT 1",
+                (promise_id, self._horizon, promise_id, self._horizon, self._position),
+            ).fetchone()
+        if row is None:
+            return None
+        settled = Settled(_decoder.decode(row[0]), row[1])
+        self.remember(settled)
+        return settled
+
+    def promise(self, promise_id: str) -> Promise | None:
+        found = self.get(promise_id)
+        return None if found is None else found.promise
+
+    def task(self, task_id: str) -> Task | None:
+        """The fulfilled task of a settled promise, or None."""
+        found = self.get(task_id)
+        if found is None or found.task_version is None:
+            return None
+        return Task(id=task_id, state=TaskState.FULFILLED, version=found.task_version)
+
+    def branch(self, branch: str) -> list[Promise]:
+        """The settled promises of ``branch`` (``preload``), in id order."""
+        rows = self._db.execute(
+            "SELECT record FROM promises WHERE branch = ? ORDER BY id", (branch,)
+        ).fetchall()
+        return [_decoder.decode(row[0]) for row in rows]
+
+    def search(self, wanted: SearchFilter, limit: int, skip: Container[str]) -> list[Promise]:
+        """Up to ``limit`` settled promises matching ``wanted`` after its cursor, by id.
+
+        The indexed columns narrow the read; tags without a column are matched on
+        the records. Ids in ``skip`` (those memory holds) are left out.
+        """
+        if wanted.state == PromiseState.PENDING:
+            return []  # every pending promise is in memory
+        where: list[str] = []
+        params: list[Any] = []
+        for tag, column in ((ORIGIN_TAG, "origin"), (TARGET_TAG, "target"), (BRANCH_TAG, "branch")):
+            value = wanted.tags.get(tag)
+            if isinstance(value, str):
+                where.append(f"{column} = ?")
+                params.append(value)
+            elif tag in wanted.tags:
+                return []  # a non-text value: no stored promise has it (its column is text)
+        if wanted.state is not None:
+            where.append("state = ?")
+            params.append(wanted.state)
+        if wanted.prefix:
+            where.append("id >= ?")
+            params.append(wanted.prefix)
+        found: list[Promise] = []
+        # Only tags without a column make rows that do not match: read more per chunk then.
+        covered = set(wanted.tags) <= {ORIGIN_TAG, TARGET_TAG, BRANCH_TAG}
+        chunk = limit + 1 if covered else max(limit + 1, SCAN_CHUNK)
+        for promise_id, record in self._rows("id, record", where, params, wanted.cursor, chunk):
+            if not promise_id.startswith(wanted.prefix):
+                break  # in id order: no later id has the prefix
+            if promise_id in skip:
+                continue
+            promise = _decoder.decode(record)
+            if all(promise.tags.get(key) == value for key, value in wanted.tags.items()):
+                found.append(promise)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def fulfilled_tasks(self, cursor: str, limit: int, skip: Container[str]) -> list[Task]:
+        """Up to ``limit`` fulfilled tasks of settled promises after ``cursor``, by id."""
+        found: list[Task] = []
+        rows = self._rows(
+            "id, task_version", ["task_version IS NOT NULL"], [], cursor, max(limit, SCAN_CHUNK)
+        )
+        for task_id, version in rows:
+            if task_id not in skip:
+                found.append(Task(id=task_id, state=TaskState.FULFILLED, version=version))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def _rows(
+        self, columns: str, where: list[str], params: list[Any], cursor: str, chunk: int
+    ) -> Iterator[Any]:
+        """The rows matching ``where`` with ids after ``cursor``, by id, ``chunk`` at a time."""
+        after: str | None = cursor or None
+        while True:
+            conditions = where if after is None else [*where, "id > ?"]
+            values = params if after is None else [*params, after]
+            clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            rows = self._db.execute(
+                f"SELECT {columns} FROM promises{clause} ORDER BY id LIMIT ?", (*values, chunk)
+            ).fetchall()
+            yield from rows
+            if len(rows) < chunk:
+                return
+            after = rows[-1][0]
+
+    def oldest(self, settled_before: int, limit: int) -> Iterator[tuple[str, Any]]:
+        """``(id, origin)`` of settled promises, oldest settlement first, up to ``limit``."""
+        yield from self._db.execute(
+            "SELECT id, origin FROM promises WHERE settled_at <= ? ORDER BY settled_at, id LIMIT ?",
+            (settled_before, limit),
+        )
+
+    def count(self) -> int:
+        """How many settled promises the disk holds."""
+        return self._count
+
+    def written(self, added: int, deleted: int) -> None:
+        """Count ``added`` rows written and ``deleted`` deleted, in the transaction doing it."""
+        change = added - deleted
+        if change:
+            self._db.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'settled'",
+                (change,),
+            )
+            self._count += change
+
+    def count_by_state(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT state, COUNT(*) FROM promises GROUP BY state")
+        return {state: count for state, count in rows}
+
+    def fulfilled_count(self) -> int:
+        """How many settled promises on disk have a (fulfilled) task."""
+        return int(self._db.execute("SELECT COUNT(task_version) FROM promises").fetchone()[0])
+
+    def everything(self) -> Iterator[Settled]:
+        """Every stored settled promise, by id (for tests and checks; reads the whole table)."""
+        for record, version in self._db.execute(
+            "SELECT record, task_version FROM promises ORDER BY id"
+        ):
+            yield Settled(_decoder.decode(record), version)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,273 @@
+"""The ``history`` part: what stored history costs the embedded server, against a fresh one.
+
+For each size (0, the fresh server, then ``history_promises``) a SQLite
+file is seeded with that many settled promises, directly through the store's
+bulk path (:meth:`Store.import_settled`: settled await chains, a root and two
+steps each, with the SDK's tags), then measured in this run:
+
+- **start to ready**: ``asyncrpc server`` from its start to ``/healthz`` = 200;
+- **restart after kill -9**: the same after ``kill -9`` (log replay included);
+- **reads**: ``promise.get`` of an old promise and ``promise.search`` by its
+  origin tag (its call graph), and the first page (100) of a search by the
+  entry group's target tag (what the dashboard asks for), medians;
+- **await chain**: a short load (16 callers) through the gateway and the nine
+  nodes on that database, and the server's RSS after it;
+- **up --detach**: the whole topology's start-up with that database as its
+  run directory's ``server.db``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from resonate.connections.sse import resolve_target
+
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.protocol.tags import BRANCH_TAG, ORIGIN_TAG, PARENT_TAG, TARGET_TAG
+from asyncrpc.runtime import config
+from asyncrpc.server.history import Settled
+from asyncrpc.server.main import default_db_path
+from asyncrpc.server.records import Promise, Value
+from asyncrpc.server.store import Store
+from benchmarks.bench import AWAIT_CHAIN, Bench, BenchError
+from benchmarks.load_client import envelope
+from benchmarks.loads import http_level, meter
+from benchmarks.report import PartResult, Table, rate, secs
+from benchmarks.startup import up_detached
+from harness.launched import Launched
+from harness.system import start_system
+
+#: Callers of the short await-chain load.
+CALLERS = 16
+#: Repetitions of each read.
+READS = 30
+HOUR_MS = 3_600_000
+#: The groups an await chain's promises go to, root first.
+GROUPS = ("service-a", "service-b", "service-c")
+
+
+def chains(count: int, prefix: str, now_ms: int) -> Iterator[Settled]:
+    """``count`` settled promises: await chains (a root and two steps) settled an hour ago."""
+    param = Value(data='{"func": "foo", "args": [], "kwargs": {}, "version": 1}')
+    value = Value(data='{"message": 3}')
+    for i in range(count):
+        root = f"{prefix}-{i // 3:08d}"
+        step = i % 3
+        promise_id = root if step == 0 else f"{root}.{step}"
+        tags = {
+            TARGET_TAG: resolve_target(GROUPS[step]),
+            ORIGIN_TAG: root,
+            BRANCH_TAG: promise_id,
+            PARENT_TAG: root if step == 0 else (root if step == 1 else f"{root}.1"),
+            "resonate:scope": "global",
+        }
+        at = now_ms - HOUR_MS + i
+        promise = Promise(
+            id=promise_id,
+            state=PromiseState.RESOLVED,
+            param=param,
+            value=value,
+            tags=tags,
+            timeout_at=now_ms + 365 * 24 * HOUR_MS,
+            created_at=at,
+            settled_at=at + 5,
+        )
+        yield Settled(promise, 1)
+
+
+def seed(db: Path, count: int, prefix: str) -> float:
+    """Store ``count`` settled promises in ``db`` through the bulk path; the seconds it took."""
+    began = time.monotonic()
+    store = Store(str(db))
+    try:
+        store.import_settled(chains(count, prefix, time.time_ns() // 1_000_000))
+    finally:
+        store.close()
+    return time.monotonic() - began
+
+
+def median_s(ask: Any, times: int = READS) -> float:
+    durations = []
+    for _ in range(times):
+        began = time.perf_counter()
+        ask()
+        durations.append(time.perf_counter() - began)
+    return statistics.median(durations)
+
+
+def post(client: httpx.Client, kind: str, **data: Any) -> dict[str, Any]:
+    answer = client.post("/", json=envelope(kind, **data))
+    if answer.status_code != 200:
+        raise BenchError(f"{kind} -> {answer.status_code}: {answer.text[:200]}")
+    body: dict[str, Any] = answer.json()["data"]
+    return body
+
+
+def reads(url: str, prefix: str, count: int) -> dict[str, float | None]:
+    """Medians (s) of reading an old promise, its call graph, and the dashboard's first page."""
+    if count < 3:
+        return {"get_s": None, "call_graph_s": None, "target_page_s": None}
+    old = f"{prefix}-{(count // 3) // 2:08d}"
+    target = resolve_target(AWAIT_CHAIN.entry_group)
+    with httpx.Client(base_url=url, timeout=60) as client:
+        if post(client, "promise.get", id=f"{old}.2")["promise"]["state"] != "resolved":
+            raise BenchError(f"{old}.2 is not resolved on the server")
+        graph = post(client, "promise.search", tags={ORIGIN_TAG: old})["promises"]
+        if len(graph) != 3:
+            raise BenchError(f"the call graph of {old} has {len(graph)} promises, not 3")
+        return {
+            "get_s": median_s(lambda: post(client, "promise.get", id=f"{old}.2")),
+            "call_graph_s": median_s(
+                lambda: post(client, "promise.search", tags={ORIGIN_TAG: old})
+            ),
+            "target_page_s": median_s(
+                lambda: post(client, "promise.search", tags={TARGET_TAG: target}, limit=100)
+            ),
+        }
+
+
+def rss_of(pid: int) -> int:
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
+def server_alone(bench: Bench, db: Path, prefix: str, count: int) -> dict[str, Any]:
+    """Start, read, kill -9, restart: the server alone on ``db``."""
+    with bench.procs.scope():
+        server = bench.procs.spawn_server(db)
+        ready_s = server.wait()
+        idle_rss = rss_of(server.process.pid)
+        measured = reads(server.url, prefix, count)
+        server.process.kill(signal.SIGKILL)
+        server = bench.procs.spawn_server(db, server.port)
+        restart_s = server.wait()
+        server.process.stop()
+    return {"ready_s": ready_s, "restart_s": restart_s, "idle_rss_bytes": idle_rss, **measured}
+
+
+def await_chain(bench: Bench, db: Path, label: str) -> dict[str, Any]:
+    """A short await-chain load through the topology on ``db``; the server's RSS after it."""
+    load = max(bench.sizes.history_load, CALLERS)
+    with bench.procs.scope():
+        system = start_system(bench.procs, db)
+        level = http_level(system.gateway_url, meter(system, system.gateway))
+        measured = asyncio.run(
+            level(bench.ids(f"hl{label}", load), bench.ids(f"hw{label}", CALLERS), CALLERS)
+        )
+        if measured.errors:
+            raise BenchError(f"{measured.errors} await chains failed: {measured.first_error}")
+        rss = rss_of(system.server.process.pid)
+        system.stop()
+    return {"invocations_per_s": measured.per_second, "loaded_rss_bytes": rss}
+
+
+def up_seconds(bench: Bench, db: Path, label: str) -> float:
+    """`asyncrpc up --detach` with ``db`` as its run directory's database."""
+    run_dir = bench.log_dir / f"history-up-{label}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.replace(db, default_db_path(run_dir))
+    launched = Launched(run_dir, {**bench.procs.base_env, config.ENV_RUN_DIR: str(run_dir)})
+    try:
+        try:
+            _, elapsed = up_detached(bench, run_dir, "--respawn", "0")
+        except BenchError as exc:  # a free port taken by another process meanwhile: once more
+            if "already in use" not in str(exc):
+                raise
+            launched.stop()
+            _, elapsed = up_detached(bench, run_dir, "--respawn", "0")
+        launched.remember()
+    finally:
+        launched.remember()
+        launched.stop()
+    return elapsed
+
+
+def one_size(bench: Bench, count: int) -> dict[str, Any]:
+    label = f"{count}"
+    db = bench.log_dir / f"history-{label}.db"
+    prefix = f"old-{bench.tag}"
+    bench.say(f"history: seeding {count:,} settled promises")
+    seeded_s = seed(db, count, prefix)
+    bench.say(f"history: {count:,} stored: server alone")
+    data: dict[str, Any] = {"stored": count, "seed_s": round(seeded_s, 2)}
+    data.update(server_alone(bench, db, prefix, count))
+    bench.say(f"history: {count:,} stored: await chain load")
+    data.update(await_chain(bench, db, label))
+    bench.say(f"history: {count:,} stored: up --detach")
+    data["up_detach_s"] = up_seconds(bench, db, label)
+    return data
+
+
+def ratio(value: float | None, fresh: float | None) -> str:
+    return "-" if not value or not fresh else f"{value / fresh:.2f}x"
+
+
+def mib(value: int) -> str:
+    return f"{value / 2**20:.0f}"
+
+
+def ms_or_dash(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.2f}"
+
+
+def run(bench: Bench) -> PartResult:
+    result = PartResult("history")
+    sizes = (0, *sorted(bench.sizes.history_promises))
+    rows = [one_size(bench, count) for count in sizes]
+    result.data["sizes"] = rows
+    fresh = rows[0]
+    table = Table(
+        "History: the embedded server with N settled promises stored, against a fresh one",
+        [
+            "stored",
+            "ready s",
+            "restart -9 s",
+            "up --detach s",
+            "RSS MiB idle/loaded",
+            "get ms",
+            "graph ms",
+            "page ms",
+            "await chain/s",
+        ],
+    )
+    for row in rows:
+        table.add(
+            f"{row['stored']:,}",
+            secs(row["ready_s"]),
+            secs(row["restart_s"]),
+            secs(row["up_detach_s"]),
+            f"{mib(row['idle_rss_bytes'])}/{mib(row['loaded_rss_bytes'])}",
+            ms_or_dash(row["get_s"]),
+            ms_or_dash(row["call_graph_s"]),
+            ms_or_dash(row["target_page_s"]),
+            rate(row["invocations_per_s"]),
+        )
+    ratios = Table(
+        "History: ratios to the fresh server",
+        ["stored", "up --detach", "loaded RSS", "await chain/s"],
+    )
+    for row in rows[1:]:
+        ratios.add(
+            f"{row['stored']:,}",
+            ratio(row["up_detach_s"], fresh["up_detach_s"]),
+            ratio(row["loaded_rss_bytes"], fresh["loaded_rss_bytes"]),
+            ratio(row["invocations_per_s"], fresh["invocations_per_s"]),
+        )
+    result.tables.extend([table, ratios])
+    result.notes.append(
+        "seeded through the store's bulk path (no HTTP); reads are medians of "
+        f"{READS}; the await chain load is {max(bench.sizes.history_load, CALLERS)} invocations "
+        f"at {CALLERS} callers through the gateway; RSS loaded is the server's after that load"
+    )
+    return result

@@ -1,0 +1,307 @@
+"""History on disk: settled promises leave memory, every read still finds them, a restart
+loads only what is in flight, an older format is upgraded, and retention deletes in batches
+that never hold a request up for long."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import statistics
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.server import retention
+from asyncrpc.server.engine import Engine
+from asyncrpc.server.history import Settled
+from asyncrpc.server.records import Promise, Value
+from asyncrpc.server.store import Snapshot, Store
+from tests.support.server import FAR, Clock, envelope, held, send
+
+TARGET = {"resonate:target": "poll://any@g"}
+HOUR = 3_600_000
+
+
+def ids(answer: dict[str, Any], key: str = "promises") -> list[str]:
+    return [record["id"] for record in answer["data"][key]]
+
+
+def invocation(engine: Engine, root: str, steps: int, settle: int) -> None:
+    """A root with ``steps`` steps in its branch; the first ``settle`` steps settle."""
+    tags = {**TARGET, "resonate:origin": root, "resonate:branch": root}
+    send(engine, "promise.create", id=root, timeoutAt=FAR, tags=tags)
+    for i in range(steps):
+        send(engine, "promise.create", id=f"{root}.{i}", timeoutAt=FAR, tags=tags)
+    for i in range(settle):
+        send(engine, "promise.settle", id=f"{root}.{i}", state="resolved", value={"data": str(i)})
+
+
+def test_settled_promises_leave_memory_and_every_read_still_finds_them(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    engine = Engine(Store(db), clock=Clock())
+    invocation(engine, "r", steps=5, settle=3)
+    settled = send(engine, "promise.get", id="r.1")["data"]["promise"]
+    in_flight = ["r", "r.3", "r.4"]
+    assert sorted(engine.state.promises) == in_flight, "settled promises stayed in memory"
+    assert sorted(engine.state.tasks) == in_flight
+
+    def preload(server: Engine, promise_id: str) -> list[str]:
+        acquired = send(server, "task.acquire", id=promise_id, version=0, pid="w", ttl=FAR)
+        return sorted(record["id"] for record in acquired["data"]["preload"])
+
+    def reads(server: Engine) -> list[Any]:
+        again = send(server, "promise.create", id="r.1", timeoutAt=FAR, tags={})
+        first = send(server, "promise.search", tags={"resonate:origin": "r"}, limit=2)["data"]
+        rest = send(
+            server, "promise.search", tags={"resonate:origin": "r"}, cursor=first["cursor"]
+        )["data"]
+        return [
+            send(server, "promise.get", id="r.1")["data"]["promise"],
+            again["data"]["promise"],
+            send(server, "task.get", id="r.1")["data"]["task"],
+            [record["id"] for record in first["promises"]],
+            [record["id"] for record in rest["promises"]],
+            "cursor" in rest,
+            ids(send(server, "promise.search", state="resolved")),
+            ids(send(server, "promise.search", state="pending")),
+            ids(send(server, "promise.search", idPrefix="r.", tags={"resonate:branch": "r"})),
+            ids(send(server, "task.search", state="fulfilled"), "tasks"),
+            send(server, "task.acquire", id="r.1", version=0, pid="w", ttl=1)["head"]["status"],
+        ]
+
+    before = reads(engine)
+    assert before[0] == settled and before[1] == settled
+    assert before[2] == {"id": "r.1", "state": "fulfilled", "version": 0, "resumes": 0}
+    assert before[3:6] == [["r", "r.0"], ["r.1", "r.2", "r.3", "r.4"], False]
+    assert before[6] == ["r.0", "r.1", "r.2"] and before[7] == in_flight
+    assert before[8] == ["r.0", "r.1", "r.2", "r.3", "r.4"]
+    assert before[9] == ["r.0", "r.1", "r.2"] and before[10] == 409
+    assert preload(engine, "r.3") == ["r", "r.0", "r.1", "r.2", "r.4"]
+    engine.store.close()  # as a crash leaves it
+    restarted = Engine(Store(db), clock=Clock())
+    assert sorted(restarted.state.promises) == in_flight
+    assert restarted.state.history.count() == 3
+    assert reads(restarted) == before
+    assert preload(restarted, "r.4") == ["r", "r.0", "r.1", "r.2", "r.3"]
+
+
+def test_a_search_pages_through_memory_and_disk_in_id_order(tmp_path: Path) -> None:
+    engine = Engine(Store(str(tmp_path / "s.db")), clock=Clock())
+    tags = {"resonate:origin": "o"}
+    for i in range(30):
+        send(engine, "promise.create", id=f"p{i:02d}", timeoutAt=FAR, tags=tags)
+        if i % 3:
+            send(engine, "promise.settle", id=f"p{i:02d}", state="resolved")
+    assert len(engine.state.promises) == 10
+    for search in ({"tags": tags}, {"idPrefix": "p"}, {}, {"tags": {"x": "1", **tags}}):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            data = send(engine, "promise.search", limit=4, **search, **_cursor(cursor))["data"]
+            seen.extend(record["id"] for record in data["promises"])
+            cursor = data.get("cursor")
+            if cursor is None:
+                break
+        expected = [] if "x" in search.get("tags", {}) else [f"p{i:02d}" for i in range(30)]
+        assert seen == expected, search
+
+
+def _cursor(cursor: str | None) -> dict[str, str]:
+    return {} if cursor is None else {"cursor": cursor}
+
+
+def test_the_replay_sees_the_history_as_of_the_snapshot(tmp_path: Path) -> None:
+    """A step created, awaited and settled after the snapshot: its row is on disk, but the
+    replayed suspend must find it open, as it first did, or the root is not resumed."""
+    db = str(tmp_path / "s.db")
+    clock = Clock()
+    engine = Engine(Store(db), clock=clock)
+    send(engine, "promise.create", id="root", timeoutAt=FAR, tags=TARGET)
+    send(engine, "task.acquire", id="root", version=0, pid="w", ttl=FAR)
+    engine.store.write_snapshot(engine.state)
+    send(engine, "promise.create", id="child", timeoutAt=FAR, tags=TARGET)
+    action = {"kind": "promise.register_callback", "data": {"awaited": "child"}}
+    assert (
+        send(engine, "task.suspend", id="root", version=1, actions=[action])["head"]["status"]
+        == 200
+    )
+    send(engine, "promise.settle", id="child", state="resolved")
+    assert send(engine, "task.get", id="root")["data"]["task"]["state"] == "pending"
+    engine.store.close()
+    restarted = Engine(Store(db), clock=clock)
+    assert send(restarted, "task.get", id="root")["data"]["task"]["state"] == "pending"
+    assert sorted(restarted.state.promises) == ["root"]
+
+
+def test_a_replay_reads_what_retention_deleted_after_the_snapshot(tmp_path: Path) -> None:
+    """Retention's deleted rows stay readable to a replayed request that came before."""
+    db = str(tmp_path / "s.db")
+    clock = Clock()
+    engine = Engine(Store(db), clock=clock, retain_ms=HOUR)
+    send(engine, "promise.create", id="old", timeoutAt=FAR, tags={"resonate:external": "true"})
+    send(engine, "promise.settle", id="old", state="resolved")
+    send(engine, "promise.create", id="root", timeoutAt=FAR, tags=TARGET)
+    send(engine, "task.acquire", id="root", version=0, pid="w", ttl=FAR)
+    # A step the running root awaited settles: the root owes itself a resume.
+    step_tags = {"resonate:external": "true", "resonate:origin": "root"}
+    send(engine, "promise.create", id="step", timeoutAt=FAR, tags=step_tags)
+    send(engine, "promise.register_callback", awaited="step", awaiter="root")
+    send(engine, "promise.settle", id="step", state="resolved")
+    assert send(engine, "task.get", id="root")["data"]["task"]["resumes"] == 1
+    engine.store.write_snapshot(engine.state)
+    clock.now += 2 * HOUR
+    action = {"kind": "promise.register_callback", "data": {"awaited": "old"}}
+    # "old" is settled: 300, and the resume is spent (a missing one would be a 422).
+    assert (
+        send(engine, "task.suspend", id="root", version=1, actions=[action])["head"]["status"]
+        == 300
+    )
+    engine.tick()
+    assert held(engine) == ["root", "step"]
+    after = send(engine, "task.get", id="root")["data"]["task"]
+    assert after["resumes"] == 0
+    engine.store.close()
+    restarted = Engine(Store(db), clock=clock)
+    assert held(restarted) == ["root", "step"]
+    assert restarted.recovered_entries == 2  # the suspend and the retention batch
+    assert send(restarted, "task.get", id="root")["data"]["task"] == after
+
+
+def settled_promises(count: int, now: int) -> Iterator[Settled]:
+    """``count`` settled invocations' promises: a root and two steps each."""
+    for i in range(count):
+        root = f"h{i // 3:07d}"
+        promise_id = root if i % 3 == 0 else f"{root}.{i % 3}"
+        tags = {**TARGET, "resonate:origin": root, "resonate:branch": root}
+        promise = Promise(
+            id=promise_id,
+            state=PromiseState.RESOLVED,
+            param=Value(data='{"func": "foo", "args": [1]}'),
+            value=Value(data='{"message": 3}'),
+            tags=tags,
+            timeout_at=FAR,
+            created_at=now - 10 * HOUR + i,
+            settled_at=now - 10 * HOUR + i + 1,
+        )
+        yield Settled(promise, 1)
+
+
+def test_many_stored_promises_do_not_slow_a_restart_after_a_crash(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    clock = Clock()
+    store = Store(db)
+    assert store.import_settled(settled_promises(50_000, clock.now)) == 50_000
+    engine = Engine(store, clock=clock)
+    for i in range(20):
+        send(engine, "promise.create", id=f"live{i}", timeoutAt=FAR, tags=TARGET)
+    engine.store.close()  # a kill -9: no snapshot
+    started = time.perf_counter()
+    restarted = Engine(Store(db), clock=clock)
+    took = time.perf_counter() - started
+    assert sorted(restarted.state.promises) == sorted(f"live{i}" for i in range(20))
+    assert took < 1.0, f"recovery with 50,000 stored promises took {took:.2f}s"
+    assert send(restarted, "promise.get", id="h0001234.2")["data"]["promise"]["state"] == (
+        "resolved"
+    )
+    graph = send(restarted, "promise.search", tags={"resonate:origin": "h0016000"})
+    assert ids(graph) == ["h0016000", "h0016000.1", "h0016000.2"]
+    assert restarted.state.history.count() == 50_000
+    restarted.store.close()
+
+
+def test_retention_deletes_a_backlog_without_holding_requests_up(tmp_path: Path) -> None:
+    clock = Clock()
+    store = Store(str(tmp_path / "s.db"))
+    backlog = 20_000
+    store.import_settled(settled_promises(backlog, clock.now))
+    engine = Engine(store, clock=clock, retain_ms=HOUR)
+
+    async def serve_while_retention_runs() -> tuple[list[float], float]:
+        engine.start()
+        latencies: list[float] = []
+        started = time.perf_counter()
+        i = 0
+        while engine.state.history.count() > 0:
+            assert time.perf_counter() - started < 60, "retention never caught up"
+            sent = time.perf_counter()
+            body = envelope("promise.create", id=f"n{i}", timeoutAt=FAR)
+            reply = await engine.handle_grouped(body)
+            latencies.append(time.perf_counter() - sent)
+            assert reply.status == 200
+            i += 1
+            await asyncio.sleep(0.001)
+        took = time.perf_counter() - started
+        await engine.stop()
+        return latencies, took
+
+    latencies, took = asyncio.run(serve_while_retention_runs())
+    assert len(latencies) >= 10, "requests were not served between the batches"
+    worst = max(latencies)
+    # A request waits for one batch at most, and the backlog takes many batches.
+    assert backlog // retention.GC_BATCH >= 100
+    assert worst < 0.25 and worst < took / 10, (worst, took, statistics.median(latencies))
+
+
+def test_a_format_3_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Format 3 kept every promise in its snapshot; the upgrade moves the settled ones to the
+    table, replays the log (an old retention batch included) and rewrites the snapshot."""
+    clock = Clock()
+    source = Engine(Store(":memory:"), clock=clock)
+    invocation(source, "kept", steps=2, settle=1)
+    invocation(source, "gone", steps=1, settle=1)
+    send(source, "promise.settle", id="gone", state="resolved")
+    state = source.state
+    everything = [*state.promises.values(), *(s.promise for s in state.history.everything())]
+    tasks = [*state.tasks.values()]
+    tasks += [t for p in everything if p.id not in state.tasks and (t := state.task(p.id))]
+    snapshot = Snapshot(
+        promises=everything, tasks=tasks, schedules=[], callbacks=[], listeners=[], dispatched=[]
+    )
+    db = tmp_path / "old.db"
+    connection = sqlite3.connect(db)
+    connection.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE log (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, request BLOB);"
+        "CREATE TABLE snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,"
+        " state BLOB NOT NULL);"
+        "INSERT INTO meta VALUES ('format', '3');"
+    )
+    body = zlib.compress(msgspec.json.encode(snapshot))
+    old_gc = msgspec.json.encode(
+        {"kind": "server.gc", "head": {}, "data": {"settledBefore": clock.now + 1, "limit": 10}}
+    )
+    settle = envelope("promise.settle", id="kept.1", state="resolved")
+    connection.execute("INSERT INTO snapshot VALUES (1, 7, ?)", (body,))
+    connection.executemany(
+        "INSERT INTO log VALUES (?, ?, ?)", [(8, clock.now + 5, old_gc), (9, clock.now + 6, settle)]
+    )
+    connection.commit()
+    connection.close()
+
+    upgraded = Engine(Store(str(db)), clock=clock)
+    # The old batch forgot the settled invocation "gone"; "kept" is running: its step stays.
+    assert held(upgraded) == ["kept", "kept.0", "kept.1"]
+    assert sorted(upgraded.state.promises) == ["kept"]
+    assert send(upgraded, "promise.get", id="kept.1")["data"]["promise"]["state"] == "resolved"
+    upgraded.store.close()
+    with sqlite3.connect(db) as check:
+        assert check.execute("SELECT value FROM meta").fetchone() == ("4",)
+        assert check.execute("SELECT COUNT(*) FROM log").fetchone() == (0,)
+    again = Engine(Store(str(db)), clock=clock)
+    assert held(again) == ["kept", "kept.0", "kept.1"] and again.recovered_entries == 0
+    again.store.close()
+
+
+@pytest.mark.parametrize("state", ["resolved", "rejected"])
+def test_a_settled_promise_is_final_wherever_it_lives(tmp_path: Path, state: str) -> None:
+    engine = Engine(Store(str(tmp_path / "s.db")), clock=Clock())
+    send(engine, "promise.create", id="p", timeoutAt=FAR)
+    first = send(engine, "promise.settle", id="p", state=state, value={"data": "1"})
+    again = send(engine, "promise.settle", id="p", state="resolved", value={"data": "2"})
+    assert again["data"] == first["data"] and "p" not in engine.state.promises
