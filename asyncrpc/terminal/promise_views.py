@@ -24,14 +24,8 @@ from asyncrpc.protocol.records import PromiseRecord
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import TARGET_TAG
 from asyncrpc.readers.promises import PromisePage
+from asyncrpc.terminal.call_graph_tree import STATE_STYLES
 
-STATE_STYLES = {
-    PromiseState.PENDING: "yellow",
-    PromiseState.RESOLVED: "green",
-    PromiseState.REJECTED: "red",
-    PromiseState.REJECTED_CANCELED: "red",
-    PromiseState.REJECTED_TIMEDOUT: "red",
-}
 #: The Python SDK's pickled exception inside an error value: shown as left out.
 PICKLE_KEY = "__py_pickle"
 
