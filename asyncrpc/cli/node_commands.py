@@ -85,7 +85,7 @@ def node_command(
     Stop it with Ctrl-C (or SIGTERM). Like the original example's `uv run a` in its own terminal.
     """
     # Imported here so other commands do not pay for the SDK and FastAPI at start-up.
-    from asyncrpc.node.worker import worker as node
+    from asyncrpc.node import worker as node
     from asyncrpc.runtime.process import SettingsError
     from asyncrpc.runtime.serving import PortInUse
 
