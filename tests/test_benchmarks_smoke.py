@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -168,3 +169,49 @@ def test_soak_samples_memory_and_disk_while_retention_forgets(tmp_path: Path) ->
     assert all(s["server_rss_bytes"] > 0 and s["db_bytes"] > 0 for s in samples)
     # An await chain is three promises; retention has forgotten the early ones.
     assert samples[-1]["promises"] < 3 * samples[-1]["flows"]
+
+
+def test_the_pg_part_stores_history_forgets_it_and_reports_its_ratios() -> None:
+    import psycopg
+
+    from benchmarks import pg_history
+    from benchmarks.measure import LoadResult
+    from harness.postgres import PostgresUnavailable, resonate_postgres, resonate_sql_path
+
+    try:
+        schema = resonate_sql_path()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"needs resonate.sql: {exc}")
+    with resonate_postgres(schema) as dsn:
+        assert pg_history.seed(dsn, 300) == 300
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            request = '{"kind": "promise.get", "head": {"corrId": "1"}, "data": {"id": "seed-7.1"}}'
+            (answer,) = conn.execute(
+                "SELECT resonate.resonate_rpc(%s::jsonb)", (request,)
+            ).fetchone()
+        assert answer["head"]["status"] == 200
+        assert answer["data"]["promise"]["state"] == "resolved"
+        assert answer["data"]["promise"]["tags"]["resonate:origin"] == "seed-7"
+        assert pg_history.forget_history(dsn) == 300
+        assert pg_history.count_stored(dsn) == 0
+    cores = asyncio.run(pg_history.idle_cores({"me": [os.getpid()]}, 0.2))
+    assert set(cores) == {"me"} and cores["me"] >= 0
+
+    def turn(rate: float, cpu_ms: float) -> LoadResult:
+        seconds = 100 / rate
+        return LoadResult(16, 100, 0, seconds, Summary.of([0.1]), cpu_s={"server": cpu_ms / 10})
+
+    measured = pg_history.Measured(
+        rounds={
+            "fresh": [turn(50, 20)],
+            "30k": [turn(45, 20)],
+            "b2": [turn(48, 25)],
+            "embedded": [turn(200, 5)],
+        },
+        idle={"30k": {"postgres": 0.01, "all": 0.03}},
+        stored={"30k": 30_000},
+    )
+    result = pg_history.report(16, 1, measured)
+    assert result.data["ratios"]["30k / fresh"]["value"] == 0.9
+    assert result.data["ratios"]["b=2 / fresh"]["by_cpu"] == 0.8
+    assert [row[0] for row in result.tables[2].rows] == ["resonate-pg, 30k stored promises"]
