@@ -117,7 +117,8 @@ class Prepared:
         )
         return [
             schema,
-            "timer scan: on idx_promises_timeout_at (resonate._promise_timed inlined)",
+            "timer scan: resonate._promise_timed without a pinned search_path, so it is "
+            "inlined and idx_promises_timeout_at answers the scan",
             f"retention: settled invocations are deleted after {self.retention.describe()}"
             if self.retention.ms is not None
             else "retention: forever (nothing is deleted)",
