@@ -269,6 +269,50 @@ def test_a_wake_up_drains_only_the_queue_it_is_for(dsn: str, db: psycopg.Connect
             assert own == [], ran
 
 
+class Failing:
+    """A session whose unblock dequeue fails, as a connection lost mid-drain would."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def execute(self, query: str, params: Any = None) -> Any:
+        if "dequeue_unblock" in query:
+            raise psycopg.OperationalError("the connection was lost")
+        return await self._conn.execute(query, params)
+
+
+class FailingUnblocks(AutocommitSessions):
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[Any]:
+        async with super().session() as conn:
+            yield Failing(conn)
+
+
+def test_what_a_failed_drain_claimed_before_it_failed_is_delivered(
+    dsn: str, db: psycopg.Connection[Any]
+) -> None:
+    for n in range(2):
+        db.execute("SELECT resonate._emit_execute('poll://uni@g/d-1', %s, 1)", (f"e{n}",))
+    db.execute(
+        "INSERT INTO resonate.outbox (key, kind, address, promise) "
+        "VALUES ('u', 'unblock', 'poll://uni@g/d-1', '{\"id\": \"p\"}')"
+    )
+    inbox: list[str] = []
+    failing = PostgresLink(
+        dsn, pid="d-1", group="g", backoff=RECONNECT, sessions=FailingUnblocks(dsn)
+    )
+
+    async def scenario() -> None:
+        async with running(failing, inbox):
+            await asyncio.to_thread(wait_until, lambda: len(inbox) == 2, 30, "the two executes")
+
+    asyncio.run(scenario())
+    # The executes were claimed (and committed) before the unblock failed: delivered, not lost.
+    assert sorted(json.loads(m)["data"]["task"]["id"] for m in inbox) == ["e0", "e1"]
+    left = db.execute("SELECT key FROM resonate.outbox").fetchall()
+    assert left == [("u",)]
+
+
 def lock_holders(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "

@@ -58,8 +58,12 @@ from resonate.error import ConnectorError
 from resonate.retry import ExponentialBackoff
 from resonate_pg import PostgresConnection
 from resonate_pg.client import PgConn, PgSessions
-from resonate_pg.connection import PROCESS_TIMEOUTS_SQL
-from resonate_pg.wire import outbox_channel
+from resonate_pg.connection import (
+    DEQUEUE_EXECUTE_SQL,
+    DEQUEUE_UNBLOCK_SQL,
+    PROCESS_TIMEOUTS_SQL,
+)
+from resonate_pg.wire import execute_message, outbox_channel, unblock_message
 
 log = logging.getLogger(__name__)
 
@@ -207,20 +211,23 @@ class PostgresLink(PostgresConnection):
         return EVERY_QUEUE
 
     async def _drain(self, queues: frozenset[Queue] = EVERY_QUEUE) -> None:
-        """Claim the messages of ``queues`` and hand them to the SDK (after the commit)."""
+        """Claim the messages of ``queues`` and hand them to the SDK.
+
+        Each dequeue commits on its own (autocommit), so what one claimed is
+        delivered even when a later one fails: its rows are gone from the outbox.
+        """
         if not queues:
             return
         messages: list[str] = []
         try:
             async with self._sessions.session() as conn:
-                if Queue.GROUP_EXECUTE in queues:
-                    messages += await self._dequeue_executes(conn, self._anycast)
-                if Queue.OWN_EXECUTE in queues:
-                    messages += await self._dequeue_executes(conn, self._unicast)
-                if Queue.OWN_UNBLOCK in queues:
-                    messages += await self._dequeue_unblocks(conn, self._unicast)
+                for queue in Queue:
+                    if queue in queues:
+                        await self._claim(conn, queue, messages)
         except Exception:
             self.connected.clear()
+            for message in messages:
+                self._deliver(message)
             raise
         self.connected.set()
         if self._on_first_connect is not None:
@@ -228,6 +235,21 @@ class PostgresLink(PostgresConnection):
             on_first_connect()
         for message in messages:
             self._deliver(message)
+
+    async def _claim(self, conn: PgConn, queue: Queue, into: list[str]) -> None:
+        """Claim every row of ``queue`` into ``into``, a page at a time, paging on a full read."""
+        address = self._anycast if queue is Queue.GROUP_EXECUTE else self._unicast
+        while True:
+            if queue is Queue.OWN_UNBLOCK:
+                cursor = await conn.execute(DEQUEUE_UNBLOCK_SQL, (address, self._limit))
+                rows = await cursor.fetchall()
+                into.extend(unblock_message(str(row[0])) for row in rows)
+            else:
+                cursor = await conn.execute(DEQUEUE_EXECUTE_SQL, (address, self._limit))
+                rows = await cursor.fetchall()
+                into.extend(execute_message(str(row[0]), int(row[1])) for row in rows)
+            if len(rows) < self._limit:
+                return
 
     async def _pump_loop(self) -> None:
         """Drain what a wake-up was for, then wait for the next one or the tick (a full drain)."""
