@@ -61,6 +61,13 @@ class Sizes:
     soak_seconds: float = 360.0
     soak_sample_s: float = 15.0
     soak_retain: str = "20s"
+    #: resonate-pg part: rounds, invocations per contender per round, promises stored in the
+    #: history system, seconds of no traffic measured, and the nodes each system runs.
+    pg_rounds: int = 3
+    pg_invocations: int = 240
+    pg_seed: int = 30_000
+    pg_idle_s: float = 10.0
+    pg_nodes: tuple[str, ...] = tuple(topology.NODES)
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -77,6 +84,11 @@ class Sizes:
             soak_seconds=12.0,
             soak_sample_s=3.0,
             soak_retain="5s",
+            pg_rounds=1,
+            pg_invocations=24,
+            pg_seed=3_000,
+            pg_idle_s=2.0,
+            pg_nodes=("a", "b", "c"),
         )
 
     def with_(self, **changes: object) -> Sizes:

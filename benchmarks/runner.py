@@ -27,7 +27,17 @@ from typing import Any
 from rich.console import Console
 
 from asyncrpc.runtime.signals import sigterm_as_interrupt
-from benchmarks import compare, loads, recovery, roundtrip, server, servers, soak, startup
+from benchmarks import (
+    compare,
+    loads,
+    pg_history,
+    recovery,
+    roundtrip,
+    server,
+    servers,
+    soak,
+    startup,
+)
 from benchmarks.bench import ROOT, Bench, Sizes
 from benchmarks.report import PartResult, render, write_json
 from harness.processes import session
@@ -55,6 +65,13 @@ PARTS: tuple[Part, ...] = (
         "servers",
         servers.run,
         "await chain at 16 callers on asyncrpc server and on resonate-pg, interleaved",
+        True,
+    ),
+    Part(
+        "pg",
+        pg_history.run,
+        "resonate-pg fresh, with 30k stored promises and with b=2, beside asyncrpc server: "
+        "await chain at 16 callers interleaved, CPU with no traffic",
         True,
     ),
     Part("floor", loads.FLOOR.run, "await chain, whole topology in one process", False),

@@ -63,3 +63,27 @@ def test_soak_samples_memory_and_disk_while_retention_forgets(tmp_path: Path) ->
     assert all(s["server_rss_bytes"] > 0 and s["db_bytes"] > 0 for s in samples)
     # An await chain is three promises; retention has forgotten the early ones.
     assert samples[-1]["promises"] < 3 * samples[-1]["flows"]
+
+
+def test_the_pg_part_stores_history_and_forgets_it() -> None:
+    import psycopg
+
+    from benchmarks import pg_history
+    from harness.postgres import PostgresUnavailable, resonate_postgres, resonate_sql_path
+
+    try:
+        schema = resonate_sql_path()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"needs resonate.sql: {exc}")
+    with resonate_postgres(schema) as dsn:
+        assert pg_history.seed(dsn, 300) == 300
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            request = '{"kind": "promise.get", "head": {"corrId": "1"}, "data": {"id": "seed-7.1"}}'
+            row = conn.execute("SELECT resonate.resonate_rpc(%s::jsonb)", (request,)).fetchone()
+        assert row is not None
+        (answer,) = row
+        assert answer["head"]["status"] == 200
+        assert answer["data"]["promise"]["state"] == "resolved"
+        assert answer["data"]["promise"]["tags"]["resonate:origin"] == "seed-7"
+        assert pg_history.forget_history(dsn) == 300
+        assert pg_history.count_stored(dsn) == 0
