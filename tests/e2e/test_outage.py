@@ -160,8 +160,11 @@ def test_a_call_outlasting_its_bound_is_not_started_and_can_be_sent_again(
     took = time.monotonic() - began
 
     assert call.returncode == EXIT_NOT_STARTED, stdout + stderr
-    assert f"invocation {invocation_id} was NOT started" in stderr, stderr
-    assert "Send the same id again" in stderr, stderr
+    # Under --json the error is one JSON object on stdout.
+    error = json.loads(stdout)
+    assert error["exit_code"] == EXIT_NOT_STARTED, error
+    assert f"invocation {invocation_id} was NOT started" in error["error"], error
+    assert "Send the same id again" in error["error"], error
     # One gateway answer (its 5 s bound) past invoke's own 3 s, plus start-up: not minutes.
     assert took < GATEWAY_START_TIMEOUT + SHORT_PATIENCE + 15, took
 
