@@ -437,10 +437,21 @@ def test_prepare_applies_resonate_sql_if_missing_then_the_step(schema: Path) -> 
         assert done.returncode == 0, done.stderr
         assert f"resonate.sql applied from {schema}" in done.stdout
         assert "deleted after 12h" in done.stdout
+        assert has_timer_wrapper(url)
+        # A database whose resonate.sql came from elsewhere gets the timer wrapper too.
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP FUNCTION asyncrpc.process_timeouts()")
         again = prepare_cli("--url", url)
         assert again.returncode == 0, again.stderr
         assert "resonate.sql: already there" in again.stdout and "after 12h" in again.stdout
         assert not pinned(url)
+        assert has_timer_wrapper(url)
+
+
+def has_timer_wrapper(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT to_regprocedure('asyncrpc.process_timeouts()')").fetchone()
+    return row is not None and row[0] is not None
 
 
 @pytest.mark.parametrize(
