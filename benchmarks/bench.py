@@ -65,6 +65,13 @@ class Sizes:
     #: await chains of its short load.
     history_promises: tuple[int, ...] = (100_000, 1_000_000)
     history_load: int = 300
+    #: resonate-pg part: rounds, invocations per contender per round, promises stored in the
+    #: history system, seconds of no traffic measured, and the nodes each system runs.
+    pg_rounds: int = 3
+    pg_invocations: int = 240
+    pg_seed: int = 30_000
+    pg_idle_s: float = 10.0
+    pg_nodes: tuple[str, ...] = tuple(topology.NODES)
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -83,6 +90,11 @@ class Sizes:
             soak_retain="5s",
             history_promises=(3_000,),
             history_load=32,
+            pg_rounds=1,
+            pg_invocations=24,
+            pg_seed=3_000,
+            pg_idle_s=2.0,
+            pg_nodes=("a", "b", "c"),
         )
 
     def with_(self, **changes: object) -> Sizes:

@@ -31,6 +31,7 @@ from benchmarks import (
     compare,
     history,
     loads,
+    pg_history,
     recovery,
     roundtrip,
     server,
@@ -65,6 +66,13 @@ PARTS: tuple[Part, ...] = (
         "servers",
         servers.run,
         "await chain at 16 callers on asyncrpc server and on resonate-pg, interleaved",
+        True,
+    ),
+    Part(
+        "pg",
+        pg_history.run,
+        "resonate-pg fresh, with 30k stored promises and with b=2, beside asyncrpc server: "
+        "await chain at 16 callers interleaved, CPU with no traffic",
         True,
     ),
     Part("floor", loads.FLOOR.run, "await chain, whole topology in one process", False),

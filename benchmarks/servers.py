@@ -6,8 +6,9 @@ durability settings left at Postgres's defaults) with the same gateway and nine
 nodes, joined through ``postgresql://``. Rounds alternate between the two (each
 round starting with the other), so the machine's drift falls on both alike;
 the numbers are medians over the rounds. Both systems stay up for the whole
-part, so the idle one's background work (resonate-pg's nodes poll the database
-four times a second) is in both measurements. Needs ASYNCRPC_RESONATE_SQL.
+part, so the idle one's background work (each resonate-pg process drains its
+queues once a second, and one of them fires the timers four times a second) is
+in both measurements. Needs ASYNCRPC_RESONATE_SQL.
 """
 
 from __future__ import annotations

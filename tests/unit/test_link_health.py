@@ -17,11 +17,13 @@ from resonate.retry import ExponentialBackoff
 
 from asyncrpc.network.health import STALE_AFTER_S
 from asyncrpc.network.postgres_link import (
+    COLLECT_SQL,
     TIMER_DRIVERS,
     WRAPPED_TIMERS_SQL,
     PostgresLink,
 )
 from asyncrpc.postgres.schema import TIMER_DRIVER, TIMER_DRIVER_SQL
+from asyncrpc.postgres.tuning import STEP_SQL
 from asyncrpc.runtime.keepalive import (
     NOTICE_WITHIN_S,
     POSTGRES_LIVENESS,
@@ -199,26 +201,68 @@ async def _timers(caplog: pytest.LogCaptureFixture) -> None:
     sessions, clock = FakeSessions(), Clock()
     pg = link(sessions, clock)
     await pg._drain()
-    assert sessions.executed[0] == WRAPPED_TIMERS_SQL
-    assert pg.timers == "this process (asyncrpc.process_timeouts())"
+    assert not any("process_timeouts" in sql for sql in sessions.executed)  # the timer loop's job
+    await pg._fire_timers()
+    assert sessions.executed[-1] == WRAPPED_TIMERS_SQL
+    assert (
+        pg.timers == "this process (asyncrpc.process_timeouts()), a backstop to the elected driver"
+    )
+    pg.driving = True
+    assert pg.timers == "this process (asyncrpc.process_timeouts()), the elected driver"
 
     sessions.failures[WRAPPED_TIMERS_SQL] = errors.UndefinedFunction("no such function")
-    await pg._drain()
-    assert pg.timers == f"this process ({TIMER_DRIVERS[1].removeprefix('SELECT ')})"
+    await pg._fire_timers()
+    assert sessions.executed[-1] == TIMER_DRIVERS[1]
+    assert pg.timers is not None
+    assert pg.timers.startswith(f"this process ({TIMER_DRIVERS[1].removeprefix('SELECT ')})")
 
     sessions.failures[TIMER_DRIVERS[1]] = errors.InsufficientPrivilege("permission denied")
     with caplog.at_level(logging.WARNING):
-        await pg._drain()
-        await pg._drain()
+        await pg._fire_timers()
+        await pg._fire_timers()
     assert pg.timers is not None and pg.timers.startswith("not this process")
     assert caplog.text.count("may not fire timers") == 1
+    await pg._drain()
     assert pg.health().ok  # a refusal is not an unreachable database
+
+    # An unreachable database is not a refusal: the next round tries the same driver again.
+    unreachable = FakeSessions()
+    unreachable.down = errors.OperationalError("server closed the connection")
+    again = link(unreachable, clock)
+    with pytest.raises(errors.OperationalError):
+        await again._fire_timers()
+    assert again.timers is not None and "asyncrpc.process_timeouts()" in again.timers
+
+
+def test_the_elected_driver_applies_the_retention_in_batches_and_stops_once_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asyncio.run(_retention(caplog))
+
+
+async def _retention(caplog: pytest.LogCaptureFixture) -> None:
+    sessions = FakeSessions()
+    pg = link(sessions, Clock())
+    assert await pg._collect() == 0
+    assert sessions.executed == [COLLECT_SQL]
+    sessions.failures[COLLECT_SQL] = errors.InsufficientPrivilege("permission denied")
+    with caplog.at_level(logging.WARNING):
+        assert await pg._collect() == 0
+        assert await pg._collect() == 0
+    assert sessions.executed == [COLLECT_SQL, COLLECT_SQL]  # refused once, then left alone
+    assert caplog.text.count("asyncrpc.collect() refused") == 1
 
 
 def test_the_link_calls_the_wrapper_the_schema_step_creates() -> None:
     assert f"SELECT {TIMER_DRIVER}" == WRAPPED_TIMERS_SQL
     assert "SECURITY DEFINER" in TIMER_DRIVER_SQL
     assert f"GRANT EXECUTE ON FUNCTION {TIMER_DRIVER} TO resonate_worker" in TIMER_DRIVER_SQL
+
+
+def test_the_step_lets_any_worker_apply_the_retention_the_link_calls() -> None:
+    assert "FUNCTION asyncrpc.collect(p_limit int)" in STEP_SQL
+    assert COLLECT_SQL == "SELECT asyncrpc.collect(%s)"
+    assert "GRANT EXECUTE ON FUNCTION asyncrpc.collect(int) TO resonate_worker" in STEP_SQL
 
 
 def test_deploy_md_shows_the_timer_wrapper_as_the_schema_step_creates_it() -> None:
