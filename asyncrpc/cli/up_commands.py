@@ -151,41 +151,50 @@ def up(
     if as_json and not detach:
         fail("--json reports what --detach started: give both, or neither.", EXIT_USAGE)
     with reported():
-        plan = prepare(options, os.environ, rundir.path, notify=say)
-        if detach:
-            from asyncrpc.terminal.progress import ReadyProgress
+        lock = rundir.claim()  # before anything is checked or written: one `up` at a time
+        try:
+            plan = prepare(options, os.environ, rundir.path, notify=say)
+            if detach:
+                from asyncrpc.terminal.progress import ReadyProgress
 
-            with ReadyProgress(console(stderr=True)) as progress:
-                snapshot = start_detached(plan, os.environ, on_progress=progress.update)
-            if as_json:
-                print_json({"running": True, **snapshot.to_json()})
+                with ReadyProgress(console(stderr=True)) as progress:
+                    snapshot = start_detached(
+                        plan, os.environ, on_progress=progress.update, lock=lock
+                    )
+            else:
+
+                def ready(snapshot: LauncherSnapshot) -> None:
+                    view.print_status(out, snapshot)
+                    out.print(
+                        "Everything is ready; [bold]Ctrl-C[/bold] stops it all. "
+                        + view.try_next(snapshot)
+                    )
+
+                open_dashboard: DashboardOpener | None = None
+                if plan.dashboard_port:  # its web stack is imported only when it is served
+                    from asyncrpc.dashboard.serve import open_dashboard as opener
+
+                    open_dashboard = opener
+
+                run_foreground(
+                    plan,
+                    os.environ,
+                    notify=say,
+                    on_ready=ready,
+                    follow=lambda supervisor: view.stream_output(supervisor, out),
+                    open_dashboard=open_dashboard,
+                    lock=lock,
+                )
                 return
-            view.print_status(out, snapshot)
-            out.print(
-                "Everything is ready; [bold]asyncrpc down[/bold] stops it all. "
-                + view.try_next(snapshot, lead="Try")
-            )
+        finally:
+            lock.release()
+        if as_json:
+            print_json({"running": True, **snapshot.to_json()})
             return
-
-        def ready(snapshot: LauncherSnapshot) -> None:
-            view.print_status(out, snapshot)
-            out.print(
-                f"Everything is ready; [bold]Ctrl-C[/bold] stops it all. {view.try_next(snapshot)}"
-            )
-
-        open_dashboard: DashboardOpener | None = None
-        if plan.dashboard_port:  # its web stack is imported only when it is served
-            from asyncrpc.dashboard.serve import open_dashboard as opener
-
-            open_dashboard = opener
-
-        run_foreground(
-            plan,
-            os.environ,
-            notify=say,
-            on_ready=ready,
-            follow=lambda supervisor: view.stream_output(supervisor, out),
-            open_dashboard=open_dashboard,
+        view.print_status(out, snapshot)
+        out.print(
+            "Everything is ready; [bold]asyncrpc down[/bold] stops it all. "
+            + view.try_next(snapshot, lead="Try")
         )
 
 

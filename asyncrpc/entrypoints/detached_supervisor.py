@@ -1,7 +1,9 @@
 """The detached supervisor's entry point (`python -m asyncrpc.entrypoints.detached_supervisor DIR`).
 
 `asyncrpc up --detach` writes the plan to RUN_DIR/plan.json and starts this in a
-new session with its output going to logs/launcher.log. It runs the plan like a
+new session with its output going to logs/launcher.log, handing it the run
+directory's lock as an inherited file descriptor (ASYNCRPC_RUN_LOCK_FD), which it
+holds until it exits. It runs the plan like a
 foreground `up` (without streaming) until `asyncrpc down` or SIGTERM; a failed
 start is left in the state file for the waiting `up --detach` to report.
 """
@@ -17,7 +19,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime import config
+from asyncrpc.runtime.errors import LauncherError, SettingsError
+from asyncrpc.runtime.numbers import WholeNumber
 from asyncrpc.supervise.plan import Plan
 from asyncrpc.supervise.rundir import RunDir
 from asyncrpc.supervise.supervisor_process import run_supervisor
@@ -37,6 +41,15 @@ def main(argv: list[str] | None = None, template: socket.socket | None = None) -
         print("usage: python -m asyncrpc.entrypoints.detached_supervisor RUN_DIR", file=sys.stderr)
         return 2
     rundir = RunDir(Path(args[0]).resolve())
+    handed = os.environ.pop(config.ENV_RUN_LOCK_FD, None)  # the replicas get no such thing
+    try:
+        if handed is None:
+            lock = rundir.claim()
+        else:
+            lock = rundir.adopt(WholeNumber(0, 999_999_999).read(handed, config.ENV_RUN_LOCK_FD))
+    except (LauncherError, SettingsError) as error:
+        _log(f"not starting: {error}")
+        return 1
     plan = Plan.from_json(json.loads(rundir.plan_file.read_text()))
     _log(f"pid {os.getpid()}, run directory {plan.run_dir}")
     open_dashboard: DashboardOpener | None = None
@@ -59,6 +72,8 @@ def main(argv: list[str] | None = None, template: socket.socket | None = None) -
     except LauncherError as error:
         _log(f"failed: {error}")
         return 1
+    finally:
+        lock.release()
     return 0
 
 

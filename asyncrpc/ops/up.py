@@ -1,11 +1,12 @@
 """`asyncrpc up`: decide what to run, check it can run, then run it here or detached.
 
-:func:`prepare` turns the options into a :class:`Plan`, raising before anything
-starts when a name is wrong, a supervisor already runs in the run directory, or
-a port is taken. :func:`run_foreground` runs the supervisor in this process
-until Ctrl-C or `asyncrpc down`; :func:`start_detached` starts a detached
-supervisor (:mod:`asyncrpc.entrypoints.detached_supervisor`) and returns once
-everything is ready.
+The run directory is claimed first (:meth:`RunDir.claim`: of two `up` s at once,
+exactly one goes on). :func:`prepare` turns the options into a :class:`Plan`,
+raising before anything starts when a name is wrong, a supervisor already runs
+in the run directory, or a port is taken. :func:`run_foreground` runs the
+supervisor in this process until Ctrl-C or `asyncrpc down`; :func:`start_detached`
+starts a detached supervisor (:mod:`asyncrpc.entrypoints.detached_supervisor`),
+hands it the run directory's lock, and returns once everything is ready.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from asyncrpc.runtime.errors import LauncherError
 from asyncrpc.supervise import ports
 from asyncrpc.supervise.control_client import orphans
 from asyncrpc.supervise.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
-from asyncrpc.supervise.rundir import LAUNCHER_LOG, RunDir
+from asyncrpc.supervise.rundir import LAUNCHER_LOG, RunDir, RunDirLock
 from asyncrpc.supervise.status import LauncherSnapshot, Phase
 from asyncrpc.supervise.targets import select
 from asyncrpc.supervise.template_client import TEMPLATE_MODULE, template_enabled
@@ -239,25 +240,31 @@ def run_foreground(
     on_ready: Callable[[LauncherSnapshot], None],
     follow: Callable[[Supervisor], Coroutine[Any, Any, None]] | None = None,
     open_dashboard: DashboardOpener | None = None,
+    lock: RunDirLock | None = None,
 ) -> None:
     """Run the plan in this process until Ctrl-C or `asyncrpc down`; LauncherError if it fails.
 
     ``open_dashboard`` serves the dashboard when the plan has a port for it: the dashboard
-    sits above ops, so the command that runs `up` hands it in.
+    sits above ops, so the command that runs `up` hands it in. The run directory's
+    ``lock`` (claimed here when not given) is held until then.
     """
     # uvicorn and FastAPI: imported only when a supervisor runs here.
     from asyncrpc.supervise.supervisor_process import run_supervisor
 
-    asyncio.run(
-        run_supervisor(
-            plan,
-            env,
-            notify=notify,
-            on_ready=on_ready,
-            follow=follow,
-            open_dashboard=open_dashboard,
+    lock = lock or plan.rundir.claim()
+    try:
+        asyncio.run(
+            run_supervisor(
+                plan,
+                env,
+                notify=notify,
+                on_ready=on_ready,
+                follow=follow,
+                open_dashboard=open_dashboard,
+            )
         )
-    )
+    finally:
+        lock.release()
 
 
 def detached_command(plan: Plan, env: Mapping[str, str]) -> list[str]:
@@ -290,25 +297,34 @@ def start_detached(
     timeout: float | None = None,
     sleeper: Callable[[float], None] = time.sleep,
     on_progress: Progress = lambda snapshot: None,
+    lock: RunDirLock | None = None,
 ) -> LauncherSnapshot:
     """Start a detached supervisor for ``plan``; its snapshot once everything is ready.
 
     ``on_progress`` hears of every change while it waits (a replica started or
-    became ready), so the caller can show how far it got.
+    became ready), so the caller can show how far it got. The run directory's
+    ``lock`` (claimed here when not given) goes to the supervisor: it inherits the
+    very descriptor, so the lock is never free between this process and it, and it
+    holds the lock for its life.
     """
     rundir = plan.rundir
-    rundir.clear_state()
-    rundir.write_plan(json.dumps(plan.to_json(), indent=1))
-    with rundir.open_log(LAUNCHER_LOG) as log:
-        offset = log.tell()
-        detached = subprocess.Popen(
-            [*detached_command(plan, env), str(plan.run_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(env),
-            start_new_session=True,
-        )
+    lock = lock or rundir.claim()
+    try:
+        rundir.clear_state()
+        rundir.write_plan(json.dumps(plan.to_json(), indent=1))
+        with rundir.open_log(LAUNCHER_LOG) as log:
+            offset = log.tell()
+            detached = subprocess.Popen(
+                [*detached_command(plan, env), str(plan.run_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**env, config.ENV_RUN_LOCK_FD: str(lock.fd)},
+                start_new_session=True,
+                pass_fds=(lock.fd,),
+            )
+    finally:
+        lock.release()  # this process's hold: the supervisor's copy holds the lock now
     try:
         return _wait_until_ready(plan, detached, offset, timeout, sleeper, on_progress)
     except KeyboardInterrupt:

@@ -35,6 +35,8 @@ ENV_DASHBOARD_PORT = "ASYNCRPC_DASHBOARD_PORT"
 ENV_START_TIMEOUT = "ASYNCRPC_START_TIMEOUT"
 #: The default of both: long enough for a server (or Postgres) to restart.
 DEFAULT_START_TIMEOUT = 30.0
+#: The file descriptor of the run directory's lock, handed by `up --detach` to its supervisor.
+ENV_RUN_LOCK_FD = "ASYNCRPC_RUN_LOCK_FD"
 
 #: URL schemes that name a Postgres database with resonate.sql applied (resonate-pg):
 #: every process then talks to the database itself, and no HTTP server runs.

@@ -6,15 +6,29 @@ number, a range ``a-b``, a step ``x/n`` (from ``x`` to the field's end) or
 When both day fields are restricted, a day matches if either does (the
 classic cron rule). Names (``MON``, ``JAN``) and ``@daily``-style shorthands
 are not part of the protocol's cron and are refused.
+
+The text is read as resonate.sql reads it: spaces (only spaces) trimmed from
+both ends, fields split on runs of whitespace, a number read as Postgres casts
+text to an integer (``+5``, ``05``, ``0x1F`` and ``1_0`` are numbers; ``²``
+and full-width digits are not), ``a-b`` and ``x/n`` split at their first ``-`` and ``/``
+and read up to the next one. A tab or newline at either end is a field of its
+own, and empty: six fields, refused.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from asyncrpc.server.fields import parse_int
+
 #: How far ahead a next run is searched for before the expression counts as never matching.
 HORIZON_YEARS = 9
+
+#: What Postgres's ``\s`` matches (its regular expressions' whitespace in a UTF-8 database):
+#: Python's whitespace less the file and record separators, NEL and the non-breaking spaces.
+SEPARATOR = re.compile("[\t\n\v\f\r \u1680\u2000-\u2006\u2008-\u200a\u2028\u2029\u205f\u3000]+")
 
 #: (name, lowest, highest) of each field, in order.
 FIELDS = (
@@ -42,7 +56,7 @@ class Cron:
 
     @classmethod
     def parse(cls, expression: str) -> Cron:
-        parts = expression.split()
+        parts = SEPARATOR.split(expression.strip(" "))
         if len(parts) != len(FIELDS):
             raise CronError(
                 f"cron {expression!r} has {len(parts)} fields; "
@@ -100,14 +114,14 @@ def _field(spec: str, name: str, low: int, high: int) -> frozenset[int]:
     values: set[int] = set()
     for part in spec.split(","):
         span, slash, step_text = part.partition("/")
-        step = _number(step_text, name, spec) if slash else 1
+        step = _number(_first(step_text, "/"), name, spec) if slash else 1
         if step < 1:
             raise CronError(f"cron {name} {spec!r}: a step must be at least 1")
         if span == "*":
             first, last = low, high
         elif "-" in span:
             start, _, end = span.partition("-")
-            first, last = _number(start, name, spec), _number(end, name, spec)
+            first, last = _number(start, name, spec), _number(_first(end, "-"), name, spec)
         else:
             first = _number(span, name, spec)
             last = high if slash else first
@@ -117,8 +131,14 @@ def _field(spec: str, name: str, low: int, high: int) -> frozenset[int]:
     return frozenset(values)
 
 
+def _first(text: str, separator: str) -> str:
+    """``text`` up to ``separator`` (Postgres's ``split_part``: what follows a second one is
+    ignored)."""
+    return text.partition(separator)[0]
+
+
 def _number(text: str, name: str, spec: str) -> int:
-    # isdigit() alone takes `²` (which int() refuses) and other scripts' digits.
-    if not (text.isascii() and text.isdigit()):
+    number = parse_int(text, bits=32)
+    if number is None:
         raise CronError(f"cron {name} {spec!r}: {text!r} is not a number (names are not supported)")
-    return int(text)
+    return number

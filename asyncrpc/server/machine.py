@@ -331,6 +331,8 @@ class Machine:
             return error(400, "task.create's promise needs a resonate:target tag")
         promise = self.promise(promise_id)
         if promise is None:
+            if timeout_at > now:
+                _lease_end(now, ttl)
             promise = self._insert(promise_id, timeout_at, fields.obj(action, "param"), tags, now)
             if promise.state is PromiseState.PENDING:
                 task = self._new_task(promise_id, TaskState.ACQUIRED, version=1)
@@ -345,6 +347,7 @@ class Machine:
                 return error(409, "the promise exists without a task")
             task = found
             if task.state is TaskState.PENDING:
+                _lease_end(now, ttl)
                 self._acquire(task, pid, ttl, now)
             elif task.state is not TaskState.FULFILLED:
                 return error(409, f"the task is {task.state.value}")
@@ -359,6 +362,7 @@ class Machine:
         task, promise, failure = self._task_for(data, now, TaskState.PENDING, version)
         if failure is not None:
             return failure
+        _lease_end(now, ttl)
         self._acquire(task, pid, ttl, now)
         answer = {"task": task.to_json(), "promise": promise.to_json(now)}
         return ProtocolReply(200, {**answer, "preload": self._preload(promise, now)})
@@ -396,6 +400,7 @@ class Machine:
             (fields.text(ref, "id"), fields.integer(ref, "version", bits=32))
             for ref in fields.array(data, "tasks")
         ]
+        renewed = []
         for task_id, version in refs:
             task = _row(self.tasks, task_id)  # an acquired task is in flight: in memory
             promise = _row(self.promises, task_id)
@@ -407,7 +412,9 @@ class Machine:
                 and task.pid == pid
                 and promise.is_open(now)
             ):
-                self._set_timeout(task, now + (task.ttl or 0))
+                renewed.append((task, _lease_end(now, task.ttl or 0)))
+        for task, until in renewed:  # all or none, as one UPDATE is
+            self._set_timeout(task, until)
         return ProtocolReply(200, {})
 
     def task_suspend(self, data: dict[str, Any], now: int) -> ProtocolReply:
@@ -557,19 +564,20 @@ class Machine:
         existing = self.promise(promise_id)
         if existing is not None:
             return 200, existing
+        pending = timeout_at > now
         target = tags.get(TARGET_TAG)
-        delay = fields.integer(tags, DELAY_TAG) if target is not None else None
+        # The delay is read only for a pending promise with a target, as there: a promise
+        # born timed out gets its fulfilled task whatever its delay says.
+        delay = fields.integer(tags, DELAY_TAG) if pending and target is not None else None
         promise = self._insert(promise_id, timeout_at, param, tags, now)
-        if target is None:
-            return 200, promise
-        if promise.state is PromiseState.PENDING:
+        if pending and target is not None:
             task = self._new_task(promise_id, TaskState.PENDING)
             if delay is not None and delay > now:
                 self._set_timeout(task, delay)
             else:
                 self._set_timeout(task, now + RETRY_TIMEOUT_MS)
                 self._execute(task, promise)
-        else:
+        elif not pending and TARGET_TAG in tags:  # `tags ? 'resonate:target'`: even a null one
             self._new_task(promise_id, TaskState.FULFILLED)
         return 200, promise
 
@@ -876,11 +884,24 @@ _NO_PROMISE = Promise(
 
 
 def _value(raw: Any) -> Value:
-    """A ``param``/``value`` object as resonate.sql stores it: headers default to {}."""
+    """A ``param``/``value`` object as resonate.sql stores it: headers default to {}.
+
+    A null ``headers`` is {} too (resonate.sql keeps the null): as every field,
+    null is absent here, and a record's headers stay an object, which the
+    TypeScript SDK requires.
+    """
     if not isinstance(raw, dict):
         return Value()
-    headers = raw.get("headers", {})
-    return Value(headers=headers, data=fields.text(raw, "data"))
+    headers = raw.get("headers")
+    return Value(headers={} if headers is None else headers, data=fields.text(raw, "data"))
+
+
+def _lease_end(now: int, ttl: int) -> int:
+    """``now + ttl`` as a bigint; past its range a 400, as Postgres's overflow is."""
+    end = now + ttl
+    if not -fields.BIGINT_MAX - 1 <= end <= fields.BIGINT_MAX:
+        raise BadRequest(f"field 'ttl' {ttl} puts the lease's end past a 64-bit time")
+    return end
 
 
 def _action_data(data: dict[str, Any]) -> Any:

@@ -2,9 +2,11 @@
 
 Each record is what resonate.sql keeps in one table row; ``to_json`` gives the
 record exactly as the protocol shows it (``param`` and ``value`` always an
-object of ``headers`` and ``data``, ``settledAt`` null while pending). A
+object of ``headers`` and ``data``, ``settledAt`` left out while pending). A
 promise's ``data`` is text (or null): the protocol carries payloads as opaque
 strings, so a non-string ``data`` is kept as its JSON text, as Postgres does.
+A tag is read as resonate.sql reads it, as text (``tags->>'resonate:timer'``):
+the JSON ``true`` and the string ``"true"`` both make a timer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from asyncrpc.protocol.tags import (
     TARGET_TAG,
     TIMER_TAG,
 )
+from asyncrpc.server import fields
 
 #: How long a pending task waits before its ``execute`` is sent again, and how
 #: long a released or expired task waits for a worker (resonate.sql's ``_retry_timeout``).
@@ -47,7 +50,8 @@ class Value:
     data: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return _present({"headers": self.headers, "data": self.data})
+        headers = {} if self.headers is None else self.headers
+        return _present({"headers": headers, "data": self.data})
 
 
 @dataclass(slots=True)
@@ -63,12 +67,12 @@ class Promise:
 
     @property
     def target(self) -> str | None:
-        target = self.tags.get(TARGET_TAG)
-        return target if isinstance(target, str) and target else None
+        """Where its task's ``execute`` goes (``tags->>'resonate:target'``, when not empty)."""
+        return fields.text(self.tags, TARGET_TAG) or None
 
     @property
     def is_timer(self) -> bool:
-        return self.tags.get(TIMER_TAG) == "true"
+        return fields.text(self.tags, TIMER_TAG) == "true"
 
     @property
     def external(self) -> bool:
@@ -76,7 +80,7 @@ class Promise:
         return (
             self.tags.get(TARGET_TAG) is not None
             or self.is_timer
-            or self.tags.get(EXTERNAL_TAG) == "true"
+            or fields.text(self.tags, EXTERNAL_TAG) == "true"
         )
 
     def timeout_state(self) -> PromiseState:

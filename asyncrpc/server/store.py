@@ -27,9 +27,11 @@ the Python SDK's in-memory one) is refused with a message saying so, rather
 than half read.
 
 One server writes a database at a time: opening one takes an exclusive lock
-on ``DB.lock`` (``fcntl.flock``, released by the kernel when the holder dies,
-so a ``kill -9`` leaves no stale lock) and writes the holder's pid there, so a
-second server can name it. The database, its WAL files and the lock file are
+on ``DB.lock`` beside the database's real path, symbolic links resolved (so a
+second server given a link to the same file finds the same lock), with
+``fcntl.flock`` (released by the kernel when the holder dies, so a ``kill -9``
+leaves no stale lock), and writes the holder's pid there, so a second server
+can name it. The database, its WAL files and the lock file are
 created readable by their owner only (0600): they hold every flow's inputs.
 
 The failure rule: nothing that did not reach the disk is acknowledged. A
@@ -145,17 +147,20 @@ def _max_fd() -> int:
 def lock_database(path: str) -> int:
     """Take the one-writer lock of the database at ``path``; the lock's file descriptor.
 
+    The lock file is named after the real path, so every name of the same file
+    (a symbolic link to it, or to a directory above it) takes the same lock.
     Raises :class:`StoreError` naming the pid that holds it.
     """
-    lock_path = f"{path}.lock"
-    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    real = os.path.realpath(path)
+    fd = os.open(f"{real}.lock", os.O_CREAT | os.O_RDWR, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
+        named = repr(path) if real == os.path.abspath(path) else f"{path!r} (that is {real!r})"
         raise StoreError(
-            f"{path!r} is in use by another asyncrpc server (pid {holder}); one server "
+            f"{named} is in use by another asyncrpc server (pid {holder}); one server "
             "writes a database at a time: stop that one, or pass another --db"
         ) from None
     os.ftruncate(fd, 0)

@@ -1,7 +1,12 @@
 """The run directory: where the supervisor keeps its state file, its plan, logs and database.
 
 One supervisor per run directory (``config.run_dir(env)``, `.asyncrpc/` under the
-current directory unless ASYNCRPC_RUN_DIR says otherwise). Layout:
+current directory unless ASYNCRPC_RUN_DIR says otherwise): `up` takes an exclusive
+lock on ``supervisor.lock`` (:meth:`RunDir.claim`) before it checks anything or
+writes the plan, and the supervisor holds it for its life (a detached one is
+handed the very lock, an inherited file descriptor, so there is no moment
+when it is free), so of two `up` s at once exactly one runs and the other says
+which pid does. The kernel drops the lock when its holder dies. Layout:
 
 - ``launcher.json``: written by the running supervisor on every change
   (:class:`~asyncrpc.supervise.status.RunState`): its own pid, the control
@@ -12,6 +17,7 @@ current directory unless ASYNCRPC_RUN_DIR says otherwise). Layout:
 - ``dashboard.html``: written by `asyncrpc ui` for the browser it opens: a page
   that goes on to the dashboard's sign-in address, so the secret in that
   address is on no command line (a browser's is readable by every local user).
+- ``supervisor.lock``: the lock, and the pid of the process holding it.
 - ``logs/<name>.log``: each replica's output (``server``, ``gateway``, ``b.1``...),
   appended across restarts; ``logs/launcher.log`` is a detached supervisor's own.
 - ``server.db``: the embedded server's database, kept between runs.
@@ -24,6 +30,7 @@ enter it (0700) or read its files (0600), whatever the umask says.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import html
 import json
 import os
@@ -31,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from asyncrpc.runtime.errors import LauncherError
 from asyncrpc.supervise.status import RunState
 
 LAUNCHER_LOG = "launcher"
@@ -57,6 +65,29 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+class RunDirBusy(LauncherError):
+    """Another `asyncrpc up` holds the run directory."""
+
+
+@dataclass
+class RunDirLock:
+    """The run directory's lock: an exclusive ``flock`` held through ``fd``."""
+
+    fd: int
+    path: Path
+
+    def note_holder(self, pid: int) -> None:
+        """Write ``pid`` into the lock file, so that a refused `up` can name it."""
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{pid}\n".encode(), 0)
+
+    def release(self) -> None:
+        """Close this process's hold (a child handed the same lock keeps it)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 @dataclass(frozen=True)
 class RunDir:
     """Paths inside one run directory, and the state file's reader and writer."""
@@ -74,6 +105,47 @@ class RunDir:
     @property
     def sign_in_page(self) -> Path:
         return self.path / "dashboard.html"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / "supervisor.lock"
+
+    def claim(self) -> RunDirLock:
+        """Take the run directory's lock, or :class:`RunDirBusy` naming the pid holding it."""
+        self.path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        _make_private(self.path, self.run_dir_mode)
+        fd = os.open(self.lock_file, os.O_CREAT | os.O_RDWR, PRIVATE_FILE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunDirBusy(
+                f"another `asyncrpc up` (pid {holder}) is starting or running in {self.path}: "
+                "one runs per run directory. See it with `asyncrpc status`, stop it with "
+                "`asyncrpc down`, or give this one another --run-dir."
+            ) from None
+        lock = RunDirLock(fd, self.lock_file)
+        lock.note_holder(os.getpid())
+        return lock
+
+    def adopt(self, fd: int) -> RunDirLock:
+        """The lock `up --detach` took and handed down as file descriptor ``fd``.
+
+        Checked to be this run directory's lock and held (flock on a descriptor
+        that holds it already succeeds); anything else is :class:`RunDirBusy` or a
+        LauncherError, never a supervisor running without the lock.
+        """
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(self.lock_file))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            raise LauncherError(f"the run directory's lock was not handed over: {error}") from None
+        if not same:
+            raise LauncherError(f"file descriptor {fd} is not {self.lock_file}")
+        lock = RunDirLock(fd, self.lock_file)
+        lock.note_holder(os.getpid())
+        return lock
 
     @property
     def logs(self) -> Path:

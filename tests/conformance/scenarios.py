@@ -905,6 +905,213 @@ def schedule_creates_due_promises(s: Script) -> None:
     s.rpc("promise.get", {"id": f"s1.{T0 + 20 * MINUTE}"}, status=404)
 
 
+# -- edges a differential run against resonate.sql found ---------------------------------
+
+#: The largest bigint: a ttl that puts a lease's end past it overflows in resonate.sql.
+BIGINT_MAX = 2**63 - 1
+
+
+def tags_that_are_json_booleans(s: Script) -> None:
+    """``tags->>'resonate:timer' = 'true'``: the JSON true counts as the string does."""
+    timer, external = {"resonate:timer": True}, {"resonate:external": True}
+    new_task(s, "w")
+    for id, tags in (("sleep", timer), ("ext", external)):
+        s.rpc(
+            "promise.create",
+            {"id": id, "timeoutAt": T0 + 10 * SECOND, "tags": tags},
+            status=200,
+            data__promise=record(id, timeout=T0 + 10 * SECOND, created=T0, tags=tags),
+        )
+        s.rpc("promise.register_callback", {"awaited": id, "awaiter": "w"}, status=200)
+        s.rpc("promise.register_listener", {"awaited": id, "address": GW}, status=200)
+    s.rpc(
+        "promise.create",
+        {"id": "woke", "timeoutAt": T0 - SECOND, "tags": timer},
+        status=200,
+        data__promise__state="resolved",
+    )
+    s.at(T0 + 10 * SECOND)
+    s.timeouts()
+    s.messages(f"unblock sleep resolved -> {GW}", f"unblock ext rejected_timedout -> {GW}")
+    s.rpc("promise.get", {"id": "sleep"}, status=200, data__promise__state="resolved")
+    s.rpc("task.get", {"id": "w"}, status=200, data__task__resumes=2)
+    s.rpc(
+        "promise.create",
+        {"id": "not-a-timer", "timeoutAt": T0, "tags": {"resonate:timer": "True"}},
+        status=200,
+        data__promise__state="rejected_timedout",
+    )
+
+
+def create_timed_out_reads_target_and_delay_as_resonate_sql(s: Script) -> None:
+    """Born timed out: a task whenever the target key is there (null too), the delay unread."""
+    past = T0 - SECOND
+    for id, tags in (
+        ("null-target", {"resonate:target": None}),
+        ("bad-delay", {**target(), "resonate:delay": "soon"}),
+        ("object-delay", {**target(), "resonate:delay": {"at": 1}}),
+    ):
+        s.rpc(
+            "promise.create",
+            {"id": id, "timeoutAt": past, "tags": tags},
+            status=200,
+            data__promise=record(
+                id, "rejected_timedout", timeout=past, created=past, settled=past, tags=tags
+            ),
+        )
+        s.rpc("task.get", {"id": id}, status=200, data__task=task(id, "fulfilled", 0))
+    s.rejects(
+        "promise.create",
+        {
+            "id": "pending-bad-delay",
+            "timeoutAt": T0 + HOUR,
+            "tags": {**target(), "resonate:delay": "soon"},
+        },
+        400,
+    )
+    s.rpc("promise.get", {"id": "pending-bad-delay"}, status=404)
+    s.rpc(
+        "promise.create",
+        {"id": "pending-null-target", "timeoutAt": T0 + HOUR, "tags": {"resonate:target": None}},
+        status=200,
+    )
+    s.rejects("task.get", {"id": "pending-null-target"}, 404)
+    s.rpc(
+        "promise.create",
+        {"id": "null-delay", "timeoutAt": T0 + HOUR, "tags": {**target(), "resonate:delay": None}},
+        status=200,
+    )
+    s.messages(f"execute null-delay v0 -> {A}")
+
+
+def object_data_is_postgres_json_text(s: Script) -> None:
+    """A ``data`` that is not a string is kept as Postgres writes jsonb as text."""
+    data = {"x": [1, 2], "bb": True, "a": {"é": "\n\u0001", "": None}, "c": 2.5}
+    text = '{"a": {"": null, "é": "\\n\\u0001"}, "c": 2.5, "x": [1, 2], "bb": true}'
+    s.rpc(
+        "promise.create",
+        {"id": "p1", "timeoutAt": T0 + HOUR, "param": {"headers": {}, "data": data}},
+        status=200,
+        data__promise__param={"headers": {}, "data": text},
+    )
+    for id, value, written in (
+        ("p2", [], "[]"),
+        ("p3", {}, "{}"),
+        ("p4", 7, "7"),
+        ("p5", False, "false"),
+        ("p6", ['a"b', -3, 1.0], '["a\\"b", -3, 1.0]'),
+    ):
+        plain_promise(s, id)
+        s.rpc(
+            "promise.settle",
+            {"id": id, "state": "resolved", "value": {"headers": {"h": "v"}, "data": value}},
+            status=200,
+            data__promise__value={"headers": {"h": "v"}, "data": written},
+        )
+
+
+def null_headers(s: Script) -> None:
+    """``"headers": null`` reads as no headers: {} (resonate.sql keeps the null)."""
+    why = "a null field is absent; the TypeScript SDK refuses a record whose headers are null"
+    nulled = {"headers": None, "data": "MQ=="}
+    s.differs(
+        "promise.create",
+        {"id": "p1", "timeoutAt": T0 + HOUR, "param": nulled},
+        why,
+        reference={"status": 200, "data__promise__param": nulled},
+        ours={"status": 200, "data__promise__param": {"headers": {}, "data": "MQ=="}},
+    )
+    s.differs(
+        "promise.settle",
+        {"id": "p1", "state": "resolved", "value": {"headers": None}},
+        why,
+        reference={"status": 200, "data__promise__value": {"headers": None, "data": None}},
+        ours={"status": 200, "data__promise__value": {"headers": {}}},
+    )
+    schedule = {**schedule_request("s1"), "promiseParam": nulled}
+    s.differs(
+        "schedule.create",
+        schedule,
+        why,
+        reference={"status": 200, "data__schedule__promiseParam": nulled},
+        ours={"status": 200, "data__schedule__promiseParam": {"headers": {}, "data": "MQ=="}},
+    )
+    s.rpc(
+        "promise.create",
+        {"id": "p2", "timeoutAt": T0 + HOUR, "param": {"headers": "h", "data": "MQ=="}},
+        status=200,
+        data__promise__param={"headers": "h", "data": "MQ=="},
+    )
+
+
+def ttl_past_a_bigint_is_a_400(s: Script) -> None:
+    """``now + ttl`` overflows a bigint in resonate.sql: a 400 where a lease would be taken."""
+    pending_task(s, "t")
+    s.rejects("task.acquire", {"id": "t", "version": 0, "pid": "a-1", "ttl": BIGINT_MAX}, 400)
+    s.rpc("task.get", {"id": "t"}, status=200, data__task=task("t", "pending", 0))
+    s.rejects("task.acquire", {"id": "t", "version": 5, "pid": "a-1", "ttl": BIGINT_MAX}, 409)
+    s.rejects("task.acquire", {"id": "nope", "version": 0, "pid": "a-1", "ttl": BIGINT_MAX}, 404)
+    big = {"pid": "a-1", "ttl": BIGINT_MAX}
+    s.rejects("task.create", {**big, "action": create_action("n", T0 + HOUR, target())}, 400)
+    s.rpc("promise.get", {"id": "n"}, status=404)
+    s.rejects("task.create", {**big, "action": create_action("t", T0 + HOUR, target())}, 400)
+    s.rpc(
+        "task.create",
+        {**big, "action": create_action("late", T0 - SECOND, target())},
+        status=200,
+        data__task=task("late", "fulfilled", 0),
+    )
+    just_fits = BIGINT_MAX - T0
+    s.rpc(
+        "task.acquire",
+        {"id": "t", "version": 0, "pid": "a-1", "ttl": just_fits},
+        status=200,
+        data__task=task("t", "acquired", 1, ttl=just_fits, pid="a-1"),
+    )
+    s.advance(SECOND)
+    s.rejects("task.heartbeat", {"pid": "a-1", "tasks": [{"id": "t", "version": 1}]}, 400)
+    s.rpc("task.heartbeat", {"pid": "a-1", "tasks": [{"id": "t", "version": 9}]}, status=200)
+    s.rpc(
+        "task.create",
+        {**big, "action": create_action("late", T0 + HOUR, target())},
+        status=200,
+        data__task=task("late", "fulfilled", 0),
+    )
+
+
+def cron_text_read_as_resonate_sql(s: Script) -> None:
+    """Numbers as Postgres casts them, fields split where Postgres splits them."""
+    for cron, next_run in (
+        ("+5 * * * *", T0 + 5 * MINUTE),
+        ("05 * * * *", T0 + 5 * MINUTE),
+        ("0x5 * * * *", T0 + 5 * MINUTE),
+        ("1_0 * * * *", T0 + 10 * MINUTE),
+        ("*/+5 * * * *", T0 + 5 * MINUTE),
+        ("  *  *  * * *  ", T0 + MINUTE),
+        ("3-4-9 * * * *", T0 + 3 * MINUTE),
+        ("*/7/2 * * * *", T0 + 7 * MINUTE),
+        ("*\u3000* * * *", T0 + MINUTE),
+    ):
+        s.rpc(
+            "schedule.create",
+            schedule_request(f"ok {cron!r}", cron),
+            status=200,
+            data__schedule__nextRunAt=next_run,
+        )
+    for cron in (
+        "\u00b2 * * * *",
+        "\uff15 * * * *",
+        "\u0663 * * * *",
+        "\t* * * * *",
+        "* * * * *\n",
+        "*\u00a0* * * *",
+        "1__0 * * * *",
+        "5.0 * * * *",
+        "",
+    ):
+        s.rejects("schedule.create", schedule_request(f"bad {cron!r}", cron), 400)
+
+
 # -- envelopes ------------------------------------------------------------------------------
 
 
@@ -965,6 +1172,12 @@ SCENARIOS: list[Scenario] = [
     schedule_search_not_implemented,
     schedule_next_run_from_cron,
     schedule_creates_due_promises,
+    tags_that_are_json_booleans,
+    create_timed_out_reads_target_and_delay_as_resonate_sql,
+    object_data_is_postgres_json_text,
+    null_headers,
+    ttl_past_a_bigint_is_a_400,
+    cron_text_read_as_resonate_sql,
     head_is_echoed,
     unknown_kind,
 ]

@@ -48,6 +48,11 @@ class Rpc:
     envelope: dict[str, Any]
     at: int
     expect: dict[str, Any]
+    #: Why our server answers this step otherwise, on purpose (docs/protocol.md lists it);
+    #: None when both answer alike.
+    differs: str | None = None
+    #: What our server answers instead (dotted paths, as ``expect``), when ``differs``.
+    ours: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,26 @@ class Script:
             "head": request_head or {"corrId": f"c{self._corr}", "version": VERSION},
             "data": data or {},
         }
-        paths = {key.replace("__", "."): value for key, value in expect.items()}
-        self.steps.append(Rpc(envelope, self.now, paths))
+        self.steps.append(Rpc(envelope, self.now, _paths(expect)))
+
+    def differs(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        why: str,
+        *,
+        reference: dict[str, Any],
+        ours: dict[str, Any],
+    ) -> None:
+        """A request our server answers otherwise on purpose, for the reason ``why``.
+
+        ``reference`` is what resonate.sql answers, ``ours`` what our server does (dotted
+        paths as in :meth:`rpc`); the two are not compared with each other.
+        """
+        self.rpc(kind, data, **reference)
+        last = self.steps[-1]
+        assert isinstance(last, Rpc)
+        self.steps[-1] = Rpc(last.envelope, last.at, last.expect, why, _paths(ours))
 
     def rejects(self, kind: str, data: dict[str, Any], status: int) -> None:
         """A request the server refuses with ``status`` and a text saying why."""
@@ -112,6 +135,11 @@ class Script:
 
 
 Scenario = Callable[[Script], None]
+
+
+def _paths(expect: dict[str, Any]) -> dict[str, Any]:
+    """Keyword expectations as dotted paths (``data__promise__state`` is ``data.promise.state``)."""
+    return {key.replace("__", "."): value for key, value in expect.items()}
 
 
 def build(scenario: Scenario) -> list[Step]:
@@ -182,12 +210,21 @@ def without_nulls(value: Any) -> Any:
     return value
 
 
+#: Fields whose values are the client's own, answered as they were sent (nulls included).
+ECHOED = frozenset({"tags", "promiseTags"})
+
+
 def null_paths(value: Any, path: str = "") -> list[str]:
-    """The dotted paths of every null in ``value``."""
+    """The dotted paths of every null in ``value`` the server wrote (not inside tags)."""
     if value is None:
         return [path or "."]
     if isinstance(value, dict):
-        return [p for key, item in value.items() for p in null_paths(item, f"{path}.{key}")]
+        return [
+            p
+            for key, item in value.items()
+            if key not in ECHOED
+            for p in null_paths(item, f"{path}.{key}")
+        ]
     if isinstance(value, list):
         return [p for i, item in enumerate(value) for p in null_paths(item, f"{path}.{i}")]
     return []
@@ -220,24 +257,33 @@ class Observation:
     seen: Any
     failures: list[str]
     raw: Any = None
+    #: Why this step's answers differ on purpose (they are then not compared).
+    differs: str | None = None
 
 
-def run(peer: Peer, steps: list[Step]) -> list[Observation]:
-    """Play ``steps`` on ``peer``; each observation lists where it broke an expectation."""
+def run(peer: Peer, steps: list[Step], ours: bool = False) -> list[Observation]:
+    """Play ``steps`` on ``peer``; each observation lists where it broke an expectation.
+
+    With ``ours``, a step our server answers otherwise on purpose is checked
+    against what it is meant to answer instead.
+    """
     observations = []
     for index, step in enumerate(steps):
         if isinstance(step, Rpc):
             response = peer.rpc(step.envelope, step.at)
+            expect = step.ours if ours and step.differs else step.expect
             failures = [
                 f"{path}: expected {want!r}, got {got!r}"
-                for path, want in step.expect.items()
+                for path, want in expect.items()
                 if (got := lookup(response, path)) != want
             ]
             what = (
                 f"{step.envelope['kind']} {json.dumps(step.envelope['data'])} at T0+{step.at - T0}"
             )
             seen = comparable(response)
-            observations.append(Observation(index, what, seen, failures, response))
+            observations.append(
+                Observation(index, what, seen, failures, response, differs=step.differs)
+            )
         elif isinstance(step, Timeouts):
             peer.process_timeouts(step.at)
             observations.append(Observation(index, f"timeouts at T0+{step.at - T0}", None, []))

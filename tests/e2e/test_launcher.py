@@ -8,21 +8,26 @@ the launcher's state file ever listed, checked by pid + start time).
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from asyncrpc.lesson import topology
 from asyncrpc.readers.server_reader import ServerReader
 from asyncrpc.runtime import config
 from asyncrpc.supervise.pids import ProcessRef
-from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.rundir import RunDir, RunDirBusy
 from asyncrpc.supervise.status import Phase
-from harness.processes import Processes
+from harness.isolation import free_port
+from harness.processes import ASYNCRPC, Processes
 from harness.waiting import wait_until
 from tests.support.launcher import READY_TIMEOUT, Launcher
 
@@ -175,6 +180,67 @@ def test_foreground_up_on_a_real_server_streams_output_and_ctrl_c_leaves_nothing
     assert alive(processes) == []
     assert launcher.rundir.read_state() is None
     assert server.alive(), "the launcher must not touch a server it did not start"
+
+
+def test_a_handed_lock_stays_held_across_the_hand_over(tmp_path: Path) -> None:
+    """A child given the claimed descriptor holds the very lock: no moment is it free."""
+    rundir = RunDir(tmp_path / "run")
+    lock = rundir.claim()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the detached supervisor's part: adopt the descriptor, then hold it
+        os.close(read)
+        try:
+            rundir.adopt(lock.fd)
+            os.write(write, b"adopted")
+            time.sleep(30)
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 16) == b"adopted"
+        lock.release()  # the `up` that handed it over exits
+        with pytest.raises(RunDirBusy, match=rf"\(pid {child}\)"):
+            rundir.claim()
+    finally:
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        os.close(read)
+    rundir.claim().release()  # its holder died: free again
+
+
+def test_two_ups_at_once_in_one_run_directory_exactly_one_runs(launcher: Launcher) -> None:
+    ups = []
+    for _ in range(2):
+        ports = ["--server-port", str(free_port()), "--gateway-port", str(free_port())]
+        command = [*ASYNCRPC, "up", "a", "--detach", *ports, "--ready-timeout", READY_TIMEOUT]
+        ups.append(
+            (
+                ports,
+                subprocess.Popen(
+                    command,
+                    env=launcher.env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
+        )
+    results = [(ports, up.pid, *up.communicate(timeout=300), up.returncode) for ports, up in ups]
+    launcher.remember()
+    won = [result for result in results if result[4] == 0]
+    lost = [result for result in results if result[4] != 0]
+    assert len(won) == 1 and len(lost) == 1, results
+    (ports, winner, _, _, _), (_, _, _, refusal, code) = won[0], lost[0]
+    assert code == 1
+    state = launcher.rundir.read_state()
+    assert state is not None
+    holder = re.search(r"another `asyncrpc up` \(pid (\d+)\) is starting or running", refusal)
+    assert holder is not None, refusal
+    assert int(holder[1]) in (winner, state.supervisor.pid), (refusal, winner)
+    status = launcher.status()
+    assert status["server_url"] == f"http://127.0.0.1:{ports[1]}"
+    assert json.loads(launcher.rundir.plan_file.read_text())["server_port"] == int(ports[1])
 
 
 def test_a_node_that_exits_at_start_shows_its_last_lines(launcher: Launcher) -> None:

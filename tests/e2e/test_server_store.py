@@ -44,6 +44,23 @@ def test_a_second_server_on_the_same_database_exits_2_naming_the_first(
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
 
 
+def test_a_second_server_on_a_link_to_the_database_exits_2_and_the_first_serves_on(
+    procs: Processes, tmp_path: Path
+) -> None:
+    db = tmp_path / "server.db"
+    first, url = procs.start_server(db=db)
+    link = tmp_path / "link.db"
+    link.symlink_to(db)
+    second = serve_on(link)
+    assert second.returncode == 2, second.stderr
+    assert f"in use by another asyncrpc server (pid {first.pid})" in second.stderr
+    assert "Traceback" not in second.stderr
+    for i in range(3):
+        answer = httpx.post(url, content=create(f"after{i}"), timeout=10)
+        assert answer.status_code == 200, answer.text
+    assert first.alive()
+
+
 def test_a_damaged_log_row_is_an_exit_2(tmp_path: Path) -> None:
     db = tmp_path / "server.db"
     damaged(db, DAMAGED_LOG_ROW)

@@ -31,6 +31,41 @@ json_values = st.recursive(
     ),
     max_leaves=8,
 )
+#: Integers as resonate.sql casts text to them (hex, underscores, blanks) and as it does not
+#: (Unicode digits, fractions), and past a bigint.
+BIGINT_MAX = 2**63 - 1
+integer_texts = st.sampled_from(
+    ["0x10", "1_000", " 7 ", "+3", "-0b1", "1__0", "\u00b2", "\uff15", "1.0", "9" * 30]
+)
+edge_integers = st.sampled_from([BIGINT_MAX, BIGINT_MAX - FAR, -(2**63), 2**63])
+#: Tag values of every JSON type: resonate.sql reads a tag as text (``true`` is "true").
+tag_values = st.sampled_from(["poll://any@g", "true", "x", "123", True, False, None, 5, {"a": 1}])
+#: Cron texts resonate.sql reads otherwise than Python would.
+crons = st.sampled_from(
+    [
+        "* * * * *",
+        "bad",
+        "\u00b2 * * * *",
+        "+5 * * * *",
+        "\t* * * * *",
+        "* * * * *\n",
+        "\uff15 * * * *",
+        "1-2-3 * * * *",
+        "*/0 * * * *",
+        "0x5 * * * *",
+        "*\u3000* * * *",
+        "9" * 30 + " * * * *",
+        "*/99999999999 * * * *",
+    ]
+)
+#: A param or value: headers of any JSON type (null too), data of any JSON type.
+values = st.fixed_dictionaries(
+    {},
+    optional={
+        "headers": st.sampled_from([None, {}, {"h": "v"}, "x", [1]]),
+        "data": st.one_of(st.just("MQ=="), json_values),
+    },
+)
 field_names = st.sampled_from(
     sorted({name for fields in FIELDS.values() for name in fields} | {"awaiter", "value", "junk"})
 )
@@ -40,9 +75,12 @@ plausible: dict[str, st.SearchStrategy[Any]] = {
     "pid": ids,
     "address": st.sampled_from(["poll://any@g", "poll://uni@g/p", "bogus", ""]),
     "state": st.sampled_from(["resolved", "rejected", "pending", "nope", "rejected_canceled"]),
-    "timeoutAt": st.one_of(st.integers(0, FAR), st.just(-1)),
-    "ttl": st.integers(-5, 10**6),
-    "cron": st.sampled_from(["* * * * *", "bad"]),
+    "timeoutAt": st.one_of(st.integers(0, FAR), st.just(-1), integer_texts, edge_integers),
+    "ttl": st.one_of(st.integers(-5, 10**6), integer_texts, edge_integers),
+    "cron": crons,
+    "param": values,
+    "value": values,
+    "promiseParam": values,
     "promiseId": ids,
     "limit": st.integers(0, 2000),
     "cursor": ids,
@@ -51,11 +89,21 @@ plausible: dict[str, st.SearchStrategy[Any]] = {
     "action": st.fixed_dictionaries({"kind": st.sampled_from(["promise.create", "x"])}),
     "actions": st.lists(st.fixed_dictionaries({"data": st.fixed_dictionaries({"awaited": ids})})),
     "tasks": st.lists(st.fixed_dictionaries({"id": ids, "version": st.integers(0, 3)})),
-    "version": st.integers(-2, 5),
-    "promiseTags": st.dictionaries(st.sampled_from(["resonate:target", "k"]), ids, max_size=2),
+    "version": st.one_of(st.integers(-2, 5), integer_texts),
+    "promiseTags": st.dictionaries(
+        st.sampled_from(["resonate:target", "resonate:delay", "k"]), tag_values, max_size=2
+    ),
     "tags": st.dictionaries(
-        st.sampled_from(["resonate:target", "resonate:timer", "resonate:branch", "resonate:delay"]),
-        st.sampled_from(["poll://any@g", "true", "x", "123"]),
+        st.sampled_from(
+            [
+                "resonate:target",
+                "resonate:timer",
+                "resonate:external",
+                "resonate:branch",
+                "resonate:delay",
+            ]
+        ),
+        tag_values,
         max_size=3,
     ),
 }
@@ -84,6 +132,8 @@ def envelopes(draw: st.DrawFn) -> bytes:
             "timeoutAt": draw(plausible["timeoutAt"]),
             "state": draw(plausible["state"]),
             "tags": draw(plausible["tags"]),
+            "param": draw(values),
+            "value": draw(values),
         }
         action_kind = draw(st.sampled_from(["promise.create", "promise.settle", "x"]))
         data["action"] = {"kind": action_kind, "head": {}, "data": inner}
@@ -95,6 +145,8 @@ def envelopes(draw: st.DrawFn) -> bytes:
         ]
     if kind == "task.heartbeat" and draw(st.booleans()):
         data["tasks"] = [{"id": draw(ids), "version": draw(plausible["version"])}]
+    if kind in ("task.acquire", "task.create") and draw(rarely):
+        data["ttl"] = BIGINT_MAX
     envelope: Any = {"kind": kind, "head": {"corrId": "f"}, "data": data}
     if draw(rarely):
         envelope = draw(json_values)
@@ -102,6 +154,49 @@ def envelopes(draw: st.DrawFn) -> bytes:
     if draw(rarely):
         body = body[: draw(st.integers(0, len(body)))]
     return body
+
+
+@st.composite
+def edge_envelopes(draw: st.DrawFn) -> bytes:
+    """Well-formed requests whose one odd field is a shape a differential run found.
+
+    Tags of every JSON type, null or odd headers, object data, a ttl past a bigint,
+    integers written as Postgres reads them (or not), cron text Python splits otherwise.
+    """
+    kind = draw(
+        st.sampled_from(
+            ["promise.create", "promise.settle", "task.create", "task.acquire", "schedule.create"]
+        )
+    )
+    promise_id = draw(st.sampled_from(["e1", "e2", "e3"]))
+    timeout = draw(st.one_of(st.just(FAR), st.just(1), integer_texts, edge_integers))
+    tags = draw(plausible["tags"])
+    if kind == "promise.create":
+        data: dict[str, Any] = {
+            "id": promise_id,
+            "timeoutAt": timeout,
+            "param": draw(values),
+            "tags": tags,
+        }
+    elif kind == "promise.settle":
+        data = {"id": promise_id, "state": "resolved", "value": draw(values)}
+    elif kind == "task.create":
+        action = {"id": promise_id, "timeoutAt": timeout, "param": draw(values), "tags": tags}
+        ttl = draw(st.one_of(st.just(1000), integer_texts, edge_integers))
+        data = {"pid": "p", "ttl": ttl, "action": {"kind": "promise.create", "data": action}}
+    elif kind == "task.acquire":
+        ttl = draw(st.one_of(st.just(1000), integer_texts, edge_integers))
+        data = {"id": promise_id, "version": draw(st.integers(0, 2)), "pid": "p", "ttl": ttl}
+    else:
+        data = {
+            "id": f"s{draw(st.integers(0, 10**9))}",  # new, so that its cron is read
+            "cron": draw(crons),
+            "promiseId": "{{.id}}",
+            "promiseTimeout": draw(st.one_of(st.just(1000), integer_texts)),
+            "promiseParam": draw(values),
+            "promiseTags": draw(plausible["promiseTags"]),
+        }
+    return msgspec.json.encode({"kind": kind, "head": {"corrId": "e"}, "data": data})
 
 
 def seed(post) -> dict[str, Any]:

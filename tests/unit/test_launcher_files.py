@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from asyncrpc.runtime.errors import LauncherError
 from asyncrpc.supervise.pids import ProcessRef
-from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.rundir import RunDir, RunDirBusy
 from asyncrpc.supervise.status import LauncherSnapshot, Phase, RunState
 
 
@@ -80,3 +81,27 @@ def test_an_older_open_run_directory_is_narrowed_and_logs_keep_their_lines(
 
     assert (mode(rundir.path), mode(rundir.logs), mode(old_log)) == (0o700, 0o700, 0o600)
     assert old_log.read_text() == "from before\nfrom now\n"
+
+
+def test_one_claim_of_a_run_directory_at_a_time_naming_its_holder(tmp_path: Path) -> None:
+    rundir = RunDir(tmp_path / "run")
+    first = rundir.claim()
+    with pytest.raises(RunDirBusy, match=rf"another `asyncrpc up` \(pid {os.getpid()}\)"):
+        rundir.claim()
+    first.note_holder(4242)  # the supervisor it was handed to says who holds it now
+    with pytest.raises(RunDirBusy, match=r"\(pid 4242\)"):
+        rundir.claim()
+    first.release()
+    rundir.claim().release()
+    assert stat.S_IMODE(rundir.lock_file.stat().st_mode) == 0o600
+
+
+def test_a_descriptor_that_is_not_the_lock_is_refused(tmp_path: Path) -> None:
+    rundir = RunDir(tmp_path / "run")
+    rundir.claim().release()
+    other = os.open(tmp_path / "other", os.O_CREAT | os.O_RDWR)
+    try:
+        with pytest.raises(LauncherError, match="is not"):
+            rundir.adopt(other)
+    finally:
+        os.close(other)

@@ -11,12 +11,14 @@ from typing import Any
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.protocol import FIELDS, MAX_DETAIL_CHARS, detail_header
 from asyncrpc.server.store import Store
 from tests.support.server_fuzz import (
     BOUNDED,
+    edge_envelopes,
     envelopes,
     kinds,
     records,
@@ -54,6 +56,27 @@ def test_random_envelopes_in_process(tmp_path: Path) -> None:
     before = records(engine)
     engine.store.close()  # as a crash leaves it: no snapshot
     restarted = Engine(Store(db, min_log=200))
+    assert records(restarted) == before
+
+
+def test_edge_shapes_in_process(tmp_path: Path) -> None:
+    db = str(tmp_path / "edges.db")
+    clock = [1_000_000]
+    engine = Engine(Store(db, min_log=200), clock=lambda: clock[0])
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(edge_envelopes(), st.integers(0, 5000))
+    def check(body: bytes, later: int) -> None:
+        clock[0] += later
+        reply = engine.handle(body)
+        assert reply.status < 500, (body, reply)
+        msgspec.json.decode(reply.body)
+        engine.tick()
+
+    check()
+    before = records(engine)
+    engine.store.close()
+    restarted = Engine(Store(db, min_log=200), clock=lambda: clock[0])
     assert records(restarted) == before
 
 

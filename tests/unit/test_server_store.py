@@ -105,6 +105,26 @@ def test_one_writer_per_database(tmp_path: Path) -> None:
     Store(db).close()  # free again once the holder is gone
 
 
+def test_one_writer_per_database_file_whatever_its_name(tmp_path: Path) -> None:
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    real = real_dir / "s.db"
+    (tmp_path / "link.db").symlink_to(real)
+    (tmp_path / "dir-link").symlink_to(real_dir, target_is_directory=True)
+    first = Store(str(real))
+    for other in (tmp_path / "link.db", tmp_path / "dir-link" / "s.db"):
+        with pytest.raises(StoreError) as refused:
+            Store(str(other))
+        message = str(refused.value)
+        assert f"in use by another asyncrpc server (pid {os.getpid()})" in message
+        assert str(real) in message
+    first.close()
+    second = Store(str(tmp_path / "link.db"))  # free again once the holder is gone
+    with pytest.raises(StoreError, match="in use"):
+        Store(str(real))
+    second.close()
+
+
 def test_the_database_and_its_files_are_owner_only(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     engine = Engine(Store(str(db)))
