@@ -27,8 +27,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
-from asyncrpc.gateway import invocations as runner
-from asyncrpc.gateway import query
+from asyncrpc.gateway import invocations, query
 from asyncrpc.gateway.membership import ClientFactory, GatewayClient, connect
 from asyncrpc.gateway.metrics import CONTENT_TYPE, GatewayMetrics, authorized
 from asyncrpc.gateway.settings import GatewaySettings
@@ -186,13 +185,13 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
     )
     async def get_invocation(request: Request, invocation_id: str) -> JSONResponse:
         """An invocation's state, and its result once it has one."""
-        invocation = await runner.read(client(request).reader, invocation_id)
+        invocation = await invocations.read(client(request).reader, invocation_id)
         return JSONResponse(invocation_json(invocation))
 
     @app.get("/invocations/{invocation_id}/graph", response_model=GraphBody, responses=ERRORS_DOC)
     async def get_graph(request: Request, invocation_id: str) -> JSONResponse:
         """Every step of an invocation's call graph, detached steps included."""
-        steps = await runner.steps(client(request).reader, invocation_id)
+        steps = await invocations.steps(client(request).reader, invocation_id)
         return JSONResponse({"id": invocation_id, "steps": [invocation_json(s) for s in steps]})
 
     @app.get("/healthz", responses={503: {"model": ErrorBody}})
@@ -238,10 +237,10 @@ def flow_endpoint(
 ) -> Callable[[Request], Awaitable[JSONResponse]]:
     """The route handler for one flow; it reads its query itself (see :mod:`.query`)."""
 
-    async def begin(request: Request) -> tuple[runner.Started, dict[str, str]]:
+    async def begin(request: Request) -> tuple[invocations.Started, dict[str, str]]:
         gateway = client(request)
         try:
-            started = await runner.start(
+            started = await invocations.start(
                 gateway.resonate,
                 gateway.creates,
                 flow,
@@ -280,7 +279,7 @@ def flow_endpoint(
         wait = query.wait(request.query_params)
         invocation, headers = await begin(request)
         gateway = client(request)
-        done, value = await runner.result(
+        done, value = await invocations.result(
             gateway.resonate,
             gateway.reader,
             invocation,

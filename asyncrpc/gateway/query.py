@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from asyncrpc.gateway import invocations as runner
+from asyncrpc.gateway import invocations
 from asyncrpc.runtime import numbers
 
 #: The longest ``wait`` a request may ask for.
@@ -22,11 +22,11 @@ MAX_WAIT = 3600.0
 WAIT = numbers.Seconds(high=MAX_WAIT)
 
 ID_DESCRIPTION = (
-    f"Invocation id: start, or re-attach to, this invocation ({runner.VALID_ID_HINT}). "
+    f"Invocation id: start, or re-attach to, this invocation ({invocations.VALID_ID_HINT}). "
     "Default: the flow's fixed id."
 )
 WAIT_DESCRIPTION = (
-    f"Seconds to wait for the result before answering 202 (default {runner.DEFAULT_WAIT:g})."
+    f"Seconds to wait for the result before answering 202 (default {invocations.DEFAULT_WAIT:g})."
 )
 
 
@@ -64,7 +64,7 @@ def _parameter(name: str, description: str, schema: dict[str, Any]) -> dict[str,
 ID_PARAMETER = _parameter(
     "id",
     ID_DESCRIPTION,
-    {"type": "string", "pattern": f"^{runner.INVOCATION_ID.pattern}$", "maxLength": 128},
+    {"type": "string", "pattern": f"^{invocations.INVOCATION_ID.pattern}$", "maxLength": 128},
 )
 WAIT_PARAMETER = _parameter(
     "wait", WAIT_DESCRIPTION, {"type": "number", "minimum": 0, "maximum": MAX_WAIT}

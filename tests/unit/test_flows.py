@@ -13,7 +13,7 @@ from resonate.connections import LocalConnection
 from resonate.context import Context
 from resonate.resonate import Resonate
 
-from asyncrpc.gateway import invocations as runner
+from asyncrpc.gateway import invocations
 from asyncrpc.gateway.app import invocation_json
 from asyncrpc.lesson.topology import FLOWS
 from asyncrpc.network.bounded import bounded_network
@@ -102,8 +102,8 @@ def run(test: Test, delay: float = 0.0, always_ok: AlwaysOk | None = None) -> An
 async def start_twice(gateway: Gateway, reader: AsyncServerReader) -> list[Any]:
     outcomes = []
     for _ in range(2):
-        started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "order-42")
-        done = await runner.result(gateway.client, reader, started, 10)
+        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "order-42")
+        done = await invocations.result(gateway.client, reader, started, 10)
         outcomes.append((started.id, started.reattached, done))
     return outcomes
 
@@ -122,7 +122,9 @@ def test_reattaching_is_told_from_the_answer_not_its_status() -> None:
 
 
 async def start_together(gateway: Gateway, _: AsyncServerReader) -> list[bool]:
-    starts = [runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "twins") for _ in range(3)]
+    starts = [
+        invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "twins") for _ in range(3)
+    ]
     return sorted(started.reattached for started in await asyncio.gather(*starts))
 
 
@@ -134,17 +136,17 @@ def test_of_concurrent_starts_of_one_id_exactly_one_is_new(answers_200: bool) ->
 
 def test_default_id_is_the_flows_fixed_id() -> None:
     async def default(gateway: Gateway, _: AsyncServerReader) -> str:
-        return (await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN)).id
+        return (await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN)).id
 
     assert run(default) == AWAIT_CHAIN.default_id
 
 
 def test_read_reports_state_function_and_result() -> None:
     async def read(gateway: Gateway, reader: AsyncServerReader) -> tuple[Any, Any]:
-        started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "seen")
-        pending = await runner.read(reader, "seen")
-        await runner.result(gateway.client, reader, started, 10)
-        return pending, await runner.read(reader, "seen")
+        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "seen")
+        pending = await invocations.read(reader, "seen")
+        await invocations.result(gateway.client, reader, started, 10)
+        return pending, await invocations.read(reader, "seen")
 
     pending, done = run(read, delay=0.3)
 
@@ -161,17 +163,17 @@ def test_read_reports_state_function_and_result() -> None:
 
 def test_a_bounded_wait_returns_while_still_pending() -> None:
     async def impatient(gateway: Gateway, reader: AsyncServerReader) -> tuple[bool, Any]:
-        started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "slow")
-        return await runner.result(gateway.client, reader, started, 0)
+        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "slow")
+        return await invocations.result(gateway.client, reader, started, 0)
 
     assert run(impatient, delay=0.3) == (False, None)
 
 
 def test_a_failed_flow_is_reported_with_its_message() -> None:
     async def failing(gateway: Gateway, reader: AsyncServerReader) -> InvocationFailed:
-        started = await runner.start(gateway.client, gateway.creates, FAILING, "fails")
+        started = await invocations.start(gateway.client, gateway.creates, FAILING, "fails")
         with pytest.raises(InvocationFailed) as raised:
-            await runner.result(gateway.client, reader, started, 10)
+            await invocations.result(gateway.client, reader, started, 10)
         return raised.value
 
     failure = run(failing)
@@ -190,20 +192,20 @@ class GivesUp:
 
 def test_a_resolved_invocation_gives_its_value_even_when_the_handle_fails() -> None:
     async def resolved(gateway: Gateway, reader: AsyncServerReader) -> tuple[bool, Any]:
-        started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "gives-up")
-        await runner.result(gateway.client, reader, started, 10)
+        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "gives-up")
+        await invocations.result(gateway.client, reader, started, 10)
         failing = dataclasses.replace(started, handle=GivesUp())
-        return await runner.result(gateway.client, reader, failing, 10)
+        return await invocations.result(gateway.client, reader, failing, 10)
 
     assert run(resolved) == (True, AWAIT_CHAIN.expected_result)
 
 
 def test_an_id_used_by_another_flow_is_a_conflict() -> None:
     async def clash(gateway: Gateway, reader: AsyncServerReader) -> None:
-        started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "shared")
-        await runner.result(gateway.client, reader, started, 10)
+        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "shared")
+        await invocations.result(gateway.client, reader, started, 10)
         with pytest.raises(InvocationConflict, match="already used by foo"):
-            await runner.start(gateway.client, gateway.creates, FLOWS["fan-out"], "shared")
+            await invocations.start(gateway.client, gateway.creates, FLOWS["fan-out"], "shared")
 
     run(clash)
 
@@ -211,13 +213,13 @@ def test_an_id_used_by_another_flow_is_a_conflict() -> None:
 @pytest.mark.parametrize("bad", ["", "a:b", "has space", "-leading", "x" * 129, "a/b"])
 def test_invalid_ids_are_refused(bad: str) -> None:
     with pytest.raises(InvalidInvocationId, match="letters, digits"):
-        runner.check_invocation_id(bad)
+        invocations.check_invocation_id(bad)
 
 
 def test_unknown_invocation() -> None:
     async def unknown(_: Gateway, reader: AsyncServerReader) -> None:
         with pytest.raises(UnknownInvocation, match="no invocation with id 'nobody'"):
-            await runner.read(reader, "nobody")
+            await invocations.read(reader, "nobody")
 
     run(unknown)
 
@@ -231,11 +233,11 @@ def test_an_unreachable_server_is_reported_not_retried_forever() -> None:
         reader = AsyncServerReader(url, timeout=0.5)
         try:
             with pytest.raises(NotStarted, match="nowhere was NOT started") as raised:
-                await runner.start(client, creates, AWAIT_CHAIN, "nowhere")
+                await invocations.start(client, creates, AWAIT_CHAIN, "nowhere")
             assert url in str(raised.value)
             assert isinstance(raised.value, ServerUnavailable)  # a 503 at the gateway
             with pytest.raises(ServerUnavailable, match="unreachable"):
-                await runner.read(reader, "nowhere")
+                await invocations.read(reader, "nowhere")
         finally:
             await reader.aclose()
             await client.stop()
@@ -248,10 +250,10 @@ def test_a_handle_the_sdk_gave_up_on_too_early_is_listened_to_again() -> None:
     handle as "gone" while the flow still runs; the wait must not report that as a failure."""
 
     async def raced(gateway: Gateway, reader: AsyncServerReader) -> tuple[bool, Any]:
-        started = await runner.start(gateway.client, gateway.creates, AWAIT_CHAIN, "raced-1")
+        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "raced-1")
         client = gateway.client
         subscription = client._runtime.subs[started.id]  # what the SDK's refresh loop does:
         client._settle_subscription_gone(started.id, subscription, "promise not found")
-        return await runner.result(gateway.client, reader, started, 20)
+        return await invocations.result(gateway.client, reader, started, 20)
 
     assert run(raced, delay=0.5) == (True, 3)
