@@ -150,11 +150,22 @@ async def _supervise(
     control_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     supervisor: Supervisor | None = None
 
+    unwritten: list[str] = []
+
     def persist() -> None:
+        """Write the state file; a full disk is said once, and never stops what was being done."""
         if supervisor is None:
             return
         snapshot = supervisor.snapshot()
-        rundir.write_state(RunState(me, control_url, token, snapshot, dashboard_token))
+        try:
+            rundir.write_state(RunState(me, control_url, token, snapshot, dashboard_token))
+        except OSError as error:
+            why = error.strerror or str(error)
+            if why not in unwritten:
+                unwritten.append(why)
+                notify(f"cannot write {rundir.state_file} ({why}); `status` may show old news")
+            return
+        unwritten.clear()
 
     dashboard: OpenDashboard | None = None
     server: GracefulServer | None = None
