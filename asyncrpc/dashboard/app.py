@@ -29,6 +29,7 @@ import asyncio
 import json
 import signal
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from asyncrpc.dashboard.demo_run import DemoRun
 from asyncrpc.dashboard.events import Source, feed
 from asyncrpc.dashboard.invocation_json import attempts_of, graph_json, recent_invocations
 from asyncrpc.dashboard.promise_json import overview, promise_detail, promise_page
+from asyncrpc.dashboard.shared_poll import SharedPoll
 from asyncrpc.demo.scenario import choose, default_killed_node, killable_nodes
 from asyncrpc.gateway.app import ERROR_STATUS
 from asyncrpc.lesson import topology
@@ -88,6 +90,8 @@ NOT_SIGNED_IN = (
     "the dashboard wants its sign-in token: open the address `asyncrpc ui` prints; a program "
     "sends the token after its #token= (or RESONATE_TOKEN) as `Authorization: Bearer TOKEN`"
 )
+#: Seconds between two reads of the invocations, shared by every open page.
+INVOCATIONS_INTERVAL = 0.5
 
 
 class CallRequest(BaseModel):
@@ -118,6 +122,12 @@ class Dashboard:
     _invocations: list[dict[str, Any]] = field(default_factory=list)
     #: Calls from the page still running (a reference keeps each task alive).
     _calls: set[asyncio.Future[Any]] = field(default_factory=set)
+    #: The invocations, read once per interval for all open pages' event streams.
+    invocations: SharedPoll = field(init=False)
+
+    def __post_init__(self) -> None:
+        empty: dict[str, Any] = {"invocations": [], "error": None, "failed_calls": []}
+        self.invocations = SharedPoll(self.invocations_json, INVOCATIONS_INTERVAL, empty)
 
     def status_json(self) -> dict[str, Any]:
         """The supervisor's snapshot; uptimes in whole seconds, so it changes once a second."""
@@ -297,11 +307,17 @@ def make_app(dashboard: Dashboard) -> FastAPI:
 
         sources = [
             Source("status", status, 0.25),
-            Source("invocations", dashboard.invocations_json, 0.5),
+            Source("invocations", dashboard.invocations.latest, 0.25),
             Source("demo", demo, 0.25),
         ]
+
+        async def stream() -> AsyncIterator[str]:
+            async with dashboard.invocations.watching():
+                async for frame in feed(sources, closed):
+                    yield frame
+
         return StreamingResponse(
-            feed(sources, closed),
+            stream(),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

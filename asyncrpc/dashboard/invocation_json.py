@@ -3,9 +3,11 @@
 Both are read with :class:`~asyncrpc.readers.server_reader.AsyncServerReader`:
 an invocation is a root promise (one whose origin tag names itself) sent to a
 flow's entry group, whoever started it (the page, `asyncrpc call`, curl); one
-``promise.search`` per flow by that target finds them. The detached chain's entry
-returns its first detached step's id; the chain's result is its last step's value,
-found as `asyncrpc invoke` finds it (:func:`asyncrpc.ops.call.last_step`).
+``promise.search`` per flow by that target finds them, asking for the newest
+few only, so that a read costs the same with ten invocations stored or a
+hundred thousand. The detached chain's entry returns its first detached step's
+id; the chain's result is its last step's value, found as `asyncrpc invoke`
+finds it (:func:`asyncrpc.ops.call.last_step`).
 """
 
 from __future__ import annotations
@@ -66,11 +68,15 @@ class InvocationSummary:
 async def recent_invocations(
     reader: AsyncServerReader, limit: int = RECENT
 ) -> list[InvocationSummary]:
-    """The newest ``limit`` invocations of every flow, newest first."""
+    """The newest ``limit`` invocations of every flow, newest first.
+
+    Reads at most ``limit`` promises per flow: a flow's entry group is sent its
+    roots only (every step of a flow goes to another group).
+    """
     found: list[InvocationSummary] = []
     for flow in topology.FLOWS.values():
         target = resolve_target(flow.entry_group)
-        for record in await reader.search(tags={TARGET_TAG: target}):
+        for record in await reader.search(tags={TARGET_TAG: target}, newest=limit):
             if record.tags.get(ORIGIN_TAG) == record.id and record.function == flow.entry_function:
                 found.append(InvocationSummary.of(flow, record))
     found.sort(key=lambda summary: (summary.created_at, summary.id), reverse=True)

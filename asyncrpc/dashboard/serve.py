@@ -44,6 +44,7 @@ class RunningDashboard:
 
     async def close(self) -> None:
         self.dashboard.closing.set()
+        await self.dashboard.invocations.stop()
         await self.dashboard.demo.stop()
         self.server.should_exit = True
         with contextlib.suppress(Exception):

@@ -8,7 +8,13 @@ those modules and then serves requests on the socket FD, one JSON object a line:
 - in: ``{"start": N, "args": [...], "env": {...}, "log": PATH, "cwd": PATH}``,
   the arguments of `asyncrpc ARGS...`;
 - out: ``{"started": N, "pid": PID}`` once forked, ``{"exited": PID, "code": C}``
-  when that child ends (C as in ``Popen.returncode``: negative for a signal).
+  when that child ends (C as in ``Popen.returncode``: negative for a signal);
+- in: ``{"cancel": N}``: the supervisor no longer wants request N (it is
+  stopping); one still waiting here is dropped (out: ``{"failed": N}``), one
+  forked already is the supervisor's to stop.
+
+A request that waits while the modules load is dropped, not forked, when the
+channel closes first: nobody would watch or stop that child.
 
 A detached `up` starts it as `python -m asyncrpc.entrypoints.template --supervise
 RUN_DIR` instead: it imports the supervisor's modules, forks the detached
@@ -52,6 +58,8 @@ from collections.abc import Callable
 from typing import Any
 
 import setproctitle
+
+from asyncrpc.runtime import config
 
 #: What replicas import: loaded once here, shared copy-on-write by every child.
 PRELOAD = (
@@ -179,8 +187,8 @@ class Template:
         self.supervisor = supervisor
         self.supervisor_code: int | None = None
         self.closed = False
-        #: Requests that came while the modules loaded and wait for all of them.
-        self.deferred: list[bytes] = []
+        #: Requests that came while the modules loaded and wait for all of them, by number.
+        self.deferred: dict[Any, bytes] = {}
         if supervisor is not None:
             signal.signal(signal.SIGTERM, self._forward)
         self.buffer = b""
@@ -194,13 +202,16 @@ class Template:
     def _handle(self, line: bytes, early: bool = False) -> None:
         try:
             request = json.loads(line)
+            if "cancel" in request:
+                self._cancel(request["cancel"])
+                return
             number = request["start"]
             command = request["args"][0] if request["args"] else ""
         except (ValueError, KeyError, TypeError, IndexError) as error:
             print(f"template: ignoring a malformed request: {error!r}", file=sys.stderr)
             return
         if early and EARLY.get(command) not in sys.modules:
-            self.deferred.append(line)
+            self.deferred[number] = line
             return
         if threading.active_count() != 1:
             self._send({"failed": number, "error": "the template runs threads: forking is unsafe"})
@@ -211,6 +222,11 @@ class Template:
             self._send({"failed": number, "error": str(error)})
             return
         self._send({"started": number, "pid": pid})
+
+    def _cancel(self, number: Any) -> None:
+        """Drop request ``number`` if it still waits here."""
+        if self.deferred.pop(number, None) is not None:
+            self._send({"failed": number, "error": "cancelled"})
 
     def _reap(self) -> None:
         while True:
@@ -255,8 +271,9 @@ class Template:
         selector.register(self.channel, selectors.EVENT_READ)
         selector.register(self.wakeup_r, selectors.EVENT_READ)
         try:
-            for line in self.deferred:
-                self._handle(line)
+            if not self.closed:  # after EOF nobody would watch what they start
+                for line in list(self.deferred.values()):
+                    self._handle(line)
             self.deferred.clear()
             self._reap()  # children forked while the modules loaded may have exited
             while not self.closed:
@@ -296,6 +313,17 @@ def fork_supervisor(channel: socket.socket, run_dir: str) -> int:
     return _fork(supervisor)
 
 
+def _let_go_of_the_run_lock() -> None:
+    """Close this process's copy of the run directory's lock, which the supervisor holds now.
+
+    The supervisor's life is the lock's, not this template's (which outlives it by a moment).
+    """
+    handed = os.environ.pop(config.ENV_RUN_LOCK_FD, None)
+    if handed and handed.isdigit():
+        with contextlib.suppress(OSError):
+            os.close(int(handed))
+
+
 def _preloaded(modules: tuple[str, ...], between: Callable[[], None] = lambda: None) -> bool:
     preload(modules, between)
     if threading.active_count() == 1:
@@ -317,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         ours, theirs = socket.socketpair()
         supervisor = fork_supervisor(theirs, args[1])
         theirs.close()
+        _let_go_of_the_run_lock()
         template = Template(ours, supervisor)
         # The replicas' modules load while the supervisor sets itself up, and its requests are
         # served between two modules: the server starts while the SDK still loads.

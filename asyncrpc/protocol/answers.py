@@ -27,6 +27,8 @@ from asyncrpc.protocol.states import PromiseState
 
 #: Promises asked for per ``promise.search`` page.
 PAGE_SIZE = 1000
+#: ``promise.search``'s ``order`` that answers the newest matches first.
+NEWEST = "newest"
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,17 @@ def envelope(kind: str, token: str | None, **data: Any) -> dict[str, Any]:
 
 @dataclass
 class Search:
-    """One ``promise.search`` over all its pages: ask :meth:`request` until :attr:`done`."""
+    """One ``promise.search`` over all its pages: ask :meth:`request` until :attr:`done`.
+
+    With ``newest``, only the newest that many matches, newest first, in one page
+    (the embedded server's ``order: newest``): what it costs does not grow with
+    the promises stored.
+    """
 
     tags: Mapping[str, str] | None
     state: PromiseState | str | None
     id_prefix: str | None
+    newest: int | None = None
     found: list[PromiseRecord] = field(default_factory=list)
     cursor: str | None = None
     done: bool = False
@@ -59,6 +67,8 @@ class Search:
     def request(self) -> dict[str, Any]:
         """The ``data`` of the request for the next page."""
         data: dict[str, Any] = {"limit": PAGE_SIZE}
+        if self.newest is not None:
+            data = {"limit": self.newest, "order": NEWEST}
         if self.tags:
             data["tags"] = dict(self.tags)
         if self.state is not None:
@@ -73,7 +83,7 @@ class Search:
         """Keep a page's records; done once the server gives no cursor for another."""
         records, self.cursor = page_of(answer)
         self.found.extend(records)
-        self.done = self.cursor is None
+        self.done = self.cursor is None or self.newest is not None
 
 
 def answer_of(status_code: int, text: str) -> Answer:

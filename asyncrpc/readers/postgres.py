@@ -37,12 +37,16 @@ Rows = list[tuple[Any, ...]]
 
 
 def search_query(
-    tags: Mapping[str, str] | None, state: PromiseState | str | None, id_prefix: str | None
+    tags: Mapping[str, str] | None,
+    state: PromiseState | str | None,
+    id_prefix: str | None,
+    newest: int | None = None,
 ) -> tuple[str, list[Any]]:
     """The SELECT that answers a ``promise.search`` from resonate-pg's ``promises`` table.
 
     The origin tag is matched on the indexed ``origin_id`` column, so reading one
-    invocation's call graph does not scan every promise.
+    invocation's call graph does not scan every promise. With ``newest``, the
+    newest that many, newest first.
     """
     where: list[str] = []
     params: list[Any] = []
@@ -60,10 +64,10 @@ def search_query(
         where.append("starts_with(id, %s)")
         params.append(id_prefix)
     condition = " AND ".join(where) or "TRUE"
-    sql = (
-        f"SELECT {PROMISE_COLUMNS} FROM resonate.promises WHERE {condition} ORDER BY created_at, id"
-    )
-    return sql, params
+    sql = f"SELECT {PROMISE_COLUMNS} FROM resonate.promises WHERE {condition}"
+    if newest is None:
+        return f"{sql} ORDER BY created_at, id", params
+    return f"{sql} ORDER BY created_at DESC, id DESC LIMIT %s", [*params, newest]
 
 
 def promise_of_row(row: Sequence[Any], now_ms: int) -> PromiseRecord:
@@ -158,7 +162,7 @@ class PostgresTables:
 
     def search(self, search: Search) -> list[PromiseRecord]:
         """Every promise ``search`` matches, read from the table, oldest first."""
-        sql, params = search_query(search.tags, search.state, search.id_prefix)
+        sql, params = search_query(search.tags, search.state, search.id_prefix, search.newest)
         now = now_ms()
         return records_of_rows(self._fetch(sql, params), now)
 
@@ -206,7 +210,7 @@ class AsyncPostgresTables:
 
     async def search(self, search: Search) -> list[PromiseRecord]:
         """Every promise ``search`` matches, read from the table, oldest first."""
-        sql, params = search_query(search.tags, search.state, search.id_prefix)
+        sql, params = search_query(search.tags, search.state, search.id_prefix, search.newest)
         now = now_ms()
         return records_of_rows(await self._fetch(sql, params), now)
 

@@ -101,9 +101,13 @@ class ServerReader:
         tags: Mapping[str, str] | None = None,
         state: PromiseState | str | None = None,
         id_prefix: str | None = None,
+        newest: int | None = None,
     ) -> list[PromiseRecord]:
-        """Every promise that matches (all pages), in the server's order."""
-        return self._server.search(Search(tags, state, id_prefix))
+        """Every promise that matches (all pages), in the server's order.
+
+        With ``newest``: only the newest that many, newest first.
+        """
+        return self._server.search(Search(tags, state, id_prefix, newest))
 
     def call_graph(self, root_id: str) -> CallNode:
         """The invocation's call graph; :class:`UnknownInvocation` when it does not exist."""
@@ -163,9 +167,13 @@ class AsyncServerReader:
         tags: Mapping[str, str] | None = None,
         state: PromiseState | str | None = None,
         id_prefix: str | None = None,
+        newest: int | None = None,
     ) -> list[PromiseRecord]:
-        """Every promise that matches (all pages), in the server's order."""
-        return await self._server.search(Search(tags, state, id_prefix))
+        """Every promise that matches (all pages), in the server's order.
+
+        With ``newest``: only the newest that many, newest first.
+        """
+        return await self._server.search(Search(tags, state, id_prefix, newest))
 
     async def call_graph(self, root_id: str) -> CallNode:
         """The invocation's call graph; :class:`UnknownInvocation` when it does not exist."""

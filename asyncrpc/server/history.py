@@ -11,7 +11,8 @@ memory and start-up grow with the work in flight, not with history.
 
 The table's columns beside the record are what reads select by, each with an
 index ordered by id (the search's order): ``origin``, ``branch`` and ``target``
-(the tags the call graph, ``preload`` and the dashboard read by), ``state``,
+(the tags the call graph, ``preload`` and the dashboard read by; ``target`` also
+by creation time, for the dashboard's newest-first search), ``state``,
 and ``settled_at`` (retention takes the oldest first). ``settled_seq`` is the
 log entry that settled the promise; ``task_version`` its task's version (NULL:
 no task), which is all a fulfilled task has left to say.
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS promises (
 CREATE INDEX IF NOT EXISTS promises_origin ON promises (origin) WHERE origin IS NOT NULL;
 CREATE INDEX IF NOT EXISTS promises_branch ON promises (branch) WHERE branch IS NOT NULL;
 CREATE INDEX IF NOT EXISTS promises_target ON promises (target) WHERE target IS NOT NULL;
+CREATE INDEX IF NOT EXISTS promises_target_newest ON promises (target, created_at)
+    WHERE target IS NOT NULL;
 CREATE INDEX IF NOT EXISTS promises_state ON promises (state);
 CREATE INDEX IF NOT EXISTS promises_settled ON promises (settled_at);
 CREATE TABLE IF NOT EXISTS forgotten (
@@ -252,6 +255,51 @@ class History:
                 if len(found) >= limit:
                     break
         return found
+
+    def newest(self, wanted: SearchFilter, limit: int, skip: Container[str]) -> list[Promise]:
+        """Up to ``limit`` settled promises matching ``wanted``, newest created first.
+
+        Read newest first by an index where the target narrows it, so the cost is
+        that of the rows looked at, not of the rows stored.
+        """
+        if wanted.state == PromiseState.PENDING:
+            return []  # every pending promise is in memory
+        where: list[str] = []
+        params: list[Any] = []
+        for tag, column in ((ORIGIN_TAG, "origin"), (TARGET_TAG, "target"), (BRANCH_TAG, "branch")):
+            value = wanted.tags.get(tag)
+            if isinstance(value, str):
+                where.append(f"{column} = ?")
+                params.append(value)
+            elif tag in wanted.tags:
+                return []  # a non-text value: no stored promise has it (its column is text)
+        if wanted.state is not None:
+            where.append("state = ?")
+            params.append(wanted.state)
+        covered = set(wanted.tags) <= {ORIGIN_TAG, TARGET_TAG, BRANCH_TAG} and not wanted.prefix
+        chunk = limit if covered else max(limit, SCAN_CHUNK)
+        found: list[Promise] = []
+        before: tuple[int, str] | None = None
+        while True:
+            conditions = where if before is None else [*where, "(created_at, id) < (?, ?)"]
+            values = params if before is None else [*params, *before]
+            clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            rows = self._db.execute(
+                f"SELECT id, created_at, record FROM promises{clause}"
+                " ORDER BY created_at DESC, id DESC LIMIT ?",
+                (*values, chunk),
+            ).fetchall()
+            for promise_id, _, record in rows:
+                if promise_id in skip or not promise_id.startswith(wanted.prefix):
+                    continue
+                promise = _decoder.decode(record)
+                if all(promise.tags.get(key) == value for key, value in wanted.tags.items()):
+                    found.append(promise)
+                    if len(found) >= limit:
+                        return found
+            if len(rows) < chunk:
+                return found
+            before = (rows[-1][1], rows[-1][0])
 
     def fulfilled_tasks(self, cursor: str, limit: int, skip: Container[str]) -> list[Task]:
         """Up to ``limit`` fulfilled tasks of settled promises after ``cursor``, by id."""

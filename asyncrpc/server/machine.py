@@ -55,6 +55,8 @@ STATUS_TEXT = {
 }
 SEARCH_DEFAULT_LIMIT = 100
 SEARCH_MAX_LIMIT = 1000
+#: ``promise.search``'s orders: by id, paged by cursor; or the newest matches first, one page.
+SEARCH_ORDERS = ("id", "newest")
 LISTENER_SCHEMES = ("http://", "https://")
 
 
@@ -275,14 +277,24 @@ class Machine:
         return ProtocolReply(200, {"promise": promise.to_json(now)})
 
     def promise_search(self, data: dict[str, Any], now: int) -> ProtocolReply:
-        """Our extension: promises by state, tags and id prefix, sorted by id, paged by cursor."""
+        """Our extension: promises by state, tags and id prefix, sorted by id, paged by cursor.
+
+        With ``order: newest``, the newest ``limit`` matches instead (by creation time),
+        newest first, in one page: memory's matches merged with the disk's newest, read
+        newest first, so its cost does not grow with the promises stored.
+        """
         state = fields.text(data, "state")
         if state is not None and state not in {s.value for s in PromiseState}:
             return error(400, f"state must be one of {[s.value for s in PromiseState]}")
+        order = fields.text(data, "order") or "id"
+        if order not in SEARCH_ORDERS:
+            return error(400, f"order must be one of {list(SEARCH_ORDERS)}, got {order!r}")
         wanted = fields.tags(data, "tags")
         prefix = fields.text(data, "idPrefix") or ""
         limit = _limit(data)
         after = fields.text(data, "cursor") or ""
+        if order == "newest" and after:
+            return error(400, "a newest-first search is one page: it takes no cursor")
         origin = wanted.get(ORIGIN_TAG)
         candidates: Iterable[Promise] = (
             (self.promises[promise_id] for promise_id in self.by_origin.get(origin, ()))
@@ -298,11 +310,12 @@ class Machine:
             and (state is None or promise.state_at(now) == state)
         ]
         # Settled on disk: a promise past its timeout is still pending, so in memory.
-        stored = self.history.search(
-            SearchFilter(prefix=prefix, cursor=after, tags=wanted, state=state),
-            limit + 1,
-            skip=self.promises,
-        )
+        wanted_filter = SearchFilter(prefix=prefix, cursor=after, tags=wanted, state=state)
+        if order == "newest":
+            stored = self.history.newest(wanted_filter, limit, skip=self.promises)
+            newest = sorted(matches + stored, key=_creation, reverse=True)[:limit]
+            return ProtocolReply(200, {"promises": [p.to_json(now) for p in newest]})
+        stored = self.history.search(wanted_filter, limit + 1, skip=self.promises)
         page, cursor = _first(matches + stored, limit)
         return ProtocolReply(200, _paged("promises", [p.to_json(now) for p in page], cursor))
 
@@ -913,7 +926,7 @@ def _limit(data: dict[str, Any]) -> int:
     """A search's ``limit``: how many records a page holds."""
     limit = fields.integer(data, "limit")
     if limit is None:
-        limit = SEARCH_DEFAULT_LIMIT
+        return SEARCH_DEFAULT_LIMIT
     if not 1 <= limit <= SEARCH_MAX_LIMIT:
         raise BadRequest(f"field 'limit' must be from 1 to {SEARCH_MAX_LIMIT}, got {limit}")
     return limit
@@ -928,6 +941,11 @@ def _first[T: (Promise, Task)](items: list[T], limit: int) -> tuple[list[T], str
     ordered = sorted(items, key=lambda item: item.id)
     page = ordered[:limit]
     return page, page[-1].id if len(ordered) > limit else None
+
+
+def _creation(promise: Promise) -> tuple[int, str]:
+    """A promise's place in a newest-first search: creation time, then id."""
+    return promise.created_at, promise.id
 
 
 def _paged(key: str, page: list[Any], cursor: str | None) -> dict[str, Any]:

@@ -50,7 +50,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "promise.settle": ("id", "state", "value"),
     "promise.register_callback": ("awaited", "awaiter"),
     "promise.register_listener": ("awaited", "address"),
-    "promise.search": ("state", "tags", "idPrefix", "limit", "cursor"),
+    "promise.search": ("state", "tags", "idPrefix", "limit", "cursor", "order"),
     "task.get": ("id",),
     "task.search": ("state", "limit", "cursor"),
     "task.create": ("pid", "ttl", "action"),

@@ -60,6 +60,14 @@ def make_app(supervisor: Supervisor, token: str, on_down: Callable[[], None]) ->
     async def launcher_error(_: Request, error: LauncherError) -> JSONResponse:
         return launcher_error_response(error)
 
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        # The command that asked prints this; "Internal Server Error" would tell it nothing.
+        return JSONResponse(
+            {"error": f"the supervisor failed: {type(error).__name__}: {error}", "exit_code": 1},
+            500,
+        )
+
     @app.get("/status")
     async def status() -> dict[str, Any]:
         return supervisor.snapshot().to_json()

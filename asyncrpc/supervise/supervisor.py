@@ -214,11 +214,25 @@ class Supervisor:
         resonate_id = self._new_id(spec)
         command = self.plan.command(spec, resonate_id, replica.delay, self.env)
         stamp = time.strftime("%H:%M:%S")
-        with self.plan.rundir.open_log(spec.name) as log:
-            if replica.log_start is None:
-                replica.log_start = log.tell()
+        log: BinaryIO | None = None
+        try:
+            log = self.plan.rundir.open_log(spec.name)
+            start = log.tell()
             log.write(f"--- asyncrpc launcher: starting {spec.name} at {stamp}\n".encode())
             log.flush()
+        except OSError as error:
+            if log is not None:
+                with contextlib.suppress(OSError):
+                    log.close()
+            path = self.plan.rundir.log_for(spec.name)
+            raise LauncherError(
+                f"cannot start {spec.name}: its log {path} cannot be written "
+                f"({error.strerror or error}). Free some space (or fix the permissions) "
+                f"in {self.plan.run_dir}, then start it again."
+            ) from None
+        with log:
+            if replica.log_start is None:
+                replica.log_start = start
             offset = log.tell()
             process = await self._launch(spec, command, log)
         if replica.spawns:

@@ -34,6 +34,9 @@ from asyncrpc.supervise.status import LauncherSnapshot, Phase, RunState
 from asyncrpc.supervise.supervisor import Supervisor
 from asyncrpc.supervise.template_client import TemplateClient
 
+#: The exit code of a start stopped by Ctrl-C (or SIGTERM): 128 + SIGINT, as shells report it.
+INTERRUPTED = 130
+
 
 class OpenDashboard(Protocol):
     """A dashboard being served, as the supervisor process sees it: something to close."""
@@ -90,7 +93,53 @@ async def run_supervisor(
     channel to the template this process was forked from (a detached `up`); without it,
     one is started when a replica is to be forked. ``open_dashboard`` serves the dashboard
     when the plan has a dashboard port.
+
+    SIGINT and SIGTERM are this function's from its first line to its last, so a
+    Ctrl-C at any moment of the start runs the same clean-up: whatever had started
+    is stopped (a fork still on its way too), and a stop before everything was
+    ready is a LauncherError with exit code 130. After that, they are the way to
+    stop, and end it normally.
     """
+    stop = asyncio.Event()
+    signalled: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        signalled.append(signum)
+        stop.set()
+
+    remove_signal_handlers = handle_stop_signals(on_signal)
+    try:
+        await _supervise(
+            plan,
+            env,
+            stop,
+            notify=notify,
+            on_ready=on_ready,
+            follow=follow,
+            keep_failed_state=keep_failed_state,
+            clock=clock,
+            template=template,
+            open_dashboard=open_dashboard,
+            interrupted=lambda: bool(signalled),
+        )
+    finally:
+        remove_signal_handlers()
+
+
+async def _supervise(
+    plan: Plan,
+    env: Mapping[str, str],
+    stop: asyncio.Event,
+    *,
+    notify: Callable[[str], None],
+    on_ready: Callable[[LauncherSnapshot], None],
+    follow: Callable[[Supervisor], Coroutine[Any, Any, None]] | None,
+    keep_failed_state: bool,
+    clock: Callable[[], float],
+    template: socket.socket | None,
+    open_dashboard: DashboardOpener | None,
+    interrupted: Callable[[], bool],
+) -> None:
     rundir = plan.rundir
     rundir.ensure()
     me = ProcessRef.of(os.getpid()) or ProcessRef(os.getpid(), "unknown")
@@ -99,66 +148,80 @@ async def run_supervisor(
     dashboard_token = new_token() if plan.dashboard_port else None
     sock = bind("127.0.0.1", 0)
     control_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    stop = asyncio.Event()
-    supervisor: Supervisor
+    supervisor: Supervisor | None = None
+
+    unwritten: list[str] = []
 
     def persist() -> None:
+        """Write the state file; a full disk is said once, and never stops what was being done."""
+        if supervisor is None:
+            return
         snapshot = supervisor.snapshot()
-        rundir.write_state(RunState(me, control_url, token, snapshot, dashboard_token))
+        try:
+            rundir.write_state(RunState(me, control_url, token, snapshot, dashboard_token))
+        except OSError as error:
+            why = error.strerror or str(error)
+            if why not in unwritten:
+                unwritten.append(why)
+                notify(f"cannot write {rundir.state_file} ({why}); `status` may show old news")
+            return
+        unwritten.clear()
 
-    forks = await TemplateClient.attach(template) if template is not None else None
-    supervisor = Supervisor(
-        plan, env, clock=clock, notify=notify, on_change=persist, template=forks
-    )
-    try:
-        dashboard = (
-            await _open_dashboard(supervisor, env, open_dashboard, dashboard_token)
-            if dashboard_token
-            else None
-        )
-    except BaseException:
-        sock.close()
-        raise
-    app = make_app(supervisor, token, on_down=stop.set)
-    server = GracefulServer(
-        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False),
-        handles_signals=False,
-    )
-    remove_signal_handlers = handle_stop_signals(lambda signum: stop.set())
-    persist()
-    server_task = asyncio.create_task(server.serve(sockets=[sock]))
-    follower = asyncio.create_task(follow(supervisor)) if follow else None
-    boot = asyncio.create_task(supervisor.boot())
-    stopper = asyncio.create_task(stop.wait())
+    dashboard: OpenDashboard | None = None
+    server: GracefulServer | None = None
+    serving: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[Any]] = []
+    boot: asyncio.Task[None] | None = None
+    ready = False
     failure: BaseException | None = None
     try:
-        await asyncio.wait({boot, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if boot.done():
-            failure = boot.exception()
-            if failure is None:
-                persist()
-                on_ready(supervisor.snapshot())
-                await stopper
-        else:
+        forks = await TemplateClient.attach(template) if template is not None else None
+        supervisor = Supervisor(
+            plan, env, clock=clock, notify=notify, on_change=persist, template=forks
+        )
+        if dashboard_token:
+            dashboard = await _open_dashboard(supervisor, env, open_dashboard, dashboard_token)
+        app = make_app(supervisor, token, on_down=stop.set)
+        server = GracefulServer(
+            uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False),
+            handles_signals=False,
+        )
+        persist()
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        if follow:
+            tasks.append(asyncio.create_task(follow(supervisor)))
+        if not stop.is_set():
+            boot = asyncio.create_task(supervisor.boot())
+            stopper = asyncio.create_task(stop.wait())
+            tasks.append(stopper)
+            await asyncio.wait({boot, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if boot.done():
+                failure = boot.exception()
+                if failure is None:
+                    ready = True
+                    persist()
+                    on_ready(supervisor.snapshot())
+                    await stopper
+        if not ready and failure is None:
             notify("stopping before everything was ready")
-            boot.cancel()
-            with contextlib.suppress(asyncio.CancelledError, LauncherError):
-                await boot
     finally:
+        if boot is not None:
+            boot.cancel()
+            await asyncio.gather(boot, return_exceptions=True)  # its error is `failure`, if any
         if dashboard is not None:
             await dashboard.close()
-        await supervisor.stop_all()
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await server_task
-        for task in (follower, stopper):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        remove_signal_handlers()
+        if supervisor is not None:
+            await supervisor.stop_all()
+        if server is not None and serving is not None:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await serving
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         sock.close()
-        if failure is not None:
+        if failure is not None and supervisor is not None:
             supervisor.phase = Phase.FAILED
             supervisor.error = str(failure)
             persist()
@@ -168,4 +231,6 @@ async def run_supervisor(
         if isinstance(failure, LauncherError):
             raise failure
         raise LauncherError(f"the supervisor failed: {failure!r}") from failure
+    if not ready and interrupted():
+        raise LauncherError("interrupted: stopped everything that had started.", INTERRUPTED)
     notify("stopped")

@@ -7,6 +7,12 @@ supervisor watches like the processes it spawns itself (``pid``,
 (:func:`template_enabled`: Linux, and not switched off with
 ASYNCRPC_TEMPLATE=0); elsewhere, and for the `postgres` node, which execs
 Postgres, the supervisor spawns as before.
+
+A fork whose caller gave up waiting (the supervisor stops during its start)
+is cancelled at the template, and a child forked all the same is stopped
+when its start is reported: :meth:`TemplateClient.close` waits for every
+answer and every such child, so stopping never leaves a replica nobody
+watches.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +38,8 @@ from asyncrpc.supervise.pids import ProcessRef
 UNKNOWN_EXIT = 255
 #: How often an orphaned child (its template gone) is checked for exit.
 ORPHAN_POLL = 0.1
+#: Seconds a child forked for a caller that gave up gets to exit after SIGTERM.
+ABANDONED_GRACE = 5.0
 
 
 #: The template's module: how it is started, and how its process is recognised.
@@ -96,6 +106,10 @@ class TemplateClient:
         self._numbers = itertools.count(1)
         self._pending: dict[int, asyncio.Future[ForkedProcess]] = {}
         self._children: dict[int, ForkedProcess] = {}
+        #: Requests whose caller stopped waiting: their children are stopped when they start.
+        self._abandoned: set[int] = set()
+        #: Children forked for such requests, until they have exited.
+        self._unwanted: dict[int, ForkedProcess] = {}
         self._gone = False
         self._listener = asyncio.create_task(self._listen())
 
@@ -146,10 +160,29 @@ class TemplateClient:
         try:
             self._writer.write(json.dumps(request).encode() + b"\n")
             await self._writer.drain()
+            return await asyncio.shield(future)
         except (ConnectionError, RuntimeError) as error:
             self._pending.pop(number, None)
             raise TemplateUnavailable(f"the template has exited: {error}") from None
-        return await future
+        except asyncio.CancelledError:  # the request went out: its child may start anyway
+            self._abandon(number, future)
+            raise
+
+    def _abandon(self, number: int, future: asyncio.Future[ForkedProcess]) -> None:
+        """The caller of fork ``number`` stopped waiting: cancel it, or stop its child."""
+        if future.done():
+            if not future.cancelled() and future.exception() is None:
+                self._stop_unwanted(future.result())
+            return
+        self._abandoned.add(number)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            self._writer.write(json.dumps({"cancel": number}).encode() + b"\n")
+
+    def _stop_unwanted(self, child: ForkedProcess) -> None:
+        if child.returncode is None:
+            self._unwanted[child.pid] = child
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGTERM)
 
     async def _listen(self) -> None:
         try:
@@ -159,8 +192,10 @@ class TemplateClient:
             pass
         finally:
             self._gone = True
-            for future in self._pending.values():
-                if not future.done():
+            for number, future in self._pending.items():
+                if number in self._abandoned:
+                    future.cancel()  # nobody waits for it any more
+                elif not future.done():
                     future.set_exception(TemplateUnavailable("the template has exited"))
             self._pending.clear()
             for child in self._children.values():
@@ -170,15 +205,23 @@ class TemplateClient:
         if "started" in message:
             child = self._children[message["pid"]] = ForkedProcess(message["pid"])
             future = self._pending.pop(message["started"], None)
-            if future is not None and not future.done():
+            if message["started"] in self._abandoned:
+                self._abandoned.discard(message["started"])
+                self._stop_unwanted(child)
+            elif future is not None and not future.done():
                 future.set_result(child)
         elif "exited" in message:
             exited = self._children.pop(message["exited"], None)
             if exited is not None:
                 exited.exited(int(message["code"]))
+                self._unwanted.pop(exited.pid, None)
         elif "failed" in message:
             future = self._pending.pop(message["failed"], None)
-            if future is not None and not future.done():
+            if message["failed"] in self._abandoned:
+                self._abandoned.discard(message["failed"])
+                if future is not None:
+                    future.cancel()  # nobody waits for it any more
+            elif future is not None and not future.done():
                 future.set_exception(LauncherError(f"fork failed: {message.get('error')}"))
 
     @staticmethod
@@ -191,8 +234,34 @@ class TemplateClient:
             await asyncio.sleep(ORPHAN_POLL)
         child.exited(UNKNOWN_EXIT)
 
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait for the answer to every fork asked for, then for the unwanted children to exit.
+
+        A child still running ``ABANDONED_GRACE`` seconds after its SIGTERM is killed.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._pending and not self._gone and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        unwanted = list(self._unwanted.values())
+        if not unwanted:
+            return
+        _, late = await asyncio.wait(
+            [asyncio.ensure_future(c.wait()) for c in unwanted], timeout=ABANDONED_GRACE
+        )
+        for child in unwanted:
+            if child.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
+        if late:
+            await asyncio.wait(late, timeout=ABANDONED_GRACE)
+
     async def close(self, timeout: float = 5.0) -> None:
-        """Close the channel; the template exits on EOF (killed if it does not)."""
+        """Close the channel; the template exits on EOF (killed if it does not).
+
+        Every fork asked for is answered (and its child stopped if nobody wants it) first.
+        """
+        await self.settle()
         with contextlib.suppress(Exception):
             self._writer.close()
         if self.process is None:  # our parent: it exits once this process has

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.disk import MountUnavailable, tmpfs
 from harness.isolation import isolated_env
 from harness.processes import Processes, session
 from tests.support.demo_run import DemoRun
@@ -41,3 +42,17 @@ def launcher(tmp_path: Path) -> Iterator[Launcher]:
         yield it
     finally:
         it.cleanup()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MB disk (a tmpfs mounted for the test, unmounted after, whatever happened).
+
+    Mounting needs root; elsewhere the test is skipped, saying so. Ask for it before
+    ``procs``, so that every process is stopped before the disk goes.
+    """
+    try:
+        with tmpfs(tmp_path / "small-disk", "2m") as disk:
+            yield disk
+    except MountUnavailable as why:
+        pytest.skip(f"a full disk is a tmpfs mounted for the test: {why}")

@@ -7,6 +7,7 @@ the launcher's state file ever listed, checked by pid + start time).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from asyncrpc.runtime import config
 from asyncrpc.supervise.pids import ProcessRef
 from asyncrpc.supervise.rundir import RunDir, RunDirBusy
 from asyncrpc.supervise.status import Phase
-from harness.isolation import free_port
+from harness.isolation import free_port, isolated_env
 from harness.processes import ASYNCRPC, Processes
 from harness.waiting import wait_until
 from tests.support.launcher import READY_TIMEOUT, Launcher
@@ -180,6 +181,98 @@ def test_foreground_up_on_a_real_server_streams_output_and_ctrl_c_leaves_nothing
     assert alive(processes) == []
     assert launcher.rundir.read_state() is None
     assert server.alive(), "the launcher must not touch a server it did not start"
+
+
+def of_run(run_dir: Path) -> list[psutil.Process]:
+    """Every process that belongs to the run in ``run_dir`` (by its environment or command)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            mine = process.environ().get(config.ENV_RUN_DIR) == str(run_dir)
+            if mine or str(run_dir) in " ".join(process.cmdline()):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+#: Moments of a foreground `up await-chain` start, by the line that shows it has come, and
+#: whether replicas are forked from the template: the template started (the server's fork on
+#: its way), the server's log begun, then (spawning, whose start is slower: the moment lasts)
+#: the server ready and the gateway started.
+START_MOMENTS = [
+    ("launcher | started the template", True),
+    ("--- asyncrpc launcher: starting server", True),
+    ("server is ready", False),
+    ("started gateway", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("moment", "forked"), START_MOMENTS, ids=["template", "server-fork", "server-ready", "gateway"]
+)
+def test_ctrl_c_at_any_moment_of_the_start_stops_everything_and_exits_130(
+    tmp_path: Path, moment: str, forked: bool
+) -> None:
+    """As a terminal's Ctrl-C: SIGINT to `up`'s process group once ``moment`` shows."""
+    run_dir = tmp_path / "run"
+    env = isolated_env(run_dir, COLUMNS="200", **{config.ENV_TEMPLATE: "1" if forked else "0"})
+    ports = [free_port(), free_port(), int(env[config.ENV_DASHBOARD_PORT])]
+    output = tmp_path / "up.out"
+    with output.open("wb") as sink:
+        up = subprocess.Popen(
+            [
+                *ASYNCRPC,
+                "up",
+                "await-chain",
+                "--server-port",
+                str(ports[0]),
+                "--gateway-port",
+                str(ports[1]),
+            ],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    seen: dict[int, psutil.Process] = {}
+    try:
+
+        def come() -> bool:
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(up.pid).children(recursive=True):
+                    seen.setdefault(child.pid, child)
+            if up.poll() is not None:
+                raise AssertionError(f"up ended first:\n{output.read_text()}")
+            return moment in output.read_text()
+
+        wait_until(come, 150, moment, poll=0.01)
+        os.killpg(up.pid, signal.SIGINT)
+        code = up.wait(timeout=90)
+        text = output.read_text()
+        assert "ready; Ctrl-C stops it all" not in text, (
+            "the start was over: pick an earlier moment"
+        )
+        assert code == 130, text
+        assert "Traceback" not in text and "never retrieved" not in text, text
+        assert "interrupted: stopped everything that had started" in text, text
+
+        def nothing_left() -> bool:
+            running = [p for p in seen.values() if p.is_running() and p.status() != "zombie"]
+            return not running and not of_run(run_dir)
+
+        wait_until(nothing_left, 15, f"every process of the run to end ({of_run(run_dir)})")
+        listening = {
+            c.laddr.port for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN
+        }
+        assert not listening & set(ports)
+        assert RunDir(run_dir).read_state() is None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(up.pid, signal.SIGKILL)
+        for process in [*seen.values(), *of_run(run_dir)]:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
 
 
 def test_a_handed_lock_stays_held_across_the_hand_over(tmp_path: Path) -> None:

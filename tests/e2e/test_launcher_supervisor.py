@@ -27,6 +27,7 @@ from asyncrpc.supervise.rundir import RunDir
 from asyncrpc.supervise.status import Phase, ReplicaState, StartResult
 from asyncrpc.supervise.supervisor import Supervisor
 from asyncrpc.supervise.targets import NodeSelector
+from harness.disk import fill
 from harness.isolation import free_port, isolated_env
 from harness.waiting import wait_until
 from tests.support.supervisor import FAKE_PROGRAM, make_plan, refs_of, run
@@ -294,3 +295,26 @@ def test_a_failed_detached_start_reports_the_node_and_leaves_nothing(
         assert rundir.read_state() is None
     finally:
         stop_orphans(rundir)
+
+
+def test_start_on_a_full_disk_says_so(small_disk: Path, reaper: list[ProcessRef]) -> None:
+    """`asyncrpc start server` on a full run directory: the reason, not a server error."""
+    plan = make_plan(small_disk / "run")
+    plan.replicas = [ReplicaSpec("server")]
+    supervisor = Supervisor(plan, isolated_env(small_disk / "env"))
+
+    async def scenario() -> None:
+        await supervisor.boot()
+        await supervisor.kill(NodeSelector("server"))
+        log = plan.rundir.log_for("server")
+        with open(log, "ab") as out:  # up to a page's end, so that the next line needs a page
+            out.write(b"." * (-log.stat().st_size % 4096))
+        filler = fill(small_disk)
+        with pytest.raises(LauncherError) as refused:
+            await supervisor.start(NodeSelector("server"))
+        assert "cannot start server: its log" in str(refused.value)
+        assert "No space left on device" in str(refused.value)
+        filler.unlink()
+        assert (await supervisor.start(NodeSelector("server"))).started == ["server"]
+
+    run(scenario, supervisor, reaper)

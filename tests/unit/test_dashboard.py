@@ -11,19 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from resonate.connections.sse import resolve_target
 
 from asyncrpc.dashboard.app import make_app
 from asyncrpc.dashboard.events import Source, feed
+from asyncrpc.dashboard.invocation_json import RECENT, InvocationSummary, recent_invocations
 from asyncrpc.dashboard.promise_json import Overview, WaitKind, why_pending
+from asyncrpc.dashboard.shared_poll import SharedPoll
+from asyncrpc.lesson.topology import FLOWS
 from asyncrpc.protocol.records import PromiseRecord, TaskRecord
 from asyncrpc.protocol.states import PromiseState
+from asyncrpc.protocol.tags import ORIGIN_TAG, TARGET_TAG
+from asyncrpc.readers.server_reader import AsyncServerReader
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.store import Store
 from asyncrpc.supervise.status import ReplicaState
@@ -387,3 +396,108 @@ def test_the_demo_offers_only_the_server_this_run_has(tmp_path: Path) -> None:
     with TestClient(postgres, base_url=BASE, headers=SIGNED) as client:
         flows = client.get("/api/topology").json()["flows"]
         assert all("postgres" in f["victims"] and "server" not in f["victims"] for f in flows)
+
+
+def seeded_server(invocations: int) -> tuple[Engine, Counted]:
+    """An in-process server holding ``invocations`` await-chain runs (a root and two steps
+    each) and a few fan-outs, and a reader of it that counts what it reads."""
+    clock = [1_000_000]
+    engine = Engine(Store(":memory:"), clock=lambda: clock[0])
+    for flow, count in ((FLOWS["await-chain"], invocations), (FLOWS["fan-out"], 3)):
+        target = resolve_target(flow.entry_group)
+        for i in range(count):
+            root = f"{flow.name}-{i}"
+            call = {"func": flow.entry_function, "args": list(flow.entry_args)}
+            param = {"headers": {}, "data": base64.b64encode(json.dumps(call).encode()).decode()}
+            tags = {TARGET_TAG: target, ORIGIN_TAG: root}
+            create(engine, root, param, tags)
+            for step, group in enumerate(("service-b", "service-c")):
+                step_tags = {TARGET_TAG: resolve_target(group), ORIGIN_TAG: root}
+                create(engine, f"{root}.{step}", {}, step_tags)
+            clock[0] += 1
+    return engine, Counted(engine)
+
+
+def create(engine: Engine, promise_id: str, param: dict[str, Any], tags: dict[str, str]) -> None:
+    data = {"id": promise_id, "timeoutAt": 10**15, "param": param, "tags": tags}
+    body = json.dumps({"kind": "promise.create", "head": {}, "data": data}).encode()
+    assert engine.handle(body).status == 200
+
+
+class Counted:
+    """An httpx transport to an in-process engine that counts requests and promises answered."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.requests = 0
+        self.promises = 0
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        reply = self.engine.handle(request.content)
+        answer = json.loads(reply.body)
+        if isinstance(answer.get("data"), dict):
+            self.promises += len(answer["data"].get("promises", ()))
+        return httpx.Response(reply.status, content=reply.body)
+
+
+def test_one_read_of_the_invocations_reads_the_same_whatever_is_stored() -> None:
+    """The newest invocations of each flow, and never more promises than the page lists."""
+    for stored in (30, 3000):
+        _, counted = seeded_server(stored)
+
+        async def read(counted: Counted = counted) -> list[InvocationSummary]:
+            reader = AsyncServerReader("http://server", transport=counted.transport())
+            try:
+                return await recent_invocations(reader)
+            finally:
+                await reader.aclose()
+
+        found = asyncio.run(read())
+        assert counted.requests == len(FLOWS), stored
+        assert counted.promises <= len(FLOWS) * RECENT, (stored, counted.promises)
+        created = [
+            *(f"await-chain-{i}" for i in range(stored)),
+            "fan-out-0",
+            "fan-out-1",
+            "fan-out-2",
+        ]
+        assert [summary.id for summary in found] == created[::-1][:RECENT]
+
+
+def test_every_open_page_shares_one_read_per_interval(tmp_path: Path) -> None:
+    _, counted = seeded_server(2000)
+    board = dashboard(tmp_path)
+    board.reader = AsyncServerReader("http://server", transport=counted.transport())
+    ticks: asyncio.Queue[None] = asyncio.Queue()
+
+    async def next_tick(seconds: float) -> None:
+        await ticks.get()
+
+    board.invocations = SharedPoll(board.invocations_json, 0.5, sleeper=next_tick)
+
+    async def pages() -> list[Any]:
+        async with contextlib.AsyncExitStack() as pages:
+            for _ in range(5):
+                await pages.enter_async_context(board.invocations.watching())
+            seen = [await board.invocations.latest() for _ in range(5)]
+            for _ in range(3):
+                ticks.put_nowait(None)
+                while not ticks.empty():
+                    await asyncio.sleep(0)
+                await asyncio.sleep(0)
+            seen.append(await board.invocations.latest())
+        assert board.invocations.watchers == 0
+        ticks.put_nowait(None)  # nobody watches: no read follows
+        await asyncio.sleep(0.01)
+        return seen
+
+    seen = asyncio.run(pages())
+    assert board.invocations.reads == 4, "one read at first and one per interval, for 5 pages"
+    assert counted.requests == 4 * len(FLOWS)
+    assert counted.promises <= 4 * len(FLOWS) * RECENT
+    assert seen[0]["invocations"][0]["id"] == "fan-out-2"
+    assert all(page == seen[0] for page in seen)

@@ -6,13 +6,17 @@ tests/e2e/test_launcher_supervisor.py drives it with stand-in child processes.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from asyncrpc.runtime.errors import LauncherError, UsageError
 from asyncrpc.runtime.numbers import MAX_REPLICAS
+from asyncrpc.supervise.control_client import TOKEN_HEADER
+from asyncrpc.supervise.control_server import make_app
 from asyncrpc.supervise.pids import ProcessRef
 from asyncrpc.supervise.plan import ReplicaSpec
 from asyncrpc.supervise.supervisor import Supervisor
@@ -43,3 +47,19 @@ def test_add_stops_at_the_most_replicas_a_node_may_have(tmp_path: Path) -> None:
         asyncio.run(supervisor.start(NodeSelector("b"), add=True))
     assert len(supervisor.replicas) == 2 + MAX_REPLICAS  # nothing was added, nothing started
     assert refs_of(supervisor) == []
+
+
+def test_an_unexpected_failure_is_answered_with_its_words() -> None:
+    """The control server answers what went wrong, which the command prints."""
+
+    class Failing:
+        async def start(self, *args: object) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    app = make_app(Failing(), "token", on_down=lambda: None)  # type: ignore[arg-type]
+    with TestClient(app, raise_server_exceptions=False) as http:
+        answer = http.post("/start", json={"node": "server"}, headers={TOKEN_HEADER: "token"})
+    assert answer.status_code == 500
+    assert answer.json()["error"] == (
+        "the supervisor failed: OSError: [Errno 28] No space left on device"
+    )

@@ -112,6 +112,9 @@ def test_the_call_graph_query_uses_the_origin_column_and_binds_every_value() -> 
     assert "origin_id = %s" in sql and "tags ->> %s = %s" in sql and "state LIKE %s" in sql
     assert "order-42" not in sql and "DROP" not in sql
     assert params == ["order-42", "x'; DROP", "v", "rejected%", "ord"]
+    sql, params = search_query({"resonate:target": "poll://any@a"}, None, None, newest=25)
+    assert sql.endswith("ORDER BY created_at DESC, id DESC LIMIT %s")
+    assert params == ["resonate:target", "poll://any@a", 25]
 
 
 def row(state: str, timeout_at: int, tags: dict[str, str]) -> tuple[object, ...]:

@@ -146,6 +146,56 @@ def test_promise_search_filters_by_origin_tag_and_pages(clock: Clock) -> None:
     assert [p["id"] for p in by_prefix] == ["other"]
 
 
+def test_promise_search_newest_first_is_one_bounded_page(tmp_path: Path, clock: Clock) -> None:
+    db = str(tmp_path / "s.db")
+    engine = Engine(Store(db, min_log=40), clock=clock)
+    for i in range(60):
+        for group in ("a", "b"):
+            target = f"poll://any@{group}"
+            send(
+                engine,
+                "promise.create",
+                id=f"{group}{i}",
+                timeoutAt=FAR,
+                tags={"resonate:target": target},
+            )
+        clock.now += 1
+    for settled in ("a57", "a59", "b10"):  # settled: on disk, and out of memory
+        send(engine, "promise.settle", id=settled, state="resolved", value={"data": "1"})
+    assert "a59" not in engine.state.promises and "a58" in engine.state.promises
+
+    def newest(**data: Any) -> list[str]:
+        answer = send(engine, "promise.search", order="newest", **data)
+        assert answer["head"]["status"] == 200 and "cursor" not in answer["data"]
+        return [p["id"] for p in answer["data"]["promises"]]
+
+    assert newest(tags={"resonate:target": "poll://any@a"}, limit=3) == ["a59", "a58", "a57"]
+    assert newest(limit=2) == ["b59", "a59"]
+    assert newest(tags={"resonate:target": "poll://any@a"}, idPrefix="a1", limit=2) == [
+        "a19",
+        "a18",
+    ]
+    assert newest(tags={"resonate:target": "poll://any@none"}) == []
+    assert newest(state="resolved") == ["a59", "a57", "b10"]
+    assert newest(state="pending", tags={"resonate:target": "poll://any@a"}, limit=2) == [
+        "a58",
+        "a56",
+    ]
+    for bad in ({"order": "oldest"}, {"order": "newest", "cursor": "a1"}, {"limit": 0}):
+        answer = send(engine, "promise.search", **{"order": "newest", **bad})
+        assert answer["head"]["status"] == 400, bad
+    engine.store.close()
+    restarted = Engine(Store(db, min_log=40), clock=clock)  # a snapshot and a log replayed
+    answer = send(
+        restarted,
+        "promise.search",
+        order="newest",
+        limit=3,
+        tags={"resonate:target": "poll://any@b"},
+    )
+    assert [p["id"] for p in answer["data"]["promises"]] == ["b59", "b58", "b57"]
+
+
 def test_task_get_returns_the_task_or_404(clock: Clock) -> None:
     engine = Engine(Store(":memory:"), clock=clock)
     send(engine, "promise.create", id="p", timeoutAt=FAR, tags={"resonate:target": "poll://any@g"})
