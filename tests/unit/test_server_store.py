@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from resonate.transport import Response
 
 from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import WRITE_RETRY_MS, Engine, Reply
@@ -126,6 +127,9 @@ def test_a_failed_commit_of_a_single_request_is_a_503(tmp_path: Path) -> None:
     reply = engine.handle(create("lost"))
     assert reply.status == 503 and "disk I/O error" in (reply.detail or "")
     assert msgspec.json.decode(reply.body)["kind"] == "promise.create"
+    # The SDK's own parse of a response (the gateway's "decoding error" on a null kind).
+    answer = msgspec.json.decode(reply.body, type=Response)
+    assert (answer.kind, answer.head.status) == ("promise.create", 503)
 
 
 def test_a_change_that_arrives_after_the_retry_time_tries_the_disk_itself(
