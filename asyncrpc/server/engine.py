@@ -9,10 +9,16 @@ commit (:meth:`Engine.handle_grouped`), which is most of what a commit costs
 under load. Promises a committed request settled then leave memory (their
 rows are on disk, :mod:`.history`), so memory holds what is in flight.
 
-When a commit fails, the state in memory is ahead of the disk, and nothing
-it holds may be told to anyone: the engine answers every later request with
-503, stops routing, skips the snapshot at shutdown, and calls ``on_failure``
-(the server process then exits 1, and its next start recovers from the disk).
+When a commit fails (a full disk, an I/O error), the state in memory is
+ahead of the disk, and nothing it holds may be told to anyone: the requests
+of that commit get a 503, their messages are dropped, and the engine reads
+its state back from the disk, so what failed never happened. It then keeps
+serving reads and answers every change with a 503 that says why, until a
+probe write succeeds (tried every :data:`WRITE_RETRY_MS`, by the timer and by
+the next change that arrives); then it serves as before, with nothing to do
+by hand. Only when the state cannot be read back does it call
+``on_failure`` (the server process exits 1, and its next start recovers
+from the disk).
 """
 
 from __future__ import annotations
@@ -28,7 +34,13 @@ from typing import Any
 
 from asyncrpc.server import fields, retention
 from asyncrpc.server.machine import Execute, Machine, Outgoing, ProtocolReply, Unblock
-from asyncrpc.server.protocol import ProtocolError, error_envelope, parse_request, response
+from asyncrpc.server.protocol import (
+    ProtocolError,
+    Request,
+    error_envelope,
+    parse_request,
+    response,
+)
 from asyncrpc.server.router import ACK_TIMEOUT_MS, Message, Router
 from asyncrpc.server.store import CommitFailed, Store, StoreError
 
@@ -40,6 +52,19 @@ FROM_A_WORKER = frozenset({"task.acquire", "task.create", "task.heartbeat"})
 SNAPSHOT_RETRY_MS = 10_000
 #: How often the timer loop looks for due promise timeouts, leases and retries.
 TICK_INTERVAL_S = 0.2
+#: How long after a failed write the disk is tried again (ms).
+WRITE_RETRY_MS = 1_000
+#: The kinds that never change the state: served while writes are refused.
+READ_KINDS = frozenset(
+    {
+        "promise.get",
+        "promise.search",
+        "task.get",
+        "task.search",
+        "schedule.get",
+        "schedule.search",
+    }
+)
 
 
 def wall_clock_ms() -> int:
@@ -52,12 +77,15 @@ class Reply:
 
     ``kind`` is the request's kind as sent (None when the body was not a request): the
     server's metrics count answers by it.
+    ``request`` is the request answered (None when the body was not one), so that a
+    commit that fails after the answer was made can answer it with a 503 instead.
     """
 
     status: int
     body: bytes
     detail: str | None = None
     kind: str | None = None
+    request: Request | None = None
 
 
 class Engine:
@@ -80,12 +108,19 @@ class Engine:
         self._next_gc = 0
         self._snapshot_after = 0
         self.on_failure = on_failure
-        #: Why the engine stopped answering (a failed commit), or None while it is sound.
+        #: Why changes are refused (a failed commit), or None while the disk takes writes.
         self.failed: CommitFailed | None = None
+        #: The state could not be read back after a failed commit: nothing is served any more.
+        self.fatal = False
+        #: When the disk is tried again while changes are refused (ms).
+        self._retry_at = 0
         self.store = store
         self.clock = clock
         self.router = Router(
-            clock, self.state.is_pending, self.state.pending_dispatches, ack_timeout_ms
+            clock,
+            lambda task_id, version: self.state.is_pending(task_id, version),
+            lambda: self.state.pending_dispatches(),
+            ack_timeout_ms,
         )
         self._timer: asyncio.Task[None] | None = None
         #: Messages of applied requests, held until their commit.
@@ -97,7 +132,7 @@ class Engine:
         #: Resolved by the commit that the requests of the current loop turn wait for.
         self._batch: asyncio.Future[None] | None = None
         self.recovered_entries = 0
-        self._recover()
+        self._recover(self.state)
 
     # -- requests ------------------------------------------------------------
 
@@ -107,7 +142,7 @@ class Engine:
         try:
             self.commit()
         except CommitFailed:
-            return self._unavailable()
+            return self._unavailable(reply.request)
         return reply
 
     async def handle_grouped(self, body: bytes) -> Reply:
@@ -121,37 +156,75 @@ class Engine:
             try:
                 await self._next_commit()
             except CommitFailed:
-                return self._unavailable()
+                return self._unavailable(reply.request)
         return reply
 
-    def _unavailable(self) -> Reply:
-        return Reply(503, error_envelope(503), f"the server's store failed: {self.failed}")
+    def _unavailable(self, request: Request | None) -> Reply:
+        """A 503 for ``request``, in its envelope (its kind and corrId), saying why."""
+        if self.fatal:
+            detail = f"the server's database failed and the server is stopping: {self.failed}"
+        else:
+            detail = (
+                f"the server cannot write its database ({self.failed}); it refuses changes "
+                f"until it can, trying again every {WRITE_RETRY_MS // 1000}s, and serves reads"
+            )
+        if request is None:
+            return Reply(503, error_envelope(503), detail)
+        body = response(request.kind, request.corr_id, request.version, 503, "error")
+        return Reply(503, body, detail, request.kind, request)
 
     def apply(self, body: bytes) -> Reply:
         """Apply one request and stage it; durable and routed only after :meth:`commit`."""
-        if self.failed is not None:
-            return self._unavailable()
         try:
             request = parse_request(body)
         except ProtocolError as exc:
             envelope = error_envelope(exc.status, exc.kind, exc.corr_id)
             return Reply(exc.status, envelope, exc.message, exc.kind)
         now = self.clock()
-        answer = self._apply(
-            now, body, request.kind, request.data, request.corr_id, request.version
-        )
+        if self.failed is not None and not self._may_apply(request.kind, now):
+            return self._unavailable(request)
+        try:
+            answer = self._apply(
+                now, body, request.kind, request.data, request.corr_id, request.version
+            )
+        except sqlite3.Error as exc:  # a read of the history failed: the disk fails
+            self.store.drop_staged()
+            self._fail(CommitFailed(f"reading {self.store.path!r}: {exc}"))
+            return self._unavailable(request)
         logger.debug("%s -> %s %s", request.kind, answer.status, answer.detail or "")
         envelope = response(
             request.kind, request.corr_id, request.version, answer.status, answer.data
         )
-        return Reply(answer.status, envelope, answer.detail, request.kind)
+        return Reply(answer.status, envelope, answer.detail, request.kind, request)
+
+    def _may_apply(self, kind: Any, now: int) -> bool:
+        """While changes are refused: a read, or the disk takes writes again."""
+        if self.fatal:
+            return False
+        return kind in READ_KINDS or self._writable_again(now)
+
+    def _writable_again(self, now: int) -> bool:
+        """Whether the disk takes writes again (tried at most every WRITE_RETRY_MS)."""
+        if self.fatal or now < self._retry_at:
+            return False
+        try:
+            self.store.probe()
+        except CommitFailed as exc:
+            self._retry_at = now + WRITE_RETRY_MS
+            self.failed = exc
+            return False
+        logger.warning("the database takes writes again; serving changes as before")
+        self.failed = None
+        return True
 
     def commit(self) -> None:
         """Make everything staged durable, then release the messages it caused.
 
-        Raises :class:`CommitFailed` (and the engine stops answering) when the write fails.
+        Raises :class:`CommitFailed` when the write fails: the state is then read
+        back from the disk and changes are refused until the disk takes writes.
         """
-        if self.failed is not None:
+        if self.fatal:
+            assert self.failed is not None
             raise self.failed
         try:
             self.store.commit()
@@ -166,18 +239,53 @@ class Engine:
         self._maybe_snapshot()
 
     def _fail(self, exc: CommitFailed) -> None:
-        logger.critical("%s; answering nothing more and stopping: the next start recovers", exc)
+        """Undo what did not reach the disk: its messages go nowhere, the state is the disk's.
+
+        The requests waiting for the next group commit had their entries in this
+        one (a timer tick commits whatever is staged), so they are answered 503 too.
+        """
         self.failed = exc
         self._unrouted = []
-        self._settled = []
-        self.on_failure()
+        batch, self._batch = self._batch, None
+        if batch is not None and not batch.done():
+            batch.set_exception(exc)
+        self._retry_at = self.clock() + WRITE_RETRY_MS
+        try:
+            self._settled = []
+            self.store.history.reload()
+            state = Machine(self.store.history)
+            self._recover(state)
+        except (StoreError, sqlite3.Error, OSError) as error:
+            logger.critical(
+                "%s, and the state cannot be read back from the disk (%s); stopping: "
+                "the next start recovers what the disk holds",
+                exc,
+                error,
+            )
+            self.fatal = True
+            self.on_failure()
+            return
+        self.state = state
+        self.store.relieve()
+        logger.error(
+            "%s; nothing of it was acknowledged, the state is the disk's again, and changes "
+            "are refused (503) until the disk takes writes (tried every %ds); reads are served",
+            exc,
+            WRITE_RETRY_MS // 1000,
+        )
 
     # -- timers --------------------------------------------------------------
 
     def tick(self) -> None:
-        """Fire whatever is due: promise timeouts, task retries and leases, schedule runs."""
+        """Fire whatever is due: promise timeouts, task retries and leases, schedule runs.
+
+        While changes are refused, only the disk is tried again (nothing fires until
+        it takes writes; what came due meanwhile fires then).
+        """
         now = self.clock()
         self.router.check_streams()
+        if self.failed is not None and not self._writable_again(now):
+            return
         try:
             written = self.store.poll_snapshot()
         except (sqlite3.Error, OSError):
@@ -217,7 +325,8 @@ class Engine:
             try:
                 self.tick()
             except CommitFailed:
-                return
+                if self.fatal:
+                    return
             except Exception:
                 logger.exception("timer tick failed")
             await asyncio.sleep(0 if self.gc_backlog else interval)
@@ -230,10 +339,15 @@ class Engine:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
-        if self.failed is not None:
+        if self.fatal:
             self.store.close()  # what is in memory never reached the disk: keep the disk's
             return
-        self.store.write_snapshot(self.state)
+        try:
+            self.store.write_snapshot(self.state)
+        except (CommitFailed, sqlite3.Error, OSError) as exc:
+            logger.error("no snapshot at shutdown (%s); the log holds everything", exc)
+            self.store.close()
+            return
         in_flight = len(self.state.promises)
         self.store.close()
         logger.info("stopped; %d promises in flight saved to %s", in_flight, self.store.path)
@@ -247,6 +361,8 @@ class Engine:
         self.state.changed = False
         try:
             answer = self.state.apply(now, kind, data, corr_id, version)
+        except sqlite3.Error:
+            raise
         except Exception:
             logger.exception("state machine failed on %s", kind)
             answer = ProtocolReply(500, "error", f"internal error while applying {kind}")
@@ -317,8 +433,8 @@ class Engine:
     def _snapshot_failed(self) -> None:
         self._snapshot_after = self.clock() + SNAPSHOT_RETRY_MS
 
-    def _recover(self) -> None:
-        """Load the snapshot and replay the log after it; messages are not re-sent.
+    def _recover(self, state: Machine) -> None:
+        """Load the snapshot into ``state`` and replay the log after it; no message is sent.
 
         The replay sees the history as of the snapshot (:meth:`History.replaying`),
         as the requests did when they first ran; what they settled is on disk
@@ -329,26 +445,26 @@ class Engine:
         """
         history = self.store.history
         try:
-            seq = self.store.load_snapshot(self.state)
+            seq = self.store.load_snapshot(state)
             history.replaying(seq)
             for entry in self.store.log_after(seq):
                 history.at(entry.seq)
-                self._replay(entry.seq, entry.at, entry.request)
+                self._replay(state, entry.seq, entry.at, entry.request)
             history.replayed()
             if self.store.upgrading is not None:
-                self.store.finish_upgrade(self.state)
-            self.state.settled.clear()
-            self.state.evict_settled()
+                self.store.finish_upgrade(state)
+            state.settled.clear()
+            state.evict_settled()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"{self.store.path!r} is damaged ({exc}); restore it from a backup, "
                 "or move it away to start empty"
             ) from None
 
-    def _replay(self, seq: int, at: int, body: bytes | None) -> None:
+    def _replay(self, state: Machine, seq: int, at: int, body: bytes | None) -> None:
         """Apply one log entry again; one that does not parse is a damaged database."""
         if body is None:
-            self.state.tick(at)
+            state.tick(at)
         else:
             try:
                 request = parse_request(body, bounded=False)
@@ -360,15 +476,13 @@ class Engine:
             if request.kind == retention.GC_KIND:
                 ids = request.data.get("ids")
                 if isinstance(ids, list):
-                    self.state.forget(str(promise_id) for promise_id in ids)
+                    state.forget(str(promise_id) for promise_id in ids)
                 else:  # an older format's batch, replayed with every promise in memory
                     settled_before = fields.integer(request.data, "settledBefore") or 0
                     limit = fields.integer(request.data, "limit") or 0
-                    retention.collect_in_memory(self.state, settled_before, limit)
+                    retention.collect_in_memory(state, settled_before, limit)
             else:
                 with contextlib.suppress(Exception):
-                    self.state.apply(
-                        at, request.kind, request.data, request.corr_id, request.version
-                    )
-        self.state.outgoing.clear()
+                    state.apply(at, request.kind, request.data, request.corr_id, request.version)
+        state.outgoing.clear()
         self.recovered_entries += 1

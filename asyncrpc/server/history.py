@@ -134,6 +134,15 @@ class History:
         self._position = 0
         #: How many rows the table holds: kept in ``meta.settled`` in the transaction that
         #: writes them, so no start-up counts a large table.
+        self._count = 0
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the count from the disk again and empty the cache (after a failed commit,
+        whose rows and count never reached it)."""
+        db = self._db
+        self._cache.clear()
+        self._horizon = None
         row = db.execute("SELECT value FROM meta WHERE key = 'settled'").fetchone()
         if row is None:
             count = db.execute("SELECT COUNT(*) FROM promises").fetchone()[0]

@@ -58,8 +58,10 @@ def serve(
     """Run the server in the foreground until SIGTERM/SIGINT; the exit code.
 
     Raises PortInUse, and StoreError when the database is another server's or
-    damaged. Returns 1 when a commit failed (the state in memory was dropped
-    unacknowledged; a restart recovers from the disk), else 0.
+    damaged. Returns 1 when a commit failed and the state could not be read back
+    from the disk (a restart recovers what it holds), else 0; a commit that fails
+    on a full disk is not that: the server refuses changes until the disk takes
+    writes again, and goes on.
     """
     sock = bind(host, port)
     log_lines.configure(
@@ -92,4 +94,4 @@ def serve(
         server.run(sockets=[sock])
     finally:
         sock.close()
-    return 0 if app.engine.failed is None else 1
+    return 1 if app.engine.fatal else 0

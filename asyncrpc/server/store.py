@@ -35,10 +35,14 @@ can name it. The database, its WAL files and the lock file are
 created readable by their owner only (0600): they hold every flow's inputs.
 
 The failure rule: nothing that did not reach the disk is acknowledged. A
-failed commit raises :class:`CommitFailed`; the engine then answers nothing
-more and stops the process, and the next start rebuilds the state from what
-the disk holds. A failed snapshot loses nothing (the log it would compact is
-committed), so it is logged and tried again later.
+failed commit raises :class:`CommitFailed` and leaves the store as the disk
+has it (the failed entries dropped, no transaction open); the engine then
+reads its state back from the disk and refuses changes until :meth:`Store.probe`
+finds the disk taking writes again. After a failure the write-ahead log is
+checkpointed and truncated, and kept small from then on (:meth:`Store.relieve`):
+SQLite's default lets it grow to 4 MB before it is folded into the database,
+which a nearly full disk cannot hold. A failed snapshot loses nothing (the log
+it would compact is committed), so it is logged and tried again later.
 
 Snapshots bound the log: once it holds more entries than a quarter of the
 promises in flight (and at least ``min_log``), the state is written whole and the log
@@ -104,6 +108,13 @@ FORGET_ROWS = (
 DELETE_ROW = "DELETE FROM promises WHERE id = ?"
 #: Log entries a snapshot covers that are deleted per timer tick once it is written.
 TRIM_BATCH = 1000
+#: Pages the write-ahead log may hold before it is folded into the database, once a write
+#: has failed (SQLite's default is 1000: 4 MB).
+SMALL_WAL_PAGES = 64
+#: Bytes the write-ahead log file is truncated to after a checkpoint, once a write has failed.
+SMALL_WAL_BYTES = 256 * 1024
+#: A write that changes nothing, made to learn whether the disk takes writes.
+PROBE = "UPDATE meta SET value = value WHERE key = 'format'"
 
 
 class StoreError(Exception):
@@ -297,6 +308,13 @@ class Store:
         self._staged_rows.extend(promise.row(seq) for promise in settled)
         self._staged_forgotten.extend((seq, promise_id) for promise_id in forgotten)
 
+    def drop_staged(self) -> None:
+        """Forget what waits for the next commit (a read of the disk failed: the state is read
+        back from the disk, and nothing staged was acknowledged)."""
+        self.last_seq -= len(self._staged)
+        self.log_length -= len(self._staged)
+        self._staged, self._staged_rows, self._staged_forgotten = [], [], []
+
     @property
     def staged(self) -> int:
         """How many entries wait for the next commit."""
@@ -323,10 +341,13 @@ class Store:
                 self._write_history(promises, forgotten)
                 self._db.execute("COMMIT")
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         except sqlite3.Error as exc:
+            if self._holds(rows[-1][0]):  # the commit happened; what failed came after it
+                return
+            self.last_seq -= len(rows)
+            self.log_length -= len(rows)
             raise CommitFailed(f"writing {len(rows)} log entries to {self.path!r}: {exc}") from exc
 
     def _write_history(self, promises: list[PromiseRow], forgotten: list[tuple[int, str]]) -> None:
@@ -337,6 +358,49 @@ class Store:
             self._db.executemany(FORGET_ROWS, forgotten)
             self._db.executemany(DELETE_ROW, [(promise_id,) for _, promise_id in forgotten])
         self.history.written(len(promises), len(forgotten))
+
+    def _holds(self, seq: int) -> bool:
+        """Whether the log on disk holds entry ``seq`` (False when that cannot be read)."""
+        try:
+            return (
+                self._db.execute("SELECT 1 FROM log WHERE seq = ?", (seq,)).fetchone() is not None
+            )
+        except sqlite3.Error:
+            return False
+
+    def _rollback(self) -> None:
+        """End an open transaction (SQLite may have ended it already when a write failed)."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def probe(self) -> None:
+        """Write a page and commit it; :class:`CommitFailed` while the disk refuses writes.
+
+        The write-ahead log is folded into the database and truncated first, which
+        gives back the room it held.
+        """
+        self._checkpoint()
+        try:
+            self._db.execute(PROBE)
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise CommitFailed(f"writing to {self.path!r}: {exc}") from exc
+
+    def relieve(self) -> None:
+        """After a failed write: checkpoint and truncate the write-ahead log, and keep it small.
+
+        Best effort: on a full disk the checkpoint may fail too, and is tried again
+        by :meth:`probe`.
+        """
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute(f"PRAGMA wal_autocheckpoint={SMALL_WAL_PAGES}")
+            self._db.execute(f"PRAGMA journal_size_limit={SMALL_WAL_BYTES}")
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def needs_snapshot(self, promise_count: int) -> bool:
         return self.log_length >= max(self.min_log, promise_count // 4)
@@ -353,7 +417,7 @@ class Store:
             self._db.execute("DELETE FROM forgotten WHERE gone_seq <= ?", (self.last_seq,))
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
         self.log_length = 0
         self._trim_to = 0

@@ -16,9 +16,10 @@ from asyncrpc.protocol.states import PromiseState
 from asyncrpc.readers.server_reader import ServerReader
 from asyncrpc.server.engine import Engine, wall_clock_ms
 from asyncrpc.server.store import Store
+from harness.disk import fill
 from harness.isolation import free_port
 from harness.processes import ASYNCRPC, Processes
-from tests.support.server import DAMAGED_LOG_ROW, create, damaged
+from tests.support.server import DAMAGED_LOG_ROW, create, damaged, envelope
 from tests.unit.test_server_history import settled_promises
 
 
@@ -30,6 +31,10 @@ def serve_on(db: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=30,
     )
+
+
+def get(promise_id: str) -> bytes:
+    return envelope("promise.get", id=promise_id)
 
 
 def test_a_second_server_on_the_same_database_exits_2_naming_the_first(
@@ -59,6 +64,63 @@ def test_a_second_server_on_a_link_to_the_database_exits_2_and_the_first_serves_
         answer = httpx.post(url, content=create(f"after{i}"), timeout=10)
         assert answer.status_code == 200, answer.text
     assert first.alive()
+
+
+def test_a_full_disk_refuses_changes_then_serves_again_with_nothing_lost(
+    small_disk: Path, procs: Processes
+) -> None:
+    """On a real 2 MB disk: filled, the server answers 503s that say why and keeps running;
+    given space, it serves again by itself, keeps its write-ahead log small, and has lost
+    nothing it acknowledged, across a restart too."""
+    db = small_disk / "server.db"
+    server, url = procs.start_server(db=db)
+    client = httpx.Client(base_url=url, timeout=10)
+    acknowledged: list[str] = []
+    for i in range(20):
+        assert client.post("/", content=create(f"before{i}")).status_code == 200
+        acknowledged.append(f"before{i}")
+    filler = fill(small_disk)
+    refused = None
+    for i in range(5000):
+        answer = client.post("/", content=create(f"p{i}"))
+        if answer.status_code != 200:
+            refused = answer
+            break
+        acknowledged.append(f"p{i}")
+    assert refused is not None, "the disk never filled"
+    assert refused.status_code == 503, refused.text
+    envelope = refused.json()
+    assert envelope["kind"] == "promise.create" and envelope["head"]["corrId"] == "c"
+    assert envelope["head"]["status"] == 503
+    assert "cannot write its database" in refused.headers["x-asyncrpc-error"]
+    assert "full" in refused.headers["x-asyncrpc-error"]
+    time.sleep(1.5)  # a retry or two
+    assert server.alive()
+    # Truncating the write-ahead log gave some room back: take that too.
+    fillers = [filler, fill(small_disk)]
+    assert client.post("/", content=create("still-full")).status_code == 503
+    assert client.post("/", content=get(acknowledged[-1])).status_code == 200
+
+    for filler in fillers:
+        filler.unlink()
+    deadline = time.monotonic() + 10
+    while (answer := client.post("/", content=create("after"))).status_code == 503:
+        assert time.monotonic() < deadline, "the server did not take changes again"
+        time.sleep(0.1)
+    assert answer.status_code == 200, answer.text
+    for i in range(400):  # more than the disk held the first time round
+        assert client.post("/", content=create(f"more{i}")).status_code == 200
+    wal = small_disk / "server.db-wal"
+    assert wal.stat().st_size <= 1024 * 1024, "the write-ahead log keeps growing"
+    assert server.alive()
+    server.stop()
+    _, url = procs.start_server(db=db)
+    with httpx.Client(base_url=url, timeout=10) as restarted:
+        for promise_id in [*acknowledged, "after", "more399"]:
+            answer = restarted.post("/", content=get(promise_id))
+            assert answer.status_code == 200, promise_id
+        assert restarted.post("/", content=get("still-full")).status_code == 404
+    client.close()
 
 
 def test_a_damaged_log_row_is_an_exit_2(tmp_path: Path) -> None:

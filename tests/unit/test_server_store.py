@@ -1,5 +1,6 @@
 """The store's rules: one writer per database, owner-only files, nothing acknowledged that a
-failed commit lost, and a damaged database refused clearly."""
+failed commit lost (and serving again by itself once the disk takes writes), and a damaged
+database refused clearly."""
 
 from __future__ import annotations
 
@@ -14,20 +15,26 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from resonate.transport import Response
 
 from asyncrpc.server.app import ServerApp
-from asyncrpc.server.engine import Engine
+from asyncrpc.server.engine import WRITE_RETRY_MS, Engine, Reply
 from asyncrpc.server.store import Store, StoreError
 from tests.support.server import DAMAGED_LOG_ROW, create, damaged, envelope
 
 
 class FailingWrites(sqlite3.Connection):
-    """A connection whose log writes fail once ``failing`` is set (a full or broken disk)."""
+    """A connection whose writes fail once ``failing`` is set (a full or broken disk), and
+    whose reads fail too once ``unreadable`` is."""
 
     failing = False
+    unreadable = False
 
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
-        if self.failing and sql.lstrip().upper().startswith(("INSERT INTO LOG", "COMMIT")):
+        statement = sql.lstrip().upper()
+        if self.failing and statement.startswith(("INSERT", "UPDATE", "DELETE", "COMMIT")):
+            raise sqlite3.OperationalError("disk I/O error")
+        if self.unreadable and statement.startswith("SELECT"):
             raise sqlite3.OperationalError("disk I/O error")
         return super().execute(sql, *args)
 
@@ -47,32 +54,71 @@ def get(promise_id: str) -> bytes:
     return envelope("promise.get", id=promise_id)
 
 
-def test_a_failed_commit_acknowledges_nothing_and_the_restart_has_only_the_disk(
+def test_a_failed_commit_acknowledges_nothing_and_serving_resumes_when_the_disk_does(
     tmp_path: Path,
 ) -> None:
     db = str(tmp_path / "s.db")
     failures: list[str] = []
-    engine = Engine(Store(db, connect=failing_connect), on_failure=lambda: failures.append("x"))
+    now = [1_000]
+    engine = Engine(
+        Store(db, connect=failing_connect),
+        clock=lambda: now[0],
+        on_failure=lambda: failures.append("x"),
+    )
     stream = engine.router.connect("g", "w")
     assert engine.handle(create("kept")).status == 200
     stream.queue.get_nowait()
     engine.store._db.failing = True  # type: ignore[attr-defined]
 
-    async def grouped() -> list[int]:
-        replies = await asyncio.gather(
-            *(engine.handle_grouped(create(f"lost{i}")) for i in range(3))
-        )
-        return [reply.status for reply in replies]
+    async def grouped() -> list[Reply]:
+        return await asyncio.gather(*(engine.handle_grouped(create(f"lost{i}")) for i in range(3)))
 
-    assert asyncio.run(grouped()) == [503, 503, 503]
-    assert failures == ["x"]
+    replies = asyncio.run(grouped())
+    assert [reply.status for reply in replies] == [503, 503, 503]
+    envelope = msgspec.json.decode(replies[0].body)
+    assert envelope["kind"] == "promise.create" and envelope["head"]["corrId"] == "c"
+    assert "disk I/O error" in (replies[0].detail or "")
     assert stream.queue.empty(), "an execute of an uncommitted promise went out"
-    # Reads answer nothing either: memory holds what the disk does not.
-    assert engine.handle(get("lost0")).status == 503
-    assert engine.handle(get("kept")).status == 503
-    asyncio.run(engine.stop())  # no snapshot of the state the disk never had
+    assert failures == [] and not engine.fatal
+    # The state is the disk's again: what failed never happened, what was acknowledged is there.
+    assert engine.handle(get("lost0")).status == 404
+    assert engine.handle(get("kept")).status == 200
+    refused = engine.handle(create("later"))
+    assert refused.status == 503 and "refuses changes" in (refused.detail or "")
+    # The disk takes writes again: no step by hand, changes are served within a retry.
+    engine.store._db.failing = False  # type: ignore[attr-defined]
+    assert engine.handle(create("too-soon")).status == 503
+    now[0] += WRITE_RETRY_MS
+    engine.tick()
+    assert engine.failed is None
+    assert engine.handle(create("after")).status == 200
+    assert msgspec.json.decode(stream.queue.get_nowait().body)["data"]["task"]["id"] == "after"
+    assert stream.queue.empty()
+    asyncio.run(engine.stop())
     restarted = Engine(Store(db))
-    assert sorted(restarted.state.promises) == ["kept"]
+    assert sorted(restarted.state.promises) == ["after", "kept"]
+
+
+def test_a_request_whose_entry_a_failed_timer_commit_took_is_not_acknowledged(
+    tmp_path: Path,
+) -> None:
+    """A tick commits whatever is staged, the waiting request's entry too: when that
+    commit fails, the request gets a 503, not the 200 of the empty commit after it."""
+    engine = Engine(Store(str(tmp_path / "s.db"), connect=failing_connect))
+
+    async def race() -> Reply:
+        waiting = asyncio.ensure_future(engine.handle_grouped(create("raced")))
+        await asyncio.sleep(0)  # applied and staged; its group commit is scheduled
+        assert engine.store.staged == 1
+        engine.store._db.failing = True  # type: ignore[attr-defined]
+        with pytest.raises(Exception, match="disk I/O error"):
+            engine.tick()  # the timer's turn comes first
+        engine.store._db.failing = False  # type: ignore[attr-defined]
+        return await waiting
+
+    reply = asyncio.run(race())
+    assert reply.status == 503, reply
+    assert "raced" not in engine.state.promises
 
 
 def test_a_failed_commit_of_a_single_request_is_a_503(tmp_path: Path) -> None:
@@ -80,9 +126,28 @@ def test_a_failed_commit_of_a_single_request_is_a_503(tmp_path: Path) -> None:
     engine.store._db.failing = True  # type: ignore[attr-defined]
     reply = engine.handle(create("lost"))
     assert reply.status == 503 and "disk I/O error" in (reply.detail or "")
+    assert msgspec.json.decode(reply.body)["kind"] == "promise.create"
+    # The SDK's own parse of a response (the gateway's "decoding error" on a null kind).
+    answer = msgspec.json.decode(reply.body, type=Response)
+    assert (answer.kind, answer.head.status) == ("promise.create", 503)
 
 
-def test_a_failed_timer_commit_stops_the_engine(tmp_path: Path) -> None:
+def test_a_change_that_arrives_after_the_retry_time_tries_the_disk_itself(
+    tmp_path: Path,
+) -> None:
+    now = [1_000]
+    engine = Engine(Store(str(tmp_path / "s.db"), connect=failing_connect), clock=lambda: now[0])
+    engine.store._db.failing = True  # type: ignore[attr-defined]
+    assert engine.handle(create("lost")).status == 503
+    engine.store._db.failing = False  # type: ignore[attr-defined]
+    now[0] += WRITE_RETRY_MS
+    assert engine.handle(create("served")).status == 200
+    assert sorted(engine.state.promises) == ["served"]
+
+
+def test_a_failed_timer_commit_refuses_changes_until_the_disk_takes_writes(
+    tmp_path: Path,
+) -> None:
     now = [1_000]
     engine = Engine(Store(str(tmp_path / "s.db"), connect=failing_connect), clock=lambda: now[0])
     data = {"id": "t", "timeoutAt": 2_000, "tags": {"resonate:target": "poll://any@g"}}
@@ -91,7 +156,36 @@ def test_a_failed_timer_commit_stops_the_engine(tmp_path: Path) -> None:
     now[0] = 3_000
     with pytest.raises(Exception, match="disk I/O error"):
         engine.tick()
-    assert engine.failed is not None and engine.handle(get("t")).status == 503
+    assert engine.failed is not None and not engine.fatal
+    answer = msgspec.json.decode(engine.handle(get("t")).body)
+    assert answer["data"]["promise"]["state"] == "rejected_timedout"  # read as of now
+    assert engine.state.promises["t"].state == "pending"  # the timeout never reached the disk
+    now[0] += WRITE_RETRY_MS
+    engine.tick()
+    assert engine.failed is not None, "the disk still refuses writes"
+    engine.store._db.failing = False  # type: ignore[attr-defined]
+    now[0] += WRITE_RETRY_MS
+    engine.tick()
+    assert engine.failed is None
+    assert "t" not in engine.state.promises  # settled now: its row is on disk
+    stored = engine.store.history.promise("t")
+    assert stored is not None and stored.state == "rejected_timedout"
+    assert stored.settled_at == 2_000
+
+
+def test_a_state_that_cannot_be_read_back_stops_the_server(tmp_path: Path) -> None:
+    failures: list[str] = []
+    engine = Engine(
+        Store(str(tmp_path / "s.db"), connect=failing_connect),
+        on_failure=lambda: failures.append("x"),
+    )
+    assert engine.handle(create("kept")).status == 200
+    engine.store._db.failing = engine.store._db.unreadable = True  # type: ignore[attr-defined]
+    assert engine.handle(create("lost")).status == 503
+    assert failures == ["x"] and engine.fatal
+    reply = engine.handle(get("kept"))
+    assert reply.status == 503 and "stopping" in (reply.detail or "")
+    asyncio.run(engine.stop())
 
 
 def test_one_writer_per_database(tmp_path: Path) -> None:
