@@ -232,20 +232,10 @@ class History:
         The indexed columns narrow the read; tags without a column are matched on
         the records. Ids in ``skip`` (those memory holds) are left out.
         """
-        if wanted.state == PromiseState.PENDING:
-            return []  # every pending promise is in memory
-        where: list[str] = []
-        params: list[Any] = []
-        for tag, column in ((ORIGIN_TAG, "origin"), (TARGET_TAG, "target"), (BRANCH_TAG, "branch")):
-            value = wanted.tags.get(tag)
-            if isinstance(value, str):
-                where.append(f"{column} = ?")
-                params.append(value)
-            elif tag in wanted.tags:
-                return []  # a non-text value: no stored promise has it (its column is text)
-        if wanted.state is not None:
-            where.append("state = ?")
-            params.append(wanted.state)
+        narrowed = _narrowing(wanted)
+        if narrowed is None:
+            return []
+        where, params = narrowed
         if wanted.prefix:
             where.append("id >= ?")
             params.append(wanted.prefix)
@@ -271,20 +261,10 @@ class History:
         Read newest first by an index where the target narrows it, so the cost is
         that of the rows looked at, not of the rows stored.
         """
-        if wanted.state == PromiseState.PENDING:
-            return []  # every pending promise is in memory
-        where: list[str] = []
-        params: list[Any] = []
-        for tag, column in ((ORIGIN_TAG, "origin"), (TARGET_TAG, "target"), (BRANCH_TAG, "branch")):
-            value = wanted.tags.get(tag)
-            if isinstance(value, str):
-                where.append(f"{column} = ?")
-                params.append(value)
-            elif tag in wanted.tags:
-                return []  # a non-text value: no stored promise has it (its column is text)
-        if wanted.state is not None:
-            where.append("state = ?")
-            params.append(wanted.state)
+        narrowed = _narrowing(wanted)
+        if narrowed is None:
+            return []
+        where, params = narrowed
         covered = set(wanted.tags) <= {ORIGIN_TAG, TARGET_TAG, BRANCH_TAG} and not wanted.prefix
         chunk = limit if covered else max(limit, SCAN_CHUNK)
         found: list[Promise] = []
@@ -379,3 +359,26 @@ class History:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _narrowing(wanted: SearchFilter) -> tuple[list[str], list[Any]] | None:
+    """The indexed columns' conditions for ``wanted``; None when no stored promise can match.
+
+    Every pending promise is in memory, and a tag value that is not text matches no
+    stored promise (its column is text).
+    """
+    if wanted.state == PromiseState.PENDING:
+        return None
+    where: list[str] = []
+    params: list[Any] = []
+    for tag, column in ((ORIGIN_TAG, "origin"), (TARGET_TAG, "target"), (BRANCH_TAG, "branch")):
+        value = wanted.tags.get(tag)
+        if isinstance(value, str):
+            where.append(f"{column} = ?")
+            params.append(value)
+        elif tag in wanted.tags:
+            return None
+    if wanted.state is not None:
+        where.append("state = ?")
+        params.append(wanted.state)
+    return where, params
