@@ -124,7 +124,7 @@ def crash(
     from asyncrpc.demo.crash import DemoOptions, demo_run_dir, run_crash_demo
     from asyncrpc.demo.narrate import Narrator
     from asyncrpc.demo.scenario import choose
-    from asyncrpc.runtime.errors import LauncherError
+    from asyncrpc.runtime.errors import CommandError
 
     # Under --json the narration is for the person watching; stdout keeps the JSON.
     out = Console(stderr=as_json, highlight=False, soft_wrap=False)
@@ -146,7 +146,7 @@ def crash(
         narrator = Narrator(out, scenario)
         with sigterm_as_interrupt():
             outcome = run_crash_demo(options, os.environ, narrator)
-    except LauncherError as error:
+    except CommandError as error:
         fail(str(error), error.exit_code)
     except KeyboardInterrupt:
         fail("interrupted: stopped everything the demo had started.", 130)

@@ -1,6 +1,6 @@
 """What the commands that drive the supervisor share: how they print, report errors and find it.
 
-Every foreseen failure is a :class:`~asyncrpc.runtime.errors.LauncherError`;
+Every foreseen failure is a :class:`~asyncrpc.runtime.errors.CommandError`;
 :func:`reported` prints it as one clear message and exits with its code (2 for
 a wrong name or value, 124 for a call that timed out, 1 otherwise). A command given
 `--json` gets the error as one JSON object on stdout
@@ -23,7 +23,7 @@ import typer
 
 from asyncrpc.cli.application import json_error, json_requested
 from asyncrpc.runtime import config
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 from asyncrpc.supervise.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -67,10 +67,10 @@ def fail(message: str, exit_code: int) -> NoReturn:
 
 @contextlib.contextmanager
 def reported() -> Iterator[None]:
-    """Turn a LauncherError into its message and its exit code (see :func:`fail`)."""
+    """Turn a CommandError into its message and its exit code (see :func:`fail`)."""
     try:
         yield
-    except LauncherError as error:
+    except CommandError as error:
         fail(str(error), error.exit_code)
 
 

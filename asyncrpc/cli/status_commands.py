@@ -10,7 +10,7 @@ import typer
 from asyncrpc.cli.application import app
 from asyncrpc.cli.options import JsonOption, RunDirOption
 from asyncrpc.cli.reporting import client_of, console, print_json, reported, run_dir_of
-from asyncrpc.runtime.errors import LauncherError, NothingRunning
+from asyncrpc.runtime.errors import CommandError, NothingRunning
 
 # -- status / ps ----------------------------------------------------------------
 
@@ -80,7 +80,7 @@ def ui(
         client = client_of(run_dir)
         url = _dashboard_address(client.status().dashboard_url, client.dashboard_token)
         if url is None:
-            raise LauncherError(
+            raise CommandError(
                 "this supervisor serves no dashboard (it was started with --no-dashboard). "
                 "Stop it with `asyncrpc down` and start it again without that option."
             )

@@ -4,7 +4,7 @@ Handlers stay thin: each parses, calls the function the CLI's command calls
 (the supervisor's ``kill`` / ``start`` / ``restart`` as the control server
 does, :func:`~asyncrpc.ops.call.call_flow`, the log tail of
 :mod:`asyncrpc.supervise.log_files`, the server reader (:mod:`asyncrpc.readers.server_reader`),
-the demo's own checks) and answers JSON; a LauncherError or InvocationError
+the demo's own checks) and answers JSON; a CommandError or InvocationError
 becomes ``{"error": ...}`` with a 4xx/5xx status.
 
 - ``GET /``: the page; ``/static/...``: its script and style.
@@ -60,7 +60,7 @@ from asyncrpc.readers.promises import (
 )
 from asyncrpc.readers.server_reader import AsyncServerReader
 from asyncrpc.runtime import numbers
-from asyncrpc.runtime.errors import LauncherError, UsageError
+from asyncrpc.runtime.errors import CommandError, UsageError
 from asyncrpc.supervise.control_server import launcher_error_response
 from asyncrpc.supervise.log_files import last_lines, log_files
 from asyncrpc.supervise.supervisor import Supervisor
@@ -254,8 +254,8 @@ def make_app(dashboard: Dashboard) -> FastAPI:
             return JSONResponse({"error": NOT_SIGNED_IN}, 401)
         return await call_next(request)
 
-    @app.exception_handler(LauncherError)
-    async def launcher_error(_: Request, error: LauncherError) -> JSONResponse:
+    @app.exception_handler(CommandError)
+    async def launcher_error(_: Request, error: CommandError) -> JSONResponse:
         return launcher_error_response(error)
 
     @app.exception_handler(InvalidQuery)

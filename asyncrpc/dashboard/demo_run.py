@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncrpc.demo.scenario import Scenario
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 from asyncrpc.supervise.control_client import connect
 from asyncrpc.supervise.rundir import RunDir
 
@@ -80,7 +80,7 @@ def replicas_of(run_dir: Path) -> list[dict[str, Any]]:
     try:
         nodes: list[dict[str, Any]] = connect(RunDir(run_dir)).status().to_json()["nodes"]
         return nodes
-    except LauncherError:
+    except CommandError:
         return []
 
 
@@ -106,9 +106,9 @@ class DemoRun:
         return self.state is DemoState.RUNNING
 
     async def start(self, scenario: Scenario) -> None:
-        """Start the demo; LauncherError while another one runs."""
+        """Start the demo; CommandError while another one runs."""
         if self.running:
-            raise LauncherError("a crash demo is already running; stop it or wait for its end.")
+            raise CommandError("a crash demo is already running; stop it or wait for its end.")
         self.scenario, self.lines, self.exit_code = scenario, [], None
         self._process = await asyncio.create_subprocess_exec(
             *self._command.argv(scenario),

@@ -25,7 +25,7 @@ from asyncrpc.dashboard.demo_run import DemoCommand, DemoRun
 from asyncrpc.lesson import topology
 from asyncrpc.readers.server_reader import AsyncServerReader
 from asyncrpc.runtime import config
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 from asyncrpc.runtime.serving import PortInUse, bind, free_port
 from asyncrpc.runtime.uvicorn_server import GracefulServer
 from asyncrpc.supervise.ports import in_use_message
@@ -63,7 +63,7 @@ async def open_dashboard(
     try:
         sock = bind(config.DEFAULT_HOST, port, "--dashboard-port")
     except PortInUse:
-        raise LauncherError(
+        raise CommandError(
             in_use_message("the dashboard", config.DEFAULT_HOST, port, "--dashboard-port")
         ) from None
     plan = supervisor.plan

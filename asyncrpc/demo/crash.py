@@ -43,7 +43,7 @@ from asyncrpc.ops.call import FlowCaller, new_invocation_id
 from asyncrpc.ops.down import stop_everything
 from asyncrpc.protocol.call_graph import CallNode
 from asyncrpc.runtime import config
-from asyncrpc.runtime.errors import LauncherError, UsageError
+from asyncrpc.runtime.errors import CommandError, UsageError
 from asyncrpc.supervise.control_client import ControlClient, connect
 from asyncrpc.supervise.plan import Plan
 from asyncrpc.supervise.rundir import RunDir
@@ -102,7 +102,7 @@ def run_crash_demo(
     wall: Callable[[], float] = time.time,
     sleeper: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Run the whole demo; LauncherError (UsageError: exit 2) when it cannot or did not work."""
+    """Run the whole demo; CommandError (UsageError: exit 2) when it cannot or did not work."""
     scenario = options.scenario
     if not options.timeout > 0:
         raise UsageError("--timeout must be a positive number of seconds.")
@@ -151,9 +151,9 @@ def _prepare(
     )
     try:
         plan = up.prepare(choice, env, rundir.path, notify=narrator.note)
-    except LauncherError as error:
+    except CommandError as error:
         if rundir.read_state() is not None:
-            raise LauncherError(
+            raise CommandError(
                 f"{error} (The demo's run directory is {rundir.path}: give those commands "
                 f"--run-dir {rundir.path}.)",
                 error.exit_code,

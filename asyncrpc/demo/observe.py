@@ -15,14 +15,14 @@ from asyncrpc.protocol.call_graph import CallKind, CallNode
 from asyncrpc.protocol.errors import InvocationError
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.readers.server_reader import ServerReader
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 
 #: Seconds one read may take; the demo polls, so a slow answer is just asked again.
 READ_TIMEOUT = 2.0
 POLL_INTERVAL = 0.1
 
 
-class DemoFailed(LauncherError):
+class DemoFailed(CommandError):
     """The flow did not recover as the demo expected (exit 1)."""
 
 

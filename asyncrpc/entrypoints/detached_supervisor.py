@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asyncrpc.runtime import config
-from asyncrpc.runtime.errors import LauncherError, SettingsError
+from asyncrpc.runtime.errors import CommandError, SettingsError
 from asyncrpc.runtime.numbers import WholeNumber
 from asyncrpc.supervise.plan import Plan
 from asyncrpc.supervise.rundir import RunDir
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None, template: socket.socket | None = None) -
             lock = rundir.claim()
         else:
             lock = rundir.adopt(WholeNumber(0, 999_999_999).read(handed, config.ENV_RUN_LOCK_FD))
-    except (LauncherError, SettingsError) as error:
+    except (CommandError, SettingsError) as error:
         _log(f"not starting: {error}")
         return 1
     plan = Plan.from_json(json.loads(rundir.plan_file.read_text()))
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None, template: socket.socket | None = None) -
                 open_dashboard=open_dashboard,
             )
         )
-    except LauncherError as error:
+    except CommandError as error:
         _log(f"failed: {error}")
         return 1
     finally:

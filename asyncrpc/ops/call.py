@@ -35,7 +35,7 @@ from asyncrpc.protocol.errors import InvocationError
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG
 from asyncrpc.runtime import config, local_http
-from asyncrpc.runtime.errors import EXIT_TIMEOUT, LauncherError, UsageError
+from asyncrpc.runtime.errors import EXIT_TIMEOUT, CommandError, UsageError
 from asyncrpc.supervise.control_client import connect
 from asyncrpc.supervise.rundir import RunDir
 from asyncrpc.supervise.targets import check_flow
@@ -56,13 +56,13 @@ NOT_FOUND = 404
 EXIT_NOT_STARTED = 3
 
 
-class CallTimeout(LauncherError):
+class CallTimeout(CommandError):
     """No result before the timeout; the invocation itself goes on (exit 124)."""
 
     exit_code = EXIT_TIMEOUT
 
 
-class CallNotStarted(LauncherError):
+class CallNotStarted(CommandError):
     """The server never confirmed creating the invocation: it was NOT started."""
 
     exit_code = EXIT_NOT_STARTED
@@ -179,7 +179,7 @@ class FlowCaller:
                 self.sleeper(RESTART_PAUSE)
                 continue
             if response is not None and response.status != UNAVAILABLE:
-                raise LauncherError(f"the gateway refused {flow.name}: {_error_of(response)}")
+                raise CommandError(f"the gateway refused {flow.name}: {_error_of(response)}")
             # The gateway went away mid-request, or could not wait for the result: whether
             # the invocation exists is known only by asking.
             result = self._poll(flow, invocation_id, deadline, timeout, started=False)
@@ -226,7 +226,7 @@ class FlowCaller:
         except ValueError:
             body = None
         if not isinstance(body, dict) or (key is not None and key not in body):
-            raise LauncherError(f"unexpected answer from the gateway: {response.text!r}")
+            raise CommandError(f"unexpected answer from the gateway: {response.text!r}")
         return body
 
     def _message(self, response: local_http.HttpReply) -> Any:
@@ -260,18 +260,18 @@ class FlowCaller:
                 if state == "resolved":
                     return body.get("result")
                 if state != "pending":
-                    raise LauncherError(
+                    raise CommandError(
                         f"invocation {invocation_id} ended {state}: {body.get('result')!r}"
                     )
             elif response is not None and response.status == NOT_FOUND and not started:
                 return UNKNOWN
             elif response is not None and response.status not in (NOT_FOUND, UNAVAILABLE):
-                raise LauncherError(
+                raise CommandError(
                     f"the gateway could not report {invocation_id}: {_error_of(response)}"
                 )
             self.sleeper(POLL_INTERVAL)
         if not started:
-            raise LauncherError(
+            raise CommandError(
                 f"no word from the gateway about invocation {invocation_id} for {timeout:g}s: "
                 "whether it started is not known. Send the same id again "
                 f"(`asyncrpc invoke {flow.name} --id {invocation_id}`): that starts it, or "
@@ -290,7 +290,7 @@ class FlowCaller:
     ) -> Any:
         """The value the flow's last step stored, once that promise is resolved."""
         if not self.server_url:
-            raise LauncherError(f"{flow.name}'s result is read from the server: give its URL.")
+            raise CommandError(f"{flow.name}'s result is read from the server: give its URL.")
         from asyncrpc.readers.server_reader import ServerReader  # only this flow reads it
 
         with ServerReader(self.server_url, self.token) as server:
@@ -313,7 +313,7 @@ class FlowCaller:
             if promise is not None and promise.state is PromiseState.RESOLVED:
                 return promise.value
             if promise is not None and promise.settled:
-                raise LauncherError(f"{promise.function} in {root_id} ended {promise.state}")
+                raise CommandError(f"{promise.function} in {root_id} ended {promise.state}")
             self.sleeper(POLL_INTERVAL)
         raise self._timeout(flow, root_id, timeout)
 
@@ -365,7 +365,7 @@ def prepare_call(
         snapshot = connect(rundir).status()
         gateway, server = snapshot.gateway_url, snapshot.server_url
         if not gateway:
-            raise LauncherError(
+            raise CommandError(
                 "the supervisor runs no gateway. Start one with `asyncrpc start gateway`."
             )
         running = snapshot.running_nodes()
@@ -393,7 +393,7 @@ def call_flow(
 ) -> CallResult:
     """`asyncrpc call`: check, resolve, announce (``on_start``), call and wait for the result.
 
-    Ctrl-C becomes a LauncherError (exit 130) that says how to re-attach, or,
+    Ctrl-C becomes a CommandError (exit 130) that says how to re-attach, or,
     before the server confirmed the start, that it may not have started.
     """
     start = prepare_call(
@@ -416,13 +416,13 @@ def call_flow(
         return caller.call(start.flow, start.invocation_id, timeout)
     except KeyboardInterrupt:
         if not caller.confirmed:
-            raise LauncherError(
+            raise CommandError(
                 f"interrupted before the server confirmed starting invocation "
                 f"{start.invocation_id}: it may not have started. Send the same id again "
                 f"with {again}: that starts it, or re-attaches to it.",
                 130,
             ) from None
-        raise LauncherError(
+        raise CommandError(
             f"interrupted; invocation {start.invocation_id} goes on. Wait for it again "
             f"with {again}.",
             130,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from asyncrpc.runtime.errors import LauncherError, NothingRunning
+from asyncrpc.runtime.errors import CommandError, NothingRunning
 from asyncrpc.supervise.control_client import connect, orphans, wait_gone
 from asyncrpc.supervise.rundir import RunDir
 
@@ -76,7 +76,7 @@ def stop_everything(
     except NothingRunning:
         stopped = stop_orphans(run_dir)
         return DownResult(stopped, nothing_was_running=not stopped)
-    except LauncherError as error:
+    except CommandError as error:
         notify(f"{error}; stopping its processes directly")
         return DownResult(stop_orphans(run_dir))
 

@@ -8,7 +8,7 @@ none of the three there is no server to read, and guessing the default address
 would read whatever system happens to listen there (another run directory's, whose
 invocations may have the very same fixed ids) without a word.
 
-Reading fails with a :class:`~asyncrpc.runtime.errors.LauncherError` that says why
+Reading fails with a :class:`~asyncrpc.runtime.errors.CommandError` that says why
 (server unreachable, refused, no such promise); a bad pattern or state is a
 :class:`~asyncrpc.runtime.errors.UsageError`.
 """
@@ -31,7 +31,7 @@ from asyncrpc.readers.promises import (
 )
 from asyncrpc.readers.server_reader import ServerReader
 from asyncrpc.runtime import config
-from asyncrpc.runtime.errors import LauncherError, NothingRunning, UsageError
+from asyncrpc.runtime.errors import CommandError, NothingRunning, UsageError
 from asyncrpc.supervise.rundir import RunDir
 
 #: Where the server to read was named, as messages say it.
@@ -87,14 +87,14 @@ def running_server(rundir: RunDir) -> str | None:
 
 @contextmanager
 def _reading(server: ServerToRead) -> Iterator[ServerReader]:
-    """A reader of ``server``; what it raises becomes a LauncherError naming the server."""
+    """A reader of ``server``; what it raises becomes a CommandError naming the server."""
     try:
         with ServerReader(server.url, server.token) as reader:
             yield reader
     except UnknownInvocation as error:
-        raise LauncherError(f"{error} on {config.redacted(server.url)}") from None
+        raise CommandError(f"{error} on {config.redacted(server.url)}") from None
     except InvocationError as error:
-        raise LauncherError(f"{error} (server from {server.source})") from None
+        raise CommandError(f"{error} (server from {server.source})") from None
 
 
 def query_of(pattern: str, state: str | None, limit: int | None) -> PromiseQuery:
@@ -112,11 +112,11 @@ def search(server: ServerToRead, query: PromiseQuery) -> PromisePage:
 
 
 def get(server: ServerToRead, promise_id: str) -> PromiseRecord:
-    """`asyncrpc promises get`: one promise; LauncherError when there is none."""
+    """`asyncrpc promises get`: one promise; CommandError when there is none."""
     with _reading(server) as reader:
         record = reader.get(promise_id)
     if record is None:
-        raise LauncherError(
+        raise CommandError(
             f"no promise with id {promise_id!r} on {config.redacted(server.url)}. "
             "Find ids with `asyncrpc promises search '*'`."
         )
@@ -124,6 +124,6 @@ def get(server: ServerToRead, promise_id: str) -> PromiseRecord:
 
 
 def call_graph(server: ServerToRead, invocation_id: str) -> CallNode:
-    """`asyncrpc tree`: an invocation's call graph; LauncherError when there is none."""
+    """`asyncrpc tree`: an invocation's call graph; CommandError when there is none."""
     with _reading(server) as reader:
         return reader.call_graph(invocation_id)

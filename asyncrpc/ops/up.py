@@ -27,7 +27,7 @@ import psutil
 from asyncrpc.lesson import topology
 from asyncrpc.postgres.schema import SchemaUnavailable, resonate_sql_path
 from asyncrpc.runtime import config
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 from asyncrpc.supervise import ports
 from asyncrpc.supervise.control_client import orphans
 from asyncrpc.supervise.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
@@ -98,7 +98,7 @@ def choose_server(
                 if config.is_postgres_url(url)
                 else "no server answers"
             )
-            raise LauncherError(
+            raise CommandError(
                 f"{what} at {config.redacted(url)} (--server-url). Start that server, or leave "
                 "--server-url out to run the embedded server."
             )
@@ -120,7 +120,7 @@ def postgres_schema(options: UpOptions, env: Mapping[str, str]) -> Path:
     try:
         return resonate_sql_path(env, options.schema)
     except SchemaUnavailable as error:
-        raise LauncherError(f"--server postgres: {error}", 2) from None
+        raise CommandError(f"--server postgres: {error}", 2) from None
 
 
 def check_not_running(rundir: RunDir) -> None:
@@ -129,7 +129,7 @@ def check_not_running(rundir: RunDir) -> None:
     if state is None:
         return
     if state.supervisor.alive():
-        raise LauncherError(
+        raise CommandError(
             f"a supervisor (`asyncrpc up`) is already running in {rundir.path} "
             f"(pid {state.supervisor.pid}). "
             "See it with `asyncrpc status`, add nodes with `asyncrpc start NODE`, "
@@ -138,7 +138,7 @@ def check_not_running(rundir: RunDir) -> None:
     left = orphans(state)
     if left:
         names = ", ".join(name for name, _ in left)
-        raise LauncherError(
+        raise CommandError(
             f"replicas of an earlier supervisor in {rundir.path} still run: {names}. "
             "Stop them with `asyncrpc down` first."
         )
@@ -158,17 +158,17 @@ def prepare(
         given.append(("--dashboard-port", options.dashboard_port))
     for name, port in given:
         if not 0 < port < 65536:
-            raise LauncherError(f"{name} {port}: a port is a number from 1 to 65535.", 2)
+            raise CommandError(f"{name} {port}: a port is a number from 1 to 65535.", 2)
     if options.ttl is not None and options.ttl <= 0:
-        raise LauncherError(f"--ttl {options.ttl:g}: the lease must be a positive number.", 2)
+        raise CommandError(f"--ttl {options.ttl:g}: the lease must be a positive number.", 2)
     if options.respawn is not None and options.respawn < 0:
-        raise LauncherError(f"--respawn {options.respawn:g}: give a number of seconds >= 0.", 2)
+        raise CommandError(f"--respawn {options.respawn:g}: give a number of seconds >= 0.", 2)
     rundir = RunDir(run_dir)
     check_not_running(rundir)
     schema = None
     if options.server == SERVER_POSTGRES:
         if options.server_url:
-            raise LauncherError(
+            raise CommandError(
                 "--server postgres starts a local Postgres; --server-url names a server that "
                 "runs already: give one of them.",
                 2,
@@ -179,10 +179,10 @@ def prepare(
         server_url, embedded = dsn(config.DEFAULT_HOST, options.server_port), True
     elif options.server == SERVER_EMBEDDED:
         if options.schema:
-            raise LauncherError("--schema applies to --server postgres only.", 2)
+            raise CommandError("--schema applies to --server postgres only.", 2)
         server_url, embedded = choose_server(options, env, notify)
     else:
-        raise LauncherError(
+        raise CommandError(
             f"--server {options.server}: valid values are {SERVER_EMBEDDED} (the asyncrpc "
             f"server on SQLite) and {SERVER_POSTGRES} (a local Postgres with resonate.sql).",
             2,
@@ -195,7 +195,7 @@ def prepare(
     if selection.gateway:
         wanted.append(("the gateway", config.DEFAULT_HOST, options.gateway_port, "--gateway-port"))
     if embedded and selection.gateway and options.server_port == options.gateway_port:
-        raise LauncherError(
+        raise CommandError(
             f"the server and the gateway cannot share port {options.server_port}: "
             "choose another with --server-port or --gateway-port."
         )
@@ -204,7 +204,7 @@ def prepare(
             ("the dashboard", config.DEFAULT_HOST, options.dashboard_port, "--dashboard-port")
         )
     if len({port for _, _, port, _ in wanted}) < len(wanted):
-        raise LauncherError(
+        raise CommandError(
             "the server, the gateway and the dashboard each need a port of their own: "
             "choose others with --server-port, --gateway-port or --dashboard-port."
         )
@@ -242,7 +242,7 @@ def run_foreground(
     open_dashboard: DashboardOpener | None = None,
     lock: RunDirLock | None = None,
 ) -> None:
-    """Run the plan in this process until Ctrl-C or `asyncrpc down`; LauncherError if it fails.
+    """Run the plan in this process until Ctrl-C or `asyncrpc down`; CommandError if it fails.
 
     ``open_dashboard`` serves the dashboard when the plan has a port for it: the dashboard
     sits above ops, so the command that runs `up` hands it in. The run directory's
@@ -331,7 +331,7 @@ def start_detached(
         detached.terminate()  # the supervisor stops whatever it had started
         detached.wait(timeout=60)
         rundir.clear_state()
-        raise LauncherError("interrupted: stopped everything that had started.", 130) from None
+        raise CommandError("interrupted: stopped everything that had started.", 130) from None
 
 
 def _wait_until_ready(
@@ -363,19 +363,19 @@ def _wait_until_ready(
             if snapshot.phase is Phase.FAILED:
                 detached.wait(timeout=30)
                 rundir.clear_state()
-                raise LauncherError(snapshot.error or "the supervisor failed to start")
+                raise CommandError(snapshot.error or "the supervisor failed to start")
         code = detached.poll()
         if code is not None:
             rundir.clear_state()
             lines = tail(log_path, offset) or "(no output)"
-            raise LauncherError(
+            raise CommandError(
                 f"the detached supervisor exited ({code}) before everything was ready. "
                 f"Last lines of {log_path}:\n{lines}"
             )
         if time.monotonic() > deadline:
             detached.terminate()
             detached.wait(timeout=60)
-            raise LauncherError(
+            raise CommandError(
                 f"not everything was ready after {limit:g}s; stopped it. Logs: {rundir.logs}."
             )
         sleeper(0.05)

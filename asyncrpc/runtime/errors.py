@@ -1,6 +1,6 @@
 """The errors a command reports: each carries the message a person sees and the exit code.
 
-Commands catch :class:`LauncherError` and print its message (never a trace), so
+Commands catch :class:`CommandError` and print its message (never a trace), so
 every failure the supervisor and the commands (supervise, ops, cli) can foresee
 is raised as one of these.
 """
@@ -16,7 +16,7 @@ EXIT_FAILURE = 1
 EXIT_TIMEOUT = 124
 
 
-class LauncherError(Exception):
+class CommandError(Exception):
     """Something the person can act on; ``str(error)`` says what and how."""
 
     exit_code = EXIT_FAILURE
@@ -27,13 +27,13 @@ class LauncherError(Exception):
             self.exit_code = exit_code
 
 
-class UsageError(LauncherError):
+class UsageError(CommandError):
     """A name or value the person typed is not valid."""
 
     exit_code = EXIT_USAGE
 
 
-class NothingRunning(LauncherError):
+class NothingRunning(CommandError):
     """A command needs a running supervisor and there is none."""
 
 

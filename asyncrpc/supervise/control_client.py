@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncrpc.runtime import local_http
-from asyncrpc.runtime.errors import LauncherError, NothingRunning
+from asyncrpc.runtime.errors import CommandError, NothingRunning
 from asyncrpc.supervise.pids import ProcessRef
 from asyncrpc.supervise.rundir import RunDir
 from asyncrpc.supervise.status import LauncherSnapshot, RunState, StartResult
@@ -80,14 +80,14 @@ class ControlClient:
         if answer.status >= 400:
             message = data.get("error") if isinstance(data, dict) else None
             code = data.get("exit_code") if isinstance(data, dict) else None
-            raise LauncherError(message or f"supervisor error {answer.status}", code)
+            raise CommandError(message or f"supervisor error {answer.status}", code)
         return data
 
-    def unreachable(self, why: str) -> LauncherError:
+    def unreachable(self, why: str) -> CommandError:
         """Why the control server did not answer: NothingRunning when the supervisor is gone."""
         if not self.supervisor.alive():
             return supervisor_gone(self.run_dir, self.supervisor)
-        return LauncherError(
+        return CommandError(
             f"the supervisor (pid {self.supervisor.pid}) did not answer at {self.url}: {why}"
         )
 
@@ -167,5 +167,5 @@ def is_running(run_dir: RunDir) -> bool:
     """True while a supervisor answers for ``run_dir`` (by its state file and process)."""
     try:
         return connect(run_dir).supervisor.alive()
-    except LauncherError:
+    except CommandError:
         return False

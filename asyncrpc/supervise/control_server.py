@@ -4,7 +4,7 @@ Served by the supervisor process (:mod:`asyncrpc.supervise.supervisor_process`)
 on 127.0.0.1; the endpoints and the token check are described in
 :mod:`asyncrpc.supervise.control_client`, which the other commands use. The app
 stays thin: it parses, calls the supervisor, turns its typed answers into JSON
-and a LauncherError into a JSON error.
+and a CommandError into a JSON error.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from asyncrpc.runtime.errors import LauncherError, UsageError
+from asyncrpc.runtime.errors import CommandError, UsageError
 from asyncrpc.supervise.control_client import TOKEN_HEADER, UNAUTHORIZED, token_matches
 from asyncrpc.supervise.pids import signal_number
 from asyncrpc.supervise.supervisor import Supervisor
@@ -38,8 +38,8 @@ class NodeRequest(BaseModel):
     node: str
 
 
-def launcher_error_response(error: LauncherError) -> JSONResponse:
-    """A LauncherError as JSON: 400 for a wrong name or value, 409 for the system's state."""
+def launcher_error_response(error: CommandError) -> JSONResponse:
+    """A CommandError as JSON: 400 for a wrong name or value, 409 for the system's state."""
     status = 400 if isinstance(error, UsageError) else 409
     return JSONResponse({"error": str(error), "exit_code": error.exit_code}, status)
 
@@ -56,8 +56,8 @@ def make_app(supervisor: Supervisor, token: str, on_down: Callable[[], None]) ->
             )
         return await call_next(request)
 
-    @app.exception_handler(LauncherError)
-    async def launcher_error(_: Request, error: LauncherError) -> JSONResponse:
+    @app.exception_handler(CommandError)
+    async def launcher_error(_: Request, error: CommandError) -> JSONResponse:
         return launcher_error_response(error)
 
     @app.exception_handler(Exception)

@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 from asyncrpc.runtime.serving import PortInUse, bind
 
 
@@ -86,11 +86,11 @@ def in_use_message(what: str, host: str, port: int, option: str) -> str:
 
 
 def check_free(ports: list[tuple[str, str, int, str]]) -> None:
-    """Raise one LauncherError naming every (what, host, port, option) that is taken."""
+    """Raise one CommandError naming every (what, host, port, option) that is taken."""
     problems = [
         in_use_message(what, host, port, option)
         for what, host, port, option in ports
         if port_in_use(host, port)
     ]
     if problems:
-        raise LauncherError("\n".join(problems))
+        raise CommandError("\n".join(problems))

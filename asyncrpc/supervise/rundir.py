@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 from asyncrpc.supervise.status import RunState
 
 LAUNCHER_LOG = "launcher"
@@ -65,7 +65,7 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-class RunDirBusy(LauncherError):
+class RunDirBusy(CommandError):
     """Another `asyncrpc up` holds the run directory."""
 
 
@@ -134,15 +134,15 @@ class RunDir:
 
         Checked to be this run directory's lock and held (flock on a descriptor
         that holds it already succeeds); anything else is :class:`RunDirBusy` or a
-        LauncherError, never a supervisor running without the lock.
+        CommandError, never a supervisor running without the lock.
         """
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(self.lock_file))
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
-            raise LauncherError(f"the run directory's lock was not handed over: {error}") from None
+            raise CommandError(f"the run directory's lock was not handed over: {error}") from None
         if not same:
-            raise LauncherError(f"file descriptor {fd} is not {self.lock_file}")
+            raise CommandError(f"file descriptor {fd} is not {self.lock_file}")
         lock = RunDirLock(fd, self.lock_file)
         lock.note_holder(os.getpid())
         return lock

@@ -27,7 +27,7 @@ import httpx
 
 from asyncrpc.lesson import topology
 from asyncrpc.runtime import config
-from asyncrpc.runtime.errors import LauncherError, UsageError
+from asyncrpc.runtime.errors import CommandError, UsageError
 from asyncrpc.runtime.numbers import MAX_REPLICAS
 from asyncrpc.supervise import ports
 from asyncrpc.supervise.log_files import tail
@@ -161,7 +161,7 @@ class Supervisor:
         found = [r for r in self.replicas.values() if selector.matches(r.spec.node, r.spec.replica)]
         if not found:
             known = ", ".join(self.replicas) or "nothing"
-            raise LauncherError(
+            raise CommandError(
                 f"{selector} is not part of this supervisor (it runs {known}). "
                 f"Start it with `asyncrpc start {selector}`."
             )
@@ -169,7 +169,7 @@ class Supervisor:
 
     def _check_server_is_ours(self, selector: NodeSelector) -> None:
         if selector.node in topology.SERVER_NODES and selector.node != self.plan.server_node:
-            raise LauncherError(
+            raise CommandError(
                 f"{selector.node} was not started by this supervisor (its server is "
                 f"{config.redacted(self.plan.server_url)}), so it cannot signal or start it."
             )
@@ -210,7 +210,7 @@ class Supervisor:
     async def _spawn(self, replica: Replica) -> tuple[ReplicaProcess, int]:
         spec = replica.spec
         if self._closing:
-            raise LauncherError(f"not starting {spec.name}: the supervisor is stopping.")
+            raise CommandError(f"not starting {spec.name}: the supervisor is stopping.")
         resonate_id = self._new_id(spec)
         command = self.plan.command(spec, resonate_id, replica.delay, self.env)
         stamp = time.strftime("%H:%M:%S")
@@ -225,7 +225,7 @@ class Supervisor:
                 with contextlib.suppress(OSError):
                     log.close()
             path = self.plan.rundir.log_for(spec.name)
-            raise LauncherError(
+            raise CommandError(
                 f"cannot start {spec.name}: its log {path} cannot be written "
                 f"({error.strerror or error}). Free some space (or fix the permissions) "
                 f"in {self.plan.run_dir}, then start it again."
@@ -285,7 +285,7 @@ class Supervisor:
             return
         try:
             await self._start_replicas([replica])
-        except LauncherError as error:
+        except CommandError as error:
             self._notify(str(error))
 
     async def _wait_ready(self, replica: Replica, process: ReplicaProcess, offset: int) -> None:
@@ -297,12 +297,12 @@ class Supervisor:
         async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
             while True:
                 if process.returncode is not None:
-                    raise LauncherError(self._start_failure(replica, offset, process.returncode))
+                    raise CommandError(self._start_failure(replica, offset, process.returncode))
                 if await self._is_ready(client, url, path, offset, self.plan.ready_marker(spec)):
                     break
                 if loop.time() > deadline:
                     await self._stop([replica])
-                    raise LauncherError(
+                    raise CommandError(
                         f"{spec.name} was not ready after {self.plan.ready_timeout:g}s; "
                         f"stopped it. Last lines of {path}:\n{tail(path, offset)}"
                     )
@@ -353,10 +353,10 @@ class Supervisor:
         )
         errors = [result for result in results if isinstance(result, BaseException)]
         for error in errors:
-            if not isinstance(error, LauncherError):
+            if not isinstance(error, CommandError):
                 raise error
         if errors:
-            raise LauncherError("\n\n".join(str(error) for error in errors))
+            raise CommandError("\n\n".join(str(error) for error in errors))
 
     async def _wait_exit(self, replicas: list[Replica], timeout: float) -> bool:
         watchers = [r.watcher for r in replicas if r.watcher is not None and not r.watcher.done()]
@@ -396,7 +396,7 @@ class Supervisor:
             if others:
                 await self._start_replicas(others)
         except BaseException as error:
-            self.error = str(error) if isinstance(error, LauncherError) else None
+            self.error = str(error) if isinstance(error, CommandError) else None
             await asyncio.shield(self.stop_all())
             raise
         self.phase = Phase.READY
@@ -407,7 +407,7 @@ class Supervisor:
     ) -> StartResult:
         """Start the matching replicas that are not running (`add`: one more replica)."""
         if self._closing:
-            raise LauncherError("the supervisor is stopping; start it again with `asyncrpc up`.")
+            raise CommandError("the supervisor is stopping; start it again with `asyncrpc up`.")
         self._check_server_is_ours(selector)
         node = selector.node
         if add:
@@ -461,7 +461,7 @@ class Supervisor:
         running = [r for r in matching if r.running and r.ref is not None]
         if not running:
             states = ", ".join(f"{r.name} {r.state}" for r in matching)
-            raise LauncherError(
+            raise CommandError(
                 f"{selector} is not running ({states}). Start it with `asyncrpc start {selector}`."
             )
         for replica in running:
@@ -472,7 +472,7 @@ class Supervisor:
         await self._wait_exit(running, wait)
         still = [r.name for r in running if r.alive]
         if still:
-            raise LauncherError(
+            raise CommandError(
                 f"{', '.join(still)} still running {wait:g}s after {signal.Signals(sig).name}; "
                 f"`asyncrpc kill {selector} --signal KILL` forces it."
             )

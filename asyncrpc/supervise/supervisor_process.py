@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import uvicorn
 
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 from asyncrpc.runtime.serving import bind
 from asyncrpc.runtime.signals import handle_stop_signals
 from asyncrpc.runtime.uvicorn_server import GracefulServer
@@ -48,7 +48,7 @@ class DashboardOpener(Protocol):
     """Serves the dashboard of ``supervisor`` on 127.0.0.1:``port`` until closed.
 
     ``secret`` signs a browser in; the supervisor keeps it in the run's state file only.
-    Raises LauncherError when it cannot serve (the port is taken).
+    Raises CommandError when it cannot serve (the port is taken).
     """
 
     async def __call__(
@@ -66,7 +66,7 @@ async def _open_dashboard(
     if not port:
         return None
     if opener is None:
-        raise LauncherError(
+        raise CommandError(
             f"the plan asks for a dashboard on port {port}, but this supervisor process was "
             "started without one to serve"
         )
@@ -85,7 +85,7 @@ async def run_supervisor(
     template: socket.socket | None = None,
     open_dashboard: DashboardOpener | None = None,
 ) -> None:
-    """Boot ``plan`` and run until stopped; raise LauncherError when booting fails.
+    """Boot ``plan`` and run until stopped; raise CommandError when booting fails.
 
     ``follow`` (e.g. the foreground output streamer) runs alongside and is
     cancelled at the end. With ``keep_failed_state`` a failed boot leaves the
@@ -97,7 +97,7 @@ async def run_supervisor(
     SIGINT and SIGTERM are this function's from its first line to its last, so a
     Ctrl-C at any moment of the start runs the same clean-up: whatever had started
     is stopped (a fork still on its way too), and a stop before everything was
-    ready is a LauncherError with exit code 130. After that, they are the way to
+    ready is a CommandError with exit code 130. After that, they are the way to
     stop, and end it normally.
     """
     stop = asyncio.Event()
@@ -228,9 +228,9 @@ async def _supervise(
         if failure is None or not keep_failed_state:
             rundir.clear_state()
     if failure is not None:
-        if isinstance(failure, LauncherError):
+        if isinstance(failure, CommandError):
             raise failure
-        raise LauncherError(f"the supervisor failed: {failure!r}") from failure
+        raise CommandError(f"the supervisor failed: {failure!r}") from failure
     if not ready and interrupted():
-        raise LauncherError("interrupted: stopped everything that had started.", INTERRUPTED)
+        raise CommandError("interrupted: stopped everything that had started.", INTERRUPTED)
     notify("stopped")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from asyncrpc.runtime import config
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 from asyncrpc.supervise.pids import ProcessRef
 
 #: How a replica's exit code reads when the template died before reporting it.
@@ -68,7 +68,7 @@ def template_enabled(env: Mapping[str, str], platform: str = sys.platform) -> bo
     return platform.startswith("linux") and env.get(config.ENV_TEMPLATE, "1") != "0"
 
 
-class TemplateUnavailable(LauncherError):
+class TemplateUnavailable(CommandError):
     """The template cannot fork (it failed to start or has exited)."""
 
 
@@ -222,7 +222,7 @@ class TemplateClient:
                 if future is not None:
                     future.cancel()  # nobody waits for it any more
             elif future is not None and not future.done():
-                future.set_exception(LauncherError(f"fork failed: {message.get('error')}"))
+                future.set_exception(CommandError(f"fork failed: {message.get('error')}"))
 
     @staticmethod
     async def _watch_orphan(child: ForkedProcess) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from asyncrpc.dashboard.demo_run import DemoCommand, DemoRun, DemoState
 from asyncrpc.demo.scenario import choose
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 
 
 def demo_with(tmp_path: Path, script: str) -> DemoRun:
@@ -77,7 +77,7 @@ def test_a_failed_demo_and_a_stopped_one(tmp_path: Path) -> None:
             if waiting.lines:
                 break
             await asyncio.sleep(0.05)
-        with pytest.raises(LauncherError, match="already running"):
+        with pytest.raises(CommandError, match="already running"):
             await waiting.start(choose("fan-out", None, 2))
         await waiting.stop()
 

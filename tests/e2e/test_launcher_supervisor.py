@@ -19,7 +19,7 @@ import pytest
 
 from asyncrpc.ops.down import stop_orphans
 from asyncrpc.ops.up import UpOptions, prepare, start_detached
-from asyncrpc.runtime.errors import LauncherError, NothingRunning
+from asyncrpc.runtime.errors import CommandError, NothingRunning
 from asyncrpc.supervise.control_client import connect
 from asyncrpc.supervise.pids import ProcessRef
 from asyncrpc.supervise.plan import ReplicaSpec
@@ -71,9 +71,9 @@ def test_boot_kill_start_and_stop(tmp_path: Path, reaper: list[ProcessRef]) -> N
 
         assert await supervisor.kill(NodeSelector("a"), signal.SIGTERM) == ["a.1"]
         assert states(supervisor)["a.1"] == ReplicaState.KILLED
-        with pytest.raises(LauncherError, match="a is not running"):
+        with pytest.raises(CommandError, match="a is not running"):
             await supervisor.kill(NodeSelector("a"))
-        with pytest.raises(LauncherError, match="not part of this supervisor"):
+        with pytest.raises(CommandError, match="not part of this supervisor"):
             await supervisor.kill(NodeSelector("c"))
 
         await supervisor.restart(NodeSelector("gateway"))
@@ -95,7 +95,7 @@ def test_a_node_that_exits_at_start_fails_the_boot_and_stops_the_rest(
     supervisor = Supervisor(plan, {**os.environ, "FAKE_FAIL": "b"})
 
     async def scenario() -> None:
-        with pytest.raises(LauncherError) as caught:
+        with pytest.raises(CommandError) as caught:
             await supervisor.boot()
         message = str(caught.value)
         assert "b.1 exited with code 3 at start" in message
@@ -110,7 +110,7 @@ def test_a_node_that_never_gets_ready_is_stopped(tmp_path: Path, reaper: list[Pr
     supervisor = Supervisor(plan, {**os.environ, "FAKE_HANG": "a"})
 
     async def scenario() -> None:
-        with pytest.raises(LauncherError, match=r"a\.1 was not ready after 1s") as caught:
+        with pytest.raises(CommandError, match=r"a\.1 was not ready after 1s") as caught:
             await supervisor.boot()
         assert "a: started with node a" in str(caught.value)
         assert not any(ref.alive() for ref in refs_of(supervisor))
@@ -211,12 +211,12 @@ def test_detached_launcher_is_controlled_from_outside(
         names = [status.name for status in client.status().replicas]
         assert names == ["server", "gateway", "a.1", "a.2"]
 
-        with pytest.raises(LauncherError, match="already running"):
+        with pytest.raises(CommandError, match="already running"):
             prepare(detached_options("a"), env, rundir.path)
 
         assert client.kill("a.2") == ["a.2"]
         assert client.start("a").started == ["a.2"]
-        with pytest.raises(LauncherError) as caught:
+        with pytest.raises(CommandError) as caught:
             client.kill("a.9")
         assert "not part of this supervisor" in str(caught.value)
 
@@ -273,7 +273,7 @@ def test_down_works_when_the_launcher_itself_died(tmp_path: Path, reaper: list[P
         wait_until(lambda: not launcher.alive(), 10, "the launcher to die")
         with pytest.raises(NothingRunning, match="asyncrpc down"):
             connect(rundir).status()
-        with pytest.raises(LauncherError, match="still run"):
+        with pytest.raises(CommandError, match="still run"):
             prepare(detached_options("a"), env, rundir.path)
         assert sorted(stop_orphans(rundir)) == ["a.1", "server"]
         assert not any(ref.alive() for ref in every)
@@ -288,7 +288,7 @@ def test_a_failed_detached_start_reports_the_node_and_leaves_nothing(
     env = {**os.environ, "FAKE_FAIL": "a"}
     plan = prepare(detached_options("a", "b"), env, rundir.path)
     try:
-        with pytest.raises(LauncherError) as caught:
+        with pytest.raises(CommandError) as caught:
             start_detached(plan, env)
         assert "a.1 exited with code 3 at start" in str(caught.value)
         assert "a: boom" in str(caught.value)
@@ -310,7 +310,7 @@ def test_start_on_a_full_disk_says_so(small_disk: Path, reaper: list[ProcessRef]
         with open(log, "ab") as out:  # up to a page's end, so that the next line needs a page
             out.write(b"." * (-log.stat().st_size % 4096))
         filler = fill(small_disk)
-        with pytest.raises(LauncherError) as refused:
+        with pytest.raises(CommandError) as refused:
             await supervisor.start(NodeSelector("server"))
         assert "cannot start server: its log" in str(refused.value)
         assert "No space left on device" in str(refused.value)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asyncrpc.runtime.errors import LauncherError, NothingRunning
+from asyncrpc.runtime.errors import CommandError, NothingRunning
 from asyncrpc.supervise.control_client import TOKEN_HEADER, UNAUTHORIZED, ControlClient
 from asyncrpc.supervise.control_server import make_app
 from asyncrpc.supervise.pids import ProcessRef
@@ -28,7 +28,7 @@ from asyncrpc.supervise.supervisor import Supervisor
 def test_a_running_supervisor_that_does_not_answer_is_named(stranger: str, tmp_path: Path) -> None:
     alive = ProcessRef.of(os.getpid())
     assert alive is not None
-    with pytest.raises(LauncherError, match=f"pid {os.getpid()}.* did not answer") as raised:
+    with pytest.raises(CommandError, match=f"pid {os.getpid()}.* did not answer") as raised:
         ControlClient(stranger, "the-token", alive, RunDir(tmp_path)).status()
     assert not isinstance(raised.value, NothingRunning)
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from asyncrpc.cli import app
 from asyncrpc.lesson import topology
 from asyncrpc.ops.up import UpOptions, choose_server
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 from asyncrpc.supervise.rundir import RunDir
 from harness.isolation import free_port
 
@@ -135,5 +135,5 @@ def test_choose_server() -> None:
     assert "no server answers at http://down:1" in notes[0]
     explicit = UpOptions(server_url="http://up:1")
     assert choose_server(explicit, down_env, notes.append, up) == ("http://up:1", False)
-    with pytest.raises(LauncherError, match="no server answers at http://down:1"):
+    with pytest.raises(CommandError, match="no server answers at http://down:1"):
         choose_server(UpOptions(server_url="http://down:1"), {}, notes.append, up)

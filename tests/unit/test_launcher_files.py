@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 from asyncrpc.supervise.pids import ProcessRef
 from asyncrpc.supervise.rundir import RunDir, RunDirBusy
 from asyncrpc.supervise.status import LauncherSnapshot, Phase, RunState
@@ -101,7 +101,7 @@ def test_a_descriptor_that_is_not_the_lock_is_refused(tmp_path: Path) -> None:
     rundir.claim().release()
     other = os.open(tmp_path / "other", os.O_CREAT | os.O_RDWR)
     try:
-        with pytest.raises(LauncherError, match="is not"):
+        with pytest.raises(CommandError, match="is not"):
             rundir.adopt(other)
     finally:
         os.close(other)

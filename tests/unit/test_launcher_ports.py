@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 from asyncrpc.supervise.ports import check_free, holder, port_in_use
 from harness.isolation import free_port
 
@@ -36,7 +36,7 @@ def test_the_holder_is_named(listening: int) -> None:
 
 def test_check_free_names_every_taken_port_and_its_option(listening: int) -> None:
     free = free_port()
-    with pytest.raises(LauncherError) as caught:
+    with pytest.raises(CommandError) as caught:
         check_free(
             [
                 ("the server", "127.0.0.1", listening, "--server-port"),

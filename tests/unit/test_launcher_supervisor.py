@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from asyncrpc.runtime.errors import LauncherError, UsageError
+from asyncrpc.runtime.errors import CommandError, UsageError
 from asyncrpc.runtime.numbers import MAX_REPLICAS
 from asyncrpc.supervise.control_client import TOKEN_HEADER
 from asyncrpc.supervise.control_server import make_app
@@ -31,9 +31,9 @@ def test_an_external_server_is_never_signalled(tmp_path: Path, reaper: list[Proc
     supervisor = Supervisor(plan, dict(os.environ))
 
     async def scenario() -> None:
-        with pytest.raises(LauncherError, match="not started by this supervisor"):
+        with pytest.raises(CommandError, match="not started by this supervisor"):
             await supervisor.kill(NodeSelector("server"))
-        with pytest.raises(LauncherError, match="not started by this supervisor"):
+        with pytest.raises(CommandError, match="not started by this supervisor"):
             await supervisor.start(NodeSelector("server"))
 
     run(scenario, supervisor, reaper)

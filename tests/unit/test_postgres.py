@@ -14,7 +14,7 @@ from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG
 from asyncrpc.readers.postgres import promise_of_row, search_query
 from asyncrpc.runtime import config
-from asyncrpc.runtime.errors import LauncherError
+from asyncrpc.runtime.errors import CommandError
 from asyncrpc.runtime.process import SettingsError, check_server_url
 from asyncrpc.supervise.plan import POSTGRES_READY, Plan, ReplicaSpec
 from harness.isolation import free_port
@@ -58,7 +58,7 @@ def test_the_schema_comes_from_the_option_then_the_environment(tmp_path: Path) -
 
 def test_up_server_postgres_without_a_schema_says_where_it_comes_from(tmp_path: Path) -> None:
     options = UpOptions(server="postgres", server_port=free_port(), gateway_port=free_port())
-    with pytest.raises(LauncherError, match="resonate-pg repository") as caught:
+    with pytest.raises(CommandError, match="resonate-pg repository") as caught:
         prepare(options, {}, tmp_path / "run")
     assert caught.value.exit_code == 2
 
@@ -99,11 +99,11 @@ def test_up_server_postgres_plans_the_postgres_node_first(tmp_path: Path) -> Non
 
 def test_server_postgres_and_a_server_url_exclude_each_other(tmp_path: Path) -> None:
     options = UpOptions(server="postgres", server_url="postgresql://x@127.0.0.1:1/db")
-    with pytest.raises(LauncherError, match="give one of them"):
+    with pytest.raises(CommandError, match="give one of them"):
         prepare(options, {}, tmp_path / "run")
-    with pytest.raises(LauncherError, match="valid values are embedded"):
+    with pytest.raises(CommandError, match="valid values are embedded"):
         prepare(UpOptions(server="mysql"), {}, tmp_path / "run")
-    with pytest.raises(LauncherError, match="--schema applies to --server postgres"):
+    with pytest.raises(CommandError, match="--schema applies to --server postgres"):
         prepare(UpOptions(schema="resonate.sql"), {}, tmp_path / "run")
 
 
