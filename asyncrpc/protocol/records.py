@@ -10,6 +10,7 @@ are decoded to JSON only: an error's pickled payload is never unpickled.
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -163,8 +164,10 @@ class PromiseRecord:
 class TaskRecord:
     """A promise's task as ``task.get`` answers it: who holds it, and how often it was taken.
 
-    ``pid`` is the Resonate process id of the worker that holds (or last held) it;
-    ``version`` counts its acquisitions, a retry or a resume each adding one.
+    ``pid`` is the Resonate process id of the worker that holds it;
+    ``version`` counts its acquisitions: the first, each resume after it awaited, each
+    takeover after a lost lease or a release. The SDK's retries of a function that
+    raised run inside one acquisition and never reach the server.
     """
 
     id: str
@@ -200,4 +203,124 @@ class TaskRecord:
             "pid": self.pid,
             "resumes": self.resumes,
             "ttl": self.ttl,
+        }
+
+
+class AcquireCause(enum.StrEnum):
+    """Why a task was there to take when a worker acquired it."""
+
+    #: Its promise was created: the first acquisition.
+    FIRST = "first"
+    #: It had suspended on promises it awaits, and one settled: a resume.
+    AWAITED = "awaited"
+    #: Its holder's lease ran out (the replica died, hung or lost the server): a takeover.
+    LEASE = "lease"
+    #: Its holder handed it back (``task.release``: the SDK does on a platform error).
+    RELEASE = "release"
+    #: It was halted, then continued.
+    CONTINUE = "continue"
+    #: The server did not see why (its record began after the task went pending).
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class TaskAcquisition:
+    """One acquisition of a task, as the embedded server records it (``task.acquisitions``).
+
+    ``version`` is the version the acquisition gave the task, ``pid`` the Resonate process
+    id that took it, ``at`` when (ms since the epoch); ``previous`` is the process that
+    held it before (the one whose lease ran out or that released it), when known.
+    """
+
+    version: int
+    pid: str
+    at: int
+    cause: AcquireCause
+    previous: str | None = None
+
+    @classmethod
+    def from_wire(cls, data: Any) -> TaskAcquisition:
+        """One entry of a ``task.acquisitions`` answer; :class:`MalformedRecord` otherwise."""
+        if not isinstance(data, Mapping):
+            raise MalformedRecord(f"not an acquisition: {data!r}")
+        version, pid, at = data.get("version"), data.get("pid"), data.get("at")
+        if not isinstance(version, int) or not isinstance(pid, str) or not isinstance(at, int):
+            raise MalformedRecord(f"an acquisition needs version, pid and at: {data!r}")
+        try:
+            cause = AcquireCause(str(data.get("cause")))
+        except ValueError:
+            cause = AcquireCause.UNKNOWN
+        previous = data.get("previous")
+        return cls(version, pid, at, cause, previous if isinstance(previous, str) else None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "pid": self.pid,
+            "at": self.at,
+            "cause": str(self.cause),
+            "previous": self.previous,
+        }
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A schedule: a cron expression that creates a promise at each of its runs.
+
+    ``promise_id`` is the template of the ids it creates (``{{.id}}`` is the schedule's
+    id, ``{{.timestamp}}`` the run's time in ms); ``promise_timeout`` how long each
+    created promise has (ms); ``tags`` the tags each gets (``resonate:target`` sends
+    it to a group). Times are ms since the epoch.
+    """
+
+    id: str
+    cron: str
+    promise_id: str
+    promise_timeout: int
+    next_run_at: int
+    created_at: int
+    last_run_at: int | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_wire(cls, data: Any) -> ScheduleRecord:
+        """Decode one schedule of a server answer; :class:`MalformedRecord` if it is not one."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
+            raise MalformedRecord(f"not a schedule record: {data!r}")
+        cron, template = data.get("cron"), data.get("promiseId")
+        timeout, next_run = data.get("promiseTimeout"), data.get("nextRunAt")
+        if not isinstance(cron, str) or not isinstance(template, str):
+            raise MalformedRecord(f"schedule {data['id']!r} has no cron or promise id")
+        if not isinstance(timeout, int) or not isinstance(next_run, int):
+            raise MalformedRecord(f"schedule {data['id']!r} has no promise timeout or next run")
+        created, last = data.get("createdAt"), data.get("lastRunAt")
+        tags = data.get("promiseTags")
+        return cls(
+            id=data["id"],
+            cron=cron,
+            promise_id=template,
+            promise_timeout=timeout,
+            next_run_at=next_run,
+            created_at=created if isinstance(created, int) else 0,
+            last_run_at=last if isinstance(last, int) else None,
+            tags={str(k): str(v) for k, v in tags.items()} if isinstance(tags, Mapping) else {},
+        )
+
+    @property
+    def group(self) -> str | None:
+        """The group the promises it creates are sent to (None: plain promises)."""
+        return group_of_target(self.tags.get(TARGET_TAG))
+
+    def to_json(self) -> dict[str, Any]:
+        """The schedule as `asyncrpc schedules --json` and the dashboard show it; times in ms."""
+        return {
+            "id": self.id,
+            "cron": self.cron,
+            "promise_id": self.promise_id,
+            "promise_timeout": self.promise_timeout,
+            "group": self.group,
+            "tags": dict(self.tags),
+            "next_run_at": self.next_run_at,
+            "last_run_at": self.last_run_at,
+            "created_at": self.created_at,
         }

@@ -23,12 +23,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from asyncrpc.protocol.patterns import WILDCARD, id_pattern
 from asyncrpc.protocol.records import PromiseRecord
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG, PARENT_TAG, TARGET_TAG, TIMER_TAG
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 #: How many promises a search shows when no limit is given.
 DEFAULT_LIMIT = 50
-#: The wildcard of a pattern: any run of characters, none included.
-WILDCARD = "*"
 
 
 class StateFilter(StrEnum):
@@ -184,7 +182,7 @@ class PromiseQuery:
 
     def matches(self, record: PromiseRecord) -> bool:
         return (
-            _regex(self.pattern).fullmatch(record.id) is not None
+            id_pattern(self.pattern).fullmatch(record.id) is not None
             and (self.state is None or record.state in self.state.states)
             and (self.role is None or role_of(record) is self.role)
         )
@@ -222,10 +220,6 @@ class PromisePage:
     @property
     def truncated(self) -> bool:
         return self.matched > len(self.promises)
-
-
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in pattern.split(WILDCARD)), re.DOTALL)
 
 
 def search_promises(reader: ServerReader, query: PromiseQuery) -> PromisePage:

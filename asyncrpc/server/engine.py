@@ -61,6 +61,7 @@ READ_KINDS = frozenset(
         "promise.search",
         "task.get",
         "task.search",
+        "task.acquisitions",
         "schedule.get",
         "schedule.search",
     }

@@ -29,9 +29,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from asyncrpc.protocol.patterns import WILDCARD, matches
+from asyncrpc.protocol.records import AcquireCause
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import BRANCH_TAG, DELAY_TAG, ORIGIN_TAG, TARGET_TAG
 from asyncrpc.server import fields
+from asyncrpc.server.acquisitions import AcquisitionLog, acquisition_json
 from asyncrpc.server.cron import CronError, next_run
 from asyncrpc.server.fields import BadRequest
 from asyncrpc.server.history import History, SearchFilter, Settled
@@ -54,6 +57,8 @@ STATUS_TEXT = {
     501: "not implemented",
 }
 SEARCH_DEFAULT_LIMIT = 100
+#: ``schedule.search``'s page when no limit is given, as on Resonate's server.
+SCHEDULE_SEARCH_DEFAULT_LIMIT = 10
 SEARCH_MAX_LIMIT = 1000
 #: ``promise.search``'s orders: by id, paged by cursor; or the newest matches first, one page.
 SEARCH_ORDERS = ("id", "newest")
@@ -133,6 +138,8 @@ class Machine:
         self._promise_timeouts = TimerHeap(self._promise_due)
         self._task_timeouts = TimerHeap(self._task_due)
         self._schedule_runs = TimerHeap(self._schedule_due)
+        #: Who took each task and why (a bounded diagnostic, not state: see acquisitions.py).
+        self.acquisitions = AcquisitionLog()
         self.outgoing: list[Outgoing] = []
         #: Set by every mutation; the engine logs a request only when it changed something.
         self.changed = False
@@ -153,9 +160,11 @@ class Machine:
             "task.halt": self.task_halt,
             "task.continue": self.task_continue,
             "task.search": self.task_search,
+            "task.acquisitions": self.task_acquisitions,
             "schedule.get": self.schedule_get,
             "schedule.create": self.schedule_create,
             "schedule.delete": self.schedule_delete,
+            "schedule.search": self.schedule_search,
         }
         #: The corrId and version of the request being applied (task.fence echoes them).
         self._head: tuple[Any, str] = (None, "1")
@@ -190,6 +199,7 @@ class Machine:
             task = self.tasks[task_id]
             if task.state is TaskState.ACQUIRED:  # _on_task_lease_timeout
                 task.pid = task.ttl = None
+                self.acquisitions.pending(task_id, AcquireCause.LEASE)
             self._to_pending(task, now, self.promises.get(task_id))
         for schedule_id in self._schedule_runs.pop_due(now):
             self._run_schedule(self.schedules[schedule_id], now)
@@ -350,6 +360,7 @@ class Machine:
             if promise.state is PromiseState.PENDING:
                 task = self._new_task(promise_id, TaskState.ACQUIRED, version=1)
                 self._lease(task, pid, ttl, now)
+                self.acquisitions.acquired(promise_id, 1, pid, now)
             else:
                 task = self._new_task(promise_id, TaskState.FULFILLED)
         else:
@@ -483,6 +494,7 @@ class Machine:
         if failure is not None:
             return failure
         task.pid = task.ttl = None
+        self.acquisitions.pending(task.id, AcquireCause.RELEASE)
         self._to_pending(task, now, promise)
         return ProtocolReply(200, {})
 
@@ -503,6 +515,7 @@ class Machine:
             return error(404, "no such task")
         if task.state is not TaskState.HALTED:
             return error(409, f"the task is {task.state.value}, not halted")
+        self.acquisitions.pending(task.id, AcquireCause.CONTINUE)
         self._to_pending(task, now, self.promises.get(task.id))
         return ProtocolReply(200, {})
 
@@ -522,6 +535,22 @@ class Machine:
             matches += self.history.fulfilled_tasks(after, limit + 1, skip=self.tasks)
         page, cursor = _first(matches, limit)
         return ProtocolReply(200, _paged("tasks", [task.to_json() for task in page], cursor))
+
+    def task_acquisitions(self, data: dict[str, Any], now: int) -> ProtocolReply:
+        """Our extension: who took the task, when, and why it was there to take.
+
+        A bounded record in memory (:mod:`asyncrpc.server.acquisitions`): 404 when it
+        holds none for the task (never acquired, or not among the latest).
+        """
+        task_id = fields.text(data, "id")
+        found = self.acquisitions.of(task_id) if task_id is not None else None
+        if not found:
+            return error(
+                404,
+                "no acquisition of this task is on record: it was never acquired, or not "
+                "lately (the server keeps the latest tasks' acquisitions, in memory)",
+            )
+        return ProtocolReply(200, {"acquisitions": [acquisition_json(a) for a in found]})
 
     # -- schedules -----------------------------------------------------------
 
@@ -559,6 +588,33 @@ class Machine:
         self._schedule_runs.push(next_run_at, schedule_id)
         self.changed = True
         return ProtocolReply(200, {"schedule": schedule.to_json()})
+
+    def schedule_search(self, data: dict[str, Any], now: int) -> ProtocolReply:
+        """Schedules as Resonate's server finds them, sorted by id, paged by cursor.
+
+        ``tags`` must each equal the schedule's promise tag of that name (text, as
+        Resonate's server reads them); ``limit`` is 1..1000, 10 by default; ``cursor``
+        is the last id of the page before. ``id``, a pattern with ``*`` wildcards
+        (Resonate's earlier server's), narrows by id; absent, every id matches.
+        """
+        pattern = fields.text(data, "id") or WILDCARD
+        wanted = fields.tags(data, "tags")
+        for key, value in wanted.items():
+            if not isinstance(value, str):
+                raise BadRequest(
+                    f"field 'tags' must map names to text, got {key!r}: {fields.json_text(value)}"
+                )
+        limit = _limit(data, SCHEDULE_SEARCH_DEFAULT_LIMIT)
+        after = fields.text(data, "cursor") or ""
+        found = [
+            schedule
+            for schedule in self.schedules.values()
+            if schedule.id > after
+            and matches(pattern, schedule.id)
+            and all(fields.text(schedule.promise_tags, k) == v for k, v in wanted.items())
+        ]
+        page, cursor = _first(found, limit)
+        return ProtocolReply(200, _paged("schedules", [s.to_json() for s in page], cursor))
 
     def schedule_delete(self, data: dict[str, Any], now: int) -> ProtocolReply:
         if _pop(self.schedules, fields.text(data, "id")) is None:
@@ -647,6 +703,7 @@ class Machine:
             task.pid = task.ttl = None
             task.resumes.clear()
             self._set_state(task, TaskState.FULFILLED)
+            self.acquisitions.settled(task.id)
         addresses = self.listeners.pop(promise.id, {})
         if addresses:
             record = promise.to_json(now)
@@ -672,6 +729,7 @@ class Machine:
             return
         if task.state is TaskState.SUSPENDED:
             task.resumes = {awaited_id}
+            self.acquisitions.pending(awaiter_id, AcquireCause.AWAITED)
             self._to_pending(task, now, self.promises.get(awaiter_id))
         elif task.state is not TaskState.FULFILLED:
             task.resumes.add(awaited_id)
@@ -710,6 +768,7 @@ class Machine:
         task.version += 1
         self._set_state(task, TaskState.ACQUIRED)
         self._lease(task, pid, ttl, now)
+        self.acquisitions.acquired(task.id, task.version, pid, now)
 
     def _lease(self, task: Task, pid: str, ttl: int, now: int) -> None:
         task.pid, task.ttl = pid, ttl
@@ -856,6 +915,7 @@ class Machine:
                 self.tasks.pop(promise_id, None)
                 self._unindex(promise)
         self.history.forget(gone)
+        self.acquisitions.forget(gone)
         for task in self.tasks.values():
             if task.resumes and not task.resumes.isdisjoint(gone):
                 task.resumes -= gone
@@ -922,17 +982,17 @@ def _action_data(data: dict[str, Any]) -> Any:
     return fields.obj(fields.obj(data, "action"), "data")
 
 
-def _limit(data: dict[str, Any]) -> int:
-    """A search's ``limit``: how many records a page holds."""
+def _limit(data: dict[str, Any], default: int = SEARCH_DEFAULT_LIMIT) -> int:
+    """A search's ``limit``: how many records a page holds (``default`` when not given)."""
     limit = fields.integer(data, "limit")
     if limit is None:
-        return SEARCH_DEFAULT_LIMIT
+        return default
     if not 1 <= limit <= SEARCH_MAX_LIMIT:
         raise BadRequest(f"field 'limit' must be from 1 to {SEARCH_MAX_LIMIT}, got {limit}")
     return limit
 
 
-def _first[T: (Promise, Task)](items: list[T], limit: int) -> tuple[list[T], str | None]:
+def _first[T: (Promise, Task, Schedule)](items: list[T], limit: int) -> tuple[list[T], str | None]:
     """Sorted by id: the first ``limit`` items (all after the cursor), and the next cursor.
 
     ``items`` are the matches from memory and the first ``limit + 1`` from the disk,

@@ -53,6 +53,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "promise.search": ("state", "tags", "idPrefix", "limit", "cursor", "order"),
     "task.get": ("id",),
     "task.search": ("state", "limit", "cursor"),
+    "task.acquisitions": ("id",),
     "task.create": ("pid", "ttl", "action"),
     "task.acquire": ("id", "version", "pid", "ttl"),
     "task.release": ("id", "version"),
@@ -72,6 +73,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "schedule.get": ("id",),
     "schedule.delete": ("id",),
+    "schedule.search": ("id", "tags", "limit", "cursor"),
 }
 
 _decoder = msgspec.json.Decoder()

@@ -832,10 +832,47 @@ def schedule_checks(s: Script) -> None:
     s.rejects("schedule.get", {"id": "s1"}, 404)
 
 
-def schedule_search_not_implemented(s: Script) -> None:
-    """resonate.sql has no schedule search: the SDKs never need one."""
+def schedule_search_answers_as_resonates_server(s: Script) -> None:
+    """resonate.sql has no schedule search (501); ours answers as Resonate's Rust server.
+
+    The dashboard's overview and `asyncrpc schedules` list the schedules (docs/protocol.md).
+    """
+    why = "the overview and `asyncrpc schedules` list schedules; resonate.sql answers 501"
+
+    def listed(id: str) -> dict[str, Any]:  # as ours answers it: no lastRunAt before a run
+        record = schedule_record(id, T0, T0 + 5 * MINUTE)
+        del record["lastRunAt"]
+        return record
+
     s.rpc("schedule.create", schedule_request("s1"), status=200)
-    s.rpc("schedule.search", {}, status=501, data=ERROR, kind="schedule.search")
+    s.rpc("schedule.create", schedule_request("s2"), status=200)
+    s.differs(
+        "schedule.search",
+        {},
+        why,
+        reference={"status": 501, "data": ERROR, "kind": "schedule.search"},
+        ours={
+            "status": 200,
+            "data": {"schedules": [listed("s1"), listed("s2")]},
+        },
+    )
+    s.differs(
+        "schedule.search",
+        {"limit": 1},
+        why,
+        reference={"status": 501, "data": ERROR},
+        ours={
+            "status": 200,
+            "data": {"schedules": [listed("s1")], "cursor": "s1"},
+        },
+    )
+    s.differs(
+        "schedule.search",
+        {"limit": 0},
+        why,
+        reference={"status": 501, "data": ERROR},
+        ours={"status": 400, "data": "bad request"},
+    )
 
 
 def schedule_next_run_from_cron(s: Script) -> None:
@@ -1138,6 +1175,22 @@ def unknown_kind(s: Script) -> None:
     s.rpc("task.frobnicate", {}, status=501, kind="task.frobnicate", data=ERROR)
 
 
+def task_acquisitions_is_ours(s: Script) -> None:
+    """``task.acquisitions`` is our extension (the timeline's record); resonate.sql: 501."""
+    s.rpc("promise.create", {"id": "p", "timeoutAt": T0 + HOUR, "tags": target()}, status=200)
+    s.rpc("task.acquire", {"id": "p", "version": 0, "pid": "w", "ttl": MINUTE}, status=200)
+    s.differs(
+        "task.acquisitions",
+        {"id": "p"},
+        "the dashboard's timeline tells resumes from takeovers; resonate.sql keeps no record",
+        reference={"status": 501, "data": ERROR},
+        ours={
+            "status": 200,
+            "data": {"acquisitions": [{"version": 1, "pid": "w", "at": T0, "cause": "first"}]},
+        },
+    )
+
+
 SCENARIOS: list[Scenario] = [
     promise_create_and_get,
     promise_get_missing,
@@ -1169,7 +1222,7 @@ SCENARIOS: list[Scenario] = [
     internal_promise_timeout_not_pushed,
     schedule_create_get_delete,
     schedule_checks,
-    schedule_search_not_implemented,
+    schedule_search_answers_as_resonates_server,
     schedule_next_run_from_cron,
     schedule_creates_due_promises,
     tags_that_are_json_booleans,
@@ -1180,4 +1233,5 @@ SCENARIOS: list[Scenario] = [
     cron_text_read_as_resonate_sql,
     head_is_echoed,
     unknown_kind,
+    task_acquisitions_is_ours,
 ]

@@ -114,7 +114,7 @@ def test_head_version_and_corr_id_are_echoed_as_text(server: Server) -> None:
     assert answer["data"] == "not found"
 
 
-@pytest.mark.parametrize("kind", ["promise.explode", "schedule.search"])
+@pytest.mark.parametrize("kind", ["promise.explode", "schedule.explode"])
 def test_an_unknown_kind_is_501_echoing_the_kind(server: Server, kind: str) -> None:
     answer = server.raw(kind, id="p")
     assert answer["kind"] == kind
