@@ -40,6 +40,7 @@ COMMAND_MODULES: dict[str, str] = {
     "postgres": "server_commands",
     "tree": "tree_commands",
     "promises": "promises_commands",
+    "schedules": "schedules_commands",
     "demo": "demo_commands",
 }
 

@@ -17,7 +17,8 @@ becomes ``{"error": ...}`` with a 4xx/5xx status.
 - ``GET /api/invocations``, ``GET /api/invocations/{id}/graph[?tasks=true]``.
 - ``GET /api/promises?q=PATTERN&state=&role=&cursor=&limit=``: a page of promises, newest
   first (:mod:`asyncrpc.readers.promises`); ``GET /api/promises/{id}``: one promise decoded,
-  its task and why it waits; ``GET /api/overview``: counts, invocation rate, recent errors.
+  its task and why it waits; ``GET /api/overview``: counts, invocation rate, recent errors,
+  schedules.
 - ``GET /api/snapshot``: what the page shows first (the index embeds it once signed in).
 - ``GET /api/logs/{name}?lines=N``: the last lines of a replica's log.
 - ``GET /api/demo``, ``POST /api/demo {"flow", "victim", "delay"}``, ``POST /api/demo/stop``.

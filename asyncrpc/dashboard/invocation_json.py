@@ -8,11 +8,21 @@ few only, so that a read costs the same with ten invocations stored or a
 hundred thousand. The detached chain's entry returns its first detached step's
 id; the chain's result is its last step's value, found as `asyncrpc invoke`
 finds it (:func:`asyncrpc.ops.call.last_step`).
+
+The timeline says how often each step's task was taken and why, as far as the server
+can tell (:func:`label_attempts`): a *resume* (the promises it awaited settled), a
+*takeover* (its holder's lease ran out: the replica died or hung), a run after a
+*release*. The embedded server records each acquisition (``task.acquisitions``: who,
+when, why); resonate-pg keeps only the count (the task's version), and the label then
+says just that. A *retry* (the SDK running a function that raised again, by its retry
+policy) happens inside one acquisition in one replica: no server sees it, and nothing
+here calls an acquisition a retry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,7 +31,7 @@ from resonate.connections.sse import resolve_target
 from asyncrpc.lesson import topology
 from asyncrpc.ops.call import last_step
 from asyncrpc.protocol.call_graph import CallKind, CallNode
-from asyncrpc.protocol.records import PromiseRecord
+from asyncrpc.protocol.records import AcquireCause, PromiseRecord, TaskAcquisition
 from asyncrpc.protocol.tags import ORIGIN_TAG, TARGET_TAG
 from asyncrpc.readers.server_reader import AsyncServerReader
 
@@ -103,23 +113,168 @@ async def chain_result(reader: AsyncServerReader, summary: InvocationSummary) ->
     )
 
 
-async def attempts_of(reader: AsyncServerReader, root: CallNode) -> dict[str, int]:
-    """How many times each step's task was taken (a retry or a resume adds one), by step id.
+#: What the timeline tells about retries, whichever server it reads.
+RETRIES_UNSEEN = (
+    "the SDK's retries of a function that raised run inside one acquisition, in one "
+    "replica: no server sees them"
+)
+
+
+@dataclass(frozen=True)
+class AttemptLabel:
+    """How often a step's task was taken and why, in the words the timeline shows.
+
+    ``known`` says how much the server recorded: ``all`` its acquisitions, ``part`` of
+    them (the first and the latest), or ``none`` (only their count, the task's version).
+    ``marks`` are the recorded acquisitions after the first, for the timeline to draw
+    at their times.
+    """
+
+    acquired: int
+    known: str
+    resumes: int = 0
+    takeovers: int = 0
+    releases: int = 0
+    #: ``(from, to)`` process ids of each acquisition by another replica than the last.
+    moves: tuple[tuple[str, str], ...] = ()
+    summary: str = ""
+    detail: str = ""
+    marks: tuple[TaskAcquisition, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "acquired": self.acquired,
+            "known": self.known,
+            "resumes": self.resumes,
+            "takeovers": self.takeovers,
+            "releases": self.releases,
+            "moves": [list(move) for move in self.moves],
+            "summary": self.summary,
+            "detail": self.detail,
+            "marks": [
+                {**mark.to_json(), "moved": mark.previous not in (None, mark.pid)}
+                for mark in self.marks
+            ],
+        }
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def label_attempts(
+    acquired: int, acquisitions: Sequence[TaskAcquisition] | None, start: int
+) -> AttemptLabel:
+    """The timeline's words for a task acquired ``acquired`` times (its version).
+
+    ``acquisitions`` is the server's record (None: it keeps none); ``start`` (ms) is the
+    invocation's start, which the detail measures each acquisition from.
+    """
+    if not acquisitions:
+        if acquired <= 1:
+            return AttemptLabel(acquired, "none", detail=RETRIES_UNSEEN)
+        return AttemptLabel(
+            acquired,
+            "none",
+            summary=f"acquired {acquired} times",
+            detail=(
+                f"its task was acquired {acquired} times; this server records no reason, so "
+                "resumes after awaiting and takeovers after a lost lease look alike here; "
+                + RETRIES_UNSEEN
+            ),
+        )
+    later = tuple(a for a in acquisitions if a.version > 1)
+    causes = Counter(a.cause for a in later)
+    moves = tuple(
+        (a.previous, a.pid) for a in later if a.previous is not None and a.previous != a.pid
+    )
+    summary: list[str] = []
+    if causes[AcquireCause.AWAITED]:
+        summary.append(f"resumed {_times(causes[AcquireCause.AWAITED])}")
+    takeovers = [a for a in later if a.cause is AcquireCause.LEASE]
+    if takeovers:
+        last = takeovers[-1]
+        holder = last.previous or "its holder"
+        summary.append(
+            f"taken over by {last.pid} after {holder}'s lease ran out"
+            if len(takeovers) == 1
+            else f"taken over {len(takeovers)} times (last by {last.pid})"
+        )
+    if causes[AcquireCause.RELEASE]:
+        summary.append(f"run again {_times(causes[AcquireCause.RELEASE])} after a release")
+    if causes[AcquireCause.CONTINUE]:
+        summary.append(f"continued {_times(causes[AcquireCause.CONTINUE])} after a halt")
+    if causes[AcquireCause.UNKNOWN]:
+        summary.append(f"acquired {_times(causes[AcquireCause.UNKNOWN])} for no recorded reason")
+    moved_resumes = [
+        (a.previous, a.pid)
+        for a in later
+        if a.cause is AcquireCause.AWAITED and a.previous is not None and a.previous != a.pid
+    ]
+    if moved_resumes:
+        before, after = moved_resumes[-1]
+        summary.append(f"resumed on {after}, not {before}")
+    known = "all" if len(acquisitions) >= acquired else "part"
+    lines = [_acquisition_words(a, start) for a in acquisitions]
+    if known == "part":
+        lines.insert(
+            1,
+            f"(of its {acquired} acquisitions the server recorded these {len(acquisitions)}: "
+            "it keeps the first and the latest, in memory, since it started)",
+        )
+    return AttemptLabel(
+        acquired=acquired,
+        known=known,
+        resumes=causes[AcquireCause.AWAITED],
+        takeovers=len(takeovers),
+        releases=causes[AcquireCause.RELEASE],
+        moves=moves,
+        summary=" · ".join(summary),
+        detail="; ".join([*lines, RETRIES_UNSEEN]),
+        marks=later,
+    )
+
+
+def _acquisition_words(acquisition: TaskAcquisition, start: int) -> str:
+    """One acquisition in words: who took it, when, and why it was there to take."""
+    at = f"+{max(0, acquisition.at - start) / 1000:.2f}s"
+    who, before = acquisition.pid, acquisition.previous
+    match acquisition.cause:
+        case AcquireCause.FIRST:
+            return f"taken by {who} at {at}"
+        case AcquireCause.AWAITED:
+            where = f"on {who}" if before in (None, who) else f"on {who} (it ran on {before})"
+            return f"resumed {where} at {at}, what it awaited settled"
+        case AcquireCause.LEASE:
+            return f"taken over by {who} at {at}: {before or 'its holder'}'s lease ran out"
+        case AcquireCause.RELEASE:
+            return f"taken by {who} at {at} after {before or 'its holder'} released it"
+        case AcquireCause.CONTINUE:
+            return f"taken by {who} at {at}, continued after a halt"
+        case _:
+            return f"taken by {who} at {at} (the server did not see why)"
+
+
+async def attempts_of(reader: AsyncServerReader, root: CallNode) -> dict[str, AttemptLabel]:
+    """How often each step's task was taken and why (:func:`label_attempts`), by step id.
 
     A step without a task (a sleep, a local run) is left out.
     """
-    attempts: dict[str, int] = {}
+    attempts: dict[str, AttemptLabel] = {}
     for node in root.walk():
         if node.group is not None and node.kind is not CallKind.SLEEP:
             task = await reader.task(node.id)
             if task is not None:
-                attempts[node.id] = task.version
+                record = await reader.acquisitions(node.id) if task.version > 1 else None
+                attempts[node.id] = label_attempts(task.version, record, root.created_at)
     return attempts
 
 
-def graph_json(node: CallNode, attempts: Mapping[str, int] | None = None) -> dict[str, Any]:
+def graph_json(
+    node: CallNode, attempts: Mapping[str, AttemptLabel] | None = None
+) -> dict[str, Any]:
     """One step and its children, with what the diagram needs (kind, group, state, times);
-    with ``attempts``, how many times each step's task was taken (the timeline's retries)."""
+    with ``attempts``, how often each step's task was taken and why (the timeline's)."""
     return {
         "id": node.id,
         "kind": str(node.kind),
@@ -131,6 +286,6 @@ def graph_json(node: CallNode, attempts: Mapping[str, int] | None = None) -> dic
         "error": node.record.error,
         "created_at": node.created_at,
         "settled_at": node.settled_at,
-        "attempts": (attempts or {}).get(node.id),
+        "attempts": label.to_json() if (label := (attempts or {}).get(node.id)) else None,
         "children": [graph_json(child, attempts) for child in node.children],
     }

@@ -9,7 +9,8 @@ is how a pending step's task is tied to the process that holds it (the task's
 - :func:`promise_page`: one page of a search (pattern, state, role, cursor), newest first.
 - :func:`promise_detail`: one promise decoded, its task, and for a pending one why it
   waits (:class:`Wait`).
-- :func:`overview`: counts by state, invocations per second, the recent errors.
+- :func:`overview`: counts by state, invocations per second, the recent errors, and the
+  schedules (:mod:`asyncrpc.ops.schedules`, the read `asyncrpc schedules` makes).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from asyncrpc.ops.schedules import list_schedules_async
 from asyncrpc.protocol.call_graph import CallKind, CallNode
-from asyncrpc.protocol.errors import UnknownInvocation
-from asyncrpc.protocol.records import PromiseRecord, TaskRecord
+from asyncrpc.protocol.errors import ServerRefused, UnknownInvocation
+from asyncrpc.protocol.records import PromiseRecord, ScheduleRecord, TaskRecord
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG, PARENT_TAG
 from asyncrpc.readers.promises import PromiseQuery, Role, role_of, search_promises_async
@@ -189,16 +191,27 @@ async def _node_of(reader: AsyncServerReader, record: PromiseRecord) -> CallNode
 
 @dataclass
 class Overview:
-    """What the overview shows, from every promise the server holds at ``now`` (ms)."""
+    """What the overview shows, from every promise the server holds at ``now`` (ms),
+    and its schedules."""
 
     now: int
     counts: dict[str, int] = field(default_factory=dict)
     #: Invocations started per second, one value per bucket, oldest first.
     rate: list[float] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: The schedules, soonest next run first.
+    schedules: list[ScheduleRecord] = field(default_factory=list)
+    #: Why the schedules could not be read (a server without ``schedule.search``), if so.
+    schedules_error: str | None = None
 
     @classmethod
-    def of(cls, records: Sequence[PromiseRecord], now: int) -> Overview:
+    def of(
+        cls,
+        records: Sequence[PromiseRecord],
+        now: int,
+        schedules: Sequence[ScheduleRecord] = (),
+        schedules_error: str | None = None,
+    ) -> Overview:
         counts = Counter(str(record.state) for record in records)
         buckets = [0] * (RATE_WINDOW // RATE_BUCKET)
         start = now - RATE_WINDOW * 1000
@@ -216,6 +229,8 @@ class Overview:
             counts={str(state): counts.get(str(state), 0) for state in PromiseState},
             rate=[count / RATE_BUCKET for count in buckets],
             errors=[promise_json(record) for record in rejected[:RECENT_ERRORS]],
+            schedules=list(schedules),
+            schedules_error=schedules_error,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -227,9 +242,21 @@ class Overview:
             "rate_window": RATE_WINDOW,
             "rate_bucket": RATE_BUCKET,
             "errors": self.errors,
+            "schedules": [schedule.to_json() for schedule in self.schedules],
+            "schedules_error": self.schedules_error,
         }
 
 
 async def overview(reader: AsyncServerReader, now: int) -> Overview:
-    """The overview at ``now`` (ms since the epoch), from one search of every promise."""
-    return Overview.of(await reader.search(), now)
+    """The overview at ``now`` (ms since the epoch), from one search of every promise and
+    one read of the schedules.
+
+    A server that does not answer ``schedule.search`` (Resonate's earlier servers over
+    HTTP) leaves the schedules out and says why; the rest of the overview stands.
+    """
+    records = await reader.search()
+    try:
+        schedules, why = await list_schedules_async(reader), None
+    except ServerRefused as error:
+        schedules, why = [], str(error)
+    return Overview.of(records, now, schedules, why)

@@ -86,7 +86,7 @@ def running_server(rundir: RunDir) -> str | None:
 
 
 @contextmanager
-def _reading(server: ServerToRead) -> Iterator[ServerReader]:
+def reading(server: ServerToRead) -> Iterator[ServerReader]:
     """A reader of ``server``; what it raises becomes a CommandError naming the server."""
     try:
         with ServerReader(server.url, server.token) as reader:
@@ -107,13 +107,13 @@ def query_of(pattern: str, state: str | None, limit: int | None) -> PromiseQuery
 
 def search(server: ServerToRead, query: PromiseQuery) -> PromisePage:
     """`asyncrpc promises search`: the newest promises matching ``query``."""
-    with _reading(server) as reader:
+    with reading(server) as reader:
         return search_promises(reader, query)
 
 
 def get(server: ServerToRead, promise_id: str) -> PromiseRecord:
     """`asyncrpc promises get`: one promise; CommandError when there is none."""
-    with _reading(server) as reader:
+    with reading(server) as reader:
         record = reader.get(promise_id)
     if record is None:
         raise CommandError(
@@ -125,5 +125,5 @@ def get(server: ServerToRead, promise_id: str) -> PromiseRecord:
 
 def call_graph(server: ServerToRead, invocation_id: str) -> CallNode:
     """`asyncrpc tree`: an invocation's call graph; CommandError when there is none."""
-    with _reading(server) as reader:
+    with reading(server) as reader:
         return reader.call_graph(invocation_id)

@@ -6,7 +6,8 @@ answer is its status and ``data`` (:class:`Answer`, read from a body by
 servers both decode here: a status in the envelope's ``head`` or at its top
 level, and an error's ``data`` that is a string or an object. Each read's
 answer turns into records by one function (:func:`promise_of`,
-:func:`page_of`, :func:`task_state_of`, :func:`task_of`, :func:`graph_of`), which the readers
+:func:`page_of`, :func:`task_state_of`, :func:`task_of`, :func:`graph_of`,
+:func:`schedule_page_of`, :func:`acquisitions_of`), which the readers
 over HTTP and over Postgres (:mod:`asyncrpc.readers`) share, blocking or not.
 """
 
@@ -22,11 +23,20 @@ from resonate_base import PROTOCOL_VERSION
 
 from asyncrpc.protocol.call_graph import CallNode, build_tree
 from asyncrpc.protocol.errors import ServerRefused, UnknownInvocation
-from asyncrpc.protocol.records import MalformedRecord, PromiseRecord, TaskRecord
+from asyncrpc.protocol.patterns import WILDCARD, matches
+from asyncrpc.protocol.records import (
+    MalformedRecord,
+    PromiseRecord,
+    ScheduleRecord,
+    TaskAcquisition,
+    TaskRecord,
+)
 from asyncrpc.protocol.states import PromiseState
 
 #: Promises asked for per ``promise.search`` page.
 PAGE_SIZE = 1000
+#: Schedules asked for per ``schedule.search`` page (the most Resonate's server gives).
+SCHEDULE_PAGE_SIZE = 1000
 #: ``promise.search``'s ``order`` that answers the newest matches first.
 NEWEST = "newest"
 
@@ -84,6 +94,36 @@ class Search:
         records, self.cursor = page_of(answer)
         self.found.extend(records)
         self.done = self.cursor is None or self.newest is not None
+
+
+@dataclass
+class ScheduleSearch:
+    """One ``schedule.search`` over all its pages: ask :meth:`request` until :attr:`done`.
+
+    ``pattern`` is an id with ``*`` wildcards; the request carries it as ``id`` (the
+    embedded server narrows by it, a server that ignores it answers more), and
+    :meth:`take` keeps only the schedules it names, so every server answers alike.
+    """
+
+    pattern: str = WILDCARD
+    found: list[ScheduleRecord] = field(default_factory=list)
+    cursor: str | None = None
+    done: bool = False
+
+    def request(self) -> dict[str, Any]:
+        """The ``data`` of the request for the next page."""
+        data: dict[str, Any] = {"limit": SCHEDULE_PAGE_SIZE}
+        if self.pattern != WILDCARD:
+            data["id"] = self.pattern
+        if self.cursor:
+            data["cursor"] = self.cursor
+        return data
+
+    def take(self, answer: Answer) -> None:
+        """Keep a page's schedules that match; done once the server gives no cursor."""
+        records, self.cursor = schedule_page_of(answer)
+        self.found.extend(record for record in records if matches(self.pattern, record.id))
+        self.done = self.cursor is None
 
 
 def answer_of(status_code: int, text: str) -> Answer:
@@ -156,6 +196,41 @@ def task_of(answer: Answer) -> TaskRecord | None:
         return TaskRecord.from_wire(task)
     except MalformedRecord as exc:
         raise ServerRefused(f"task.get answered something else: {exc}") from None
+
+
+def schedule_page_of(answer: Answer) -> tuple[list[ScheduleRecord], str | None]:
+    """A ``schedule.search`` answer: the page's schedules and the cursor of the next one."""
+    data = answer.data
+    if answer.status == 501:
+        raise ServerRefused(
+            "this server does not answer schedule.search (resonate.sql answers 501); "
+            "read its schedules from its database instead (a postgresql:// server URL)"
+        )
+    if answer.status != 200 or not isinstance(data, Mapping):
+        raise refused("schedule.search", answer)
+    try:
+        records = [ScheduleRecord.from_wire(s) for s in data.get("schedules") or ()]
+    except MalformedRecord as exc:
+        raise ServerRefused(f"schedule.search answered something else: {exc}") from None
+    cursor = data.get("cursor")
+    return records, cursor if isinstance(cursor, str) and cursor else None
+
+
+def acquisitions_of(answer: Answer) -> tuple[TaskAcquisition, ...] | None:
+    """A ``task.acquisitions`` answer, oldest first; None when the server keeps no record.
+
+    The kind is the embedded server's extension: Resonate's servers answer 501, and the
+    embedded one 404 for a task it has no record of (never acquired, or long forgotten).
+    """
+    if answer.status in (404, 501):
+        return None
+    data = answer.data
+    if answer.status != 200 or not isinstance(data, Mapping):
+        raise refused("task.acquisitions", answer)
+    try:
+        return tuple(TaskAcquisition.from_wire(a) for a in data.get("acquisitions") or ())
+    except MalformedRecord as exc:
+        raise ServerRefused(f"task.acquisitions answered something else: {exc}") from None
 
 
 def graph_of(root_id: str, records: list[PromiseRecord]) -> CallNode:

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from asyncrpc.protocol.answers import Answer, Search, answer_of, envelope
+from asyncrpc.protocol.answers import Answer, ScheduleSearch, Search, answer_of, envelope
 from asyncrpc.protocol.errors import ServerUnavailable, unreachable
-from asyncrpc.protocol.records import PromiseRecord
+from asyncrpc.protocol.records import PromiseRecord, ScheduleRecord
 from asyncrpc.runtime import config
 
 #: Where a server answers that it is there, whatever the state of its store.
@@ -66,6 +66,12 @@ class HttpEndpoint:
             search.take(self.ask("promise.search", **search.request()))
         return search.found
 
+    def schedules(self, search: ScheduleSearch) -> list[ScheduleRecord]:
+        """Every page of ``search`` (``schedule.search``), by id."""
+        while not search.done:
+            search.take(self.ask("schedule.search", **search.request()))
+        return search.found
+
     def answers(self) -> bool:
         """Whether anything answers HTTP at the server's URL."""
         try:
@@ -104,6 +110,12 @@ class AsyncHttpEndpoint:
         """Every page of ``search``, in the server's order."""
         while not search.done:
             search.take(await self.ask("promise.search", **search.request()))
+        return search.found
+
+    async def schedules(self, search: ScheduleSearch) -> list[ScheduleRecord]:
+        """Every page of ``search`` (``schedule.search``), by id."""
+        while not search.done:
+            search.take(await self.ask("schedule.search", **search.request()))
         return search.found
 
     async def answers(self) -> bool:

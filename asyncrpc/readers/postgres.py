@@ -1,8 +1,10 @@
 """Reading resonate-pg, where the server is a Postgres database (psycopg): blocking and async.
 
-Every request goes through ``resonate.resonate_rpc`` except ``promise.search``,
-which resonate-pg answers with 501: a search reads the ``resonate.promises``
-table instead (:func:`search_query`), which needs a role allowed to SELECT it.
+Every request goes through ``resonate.resonate_rpc`` except ``promise.search`` and
+``schedule.search``, which resonate-pg answers with 501: a search reads the
+``resonate.promises`` table instead (:func:`search_query`), and the schedules its
+``resonate.schedules`` table (:func:`schedules_query`), as they are, which needs a
+role allowed to SELECT them.
 :class:`PostgresTables` and :class:`AsyncPostgresTables` have the same methods
 as the HTTP endpoints (:mod:`asyncrpc.readers.http`) and share every step
 below; psycopg is imported on first use, as only a Postgres server needs it.
@@ -15,9 +17,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from asyncrpc.protocol.answers import Answer, Search, answer_of, envelope
+from asyncrpc.protocol.answers import Answer, ScheduleSearch, Search, answer_of, envelope
 from asyncrpc.protocol.errors import ServerRefused, ServerUnavailable, unreachable
-from asyncrpc.protocol.records import PromiseRecord
+from asyncrpc.protocol.patterns import WILDCARD, matches
+from asyncrpc.protocol.records import PromiseRecord, ScheduleRecord
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG
 from asyncrpc.runtime import config
@@ -31,6 +34,9 @@ RPC_SQL = "SELECT resonate.resonate_rpc(%s::text::jsonb)::text"
 PROMISE_COLUMNS = (
     "id, state, param_headers, param_data, value_headers, value_data, tags, "
     "timeout_at, created_at, settled_at"
+)
+SCHEDULE_COLUMNS = (
+    "id, cron, promise_id, promise_timeout, promise_tags, created_at, next_run_at, last_run_at"
 )
 
 Rows = list[tuple[Any, ...]]
@@ -68,6 +74,39 @@ def search_query(
     if newest is None:
         return f"{sql} ORDER BY created_at, id", params
     return f"{sql} ORDER BY created_at DESC, id DESC LIMIT %s", [*params, newest]
+
+
+def schedules_query(pattern: str) -> tuple[str, list[Any]]:
+    """The SELECT that reads the schedules ``pattern`` may name from resonate-pg's table, by id.
+
+    The literal start of the pattern narrows the read (the primary key's order);
+    :func:`schedules_of_rows` matches the whole pattern.
+    """
+    sql = f"SELECT {SCHEDULE_COLUMNS} FROM resonate.schedules"
+    prefix = pattern.partition(WILDCARD)[0]
+    if prefix:
+        return f"{sql} WHERE starts_with(id, %s) ORDER BY id", [prefix]
+    return f"{sql} ORDER BY id", []
+
+
+def schedules_of_rows(rows: Rows, pattern: str) -> list[ScheduleRecord]:
+    """The rows of ``resonate.schedules`` that ``pattern`` names, as ``schedule.get`` answers."""
+    return [
+        ScheduleRecord.from_wire(
+            {
+                "id": sid,
+                "cron": cron,
+                "promiseId": template,
+                "promiseTimeout": timeout,
+                "promiseTags": tags,
+                "createdAt": created,
+                "nextRunAt": next_run,
+                "lastRunAt": last_run,
+            }
+        )
+        for sid, cron, template, timeout, tags, created, next_run, last_run in rows
+        if matches(pattern, sid)
+    ]
 
 
 def promise_of_row(row: Sequence[Any], now_ms: int) -> PromiseRecord:
@@ -166,6 +205,13 @@ class PostgresTables:
         now = now_ms()
         return records_of_rows(self._fetch(sql, params), now)
 
+    def schedules(self, search: ScheduleSearch) -> list[ScheduleRecord]:
+        """Every schedule ``search`` names, read from the table, by id."""
+        rows = self._fetch(*schedules_query(search.pattern))
+        search.found = schedules_of_rows(rows, search.pattern)
+        search.done = True
+        return search.found
+
     def answers(self) -> bool:
         """Whether the database answers a request (any answer, even a 404)."""
         try:
@@ -213,6 +259,13 @@ class AsyncPostgresTables:
         sql, params = search_query(search.tags, search.state, search.id_prefix, search.newest)
         now = now_ms()
         return records_of_rows(await self._fetch(sql, params), now)
+
+    async def schedules(self, search: ScheduleSearch) -> list[ScheduleRecord]:
+        """Every schedule ``search`` names, read from the table, by id."""
+        rows = await self._fetch(*schedules_query(search.pattern))
+        search.found = schedules_of_rows(rows, search.pattern)
+        search.done = True
+        return search.found
 
     async def answers(self) -> bool:
         """Whether the database answers a request (any answer, even a 404)."""

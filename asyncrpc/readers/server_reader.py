@@ -1,8 +1,11 @@
 """The one client that reads the Resonate server: promises by id, by search, as a call graph.
 
 It speaks the protocol's read requests (``promise.get``, ``promise.search``,
-``task.get``) and returns :class:`~asyncrpc.protocol.records.PromiseRecord` s
-(and :class:`~asyncrpc.protocol.records.TaskRecord` s).
+``task.get``, ``schedule.search``, and the embedded server's ``task.acquisitions``)
+and returns typed records: :class:`~asyncrpc.protocol.records.PromiseRecord`,
+:class:`~asyncrpc.protocol.records.TaskRecord`,
+:class:`~asyncrpc.protocol.records.ScheduleRecord`,
+:class:`~asyncrpc.protocol.records.TaskAcquisition`.
 The URL chooses how: ``http://`` goes over HTTP (:mod:`asyncrpc.readers.http`),
 ``postgresql://`` names resonate-pg, where the server is the database
 (:mod:`asyncrpc.readers.postgres`). Either way an answer decodes with the same
@@ -24,14 +27,17 @@ import httpx
 
 from asyncrpc.protocol.answers import (
     Answer,
+    ScheduleSearch,
     Search,
+    acquisitions_of,
     graph_of,
     promise_of,
     task_of,
     task_state_of,
 )
 from asyncrpc.protocol.call_graph import CallNode
-from asyncrpc.protocol.records import PromiseRecord, TaskRecord
+from asyncrpc.protocol.patterns import WILDCARD
+from asyncrpc.protocol.records import PromiseRecord, ScheduleRecord, TaskAcquisition, TaskRecord
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG
 from asyncrpc.readers.http import AsyncHttpEndpoint, HttpEndpoint
@@ -48,6 +54,7 @@ class Server(Protocol):
     def close(self) -> None: ...
     def ask(self, kind: str, **data: Any) -> Answer: ...
     def search(self, search: Search) -> list[PromiseRecord]: ...
+    def schedules(self, search: ScheduleSearch) -> list[ScheduleRecord]: ...
     def answers(self) -> bool: ...
 
 
@@ -57,6 +64,7 @@ class AsyncServer(Protocol):
     async def aclose(self) -> None: ...
     async def ask(self, kind: str, **data: Any) -> Answer: ...
     async def search(self, search: Search) -> list[PromiseRecord]: ...
+    async def schedules(self, search: ScheduleSearch) -> list[ScheduleRecord]: ...
     async def answers(self) -> bool: ...
 
 
@@ -120,6 +128,15 @@ class ServerReader:
     def task(self, task_id: str) -> TaskRecord | None:
         """A step's task (its state, the process that holds it, its acquisitions); None without."""
         return task_of(self._server.ask("task.get", id=task_id))
+
+    def acquisitions(self, task_id: str) -> tuple[TaskAcquisition, ...] | None:
+        """Who took a step's task, when and why, oldest first; None when the server keeps
+        no record (resonate-pg's tables hold the latest holder only)."""
+        return acquisitions_of(self._server.ask("task.acquisitions", id=task_id))
+
+    def schedules(self, pattern: str = WILDCARD) -> list[ScheduleRecord]:
+        """The schedules whose ids ``pattern`` names (``*`` any characters), by id."""
+        return self._server.schedules(ScheduleSearch(pattern))
 
     def answers(self) -> bool:
         """Whether anything answers HTTP at the server's URL (or the database, for resonate-pg)."""
@@ -186,6 +203,15 @@ class AsyncServerReader:
     async def task(self, task_id: str) -> TaskRecord | None:
         """A step's task (its state, the process that holds it, its acquisitions); None without."""
         return task_of(await self._server.ask("task.get", id=task_id))
+
+    async def acquisitions(self, task_id: str) -> tuple[TaskAcquisition, ...] | None:
+        """Who took a step's task, when and why, oldest first; None when the server keeps
+        no record (resonate-pg's tables hold the latest holder only)."""
+        return acquisitions_of(await self._server.ask("task.acquisitions", id=task_id))
+
+    async def schedules(self, pattern: str = WILDCARD) -> list[ScheduleRecord]:
+        """The schedules whose ids ``pattern`` names (``*`` any characters), by id."""
+        return await self._server.schedules(ScheduleSearch(pattern))
 
     async def answers(self) -> bool:
         """Whether anything answers HTTP at the server's URL (or the database, for resonate-pg)."""

@@ -167,6 +167,35 @@ def test_tree_and_promises_read_the_run_directorys_system_not_resonate_url(
     assert (root["function"], root["value"], root["group"]) == ("foo", 3, "service-a")
 
 
+def test_schedules_json_lists_the_run_directorys_schedules(system: System) -> None:
+    assert system.json("schedules") == {"pattern": "*", "schedules": []}
+    for name, cron in (("nightly-report", "0 3 * * *"), ("every-minute", "* * * * *")):
+        body = {
+            "kind": "schedule.create",
+            "head": {"corrId": name, "version": "1", "auth": TOKEN},
+            "data": {
+                "id": name,
+                "cron": cron,
+                "promiseId": "{{.id}}.{{.timestamp}}",
+                "promiseTimeout": 60_000,
+                "promiseTags": {"resonate:target": "poll://any@service-a"},
+            },
+        }
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        answer = httpx.post(f"{system.server_url}/", json=body, headers=headers, timeout=30)
+        assert answer.status_code == 200, answer.text
+    listed = system.json("schedules")
+    assert [s["id"] for s in listed["schedules"]] == ["every-minute", "nightly-report"]
+    nightly = system.json("schedules", "nightly-*")["schedules"]
+    assert [(s["id"], s["cron"], s["group"]) for s in nightly] == [
+        ("nightly-report", "0 3 * * *", "service-a")
+    ]
+    assert nightly[0]["next_run_at"] > nightly[0]["created_at"]
+    assert nightly[0]["last_run_at"] is None
+    # --server-url reads another server: the decoy holds none.
+    assert system.json("schedules", "--server-url", system.decoy_url)["schedules"] == []
+
+
 def test_kill_start_restart_and_logs_in_json(system: System) -> None:
     assert system.json("kill", "c") == {"signal": "KILL", "killed": ["c.1"]}
     started = system.json("start", "c")

@@ -30,11 +30,16 @@ import uvicorn
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from asyncrpc.dashboard.app import make_app
+from asyncrpc.protocol.call_graph import CallKind, CallNode
+from asyncrpc.protocol.errors import UnknownInvocation
+from asyncrpc.protocol.states import PromiseState
+from asyncrpc.readers.server_reader import ServerReader
 from asyncrpc.supervise.control_client import connect
 from asyncrpc.supervise.rundir import RunDir
 from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC
+from harness.waiting import wait_until
 from tests.support import ROOT
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.dashboard import dashboard
@@ -535,8 +540,10 @@ def test_the_tree_folds_and_the_timeline_draws_the_steps(page: Page, system: Sys
     assert ends[3] <= ends[2] <= ends[1] <= ends[0] + 0.5  # and ends before it
     sleep_width = ends[3] - starts[3]
     assert sleep_width > 0.3 * (ends[0] - starts[0])  # c's 1.5 s sleep is most of the flow
-    # Each step's task was taken twice (a resume after awaiting); the sleep has none.
-    assert "taken 2 times" in (rows.nth(0).text_content() or "")
+    # Each step's task was taken twice: a resume after awaiting (not a retry); no sleep has one.
+    label = rows.nth(0).locator("text.bar-label").text_content() or ""
+    assert label.endswith(" · resumed once") and "retr" not in label, label
+    assert rows.nth(0).get_attribute("data-resumes") == "1"
     rows.nth(3).focus()
     page.keyboard.press("Enter")
     expect(page.locator('#detail-body [data-field="function"]')).to_have_text("durable sleep")
@@ -563,6 +570,111 @@ def test_the_overview_counts_and_lists_the_errors(page: Page, system: System) ->
     assert label.startswith("Invocations per second over the last 5 minutes")
     error.get_by_role("button").click()
     expect(page.locator('#detail-body [data-field="error"]')).to_have_text("the ledger is closed")
+
+
+def test_the_overview_lists_the_schedules(page: Page, system: System) -> None:
+    browse(page, system)
+    expect(page.locator("#no-schedules")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#overview-schedules")).to_be_hidden()
+    body = {
+        "kind": "schedule.create",
+        "head": {"corrId": "s", "version": "1"},
+        "data": {
+            "id": "nightly-report",
+            "cron": "0 3 * * *",
+            "promiseId": "{{.id}}.{{.timestamp}}",
+            "promiseTimeout": 60_000,
+        },
+    }
+    httpx.post(f"{system.server_url}/", json=body, timeout=30).raise_for_status()
+    row = page.locator('#overview-schedules tr[data-schedule="nightly-report"]')
+    expect(row.locator('[data-field="cron"]')).to_have_text("0 3 * * *", timeout=SLOW)
+    expect(row.locator('[data-field="last_run"]')).to_have_text("never")
+    assert (row.locator('[data-field="next_run"]').text_content() or "").endswith(":00:00")
+    expect(page.locator("#no-schedules")).to_be_hidden()
+    listed = system.cli("schedules", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [schedule] = json.loads(listed.stdout)["schedules"]
+    assert (schedule["id"], schedule["cron"], schedule["group"]) == (
+        "nightly-report",
+        "0 3 * * *",
+        None,
+    )
+
+
+def sleeping_step(reader: ServerReader, invocation: str) -> tuple[CallNode, CallNode] | None:
+    """baz and its durable sleep, once baz sleeps and has handed its task back."""
+    try:
+        graph = reader.call_graph(invocation)
+    except UnknownInvocation:  # the gateway has not made it yet
+        return None
+    baz = next((node for node in graph.walk() if node.function == "baz"), None)
+    sleep = next((node for node in graph.walk() if node.kind is CallKind.SLEEP), None)
+    if baz is None or sleep is None or sleep.state is not PromiseState.PENDING:
+        return None
+    return (baz, sleep) if reader.task_state(baz.id) != "acquired" else None
+
+
+def test_the_timeline_marks_a_resume_on_the_replica_that_replaced_a_killed_one(
+    page: Page, system: System
+) -> None:
+    """`asyncrpc kill c` while baz sleeps (c's 1.5 s delay), then `asyncrpc start c`.
+
+    baz's task holds no lease while it sleeps; when the sleep ends the server gives it
+    to c's new replica, and the timeline names both replicas: a resume, not a retry.
+    A kill must land within the sleep; on a loaded machine a command's start can miss
+    it, so a missed one is tried again with a new invocation.
+    """
+    with ServerReader(system.server_url) as reader:
+        for attempt in range(3):
+            invocation = f"resume-{attempt}"
+            started = httpx.post(f"{system.gateway_url}/await-chain?id={invocation}&wait=0")
+            assert started.status_code == 202, started.text
+            baz, sleep = wait_until(
+                lambda name=invocation: sleeping_step(reader, name),
+                60,
+                "baz's durable sleep",
+                poll=0.05,
+            )
+            killed = system.cli("kill", "c")
+            assert killed.returncode == 0, killed.stderr
+            in_time = (reader.get(sleep.id) or sleep).state is PromiseState.PENDING
+            restarted = system.cli("start", "c")
+            assert restarted.returncode == 0, restarted.stderr
+            if in_time:
+                break
+        else:
+            pytest.fail("`asyncrpc kill c` never landed within baz's 1.5 s sleep")
+        wait_until(
+            lambda: (reader.get(invocation) or sleep).state is PromiseState.RESOLVED,
+            SLOW / 1000,
+            f"{invocation} to resolve on c's new replica",
+        )
+    graph = httpx.get(
+        f"{system.dashboard_url}api/invocations/{invocation}/graph?tasks=true",
+        headers=system.bearer(),
+        timeout=30,
+    ).json()
+    [baz_json] = [n for n in walk(graph) if n["function"] == "baz"]
+    attempts = baz_json["attempts"]
+    [[before, after]] = attempts["moves"]
+    assert before != after and before.startswith("c-1-") and after.startswith("c-1-")
+    assert (attempts["known"], attempts["resumes"], attempts["takeovers"]) == ("all", 1, 0)
+    browse(page, system)
+    page.click(f'button[aria-label="Show the call graph of {invocation}"]')
+    page.get_by_role("button", name="Timeline", exact=True).click()
+    row = page.locator(f'svg.timeline g.row[data-step="{baz.id}"]')
+    expect(row).to_have_attribute("data-moves", "1")
+    expect(row).to_contain_text(f"resumed on {after}, not {before}")
+    expect(row.locator("circle.mark.moved")).to_have_count(1)
+    assert "retr" not in (row.locator("text.bar-label").text_content() or "")
+    page.get_by_role("button", name="Graph", exact=True).click()
+
+
+def walk(node: dict[str, object]) -> Iterator[dict[str, object]]:
+    yield node
+    for child in node["children"]:  # type: ignore[attr-defined]
+        yield from walk(child)
 
 
 def test_the_first_paint_needs_no_feed(page: Page, system: System) -> None:

@@ -1,14 +1,16 @@
 """The dashboard's promise browser and detail on resonate-pg, in a real browser.
 
 One `asyncrpc up --server postgres --detach` for the module: the dashboard reads
-the promises from the database (resonate-pg answers ``promise.search`` with 501,
-so the reader reads the promises table) and the tasks through ``resonate_rpc``.
+the promises and the schedules from the database (resonate-pg answers
+``promise.search`` and ``schedule.search`` with 501, so the reader reads the
+promises and schedules tables) and the tasks through ``resonate_rpc``.
 Skipped without ASYNCRPC_RESONATE_SQL (resonate.sql is not part of the project)
 or without /usr/bin/chromium.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -39,6 +41,11 @@ class PgSystem:
     env: dict[str, str]
     gateway_url: str
     dashboard_url: str
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*ASYNCRPC, *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
 
     def sign_in_url(self) -> str:
         ui = subprocess.run(
@@ -135,3 +142,59 @@ def test_the_detached_chains_result_and_the_demos_victims(page: Page, system: Pg
         "#demo-victim option", "options => options.map(o => o.value)"
     )
     assert "postgres" in victims and "server" not in victims
+
+
+def test_the_overview_lists_a_schedule_from_the_schedules_table(
+    page: Page, system: PgSystem
+) -> None:
+    import psycopg
+
+    from asyncrpc.protocol.answers import envelope
+    from asyncrpc.runtime.keepalive import postgres_conninfo
+
+    page.reload()
+    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+    expect(page.locator("#no-schedules")).to_be_visible(timeout=SLOW)
+    status = json.loads(system.cli("status", "--json").stdout)
+    request = envelope(
+        "schedule.create",
+        None,
+        id="pg-nightly",
+        cron="30 2 * * *",
+        promiseId="{{.id}}.{{.timestamp}}",
+        promiseTimeout=60_000,
+        promiseTags={"resonate:target": "poll://any@service-a"},
+    )
+    with psycopg.connect(postgres_conninfo(status["server_url"]), autocommit=True) as db:
+        row = db.execute("SELECT resonate.resonate_rpc(%s::jsonb)", (json.dumps(request),))
+        answer = row.fetchone()
+    assert answer is not None and answer[0]["head"]["status"] == 200, answer
+    row_shown = page.locator('#overview-schedules tr[data-schedule="pg-nightly"]')
+    expect(row_shown.locator('[data-field="cron"]')).to_have_text("30 2 * * *", timeout=SLOW)
+    expect(row_shown.locator('[data-field="last_run"]')).to_have_text("never")
+    expect(row_shown.locator('[data-field="creates"]')).to_contain_text("service-a")
+    listed = system.cli("schedules", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [schedule] = json.loads(listed.stdout)["schedules"]
+    assert (schedule["id"], schedule["cron"], schedule["group"]) == (
+        "pg-nightly",
+        "30 2 * * *",
+        "service-a",
+    )
+
+
+def test_the_timeline_says_only_what_resonate_pg_records(page: Page, system: PgSystem) -> None:
+    """resonate-pg keeps a task's version, not why it was taken again: the label says so."""
+    answer = httpx.post(f"{system.gateway_url}/await-chain?id=pg-timeline-1", timeout=120)
+    assert answer.json() == {"message": 3}, answer.text
+    page.reload()
+    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+    page.click('button[aria-label="Show the call graph of pg-timeline-1"]')
+    page.get_by_role("button", name="Timeline", exact=True).click()
+    foo = page.locator('svg.timeline g.row[data-step="pg-timeline-1"]')
+    expect(foo).to_have_attribute("data-known", "none")
+    label = foo.locator("text.bar-label")
+    expect(label).to_contain_text("acquired 2 times")
+    assert "resumed" not in (label.text_content() or "")
+    assert "look alike" in (foo.locator("title").first.text_content() or "")
+    page.get_by_role("button", name="Graph", exact=True).click()

@@ -59,6 +59,8 @@ def json_error(run_dir: Path, *args: str) -> tuple[int, dict[str, Any]]:
         (["tree", "order-42"], 1, "no server to read"),
         (["promises", "search", "*"], 1, "no server to read"),
         (["promises", "get", "order-42"], 1, "no server to read"),
+        (["schedules"], 1, "no server to read"),
+        (["schedules", " "], 2, "give a pattern"),
         (["invoke", "await-chian"], 2, "Did you mean 'await-chain'?"),
         (["kill", "gatewya"], 2, "Did you mean 'gateway'?"),
         (["up", "--detach", "fan-ot"], 2, "Did you mean 'fan-out'?"),

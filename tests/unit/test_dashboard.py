@@ -370,6 +370,27 @@ def test_the_overview_counts_rates_and_errors(
     assert rates[-1] == 0.2 and sum(rates) == 0.2  # two roots in the last ten seconds
 
 
+def test_the_overview_lists_the_schedules_soonest_first(
+    served: TestClient, server: tuple[Engine, Clock]
+) -> None:
+    engine, _ = server
+    assert served.get("/api/overview").json()["schedules"] == []
+    for name, cron in (("yearly", "0 0 1 1 *"), ("minutely", "* * * * *")):
+        data = {
+            "id": name,
+            "cron": cron,
+            "promiseId": "{{.id}}.{{.timestamp}}",
+            "promiseTimeout": 60_000,
+            "promiseTags": {"resonate:target": "poll://any@service-a"},
+        }
+        assert send(engine, "schedule.create", **data)["head"]["status"] == 200
+    answer = served.get("/api/overview").json()
+    assert [s["id"] for s in answer["schedules"]] == ["minutely", "yearly"]
+    first = answer["schedules"][0]
+    assert (first["cron"], first["group"], first["last_run_at"]) == ("* * * * *", "service-a", None)
+    assert first["next_run_at"] > first["created_at"] and answer["schedules_error"] is None
+
+
 def test_the_index_embeds_the_first_snapshot_once_signed_in(tmp_path: Path) -> None:
     board = dashboard(tmp_path)
     board.failures.append({"id": "x", "flow": "fan-out", "error": "</script><script>alert(1)"})

@@ -12,7 +12,12 @@ from asyncrpc.ops.up import UpOptions, prepare
 from asyncrpc.postgres.schema import RESONATE_SQL_ENV, SchemaUnavailable, resonate_sql_path
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG
-from asyncrpc.readers.postgres import promise_of_row, search_query
+from asyncrpc.readers.postgres import (
+    promise_of_row,
+    schedules_of_rows,
+    schedules_query,
+    search_query,
+)
 from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import CommandError
 from asyncrpc.runtime.process import SettingsError, check_server_url
@@ -115,6 +120,27 @@ def test_the_call_graph_query_uses_the_origin_column_and_binds_every_value() -> 
     sql, params = search_query({"resonate:target": "poll://any@a"}, None, None, newest=25)
     assert sql.endswith("ORDER BY created_at DESC, id DESC LIMIT %s")
     assert params == ["resonate:target", "poll://any@a", 25]
+
+
+def test_the_schedules_read_binds_the_pattern_start_and_matches_the_rest() -> None:
+    sql, params = schedules_query("nightly-*-eu")
+    assert "FROM resonate.schedules WHERE starts_with(id, %s) ORDER BY id" in sql
+    assert params == ["nightly-"] and "nightly" not in sql
+    assert schedules_query("*")[1] == []
+    tags = {"resonate:target": "poll://any@service-a"}
+    rows = [
+        ("nightly-a-eu", "0 3 * * *", "{{.id}}.{{.timestamp}}", 60_000, tags, 5, 99, None),
+        ("nightly-b-us", "0 4 * * *", "{{.id}}", 1_000, {}, 6, 98, 50),
+    ]
+    [found] = schedules_of_rows(rows, "nightly-*-eu")
+    assert (found.id, found.cron, found.promise_timeout, found.next_run_at) == (
+        "nightly-a-eu",
+        "0 3 * * *",
+        60_000,
+        99,
+    )
+    assert found.group == "service-a" and found.last_run_at is None and found.created_at == 5
+    assert [s.last_run_at for s in schedules_of_rows(rows, "*")] == [None, 50]
 
 
 def row(state: str, timeout_at: int, tags: dict[str, str]) -> tuple[object, ...]:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from asyncrpc.protocol.errors import UnknownInvocation
-from asyncrpc.protocol.records import TaskRecord
+from asyncrpc.protocol.records import AcquireCause, TaskAcquisition, TaskRecord
 from asyncrpc.readers.http import AsyncHttpEndpoint, HttpEndpoint
 from asyncrpc.readers.postgres import AsyncPostgresTables, PostgresTables
 from asyncrpc.readers.server_reader import AsyncServerReader, ServerReader
@@ -70,7 +70,8 @@ def test_twins_take_the_same_parameters(blocking: type, looped: type) -> None:
 
 def test_both_readers_have_the_whole_api() -> None:
     expected = ["__init__", "__enter__", "__exit__", "close", "get", "search", "call_graph"]
-    assert public_methods(ServerReader) == [*expected, "task_state", "task", "answers"]
+    more = ["task_state", "task", "acquisitions", "schedules", "answers"]
+    assert public_methods(ServerReader) == [*expected, *more]
 
 
 def encoded(value: Any) -> dict[str, Any]:
@@ -91,6 +92,23 @@ def wire(promise_id: str, parent: str) -> dict[str, Any]:
 
 
 PROMISES = {"r": wire("r", "r"), "r:1": wire("r:1", "r")}
+SCHEDULES = [
+    {
+        "id": name,
+        "cron": "0 * * * *",
+        "promiseId": "{{.id}}.{{.timestamp}}",
+        "promiseTimeout": 60_000,
+        "promiseParam": {"headers": {}},
+        "promiseTags": {"resonate:target": "poll://any@service-a"},
+        "nextRunAt": 3_600_000,
+        "createdAt": 1_000,
+    }
+    for name in ("hourly-a", "hourly-b", "nightly")
+]
+ACQUIRED = [
+    {"version": 1, "pid": "b-1-aa", "at": 10, "cause": "first"},
+    {"version": 2, "pid": "b-1-bb", "at": 20, "cause": "lease", "previous": "b-1-aa"},
+]
 
 
 def server(request: httpx.Request) -> httpx.Response:
@@ -103,6 +121,12 @@ def server(request: httpx.Request) -> httpx.Response:
         status, answer = 200, {"promise": PROMISES[data["id"]]}
     elif kind == "promise.search":
         status, answer = 200, {"promises": list(PROMISES.values()), "cursor": None}
+    elif kind == "schedule.search":  # a page of two, as a server with limit 2 answers
+        after = [s for s in SCHEDULES if s["id"] > data.get("cursor", "")]
+        page = {"schedules": after[:2]}
+        status, answer = 200, {**page, "cursor": after[1]["id"]} if len(after) > 2 else page
+    elif kind == "task.acquisitions" and data["id"] == "r:1":
+        status, answer = 200, {"acquisitions": ACQUIRED}
     elif kind == "task.get" and data["id"] in PROMISES:
         status, answer = 200, {"task": {"id": data["id"], "state": "acquired", "pid": "b-1"}}
     else:
@@ -124,6 +148,10 @@ def blocking_reads() -> list[Any]:
             reader.task_state("nobody"),
             reader.task("r:1"),
             reader.task("nobody"),
+            reader.acquisitions("r:1"),
+            reader.acquisitions("nobody"),
+            [s.id for s in reader.schedules()],
+            [s.id for s in reader.schedules("hourly-*")],
             reader.answers(),
         ]
 
@@ -142,6 +170,10 @@ async def looped_reads() -> list[Any]:
             await reader.task_state("nobody"),
             await reader.task("r:1"),
             await reader.task("nobody"),
+            await reader.acquisitions("r:1"),
+            await reader.acquisitions("nobody"),
+            [s.id for s in await reader.schedules()],
+            [s.id for s in await reader.schedules("hourly-*")],
             await reader.answers(),
         ]
 
@@ -149,6 +181,11 @@ async def looped_reads() -> list[Any]:
 def test_twins_read_the_same_server_alike() -> None:
     reads = blocking_reads()
     assert reads[1:5] == [None, reads[2], ["r:1"], "acquired"]
-    assert reads[5:] == [None, TaskRecord("r:1", "acquired", pid="b-1"), None, True]
+    assert reads[5:8] == [None, TaskRecord("r:1", "acquired", pid="b-1"), None]
+    assert reads[8] == (
+        TaskAcquisition(1, "b-1-aa", 10, AcquireCause.FIRST),
+        TaskAcquisition(2, "b-1-bb", 20, AcquireCause.LEASE, "b-1-aa"),
+    )
+    assert reads[9:] == [None, ["hourly-a", "hourly-b", "nightly"], ["hourly-a", "hourly-b"], True]
     assert reads[0] is not None and reads[0].value == 7
     assert asyncio.run(looped_reads()) == reads

@@ -1,5 +1,6 @@
 // The overview: promises by state, invocations per second over the last minutes (an SVG bar
-// chart), and the recent errors with their messages. Read every few seconds.
+// chart), the recent errors with their messages, and the schedules (id, cron, next and last
+// run, the promise each run creates). Read every few seconds.
 "use strict";
 
 const Overview = (() => {
@@ -69,6 +70,37 @@ const Overview = (() => {
       errors.appendChild(li);
     }
     $("#no-errors").hidden = data.errors.length > 0;
+    schedules(data.schedules || [], data.schedules_error);
+  }
+
+  function schedules(list, why) {
+    const body = $("#overview-schedules tbody");
+    body.replaceChildren();
+    for (const schedule of list) {
+      const row = element("tr", { "data-schedule": schedule.id });
+      const creates = schedule.group ? `${schedule.promise_id} → ${schedule.group}` : schedule.promise_id;
+      row.append(
+        element("td", { "data-field": "id" }, schedule.id),
+        element("td", { "data-field": "cron" }, schedule.cron),
+        element("td", { "data-field": "next_run", title: new Date(schedule.next_run_at).toISOString() },
+          dayTime(schedule.next_run_at)),
+        element("td", { "data-field": "last_run" }, schedule.last_run_at ? dayTime(schedule.last_run_at) : "never"),
+        element("td", { "data-field": "creates" }, short(creates, 60)),
+      );
+      body.appendChild(row);
+    }
+    $("#overview-schedules").hidden = list.length === 0;
+    $("#no-schedules").hidden = list.length > 0 || Boolean(why);
+    $("#schedules-error").textContent = why ? `Schedules unknown: ${why}` : "";
+  }
+
+  // A run's time: the clock time, with the date when it is not today.
+  function dayTime(ms) {
+    const date = new Date(ms);
+    const today = new Date(Clock.now()).toDateString() === date.toDateString();
+    const pad = (n) => String(n).padStart(2, "0");
+    const day = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+    return today ? clockTime(ms).slice(0, 8) : `${day} ${clockTime(ms).slice(0, 8)}`;
   }
 
   async function refresh() {

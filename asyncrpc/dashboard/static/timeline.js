@@ -1,7 +1,10 @@
 // An invocation's steps on one time axis (a Gantt chart, inline SVG): a row per step, in
 // the call graph's order, a bar from its creation to its settling (to now while pending,
-// hatched). Durable sleeps are violet; a step whose task was taken more than once (a
-// retry after a crash, or a resume after it awaited) says how often after its duration.
+// hatched). Durable sleeps are violet. A step whose task was taken again says why, as far
+// as the server knows (the dashboard's label_attempts): a resume after what it awaited
+// settled (a dot on the bar where it happened, ringed when another replica took it), a
+// takeover after a lost lease (a diamond), or only a count where the server keeps no
+// record. The SDK's retries happen inside one acquisition: no server sees them.
 "use strict";
 
 const Timeline = (() => {
@@ -13,6 +16,13 @@ const Timeline = (() => {
   const PAD = 10;
   // Room right of the plot for the last bar's label.
   const TAIL = 110;
+  const LEGEND_H = 18;
+  const MARK_R = 3.5;
+  // What each cause of an acquisition is called on its mark.
+  const HOW = {
+    awaited: "resumed", lease: "taken over after a lost lease", release: "taken after a release",
+    continue: "continued after a halt",
+  };
 
   function el(name, attrs, text) {
     const node = document.createElementNS(SVG, name);
@@ -36,7 +46,7 @@ const Timeline = (() => {
     const width = Math.max(options.width || 900, 520);
     const plot = width - LABEL_W - PAD * 2 - TAIL;
     const x = (ms) => LABEL_W + PAD + ((ms - start) / (end - start)) * plot;
-    const height = AXIS_H + steps.length * ROW_H + PAD;
+    const height = AXIS_H + steps.length * ROW_H + PAD + LEGEND_H;
     const svg = el("svg", {
       class: "timeline", width, height, viewBox: `0 0 ${width} ${height}`, role: "group",
       "aria-label": `Timeline of ${root.id}: ${steps.length} steps over ` +
@@ -74,10 +84,18 @@ const Timeline = (() => {
       const finish = node.settled_at || now;
       const label = `${"  ".repeat(item.depth)}${CallGraph.title(node)}`;
       const took = formatDuration(finish - node.created_at);
-      const attempts = node.attempts || 0;
+      const attempts = node.attempts || null;
+      const told = attempts && attempts.summary ? attempts.summary : "";
       const what = `${CallGraph.describe(node)}; started +${formatDuration(node.created_at - start)}` +
         `, ${node.state === "pending" ? "running for" : "took"} ${took}` +
-        (attempts > 1 ? `; its task was taken ${attempts} times` : "");
+        (told ? `; ${attempts.detail}` : "");
+      if (attempts) {
+        row.setAttribute("data-acquired", attempts.acquired);
+        row.setAttribute("data-known", attempts.known);
+        row.setAttribute("data-resumes", attempts.resumes);
+        row.setAttribute("data-takeovers", attempts.takeovers);
+        row.setAttribute("data-moves", attempts.moves.length);
+      }
       row.setAttribute("aria-label", `${what}: show its detail`);
       row.appendChild(el("title", {}, what));
       row.appendChild(el("rect", { class: "row-band", x: 0, y, width, height: ROW_H }));
@@ -89,16 +107,32 @@ const Timeline = (() => {
         width: Math.max(2, x(finish) - left),
       });
       row.appendChild(bar);
+      for (const mark of (attempts && attempts.marks) || []) {
+        const cx = Math.min(Math.max(x(mark.at), left), x(finish));
+        const cy = y + ROW_H / 2;
+        const cls = `mark cause-${mark.cause}${mark.moved ? " moved" : ""}`;
+        const shape = mark.cause === "lease" || mark.cause === "release"
+          ? el("rect", { class: cls, x: cx - MARK_R, y: cy - MARK_R, width: MARK_R * 2,
+              height: MARK_R * 2, transform: `rotate(45 ${cx} ${cy})` })
+          : el("circle", { class: cls, cx, cy, r: MARK_R });
+        const by = mark.previous && mark.moved ? `${mark.pid} (was ${mark.previous})` : mark.pid;
+        const how = HOW[mark.cause] || "taken";
+        shape.appendChild(el("title", {}, `${how} by ${by} at +${formatDuration(mark.at - start)}`));
+        row.appendChild(shape);
+      }
       const after = el("text", { class: "bar-label", x: x(finish) + 5, y: y + 17 });
       const time = el("tspan");
       if (node.state === "pending") markRunning(time, node.created_at);
       else time.textContent = took;
       after.appendChild(time);
-      if (attempts > 1) after.appendChild(el("tspan", { class: "retry" }, ` · taken ${attempts} times`));
+      if (told) after.appendChild(el("tspan", { class: "attempts" }, ` · ${told}`));
       row.appendChild(after);
       if (options.onSelect) activateOnKeys(row, () => options.onSelect(node.id));
       svg.appendChild(row);
     });
+    svg.appendChild(el("text", { class: "legend", x: PAD, y: height - 4 },
+      "● resumed (ringed: on another replica)   ◆ taken over (a lost lease, a release)   " +
+      "· the SDK's retries stay inside one acquisition: no server sees them"));
     return svg;
   }
 
