@@ -119,10 +119,10 @@ class Bench:
             self._topology.stop()
             self._topology = None
 
-    def start_program(self, module: str, *args: str) -> Process:
+    def start_program(self, module: str, *args: str, name: str | None = None) -> Process:
         """``python -m benchmarks.<module> ARGS``, a benchmark-only program (not waited for)."""
         command = [sys.executable, "-m", f"benchmarks.{module}", *args]
-        return self.procs.start(module, command, env={"PYTHONPATH": str(ROOT)})
+        return self.procs.start(name or module, command, env={"PYTHONPATH": str(ROOT)})
 
     def ids(self, prefix: str, count: int) -> list[str]:
         """``count`` invocation ids unique to this run."""

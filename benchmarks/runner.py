@@ -27,7 +27,17 @@ from typing import Any
 from rich.console import Console
 
 from asyncrpc.runtime.signals import sigterm_as_interrupt
-from benchmarks import compare, loads, recovery, roundtrip, server, servers, soak, startup
+from benchmarks import (
+    compare,
+    hops,
+    loads,
+    recovery,
+    roundtrip,
+    server,
+    servers,
+    soak,
+    startup,
+)
 from benchmarks.bench import ROOT, Bench, Sizes
 from benchmarks.report import PartResult, render, write_json
 from harness.processes import session
@@ -57,6 +67,7 @@ PARTS: tuple[Part, ...] = (
         "await chain at 16 callers on asyncrpc server and on resonate-pg, interleaved",
         True,
     ),
+    Part("hops", hops.run, "one sequential await chain, traced: where its time goes", False),
     Part("floor", loads.FLOOR.run, "await chain, whole topology in one process", False),
     Part("recovery", recovery.run, "replacement start to flow completion after kills", False),
     Part("startup", startup.run, "whole topology start-up time and memory (RSS)", False),

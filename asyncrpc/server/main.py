@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from resonate_base import PROTOCOL_VERSION
@@ -23,10 +25,18 @@ def default_db_path(run_dir: Path) -> str:
     return str(run_dir / "server.db")
 
 
-def build_app(db: str, token: str | None = None, retain_ms: int | None = None) -> ServerApp:
-    """Open the database, recover the state it holds and wrap it in the ASGI app."""
+def build_app(
+    db: str,
+    token: str | None = None,
+    retain_ms: int | None = None,
+    open_store: Callable[[str], Store] = Store,
+) -> ServerApp:
+    """Open the database, recover the state it holds and wrap it in the ASGI app.
+
+    ``open_store`` opens the database (a benchmark's tracer times the commits through it).
+    """
     started = time.perf_counter()
-    engine = Engine(Store(db), retain_ms=retain_ms, background_snapshots=True)
+    engine = Engine(open_store(db), retain_ms=retain_ms, background_snapshots=True)
     logger.info(
         "recovered %d promises (%d log entries replayed) from %s in %.3fs",
         len(engine.state.promises),
@@ -35,6 +45,22 @@ def build_app(db: str, token: str | None = None, retain_ms: int | None = None) -
         time.perf_counter() - started,
     )
     return ServerApp(engine, token)
+
+
+def uvicorn_config(app: Any, log_level: str = "info") -> uvicorn.Config:
+    """How uvicorn serves the server's ASGI ``app`` (``app`` may wrap a :class:`ServerApp`)."""
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        log_config=None,  # uvicorn's records go through our escaping formatter too
+        access_log=log_level.lower() == "debug",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        # Nothing sits in front of this server, and each of these costs time per request.
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+    )
 
 
 def serve(
@@ -64,19 +90,7 @@ def serve(
         PROTOCOL_VERSION,
         "token" if token else "none",
     )
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        log_config=None,  # uvicorn's records go through our escaping formatter too
-        access_log=log_level.lower() == "debug",
-        lifespan="on",
-        timeout_graceful_shutdown=1,
-        # Nothing sits in front of this server, and each of these costs time per request.
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
-    )
-    server = GracefulServer(config, before_shutdown=app.close_streams)
+    server = GracefulServer(uvicorn_config(app, log_level), before_shutdown=app.close_streams)
     app.engine.on_failure = server.request_exit
     try:
         server.run(sockets=[sock])
