@@ -60,7 +60,13 @@ PARTS: tuple[Part, ...] = (
     Part("direct", loads.DIRECT.run, "await chain from an SDK client, no gateway", True),
     Part("throughput", loads.OUR_GATEWAY.run, "await chain through our gateway", True),
     Part("baseline", loads.BASELINE.run, "await chain through the Flask-style baseline", True),
-    Part("compare", compare.run, "the four loads at 16 callers, interleaved; the ratios", True),
+    Part("original", loads.ORIGINAL.run, "await chain through the original topology", True),
+    Part(
+        "compare",
+        compare.run,
+        "ours, the original topology, an SDK client and the floor interleaved: ratios, latency",
+        True,
+    ),
     Part(
         "servers",
         servers.run,

@@ -16,7 +16,7 @@ that). The events:
 - in a node or the gateway: ``send KIND`` as a protocol request leaves,
   ``answer KIND`` when its answer is back, ``msg KIND`` when a pushed message
   (``execute``, ``unblock``) reaches the SDK;
-- in the server: ``in KIND`` when uvicorn hands a ``POST /`` to the app,
+- in the server: ``in`` when uvicorn hands a ``POST /`` to the app (its fast lane),
   ``commit N`` and ``committed N`` around each SQLite commit of N entries,
   ``out KIND`` when the answer leaves, ``push KIND`` when a pushed message is
   handed to uvicorn for a poll stream.
@@ -181,6 +181,24 @@ def traced_asgi(app: Any, trace: Trace) -> Any:
     return wrapped
 
 
+class TracedLane:
+    """The server's fast lane (``POST /``), stamping each request in and its answer out."""
+
+    def __init__(self, app: Any, trace: Trace) -> None:
+        self._app = app
+        self._trace = trace
+
+    def post(self, headers: Any, body: bytes, respond: Callable[..., None]) -> None:
+        trace = self._trace
+        trace.mark("in", "?")
+
+        def answered(status: int, answer_headers: Any, content: bytes) -> None:
+            trace.mark("out", kind_of(body))
+            respond(status, answer_headers, content)
+
+        self._app.post(headers, body, answered)
+
+
 def serve_server(trace: Trace, port: int, db: str) -> int:
     from asyncrpc.runtime import log_lines
     from asyncrpc.runtime.serving import GracefulServer, bind
@@ -189,9 +207,8 @@ def serve_server(trace: Trace, port: int, db: str) -> int:
     sock = bind("127.0.0.1", port)
     log_lines.configure("INFO", sys.stderr, "%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = build_app(db, open_store=traced_store(trace))
-    server = GracefulServer(
-        uvicorn_config(traced_asgi(app, trace)), before_shutdown=app.close_streams
-    )
+    config = uvicorn_config(traced_asgi(app, trace), TracedLane(app, trace))
+    server = GracefulServer(config, before_shutdown=app.close_streams)
     app.engine.on_failure = server.request_exit
     try:
         server.run(sockets=[sock])

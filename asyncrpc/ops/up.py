@@ -25,7 +25,7 @@ import psutil
 
 from asyncrpc.lesson import topology
 from asyncrpc.postgres.schema import SchemaUnavailable, resonate_sql_path
-from asyncrpc.runtime import config
+from asyncrpc.runtime import config, local_http
 from asyncrpc.runtime.errors import LauncherError
 from asyncrpc.supervise import ports
 from asyncrpc.supervise.control_client import orphans
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from asyncrpc.supervise.supervisor import Supervisor
     from asyncrpc.supervise.supervisor_process import DashboardOpener
 
-# httpx, the SDK, psycopg and the supervisor's modules are imported where they are used, so
+# The SDK, psycopg and the supervisor's modules are imported where they are used, so
 # `up --detach` hands over to the template (which has them all) without importing them here.
 
 #: The servers `up --server` can start.
@@ -74,16 +74,14 @@ def server_answers(url: str) -> bool:
 
     For a ``postgresql://`` URL: the database answers a protocol request (resonate.sql is in it).
     """
-    import httpx
-
-    from asyncrpc.readers.server_reader import ServerReader
-
     if config.is_postgres_url(url):
+        from asyncrpc.readers.server_reader import ServerReader
+
         with ServerReader(url, timeout=3.0) as reader:
             return reader.answers()
     try:
-        httpx.get(f"{url}/healthz", timeout=2.0, trust_env=False)
-    except httpx.HTTPError:
+        local_http.request(f"{url}/healthz", timeout=2.0)
+    except local_http.Unreachable:
         return False
     return True
 

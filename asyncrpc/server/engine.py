@@ -84,8 +84,12 @@ class Engine:
         self._timer: asyncio.Task[None] | None = None
         #: Messages of applied requests, held until their commit.
         self._unrouted: list[Outgoing] = []
-        #: Resolved by the commit that the requests of the current loop turn wait for.
+        #: A commit of the requests of the current loop turn is scheduled.
+        self._commit_due = False
+        #: Resolved by that commit, for the requests that await it (:meth:`handle_grouped`).
         self._batch: asyncio.Future[None] | None = None
+        #: Replies held for that commit, and who gets each once it is durable (:meth:`answer`).
+        self._held: list[tuple[Reply, Callable[[Reply], None]]] = []
         self.recovered_entries = 0
         self._recover()
 
@@ -107,12 +111,26 @@ class Engine:
         shows a change that a crash could still undo.
         """
         reply = self.apply(body)
-        if self._batch is not None or self.store.staged:
+        if self._commit_due or self.store.staged:
             try:
                 await self._next_commit()
             except CommitFailed:
                 return self._unavailable()
         return reply
+
+    def answer(self, body: bytes, deliver: Callable[[Reply], None]) -> None:
+        """:meth:`handle_grouped` without a coroutine: ``deliver`` gets the reply once it may leave.
+
+        That is at once for a request that waits for no commit, else right after the
+        commit of this loop turn (in the order the requests came), or the 503 of a failed
+        commit. The server's HTTP fast lane answers ``POST /`` through it.
+        """
+        reply = self.apply(body)
+        if not self._commit_due and not self.store.staged:
+            deliver(reply)
+            return
+        self._schedule_commit()
+        self._held.append((reply, deliver))
 
     def _unavailable(self) -> Reply:
         return Reply(503, error_envelope(503), f"the server's store failed: {self.failed}")
@@ -248,23 +266,35 @@ class Engine:
             self._unrouted.extend(self.state.outgoing)
             self.state.outgoing = []
 
+    def _schedule_commit(self) -> None:
+        if not self._commit_due:
+            self._commit_due = True
+            asyncio.get_running_loop().call_soon(self._commit_batch)
+
     def _next_commit(self) -> asyncio.Future[None]:
+        self._schedule_commit()
         if self._batch is None:
-            loop = asyncio.get_running_loop()
-            self._batch = loop.create_future()
-            loop.call_soon(self._commit_batch)
+            self._batch = asyncio.get_running_loop().create_future()
         return self._batch
 
     def _commit_batch(self) -> None:
-        batch, self._batch = self._batch, None
-        if batch is None:
+        if not self._commit_due:
             return
+        self._commit_due = False
+        batch, self._batch = self._batch, None
+        held, self._held = self._held, []
         try:
             self.commit()
         except CommitFailed as exc:
-            batch.set_exception(exc)
+            if batch is not None:
+                batch.set_exception(exc)
+            for _, deliver in held:
+                deliver(self._unavailable())
         else:
-            batch.set_result(None)
+            if batch is not None:
+                batch.set_result(None)
+            for reply, deliver in held:
+                deliver(reply)
 
     def _route(self, outgoing: list[Outgoing]) -> None:
         for message in outgoing:

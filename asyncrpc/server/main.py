@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -16,6 +17,7 @@ from asyncrpc.runtime import log_lines
 from asyncrpc.runtime.serving import GracefulServer, bind
 from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine
+from asyncrpc.server.fast_lane import FastLaneProtocol, Lane
 from asyncrpc.server.store import Store
 
 logger = logging.getLogger("asyncrpc.server")
@@ -47,10 +49,15 @@ def build_app(
     return ServerApp(engine, token)
 
 
-def uvicorn_config(app: Any, log_level: str = "info") -> uvicorn.Config:
-    """How uvicorn serves the server's ASGI ``app`` (``app`` may wrap a :class:`ServerApp`)."""
+def uvicorn_config(app: Any, lane: Lane, log_level: str = "info") -> uvicorn.Config:
+    """How uvicorn serves the server's ASGI ``app``; ``POST /`` goes to ``lane``'s fast lane.
+
+    ``app`` is the :class:`ServerApp` and ``lane`` the same one, or each wraps it (a
+    benchmark's tracer).
+    """
     return uvicorn.Config(
         app,
+        http=functools.partial(FastLaneProtocol, lane=lane),
         log_level="warning",
         log_config=None,  # uvicorn's records go through our escaping formatter too
         access_log=log_level.lower() == "debug",
@@ -90,7 +97,7 @@ def serve(
         PROTOCOL_VERSION,
         "token" if token else "none",
     )
-    server = GracefulServer(uvicorn_config(app, log_level), before_shutdown=app.close_streams)
+    server = GracefulServer(uvicorn_config(app, app, log_level), before_shutdown=app.close_streams)
     app.engine.on_failure = server.request_exit
     try:
         server.run(sockets=[sock])

@@ -292,7 +292,9 @@ class Supervisor:
         path = self.plan.rundir.log_for(spec.name)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.plan.ready_timeout
-        async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
+        # No TLS certificates loaded for a health URL on http:// (30 to 240 ms of CPU each).
+        verify = url is not None and not url.startswith("http://")
+        async with httpx.AsyncClient(timeout=1.0, trust_env=False, verify=verify) as client:
             while True:
                 if process.returncode is not None:
                     raise LauncherError(self._start_failure(replica, offset, process.returncode))
