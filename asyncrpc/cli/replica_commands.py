@@ -42,7 +42,7 @@ def kill(
     with reported():
         selector = parse_node_selector(node)
         killed = client_of(run_dir).kill(str(selector), signal_name.value)
-    console().print(f"Sent SIG{signal_name.value} to {', '.join(killed)}; it is gone.")
+    print(f"Sent SIG{signal_name.value} to {', '.join(killed)}; it is gone.")
 
 
 @app.command()

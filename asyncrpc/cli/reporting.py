@@ -39,12 +39,14 @@ def reported() -> Iterator[None]:
     """Turn a LauncherError into its message on stderr and its exit code.
 
     The message may quote what a person typed; it is printed literally, never as markup.
+    rich is imported only when there is an error to print (a command that succeeds
+    with a plain line never loads it: about a third of such a command's start).
     """
-    from rich.markup import escape
-
     try:
         yield
     except LauncherError as error:
+        from rich.markup import escape
+
         console(stderr=True).print(
             f"[red]error:[/red] {escape(str(error))}", markup=True, highlight=False, soft_wrap=True
         )
