@@ -86,6 +86,25 @@ def preload(modules: tuple[str, ...] = PRELOAD, between: Callable[[], None] = la
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     cli_command()
+    if "asyncrpc.gateway.app" in sys.modules:
+        warm_gateway()
+
+
+def warm_gateway() -> None:
+    """Build the gateway's app once and drop it, so a forked gateway finds FastAPI warm.
+
+    The first app a process builds fills FastAPI's and pydantic's caches (a validator
+    per route and answer): about 0.26 s of CPU on this project's machine against 0.01 s
+    for the next one, and it made the gateway the last replica of `up` to be ready.
+    Nothing runs: the app's lifespan, which joins the server, starts only in the child.
+    """
+    from asyncrpc.gateway.app import create_app
+    from asyncrpc.gateway.settings import GatewaySettings
+
+    def never(_: GatewaySettings) -> Any:
+        raise RuntimeError("the template's warm-up app never starts")
+
+    create_app(GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="template"), never)
 
 
 @functools.cache
