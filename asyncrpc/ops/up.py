@@ -10,7 +10,6 @@ everything is ready.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import subprocess
@@ -20,8 +19,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import psutil
 
 from asyncrpc.lesson import topology
 from asyncrpc.postgres.schema import SchemaUnavailable, resonate_sql_path
@@ -33,14 +30,13 @@ from asyncrpc.supervise.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
 from asyncrpc.supervise.rundir import LAUNCHER_LOG, RunDir
 from asyncrpc.supervise.status import LauncherSnapshot, Phase
 from asyncrpc.supervise.targets import select
-from asyncrpc.supervise.template_client import TEMPLATE_MODULE, template_enabled
 
 if TYPE_CHECKING:
     from asyncrpc.supervise.supervisor import Supervisor
     from asyncrpc.supervise.supervisor_process import DashboardOpener
 
-# The SDK, psycopg and the supervisor's modules are imported where they are used, so
-# `up --detach` hands over to the template (which has them all) without importing them here.
+# The SDK, psycopg, psutil, asyncio and the supervisor's modules are imported where they are
+# used, so `up --detach` hands over to the template (which has them all) without them here.
 
 #: The servers `up --server` can start.
 SERVER_EMBEDDED = "embedded"
@@ -249,7 +245,9 @@ def run_foreground(
     ``open_dashboard`` serves the dashboard when the plan has a port for it: the dashboard
     sits above ops, so the command that runs `up` hands it in.
     """
-    # uvicorn and FastAPI: imported only when a supervisor runs here.
+    # asyncio, uvicorn and FastAPI: imported only when a supervisor runs here.
+    import asyncio
+
     from asyncrpc.supervise.supervisor_process import run_supervisor
 
     asyncio.run(
@@ -269,6 +267,9 @@ def detached_command(plan: Plan, env: Mapping[str, str]) -> list[str]:
 
     Where the template is not used, it runs as a process of its own.
     """
+    # The template's client (asyncio) is the supervisor's; `up` needs two of its names.
+    from asyncrpc.supervise.template_client import TEMPLATE_MODULE, template_enabled
+
     if template_enabled(env) and plan.program == ASYNCRPC_PROGRAM:
         return [sys.executable, "-m", TEMPLATE_MODULE, "--supervise"]
     return [sys.executable, "-m", "asyncrpc.entrypoints.detached_supervisor"]
@@ -278,6 +279,8 @@ def _is_ours(state_pid: int, detached: int) -> bool:
     """The state file is that of the supervisor just started (it, or forked by it)."""
     if state_pid == detached:
         return True
+    import psutil  # once the supervisor is started: `up --detach` hands over without it
+
     with contextlib.suppress(psutil.Error):
         return psutil.Process(state_pid).ppid() == detached
     return False
