@@ -227,13 +227,30 @@ STREAM_OPEN = re.compile(
 READY_ID = re.compile(rf"^{re.escape(config.READY_MARKER)} .*\bid=(\S+)", re.MULTILINE)
 
 
+def start_time_offset() -> float:
+    """How far psutil's process start times are from the wall clock, in seconds.
+
+    psutil counts a start from the boot time, which Linux gives in whole seconds,
+    so its start times are off the wall clock by up to a second, the same for
+    every process. A process started here at a known wall time measures it.
+    """
+    began = time.time()
+    probe = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)"])
+    try:
+        return psutil.Process(probe.pid).create_time() - began
+    finally:
+        probe.kill()
+        probe.wait()
+
+
 def ready_after_fork(run_dir: Path, state: RunState) -> dict[str, float]:
     """Per replica, seconds from its fork (its process's start) until its poll stream connected.
 
-    The start is the kernel's (10 ms ticks), the connection the server's log line
-    (ms); the server itself is counted until it answered ``/healthz``, which its
-    log's "listening" line stands for.
+    The start is the kernel's (10 ms ticks, set on the wall clock with
+    :func:`start_time_offset`), the connection the server's log line (ms); the
+    server itself is counted until its log's "listening" line.
     """
+    offset = start_time_offset()
     logs = RunDir(run_dir)
     opened: dict[str, float] = {}
     server_log = logs.log_for(topology.SERVER)
@@ -250,7 +267,7 @@ def ready_after_fork(run_dir: Path, state: RunState) -> dict[str, float]:
     after: dict[str, float] = {}
     for name, ref in state.processes():
         try:
-            started = psutil.Process(ref.pid).create_time()
+            started = psutil.Process(ref.pid).create_time() - offset
         except psutil.Error:
             continue
         if name == topology.SERVER and listening:

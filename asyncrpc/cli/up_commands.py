@@ -120,10 +120,8 @@ def up(
     [bold]start, restart, logs, down[/bold]. Logs: RUN_DIR/logs/NAME.log.
     The web dashboard ([bold]asyncrpc ui[/bold]) shows and drives it all from a browser.
     """
-    from asyncrpc.ops.up import UpOptions, prepare, run_foreground, start_detached
-    from asyncrpc.terminal import status_table as view
+    from asyncrpc.ops.up import UpOptions, prepare, run_foreground, spawn_detached
 
-    out = console()
     options = UpOptions(
         targets=targets or [],
         scale=scale or [],
@@ -142,13 +140,22 @@ def up(
     with reported():
         plan = prepare(options, os.environ, rundir.path, notify=say)
         if detach:
-            snapshot = start_detached(plan, os.environ)
+            detached = spawn_detached(plan, os.environ)
+            # rich loads while the template does (two cores): only printing needs it.
+            from asyncrpc.terminal import status_table as view
+
+            out = console()
+            snapshot = detached.wait()
             view.print_status(out, snapshot)
             out.print(
                 "Everything is ready; [bold]asyncrpc down[/bold] stops it all. "
                 + view.try_next(snapshot, lead="Try")
             )
             return
+
+        from asyncrpc.terminal import status_table as view
+
+        out = console()
 
         def ready(snapshot: LauncherSnapshot) -> None:
             view.print_status(out, snapshot)

@@ -16,15 +16,18 @@ from asyncrpc.runtime import event_loop
 from asyncrpc.runtime.process import configure_logging, ready_line
 from asyncrpc.runtime.serving import GracefulServer, bind
 
+#: How often the gateway looks whether it is ready to say so (only while it starts).
+READY_POLL_S = 0.005
+
 
 async def announce_when_ready(
     server: uvicorn.Server, app: GatewayApp, settings: GatewaySettings
 ) -> None:
     """Print the ready line once uvicorn listens and the poll stream is connected."""
     while not (server.started and getattr(app.state, "client", None) is not None):
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(READY_POLL_S)
     while not app.state.client.connected():
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(READY_POLL_S)
     print(
         ready_line(
             topology.GATEWAY,

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 # The SDK, psycopg, psutil, asyncio and the supervisor's modules are imported where they are
 # used, so `up --detach` hands over to the template (which has them all) without them here.
 
+#: How often `up --detach` reads the supervisor's state while it waits (a small file).
+READY_POLL_S = 0.01
 #: The servers `up --server` can start.
 SERVER_EMBEDDED = "embedded"
 SERVER_POSTGRES = "postgres"
@@ -286,6 +288,46 @@ def _is_ours(state_pid: int, detached: int) -> bool:
     return False
 
 
+@dataclass
+class Detached:
+    """A detached supervisor on its way up: :meth:`wait` until everything is ready."""
+
+    plan: Plan
+    process: subprocess.Popen[bytes]
+    offset: int
+
+    def wait(
+        self, timeout: float | None = None, sleeper: Callable[[float], None] = time.sleep
+    ) -> LauncherSnapshot:
+        """Its snapshot once everything is ready; LauncherError if it failed or took too long."""
+        try:
+            return _wait_until_ready(self.plan, self.process, self.offset, timeout, sleeper)
+        except KeyboardInterrupt:
+            self.process.terminate()  # the supervisor stops whatever it had started
+            self.process.wait(timeout=60)
+            self.plan.rundir.clear_state()
+            raise LauncherError("interrupted: stopped everything that had started.", 130) from None
+
+
+def spawn_detached(plan: Plan, env: Mapping[str, str]) -> Detached:
+    """Start a detached supervisor for ``plan`` and return at once (the caller may load
+    what it prints with meanwhile, on the other core)."""
+    rundir = plan.rundir
+    rundir.clear_state()
+    rundir.write_plan(json.dumps(plan.to_json(), indent=1))
+    with rundir.open_log(LAUNCHER_LOG) as log:
+        offset = log.tell()
+        process = subprocess.Popen(
+            [*detached_command(plan, env), str(plan.run_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            start_new_session=True,
+        )
+    return Detached(plan, process, offset)
+
+
 def start_detached(
     plan: Plan,
     env: Mapping[str, str],
@@ -294,26 +336,7 @@ def start_detached(
     sleeper: Callable[[float], None] = time.sleep,
 ) -> LauncherSnapshot:
     """Start a detached supervisor for ``plan``; its snapshot once everything is ready."""
-    rundir = plan.rundir
-    rundir.clear_state()
-    rundir.write_plan(json.dumps(plan.to_json(), indent=1))
-    with rundir.open_log(LAUNCHER_LOG) as log:
-        offset = log.tell()
-        detached = subprocess.Popen(
-            [*detached_command(plan, env), str(plan.run_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(env),
-            start_new_session=True,
-        )
-    try:
-        return _wait_until_ready(plan, detached, offset, timeout, sleeper)
-    except KeyboardInterrupt:
-        detached.terminate()  # the supervisor stops whatever it had started
-        detached.wait(timeout=60)
-        rundir.clear_state()
-        raise LauncherError("interrupted: stopped everything that had started.", 130) from None
+    return spawn_detached(plan, env).wait(timeout, sleeper)
 
 
 def _wait_until_ready(
@@ -323,8 +346,6 @@ def _wait_until_ready(
     timeout: float | None,
     sleeper: Callable[[float], None],
 ) -> LauncherSnapshot:
-    from asyncrpc.supervise.supervisor import tail
-
     rundir = plan.rundir
     log_path = rundir.log_for(LAUNCHER_LOG)
     limit = timeout if timeout is not None else 3 * plan.ready_timeout + 30
@@ -341,6 +362,8 @@ def _wait_until_ready(
                 raise LauncherError(snapshot.error or "the supervisor failed to start")
         code = detached.poll()
         if code is not None:
+            from asyncrpc.supervise.supervisor import tail
+
             rundir.clear_state()
             lines = tail(log_path, offset) or "(no output)"
             raise LauncherError(
@@ -353,4 +376,4 @@ def _wait_until_ready(
             raise LauncherError(
                 f"not everything was ready after {limit:g}s; stopped it. Logs: {rundir.logs}."
             )
-        sleeper(0.05)
+        sleeper(READY_POLL_S)

@@ -53,8 +53,8 @@ ReplicaProcess = asyncio.subprocess.Process | ForkedProcess
 
 #: Seconds a replica gets to exit after SIGTERM before it is killed.
 STOP_GRACE = 5.0
-#: How often readiness is checked.
-POLL_INTERVAL = 0.05
+#: How often readiness is checked (a log file read, or one request to a health URL).
+POLL_INTERVAL = 0.02
 #: Lines of a log shown when a replica fails to start.
 TAIL_LINES = 20
 
