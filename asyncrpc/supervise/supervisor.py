@@ -195,7 +195,9 @@ class Supervisor:
         async with self._template_lock:
             if self._template is None:
                 with self.plan.rundir.open_log(LAUNCHER_LOG) as log:
-                    self._template = await TemplateClient.start(self.env, log)
+                    self._template = await TemplateClient.start(
+                        self.env, log, run_dir=self.plan.rundir.path
+                    )
                 self._notify(f"started the template (pid {self._template.pid})")
         return self._template
 
