@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from asyncrpc.server.app import Headers, Respond
+from asyncrpc.server.protocol import MAX_BODY_BYTES
 
 #: The request that takes the fast lane.
 LANE_METHOD, LANE_PATH = b"POST", b"/"
@@ -65,11 +66,12 @@ class FastLaneProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.lane = lane
         self._body: list[bytes] | None = None  # the fast-lane request being read
+        self._size = 0
         self._held: _Held | None = None
 
     def on_headers_complete(self) -> None:
         if self._takes_lane():
-            self._body = []
+            self._body, self._size = [], 0
             return
         self._body = None
         super().on_headers_complete()
@@ -87,8 +89,9 @@ class FastLaneProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         if self._body is None:
             super().on_body(body)
-        else:
+        elif self._size <= MAX_BODY_BYTES:  # past it, the answer is a 413: keep no more
             self._body.append(body)
+            self._size += len(body)
 
     def on_message_complete(self) -> None:
         if self._body is None:
