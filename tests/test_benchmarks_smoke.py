@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from benchmarks import compare, loads, soak
+from benchmarks import compare, hops, loads, soak
 from benchmarks.bench import Bench, Sizes
 from benchmarks.cli import app
 from benchmarks.measure import CpuMeter, Summary, drive, percentile
@@ -168,3 +168,32 @@ def test_soak_samples_memory_and_disk_while_retention_forgets(tmp_path: Path) ->
     assert all(s["server_rss_bytes"] > 0 and s["db_bytes"] > 0 for s in samples)
     # An await chain is three promises; retention has forgotten the early ones.
     assert samples[-1]["promises"] < 3 * samples[-1]["flows"]
+
+
+def test_hops_split_a_traced_invocation_into_hops_that_add_up() -> None:
+    def at(us: int, process: str, event: str, what: str = "-") -> hops.Stamp:
+        return hops.Stamp(us * 1000, process, event, what)
+
+    stamps = [
+        at(0, hops.CLIENT, "post"),
+        at(100, hops.GATEWAY, "send", "promise.create"),
+        at(150, hops.SERVER, "in"),
+        at(170, hops.SERVER, "commit", "1"),
+        at(200, hops.SERVER, "committed", "1"),
+        at(210, hops.SERVER, "out", "promise.create"),
+        at(220, hops.SERVER, "push", "execute"),
+        at(300, "a", "msg", "execute"),
+        at(320, hops.GATEWAY, "answer", "promise.create"),
+        at(400, "a", "send", "task.acquire"),
+        at(900, hops.GATEWAY, "msg", "unblock"),
+        at(1000, hops.CLIENT, "answer"),
+        at(5000, hops.SERVER, "in"),  # after the answer: no invocation's
+    ]
+    found = hops.invocations(stamps)
+    assert len(found) == 1 and len(found[0]) == 12
+    data = hops.profile(found)
+    total = sum(h["ms_per_invocation"] for h in data["hops"].values())
+    assert data["p50_ms"] == 1.0 and abs(total - 1.0) < 1e-6
+    assert data["hops"]["server: SQLite commit"]["ms_per_invocation"] == 0.03
+    assert data["hops"]["gateway: HTTP request in to its first protocol request"]["share"] == 0.1
+    assert data["server_requests_per_invocation"] == 1
