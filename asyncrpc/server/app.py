@@ -87,12 +87,13 @@ class ServerApp:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        authorized = self._authorized(scope["headers"])
         if path in ("/healthz", "/health", "/ready"):
-            await _json(send, 200, self._health(show_path=authorized and bool(self.token)))
+            shown = bool(self.token) and self._authorized(scope["headers"])
+            await _json(send, 200, self._health(show_path=shown))
             return
-        if not authorized:
-            await _json(send, 401, UNAUTHORIZED)
+        refusal = self._refusal(scope["headers"])
+        if refusal is not None:
+            await _json(send, *refusal)
             return
         if path == "/":
             if method != "POST":
@@ -123,8 +124,10 @@ class ServerApp:
         The fast lane's entry (no ASGI cycle): the same answers as :meth:`__call__`
         gives ``POST /``, the 401 of a missing token and the 413 of a large body included.
         """
-        if not self._authorized(headers):
-            respond(401, JSON_HEADERS, json.dumps(UNAUTHORIZED).encode())
+        refusal = self._refusal(headers)
+        if refusal is not None:
+            status, answer = refusal
+            respond(status, JSON_HEADERS, json.dumps(answer).encode())
         elif len(body) > MAX_BODY_BYTES:
             respond(413, _with_detail(TOO_LARGE), error_envelope(413))
         else:
@@ -219,6 +222,16 @@ class ServerApp:
                 return
 
     # -- helpers -------------------------------------------------------------
+
+    def _refusal(self, headers: Headers) -> tuple[int, dict[str, Any]] | None:
+        """Why a request (any but a health check) is refused, as its status and answer; or None.
+
+        Every protocol request and poll stream passes here, the fast lane's
+        ``POST /`` too (:meth:`post`): a check that all of them must pass goes here.
+        """
+        if not self._authorized(headers):
+            return 401, UNAUTHORIZED
+        return None
 
     def _authorized(self, headers: Headers) -> bool:
         if not self.token:
