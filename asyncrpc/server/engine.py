@@ -54,6 +54,11 @@ class Reply:
     detail: str | None = None
 
 
+def _deliver(held: list[tuple[Reply, Callable[[Reply], None]]]) -> None:
+    for reply, deliver in held:
+        deliver(reply)
+
+
 class Engine:
     """State machine + durability + routing, driven by requests and a timer."""
 
@@ -283,6 +288,7 @@ class Engine:
         self._commit_due = False
         batch, self._batch = self._batch, None
         held, self._held = self._held, []
+        pushes = bool(self._unrouted)
         try:
             self.commit()
         except CommitFailed as exc:
@@ -290,11 +296,16 @@ class Engine:
                 batch.set_exception(exc)
             for _, deliver in held:
                 deliver(self._unavailable())
+            return
+        if batch is not None:
+            batch.set_result(None)
+        if pushes and held:
+            # The poll streams' writers were woken by the commit's messages: they write
+            # first, on the next turn, then these answers. A message is the next step of a
+            # flow (the work for another process), an answer only lets its caller go on.
+            asyncio.get_running_loop().call_soon(_deliver, held)
         else:
-            if batch is not None:
-                batch.set_result(None)
-            for reply, deliver in held:
-                deliver(reply)
+            _deliver(held)
 
     def _route(self, outgoing: list[Outgoing]) -> None:
         for message in outgoing:
