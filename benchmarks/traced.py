@@ -201,7 +201,8 @@ class TracedLane:
 
 def serve_server(trace: Trace, port: int, db: str) -> int:
     from asyncrpc.runtime import log_lines
-    from asyncrpc.runtime.serving import GracefulServer, bind
+    from asyncrpc.runtime.serving import bind
+    from asyncrpc.runtime.uvicorn_server import GracefulServer
     from asyncrpc.server.main import build_app, uvicorn_config
 
     sock = bind("127.0.0.1", port)
