@@ -1,5 +1,5 @@
-"""`python -m asyncrpc` runs the same CLI as the `asyncrpc` script."""
+"""`python -m asyncrpc` runs the same program as the `asyncrpc` script."""
 
-from asyncrpc.cli import main
+from asyncrpc.entrypoints.command import main
 
 main()

@@ -44,6 +44,10 @@ class Sizes:
     #: The ratios' contenders, interleaved: rounds, and invocations per contender per round.
     compare_rounds: int = 5
     compare: int = 300
+    #: Invocations one at a time per round (the sequential latency).
+    sequential: int = 100
+    #: Seconds of each HTTP load when wrk drives it (it runs for a time, not a count).
+    load_seconds: int = 5
     #: promise.create + promise.settle pairs (server alone).
     server_pairs: int = 2000
     #: Stored promises to restart the server with.
@@ -81,6 +85,8 @@ class Sizes:
             per_caller=2,
             compare_rounds=1,
             compare=24,
+            sequential=10,
+            load_seconds=1,
             server_pairs=300,
             server_promises=(2_000,),
             recovery_rounds=1,
@@ -137,10 +143,10 @@ class Bench:
             self._topology.stop()
             self._topology = None
 
-    def start_program(self, module: str, *args: str) -> Process:
+    def start_program(self, module: str, *args: str, name: str | None = None) -> Process:
         """``python -m benchmarks.<module> ARGS``, a benchmark-only program (not waited for)."""
         command = [sys.executable, "-m", f"benchmarks.{module}", *args]
-        return self.procs.start(module, command, env={"PYTHONPATH": str(ROOT)})
+        return self.procs.start(name or module, command, env={"PYTHONPATH": str(ROOT)})
 
     def ids(self, prefix: str, count: int) -> list[str]:
         """``count`` invocation ids unique to this run."""

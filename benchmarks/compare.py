@@ -1,15 +1,19 @@
-"""The ratios: the four ways to drive the await chain at 16 callers, interleaved, and their ratios.
+"""The ratios: the ways to drive the await chain, interleaved, and their ratios.
 
 Measured one part after another, a minute or more apart, the same code's
 rate moves on a shared machine as much as the effects the ratios are meant
 to show (the CPU per invocation of every process rises and falls together;
-see docs/performance.md). So each round runs our gateway, the Flask
-baseline, the direct SDK client and the in-process floor back to back
-(:mod:`benchmarks.loads`), each round starting with the next one, and a
-contender's numbers are the medians over the rounds. Each ratio compares
-those medians' invocations/s (and, "by CPU", their invocations per
-CPU-second); ``target`` is the goal set for it, shown for reference and never
-asserted.
+see docs/performance.md). So each round runs, back to back, at 16 callers:
+our topology through our gateway, the original example's topology (its Flask
+gateway and services on a server of their own), the direct SDK client and
+the in-process floor (:mod:`benchmarks.loads`); and one caller at a time,
+our gateway and the floor again, for the sequential latency. Each round
+starts with the next one, and a contender's numbers are the medians over the
+rounds. Each rate ratio compares those medians' invocations/s (and, "by
+CPU", their invocations per CPU-second); the sequential one compares p50
+latencies. ``target`` is the goal set for each, shown for reference and never
+asserted. The HTTP loads go through wrk where it is installed
+(:mod:`benchmarks.wrk`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.bench import Bench
-from benchmarks.loads import CONTENDERS, Contender, Level, level_json
+from benchmarks.loads import CONTENDERS, LOAD_GENERATOR, Contender, Level, level_json
 from benchmarks.measure import LoadResult
 from benchmarks.report import PartResult, Table
 
@@ -39,18 +43,19 @@ class Ratio:
 
 RATIOS = (
     Ratio(
-        "gateway / direct client",
+        "our topology / the original topology",
         "throughput",
-        "direct",
-        0.85,
-        "what the HTTP gateway leaves of the SDK client's rate (target: costs at most 15%)",
+        "original",
+        1.6,
+        "ours (gateway, nodes, server) against the original example's Flask gateway and "
+        "services a, b, c on a server of their own",
     ),
     Ratio(
-        "gateway / Flask baseline",
+        "our gateway / direct client",
         "throughput",
-        "baseline",
-        1.5,
-        "our gateway against the original example's gateway design",
+        "direct",
+        0.95,
+        "what the HTTP gateway leaves of the SDK client's rate (target: costs at most 5%)",
     ),
     Ratio(
         "whole topology / in-process floor",
@@ -62,12 +67,35 @@ RATIOS = (
 )
 
 
-def rotated(
-    round_number: int, contenders: tuple[Contender, ...] = CONTENDERS
-) -> tuple[Contender, ...]:
-    """The contenders in the order round ``round_number`` runs them: each starts with the next."""
-    shift = round_number % len(contenders)
-    return contenders[shift:] + contenders[:shift]
+@dataclass(frozen=True)
+class Entry:
+    """One measurement of a round: a contender at a number of callers, under a name."""
+
+    name: str
+    contender: Contender
+    callers: int | None  # None: the reference number of callers
+
+
+#: What each round measures: the rates at the reference callers, then the sequential latencies.
+SEQUENTIAL = "sequential"
+FLOOR_SEQUENTIAL = "floor-sequential"
+ENTRIES = (
+    *(Entry(c.name, c, None) for c in CONTENDERS),
+    Entry(SEQUENTIAL, CONTENDERS[0], 1),
+    Entry(FLOOR_SEQUENTIAL, CONTENDERS[-1], 1),
+)
+SEQUENTIAL_LABELS = {
+    SEQUENTIAL: "our gateway, one caller at a time",
+    FLOOR_SEQUENTIAL: "in-process floor, one caller at a time",
+}
+#: The sequential await chain's p50 through our gateway: at most this many ms.
+SEQUENTIAL_TARGET_MS = 4.0
+
+
+def rotated[T](round_number: int, entries: tuple[T, ...]) -> tuple[T, ...]:
+    """The entries in the order round ``round_number`` runs them: each starts with the next."""
+    shift = round_number % len(entries)
+    return entries[shift:] + entries[:shift]
 
 
 def median_level(contender: Contender, turns: list[LoadResult]) -> dict[str, Any]:
@@ -125,34 +153,56 @@ def ratios(contenders: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 async def interleave(
-    bench: Bench, callers: int, contenders: tuple[Contender, ...] = CONTENDERS
+    bench: Bench, callers: int, entries: tuple[Entry, ...]
 ) -> dict[str, list[LoadResult]]:
-    """Every contender once per round; each one's measurements, in round order."""
-    count = bench.sizes.invocations(bench.sizes.compare, callers)
+    """Every entry once per round; each one's measurements, in round order."""
     rounds = bench.sizes.compare_rounds
-    measured: dict[str, list[LoadResult]] = {c.name: [] for c in contenders}
+    measured: dict[str, list[LoadResult]] = {e.name: [] for e in entries}
     async with contextlib.AsyncExitStack() as stack:
         levels: dict[str, Level] = {}
-        for contender in contenders:
-            levels[contender.name] = await stack.enter_async_context(contender.open(bench))
+        for entry in entries:
+            contender = entry.contender
+            if contender.name not in levels:
+                levels[contender.name] = await stack.enter_async_context(contender.open(bench))
         for number in range(rounds):
-            for contender in rotated(number, contenders):
-                name = contender.name
+            for entry in rotated(number, entries):
+                name, contender = entry.name, entry.contender
+                at = entry.callers or callers
+                count = bench.sizes.invocations(bench.sizes.compare, at)
+                if entry.callers == 1:
+                    count = bench.sizes.sequential
                 bench.say(
                     f"compare round {number + 1}/{rounds}: {contender.label}, "
-                    f"{callers} callers x {count} invocations"
+                    f"{at} caller(s) x {count} invocations"
                 )
                 ids = bench.ids(f"cmp-{name}-{number}", count)
-                warmup = bench.ids(f"cmp-{name}-{number}-warm", min(callers, 16))
-                measured[name].append(await levels[name](ids, warmup, callers))
+                warmup = bench.ids(f"cmp-{name}-{number}-warm", min(at, 16))
+                measured[name].append(await levels[contender.name](ids, warmup, at))
     return measured
+
+
+def sequential_latency(measured: dict[str, list[LoadResult]]) -> dict[str, Any]:
+    """The sequential p50s (medians over the rounds), and ours against the floor's."""
+    p50 = {
+        name: round(statistics.median(t.latency.p50_ms for t in measured[name]), 3)
+        for name in (SEQUENTIAL, FLOOR_SEQUENTIAL)
+    }
+    return {
+        "p50_ms": p50,
+        "rounds_p50_ms": {
+            name: [round(t.latency.p50_ms, 3) for t in measured[name]] for name in p50
+        },
+        "over_floor": round(p50[SEQUENTIAL] / p50[FLOOR_SEQUENTIAL], 2),
+        "target_ms": SEQUENTIAL_TARGET_MS,
+    }
 
 
 def run(bench: Bench) -> PartResult:
     callers = min(bench.sizes.callers, key=lambda c: abs(c - REFERENCE_CALLERS))
     rounds = bench.sizes.compare_rounds
-    measured = asyncio.run(interleave(bench, callers))
+    measured = asyncio.run(interleave(bench, callers, ENTRIES))
     contenders = {c.name: median_level(c, measured[c.name]) for c in CONTENDERS}
+    sequential = sequential_latency(measured)
     labels = {c.name: c.label for c in CONTENDERS}
     computed = ratios(contenders)
     medians = medians_table(
@@ -169,12 +219,32 @@ def run(bench: Bench) -> PartResult:
     for name, ratio in computed.items():
         by_cpu = "-" if ratio["by_cpu"] is None else f"{ratio['by_cpu']:.2f}"
         table.add(name, f"{ratio['value']:.2f}", by_cpu, f">= {ratio['target']:g}")
-    data = {"callers": callers, "rounds": rounds, "contenders": contenders, "ratios": computed}
+    latency = Table(
+        f"Sequential await chain, p50 ms (medians of {rounds} round(s))",
+        ["measured", "p50 ms per round", "median p50 ms", "target"],
+    )
+    for name, label in SEQUENTIAL_LABELS.items():
+        latency.add(
+            label,
+            " ".join(f"{ms:.1f}" for ms in sequential["rounds_p50_ms"][name]),
+            f"{sequential['p50_ms'][name]:.2f}",
+            f"<= {SEQUENTIAL_TARGET_MS:g}" if name == SEQUENTIAL else "",
+        )
+    latency.add("ours over the floor", "", f"{sequential['over_floor']:.2f}x", "")
+    data = {
+        "callers": callers,
+        "rounds": rounds,
+        "load_generator": LOAD_GENERATOR,
+        "contenders": contenders,
+        "ratios": computed,
+        "sequential": sequential,
+    }
     return PartResult(
         "compare",
         data=data,
-        tables=[medians, table],
+        tables=[medians, table, latency],
         notes=[
+            f"HTTP load generator: {LOAD_GENERATOR}",
             "each round runs every contender back to back, starting with the next one each round",
             "by CPU: the denominator's product CPU per invocation over the numerator's, i.e. the "
             "ratio of invocations per CPU-second: what the inv/s ratio would be if the run were "

@@ -161,7 +161,9 @@ def await_chain(bench: Bench, db: Path, label: str) -> dict[str, Any]:
     load = max(bench.sizes.history_load, CALLERS)
     with bench.procs.scope():
         system = start_system(bench.procs, db)
-        level = http_level(system.gateway_url, meter(system, system.gateway))
+        level = http_level(
+            system.gateway_url, meter(system, system.gateway), bench.sizes.load_seconds
+        )
         measured = asyncio.run(
             level(bench.ids(f"hl{label}", load), bench.ids(f"hw{label}", CALLERS), CALLERS)
         )

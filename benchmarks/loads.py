@@ -1,12 +1,17 @@
 """The await chain under load, four ways; a part per way, at each concurrency level.
 
-- ``throughput``: through our gateway (FastAPI on uvicorn). Each caller POSTs
-  ``/await-chain?id=<unique id>`` back to back over a keep-alive connection of
-  its own (aiohttp, see :mod:`benchmarks.load_client`) and checks the answer
-  ``{"message": 3}``.
+- ``throughput``: through our gateway (uvicorn; the flow routes ahead of
+  FastAPI). Each caller POSTs ``/await-chain?id=<unique id>`` back to back
+  over a keep-alive connection of its own and checks the answer
+  ``{"message": 3}``: wrk's connections when wrk is installed
+  (:mod:`benchmarks.wrk`, which leaves the cores to what it measures), else
+  aiohttp's (:mod:`benchmarks.load_client`).
 - ``baseline``: the same load through :mod:`benchmarks.baseline_gateway`, the
   Flask-style gateway of the original example, run as its own process against
   the same server and nodes (ours stays up, idle).
+- ``original``: the original example's whole topology: its Flask gateway and
+  its services a, b and c (:mod:`benchmarks.original_node`: the SDK's
+  defaults) on a second `asyncrpc server` of their own.
 - ``direct``: no HTTP gateway. This process joins the server the way every
   asyncrpc process does (:func:`asyncrpc.network.join.join`) and does what a gateway
   handler does at its core: ``rpc(id, "foo")`` on ``service-a``, then
@@ -39,7 +44,7 @@ from resonate.resonate import Resonate
 
 from asyncrpc.lesson import topology
 from asyncrpc.network.join import join
-from benchmarks import load_client
+from benchmarks import load_client, wrk
 from benchmarks.bench import AWAIT_CHAIN, Bench, BenchError
 from benchmarks.indexed_state import IndexedServerState
 from benchmarks.measure import Call, CpuMeter, LoadResult, drive
@@ -125,7 +130,23 @@ async def warmed(
 # ── The four ways, each opened as a Level ────────────────────────────────────
 
 
-def http_level(url: str, cpu: CpuMeter) -> Level:
+def http_level(url: str, cpu: CpuMeter, seconds: int) -> Level:
+    """POSTs of the await chain to ``url``: through wrk where installed, else aiohttp.
+
+    wrk runs for ``seconds`` (at most 50 invocations per id given), after a second of
+    warm-up; aiohttp runs the ids given.
+    """
+    if wrk.available():
+
+        async def with_wrk(ids: list[str], warmup: list[str], callers: int) -> LoadResult:
+            await asyncio.to_thread(wrk.load, url, id_prefix(warmup), 1, 100_000, callers)
+            cap = 50 * len(ids)
+            return await asyncio.to_thread(
+                wrk.load, url, id_prefix(ids), seconds, cap, callers, cpu
+            )
+
+        return with_wrk
+
     async def level(ids: list[str], warmup: list[str], callers: int) -> LoadResult:
         async with load_client.session(url, callers, CALL_TIMEOUT) as client:
             return await warmed(gateway_call(client), ids, warmup, callers, cpu)
@@ -133,23 +154,33 @@ def http_level(url: str, cpu: CpuMeter) -> Level:
     return level
 
 
+def id_prefix(ids: list[str]) -> str:
+    """What ``ids`` (``PREFIX-N``, from :meth:`Bench.ids`) have in common, for wrk to number."""
+    return ids[0].rpartition("-")[0]
+
+
+LOAD_GENERATOR = (
+    "wrk (C, one thread)" if wrk.available() else "aiohttp in this process (wrk not installed)"
+)
+
+
 @contextlib.asynccontextmanager
 async def our_gateway(bench: Bench) -> AsyncIterator[Level]:
     system = bench.topology()
-    yield http_level(system.gateway_url, meter(system, system.gateway))
+    yield http_level(system.gateway_url, meter(system, system.gateway), bench.sizes.load_seconds)
 
 
-def start_baseline(bench: Bench, system: System) -> tuple[Process, str]:
-    """The baseline gateway against ``system``'s server, listening and connected; it and its URL."""
+def start_baseline(bench: Bench, server_url: str) -> tuple[Process, str]:
+    """The baseline gateway against ``server_url``, listening and connected; it and its URL."""
     port, pid = free_port(), f"baseline-{bench.tag}"
-    args = ["--port", str(port), "--server-url", system.server_url, "--id", pid]
+    args = ["--port", str(port), "--server-url", server_url, "--id", pid]
     process = bench.start_program("baseline_gateway", *args)
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
         process.raise_if_exited("before it was ready:")
         listening = http_status(f"{url}/") is not None
-        return listening and stream_connected(system.server_url, topology.GATEWAY_GROUP, pid)
+        return listening and stream_connected(server_url, topology.GATEWAY_GROUP, pid)
 
     wait_until(ready, READY_TIMEOUT, "the baseline gateway to listen and connect")
     return process, url
@@ -158,11 +189,34 @@ def start_baseline(bench: Bench, system: System) -> tuple[Process, str]:
 @contextlib.asynccontextmanager
 async def baseline(bench: Bench) -> AsyncIterator[Level]:
     system = bench.topology()
-    process, url = start_baseline(bench, system)
+    process, url = start_baseline(bench, system.server_url)
     try:
-        yield http_level(url, meter(system, process))
+        yield http_level(url, meter(system, process), bench.sizes.load_seconds)
     finally:
         process.stop()
+
+
+@contextlib.asynccontextmanager
+async def original(bench: Bench) -> AsyncIterator[Level]:
+    """The original topology on a server of its own: Flask gateway, services a, b, c."""
+    with bench.procs.scope():
+        server = bench.procs.spawn_server(bench.log_dir / f"original-{bench.tag}.db")
+        server.wait()
+        gateway, url = start_baseline(bench, server.url)
+        nodes = []
+        for name in AWAIT_CHAIN.nodes:
+            pid = f"{name}-original-{bench.tag}"
+            args = [name, "--server-url", server.url, "--id", pid]
+            nodes.append(bench.start_program("original_node", *args, name=f"original-{name}"))
+            group = topology.NODES[name].group
+            wait_until(
+                lambda g=group, p=pid: stream_connected(server.url, g, p),
+                READY_TIMEOUT,
+                f"the original service {name} to connect",
+            )
+        roles = {"server": [server.process.pid], "gateway": [gateway.pid]}
+        cpu = CpuMeter({**roles, "nodes": [n.pid for n in nodes], "driver": [os.getpid()]})
+        yield http_level(url, cpu, bench.sizes.load_seconds)
 
 
 @contextlib.asynccontextmanager
@@ -276,6 +330,14 @@ BASELINE = Contender(
     HTTP_PRODUCT,
     baseline,
 )
+ORIGINAL = Contender(
+    "original",
+    "the original topology",
+    "Await chain through the original example's topology (Flask gateway, services a b c with "
+    "the SDK's defaults, on a server of their own)",
+    HTTP_PRODUCT,
+    original,
+)
 DIRECT = Contender(
     "direct",
     "direct SDK client",
@@ -290,4 +352,4 @@ FLOOR = Contender(
     ("driver",),
     floor,
 )
-CONTENDERS = (OUR_GATEWAY, BASELINE, DIRECT, FLOOR)
+CONTENDERS = (OUR_GATEWAY, ORIGINAL, DIRECT, FLOOR)

@@ -30,6 +30,7 @@ from asyncrpc.runtime.signals import sigterm_as_interrupt
 from benchmarks import (
     compare,
     history,
+    hops,
     loads,
     pg_history,
     recovery,
@@ -61,7 +62,13 @@ PARTS: tuple[Part, ...] = (
     Part("direct", loads.DIRECT.run, "await chain from an SDK client, no gateway", True),
     Part("throughput", loads.OUR_GATEWAY.run, "await chain through our gateway", True),
     Part("baseline", loads.BASELINE.run, "await chain through the Flask-style baseline", True),
-    Part("compare", compare.run, "the four loads at 16 callers, interleaved; the ratios", True),
+    Part("original", loads.ORIGINAL.run, "await chain through the original topology", True),
+    Part(
+        "compare",
+        compare.run,
+        "ours, the original topology, an SDK client and the floor interleaved: ratios, latency",
+        True,
+    ),
     Part(
         "servers",
         servers.run,
@@ -75,6 +82,7 @@ PARTS: tuple[Part, ...] = (
         "await chain at 16 callers interleaved, CPU with no traffic",
         True,
     ),
+    Part("hops", hops.run, "one sequential await chain, traced: where its time goes", False),
     Part("floor", loads.FLOOR.run, "await chain, whole topology in one process", False),
     Part("recovery", recovery.run, "replacement start to flow completion after kills", False),
     Part("startup", startup.run, "whole topology start-up time and memory (RSS)", False),

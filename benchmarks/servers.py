@@ -106,7 +106,8 @@ CONTENDERS = (OUR_GATEWAY, ON_POSTGRES)
 def run(bench: Bench) -> PartResult:
     callers = min(bench.sizes.callers, key=lambda c: abs(c - compare.REFERENCE_CALLERS))
     rounds = bench.sizes.compare_rounds
-    measured = asyncio.run(compare.interleave(bench, callers, CONTENDERS))
+    entries = tuple(compare.Entry(c.name, c, None) for c in CONTENDERS)
+    measured = asyncio.run(compare.interleave(bench, callers, entries))
     results = {c.name: compare.median_level(c, measured[c.name]) for c in CONTENDERS}
     labels = {OUR_GATEWAY.name: "asyncrpc server (SQLite)", ON_POSTGRES.name: ON_POSTGRES.label}
     table = compare.medians_table(

@@ -46,7 +46,7 @@ def kill(
     if as_json:
         print_json({"signal": signal_name.value, "killed": killed})
         return
-    console().print(f"Sent SIG{signal_name.value} to {', '.join(killed)}; it is gone.")
+    print(f"Sent SIG{signal_name.value} to {', '.join(killed)}; it is gone.")
 
 
 @app.command()

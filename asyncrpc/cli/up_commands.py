@@ -129,10 +129,8 @@ def up(
     Logs: RUN_DIR/logs/NAME.log. The web dashboard ([bold]asyncrpc ui[/bold])
     shows and drives it all from a browser.
     """
-    from asyncrpc.ops.up import UpOptions, prepare, run_foreground, start_detached
-    from asyncrpc.terminal import status_table as view
+    from asyncrpc.ops.up import UpOptions, prepare, run_foreground, spawn_detached
 
-    out = console()
     options = UpOptions(
         targets=targets or [],
         scale=scale or [],
@@ -155,13 +153,16 @@ def up(
         try:
             plan = prepare(options, os.environ, rundir.path, notify=say)
             if detach:
+                detached = spawn_detached(plan, os.environ, lock)
+                # rich loads while the template does (two cores): only printing needs it.
                 from asyncrpc.terminal.progress import ReadyProgress
 
                 with ReadyProgress(console(stderr=True)) as progress:
-                    snapshot = start_detached(
-                        plan, os.environ, on_progress=progress.update, lock=lock
-                    )
+                    snapshot = detached.wait(on_progress=progress.update)
             else:
+                from asyncrpc.terminal import status_table as view
+
+                out = console()
 
                 def ready(snapshot: LauncherSnapshot) -> None:
                     view.print_status(out, snapshot)
@@ -191,6 +192,9 @@ def up(
         if as_json:
             print_json({"running": True, **snapshot.to_json()})
             return
+        from asyncrpc.terminal import status_table as view
+
+        out = console()
         view.print_status(out, snapshot)
         out.print(
             "Everything is ready; [bold]asyncrpc down[/bold] stops it all. "

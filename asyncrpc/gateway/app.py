@@ -9,6 +9,16 @@ OpenAPI docs are at ``/docs``, Prometheus metrics at ``/metrics``
 (:mod:`asyncrpc.gateway.metrics`). A web page of another origin may not start a
 flow (:class:`~asyncrpc.runtime.browser_guard.BrowserGuard`): a page the user
 opens could otherwise start invocations on their behalf.
+
+The flow routes are the gateway's hot path, so :class:`GatewayApp`, a plain
+ASGI function, answers ``POST`` to them itself and hands every other request
+to the FastAPI app (:func:`create_api`), which declares the same routes for
+``/docs`` and answers them identically: both call the same counted
+:func:`flow_answer` and turn its errors into the same answers
+(:func:`error_answer`). FastAPI's middleware, routing and request objects cost
+about 45 µs of CPU per request that the flow routes do without
+(docs/architecture.md). Every request, a flow's included, passes the browser
+guard first, at the top of :meth:`GatewayApp.__call__`.
 """
 
 from __future__ import annotations
@@ -24,7 +34,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from asyncrpc.gateway import invocations, query
@@ -45,7 +57,7 @@ from asyncrpc.protocol.errors import (
 from asyncrpc.protocol.records import PromiseRecord
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.runtime import config
-from asyncrpc.runtime.browser_guard import BrowserGuard, GuardMiddleware, is_loopback
+from asyncrpc.runtime.browser_guard import BrowserGuard, GuardMiddleware, is_loopback, refused
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +140,82 @@ def serve_docs_offline(app: FastAPI) -> None:
         )
 
 
-def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) -> FastAPI:
-    """The FastAPI app; its client to the server lives as long as the app (its lifespan)."""
+#: What ``/docs`` says of a flow route, for flows that wait for their result and flows that do not.
+FLOW_DESCRIPTION = {
+    True: "Answers with the flow's result, waiting at most `wait` seconds for it.\n\n"
+    "Past that: 202, and `GET /invocations/{id}` (the `Location`) has the result later.",
+    False: "Answers as soon as the flow is durable (started); nobody waits for it to end.\n\n"
+    "`GET /invocations/{id}/graph` shows how far it got.",
+}
+
+#: One flow's answer to a request: from the request's query and the gateway's client.
+FlowAnswer = Callable[[Mapping[str, str], GatewayClient], Awaitable[JSONResponse]]
+
+
+class GatewayApp:
+    """The gateway as uvicorn runs it: the flow routes answered here, the rest by FastAPI.
+
+    Every request passes through :meth:`__call__` before any route answers it:
+    the browser guard first (a request that only reads gets the ``Host`` check
+    alone, as :class:`~asyncrpc.runtime.browser_guard.GuardMiddleware` does),
+    then the flow routes, then FastAPI. A check that all requests must pass goes
+    there, ahead of the flow routes.
+    """
+
+    def __init__(
+        self, api: FastAPI, flows: Mapping[str, FlowAnswer], guard: BrowserGuard | None = None
+    ) -> None:
+        self.api = api
+        #: Route path -> the flow's answer, for ``POST`` only (other methods go to FastAPI).
+        self.flows = dict(flows)
+        #: What a browser may not send; by default, as for a gateway on loopback.
+        self.guard = guard or BrowserGuard()
+
+    @property
+    def state(self) -> Any:
+        """The FastAPI app's state: ``client`` is the gateway's client while it runs."""
+        return self.api.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if await refused(self.guard, scope, send):
+                return
+            method = scope["method"]
+            answer = self.flows.get(scope["path"]) if method == "POST" else None
+            if answer is not None:
+                try:
+                    response = await answer(
+                        QueryParams(scope["query_string"]), self.api.state.client
+                    )
+                except Exception as exc:
+                    response = error_answer(exc, method, scope["path"])
+                await response(scope, receive, send)
+                return
+        await self.api(scope, receive, send)
+
+
+def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) -> GatewayApp:
+    """The gateway's ASGI app: the flow routes' fast path in front of :func:`create_api`.
+
+    Both answer a flow route through the same counted answers (``api.state.flows``),
+    so ``/metrics`` counts a call whichever of them answers it.
+    """
+    api = create_api(settings, make_client)
+    return GatewayApp(api, api.state.flows, guard_of(settings))
+
+
+def guard_of(settings: GatewaySettings) -> BrowserGuard:
+    """The gateway's browser guard: on a loopback address, a ``Host`` must name this machine."""
+    return BrowserGuard(loopback_only=is_loopback(settings.host))
+
+
+def create_api(settings: GatewaySettings, make_client: ClientFactory = connect) -> FastAPI:
+    """The FastAPI app; its client to the server lives as long as the app (its lifespan).
+
+    On its own it is the whole gateway, guarded and counted (the tests compare the
+    fast path with it); ``state.flows`` holds each flow route's answer, counted in
+    its metrics, for :class:`GatewayApp`.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -148,9 +234,7 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
         redoc_url=None,
     )
     serve_docs_offline(app)
-    app.add_middleware(
-        GuardMiddleware, guard=BrowserGuard(loopback_only=is_loopback(settings.host))
-    )
+    app.add_middleware(GuardMiddleware, guard=guard_of(settings))
 
     def client(request: Request) -> GatewayClient:
         gateway_client: GatewayClient = request.app.state.client
@@ -161,14 +245,20 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
         return gateway is not None and gateway.health().ok
 
     metrics = GatewayMetrics(connected)
+    flows: dict[str, FlowAnswer] = {
+        flow.route: metrics.counted(flow, flow_answer(flow, settings))
+        for flow in topology.FLOWS.values()
+    }
+    app.state.flows = flows
 
     for flow in topology.FLOWS.values():
         app.add_api_route(
             flow.route,
-            metrics.counted(flow, flow_endpoint(flow, settings, client)),
+            flow_endpoint(flows[flow.route], client),
             methods=["POST"],
             name=flow.name,
             summary=flow.summary,
+            description=FLOW_DESCRIPTION[flow.waits_for_result],
             response_model=Message,
             openapi_extra=query.parameters(flow.waits_for_result),
             responses={
@@ -232,19 +322,25 @@ def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) 
     return app
 
 
-def flow_endpoint(
-    flow: topology.Flow, settings: GatewaySettings, client: Callable[[Request], GatewayClient]
-) -> Callable[[Request], Awaitable[JSONResponse]]:
-    """The route handler for one flow; it reads its query itself (see :mod:`.query`)."""
+def flow_answer(flow: topology.Flow, settings: GatewaySettings) -> FlowAnswer:
+    """One flow's answer: start or re-attach, then (for a flow that waits) its result.
 
-    async def begin(request: Request) -> tuple[invocations.Started, dict[str, str]]:
-        gateway = client(request)
+    Raises :class:`~asyncrpc.protocol.errors.InvocationError` and
+    :class:`~asyncrpc.gateway.query.InvalidQuery`; :func:`error_answer` says how each is
+    answered. A start that the server never confirms within ``settings.start_timeout``
+    raises :class:`~asyncrpc.protocol.errors.NotStarted` (a 503 with ``"started": false``),
+    with why the gateway cannot reach the server when it cannot.
+    """
+
+    async def begin(
+        query_params: Mapping[str, str], gateway: GatewayClient
+    ) -> tuple[invocations.Started, dict[str, str]]:
         try:
             started = await invocations.start(
                 gateway.resonate,
                 gateway.creates,
                 flow,
-                query.invocation_id(request.query_params),
+                query.invocation_id(query_params),
                 request_id=gateway.request_id,
                 patience=settings.start_timeout,
             )
@@ -261,24 +357,15 @@ def flow_endpoint(
 
     if not flow.waits_for_result:
 
-        async def started(request: Request) -> JSONResponse:
-            """Answers as soon as the flow is durable (started); nobody waits for it to end.
-
-            `GET /invocations/{id}/graph` shows how far it got.
-            """
-            _, headers = await begin(request)
+        async def started(query_params: Mapping[str, str], gateway: GatewayClient) -> JSONResponse:
+            _, headers = await begin(query_params, gateway)
             return JSONResponse({"message": f"{flow.name} started"}, headers=headers)
 
         return started
 
-    async def finished(request: Request) -> JSONResponse:
-        """Answers with the flow's result, waiting at most `wait` seconds for it.
-
-        Past that: 202, and `GET /invocations/{id}` (the `Location`) has the result later.
-        """
-        wait = query.wait(request.query_params)
-        invocation, headers = await begin(request)
-        gateway = client(request)
+    async def finished(query_params: Mapping[str, str], gateway: GatewayClient) -> JSONResponse:
+        wait = query.wait(query_params)
+        invocation, headers = await begin(query_params, gateway)
         done, value = await invocations.result(
             gateway.resonate,
             gateway.reader,
@@ -297,18 +384,54 @@ def flow_endpoint(
     return finished
 
 
+def flow_endpoint(
+    answer: FlowAnswer, client: Callable[[Request], GatewayClient]
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """FastAPI's route handler for one flow; it reads its query itself (see :mod:`.query`).
+
+    The same answer as :class:`GatewayApp`'s fast path gives (which is what answers these
+    routes when the gateway runs); this one documents them at ``/docs``.
+    """
+
+    async def endpoint(request: Request) -> JSONResponse:
+        return await answer(request.query_params, client(request))
+
+    return endpoint
+
+
+def error_answer(exc: Exception, method: str, path: str) -> JSONResponse:
+    """The answer to a flow route's error, as FastAPI's exception handlers give it."""
+    if isinstance(exc, InvocationError):
+        return invocation_error_answer(exc)
+    if isinstance(exc, query.InvalidQuery):
+        return error(400, f"invalid request: {exc}")
+    return unexpected_error_answer(exc, method, path)
+
+
+def invocation_error_answer(exc: InvocationError) -> JSONResponse:
+    """An invocation's error as its status (:data:`ERROR_STATUS`) and ``{"error": ...}``."""
+    status = next((code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls)), 500)
+    if isinstance(exc, InvocationFailed):
+        return error(status, str(exc), id=exc.invocation.id, state=str(exc.invocation.state))
+    if isinstance(exc, NotStarted):
+        # Machine-readable too: a client re-sends the same id on "started": false.
+        return error(status, str(exc), id=exc.invocation_id, started=False)
+    return error(status, str(exc))
+
+
+def unexpected_error_answer(exc: BaseException, method: str, path: str) -> JSONResponse:
+    # The text of an unforeseen exception may hold paths, addresses or data: it goes
+    # to the gateway's log, never to the caller.
+    log.error("unexpected error answering %s %s", method, path, exc_info=exc)
+    return error(500, "internal error: the gateway's log has the details")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as ``{"error": "..."}``: no HTML, no stack trace."""
 
     @app.exception_handler(InvocationError)
     async def invocation_error(_: Request, exc: InvocationError) -> JSONResponse:
-        status = next((code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls)), 500)
-        if isinstance(exc, InvocationFailed):
-            return error(status, str(exc), id=exc.invocation.id, state=str(exc.invocation.state))
-        if isinstance(exc, NotStarted):
-            # Machine-readable too: a client re-sends the same id on "started": false.
-            return error(status, str(exc), id=exc.invocation_id, started=False)
-        return error(status, str(exc))
+        return invocation_error_answer(exc)
 
     @app.exception_handler(query.InvalidQuery)
     async def invalid_query(_: Request, exc: query.InvalidQuery) -> JSONResponse:
@@ -332,10 +455,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The text of an unforeseen exception may hold paths, addresses or data: it goes
-        # to the gateway's log, never to the caller.
-        log.exception("unexpected error answering %s %s", request.method, request.url.path)
-        return error(500, "internal error: the gateway's log has the details")
+        return unexpected_error_answer(exc, request.method, request.url.path)
 
 
 def describe_problem(problem: Mapping[str, Any]) -> str:

@@ -7,9 +7,9 @@ import gc
 import socket
 
 import uvicorn
-from fastapi import FastAPI
 
-from asyncrpc.gateway.app import create_app
+from asyncrpc.gateway.app import GatewayApp, create_app
+from asyncrpc.gateway.membership import ClientFactory, connect
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.lesson import topology
 from asyncrpc.runtime import event_loop
@@ -17,15 +17,18 @@ from asyncrpc.runtime.process import configure_logging, ready_line
 from asyncrpc.runtime.serving import bind
 from asyncrpc.runtime.uvicorn_server import GracefulServer
 
+#: How often the gateway looks whether it is ready to say so (only while it starts).
+READY_POLL_S = 0.005
+
 
 async def announce_when_ready(
-    server: uvicorn.Server, app: FastAPI, settings: GatewaySettings
+    server: uvicorn.Server, app: GatewayApp, settings: GatewaySettings
 ) -> None:
     """Print the ready line once uvicorn listens and the gateway reaches the server."""
     while not (server.started and getattr(app.state, "client", None) is not None):
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(READY_POLL_S)
     while not app.state.client.health().ok:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(READY_POLL_S)
     print(
         ready_line(
             topology.GATEWAY,
@@ -38,9 +41,11 @@ async def announce_when_ready(
     )
 
 
-async def serve(settings: GatewaySettings, sock: socket.socket) -> None:
-    """Run the gateway on ``sock`` until SIGTERM/SIGINT."""
-    app = create_app(settings)
+async def serve(
+    settings: GatewaySettings, sock: socket.socket, make_client: ClientFactory = connect
+) -> None:
+    """Run the gateway on ``sock`` until SIGTERM/SIGINT; ``make_client`` joins the server."""
+    app = create_app(settings, make_client)
     # Everything imported so far lives as long as the process: frozen, the garbage
     # collector's full passes (which every request's short-lived objects set off) skip it.
     gc.freeze()

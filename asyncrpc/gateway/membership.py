@@ -24,7 +24,7 @@ from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.lesson import topology
 from asyncrpc.network.create_watch import CreateWatch
 from asyncrpc.network.health import LinkHealth
-from asyncrpc.network.join import join, links
+from asyncrpc.network.join import Links, join, links
 from asyncrpc.readers.server_reader import AsyncServerReader
 
 #: Seconds a gateway re-checks, by polling, invocations it waits on (in case
@@ -70,9 +70,13 @@ class GatewayClient:
 ClientFactory = Callable[[GatewaySettings], GatewayClient]
 
 
-def connect(settings: GatewaySettings) -> GatewayClient:
-    """Join the server as ``gateway``; requests give up on an unreachable server."""
-    inner, source = links(
+def connect(settings: GatewaySettings, make_links: Links = links) -> GatewayClient:
+    """Join the server as ``gateway``; requests give up on an unreachable server.
+
+    ``make_links`` makes the request channel and message source (a benchmark's tracer
+    times them through it).
+    """
+    inner, source = make_links(
         settings.server_url,
         group=topology.GATEWAY_GROUP,
         pid=settings.gateway_id,

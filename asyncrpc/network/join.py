@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 from resonate.connections import SSEConnection
@@ -169,6 +169,21 @@ def links(
     if request_timeout is not None:
         network = BoundedNetwork(network, config.redacted(server_url), request_timeout)
     return network, stream
+
+
+class Links(Protocol):
+    """What makes a process's request channel and message source: :func:`links`, or a wrapper."""
+
+    def __call__(
+        self,
+        server_url: str,
+        *,
+        group: str,
+        pid: str,
+        token: str | None = None,
+        request_timeout: float | None = None,
+        on_first_connect: Callable[[], None] | None = None,
+    ) -> tuple[Network, Source]: ...
 
 
 def join(

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from resonate.context import Context
 
 from asyncrpc.lesson import services, topology
-from asyncrpc.network.join import PollStream, join
+from asyncrpc.network.join import Links, PollStream, join, links
 from asyncrpc.runtime import config, event_loop, numbers
 from asyncrpc.runtime.errors import SettingsError
 from asyncrpc.runtime.process import (
@@ -133,9 +133,16 @@ async def notice_if_slow(stream: PollStream | PostgresLink, server_url: str) -> 
 
 
 async def run_worker(
-    settings: NodeSettings, stop: asyncio.Event, out: Callable[[str], None] = announce
+    settings: NodeSettings,
+    stop: asyncio.Event,
+    out: Callable[[str], None] = announce,
+    make_links: Links = links,
 ) -> None:
-    """Serve this node's function until ``stop`` is set."""
+    """Serve this node's function until ``stop`` is set.
+
+    ``make_links`` makes the node's request channel and message source (a benchmark's
+    tracer times them through it).
+    """
     node = settings.node
     line = ready_line(
         node.name,
@@ -152,7 +159,13 @@ async def run_worker(
         pid=settings.node_id,
         token=settings.token,
         ttl=settings.ttl,
-        on_first_connect=lambda: out(line),
+        connection=make_links(
+            settings.server_url,
+            group=node.group,
+            pid=settings.node_id,
+            token=settings.token,
+            on_first_connect=lambda: out(line),
+        ),
     )
     notice = asyncio.create_task(notice_if_slow(stream, settings.server_url))
     try:

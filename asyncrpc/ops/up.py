@@ -11,7 +11,6 @@ hands it the run directory's lock, and returns once everything is ready.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import subprocess
@@ -21,8 +20,6 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import psutil
 
 from asyncrpc.lesson import topology
 from asyncrpc.postgres.schema import SchemaUnavailable, resonate_sql_path
@@ -34,15 +31,16 @@ from asyncrpc.supervise.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
 from asyncrpc.supervise.rundir import LAUNCHER_LOG, RunDir, RunDirLock
 from asyncrpc.supervise.status import LauncherSnapshot, Phase
 from asyncrpc.supervise.targets import select
-from asyncrpc.supervise.template_client import TEMPLATE_MODULE, template_enabled
 
 if TYPE_CHECKING:
     from asyncrpc.supervise.supervisor import Supervisor
     from asyncrpc.supervise.supervisor_process import DashboardOpener
 
-# httpx, the SDK, psycopg and the supervisor's modules are imported where they are used, so
-# `up --detach` hands over to the template (which has them all) without importing them here.
+# The SDK, psycopg, psutil, asyncio and the supervisor's modules are imported where they are
+# used, so `up --detach` hands over to the template (which has them all) without them here.
 
+#: How often `up --detach` reads the supervisor's state while it waits (a small file).
+READY_POLL_S = 0.01
 #: The servers `up --server` can start.
 SERVER_EMBEDDED = "embedded"
 SERVER_POSTGRES = "postgres"
@@ -248,7 +246,9 @@ def run_foreground(
     sits above ops, so the command that runs `up` hands it in. The run directory's
     ``lock`` (claimed here when not given) is held until then.
     """
-    # uvicorn and FastAPI: imported only when a supervisor runs here.
+    # asyncio, uvicorn and FastAPI: imported only when a supervisor runs here.
+    import asyncio
+
     from asyncrpc.supervise.supervisor_process import run_supervisor
 
     lock = lock or plan.rundir.claim()
@@ -272,6 +272,9 @@ def detached_command(plan: Plan, env: Mapping[str, str]) -> list[str]:
 
     Where the template is not used, it runs as a process of its own.
     """
+    # The template's client (asyncio) is the supervisor's; `up` needs two of its names.
+    from asyncrpc.supervise.template_client import TEMPLATE_MODULE, template_enabled
+
     if template_enabled(env) and plan.program == ASYNCRPC_PROGRAM:
         return [sys.executable, "-m", TEMPLATE_MODULE, "--supervise"]
     return [sys.executable, "-m", "asyncrpc.entrypoints.detached_supervisor"]
@@ -281,6 +284,8 @@ def _is_ours(state_pid: int, detached: int) -> bool:
     """The state file is that of the supervisor just started (it, or forked by it)."""
     if state_pid == detached:
         return True
+    import psutil  # once the supervisor is started: `up --detach` hands over without it
+
     with contextlib.suppress(psutil.Error):
         return psutil.Process(state_pid).ppid() == detached
     return False
@@ -288,6 +293,65 @@ def _is_ours(state_pid: int, detached: int) -> bool:
 
 #: What a wait for a detached supervisor is told: each new snapshot (None before the first).
 Progress = Callable[[LauncherSnapshot | None], None]
+
+
+@dataclass
+class Detached:
+    """A detached supervisor on its way up: :meth:`wait` until everything is ready."""
+
+    plan: Plan
+    process: subprocess.Popen[bytes]
+    offset: int
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        sleeper: Callable[[float], None] = time.sleep,
+        on_progress: Progress = lambda snapshot: None,
+    ) -> LauncherSnapshot:
+        """Its snapshot once everything is ready; CommandError if it failed or took too long.
+
+        ``on_progress`` hears of every change while it waits (a replica started or
+        became ready), so the caller can show how far it got.
+        """
+        try:
+            return _wait_until_ready(
+                self.plan, self.process, self.offset, timeout, sleeper, on_progress
+            )
+        except KeyboardInterrupt:
+            self.process.terminate()  # the supervisor stops whatever it had started
+            self.process.wait(timeout=60)
+            self.plan.rundir.clear_state()
+            raise CommandError("interrupted: stopped everything that had started.", 130) from None
+
+
+def spawn_detached(plan: Plan, env: Mapping[str, str], lock: RunDirLock | None = None) -> Detached:
+    """Start a detached supervisor for ``plan`` and return at once (the caller may load
+    what it prints with meanwhile, on the other core).
+
+    The run directory's ``lock`` (claimed here when not given) goes to the supervisor:
+    it inherits the very descriptor, so the lock is never free between this process
+    and it, and it holds the lock for its life.
+    """
+    rundir = plan.rundir
+    lock = lock or rundir.claim()
+    try:
+        rundir.clear_state()
+        rundir.write_plan(json.dumps(plan.to_json(), indent=1))
+        with rundir.open_log(LAUNCHER_LOG) as log:
+            offset = log.tell()
+            process = subprocess.Popen(
+                [*detached_command(plan, env), str(plan.run_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**env, config.ENV_RUN_LOCK_FD: str(lock.fd)},
+                start_new_session=True,
+                pass_fds=(lock.fd,),
+            )
+    finally:
+        lock.release()  # this process's hold: the supervisor's copy holds the lock now
+    return Detached(plan, process, offset)
 
 
 def start_detached(
@@ -301,37 +365,9 @@ def start_detached(
 ) -> LauncherSnapshot:
     """Start a detached supervisor for ``plan``; its snapshot once everything is ready.
 
-    ``on_progress`` hears of every change while it waits (a replica started or
-    became ready), so the caller can show how far it got. The run directory's
-    ``lock`` (claimed here when not given) goes to the supervisor: it inherits the
-    very descriptor, so the lock is never free between this process and it, and it
-    holds the lock for its life.
+    ``on_progress`` and ``lock``: see :meth:`Detached.wait` and :func:`spawn_detached`.
     """
-    rundir = plan.rundir
-    lock = lock or rundir.claim()
-    try:
-        rundir.clear_state()
-        rundir.write_plan(json.dumps(plan.to_json(), indent=1))
-        with rundir.open_log(LAUNCHER_LOG) as log:
-            offset = log.tell()
-            detached = subprocess.Popen(
-                [*detached_command(plan, env), str(plan.run_dir)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**env, config.ENV_RUN_LOCK_FD: str(lock.fd)},
-                start_new_session=True,
-                pass_fds=(lock.fd,),
-            )
-    finally:
-        lock.release()  # this process's hold: the supervisor's copy holds the lock now
-    try:
-        return _wait_until_ready(plan, detached, offset, timeout, sleeper, on_progress)
-    except KeyboardInterrupt:
-        detached.terminate()  # the supervisor stops whatever it had started
-        detached.wait(timeout=60)
-        rundir.clear_state()
-        raise CommandError("interrupted: stopped everything that had started.", 130) from None
+    return spawn_detached(plan, env, lock).wait(timeout, sleeper, on_progress)
 
 
 def _wait_until_ready(
@@ -342,8 +378,6 @@ def _wait_until_ready(
     sleeper: Callable[[float], None],
     on_progress: Progress,
 ) -> LauncherSnapshot:
-    from asyncrpc.supervise.log_files import tail
-
     rundir = plan.rundir
     log_path = rundir.log_for(LAUNCHER_LOG)
     limit = timeout if timeout is not None else 3 * plan.ready_timeout + 30
@@ -366,6 +400,8 @@ def _wait_until_ready(
                 raise CommandError(snapshot.error or "the supervisor failed to start")
         code = detached.poll()
         if code is not None:
+            from asyncrpc.supervise.log_files import tail
+
             rundir.clear_state()
             lines = tail(log_path, offset) or "(no output)"
             raise CommandError(
@@ -378,4 +414,4 @@ def _wait_until_ready(
             raise CommandError(
                 f"not everything was ready after {limit:g}s; stopped it. Logs: {rundir.logs}."
             )
-        sleeper(0.05)
+        sleeper(READY_POLL_S)

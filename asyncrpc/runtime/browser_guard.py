@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,7 +148,7 @@ class BrowserGuard:
 #: Methods that read: a page may send them (a link, an image) but cannot read the answer.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-type Scope = dict[str, Any]
+type Scope = MutableMapping[str, Any]
 type Receive = Callable[[], Awaitable[dict[str, Any]]]
 type Send = Callable[[dict[str, Any]], Awaitable[None]]
 type App = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -167,15 +167,21 @@ class GuardMiddleware:
         self.guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            reads = scope["method"] in READ_METHODS
-            refusal = self.guard.refusal(scope["headers"], pages_too=not reads)
-            if refusal is not None:
-                body = json.dumps({"error": refusal.reason}).encode()
-                headers = [(b"content-type", b"application/json")]
-                await send(
-                    {"type": "http.response.start", "status": refusal.status, "headers": headers}
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
+        if scope["type"] == "http" and await refused(self.guard, scope, send):
+            return
         await self.app(scope, receive, send)
+
+
+async def refused(guard: BrowserGuard, scope: Scope, send: Send) -> bool:
+    """Answer an HTTP request ``guard`` refuses, as ``{"error": ...}``; whether it did.
+
+    A request that only reads (:data:`READ_METHODS`) gets the ``Host`` check alone.
+    """
+    refusal = guard.refusal(scope["headers"], pages_too=scope["method"] not in READ_METHODS)
+    if refusal is None:
+        return False
+    body = json.dumps({"error": refusal.reason}).encode()
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return True

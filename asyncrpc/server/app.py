@@ -19,7 +19,10 @@ is refused only for a foreign ``Host``.
 
 It is plain ASGI rather than a framework because the two hot paths (a small
 JSON body in and out, and a long-lived stream that must notice a dead peer at
-once) are a few lines each, and every layer between costs latency.
+once) are a few lines each, and every layer between costs latency. For the
+same reason :mod:`asyncrpc.server.fast_lane` hands ``POST /`` to
+:meth:`ServerApp.post` straight from uvicorn's HTTP parser, without an ASGI
+request cycle; both ways answer alike.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -38,7 +41,7 @@ from resonate_base import PROTOCOL_VERSION
 
 from asyncrpc.runtime.browser_guard import BrowserGuard
 from asyncrpc.server import metrics
-from asyncrpc.server.engine import Engine
+from asyncrpc.server.engine import Engine, Reply
 from asyncrpc.server.protocol import (
     MAX_BODY_BYTES,
     ProtocolError,
@@ -54,12 +57,20 @@ logger = logging.getLogger("asyncrpc.server.http")
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: A request's headers as uvicorn gives them: lower-case names, raw values.
+Headers = Sequence[tuple[bytes, bytes]]
+#: One whole answer: status, headers (without a length), body.
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+#: Sends one whole answer.
+Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
 
 #: A comment line is written to an idle stream this often, so a dead peer is noticed.
 KEEPALIVE_S = 10.0
 #: A stream write that the peer has not taken after this long ends the stream.
 WRITE_TIMEOUT_S = 3.0
 JSON_HEADERS = [(b"content-type", b"application/json")]
+UNAUTHORIZED = {"error": "unauthorized: send 'Authorization: Bearer <token>'"}
+TOO_LARGE = f"request body is larger than {MAX_BODY_BYTES} bytes"
 #: The header that says why a request failed.
 DETAIL_HEADER = b"x-asyncrpc-error"
 SSE_HEADERS = [
@@ -100,23 +111,19 @@ class ServerApp:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        health = path in ("/healthz", "/health", "/ready")
-        refusal = self.guard.refusal(scope.get("headers", ()), pages_too=not health)
+        headers: Headers = scope.get("headers", ())
+        if path in ("/healthz", "/health", "/ready"):
+            # Only a foreign Host is refused: any page may load a health check, none read it.
+            guarded = self.guard.refusal(headers, pages_too=False)
+            if guarded is not None:
+                await _respond(send, *_refused(guarded.status, guarded.reason))
+                return
+            shown = bool(self.token) and self._authorized(headers)
+            await _json(send, 503 if self.engine.failed else 200, self._health(show_path=shown))
+            return
+        refusal = self._refusal(headers)
         if refusal is not None:
-            await _respond(
-                send, refusal.status, _with_detail(refusal.reason), _error(refusal.reason)
-            )
-            return
-        authorized = self._authorized(scope)
-        if health:
-            await _json(
-                send,
-                503 if self.engine.failed else 200,
-                self._health(show_path=authorized and bool(self.token)),
-            )
-            return
-        if not authorized:
-            await _json(send, 401, {"error": "unauthorized: send 'Authorization: Bearer <token>'"})
+            await _respond(send, *refusal)
             return
         if path == "/":
             if method != "POST":
@@ -144,6 +151,27 @@ class ServerApp:
         else:
             await _json(send, 404, {"error": f"no route {method} {path}"})
 
+    def post(self, headers: Headers, body: bytes, respond: Respond) -> None:
+        """``POST /`` with its whole body, answered through ``respond`` once it may leave.
+
+        The fast lane's entry (no ASGI cycle): the same answers as :meth:`__call__`
+        gives ``POST /``, the browser guard's 403 or 415, the 401 of a missing token
+        and the 413 of a large body included, and the same count in the metrics.
+        """
+        refusal = self._refusal(headers)
+        if refusal is not None:
+            respond(*refusal)
+        elif len(body) > MAX_BODY_BYTES:
+            respond(413, _with_detail(TOO_LARGE), error_envelope(413))
+        else:
+            started = time.perf_counter()
+
+            def deliver(reply: Reply) -> None:
+                self.metrics.request(reply.kind, reply.status, time.perf_counter() - started)
+                respond(*_reply_parts(reply))
+
+            self.engine.answer(body, deliver)
+
     # -- routes --------------------------------------------------------------
 
     async def _post(self, receive: Receive, send: Send) -> None:
@@ -158,15 +186,13 @@ class ServerApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                detail = f"request body is larger than {MAX_BODY_BYTES} bytes"
-                await _respond(send, 413, _with_detail(detail), error_envelope(413))
+                await _respond(send, 413, _with_detail(TOO_LARGE), error_envelope(413))
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         reply = await self.engine.handle_grouped(b"".join(chunks))
         self.metrics.request(reply.kind, reply.status, time.perf_counter() - started)
-        headers = JSON_HEADERS if reply.detail is None else _with_detail(reply.detail)
-        await _respond(send, reply.status, headers, reply.body)
+        await _respond(send, *_reply_parts(reply))
 
     async def _poll(self, group: str, pid: str, receive: Receive, send: Send) -> None:
         stream = self.engine.router.connect(group, pid)
@@ -175,44 +201,54 @@ class ServerApp:
                 _until_disconnect(receive), self._closing_event().wait(), stream.unresponsive.wait()
             )
         )
+        pump: asyncio.Future[None] | None = None
         try:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
             await send(
                 {"type": "http.response.body", "body": b": connected\n\n", "more_body": True}
             )
-            await self._pump(stream, disconnected, send)
+            pump = asyncio.ensure_future(self._pump(stream, send))
+            await asyncio.wait({pump, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+            if pump.done() and not pump.cancelled() and pump.exception() is not None:
+                raise pump.exception()  # type: ignore[misc]
             with contextlib.suppress(TimeoutError):  # a peer that reads nothing gets no end
                 async with asyncio.timeout(WRITE_TIMEOUT_S):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            if pump is not None:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pump
             disconnected.cancel()
             self.engine.router.disconnect(stream)
 
-    async def _pump(self, stream: Stream, disconnected: asyncio.Future[None], send: Send) -> None:
-        """Write queued messages until the peer goes away."""
+    async def _pump(self, stream: Stream, send: Send) -> None:
+        """Write queued messages as they come, a ping when idle, until a write fails.
+
+        It is cancelled when the peer goes away; messages it took but did not write
+        go back on the queue for the router to route again. Each message wakes it
+        directly (no task or wait set up per message): pushes are on every flow's path.
+        """
+        queue = stream.queue
         while True:
-            getter = asyncio.ensure_future(stream.queue.get())
-            waiting: set[asyncio.Future[Any]] = {getter, disconnected}
-            done, _ = await asyncio.wait(
-                waiting, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
-            )
-            if getter not in done:
-                getter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await getter
-            if getter.done() and not getter.cancelled():
-                if disconnected in done:
-                    stream.queue.put_nowait(getter.result())
+            try:
+                async with asyncio.timeout(KEEPALIVE_S):
+                    messages = [await queue.get()]
+            except TimeoutError:
+                if not await _write(send, b": ping\n\n"):
                     return
-                messages = [getter.result()]
-                while not stream.queue.empty():
-                    messages.append(stream.queue.get_nowait())
-                frame = b"".join(b"data: " + stream_safe(m.body) + b"\n\n" for m in messages)
-                if not await _write(send, frame):
+                continue
+            while not queue.empty():
+                messages.append(queue.get_nowait())
+            frame = b"".join(b"data: " + stream_safe(m.body) + b"\n\n" for m in messages)
+            written = False
+            try:
+                written = await _write(send, frame)
+            finally:
+                if not written:
                     for message in messages:
-                        stream.queue.put_nowait(message)
-                    return
-            elif disconnected in done or not await _write(send, b": ping\n\n"):
+                        queue.put_nowait(message)
+            if not written:
                 return
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -228,11 +264,25 @@ class ServerApp:
 
     # -- helpers -------------------------------------------------------------
 
-    def _authorized(self, scope: Scope) -> bool:
+    def _refusal(self, headers: Headers) -> Answer | None:
+        """Why a request (any but a health check) is refused, as its answer; or None.
+
+        Every protocol request, poll stream and read view passes here, the fast
+        lane's ``POST /`` too (:meth:`post`): a check that all of them must pass goes
+        here. The browser guard first (what a web page sends), then the token.
+        """
+        guarded = self.guard.refusal(headers)
+        if guarded is not None:
+            return _refused(guarded.status, guarded.reason)
+        if not self._authorized(headers):
+            return 401, JSON_HEADERS, json.dumps(UNAUTHORIZED).encode()
+        return None
+
+    def _authorized(self, headers: Headers) -> bool:
         if not self.token:
             return True
         expected = f"Bearer {self.token}".encode()
-        for name, value in scope.get("headers", ()):
+        for name, value in headers:
             if name == b"authorization":
                 return hmac.compare_digest(value, expected)
         return False
@@ -260,13 +310,20 @@ class ServerApp:
         return health
 
 
+def _reply_parts(reply: Reply) -> Answer:
+    """A reply's status, headers and body as HTTP sends them."""
+    headers = JSON_HEADERS if reply.detail is None else _with_detail(reply.detail)
+    return reply.status, headers, reply.body
+
+
 def _with_detail(detail: str) -> list[tuple[bytes, bytes]]:
     """JSON headers plus why a request failed (the protocol's ``data`` only names the status)."""
     return [*JSON_HEADERS, (DETAIL_HEADER, detail_header(detail))]
 
 
-def _error(message: str) -> bytes:
-    return json.dumps({"error": message}).encode()
+def _refused(status: int, reason: str) -> Answer:
+    """The browser guard's refusal as HTTP sends it: the reason in the header and the body."""
+    return status, _with_detail(reason), json.dumps({"error": reason}).encode()
 
 
 async def _write(send: Send, frame: bytes) -> bool:

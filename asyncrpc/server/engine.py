@@ -5,9 +5,10 @@ runs everything on one event loop, so no request ever sees another half
 applied. The order is the durability contract: apply, stage in the log,
 commit, and only then release the response and the messages the request
 produced. Requests that arrive in the same turn of the event loop share one
-commit (:meth:`Engine.handle_grouped`), which is most of what a commit costs
-under load. Promises a committed request settled then leave memory (their
-rows are on disk, :mod:`.history`), so memory holds what is in flight.
+commit (:meth:`Engine.handle_grouped`; :meth:`Engine.answer` for the HTTP fast
+lane), which is most of what a commit costs under load. Promises a committed
+request settled then leave memory (their rows are on disk, :mod:`.history`),
+so memory holds what is in flight.
 
 When a commit fails (a full disk, an I/O error), the state in memory is
 ahead of the disk, and nothing it holds may be told to anyone: the requests
@@ -89,6 +90,11 @@ class Reply:
     request: Request | None = None
 
 
+def _deliver(held: list[tuple[Reply, Callable[[Reply], None]]]) -> None:
+    for reply, deliver in held:
+        deliver(reply)
+
+
 class Engine:
     """State machine + durability + routing, driven by requests and a timer."""
 
@@ -130,8 +136,12 @@ class Engine:
         self._settled: list[str] = []
         #: A retention backlog remains: the timer loop runs the next batch at once.
         self.gc_backlog = False
-        #: Resolved by the commit that the requests of the current loop turn wait for.
+        #: A commit of the requests of the current loop turn is scheduled.
+        self._commit_due = False
+        #: Resolved by that commit, for the requests that await it (:meth:`handle_grouped`).
         self._batch: asyncio.Future[None] | None = None
+        #: Replies held for that commit, and who gets each once it is durable (:meth:`answer`).
+        self._held: list[tuple[Reply, Callable[[Reply], None]]] = []
         self.recovered_entries = 0
         self._recover(self.state)
 
@@ -153,12 +163,26 @@ class Engine:
         shows a change that a crash could still undo.
         """
         reply = self.apply(body)
-        if self._batch is not None or self.store.staged:
+        if self._commit_due or self.store.staged:
             try:
                 await self._next_commit()
             except CommitFailed:
                 return self._unavailable(reply.request)
         return reply
+
+    def answer(self, body: bytes, deliver: Callable[[Reply], None]) -> None:
+        """:meth:`handle_grouped` without a coroutine: ``deliver`` gets the reply once it may leave.
+
+        That is at once for a request that waits for no commit, else right after the
+        commit of this loop turn (in the order the requests came), or the 503 of a failed
+        commit. The server's HTTP fast lane answers ``POST /`` through it.
+        """
+        reply = self.apply(body)
+        if not self._commit_due and not self.store.staged:
+            deliver(reply)
+            return
+        self._schedule_commit()
+        self._held.append((reply, deliver))
 
     def _unavailable(self, request: Request | None) -> Reply:
         """A 503 for ``request``, in its envelope (its kind and corrId), saying why."""
@@ -243,14 +267,23 @@ class Engine:
         """Undo what did not reach the disk: its messages go nowhere, the state is the disk's.
 
         The requests waiting for the next group commit had their entries in this
-        one (a timer tick commits whatever is staged), so they are answered 503 too.
+        one (a timer tick commits whatever is staged), so they are answered 503 too,
+        those that await it (:meth:`handle_grouped`) and those held for it (:meth:`answer`).
         """
         self.failed = exc
         self._unrouted = []
+        self._commit_due = False
         batch, self._batch = self._batch, None
+        held, self._held = self._held, []
         if batch is not None and not batch.done():
             batch.set_exception(exc)
         self._retry_at = self.clock() + WRITE_RETRY_MS
+        self._read_back(exc)
+        for reply, deliver in held:
+            deliver(self._unavailable(reply.request))
+
+    def _read_back(self, exc: CommitFailed) -> None:
+        """The state as the disk holds it, after ``exc``; fatal when it cannot be read."""
         try:
             self._settled = []
             self.store.history.reload()
@@ -387,23 +420,41 @@ class Engine:
             self._unrouted.extend(self.state.outgoing)
             self.state.outgoing = []
 
+    def _schedule_commit(self) -> None:
+        if not self._commit_due:
+            self._commit_due = True
+            asyncio.get_running_loop().call_soon(self._commit_batch)
+
     def _next_commit(self) -> asyncio.Future[None]:
+        self._schedule_commit()
         if self._batch is None:
-            loop = asyncio.get_running_loop()
-            self._batch = loop.create_future()
-            loop.call_soon(self._commit_batch)
+            self._batch = asyncio.get_running_loop().create_future()
         return self._batch
 
     def _commit_batch(self) -> None:
-        batch, self._batch = self._batch, None
-        if batch is None:
+        if not self._commit_due:
             return
+        self._commit_due = False
+        batch, self._batch = self._batch, None
+        held, self._held = self._held, []
+        pushes = bool(self._unrouted)
         try:
             self.commit()
         except CommitFailed as exc:
-            batch.set_exception(exc)
-        else:
+            if batch is not None:
+                batch.set_exception(exc)
+            for reply, deliver in held:
+                deliver(self._unavailable(reply.request))
+            return
+        if batch is not None:
             batch.set_result(None)
+        if pushes and held:
+            # The poll streams' writers were woken by the commit's messages: they write
+            # first, on the next turn, then these answers. A message is the next step of a
+            # flow (the work for another process), an answer only lets its caller go on.
+            asyncio.get_running_loop().call_soon(_deliver, held)
+        else:
+            _deliver(held)
 
     def _route(self, outgoing: list[Outgoing]) -> None:
         for message in outgoing:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from resonate_base import PROTOCOL_VERSION
@@ -16,6 +18,7 @@ from asyncrpc.runtime.serving import bind
 from asyncrpc.runtime.uvicorn_server import GracefulServer
 from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine
+from asyncrpc.server.fast_lane import Lane, protocol_for
 from asyncrpc.server.store import Store
 
 logger = logging.getLogger("asyncrpc.server")
@@ -26,15 +29,20 @@ def default_db_path(run_dir: Path) -> str:
 
 
 def build_app(
-    db: str, token: str | None = None, retain_ms: int | None = None, host: str = "127.0.0.1"
+    db: str,
+    token: str | None = None,
+    retain_ms: int | None = None,
+    host: str = "127.0.0.1",
+    open_store: Callable[[str], Store] = Store,
 ) -> ServerApp:
     """Open the database, recover the state it holds and wrap it in the ASGI app.
 
     ``host`` is the address the server listens on: on a loopback one, a request
     must name this machine in its ``Host`` (see :class:`BrowserGuard`).
+    ``open_store`` opens the database (a benchmark's tracer times the commits through it).
     """
     started = time.perf_counter()
-    engine = Engine(Store(db), retain_ms=retain_ms, background_snapshots=True)
+    engine = Engine(open_store(db), retain_ms=retain_ms, background_snapshots=True)
     logger.info(
         "recovered %d promises in flight (%d log entries replayed; %d settled on disk) "
         "from %s in %.3fs",
@@ -45,6 +53,27 @@ def build_app(
         time.perf_counter() - started,
     )
     return ServerApp(engine, token, BrowserGuard(loopback_only=is_loopback(host)))
+
+
+def uvicorn_config(app: Any, lane: Lane, log_level: str = "info") -> uvicorn.Config:
+    """How uvicorn serves the server's ASGI ``app``; ``POST /`` goes to ``lane``'s fast lane.
+
+    ``app`` is the :class:`ServerApp` and ``lane`` the same one, or each wraps it (a
+    benchmark's tracer).
+    """
+    return uvicorn.Config(
+        app,
+        http=protocol_for(lane),
+        log_level="warning",
+        log_config=None,  # uvicorn's records go through our escaping formatter too
+        access_log=log_level.lower() == "debug",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        # Nothing sits in front of this server, and each of these costs time per request.
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+    )
 
 
 def serve(
@@ -76,19 +105,7 @@ def serve(
         PROTOCOL_VERSION,
         "token" if token else "none",
     )
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        log_config=None,  # uvicorn's records go through our escaping formatter too
-        access_log=log_level.lower() == "debug",
-        lifespan="on",
-        timeout_graceful_shutdown=1,
-        # Nothing sits in front of this server, and each of these costs time per request.
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
-    )
-    server = GracefulServer(config, before_shutdown=app.close_streams)
+    server = GracefulServer(uvicorn_config(app, app, log_level), before_shutdown=app.close_streams)
     app.engine.on_failure = server.request_exit
     try:
         server.run(sockets=[sock])

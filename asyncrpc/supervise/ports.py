@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import errno
 from collections.abc import Iterator
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from asyncrpc.runtime.errors import CommandError
 from asyncrpc.runtime.serving import PortInUse, bind
+
+if TYPE_CHECKING:
+    import psutil
+
+# psutil (0.1 s to import) only when a port is taken: `up` checks its ports on every start.
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -40,6 +43,8 @@ def _listeners(port: int) -> Iterator[int | None]:
     The system-wide table first; where it needs privileges (macOS), each process
     of this user in turn.
     """
+    import psutil
+
     try:
         for conn in psutil.net_connections(kind="inet"):
             if _listens_on(conn, port):
@@ -54,11 +59,15 @@ def _listeners(port: int) -> Iterator[int | None]:
 
 
 def _listens_on(conn: Any, port: int) -> bool:
+    import psutil
+
     return conn.status == psutil.CONN_LISTEN and bool(conn.laddr) and conn.laddr.port == port
 
 
 def holder(port: int) -> str | None:
     """`pid 123 (python -m http.server 8001)` for the process listening on ``port``, if visible."""
+    import psutil
+
     for pid in _listeners(port):
         if pid is None:
             continue
@@ -68,6 +77,8 @@ def holder(port: int) -> str | None:
 
 
 def _command(process: psutil.Process) -> str:
+    import psutil
+
     try:
         text = " ".join(" ".join(process.cmdline()).split()) or process.name()
     except psutil.Error:

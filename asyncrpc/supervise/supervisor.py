@@ -54,8 +54,8 @@ ReplicaProcess = asyncio.subprocess.Process | ForkedProcess
 
 #: Seconds a replica gets to exit after SIGTERM before it is killed.
 STOP_GRACE = 5.0
-#: How often readiness is checked.
-POLL_INTERVAL = 0.05
+#: How often readiness is checked (a log file read, or one request to a health URL).
+POLL_INTERVAL = 0.02
 
 
 def new_resonate_id(spec: ReplicaSpec) -> str:
@@ -183,7 +183,9 @@ class Supervisor:
         async with self._template_lock:
             if self._template is None:
                 with self.plan.rundir.open_log(LAUNCHER_LOG) as log:
-                    self._template = await TemplateClient.start(self.env, log)
+                    self._template = await TemplateClient.start(
+                        self.env, log, run_dir=self.plan.rundir.path
+                    )
                 self._notify(f"started the template (pid {self._template.pid})")
         return self._template
 
@@ -294,7 +296,9 @@ class Supervisor:
         path = self.plan.rundir.log_for(spec.name)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.plan.ready_timeout
-        async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
+        # No TLS certificates loaded for a health URL on http:// (30 to 240 ms of CPU each).
+        verify = url is not None and not url.startswith("http://")
+        async with httpx.AsyncClient(timeout=1.0, trust_env=False, verify=verify) as client:
             while True:
                 if process.returncode is not None:
                     raise CommandError(self._start_failure(replica, offset, process.returncode))

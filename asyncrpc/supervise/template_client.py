@@ -115,8 +115,13 @@ class TemplateClient:
 
     @classmethod
     async def start(
-        cls, env: Mapping[str, str], log: IO[bytes], python: str = sys.executable
+        cls,
+        env: Mapping[str, str],
+        log: IO[bytes],
+        python: str = sys.executable,
+        run_dir: Path | None = None,
     ) -> TemplateClient:
+        """Start a template; with ``run_dir`` it also runs the CLI's short commands there."""
         ours, theirs = socket.socketpair()
         try:
             process = await asyncio.create_subprocess_exec(
@@ -124,6 +129,7 @@ class TemplateClient:
                 "-m",
                 TEMPLATE_MODULE,
                 str(theirs.fileno()),
+                *([str(run_dir)] if run_dir is not None else []),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

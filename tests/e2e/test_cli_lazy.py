@@ -34,7 +34,7 @@ SHOW_MODULES = (
     "import atexit, json, sys\n"
     "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n"
     "sys.argv = ['asyncrpc', *sys.argv[1:]]\n"
-    "from asyncrpc.cli import main\n"
+    "from asyncrpc.entrypoints.command import main\n"
     "main()\n"
 )
 

@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from benchmarks import compare, loads
+from benchmarks import compare, hops, loads
 from benchmarks.bench import Bench, Sizes
 from benchmarks.cli import app
 from benchmarks.measure import CpuMeter, Summary, drive, percentile
@@ -108,10 +108,10 @@ def test_ratios_need_both_contenders_and_compare_cpu_too() -> None:
         return {"invocations_per_s": rate, "product_cpu_ms_per_invocation": cpu}
 
     computed = compare.ratios({"throughput": level(90.0, 12.0), "direct": level(100.0, 10.8)})
-    assert computed["gateway / direct client"]["value"] == 0.9
-    assert computed["gateway / direct client"]["by_cpu"] == 0.9
-    assert computed["gateway / direct client"]["target"] == 0.85
-    assert set(computed) == {"gateway / direct client"}
+    assert computed["our gateway / direct client"]["value"] == 0.9
+    assert computed["our gateway / direct client"]["by_cpu"] == 0.9
+    assert computed["our gateway / direct client"]["target"] == 0.95
+    assert set(computed) == {"our gateway / direct client"}
 
 
 def test_unknown_part_is_a_clear_usage_error() -> None:
@@ -122,7 +122,7 @@ def test_unknown_part_is_a_clear_usage_error() -> None:
 
 
 def test_each_compare_round_starts_with_the_next_contender() -> None:
-    orders = [compare.rotated(n) for n in range(len(loads.CONTENDERS))]
+    orders = [compare.rotated(n, loads.CONTENDERS) for n in range(len(loads.CONTENDERS))]
     assert [order[0] for order in orders] == list(loads.CONTENDERS)
     assert all(
         sorted(o.name for o in order) == sorted(c.name for c in loads.CONTENDERS)
@@ -155,3 +155,32 @@ def test_the_pg_part_measures_idle_cpu_and_reports_its_ratios() -> None:
     assert result.data["ratios"]["30k / fresh"]["value"] == 0.9
     assert result.data["ratios"]["b=2 / fresh"]["by_cpu"] == 0.8
     assert [row[0] for row in result.tables[2].rows] == ["resonate-pg, 30k stored promises"]
+
+
+def test_hops_split_a_traced_invocation_into_hops_that_add_up() -> None:
+    def at(us: int, process: str, event: str, what: str = "-") -> hops.Stamp:
+        return hops.Stamp(us * 1000, process, event, what)
+
+    stamps = [
+        at(0, hops.CLIENT, "post"),
+        at(100, hops.GATEWAY, "send", "promise.create"),
+        at(150, hops.SERVER, "in"),
+        at(170, hops.SERVER, "commit", "1"),
+        at(200, hops.SERVER, "committed", "1"),
+        at(210, hops.SERVER, "out", "promise.create"),
+        at(220, hops.SERVER, "push", "execute"),
+        at(300, "a", "msg", "execute"),
+        at(320, hops.GATEWAY, "answer", "promise.create"),
+        at(400, "a", "send", "task.acquire"),
+        at(900, hops.GATEWAY, "msg", "unblock"),
+        at(1000, hops.CLIENT, "answer"),
+        at(5000, hops.SERVER, "in"),  # after the answer: no invocation's
+    ]
+    found = hops.invocations(stamps)
+    assert len(found) == 1 and len(found[0]) == 12
+    data = hops.profile(found)
+    total = sum(h["ms_per_invocation"] for h in data["hops"].values())
+    assert data["p50_ms"] == 1.0 and abs(total - 1.0) < 1e-6
+    assert data["hops"]["server: SQLite commit"]["ms_per_invocation"] == 0.03
+    assert data["hops"]["gateway: HTTP request in to its first protocol request"]["share"] == 0.1
+    assert data["server_requests_per_invocation"] == 1

@@ -283,3 +283,74 @@ def test_healthz_is_503_once_the_store_failed(tmp_path: Path) -> None:
     assert healthy.status_code == 200
     assert failing.status_code == 503
     assert failing.json()["status"] == "failing" and "store failed" in failing.json()["error"]
+
+
+# -- the HTTP fast lane's entry (Engine.answer): the same durability, history and 503s ------
+
+
+def answered(engine: Engine, bodies: list[bytes], between: Any = None) -> list[Reply]:
+    """``bodies`` through :meth:`Engine.answer` in one loop turn; each reply once delivered.
+
+    ``between`` runs after they are applied, before their group commit (a timer's turn).
+    """
+
+    async def one_turn() -> list[Reply]:
+        replies: list[Reply] = []
+        for body in bodies:
+            engine.answer(body, replies.append)
+        if between is not None:
+            between()
+        async with asyncio.timeout(10):  # a reply never delivered fails the test, not hangs it
+            while len(replies) < len(bodies):
+                await asyncio.sleep(0)
+        return replies
+
+    return asyncio.run(one_turn())
+
+
+def test_the_fast_lanes_answers_wait_for_their_commit_and_settled_promises_go_to_disk(
+    tmp_path: Path,
+) -> None:
+    engine = Engine(Store(str(tmp_path / "s.db")))
+    stream = engine.router.connect("g", "w")
+    settle = envelope("promise.settle", id="done", state="resolved", value={"data": "1"})
+    replies = answered(engine, [create("done"), create("open"), settle])
+    assert [reply.status for reply in replies] == [200, 200, 200]
+    assert engine.store.staged == 0  # answered only once committed
+    assert "done" not in engine.state.promises and "open" in engine.state.promises
+    stored = engine.store.history.promise("done")  # settled: its row is on disk
+    assert stored is not None and stored.state == "resolved"
+    assert not stream.queue.empty()  # the execute of "open" went out with the commit
+
+
+def test_a_failed_commit_answers_the_fast_lanes_held_requests_503(tmp_path: Path) -> None:
+    engine = Engine(Store(str(tmp_path / "s.db"), connect=failing_connect))
+    stream = engine.router.connect("g", "w")
+    engine.store._db.failing = True  # type: ignore[attr-defined]
+    replies = answered(engine, [create(f"lost{i}") for i in range(3)])
+    assert [reply.status for reply in replies] == [503, 503, 503]
+    answer = msgspec.json.decode(replies[0].body)
+    assert answer["kind"] == "promise.create" and answer["head"]["corrId"] == "c"
+    assert "disk I/O error" in (replies[0].detail or "")
+    assert stream.queue.empty(), "an execute of an uncommitted promise went out"
+    engine.store._db.failing = False  # type: ignore[attr-defined]
+    assert engine.handle(get("lost0")).status == 404
+    refused = engine.handle(create("later"))
+    assert refused.status == 503 and "refuses changes" in (refused.detail or "")
+
+
+def test_a_held_request_whose_entry_a_failed_timer_commit_took_is_answered_503(
+    tmp_path: Path,
+) -> None:
+    engine = Engine(Store(str(tmp_path / "s.db"), connect=failing_connect))
+
+    def failing_tick() -> None:
+        assert engine.store.staged == 1
+        engine.store._db.failing = True  # type: ignore[attr-defined]
+        with pytest.raises(Exception, match="disk I/O error"):
+            engine.tick()  # the timer's turn comes first
+        engine.store._db.failing = False  # type: ignore[attr-defined]
+
+    (reply,) = answered(engine, [create("raced")], between=failing_tick)
+    assert reply.status == 503, reply
+    assert "raced" not in engine.state.promises

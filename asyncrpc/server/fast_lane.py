@@ -1,0 +1,149 @@
+"""uvicorn's HTTP protocol with a fast lane: ``POST /`` answered without an ASGI request cycle.
+
+Every step of a flow is a few ``POST /`` requests, one after another, so what
+uvicorn spends on each request is paid many times per flow. For each request
+it builds an ASGI scope, a request-response cycle with its own event, and a
+task that runs the app on the next turn of the event loop, and the answer
+leaves in two writes (the head, then a chunked body). That is about 100 µs per
+request on this project's 2-core machine, more than the server's own work on
+it (docs/performance.md). :class:`FastLaneProtocol` is uvicorn's protocol
+(connections, keep-alive, timeouts, graceful shutdown and every other route
+stay uvicorn's and the ASGI app's): when a request is ``POST /`` it collects
+the body as the parser hands it over, gives it to :meth:`ServerApp.post
+<asyncrpc.server.app.ServerApp.post>` and writes the answer, head and body, in
+one write once the engine releases it (after its commit). A request that asks
+for ``Expect: 100-continue``, or that is pipelined behind an ASGI request
+still in progress on its connection, takes the ordinary ASGI way; answers
+leave in the order the requests came.
+
+It relies on uvicorn's ``HttpToolsProtocol`` (its parser callbacks and
+per-connection fields), so uvicorn's version is pinned, and
+``tests/test_server_fast_lane.py`` checks both ways answer alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+from asyncrpc.server.app import Headers, Respond
+from asyncrpc.server.protocol import MAX_BODY_BYTES
+
+#: The request that takes the fast lane.
+LANE_METHOD, LANE_PATH = b"POST", b"/"
+
+
+class Lane(Protocol):
+    """What answers the fast lane's requests: :class:`~asyncrpc.server.app.ServerApp`."""
+
+    def post(self, headers: Headers, body: bytes, respond: Respond) -> None: ...
+
+
+class _Held:
+    """Stands for uvicorn's request cycle while fast-lane answers are pending on a connection.
+
+    uvicorn queues a request that arrives while ``self.cycle`` has not completed its
+    response, and reads ``disconnected``, ``keep_alive`` and ``message_event`` of it.
+    """
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.disconnected = False
+        self.keep_alive = True
+        self.message_event = asyncio.Event()
+
+    @property
+    def response_complete(self) -> bool:
+        return self.pending == 0
+
+
+class FastLaneProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol; ``POST /`` goes to ``lane`` (the server's ``ServerApp``)."""
+
+    def __init__(self, *args: Any, lane: Lane, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lane = lane
+        self._body: list[bytes] | None = None  # the fast-lane request being read
+        self._size = 0
+        self._held: _Held | None = None
+
+    def on_headers_complete(self) -> None:
+        if self._takes_lane():
+            self._body, self._size = [], 0
+            return
+        self._body = None
+        super().on_headers_complete()
+
+    def _takes_lane(self) -> bool:
+        parser = self.parser
+        if self.url != LANE_PATH or parser.get_method() != LANE_METHOD:
+            return False
+        if self.expect_100_continue or parser.should_upgrade():
+            return False
+        # Answers leave in order: not past an ASGI request still being answered here.
+        cycle: RequestResponseCycle | _Held | None = self.cycle
+        return cycle is None or cycle is self._held or cycle.response_complete
+
+    def on_body(self, body: bytes) -> None:
+        if self._body is None:
+            super().on_body(body)
+        elif self._size <= MAX_BODY_BYTES:  # past it, the answer is a 413: keep no more
+            self._body.append(body)
+            self._size += len(body)
+
+    def on_message_complete(self) -> None:
+        if self._body is None:
+            super().on_message_complete()
+            return
+        body, self._body = b"".join(self._body), None
+        keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
+        held = self._held
+        if held is None or held.response_complete:
+            held = self._held = _Held()
+            self.cycle = held  # type: ignore[assignment]
+        held.pending += 1
+        if not keep_alive:
+            held.keep_alive = False
+
+        def respond(status: int, headers: list[tuple[bytes, bytes]], content: bytes) -> None:
+            self._write(held, status, headers, content)
+
+        self.lane.post(self.headers, body, respond)
+
+    def _write(
+        self, held: _Held, status: int, headers: list[tuple[bytes, bytes]], content: bytes
+    ) -> None:
+        held.pending -= 1
+        transport = self.transport
+        if transport.is_closing():
+            return
+        head = [STATUS_LINE[status]]
+        for name, value in (*self.server_state.default_headers, *headers):
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"content-length: %d\r\n" % len(content))
+        if not held.keep_alive:
+            head.append(b"connection: close\r\n")
+        head += [b"\r\n", content]
+        transport.write(b"".join(head))
+        if not held.response_complete:
+            return
+        if held.keep_alive:
+            self.on_response_complete()  # the next request queued behind, or keep-alive
+        else:
+            transport.close()
+
+
+def protocol_for(lane: Lane) -> type[FastLaneProtocol]:
+    """The protocol class uvicorn's ``http`` setting takes, its fast lane answered by ``lane``."""
+
+    class LaneProtocol(FastLaneProtocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, lane=lane, **kwargs)
+
+    return LaneProtocol
