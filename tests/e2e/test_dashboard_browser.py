@@ -32,11 +32,11 @@ from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 from asyncrpc.dashboard.app import make_app
 from asyncrpc.supervise.control_client import connect
 from asyncrpc.supervise.rundir import RunDir
+from harness.browser import CHROMIUM, CHROMIUM_ARGS
 from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC
 from tests.support import ROOT
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.dashboard import dashboard
 
 SCREENSHOT = ROOT / "docs" / "images" / "dashboard.png"
