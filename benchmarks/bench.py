@@ -69,6 +69,8 @@ class Sizes:
     #: await chains of its short load.
     history_promises: tuple[int, ...] = (100_000, 1_000_000)
     history_load: int = 300
+    #: Kills and starts of b timed on the dashboard of each history system.
+    kill_rounds: int = 5
     #: resonate-pg part: rounds, invocations per contender per round, promises stored in the
     #: history system, seconds of no traffic measured, and the nodes each system runs.
     pg_rounds: int = 3
@@ -96,6 +98,7 @@ class Sizes:
             soak_retain="5s",
             history_promises=(3_000,),
             history_load=32,
+            kill_rounds=2,
             pg_rounds=1,
             pg_invocations=24,
             pg_seed=3_000,

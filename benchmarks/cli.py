@@ -90,6 +90,10 @@ def main(
     history_load: Annotated[
         int | None, typer.Option(min=1, help="History: await chains of its load (default 300).")
     ] = None,
+    kill_rounds: Annotated[
+        int | None,
+        typer.Option(min=1, help="History: kills and starts of b timed on the dashboard (5)."),
+    ] = None,
     soak_retain: Annotated[
         str | None, typer.Option(help="Soak: the server's --retain (default 20s).")
     ] = None,
@@ -113,6 +117,7 @@ def main(
         soak_retain=soak_retain,
         history_promises=int_list(history_promises, "--history-promises"),
         history_load=history_load,
+        kill_rounds=kill_rounds,
     )
     chosen = tuple(p for p in parts if p not in skipped)
     if not chosen:

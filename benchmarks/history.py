@@ -13,7 +13,10 @@ steps each, with the SDK's tags), then measured in this run:
 - **await chain**: a short load (16 callers) through the gateway and the nine
   nodes on that database, and the server's RSS after it;
 - **up --detach**: the whole topology's start-up with that database as its
-  run directory's ``server.db``.
+  run directory's ``server.db``;
+- **the dashboard live**: on that system, how soon the dashboard's feed and
+  page show `asyncrpc kill b`, and `asyncrpc start b`, after the command
+  returns (:mod:`benchmarks.kill_live`), over ``kill_rounds`` rounds.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import os
 import signal
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +33,16 @@ import httpx
 import psutil
 from resonate.connections.sse import resolve_target
 
-from asyncrpc.protocol.states import PromiseState
-from asyncrpc.protocol.tags import BRANCH_TAG, ORIGIN_TAG, PARENT_TAG, TARGET_TAG
+from asyncrpc.protocol.tags import ORIGIN_TAG, TARGET_TAG
 from asyncrpc.runtime import config
-from asyncrpc.server.history import Settled
 from asyncrpc.server.main import default_db_path
-from asyncrpc.server.records import Promise, Value
-from asyncrpc.server.store import Store
+from benchmarks import kill_live
 from benchmarks.bench import AWAIT_CHAIN, Bench, BenchError
 from benchmarks.load_client import envelope
 from benchmarks.loads import http_level, meter
 from benchmarks.report import PartResult, Table, rate, secs
 from benchmarks.startup import up_detached
+from harness.history import seed
 from harness.launched import Launched
 from harness.system import start_system
 
@@ -50,49 +50,6 @@ from harness.system import start_system
 CALLERS = 16
 #: Repetitions of each read.
 READS = 30
-HOUR_MS = 3_600_000
-#: The groups an await chain's promises go to, root first.
-GROUPS = ("service-a", "service-b", "service-c")
-
-
-def chains(count: int, prefix: str, now_ms: int) -> Iterator[Settled]:
-    """``count`` settled promises: await chains (a root and two steps) settled an hour ago."""
-    param = Value(data='{"func": "foo", "args": [], "kwargs": {}, "version": 1}')
-    value = Value(data='{"message": 3}')
-    for i in range(count):
-        root = f"{prefix}-{i // 3:08d}"
-        step = i % 3
-        promise_id = root if step == 0 else f"{root}.{step}"
-        tags = {
-            TARGET_TAG: resolve_target(GROUPS[step]),
-            ORIGIN_TAG: root,
-            BRANCH_TAG: promise_id,
-            PARENT_TAG: root if step == 0 else (root if step == 1 else f"{root}.1"),
-            "resonate:scope": "global",
-        }
-        at = now_ms - HOUR_MS + i
-        promise = Promise(
-            id=promise_id,
-            state=PromiseState.RESOLVED,
-            param=param,
-            value=value,
-            tags=tags,
-            timeout_at=now_ms + 365 * 24 * HOUR_MS,
-            created_at=at,
-            settled_at=at + 5,
-        )
-        yield Settled(promise, 1)
-
-
-def seed(db: Path, count: int, prefix: str) -> float:
-    """Store ``count`` settled promises in ``db`` through the bulk path; the seconds it took."""
-    began = time.monotonic()
-    store = Store(str(db))
-    try:
-        store.import_settled(chains(count, prefix, time.time_ns() // 1_000_000))
-    finally:
-        store.close()
-    return time.monotonic() - began
 
 
 def median_s(ask: Any, times: int = READS) -> float:
@@ -174,25 +131,28 @@ def await_chain(bench: Bench, db: Path, label: str) -> dict[str, Any]:
     return {"invocations_per_s": measured.per_second, "loaded_rss_bytes": rss}
 
 
-def up_seconds(bench: Bench, db: Path, label: str) -> float:
-    """`asyncrpc up --detach` with ``db`` as its run directory's database."""
+def up_and_kill(bench: Bench, db: Path, label: str) -> dict[str, Any]:
+    """`asyncrpc up --detach` with ``db`` as its run directory's database; then how soon its
+    dashboard shows `asyncrpc kill b` and `asyncrpc start b` (:mod:`benchmarks.kill_live`)."""
     run_dir = bench.log_dir / f"history-up-{label}"
     run_dir.mkdir(parents=True, exist_ok=True)
     os.replace(db, default_db_path(run_dir))
     launched = Launched(run_dir, {**bench.procs.base_env, config.ENV_RUN_DIR: str(run_dir)})
     try:
         try:
-            _, elapsed = up_detached(bench, run_dir, "--respawn", "0")
+            env, elapsed = up_detached(bench, run_dir)
         except BenchError as exc:  # a free port taken by another process meanwhile: once more
             if "already in use" not in str(exc):
                 raise
             launched.stop()
-            _, elapsed = up_detached(bench, run_dir, "--respawn", "0")
+            env, elapsed = up_detached(bench, run_dir)
         launched.remember()
+        bench.say(f"history: {label} stored: the dashboard shows kill b and start b")
+        live = kill_live.measure(env, bench.sizes.kill_rounds)
     finally:
         launched.remember()
         launched.stop()
-    return elapsed
+    return {"up_detach_s": elapsed, "dashboard": live}
 
 
 def one_size(bench: Bench, count: int) -> dict[str, Any]:
@@ -207,7 +167,7 @@ def one_size(bench: Bench, count: int) -> dict[str, Any]:
     bench.say(f"history: {count:,} stored: await chain load")
     data.update(await_chain(bench, db, label))
     bench.say(f"history: {count:,} stored: up --detach")
-    data["up_detach_s"] = up_seconds(bench, db, label)
+    data.update(up_and_kill(bench, db, label))
     return data
 
 
@@ -221,6 +181,13 @@ def mib(value: int) -> str:
 
 def ms_or_dash(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.2f}"
+
+
+def shown(times: dict[str, Any]) -> str:
+    """Median/worst, in ms."""
+    if times["median"] is None:
+        return "-"
+    return f"{times['median'] * 1000:.0f}/{times['worst'] * 1000:.0f}"
 
 
 def run(bench: Bench) -> PartResult:
@@ -266,10 +233,32 @@ def run(bench: Bench) -> PartResult:
             ratio(row["loaded_rss_bytes"], fresh["loaded_rss_bytes"]),
             ratio(row["invocations_per_s"], fresh["invocations_per_s"]),
         )
-    result.tables.extend([table, ratios])
+    live = Table(
+        "History: how soon the dashboard shows `asyncrpc kill b` and `asyncrpc start b` "
+        "(ms after the command returns, median/worst)",
+        ["stored", "kill: feed", "kill: page", "start: feed", "start: page", "kill cmd s"],
+    )
+    for row in rows:
+        kill, start = row["dashboard"]["kill"], row["dashboard"]["start"]
+        live.add(
+            f"{row['stored']:,}",
+            shown(kill["feed_s"]),
+            shown(kill["page_s"]),
+            shown(start["feed_s"]),
+            shown(start["page_s"]),
+            secs(kill["command_s"]["median"]),
+        )
+    result.tables.extend([table, ratios, live])
     result.notes.append(
         "seeded through the store's bulk path (no HTTP); reads are medians of "
         f"{READS}; the await chain load is {max(bench.sizes.history_load, CALLERS)} invocations "
         f"at {CALLERS} callers through the gateway; RSS loaded is the server's after that load"
+    )
+    result.notes.append(
+        f"the dashboard: {bench.sizes.kill_rounds} rounds of `asyncrpc kill b` then "
+        "`asyncrpc start b` on the `up --detach` system (after the load), timed from the "
+        "command's return to the first status event of /api/events, and to the page's row in "
+        "Debian's chromium, that shows b.1 killed (running); 0 when it showed before the "
+        "command's process had exited"
     )
     return result

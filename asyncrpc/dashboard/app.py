@@ -308,7 +308,7 @@ def make_app(dashboard: Dashboard) -> FastAPI:
 
         sources = [
             Source("status", status, 0.25),
-            Source("invocations", dashboard.invocations.latest, 0.25),
+            Source("invocations", dashboard.invocations.available, 0.25),
             Source("demo", demo, 0.25),
         ]
 

@@ -4,7 +4,10 @@ Each page's event stream shows the newest invocations, and reading them asks
 the server. Read per stream, the cost grows with the pages open (five tabs,
 five readers), so a :class:`SharedPoll` reads once per interval in one task
 that runs while at least one stream watches, and every stream takes its latest
-answer. The task stops when the last stream ends.
+answer. The task stops when the last stream ends. A stream takes it with
+:meth:`SharedPoll.available`, which answers at once (:data:`NOT_YET` while the
+first read of a round is under way), so a slow server never holds up what else
+the stream sends.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+
+from asyncrpc.dashboard.events import NOT_YET, Pending
 
 logger = logging.getLogger("asyncrpc.dashboard")
 
@@ -61,6 +66,13 @@ class SharedPoll:
         """The latest answer (once the first read of this round is done)."""
         if self._first is not None:
             await self._first.wait()
+        return self._latest
+
+    async def available(self) -> Any | Pending:
+        """The latest answer at once: :data:`NOT_YET` while the first read of this round is
+        under way (the feed then sends it on a later tick)."""
+        if self._first is not None and not self._first.is_set():
+            return NOT_YET
         return self._latest
 
     async def stop(self) -> None:

@@ -243,7 +243,11 @@ class History:
         # Only tags without a column make rows that do not match: read more per chunk then.
         covered = set(wanted.tags) <= {ORIGIN_TAG, TARGET_TAG, BRANCH_TAG}
         chunk = limit + 1 if covered else max(limit + 1, SCAN_CHUNK)
-        for promise_id, record in self._rows("id, record", where, params, wanted.cursor, chunk):
+        # The same order while the target is fixed, but said so SQLite walks the target's index
+        # in id order rather than the newest-first one, which would sort every match.
+        order = "target, id" if isinstance(wanted.tags.get(TARGET_TAG), str) else "id"
+        rows = self._rows("id, record", where, params, wanted.cursor, chunk, order)
+        for promise_id, record in rows:
             if not promise_id.startswith(wanted.prefix):
                 break  # in id order: no later id has the prefix
             if promise_id in skip:
@@ -304,16 +308,26 @@ class History:
         return found
 
     def _rows(
-        self, columns: str, where: list[str], params: list[Any], cursor: str, chunk: int
+        self,
+        columns: str,
+        where: list[str],
+        params: list[Any],
+        cursor: str,
+        chunk: int,
+        order: str = "id",
     ) -> Iterator[Any]:
-        """The rows matching ``where`` with ids after ``cursor``, by id, ``chunk`` at a time."""
+        """The rows matching ``where`` with ids after ``cursor``, by id, ``chunk`` at a time.
+
+        ``order`` is how the ORDER BY says "by id" (columns ``where`` fixes may come first).
+        """
         after: str | None = cursor or None
         while True:
             conditions = where if after is None else [*where, "id > ?"]
             values = params if after is None else [*params, after]
             clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
             rows = self._db.execute(
-                f"SELECT {columns} FROM promises{clause} ORDER BY id LIMIT ?", (*values, chunk)
+                f"SELECT {columns} FROM promises{clause} ORDER BY {order} LIMIT ?",
+                (*values, chunk),
             ).fetchall()
             yield from rows
             if len(rows) < chunk:

@@ -68,7 +68,7 @@ def test_soak_samples_memory_and_disk_while_retention_forgets(tmp_path: Path) ->
 def test_history_seeds_stored_promises_and_measures_against_a_fresh_server(
     tmp_path: Path,
 ) -> None:
-    sizes = Sizes.quick().with_(history_promises=(600,), history_load=16)
+    sizes = Sizes.quick().with_(history_promises=(600,), history_load=16, kill_rounds=1)
     with session(tmp_path / "logs") as procs:
         bench = Bench(sizes, procs, tmp_path, Console(quiet=True))
         result = history.run(bench)
@@ -77,6 +77,10 @@ def test_history_seeds_stored_promises_and_measures_against_a_fresh_server(
     for row in (fresh, stored):
         assert row["ready_s"] > 0 and row["restart_s"] > 0 and row["up_detach_s"] > 0
         assert row["idle_rss_bytes"] > 0 and row["invocations_per_s"] > 0
+        # The dashboard showed the kill of b and its start again: one time each, fed and painted.
+        for change in (row["dashboard"]["kill"], row["dashboard"]["start"]):
+            assert len(change["feed_s"]["all"]) == 1 and change["command_s"]["median"] > 0
+            assert len(change["page_s"]["all"]) == (1 if row["dashboard"]["page"] else 0)
     assert fresh["get_s"] is None and stored["get_s"] > 0 and stored["call_graph_s"] > 0
 
 

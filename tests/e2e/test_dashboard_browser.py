@@ -36,12 +36,12 @@ from asyncrpc.protocol.states import PromiseState
 from asyncrpc.readers.server_reader import ServerReader
 from asyncrpc.supervise.control_client import connect
 from asyncrpc.supervise.rundir import RunDir
+from harness.browser import CHROMIUM, CHROMIUM_ARGS
 from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC
 from harness.waiting import wait_until
 from tests.support import ROOT
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.dashboard import dashboard
 
 SCREENSHOT = ROOT / "docs" / "images" / "dashboard.png"

@@ -24,10 +24,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from asyncrpc.postgres.schema import RESONATE_SQL_ENV
+from harness.browser import CHROMIUM, CHROMIUM_ARGS
 from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 #: Milliseconds for a page to show what a slow, shared machine is still doing.
 SLOW = 60_000

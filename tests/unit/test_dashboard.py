@@ -209,6 +209,51 @@ def test_the_feed_sends_a_source_when_it_changes_and_keeps_the_stream_alive() ->
     assert len(reads) == 8  # read once a second, not on every tick
 
 
+def test_a_kill_is_sent_while_the_first_read_of_the_server_is_under_way() -> None:
+    """A slow server (its history being read) holds up the invocations only, not a kill."""
+    now = [0.0]
+    ticks = [0]
+    state = ["running"]
+
+    async def collect() -> list[str]:
+        answered = asyncio.Event()
+
+        async def read_server() -> list[str]:
+            await answered.wait()
+            return ["inv-1"]
+
+        async def status() -> dict[str, str]:
+            return {"b.1": state[0]}
+
+        async def sleep(seconds: float) -> None:
+            now[0] += seconds
+            ticks[0] += 1
+            if ticks[0] == 3:
+                state[0] = "killed"
+            if ticks[0] == 6:
+                answered.set()
+            await asyncio.sleep(0)
+
+        async def closed() -> bool:
+            return ticks[0] >= 9
+
+        poll = SharedPoll(read_server, 1.0, sleeper=lambda _: asyncio.Event().wait())
+        sources = [Source("status", status, 0.0), Source("invocations", poll.available, 0.0)]
+        async with poll.watching():
+            return [
+                frame async for frame in feed(sources, closed, clock=lambda: now[0], sleeper=sleep)
+            ]
+
+    # Were the feed to wait for the server's answer, no tick would pass and nothing answer it.
+    frames = asyncio.run(asyncio.wait_for(collect(), 10))
+    events = [frame for frame in frames if frame.startswith("event:")]
+    assert events == [
+        'event: status\ndata: {"b.1":"running"}\n\n',
+        'event: status\ndata: {"b.1":"killed"}\n\n',
+        'event: invocations\ndata: ["inv-1"]\n\n',
+    ]
+
+
 # -- the promise browser, the detail, the overview ---------------------------------
 
 

@@ -17,11 +17,13 @@ import msgspec
 import pytest
 
 from asyncrpc.protocol.states import PromiseState
+from asyncrpc.protocol.tags import TARGET_TAG
 from asyncrpc.server import retention
 from asyncrpc.server.engine import Engine
-from asyncrpc.server.history import Settled
+from asyncrpc.server.history import History, SearchFilter, Settled
 from asyncrpc.server.records import Promise, Value
 from asyncrpc.server.store import Snapshot, Store
+from harness.history import seed
 from tests.support.server import FAR, Clock, envelope, held, send
 
 TARGET = {"resonate:target": "poll://any@g"}
@@ -305,3 +307,28 @@ def test_a_settled_promise_is_final_wherever_it_lives(tmp_path: Path, state: str
     first = send(engine, "promise.settle", id="p", state=state, value={"data": "1"})
     again = send(engine, "promise.settle", id="p", state="resolved", value={"data": "2"})
     assert again["data"] == first["data"] and "p" not in engine.state.promises
+
+
+def test_a_search_by_target_reads_its_index_in_id_order_without_sorting(tmp_path: Path) -> None:
+    """SQLite is asked so that it walks an index in id order: no sort of every match (at 1M
+    stored, a third of the table), whatever the history holds."""
+    db = tmp_path / "s.db"
+    seed(db, 3_000, "old")
+    connection = sqlite3.connect(db)
+    history = History(connection)
+    statements: list[str] = []
+    connection.set_trace_callback(statements.append)
+    target = "poll://any@service-a"
+    for cursor, state in (("", None), ("old-00000500", None), ("", "resolved")):
+        wanted = SearchFilter(prefix="", cursor=cursor, tags={TARGET_TAG: target}, state=state)
+        found = history.search(wanted, 100, skip=())
+        assert len(found) == 100 and all(p.tags[TARGET_TAG] == target for p in found)
+        assert [p.id for p in found] == sorted(p.id for p in found)
+        assert all(p.id > cursor for p in found)
+    connection.set_trace_callback(None)
+    reads = [sql for sql in statements if sql.startswith("SELECT id, record FROM promises")]
+    assert len(reads) == 3, statements
+    for sql in reads:
+        plan = connection.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall()
+        assert not any("TEMP B-TREE" in row[-1] for row in plan), (sql, plan)
+    connection.close()

@@ -1,4 +1,4 @@
-"""How the browser tests start Debian's chromium (Playwright never downloads a browser here)."""
+"""How tests and benchmarks start Debian's chromium (Playwright never downloads a browser here)."""
 
 from __future__ import annotations
 
