@@ -6,7 +6,9 @@ bulk path (:meth:`Store.import_settled`: settled await chains, a root and two
 steps each, with the SDK's tags), then measured in this run:
 
 - **start to ready**: ``asyncrpc server`` from its start to ``/healthz`` = 200;
-- **restart after kill -9**: the same after ``kill -9`` (log replay included);
+- **restart after kill -9**: the same after ``kill -9`` (log replay included),
+  then a check that nothing is lost: the writes answered just before the kill
+  and the oldest and newest seeded chains;
 - **reads**: ``promise.get`` of an old promise and ``promise.search`` by its
   origin tag (its call graph), and the first page (100) of a search by the
   entry group's target tag (what the dashboard asks for), medians;
@@ -92,6 +94,39 @@ def reads(url: str, prefix: str, count: int) -> dict[str, float | None]:
         }
 
 
+#: Promises written (and answered) just before the ``kill -9``: half left pending, half settled.
+WRITES = 20
+
+
+def acknowledged_writes(url: str, prefix: str) -> dict[str, str]:
+    """Create ``WRITES`` promises and settle every other one; each write is answered, so each
+    must outlive a ``kill -9``. Returns each id with the state the server answered."""
+    states: dict[str, str] = {}
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for n in range(WRITES):
+            id = f"{prefix}-kill9-{n}"
+            post(client, "promise.create", id=id, timeoutAt=2**53, param={}, tags={})
+            states[id] = "pending"
+            if n % 2:
+                settled = post(client, "promise.settle", id=id, state="resolved", value={})
+                states[id] = settled["promise"]["state"]
+    return states
+
+
+def nothing_lost(url: str, prefix: str, count: int, written: dict[str, str]) -> None:
+    """After the restart: every acknowledged write in the state it was answered with, and the
+    first and last seeded chains still stored, or a :class:`BenchError` naming what is lost."""
+    seeded = [f"{prefix}-{0:08d}", f"{prefix}-{count // 3 - 1:08d}"] if count >= 3 else []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for id, state in written.items():
+            found = post(client, "promise.get", id=id)["promise"]["state"]
+            if found != state:
+                raise BenchError(f"after kill -9, {id} is {found}, answered {state} before it")
+        for root in seeded:
+            if post(client, "promise.get", id=f"{root}.2")["promise"]["state"] != "resolved":
+                raise BenchError(f"after kill -9, the seeded {root}.2 is not resolved")
+
+
 def rss_of(pid: int) -> int:
     try:
         return int(psutil.Process(pid).memory_info().rss)
@@ -106,9 +141,11 @@ def server_alone(bench: Bench, db: Path, prefix: str, count: int) -> dict[str, A
         ready_s = server.wait()
         idle_rss = rss_of(server.process.pid)
         measured = reads(server.url, prefix, count)
+        written = acknowledged_writes(server.url, prefix)
         server.process.kill(signal.SIGKILL)
         server = bench.procs.spawn_server(db, server.port)
         restart_s = server.wait()
+        nothing_lost(server.url, prefix, count, written)
         server.process.stop()
     return {"ready_s": ready_s, "restart_s": restart_s, "idle_rss_bytes": idle_rss, **measured}
 
