@@ -71,6 +71,8 @@ class Sizes:
     history_load: int = 300
     #: Kills and starts of b timed on the dashboard of each history system.
     kill_rounds: int = 5
+    #: Rounds of `up --detach` on every history size, interleaved (the median is reported).
+    up_rounds: int = 3
     #: resonate-pg part: rounds, invocations per contender per round, promises stored in the
     #: history system, seconds of no traffic measured, and the nodes each system runs.
     pg_rounds: int = 3
@@ -99,6 +101,7 @@ class Sizes:
             history_promises=(3_000,),
             history_load=32,
             kill_rounds=2,
+            up_rounds=1,
             pg_rounds=1,
             pg_invocations=24,
             pg_seed=3_000,

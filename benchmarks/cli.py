@@ -94,6 +94,10 @@ def main(
         int | None,
         typer.Option(min=1, help="History: kills and starts of b timed on the dashboard (5)."),
     ] = None,
+    up_rounds: Annotated[
+        int | None,
+        typer.Option(min=1, help="History: up --detach rounds per size, interleaved (3)."),
+    ] = None,
     soak_retain: Annotated[
         str | None, typer.Option(help="Soak: the server's --retain (default 20s).")
     ] = None,
@@ -118,6 +122,7 @@ def main(
         history_promises=int_list(history_promises, "--history-promises"),
         history_load=history_load,
         kill_rounds=kill_rounds,
+        up_rounds=up_rounds,
     )
     chosen = tuple(p for p in parts if p not in skipped)
     if not chosen:
