@@ -316,8 +316,9 @@ def run(bench: Bench) -> PartResult:
     result.notes.append(
         "seeded through the store's bulk path (no HTTP); reads are medians of "
         f"{READS}; up --detach is the median of {bench.sizes.up_rounds} rounds, the sizes "
-        "interleaved; the await chain load is {max(bench.sizes.history_load, CALLERS)} invocations "
-        f"at {CALLERS} callers through the gateway; RSS loaded is the server's after that load"
+        f"interleaved; the await chain load is {max(bench.sizes.history_load, CALLERS)} "
+        f"invocations at {CALLERS} callers through the gateway; RSS loaded is the server's "
+        "after that load"
     )
     result.notes.append(
         f"the dashboard: {bench.sizes.kill_rounds} rounds of `asyncrpc kill b` then "
