@@ -28,15 +28,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from asyncrpc.postgres import local
 from benchmarks import compare, load_client
 from benchmarks.bench import Bench
 from benchmarks.loads import HTTP_PRODUCT, OUR_GATEWAY, Contender, Level, gateway_call
@@ -54,6 +56,19 @@ HISTORY_TARGET = 0.9
 SCALE_TARGET = 0.9
 IDLE_POSTGRES_TARGET = 0.05
 CPU_TARGET_MS = 20.0
+
+#: The login role each kind of process connects as (superusers, trusted on loopback as the
+#: ``postgres`` role is), so pg_stat_statements counts each kind's statements apart.
+STATEMENT_ROLES = {"gateway": "bench_gateway", "nodes": "bench_nodes"}
+#: What each statement of the link is, by a word of its text.
+STATEMENT_KINDS = (
+    ("resonate_rpc", "requests (resonate_rpc)"),
+    ("dequeue_execute", "dequeue_execute"),
+    ("dequeue_unblock", "dequeue_unblock"),
+    ("process_timeouts", "timers"),
+    ("advisory", "driver election"),
+    ("LISTEN", "LISTEN"),
+)
 
 #: Await chains as resonate-pg stores them, settled: three promises and three tasks each.
 SEED_SQL = """
@@ -123,6 +138,48 @@ def forget_history(dsn: str) -> int:
         return int(row[0]) if row else 0
 
 
+def count_statements(dsn: str) -> None:
+    """Have the database count statements by role (pg_stat_statements) and make the roles.
+
+    Needs a restart afterwards: the library is loaded at start-up.
+    """
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        for role in STATEMENT_ROLES.values():
+            conn.execute(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
+                f"THEN CREATE ROLE {role} LOGIN SUPERUSER; END IF; END $$"
+            )
+
+
+def as_role(dsn: str, role: str) -> str:
+    """``dsn`` (the ``postgres`` role's, on loopback) for ``role``."""
+    return dsn.replace(f"//{local.SUPERUSER}@", f"//{role}@", 1)
+
+
+def statements(dsn: str) -> dict[tuple[str, str], int]:
+    """Statements run so far by each kind of process, by kind of statement."""
+    import psycopg
+
+    roles = {role: kind for kind, role in STATEMENT_ROLES.items()}
+    counts: dict[tuple[str, str], int] = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        rows = conn.execute(
+            "SELECT r.rolname, s.query, s.calls FROM pg_stat_statements s "
+            "JOIN pg_roles r ON r.oid = s.userid WHERE s.toplevel"
+        ).fetchall()
+    for role, query, calls in rows:
+        if role not in roles:
+            continue
+        kind = next((name for word, name in STATEMENT_KINDS if word in query), "other")
+        key = (roles[role], kind)
+        counts[key] = counts.get(key, 0) + int(calls)
+    return counts
+
+
 def cpu_times(pids: Sequence[int]) -> dict[int, float]:
     """User + system CPU seconds of each process that still runs."""
     seconds = {}
@@ -157,6 +214,8 @@ class PgSystem:
     nodes: list[Process] = field(default_factory=list)
     #: Delete the settled history before each round.
     fresh: bool = False
+    #: Statements per invocation in each round, by kind of process and of statement.
+    statements: list[dict[tuple[str, str], float]] = field(default_factory=list)
 
     def postgres_pids(self) -> list[int]:
         return family(self.postgres)
@@ -179,7 +238,14 @@ class PgSystem:
         async with load_client.session(self.url, callers, 120.0) as client:
             call = gateway_call(client)
             await drive(call, warmup, callers)
-            return await drive(call, ids, callers, self.meter())
+            before = await asyncio.to_thread(statements, self.dsn)
+            result = await drive(call, ids, callers, self.meter())
+            after = await asyncio.to_thread(statements, self.dsn)
+        done = max(result.invocations - result.errors, 1)
+        self.statements.append(
+            {key: (after[key] - before.get(key, 0)) / done for key in after if after[key]}
+        )
+        return result
 
 
 @contextlib.asynccontextmanager
@@ -192,13 +258,17 @@ async def pg_system(
     try:
         bench.say(f"[{name}] starting Postgres (resonate.sql + asyncrpc's step) + gateway + nodes")
         postgres, dsn = start_postgres(bench, base / "data")
+        await asyncio.to_thread(count_statements, dsn)
+        postgres.stop()
+        postgres, dsn = start_postgres(bench, base / "data")
         started.append(postgres)
-        gateway, url = start_gateway(bench.procs, dsn)
+        gateway, url = start_gateway(bench.procs, as_role(dsn, STATEMENT_ROLES["gateway"]))
         started.append(gateway)
         nodes = []
+        node_dsn = as_role(dsn, STATEMENT_ROLES["nodes"])
         for node in bench.sizes.pg_nodes:
             for replica in range(1, replicas.get(node, 1) + 1):
-                nodes.append(start_node(bench.procs, node, dsn, "--id", f"{node}-{replica}"))
+                nodes.append(start_node(bench.procs, node, node_dsn, "--id", f"{node}-{replica}"))
         started += nodes
         wait_ready(gateway, *nodes)
         wait_until(lambda: http_ok(f"{url}/healthz"), READY_TIMEOUT, "the gateway's /healthz")
@@ -232,6 +302,8 @@ class Measured:
     rounds: dict[str, list[LoadResult]]
     idle: dict[str, dict[str, float]]
     stored: dict[str, int]
+    #: Each resonate-pg system's statements per invocation, by round (:attr:`PgSystem.statements`).
+    statements: dict[str, list[dict[tuple[str, str], float]]] = field(default_factory=dict)
 
 
 async def measure(bench: Bench, callers: int) -> Measured:
@@ -278,7 +350,8 @@ async def measure(bench: Bench, callers: int) -> Measured:
                 ids = bench.ids(f"pg-{contender.name}-{number}", count)
                 warmup = bench.ids(f"pg-{contender.name}-{number}-warm", min(callers, 16))
                 rounds[contender.name].append(await levels[contender.name](ids, warmup, callers))
-        return Measured(rounds, idle, held)
+        counted = {name: system.statements for name, system in systems.items()}
+        return Measured(rounds, idle, held, counted)
 
 
 def ratio(top: dict[str, Any], bottom: dict[str, Any]) -> dict[str, float | None]:
@@ -334,6 +407,7 @@ def report(callers: int, rounds: int, measured: Measured) -> PartResult:
             f"{cores['postgres']:.3f}",
             f"{cores['all']:.3f}",
         )
+    statement_table, per_invocation = statements_report(measured.statements, labels)
     cpu = {name: level["product_cpu_ms_per_invocation"] for name, level in levels.items()}
     errors = [
         f"{labels[name]}: {turn.errors} error(s), first: {turn.first_error}"
@@ -355,11 +429,12 @@ def report(callers: int, rounds: int, measured: Measured) -> PartResult:
             "product cpu ms per invocation": CPU_TARGET_MS,
         },
         "product_cpu_ms_per_invocation": cpu,
+        "statements_per_invocation": per_invocation,
     }
     return PartResult(
         "pg",
         data=data,
-        tables=[medians, ratio_table, idle_table],
+        tables=[medians, ratio_table, idle_table, statement_table],
         notes=[
             *errors,
             "product CPU: Postgres (postmaster and backends) or asyncrpc server, + gateway + "
@@ -367,8 +442,54 @@ def report(callers: int, rounds: int, measured: Measured) -> PartResult:
             f"30k < {IDLE_POSTGRES_TARGET} cores, product CPU <= {CPU_TARGET_MS:g} ms "
             "per invocation",
             "fresh and b=2 (b2) delete their settled history (resonate.gc) before each round",
+            "statements: pg_stat_statements' top-level calls during the measured invocations, "
+            "medians over the rounds; each is one round trip (its own sync point)",
         ],
     )
+
+
+def median_count(
+    rounds: list[dict[tuple[str, str], float]], pick: Callable[[tuple[str, str]], bool]
+) -> float:
+    """The median over ``rounds`` of the statements per invocation whose key ``pick`` takes."""
+    return statistics.median(sum(v for k, v in turn.items() if pick(k)) for turn in rounds)
+
+
+def part(index: int, value: str) -> Callable[[tuple[str, str]], bool]:
+    """Whether a (process, statement) key has ``value`` at ``index``."""
+    return lambda key: key[index] == value
+
+
+def statements_report(
+    counted: dict[str, list[dict[tuple[str, str], float]]], labels: dict[str, str]
+) -> tuple[Table, dict[str, Any]]:
+    """Statements per invocation of each system: medians over its rounds, by kind."""
+    kinds = [name for _, name in STATEMENT_KINDS] + ["other"]
+    table = Table(
+        "Statements (round trips) per invocation, medians",
+        ["system", "gateway", "nodes", "all", "by statement (all processes)"],
+    )
+    data: dict[str, Any] = {}
+    for name, turns in counted.items():
+        if not turns:
+            continue
+        by_process = {process: median_count(turns, part(0, process)) for process in STATEMENT_ROLES}
+        by_kind = {kind: round(median_count(turns, part(1, kind)), 2) for kind in kinds}
+        by_kind = {kind: v for kind, v in by_kind.items() if v}
+        total = median_count(turns, lambda k: True)
+        data[name] = {
+            "all": round(total, 2),
+            "by_process": {p: round(v, 2) for p, v in by_process.items()},
+            "by_statement": by_kind,
+        }
+        table.add(
+            labels[name],
+            f"{by_process['gateway']:.1f}",
+            f"{by_process['nodes']:.1f}",
+            f"{total:.1f}",
+            " ".join(f"{kind} {v:.1f}" for kind, v in by_kind.items()),
+        )
+    return table, data
 
 
 def run(bench: Bench) -> PartResult:

@@ -7,12 +7,14 @@ drains, woken by ``NOTIFY`` or a short tick, so the connector ``resonate-pg``
 source. :class:`PostgresLink` keeps that connector and adds what a process of
 this project needs from any connection to its server:
 
-- every connection it opens (the pool's and the ``LISTEN`` one) carries
-  keepalives, a TCP user timeout and a connect timeout
-  (:mod:`asyncrpc.runtime.keepalive`) and runs in autocommit
-  (:class:`AutocommitSessions`), so a link that dies silently is an error
-  within seconds, logged once when the database is lost and once when it
-  answers again, instead of a request that hangs for a quarter of an hour;
+- every statement stands alone (autocommit) and goes down the process's one
+  pipelined connection (:class:`~asyncrpc.network.pg_pipeline.PipelinedSessions`),
+  however many tasks send at once, and that connection is also the one that
+  ``LISTEN``s: one backend per process. It carries keepalives, a TCP user
+  timeout and a connect timeout (:mod:`asyncrpc.runtime.keepalive`), so a
+  link that dies silently is an error within seconds, logged once when the
+  database is lost and once when it answers again, instead of a request that
+  hangs for a quarter of an hour;
 - :meth:`health` says whether it reaches the database, and why not: a drain
   that failed, or no drain through for :data:`~asyncrpc.network.health.STALE_AFTER_S`
   seconds (the gateway's ``/healthz``); ``connected`` and ``on_first_connect``,
@@ -35,7 +37,7 @@ this project needs from any connection to its server:
   drain that failed);
 - one process drives the timers (four times a second) instead of every
   process on every wake: the one holding a session advisory lock
-  (:data:`TIMER_LOCK`), taken on its ``LISTEN`` connection. When that process
+  (:data:`TIMER_LOCK`), taken on its connection. When that process
   dies its connection closes, the lock is free, and another takes it within
   :attr:`Pacing.election` seconds (plus jitter). Every other process still
   fires the timers every few seconds (:attr:`Pacing.backstop`), for a driver
@@ -59,17 +61,15 @@ import enum
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
 
 import psycopg
 from psycopg import errors
-from psycopg_pool import AsyncConnectionPool
 from resonate.error import ConnectorError
 from resonate.retry import ExponentialBackoff
 from resonate_pg import PostgresConnection
-from resonate_pg.client import PgConn, PgSessions
+from resonate_pg.client import PgConn
 from resonate_pg.connection import (
     DEQUEUE_EXECUTE_SQL,
     DEQUEUE_UNBLOCK_SQL,
@@ -78,23 +78,10 @@ from resonate_pg.connection import (
 from resonate_pg.wire import execute_message, outbox_channel, unblock_message
 
 from asyncrpc.network.health import HEALTHY, STALE_AFTER_S, LinkHealth
+from asyncrpc.network.pg_pipeline import PipelinedConnection, PipelinedSessions
 from asyncrpc.runtime import config
-from asyncrpc.runtime.keepalive import postgres_conninfo
 
 log = logging.getLogger(__name__)
-
-#: Database connections one process's pool may hold. Eleven processes share
-#: one Postgres, whose default limit is 100 connections.
-POOL_SIZE = 6
-#: Seconds a request waits for a pooled connection before it counts as failed (and
-#: is retried). Short, because a new request is what makes the pool connect again at
-#: once (see :data:`RECONNECT_GIVE_UP_S`).
-POOL_WAIT_S = 3.0
-#: Seconds the pool retries a lost connection on its own before leaving it to the next
-#: request. The pool's own retries back off (1, 2, 4, 8, 16 s ...): after an outage of
-#: half a minute it would next try a quarter of a minute after the database is back.
-#: Given up early, the next request starts a fresh attempt at once.
-RECONNECT_GIVE_UP_S = 2.0
 
 #: The timer driver the schema step creates: ``SECURITY DEFINER``, granted to resonate_worker.
 WRAPPED_TIMERS_SQL = "SELECT asyncrpc.process_timeouts()"
@@ -112,66 +99,6 @@ COLLECT_BATCH = 1000
 #: Batches per round at most; a larger backlog goes on in the next round.
 COLLECT_ROUND = 100
 COLLECT_SQL = "SELECT asyncrpc.collect(%s)"
-
-
-class AutocommitSessions:
-    """resonate-pg's sessions (:class:`PgSessions`) on connections that notice dead links.
-
-    The same shape as the connector's own ``PsycopgSessions``: a pool for
-    requests and drains, a dedicated connection for ``LISTEN``. Every
-    connection is opened with :func:`postgres_conninfo` (keepalives, a TCP
-    user timeout, a connect timeout), a request waits at most
-    :data:`POOL_WAIT_S` seconds for a pooled connection, and a database that
-    comes back is connected to within seconds (:data:`RECONNECT_GIVE_UP_S`).
-
-    Every connection is in autocommit: each statement the connector runs
-    stands alone (``resonate_rpc`` is one call that changes what it changes
-    atomically, a ``dequeue_*`` commits the rows it claims before they are
-    delivered, ``process_timeouts`` is one call). In a transaction, as
-    ``PsycopgSessions`` opens them, each is three round trips (``BEGIN``, the
-    call, ``COMMIT``), and the database holds the statement's row locks until
-    the client's ``COMMIT`` arrives: a client whose link died between the two
-    would hold them, and stall every other process's timers and requests on
-    those rows, until the database noticed it was gone.
-    """
-
-    def __init__(self, dsn: str, *, max_size: int = POOL_SIZE) -> None:
-        self._conninfo = postgres_conninfo(dsn)
-        self._max_size = max_size
-        self._pool: AsyncConnectionPool | None = None
-        self._lock = asyncio.Lock()
-
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[PgConn]:
-        pool = await self._ensure_pool()
-        async with pool.connection() as conn:
-            yield cast(PgConn, conn)
-
-    async def dedicated(self) -> PgConn:
-        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
-        return cast(PgConn, conn)
-
-    async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
-
-    async def _ensure_pool(self) -> AsyncConnectionPool:
-        if self._pool is None:
-            async with self._lock:  # two first sessions at once must not open two pools
-                if self._pool is None:
-                    pool = AsyncConnectionPool(
-                        self._conninfo,
-                        min_size=1,
-                        max_size=self._max_size,
-                        timeout=POOL_WAIT_S,
-                        reconnect_timeout=RECONNECT_GIVE_UP_S,
-                        kwargs={"autocommit": True},
-                        open=False,
-                    )
-                    await pool.open()
-                    self._pool = pool
-        return self._pool
 
 
 class Queue(enum.Enum):
@@ -218,15 +145,11 @@ class PostgresLink(PostgresConnection):
         pacing: Pacing = Pacing(),
         jitter: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
-        sessions: PgSessions | None = None,
+        sessions: PipelinedSessions | None = None,
     ) -> None:
-        """``sessions`` replaces the connections to ``dsn`` (:class:`AutocommitSessions`)."""
-        super().__init__(
-            pid=pid,
-            group=group,
-            sessions=sessions or AutocommitSessions(dsn),
-            tick=pacing.tick,
-        )
+        """``sessions`` replaces the connections to ``dsn`` (:class:`PipelinedSessions`)."""
+        self._pipeline = sessions or PipelinedSessions(dsn)
+        super().__init__(pid=pid, group=group, sessions=self._pipeline, tick=pacing.tick)
         self.connected = asyncio.Event()
         self._where = config.redacted(dsn)
         self._backoff = backoff
@@ -360,28 +283,34 @@ class PostgresLink(PostgresConnection):
                     self._due |= EVERY_QUEUE
 
     async def _listen_once(self) -> None:
-        """Listen on this process's two channels; between notifications, run for the driver."""
-        conn = cast(psycopg.AsyncConnection, await self._sessions.dedicated())
+        """Listen on this process's two channels; between notifications, run for the driver.
+
+        The channels are listened on on the pipelined connection itself, so a notification
+        arrives with the answers to this process's statements, and the driver's session
+        lock lives and dies with that connection.
+        """
+        conn = await self._pipeline.listen((self._own_channel, self._group_channel), self._notified)
         try:
-            for channel in (self._own_channel, self._group_channel):
-                # 'resonate_q_' + 32 hex characters, minted by outbox_channel: nothing to escape.
-                await conn.execute(f'LISTEN "{channel}"')
             log.info("postgres listening (uni=%s any=%s)", self._unicast, self._anycast)
             self._listening = True
             # Rows may have landed while the listener was down.
             self._due |= EVERY_QUEUE
             self._wake.set()
-            while self._running:
+            while self._running and not conn.closed.is_set():
                 await self._elect(conn)
                 period = self._pacing.election * (1 + self._jitter() / 2)
-                async for notification in conn.notifies(timeout=period):
-                    self._due |= self.queues_of(notification.channel, notification.payload)
-                    self._wake.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(conn.closed.wait(), timeout=period)
+            if conn.failure is not None and self._running:
+                raise conn.failure
         finally:
+            conn.on_notify = None
             self._listening = False
             self._stop_driving()
-            with contextlib.suppress(Exception):
-                await conn.close()
+
+    def _notified(self, channel: str, payload: str) -> None:
+        self._due |= self.queues_of(channel, payload)
+        self._wake.set()
 
     # -- timers and retention -------------------------------------------------
 
@@ -401,7 +330,7 @@ class PostgresLink(PostgresConnection):
         role = "the elected driver" if self.driving else "a backstop to the elected driver"
         return f"this process ({driver}), {role}"
 
-    async def _elect(self, conn: psycopg.AsyncConnection) -> None:
+    async def _elect(self, conn: PipelinedConnection) -> None:
         """Take the driver's lock if it is free; give it up once this role may not fire timers."""
         if self.driving and not self._drive_timers:
             await conn.execute(UNLOCK_SQL, (TIMER_LOCK,))
@@ -409,8 +338,8 @@ class PostgresLink(PostgresConnection):
             return
         if self.driving or not self._drive_timers:
             return
-        row = await (await conn.execute(TRY_LOCK_SQL, (TIMER_LOCK,))).fetchone()
-        if row is not None and row[0]:
+        rows = await conn.execute(TRY_LOCK_SQL, (TIMER_LOCK,))
+        if rows and rows[0][0] is True:
             self.driving = True
             self._elected.set()
             log.info(
@@ -482,14 +411,18 @@ class PostgresLink(PostgresConnection):
                     )
 
     async def _collect(self) -> int:
-        """Delete what the database's retention says is old, in batches; how many promises went."""
+        """Delete what the database's retention says is old, in batches; how many promises went.
+
+        On a connection of its own, opened for the round: a round may take a while, and
+        every other statement of this process waits behind one on the pipelined connection.
+        """
         if not self._collecting:
             return 0
         deleted = 0
+        conn = await self._sessions.dedicated()
         try:
             for _ in range(COLLECT_ROUND):
-                async with self._sessions.session() as conn:
-                    row = await (await conn.execute(COLLECT_SQL, (COLLECT_BATCH,))).fetchone()
+                row = await (await conn.execute(COLLECT_SQL, (COLLECT_BATCH,))).fetchone()
                 batch = int(row[0]) if row is not None and row[0] is not None else 0
                 deleted += batch
                 if batch < COLLECT_BATCH:
@@ -503,6 +436,9 @@ class PostgresLink(PostgresConnection):
         except errors.InsufficientPrivilege as exc:
             self._collecting = False
             log.warning("asyncrpc.collect() refused, settled promises stay: %s", _one_line(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
         if deleted:
             log.info("retention: deleted %d settled promises", deleted)
         return deleted

@@ -24,9 +24,9 @@ import psycopg
 import pytest
 
 from asyncrpc.network.join import RECONNECT
+from asyncrpc.network.pg_pipeline import PipelinedSessions
 from asyncrpc.network.postgres_link import (
     TIMER_LOCK,
-    AutocommitSessions,
     Pacing,
     PostgresLink,
 )
@@ -192,7 +192,7 @@ class Recording:
         return await self._conn.execute(query, params)
 
 
-class CountingSessions(AutocommitSessions):
+class CountingSessions(PipelinedSessions):
     """The link's own sessions, counting the statements each process runs."""
 
     def __init__(self, dsn: str) -> None:
@@ -281,7 +281,7 @@ class Failing:
         return await self._conn.execute(query, params)
 
 
-class FailingUnblocks(AutocommitSessions):
+class FailingUnblocks(PipelinedSessions):
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Any]:
         async with super().session() as conn:

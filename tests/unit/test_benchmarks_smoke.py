@@ -150,11 +150,26 @@ def test_the_pg_part_measures_idle_cpu_and_reports_its_ratios() -> None:
         },
         idle={"30k": {"postgres": 0.01, "all": 0.03}},
         stored={"30k": 30_000},
+        statements={
+            "fresh": [
+                {("gateway", "requests (resonate_rpc)"): 2.0, ("nodes", "dequeue_execute"): 5.0},
+                {("gateway", "requests (resonate_rpc)"): 2.0, ("nodes", "dequeue_execute"): 7.0},
+                {("gateway", "requests (resonate_rpc)"): 2.0, ("nodes", "dequeue_execute"): 6.0},
+            ]
+        },
     )
     result = pg_history.report(16, 1, measured)
     assert result.data["ratios"]["30k / fresh"]["value"] == 0.9
     assert result.data["ratios"]["b=2 / fresh"]["by_cpu"] == 0.8
     assert [row[0] for row in result.tables[2].rows] == ["resonate-pg, 30k stored promises"]
+    assert result.data["statements_per_invocation"]["fresh"] == {
+        "all": 8.0,
+        "by_process": {"gateway": 2.0, "nodes": 6.0},
+        "by_statement": {"requests (resonate_rpc)": 2.0, "dequeue_execute": 6.0},
+    }
+    assert [row[:4] for row in result.tables[3].rows] == [
+        ["resonate-pg, fresh", "2.0", "6.0", "8.0"]
+    ]
 
 
 def test_hops_split_a_traced_invocation_into_hops_that_add_up() -> None:
