@@ -353,6 +353,7 @@ class Machine:
         if TARGET_TAG not in tags:
             return error(400, "task.create's promise needs a resonate:target tag")
         promise = self.promise(promise_id)
+        resumed_by: tuple[str, ...] = ()
         if promise is None:
             if timeout_at > now:
                 _lease_end(now, ttl)
@@ -372,11 +373,12 @@ class Machine:
             task = found
             if task.state is TaskState.PENDING:
                 _lease_end(now, ttl)
+                resumed_by = tuple(sorted(task.resumes))
                 self._acquire(task, pid, ttl, now)
             elif task.state is not TaskState.FULFILLED:
                 return error(409, f"the task is {task.state.value}")
         answer = {"task": task.to_json(), "promise": promise.to_json()}
-        return ProtocolReply(200, {**answer, "preload": self._preload(promise, now)})
+        return ProtocolReply(200, {**answer, "preload": self._preload(promise, now, resumed_by)})
 
     def task_acquire(self, data: dict[str, Any], now: int) -> ProtocolReply:
         version = fields.integer(data, "version", bits=32)
@@ -387,9 +389,10 @@ class Machine:
         if failure is not None:
             return failure
         _lease_end(now, ttl)
+        resumed_by = tuple(sorted(task.resumes))
         self._acquire(task, pid, ttl, now)
         answer = {"task": task.to_json(), "promise": promise.to_json(now)}
-        return ProtocolReply(200, {**answer, "preload": self._preload(promise, now)})
+        return ProtocolReply(200, {**answer, "preload": self._preload(promise, now, resumed_by)})
 
     def task_fence(self, data: dict[str, Any], now: int) -> ProtocolReply:
         action = fields.obj(data, "action")
@@ -463,11 +466,12 @@ class Machine:
         if any(not promise.external for promise in found):
             return error(422, "only external promises (a target, a timer, external) can be awaited")
         promise = self.promises[task.id]
-        if any(not awaited_promise.is_open(now) for awaited_promise in found):
+        settled = tuple(p.id for p in found if not p.is_open(now))
+        if settled:
             if task.resumes:
                 task.resumes.clear()
                 self.changed = True
-            return ProtocolReply(300, {"preload": self._preload(promise, now)})
+            return ProtocolReply(300, {"preload": self._preload(promise, now, settled)})
         for awaited_promise in found:
             self._add_callback(awaited_promise.id, task.id)
         task.resumes.clear()
@@ -821,18 +825,35 @@ class Machine:
             return task, promise, error(409, detail)
         return task, promise, None
 
-    def _preload(self, promise: Promise, now: int) -> list[dict[str, Any]]:
-        """The other promises of the task's branch, so a resumed run replays without asking."""
+    def _preload(
+        self, promise: Promise, now: int, awaited: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]]:
+        """What a run replays from without asking: the rest of its branch, and what it awaited.
+
+        ``awaited`` names the settled promises the task runs on because of (the
+        ones that resumed it, or that a suspend found settled). They are in another
+        branch when they are another task's (an ``rpc``), so without them the run's
+        replay would ask for each again (a fenced create answered from the store),
+        one request per resume.
+        """
+        preload: list[dict[str, Any]] = []
+        seen = {promise.id}
         branch = promise.tags.get(BRANCH_TAG)
-        if not isinstance(branch, str):
-            return []
-        in_memory = self.by_branch.get(branch, {})
-        preload = [self.promises[other].to_json(now) for other in in_memory if other != promise.id]
-        preload.extend(
-            stored.to_json(now)
-            for stored in self.history.branch(branch)
-            if stored.id != promise.id and stored.id not in in_memory
-        )
+        if isinstance(branch, str):
+            in_memory = self.by_branch.get(branch, {})
+            for other in in_memory:
+                if other not in seen:
+                    seen.add(other)
+                    preload.append(self.promises[other].to_json(now))
+            for stored in self.history.branch(branch):
+                if stored.id not in seen:
+                    seen.add(stored.id)
+                    preload.append(stored.to_json(now))
+        for awaited_id in awaited:
+            if awaited_id not in seen and (found := self.promise(awaited_id)) is not None:
+                seen.add(awaited_id)
+                if not found.is_open(now):
+                    preload.append(found.to_json(now))
         return preload
 
     # -- timer heaps ---------------------------------------------------------

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conformance.script import ANY_STRING, HOUR, MINUTE, SECOND, T0, VERSION, Scenario, Script
+from tests.conformance.script import (
+    ANY_STRING,
+    HOUR,
+    MINUTE,
+    SECOND,
+    T0,
+    VERSION,
+    Scenario,
+    Script,
+    without_nulls,
+)
 
 #: A worker group's "any member" address (a task's target) and a second one.
 A = "poll://any@service-a"
@@ -114,13 +124,33 @@ def pending_task(s: Script, id: str, address: str = A, timeout: int = HOUR) -> N
     s.messages(f"execute {id} v0 -> {address}")
 
 
-def acquire(s: Script, id: str, version: int, pid: str = "a-1") -> None:
-    """task.acquire at ``version``: the task is ``pid``'s, one version up."""
-    s.rpc(
+#: Why a run's acquire (or a suspend's 300) carries the settled promises it runs on because of.
+PRELOAD_WHY = (
+    "ours preloads the settled promises that resumed the task (docs/protocol.md, preload);"
+    " resonate.sql answers preload []"
+)
+
+
+def acquire(
+    s: Script, id: str, version: int, pid: str = "a-1", resumed_by: list[Any] | None = None
+) -> None:
+    """task.acquire at ``version``: the task is ``pid``'s, one version up.
+
+    ``resumed_by``: the records of the settled promises that resumed the task, which
+    our server preloads (as it answers every record: without its null fields) and
+    resonate.sql does not.
+    """
+    data = {"id": id, "version": version, "pid": pid, "ttl": HOUR}
+    acquired = task(id, "acquired", version + 1, ttl=HOUR, pid=pid)
+    if resumed_by is None:
+        s.rpc("task.acquire", data, status=200, data__task=acquired)
+        return
+    s.differs(
         "task.acquire",
-        {"id": id, "version": version, "pid": pid, "ttl": HOUR},
-        status=200,
-        data__task=task(id, "acquired", version + 1, ttl=HOUR, pid=pid),
+        data,
+        PRELOAD_WHY,
+        reference={"status": 200, "data__task": acquired, "data__preload": []},
+        ours={"status": 200, "data__task": acquired, "data__preload": without_nulls(resumed_by)},
     )
 
 
@@ -516,11 +546,12 @@ def task_suspend_checks(s: Script) -> None:
         "task.suspend", {"id": "nobody", "version": 1, "actions": [callback("e1", "nobody")]}, 404
     )
     s.rejects("task.suspend", {"id": "w", "version": 0, "actions": [callback("e1", "w")]}, 409)
-    s.rpc(
+    s.differs(
         "task.suspend",
         {**suspend, "actions": [callback("e1", "w"), callback("done", "w")]},
-        status=300,
-        data={"preload": []},
+        PRELOAD_WHY,
+        reference={"status": 300, "data": {"preload": []}},
+        ours={"status": 300, "data__preload__0__id": "done", "data__preload__0__state": "resolved"},
     )
     s.rpc(
         "task.get",
@@ -552,7 +583,17 @@ def task_suspend_and_resume(s: Script) -> None:
     s.rpc("promise.settle", {"id": "e1", "state": "resolved", "value": VALUE}, status=200)
     s.messages(f"execute w v1 -> {A}")
     s.rpc("task.get", {"id": "w"}, status=200, data__task=task("w", "pending", 1, resumes=1))
-    acquire(s, "w", 1, "a-2")
+    e1 = record(
+        "e1",
+        "resolved",
+        timeout=T0 + HOUR,
+        created=T0,
+        settled=T0 + 5 * SECOND,
+        param=PARAM,
+        value=VALUE,
+        tags=target(B),
+    )
+    acquire(s, "w", 1, "a-2", resumed_by=[e1])
     s.rpc("promise.settle", {"id": "e2", "state": "rejected", "value": VALUE}, status=200)
     s.rpc(
         "task.get",
@@ -727,16 +768,12 @@ def wakes_at_timeout(s: Script, id: str, state: str, tags: dict[str, str]) -> No
     s.timeouts()
     s.messages(f"execute w v1 -> {A}", f"unblock {id} {state} -> {GW}")
     settled = T0 + 10 * SECOND
-    s.rpc(
-        "promise.get",
-        {"id": id},
-        status=200,
-        data__promise=record(
-            id, state, timeout=settled, created=T0, settled=settled, param=PARAM, tags=tags
-        ),
+    timed_out = record(
+        id, state, timeout=settled, created=T0, settled=settled, param=PARAM, tags=tags
     )
+    s.rpc("promise.get", {"id": id}, status=200, data__promise=timed_out)
     s.rpc("task.get", {"id": "w"}, status=200, data__task=task("w", "pending", 1, resumes=1))
-    acquire(s, "w", 1, "a-1")
+    acquire(s, "w", 1, "a-1", resumed_by=[timed_out])
 
 
 def external_timeout_wakes_task(s: Script) -> None:

@@ -270,7 +270,8 @@ def test_suspend_on_a_settled_promise_redirects_with_300(server: Server) -> None
     server.send("promise.settle", id="done", state="resolved")
     status, data = server.suspend("t", 1, "done")
     assert status == 300
-    assert [record["id"] for record in data["preload"]] == []
+    # the settled awaited promise comes along, so the run goes on without asking for it
+    assert [(r["id"], r["state"]) for r in data["preload"]] == [("done", "resolved")]
     assert server.send("task.get", id="t")[1]["task"]["state"] == "acquired"
 
 
@@ -287,6 +288,8 @@ def test_settling_an_awaited_promise_resumes_the_task_with_resumes(server: Serve
     # the callback on b is gone with the resume: settling it does not send t again
     acquired = server.send("task.acquire", id="t", version=1, pid="w", ttl=1000)[1]
     assert acquired["task"]["resumes"] == 0
+    # the promise that resumed it is preloaded (a replay need not ask for it); b is open
+    assert [(r["id"], r["state"]) for r in acquired["preload"]] == [("a", "resolved")]
     server.send("promise.settle", id="b", state="resolved")
     assert server.pushed() == []
 
@@ -481,3 +484,28 @@ def test_promise_search_by_origin_state_and_prefix(server: Server) -> None:
     assert ids(state="resolved") == ["root.2"]
     assert ids(tags={"resonate:origin": "nobody"}) == []
     assert server.send("promise.search", state="done") == (400, "bad request")
+
+
+def test_a_resume_preloads_the_awaited_promise_from_the_history(server: Server) -> None:
+    """A settled child moves to the history on disk; the resumed acquire still carries it."""
+    server.task("t")
+    server.create("child", **{"resonate:target": "poll://any@other"})
+    assert server.suspend("t", 1, "child")[0] == 200
+    server.send("task.acquire", id="child", version=0, pid="o", ttl=1000)
+    assert (
+        server.send(
+            "task.fulfill",
+            id="child",
+            version=1,
+            action={"data": {"state": "resolved", "value": {"data": "ok"}}},
+        )[0]
+        == 200
+    )
+    server.engine.state.evict(["child"])
+    assert "child" not in server.engine.state.promises
+    acquired = server.send("task.acquire", id="t", version=1, pid="w", ttl=1000)[1]
+    assert [(r["id"], r["value"].get("data")) for r in acquired["preload"]] == [("child", "ok")]
+    # the next acquire is no resume: nothing awaited rides along
+    server.send("task.release", id="t", version=2)
+    again = server.send("task.acquire", id="t", version=2, pid="w", ttl=1000)[1]
+    assert again["preload"] == []
