@@ -20,7 +20,7 @@ from asyncrpc.lesson import topology
 from asyncrpc.runtime import config
 from harness.isolation import free_port
 from harness.processes import ASYNCRPC, READY_TIMEOUT, Process, Processes, Server
-from harness.waiting import http_ok, wait_until
+from harness.waiting import http_get, http_ok, wait_until
 
 READY_LINE = re.compile(rf"(?m)^{re.escape(config.READY_MARKER)} ")
 
@@ -59,7 +59,7 @@ def wait_ready(*processes: Process, timeout: float = READY_TIMEOUT) -> None:
 def stream_connected(server_url: str, group: str, pid: str | None = None) -> bool:
     """Whether a poll stream of ``group`` (and ``pid``) is connected to the server."""
     try:
-        streams = httpx.get(f"{server_url}/streams", timeout=2.0).json()["streams"]
+        streams = http_get(f"{server_url}/streams", timeout=2.0).json()["streams"]
     except (httpx.HTTPError, ValueError, KeyError):
         return False
     return any(s["group"] == group and pid in (None, s["pid"]) for s in streams)

@@ -1,9 +1,12 @@
 """The ``e2e`` marker, and fixtures that unit and end-to-end tests share.
 
 A test is end-to-end when it starts real processes: every test under tests/e2e/,
-and the conformance tests, which start Postgres (the ``reference_dsn`` fixture).
+and the conformance tests, which start Postgres (the ``resonate_cluster`` fixture).
 ``uv run pytest -m "not e2e"`` runs the rest, in this process only
 (tests/unit/conftest.py fails a unit test that starts one).
+
+Postgres starts once per session (``resonate_cluster``); each module that needs
+resonate.sql takes a fresh database of its own from it.
 """
 
 from __future__ import annotations
@@ -17,11 +20,19 @@ from pathlib import Path
 import pytest
 
 from asyncrpc.supervise.pids import ProcessRef
+from harness.postgres import (
+    PostgresUnavailable,
+    ResonateCluster,
+    resonate_sql_path,
+)
+from harness.postgres import (
+    resonate_cluster as start_cluster,
+)
 from tests.support import proc_reads
 
 E2E = Path(__file__).parent / "e2e"
 #: A fixture that starts a process: a test that uses it is end-to-end wherever it lives.
-STARTS_POSTGRES = "reference_dsn"
+STARTS_POSTGRES = "resonate_cluster"
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects by marker
@@ -70,3 +81,19 @@ def reaper() -> Iterator[list[ProcessRef]]:
     yield refs
     for ref in refs:
         ref.signal(signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def resonate_sql() -> Path:
+    """resonate.sql (``ASYNCRPC_RESONATE_SQL``); the tests that need it skip without it."""
+    try:
+        return resonate_sql_path()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"needs resonate.sql: {exc}")
+
+
+@pytest.fixture(scope="session")
+def resonate_cluster(resonate_sql: Path) -> Iterator[ResonateCluster]:
+    """One throwaway Postgres for the session; ``.database(purpose)`` is a fresh resonate.sql."""
+    with start_cluster(resonate_sql) as cluster:
+        yield cluster

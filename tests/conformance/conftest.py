@@ -1,8 +1,9 @@
-"""One throwaway Postgres running resonate.sql for the whole conformance suite.
+"""A database running resonate.sql for the whole conformance suite.
 
-The server starts once per session (a few seconds); each scenario starts from
-empty tables instead (:class:`~tests.conformance.peers.ReferencePeer`
-truncates them). Without ``ASYNCRPC_RESONATE_SQL`` the suite skips, saying so.
+It comes from the session's one Postgres (``resonate_cluster``, tests/conftest.py);
+each scenario starts from empty tables instead
+(:class:`~tests.conformance.peers.ReferencePeer` truncates them). Without
+``ASYNCRPC_RESONATE_SQL`` the suite skips, saying so.
 """
 
 from __future__ import annotations
@@ -12,17 +13,12 @@ from typing import Any
 
 import pytest
 
-from harness.postgres import PostgresUnavailable, resonate_postgres, resonate_sql_path
+from harness.postgres import ResonateCluster
 
 
 @pytest.fixture(scope="session")
-def reference_dsn() -> Iterator[str]:
-    try:
-        schema = resonate_sql_path()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"conformance suite needs resonate.sql: {exc}")
-    with resonate_postgres(schema) as dsn:
-        yield dsn
+def reference_dsn(resonate_cluster: ResonateCluster) -> str:
+    return resonate_cluster.database("conformance")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,11 @@
 """Fixtures of the end-to-end tests: real processes, each stopped when its test ends.
 
 Every test under tests/e2e/ carries the ``e2e`` marker (tests/conftest.py adds it).
+
+A system on resonate-pg starts its `postgres` node on a copy of one data
+directory prepared once per session (``postgres_data``): initdb and resonate.sql
+are seconds each. tests/e2e/test_postgres.py and the `prepare` tests of
+tests/e2e/test_postgres_upkeep.py prepare theirs from nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import pytest
 
 from harness.disk import MountUnavailable, tmpfs
 from harness.isolation import isolated_env
+from harness.postgres import prepared_data
 from harness.processes import Processes, session
 from tests.support.demo_run import DemoRun
 from tests.support.launcher import Launcher
@@ -56,3 +62,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
             yield disk
     except MountUnavailable as why:
         pytest.skip(f"a full disk is a tmpfs mounted for the test: {why}")
+
+
+@pytest.fixture(scope="session")
+def postgres_data(resonate_sql: Path) -> Iterator[Path]:
+    """A stopped data directory the `postgres` node prepared (resonate.sql, the step), to copy.
+
+    ``harness.postgres.copy_data(postgres_data, RUN_DIR / "postgres")`` before
+    `asyncrpc up --server postgres` (or ``--data`` of `asyncrpc postgres`).
+    """
+    with prepared_data(resonate_sql) as pgdata:
+        yield pgdata

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from benchmarks import history, soak
 from benchmarks.bench import Bench, Sizes
+from harness.postgres import ResonateCluster
 from harness.processes import ProcessExited, session
 
 SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
@@ -65,44 +66,40 @@ def test_soak_samples_memory_and_disk_while_retention_forgets(tmp_path: Path) ->
     assert samples[-1]["promises"] < 3 * samples[-1]["flows"]
 
 
-def test_history_seeds_stored_promises_and_measures_against_a_fresh_server(
-    tmp_path: Path,
-) -> None:
+def test_history_seeds_stored_promises_and_measures_a_server_on_them(tmp_path: Path) -> None:
+    """One size of the part, seeded: every step that starts a process, at a size that is quick.
+
+    The part runs this for the fresh server (0 stored) too, where only the reads are skipped.
+    """
     sizes = Sizes.quick().with_(history_promises=(600,), history_load=16, kill_rounds=1)
     with session(tmp_path / "logs") as procs:
         bench = Bench(sizes, procs, tmp_path, Console(quiet=True))
-        result = history.run(bench)
-    fresh, stored = result.data["sizes"]
-    assert (fresh["stored"], stored["stored"]) == (0, 600)
-    for row in (fresh, stored):
-        assert row["ready_s"] > 0 and row["restart_s"] > 0 and row["up_detach_s"] > 0
-        assert row["idle_rss_bytes"] > 0 and row["invocations_per_s"] > 0
-        # The dashboard showed the kill of b and its start again: one time each, fed and painted.
-        for change in (row["dashboard"]["kill"], row["dashboard"]["start"]):
-            assert len(change["feed_s"]["all"]) == 1 and change["command_s"]["median"] > 0
-            assert len(change["page_s"]["all"]) == (1 if row["dashboard"]["page"] else 0)
-    assert fresh["get_s"] is None and stored["get_s"] > 0 and stored["call_graph_s"] > 0
+        row, db = history.one_size(bench, 600)
+        row.update(history.up_interleaved(bench, {600: db})[600])
+    assert row["stored"] == 600
+    assert row["ready_s"] > 0 and row["restart_s"] > 0 and row["up_detach_s"] > 0
+    assert row["idle_rss_bytes"] > 0 and row["invocations_per_s"] > 0
+    assert row["get_s"] > 0 and row["call_graph_s"] > 0 and row["target_page_s"] > 0
+    # The dashboard showed the kill of b and its start again: one time each, fed and painted.
+    for change in (row["dashboard"]["kill"], row["dashboard"]["start"]):
+        assert len(change["feed_s"]["all"]) == 1 and change["command_s"]["median"] > 0
+        assert len(change["page_s"]["all"]) == (1 if row["dashboard"]["page"] else 0)
 
 
-def test_the_pg_part_stores_history_and_forgets_it() -> None:
+def test_the_pg_part_stores_history_and_forgets_it(resonate_cluster: ResonateCluster) -> None:
     import psycopg
 
     from benchmarks import pg_history
-    from harness.postgres import PostgresUnavailable, resonate_postgres, resonate_sql_path
 
-    try:
-        schema = resonate_sql_path()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"needs resonate.sql: {exc}")
-    with resonate_postgres(schema) as dsn:
-        assert pg_history.seed(dsn, 300) == 300
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            request = '{"kind": "promise.get", "head": {"corrId": "1"}, "data": {"id": "seed-7.1"}}'
-            row = conn.execute("SELECT resonate.resonate_rpc(%s::jsonb)", (request,)).fetchone()
-        assert row is not None
-        (answer,) = row
-        assert answer["head"]["status"] == 200
-        assert answer["data"]["promise"]["state"] == "resolved"
-        assert answer["data"]["promise"]["tags"]["resonate:origin"] == "seed-7"
-        assert pg_history.forget_history(dsn) == 300
-        assert pg_history.count_stored(dsn) == 0
+    dsn = resonate_cluster.database("pg_history")
+    assert pg_history.seed(dsn, 300) == 300
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        request = '{"kind": "promise.get", "head": {"corrId": "1"}, "data": {"id": "seed-7.1"}}'
+        row = conn.execute("SELECT resonate.resonate_rpc(%s::jsonb)", (request,)).fetchone()
+    assert row is not None
+    (answer,) = row
+    assert answer["head"]["status"] == 200
+    assert answer["data"]["promise"]["state"] == "resolved"
+    assert answer["data"]["promise"]["tags"]["resonate:origin"] == "seed-7"
+    assert pg_history.forget_history(dsn) == 300
+    assert pg_history.count_stored(dsn) == 0

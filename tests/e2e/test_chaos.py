@@ -53,7 +53,7 @@ from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
 from harness.processes import ASYNCRPC, Process, Processes, session
 from harness.system import start_node, wait_ready
-from harness.waiting import http_ok, wait_until
+from harness.waiting import http_ok, probe_client, wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -306,7 +306,7 @@ class Chaos:
         deadline = time.monotonic() + 60
         while True:
             try:
-                response = httpx.post(
+                response = probe_client().post(
                     f"{self.system.gateway_url}{flow.route}",
                     params={"id": invocation_id, **({"wait": 0} if flow.waits_for_result else {})},
                     timeout=10,
@@ -325,7 +325,7 @@ class Chaos:
             "head": {"corrId": "chaos"},
             "data": {"tags": {"resonate:origin": origin}, "limit": 1000},
         }
-        response = httpx.post(f"{self.system.server_url}/", json=envelope, timeout=10)
+        response = probe_client().post(f"{self.system.server_url}/", json=envelope, timeout=10)
         return response.json()["data"]["promises"]
 
 

@@ -11,7 +11,6 @@ or without /usr/bin/chromium.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +26,7 @@ from asyncrpc.postgres.schema import RESONATE_SQL_ENV
 from harness.browser import CHROMIUM, CHROMIUM_ARGS
 from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
+from harness.postgres import copy_data
 from harness.processes import ASYNCRPC
 
 #: Milliseconds for a page to show what a slow, shared machine is still doing.
@@ -56,13 +56,12 @@ class PgSystem:
 
 
 @pytest.fixture(scope="module")
-def system() -> Iterator[PgSystem]:
-    schema = os.environ.get(RESONATE_SQL_ENV)
-    if not schema:
-        pytest.skip(f"{RESONATE_SQL_ENV} is not set (it names resonate.sql)")
+def system(resonate_sql: Path, postgres_data: Path) -> Iterator[PgSystem]:
+    schema = str(resonate_sql)
     # Not under pytest's private temporary root: Postgres, run as another user when the
     # tests run as root, must reach its data directory.
     base = Path(tempfile.mkdtemp(prefix="asyncrpc-pg-dashboard-"))
+    copy_data(postgres_data, base / "run" / "postgres")
     env = isolated_env(base / "run", **{RESONATE_SQL_ENV: schema})
     launched = Launched(base / "run", env)
     ports = {name: free_port() for name in ("server", "gateway", "dashboard")}

@@ -19,7 +19,6 @@ The rules that turn "a reader types these commands" into a test:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -30,6 +29,9 @@ from pathlib import Path
 
 import pytest
 
+from asyncrpc.runtime import config
+from asyncrpc.supervise.rundir import RunDir
+from asyncrpc.supervise.status import Phase
 from harness.isolation import free_port, isolated_env
 from tests.support import ROOT
 from tests.support.documents import shell_lines
@@ -132,6 +134,8 @@ class Reader:
             )
 
     def wait_until_ready(self, command: str) -> None:
+        """Until the launcher's state (what `asyncrpc status` reads) says ready."""
+        rundir = RunDir(Path(self.env[config.ENV_RUN_DIR]))
         deadline = time.monotonic() + LINE_TIMEOUT
         while time.monotonic() < deadline:
             assert self.foreground_up is not None
@@ -139,16 +143,10 @@ class Reader:
                 raise AssertionError(
                     f"`{command}` exited {self.foreground_up.returncode}:\n{self.tail()}"
                 )
-            status = subprocess.run(
-                [sys.executable, "-m", "asyncrpc", "status", "--json"],
-                cwd=ROOT,
-                env=self.env,
-                capture_output=True,
-                text=True,
-            )
-            if status.returncode == 0 and json.loads(status.stdout).get("phase") == "ready":
+            state = rundir.read_state()
+            if state is not None and state.snapshot.phase is Phase.READY:
                 return
-            time.sleep(0.5)
+            time.sleep(0.1)
         raise AssertionError(f"`{command}` was not ready in {LINE_TIMEOUT}s:\n{self.tail()}")
 
     def stop_foreground_up(self) -> None:

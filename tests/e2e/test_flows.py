@@ -19,7 +19,7 @@ from asyncrpc.lesson.topology import FLOWS, NODES
 from harness.isolation import isolated_env
 from harness.processes import Process, Processes
 from harness.system import start_system
-from harness.waiting import wait_until
+from harness.waiting import http_get, wait_until
 from tests.support.gateway import post
 
 AWAIT_CHAIN = FLOWS["await-chain"]
@@ -37,7 +37,7 @@ class System:
         return self.nodes[node].output().count(text)
 
     def graph(self, invocation_id: str) -> list[dict]:
-        response = httpx.get(f"{self.gateway_url}/invocations/{invocation_id}/graph", timeout=30)
+        response = http_get(f"{self.gateway_url}/invocations/{invocation_id}/graph", timeout=30)
         assert response.status_code == 200, response.text
         return response.json()["steps"]
 

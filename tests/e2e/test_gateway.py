@@ -12,7 +12,7 @@ from asyncrpc.runtime import config
 from harness.isolation import free_port
 from harness.processes import ASYNCRPC, READY_TIMEOUT, Processes
 from harness.system import start_gateway, start_node, start_system
-from harness.waiting import wait_until
+from harness.waiting import http_get, wait_until
 from tests.support.gateway import post
 
 AWAIT_CHAIN = FLOWS["await-chain"]
@@ -35,7 +35,7 @@ def test_bounded_wait_answers_202_and_the_result_comes_later(procs: Processes) -
     assert response.headers["X-Invocation-Id"] == "slow-1"
 
     def resolved() -> dict | None:
-        body = httpx.get(f"{gateway_url}/invocations/slow-1", timeout=30).json()
+        body = http_get(f"{gateway_url}/invocations/slow-1", timeout=30).json()
         return body if body["state"] == "resolved" else None
 
     assert wait_until(resolved, 60, "slow-1 to resolve") == {
@@ -55,7 +55,7 @@ def test_unreachable_server_is_a_503_with_a_clear_message(procs: Processes) -> N
 
     def health() -> httpx.Response | None:
         try:
-            return httpx.get(f"{gateway_url}/healthz", timeout=5)
+            return http_get(f"{gateway_url}/healthz", timeout=5)
         except httpx.HTTPError:
             return None
 

@@ -124,14 +124,15 @@ def test_a_killed_node_is_replaced_and_the_call_still_returns_3(
         "call", "await-chain", "--id", invocation, "--json", "--timeout", "180", output=output
     )
 
-    def c_is_running() -> bool:
-        with ServerReader(server_url, timeout=5) as reader:
-            promises = reader.search(tags={"resonate:origin": invocation})
-        if call.poll() is not None:
-            raise AssertionError(f"call ended early: {output.read_text()}")
-        return any(p.function == topology.NODES["c"].function for p in promises)
+    with ServerReader(server_url, timeout=5) as reader:
 
-    wait_until(c_is_running, 120, "c's step to start (b then waits for it)")
+        def c_is_running() -> bool:
+            promises = reader.search(tags={"resonate:origin": invocation})
+            if call.poll() is not None:
+                raise AssertionError(f"call ended early: {output.read_text()}")
+            return any(p.function == topology.NODES["c"].function for p in promises)
+
+        wait_until(c_is_running, 120, "c's step to start (b then waits for it)")
     killed = launcher.run("kill", "b")
     assert killed.returncode == 0, killed.stderr
     b = next(node for node in launcher.status()["nodes"] if node["name"] == "b.1")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import secrets
 import shutil
@@ -40,11 +39,11 @@ from pathlib import Path
 import pytest
 
 from asyncrpc.postgres.local import READY_LINE
-from asyncrpc.postgres.schema import RESONATE_SQL_ENV
 from asyncrpc.runtime import config
 from asyncrpc.runtime.keepalive import NOTICE_WITHIN_S
 from harness import netns
 from harness.isolation import isolated_env
+from harness.postgres import copy_data
 from harness.processes import ASYNCRPC, Process, Processes
 from harness.waiting import wait_until
 
@@ -125,15 +124,14 @@ def dsn(role: str, password: str, host: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def hosts() -> Iterator[Hosts]:
+def hosts(request: pytest.FixtureRequest) -> Iterator[Hosts]:
     why = netns.unavailable()
     if why:
         pytest.skip(why)
-    schema = os.environ.get(RESONATE_SQL_ENV)
-    if not schema:
-        pytest.skip(f"{RESONATE_SQL_ENV} is not set (it names resonate.sql)")
+    schema = str(request.getfixturevalue("resonate_sql"))
     # Not under pytest's temporary root: Postgres runs as another user that must reach it.
     base = Path(tempfile.mkdtemp(prefix="asyncrpc-hosts-"))
+    copy_data(request.getfixturevalue("postgres_data"), base / "pgdata")
     env = isolated_env(base / "run")
     procs = Processes(base, env)
     lan = netns.Lan()

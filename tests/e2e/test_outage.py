@@ -34,6 +34,7 @@ from asyncrpc.postgres.schema import RESONATE_SQL_ENV
 from asyncrpc.runtime import config
 from harness.isolation import free_port, isolated_env
 from harness.launched import Launched
+from harness.postgres import copy_data
 from harness.processes import ASYNCRPC
 from harness.waiting import http_status, wait_until
 
@@ -100,6 +101,8 @@ def system(request: pytest.FixtureRequest) -> Iterator[System]:
     # Not under pytest's temporary root: as root, Postgres runs as another user that
     # must reach its data directory, and pytest keeps that root private (0700).
     base = Path(tempfile.mkdtemp(prefix="asyncrpc-outage-"))
+    if options:
+        copy_data(request.getfixturevalue("postgres_data"), base / "run" / "postgres")
     env = isolated_env(base / "run", **extra)
     launched = Launched(base / "run", env)
     gateway_port = free_port()

@@ -10,8 +10,6 @@ a lost connection fails what is in flight and the next statement opens a new one
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,19 +17,15 @@ import pytest
 from psycopg import errors
 
 from asyncrpc.network.pg_pipeline import PipelinedSessions, numbered
-from harness.postgres import PostgresUnavailable, resonate_postgres, resonate_sql_path
+from harness.postgres import ResonateCluster
 
 
 @pytest.fixture(scope="module")
-def dsn() -> Iterator[str]:
-    try:
-        schema: Path = resonate_sql_path()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"needs resonate.sql: {exc}")
-    with resonate_postgres(schema) as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS pipeline_rows (n int PRIMARY KEY)")
-        yield url
+def dsn(resonate_cluster: ResonateCluster) -> str:
+    url = resonate_cluster.database("pipeline")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS pipeline_rows (n int PRIMARY KEY)")
+    return url
 
 
 def test_placeholders_are_numbered_and_nothing_else_is_guessed() -> None:

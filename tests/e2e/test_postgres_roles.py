@@ -13,7 +13,6 @@ across hosts, with passwords checked over the network.)
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import subprocess
@@ -25,20 +24,21 @@ import httpx
 import pytest
 
 from asyncrpc.postgres.local import READY_LINE
-from asyncrpc.postgres.schema import RESONATE_SQL_ENV
 from asyncrpc.runtime import config
 from harness.isolation import free_port, isolated_env
+from harness.postgres import copy_data
 from harness.processes import ASYNCRPC, Process, Processes
 
 ROLES = {"gateway": "asyncrpc_gateway", "a": "asyncrpc_a", "b": "asyncrpc_b", "c": "asyncrpc_c"}
 
 
 @pytest.fixture
-def system() -> Iterator[tuple[Processes, dict[str, str], dict[str, Process], str]]:
-    schema = os.environ.get(RESONATE_SQL_ENV)
-    if not schema:
-        pytest.skip(f"{RESONATE_SQL_ENV} is not set (it names resonate.sql)")
+def system(
+    resonate_sql: Path, postgres_data: Path
+) -> Iterator[tuple[Processes, dict[str, str], dict[str, Process], str]]:
+    schema = str(resonate_sql)
     base = Path(tempfile.mkdtemp(prefix="asyncrpc-roles-"))
+    copy_data(postgres_data, base / "pgdata")
     procs = Processes(base, isolated_env(base / "run"))
     passwords = {role: secrets.token_hex(12) for role in ROLES.values()}
     variables = {role: f"PW_{role.upper()}" for role in ROLES.values()}

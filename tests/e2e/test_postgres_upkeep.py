@@ -34,7 +34,7 @@ from asyncrpc.postgres import local, tuning
 from asyncrpc.postgres.schema import SchemaUnavailable
 from asyncrpc.postgres.tuning import Retention
 from harness.isolation import isolated_env
-from harness.postgres import PostgresUnavailable, resonate_postgres, resonate_sql_path
+from harness.postgres import ResonateCluster
 from harness.processes import ASYNCRPC, Processes, session
 from harness.system import start_node, wait_ready
 from harness.waiting import wait_until
@@ -46,19 +46,16 @@ TIMED_SCAN = "Index Scan using idx_promises_timeout_at"
 
 
 @pytest.fixture(scope="module")
-def schema() -> Path:
-    try:
-        return resonate_sql_path()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"needs resonate.sql: {exc}")
+def schema(resonate_sql: Path) -> Path:
+    return resonate_sql
 
 
 @pytest.fixture(scope="module")
-def dsn(schema: Path) -> Iterator[str]:
+def dsn(resonate_cluster: ResonateCluster) -> str:
     """One database with resonate.sql and the step; each test empties what it uses."""
-    with resonate_postgres(schema) as url:
-        tuning.apply_step(url, None)
-        yield url
+    url = resonate_cluster.database("upkeep")
+    tuning.apply_step(url, None)
+    return url
 
 
 @pytest.fixture
@@ -316,7 +313,8 @@ def test_what_a_failed_drain_claimed_before_it_failed_is_delivered(
 def lock_holders(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-        "AND classid = %s AND objid = %s AND objsubid = 1",
+        "AND classid = %s AND objid = %s AND objsubid = 1 "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         (TIMER_LOCK >> 32, TIMER_LOCK & 0xFFFFFFFF),
     ).fetchone()
     return int(row[0]) if row else 0
@@ -427,25 +425,27 @@ def prepare_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_prepare_applies_resonate_sql_if_missing_then_the_step(schema: Path) -> None:
-    with resonate_postgres(schema) as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("DROP SCHEMA resonate CASCADE")
-        missing = prepare_cli("--url", url)
-        assert missing.returncode == 2 and "resonatehq/resonate-pg" in missing.stderr
-        done = prepare_cli("--url", url, "--schema", str(schema), "--retain", "12h")
-        assert done.returncode == 0, done.stderr
-        assert f"resonate.sql applied from {schema}" in done.stdout
-        assert "deleted after 12h" in done.stdout
-        assert has_timer_wrapper(url)
-        # A database whose resonate.sql came from elsewhere gets the timer wrapper too.
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("DROP FUNCTION asyncrpc.process_timeouts()")
-        again = prepare_cli("--url", url)
-        assert again.returncode == 0, again.stderr
-        assert "resonate.sql: already there" in again.stdout and "after 12h" in again.stdout
-        assert not pinned(url)
-        assert has_timer_wrapper(url)
+def test_prepare_applies_resonate_sql_if_missing_then_the_step(
+    schema: Path, resonate_cluster: ResonateCluster
+) -> None:
+    url = resonate_cluster.database("prepare")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA resonate CASCADE")
+    missing = prepare_cli("--url", url)
+    assert missing.returncode == 2 and "resonatehq/resonate-pg" in missing.stderr
+    done = prepare_cli("--url", url, "--schema", str(schema), "--retain", "12h")
+    assert done.returncode == 0, done.stderr
+    assert f"resonate.sql applied from {schema}" in done.stdout
+    assert "deleted after 12h" in done.stdout
+    assert has_timer_wrapper(url)
+    # A database whose resonate.sql came from elsewhere gets the timer wrapper too.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION asyncrpc.process_timeouts()")
+    again = prepare_cli("--url", url)
+    assert again.returncode == 0, again.stderr
+    assert "resonate.sql: already there" in again.stdout and "after 12h" in again.stdout
+    assert not pinned(url)
+    assert has_timer_wrapper(url)
 
 
 def has_timer_wrapper(url: str) -> bool:

@@ -31,7 +31,7 @@ from asyncrpc.protocol.answers import Answer
 from asyncrpc.readers.http import HttpEndpoint
 from asyncrpc.readers.postgres import PostgresTables
 from harness.isolation import isolated_env
-from harness.postgres import resonate_postgres
+from harness.postgres import ResonateCluster
 from harness.processes import ASYNCRPC, Processes
 
 CODEC = Codec(NoopEncryptor())
@@ -114,6 +114,7 @@ class Server:
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
+    """The promises of :func:`make_promises`, on the embedded server or in resonate.sql."""
     tmp = tmp_path_factory.mktemp(f"promises-{request.param}")
     if request.param == "embedded":
         procs = Processes(log_dir=tmp, base_env=isolated_env(tmp / "run"))
@@ -128,16 +129,16 @@ def server(
         finally:
             procs.stop_all()
         return
-    schema = os.environ.get(RESONATE_SQL_ENV)
-    if not schema:
+    if not os.environ.get(RESONATE_SQL_ENV):
         pytest.skip(f"{RESONATE_SQL_ENV} is not set (it names resonate.sql)")
-    with resonate_postgres(Path(schema)) as dsn:
-        tables = PostgresTables(dsn, None, 10.0)
-        try:
-            make_promises(tables.ask)
-        finally:
-            tables.close()
-        yield Server("postgres", dsn, tmp)
+    cluster: ResonateCluster = request.getfixturevalue("resonate_cluster")
+    dsn = cluster.database("promises")
+    tables = PostgresTables(dsn, None, 10.0)
+    try:
+        make_promises(tables.ask)
+    finally:
+        tables.close()
+    yield Server("postgres", dsn, tmp)
 
 
 def ids(answer: dict[str, Any]) -> list[str]:

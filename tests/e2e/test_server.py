@@ -15,17 +15,26 @@ from resonate.connections.sse import SseFramer
 
 from harness.isolation import free_port
 from harness.processes import Processes
-from harness.waiting import http_ok, wait_until
+from harness.waiting import http_get, http_ok, wait_until
 
 WORKER = [sys.executable, "-m", "tests.support.sdk_worker"]
 
 
-def start_workers(procs: Processes, url: str, groups: list[str], **env: str) -> None:
-    for group in groups:
-        worker = procs.start(group, [*WORKER, "worker", group], {"RESONATE_URL": url, **env})
+def launch_workers(procs: Processes, url: str, groups: list[str], **env: str) -> None:
+    """Start a worker of each group at once, then wait until every one says it is up."""
+    workers = [
+        procs.start(group, [*WORKER, "worker", group], {"RESONATE_URL": url, **env})
+        for group in groups
+    ]
+    for worker, group in zip(workers, groups, strict=True):
         worker.wait_for_output(f"worker {group} up")
+
+
+def start_workers(procs: Processes, url: str, groups: list[str], **env: str) -> None:
+    """:func:`launch_workers`, then wait until the server lists every one's poll stream."""
+    launch_workers(procs, url, groups, **env)
     wait_until(
-        lambda: len(httpx.get(f"{url}/streams").json()["streams"]) >= len(groups),
+        lambda: len(http_get(f"{url}/streams").json()["streams"]) >= len(groups),
         10,
         "the workers' poll streams",
     )
@@ -156,11 +165,7 @@ def test_token_is_enforced_on_requests_and_poll_streams(procs: Processes) -> Non
 
 def test_workers_with_the_token_complete_a_flow(procs: Processes) -> None:
     _, url = procs.start_server(extra=("--token", "s3cret"))
-    for group in ("t-mid", "t-leaf"):
-        worker = procs.start(
-            group, [*WORKER, "worker", group], {"RESONATE_URL": url, "RESONATE_TOKEN": "s3cret"}
-        )
-        worker.wait_for_output(f"worker {group} up")
+    launch_workers(procs, url, ["t-mid", "t-leaf"], RESONATE_TOKEN="s3cret")
     caller = procs.start(
         "call",
         [*WORKER, "call", "with-token", "mid", "t-mid"],
@@ -221,9 +226,7 @@ def test_no_token_is_stored_in_the_database(procs: Processes, tmp_path: Path) ->
     port = free_port()
     server, url = procs.start_server(db, port, extra=("--token", token))
     env = {"RESONATE_TOKEN": token}
-    for group in ("t-mid", "t-leaf"):
-        worker = procs.start(group, [*WORKER, "worker", group], {"RESONATE_URL": url, **env})
-        worker.wait_for_output(f"worker {group} up")
+    launch_workers(procs, url, ["t-mid", "t-leaf"], **env)
     caller = procs.start(
         "call", [*WORKER, "call", "with-token", "mid", "t-mid"], {"RESONATE_URL": url, **env}
     )

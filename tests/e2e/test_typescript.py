@@ -25,7 +25,7 @@ import pytest
 from asyncrpc.lesson.topology import FLOWS
 from harness.processes import READY_TIMEOUT, Process, Processes
 from harness.system import start_gateway, start_node, wait_ready
-from harness.waiting import wait_until
+from harness.waiting import http_get, wait_until
 from tests.support import ROOT
 from tests.support.gateway import post
 
@@ -65,7 +65,7 @@ def tsx(example: Path, script: str) -> list[str]:
 def group_connected(server_url: str, group: str) -> bool:
     """True once a poll stream of ``group`` is open on the server."""
     try:
-        streams = httpx.get(f"{server_url}/streams", timeout=2).json()["streams"]
+        streams = http_get(f"{server_url}/streams", timeout=2).json()["streams"]
     except (httpx.HTTPError, ValueError, KeyError):
         return False
     return any(stream["group"] == group for stream in streams)
