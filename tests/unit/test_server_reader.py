@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from asyncrpc.protocol.errors import ServerRefused, ServerUnavailable, UnknownInvocation
 from asyncrpc.protocol.records import PromiseRecord
 from asyncrpc.protocol.states import PromiseState
-from asyncrpc.readers.server_reader import ServerReader
+from asyncrpc.readers.server_reader import AsyncServerReader, ServerReader
 from harness.isolation import free_port
 
 
@@ -150,3 +151,20 @@ def test_refusals_and_silence_are_errors_in_words() -> None:
         with pytest.raises(ServerUnavailable, match="unreachable"):
             reader.get("r")
         assert not reader.answers()
+
+
+def test_acquisitions_on_resonate_pg_are_unknown_without_a_round_trip() -> None:
+    """resonate.sql keeps no record of a task's acquisitions (it answers 501): the reader says
+    so at once, so a timeline of many steps asks the database nothing for them, even when it
+    does not answer."""
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/resonate?connect_timeout=1"
+    with ServerReader(url, timeout=1) as reader:
+        assert reader.acquisitions("r.1") is None
+        with pytest.raises(ServerUnavailable):
+            reader.task("r.1")
+
+    async def both() -> None:
+        async with AsyncServerReader(url, timeout=1) as reader:
+            assert await reader.acquisitions("r.1") is None
+
+    asyncio.run(both())
