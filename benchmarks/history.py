@@ -15,8 +15,10 @@ steps each, with the SDK's tags), then measured in this run:
 - **await chain**: a short load (16 callers) through the gateway and the nine
   nodes on that database, and the server's RSS after it;
 - **up --detach**: the whole topology's start-up with that database as its
-  run directory's ``server.db``, the sizes interleaved over ``up_rounds`` rounds
-  (median);
+  run directory's ``server.db``;
+- the await chain and ``up --detach`` run in ``up_rounds`` rounds, the sizes
+  interleaved (medians), so a busy minute of a shared machine does not land on
+  one size;
 - **the dashboard live**: on that system, how soon the dashboard's feed and
   page show `asyncrpc kill b`, and `asyncrpc start b`, after the command
   returns (:mod:`benchmarks.kill_live`), over ``kill_rounds`` rounds.
@@ -192,34 +194,41 @@ def up_once(bench: Bench, run_dir: Path, label: str, live: bool) -> dict[str, An
     return measured
 
 
-def up_interleaved(bench: Bench, dbs: dict[int, Path]) -> dict[int, dict[str, Any]]:
-    """`up --detach` on each size's database, the sizes interleaved over ``up_rounds`` rounds
-    (each round starting with the next size, so a busy minute does not land on one size); the
-    median seconds per size, and the dashboard timings of the last round."""
+def interleaved(bench: Bench, dbs: dict[int, Path]) -> dict[int, dict[str, Any]]:
+    """On each size's database, the await chain's load and then `up --detach`, the sizes
+    interleaved over ``up_rounds`` rounds (each round starting with the next size, so a busy
+    minute does not land on one size): medians per size, and the dashboard timings of the
+    last round."""
     run_dirs: dict[int, Path] = {}
     for count, db in dbs.items():
         run_dirs[count] = bench.log_dir / f"history-up-{count}"
         run_dirs[count].mkdir(parents=True, exist_ok=True)
         os.replace(db, default_db_path(run_dirs[count]))
     counts = list(run_dirs)
-    times: dict[int, list[float]] = {count: [] for count in counts}
+    samples: dict[int, dict[str, list[float]]] = {count: {} for count in counts}
     results: dict[int, dict[str, Any]] = {}
     rounds = max(1, bench.sizes.up_rounds)
     for round_ in range(rounds):
         shift = round_ % len(counts)
         for count in counts[shift:] + counts[:shift]:
+            run_dir, label = run_dirs[count], f"{count}r{round_}"
+            bench.say(f"history: {count:,} stored: await chain load, round {round_ + 1}")
+            measured = await_chain(bench, default_db_path(run_dir), label)
             bench.say(f"history: {count:,} stored: up --detach, round {round_ + 1}")
-            measured = up_once(bench, run_dirs[count], f"{count}", round_ == rounds - 1)
-            times[count].append(measured["up_detach_s"])
+            measured.update(up_once(bench, run_dir, f"{count}", round_ == rounds - 1))
+            for key in ("invocations_per_s", "loaded_rss_bytes", "up_detach_s"):
+                samples[count].setdefault(key, []).append(measured[key])
             results[count] = measured
     for count in counts:
-        results[count]["up_detach_s"] = statistics.median(times[count])
-        results[count]["up_detach_all_s"] = times[count]
+        for key, values in samples[count].items():
+            results[count][key] = statistics.median(values)
+        results[count]["up_detach_all_s"] = samples[count]["up_detach_s"]
+        results[count]["invocations_per_s_all"] = samples[count]["invocations_per_s"]
     return results
 
 
 def one_size(bench: Bench, count: int) -> tuple[dict[str, Any], Path]:
-    """Seed ``count`` settled promises, then the server alone and the await chain on them."""
+    """Seed ``count`` settled promises, then the server alone on them."""
     label = f"{count}"
     db = bench.log_dir / f"history-{label}.db"
     prefix = f"old-{bench.tag}"
@@ -228,8 +237,6 @@ def one_size(bench: Bench, count: int) -> tuple[dict[str, Any], Path]:
     bench.say(f"history: {count:,} stored: server alone")
     data: dict[str, Any] = {"stored": count, "seed_s": round(seeded_s, 2)}
     data.update(server_alone(bench, db, prefix, count))
-    bench.say(f"history: {count:,} stored: await chain load")
-    data.update(await_chain(bench, db, label))
     return data, db
 
 
@@ -256,7 +263,7 @@ def run(bench: Bench) -> PartResult:
     result = PartResult("history")
     sizes = (0, *sorted(bench.sizes.history_promises))
     seeded = [one_size(bench, count) for count in sizes]
-    started = up_interleaved(bench, {row["stored"]: db for row, db in seeded})
+    started = interleaved(bench, {row["stored"]: db for row, db in seeded})
     rows = [{**row, **started[row["stored"]]} for row, _ in seeded]
     result.data["sizes"] = rows
     fresh = rows[0]
@@ -315,10 +322,10 @@ def run(bench: Bench) -> PartResult:
     result.tables.extend([table, ratios, live])
     result.notes.append(
         "seeded through the store's bulk path (no HTTP); reads are medians of "
-        f"{READS}; up --detach is the median of {bench.sizes.up_rounds} rounds, the sizes "
-        f"interleaved; the await chain load is {max(bench.sizes.history_load, CALLERS)} "
+        f"{READS}; the await chain load ({max(bench.sizes.history_load, CALLERS)} "
         f"invocations at {CALLERS} callers through the gateway; RSS loaded is the server's "
-        "after that load"
+        f"after that load) and up --detach are medians of {bench.sizes.up_rounds} rounds, the "
+        "sizes interleaved"
     )
     result.notes.append(
         f"the dashboard: {bench.sizes.kill_rounds} rounds of `asyncrpc kill b` then "

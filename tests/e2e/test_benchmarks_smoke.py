@@ -75,7 +75,7 @@ def test_history_seeds_stored_promises_and_measures_a_server_on_them(tmp_path: P
     with session(tmp_path / "logs") as procs:
         bench = Bench(sizes, procs, tmp_path, Console(quiet=True))
         row, db = history.one_size(bench, 600)
-        row.update(history.up_interleaved(bench, {600: db})[600])
+        row.update(history.interleaved(bench, {600: db})[600])
     assert row["stored"] == 600
     assert row["ready_s"] > 0 and row["restart_s"] > 0 and row["up_detach_s"] > 0
     assert row["idle_rss_bytes"] > 0 and row["invocations_per_s"] > 0
