@@ -23,6 +23,7 @@ Anything else a page sends needs a preflight, which these services never answer.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -50,8 +51,13 @@ class Refusal:
     reason: str
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1), bracketed or not."""
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1), bracketed or not.
+
+    Cached: every request on the server's fast lane asks this of its ``Host``, and
+    the few names a machine's clients use are parsed once, not once per request.
+    """
     name = host.strip("[]").lower()
     if name == "localhost":
         return True

@@ -126,7 +126,16 @@ def parse_int(raw: str, bits: int = 64) -> int | None:
 
 
 def integer(data: Any, key: str, bits: int = 64) -> int | None:
-    """``(data->>'key')::bigint`` (or ``::int`` with ``bits=32``): None when absent."""
+    """``(data->>'key')::bigint`` (or ``::int`` with ``bits=32``): None when absent.
+
+    A JSON integer (what every SDK sends) is range-checked as it is: its text would
+    parse back to the same number, so the text and the pattern are for strings only.
+    """
+    value = data.get(key) if isinstance(data, dict) else None
+    if type(value) is int:
+        limit = BIGINT_MAX if bits == 64 else INT_MAX
+        if -limit - 1 <= value <= limit:
+            return value
     raw = text(data, key)
     if raw is None:
         return None

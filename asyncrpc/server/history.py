@@ -29,7 +29,7 @@ covers it.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +75,8 @@ INSERT_PROMISE = (
 )
 #: How many settled promises the cache keeps (the most recently used).
 CACHE_SIZE = 4096
+#: How many branches :meth:`History.branch` remembers as having no rows on disk.
+NO_ROWS_SIZE = 4096
 #: Rows a search reads from the disk at a time while it filters by tags the table has no
 #: column for.
 SCAN_CHUNK = 500
@@ -135,6 +137,11 @@ class History:
         #: How many rows the table holds: kept in ``meta.settled`` in the transaction that
         #: writes them, so no start-up counts a large table.
         self._count = 0
+        #: Branches with no rows on disk, as a read found them: ``preload`` asks for a
+        #: branch at every acquire of its task, and most branches (an ``rpc``'s own)
+        #: never have a row until their root settles. A write of a row of the branch
+        #: (:meth:`written`) forgets it; a deletion leaves it true.
+        self._no_rows: dict[str, None] = {}
         self.reload()
 
     def reload(self) -> None:
@@ -142,6 +149,7 @@ class History:
         whose rows and count never reached it)."""
         db = self._db
         self._cache.clear()
+        self._no_rows.clear()
         self._horizon = None
         row = db.execute("SELECT value FROM meta WHERE key = 'settled'").fetchone()
         if row is None:
@@ -157,6 +165,7 @@ class History:
         self._horizon = horizon
         self._position = horizon
         self._cache.clear()
+        self._no_rows.clear()
 
     def at(self, seq: int) -> None:
         """The log entry being replayed."""
@@ -221,9 +230,16 @@ class History:
 
     def branch(self, branch: str) -> list[Promise]:
         """The settled promises of ``branch`` (``preload``), in id order."""
+        if branch in self._no_rows:
+            return []
         rows = self._db.execute(
             "SELECT record FROM promises WHERE branch = ? ORDER BY id", (branch,)
         ).fetchall()
+        if not rows:
+            no_rows = self._no_rows
+            no_rows[branch] = None
+            if len(no_rows) > NO_ROWS_SIZE:
+                del no_rows[next(iter(no_rows))]
         return [_decoder.decode(row[0]) for row in rows]
 
     def search(self, wanted: SearchFilter, limit: int, skip: Container[str]) -> list[Promise]:
@@ -345,9 +361,12 @@ class History:
         """How many settled promises the disk holds."""
         return self._count
 
-    def written(self, added: int, deleted: int) -> None:
-        """Count ``added`` rows written and ``deleted`` deleted, in the transaction doing it."""
-        change = added - deleted
+    def written(self, added: Sequence[PromiseRow], deleted: int) -> None:
+        """Count the rows ``added`` and ``deleted`` deleted, in the transaction doing it."""
+        if self._no_rows:
+            for row in added:
+                self._no_rows.pop(row[3], None)  # the row's branch
+        change = len(added) - deleted
         if change:
             self._db.execute(
                 "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'settled'",

@@ -197,6 +197,10 @@ def _check_depth(value: dict[str, Any] | list[Any], depth: int) -> None:
             _check_depth(item, depth + 1)
 
 
+#: What a body that names a credential field holds, quoted as JSON writes a key.
+_CREDENTIAL_NEEDLES = tuple(f'"{name}"'.encode() for name in CREDENTIAL_FIELDS)
+
+
 def without_credentials(body: bytes) -> bytes:
     """``body`` without the credentials its heads carry (``head.auth``), for storing it.
 
@@ -207,7 +211,7 @@ def without_credentials(body: bytes) -> bytes:
     names no credential field is returned as it is, without decoding it.
     """
     lowered = body.lower()
-    if not any(f'"{name}"'.encode() in lowered for name in CREDENTIAL_FIELDS):
+    if not any(needle in lowered for needle in _CREDENTIAL_NEEDLES):
         return body
     try:
         envelope = _decoder.decode(body)

@@ -357,7 +357,7 @@ class Store:
         if forgotten:
             self._db.executemany(FORGET_ROWS, forgotten)
             self._db.executemany(DELETE_ROW, [(promise_id,) for _, promise_id in forgotten])
-        self.history.written(len(promises), len(forgotten))
+        self.history.written(promises, len(forgotten))
 
     def _holds(self, seq: int) -> bool:
         """Whether the log on disk holds entry ``seq`` (False when that cannot be read)."""
@@ -568,7 +568,7 @@ class Store:
         self._db.execute("BEGIN")
         try:
             self._db.executemany(INSERT_PROMISE, rows)
-            self.history.written(len(rows), 0)
+            self.history.written(rows, 0)
             self._db.execute(INSERT_SNAPSHOT, (self.last_seq, body))
             self._db.execute("DELETE FROM log WHERE seq <= ?", (self.last_seq,))
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT),))
@@ -599,7 +599,7 @@ class Store:
         self._db.execute("BEGIN")
         try:
             self._db.executemany(INSERT_PROMISE, rows)
-            self.history.written(len(rows), 0)
+            self.history.written(rows, 0)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

@@ -332,3 +332,22 @@ def test_a_search_by_target_reads_its_index_in_id_order_without_sorting(tmp_path
         plan = connection.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall()
         assert not any("TEMP B-TREE" in row[-1] for row in plan), (sql, plan)
     connection.close()
+
+
+def test_a_branch_read_as_empty_shows_the_rows_written_after(tmp_path: Path) -> None:
+    """The empty branches ``preload`` remembers are forgotten when a row of theirs is written."""
+    engine = Engine(Store(str(tmp_path / "s.db")), clock=Clock())
+    invocation(engine, "r", steps=2, settle=0)
+
+    def preload() -> list[str]:
+        version = send(engine, "task.get", id="r")["data"]["task"]["version"]
+        acquired = send(engine, "task.acquire", id="r", version=version, pid="w", ttl=FAR)
+        send(engine, "task.release", id="r", version=version + 1)
+        return sorted(record["id"] for record in acquired["data"]["preload"])
+
+    assert preload() == ["r.0", "r.1"]  # from memory; the disk holds no row of branch r
+    assert engine.state.history.branch("r") == []
+    send(engine, "promise.settle", id="r.0", state="resolved", value={"data": "0"})
+    assert "r.0" not in engine.state.promises, "a settled step stayed in memory"
+    assert [promise.id for promise in engine.state.history.branch("r")] == ["r.0"]
+    assert preload() == ["r.0", "r.1"]
