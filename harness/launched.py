@@ -39,15 +39,21 @@ class Launched:
         return [ref.pid for ref in self.seen if ref.alive()]
 
     def stop(self) -> None:
-        """`asyncrpc down` while a state file is left, then SIGKILL for anything still running."""
-        self.remember()
-        if RunDir(self.run_dir).state_file.exists():
-            subprocess.run(
-                [*ASYNCRPC, "down", "--run-dir", str(self.run_dir)],
-                env=dict(self.env),
-                capture_output=True,
-                timeout=120,
-                check=False,
-            )
-        for ref in self.seen:
-            ref.signal(signal.SIGKILL, group=False)
+        """`asyncrpc down` while a state file is left, then SIGKILL for anything still running.
+
+        The kills happen whatever `down` does (fails, hangs past its bound, or the state file
+        cannot be read), so a test's failure never leaves its processes behind.
+        """
+        try:
+            self.remember()
+            if RunDir(self.run_dir).state_file.exists():
+                subprocess.run(
+                    [*ASYNCRPC, "down", "--run-dir", str(self.run_dir)],
+                    env=dict(self.env),
+                    capture_output=True,
+                    timeout=120,
+                    check=False,
+                )
+        finally:
+            for ref in self.seen:
+                ref.signal(signal.SIGKILL, group=False)
