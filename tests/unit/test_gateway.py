@@ -180,12 +180,11 @@ def test_a_500_carries_no_exception_text() -> None:
     assert "RuntimeError" not in response.text
 
 
-class RequestLog:
-    """A request channel that notes the kind and promise of each request it carries."""
+class Wrapper:
+    """A request channel around the real one (``around``): starts and stops it; subclasses
+    decide what ``send`` does with each request."""
 
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str | None]] = []
-        self.inner: Network | None = None
+    inner: Network | None = None
 
     def around(self, inner: Network) -> Network:
         self.inner = inner
@@ -198,6 +197,14 @@ class RequestLog:
     async def stop(self) -> None:
         assert self.inner is not None
         await self.inner.stop()
+
+
+class RequestLog(Wrapper):
+    """A request channel that notes the kind and promise of each request it carries."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str | None]] = []
+        self.inner: Network | None = None
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
         assert self.inner is not None
@@ -283,7 +290,7 @@ def test_bound_beyond_loopback_any_host_but_still_no_foreign_page() -> None:
         assert http.post("/await-chain?id=own", headers=own).status_code == 200
 
 
-class Outage:
+class Outage(Wrapper):
     """A request channel whose creates do not reach the server while ``down``."""
 
     def __init__(self, fail_first: int = 0) -> None:
@@ -291,18 +298,6 @@ class Outage:
         self.fail_first = fail_first
         self.refused = 0
         self.inner: Network | None = None
-
-    def around(self, inner: Network) -> Network:
-        self.inner = inner
-        return self
-
-    async def start(self) -> None:
-        assert self.inner is not None
-        await self.inner.start()
-
-    async def stop(self) -> None:
-        assert self.inner is not None
-        await self.inner.stop()
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
         assert self.inner is not None
