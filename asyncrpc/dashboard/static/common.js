@@ -30,6 +30,16 @@ function element(name, attrs = {}, text) {
   return node;
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// An SVG element (the graph, the timeline and the overview's chart draw with these).
+function svgElement(name, attrs, text) {
+  const node = document.createElementNS(SVG_NS, name);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
 function button(label, aria, onClick, kind = "") {
   const b = document.createElement("button");
   b.type = "button";

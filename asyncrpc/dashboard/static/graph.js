@@ -8,7 +8,6 @@
 "use strict";
 
 const CallGraph = (() => {
-  const SVG = "http://www.w3.org/2000/svg";
   const BOX_W = 156;
   const BOX_H = 54;
   const GAP_X = 30;
@@ -16,12 +15,7 @@ const CallGraph = (() => {
   const LABEL_W = 112;
   const PAD = 12;
 
-  function el(name, attrs, text) {
-    const node = document.createElementNS(SVG, name);
-    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  const el = svgElement;
 
   function children(node) {
     return [...node.children].sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1));

@@ -4,16 +4,10 @@
 "use strict";
 
 const Overview = (() => {
-  const SVG = "http://www.w3.org/2000/svg";
   const STATES = ["pending", "resolved", "rejected", "rejected_canceled", "rejected_timedout"];
   let timer = null;
 
-  function el(name, attrs, text) {
-    const node = document.createElementNS(SVG, name);
-    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  const el = svgElement;
 
   function chart(data) {
     const width = 360;

@@ -8,7 +8,6 @@
 "use strict";
 
 const Timeline = (() => {
-  const SVG = "http://www.w3.org/2000/svg";
   const ROW_H = 26;
   const BAR_H = 14;
   const LABEL_W = 190;
@@ -24,12 +23,7 @@ const Timeline = (() => {
     continue: "continued after a halt",
   };
 
-  function el(name, attrs, text) {
-    const node = document.createElementNS(SVG, name);
-    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  const el = svgElement;
 
   // Tick spacing in ms: 1, 2 or 5 times a power of ten, for about five ticks.
   function tickStep(span) {
