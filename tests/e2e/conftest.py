@@ -2,6 +2,11 @@
 
 Every test under tests/e2e/ carries the ``e2e`` marker (tests/conftest.py adds it).
 
+No module may leave a process running: each process started with an environment of
+:func:`harness.isolation.isolated_env` carries this run's mark, and when a module's
+tests and fixtures are done, any such process still running is killed and the module
+fails (``nothing_left_running``).
+
 A system on resonate-pg starts its `postgres` node on a copy of one data
 directory prepared once per session (``postgres_data``): initdb and resonate.sql
 are seconds each. tests/e2e/test_postgres.py and the `prepare` tests of
@@ -15,12 +20,30 @@ from pathlib import Path
 
 import pytest
 
+from harness import leftovers
 from harness.disk import MountUnavailable, tmpfs
 from harness.isolation import isolated_env
 from harness.postgres import prepared_data
 from harness.processes import Processes, session
 from tests.support.demo_run import DemoRun
 from tests.support.launcher import Launcher
+
+#: Seconds a process that is on its way out (a template after its supervisor) gets to end.
+LEAVING_S = 10.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nothing_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After the module's last fixture: kill what it left running, and fail it for that."""
+    yield
+    left = leftovers.wait_gone(leftovers.running(), LEAVING_S)
+    killed = leftovers.kill(left)
+    if killed:
+        pytest.fail(
+            f"{request.module.__name__} left {len(killed)} process(es) running, "
+            "now killed:\n  " + "\n  ".join(killed),
+            pytrace=False,
+        )
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -27,7 +27,7 @@ import httpx
 import psutil
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from asyncrpc.dashboard.app import make_app
 from asyncrpc.protocol.call_graph import CallKind, CallNode
@@ -36,13 +36,12 @@ from asyncrpc.protocol.states import PromiseState
 from asyncrpc.readers.server_reader import ServerReader
 from asyncrpc.supervise.control_client import connect
 from asyncrpc.supervise.rundir import RunDir
-from harness.browser import CHROMIUM, CHROMIUM_ARGS
-from harness.isolation import free_port, isolated_env
-from harness.launched import Launched
-from harness.processes import ASYNCRPC
+from harness.browser import CHROMIUM, LIVE, chromium, live_page
+from harness.isolation import free_port
+from harness.launched import Launched, launched
 from harness.waiting import wait_until
 from tests.support import ROOT
-from tests.support.dashboard import dashboard
+from tests.support.dashboard import dashboard, sign_in_url
 
 SCREENSHOT = ROOT / "docs" / "images" / "dashboard.png"
 PROMISES_SCREENSHOT = ROOT / "docs" / "images" / "promises.png"
@@ -63,26 +62,33 @@ if not CHROMIUM.exists():
 
 @dataclass
 class System:
-    run_dir: Path
-    env: dict[str, str]
-    gateway_url: str
-    dashboard_url: str
-    server_url: str
+    launched: Launched
+
+    @property
+    def run_dir(self) -> Path:
+        return self.launched.run_dir
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self.launched.env
+
+    @property
+    def gateway_url(self) -> str:
+        return self.launched.gateway_url
+
+    @property
+    def dashboard_url(self) -> str:
+        return self.launched.dashboard_url
+
+    @property
+    def server_url(self) -> str:
+        return self.launched.server_url
 
     def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*ASYNCRPC, *args],
-            env={**self.env, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return self.launched.cli(*args, timeout=120, env=env)
 
     def sign_in_url(self) -> str:
-        """The address `asyncrpc ui --no-open` prints, as a person copies it."""
-        ui = self.cli("ui", "--no-open")
-        assert ui.returncode == 0, ui.stderr
-        return ui.stdout.strip().removeprefix("dashboard: ")
+        return sign_in_url(self.launched)
 
     def bearer(self) -> dict[str, str]:
         """What a script sends: the token of the address `status --json` names."""
@@ -93,65 +99,31 @@ class System:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    tmp = tmp_path_factory.mktemp("dashboard")
-    ports = {name: free_port() for name in ("server", "gateway", "dashboard")}
-    env = isolated_env(tmp / "run", COLUMNS="200")
-    launched = Launched(tmp / "run", env)
-    system = System(
-        tmp / "run",
-        env,
-        f"http://127.0.0.1:{ports['gateway']}",
-        f"http://127.0.0.1:{ports['dashboard']}/",
-        f"http://127.0.0.1:{ports['server']}",
-    )
-    try:
-        up = system.cli(
-            "up",
-            "--detach",
-            "--delay",
-            "c=1.5",
-            "--ready-timeout",
-            "120",
-            *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))),
-        )
-        launched.remember()
-        assert up.returncode == 0, up.stdout + up.stderr
-        assert f"dashboard: {system.dashboard_url}" in up.stdout
-        yield system
-    finally:
-        launched.stop()
+    with launched(base=tmp_path_factory.mktemp("dashboard"), env={"COLUMNS": "200"}) as run:
+        up = run.up("--delay", "c=1.5")
+        assert f"dashboard: {run.dashboard_url}" in up.stdout
+        yield System(run)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as it:
+        yield it
 
 
 @pytest.fixture(scope="module")
 def page(browser: Browser, system: System) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
     sign_in = system.sign_in_url()
-    page.goto(sign_in)
-    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
-    # Signed in: the secret has left the address, and the cookie is a session, not the secret.
-    assert page.url == system.dashboard_url
-    secret = parse_qs(urlparse(sign_in).fragment)["token"][0]
-    [cookie] = context.cookies()
-    assert secret not in cookie["value"] and len(cookie["value"]) >= 40
-    assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/")
-    yield page
-    context.close()
-    assert errors == [], errors
+    with live_page(browser, sign_in, width=1400, height=1000, timeout_ms=SLOW) as live:
+        # Signed in: the secret has left the address, and the cookie is a session, not the
+        # secret.
+        assert live.page.url == system.dashboard_url
+        secret = parse_qs(urlparse(sign_in).fragment)["token"][0]
+        [cookie] = live.context.cookies()
+        assert secret not in cookie["value"] and len(cookie["value"]) >= 40
+        assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/")
+        yield live.page
+    assert live.errors == [], live.errors
 
 
 def replica(name: str, state: str) -> str:
@@ -200,7 +172,7 @@ def test_ui_opens_a_private_page_that_signs_the_browser_in(
     context = browser.new_context()
     page = context.new_page()
     page.goto(opened)
-    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+    page.wait_for_selector(LIVE, timeout=SLOW)
     assert page.url == system.dashboard_url
     context.close()
 
@@ -399,7 +371,7 @@ def test_detached_steps_a_log_tail_and_the_screenshot(page: Page, tmp_path: Path
 def browse(page: Page, system: System, query: str = "") -> None:
     """Open the page afresh at ``?query`` (the session cookie stays)."""
     page.goto(f"{system.dashboard_url}{query}")
-    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+    page.wait_for_selector(LIVE, timeout=SLOW)
 
 
 def listed(page: Page) -> list[str]:
@@ -699,7 +671,7 @@ def test_keyboard_and_light_and_dark(browser: Browser, system: System) -> None:
         context = browser.new_context(color_scheme=scheme, viewport={"width": 1280, "height": 800})
         page = context.new_page()
         page.goto(system.sign_in_url())
-        page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+        page.wait_for_selector(LIVE, timeout=SLOW)
         colors[scheme] = page.evaluate(
             "[getComputedStyle(document.documentElement).backgroundColor,"
             " getComputedStyle(document.querySelector('.card')).color]"
@@ -735,7 +707,7 @@ def test_the_promise_browser_screenshot(browser: Browser, system: System, tmp_pa
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.goto(system.sign_in_url())
-    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+    page.wait_for_selector(LIVE, timeout=SLOW)
     browse(page, system, "?q=detail-1*#/promises/detail-1:1")
     expect(page.locator('#detail-body [data-field="function"]')).to_have_text("bar")
     page.evaluate("document.querySelector('#promises-title').scrollIntoView({block: 'start'})")
@@ -780,7 +752,7 @@ def test_with_a_token_the_page_asks_for_it(browser: Browser, dashboard_with_toke
     page.fill("#login-token", "s3cret")
     page.keyboard.press("Enter")
     page.wait_for_selector("#login", state="hidden")
-    page.wait_for_selector("#live[data-live='live']")
+    page.wait_for_selector(LIVE)
     page.wait_for_selector("#flow-list .flow[data-flow='fan-out']")
     context.close()
 

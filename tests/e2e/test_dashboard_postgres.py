@@ -11,23 +11,17 @@ or without /usr/bin/chromium.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from asyncrpc.postgres.schema import RESONATE_SQL_ENV
-from harness.browser import CHROMIUM, CHROMIUM_ARGS
-from harness.isolation import free_port, isolated_env
-from harness.launched import Launched
-from harness.postgres import copy_data
-from harness.processes import ASYNCRPC
+from harness.browser import CHROMIUM, LIVE, chromium, live_page
+from harness.launched import Launched, launched
+from tests.support.dashboard import sign_in_url
 
 #: Milliseconds for a page to show what a slow, shared machine is still doing.
 SLOW = 60_000
@@ -36,84 +30,29 @@ if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing: `apt-get install -y chromium`", allow_module_level=True)
 
 
-@dataclass
-class PgSystem:
-    env: dict[str, str]
-    gateway_url: str
-    dashboard_url: str
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*ASYNCRPC, *args], env=self.env, capture_output=True, text=True, timeout=120
-        )
-
-    def sign_in_url(self) -> str:
-        ui = subprocess.run(
-            [*ASYNCRPC, "ui", "--no-open"], env=self.env, capture_output=True, text=True
-        )
-        assert ui.returncode == 0, ui.stderr
-        return ui.stdout.strip().removeprefix("dashboard: ")
-
-
 @pytest.fixture(scope="module")
-def system(resonate_sql: Path, postgres_data: Path) -> Iterator[PgSystem]:
-    schema = str(resonate_sql)
-    # Not under pytest's private temporary root: Postgres, run as another user when the
-    # tests run as root, must reach its data directory.
-    base = Path(tempfile.mkdtemp(prefix="asyncrpc-pg-dashboard-"))
-    copy_data(postgres_data, base / "run" / "postgres")
-    env = isolated_env(base / "run", **{RESONATE_SQL_ENV: schema})
-    launched = Launched(base / "run", env)
-    ports = {name: free_port() for name in ("server", "gateway", "dashboard")}
-    try:
-        up = subprocess.run(
-            [
-                *(*ASYNCRPC, "up", "--server", "postgres", "--detach", "--ready-timeout", "120"),
-                *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=400,
-        )
-        launched.remember()
-        assert up.returncode == 0, up.stdout + up.stderr
-        yield PgSystem(
-            env,
-            f"http://127.0.0.1:{ports['gateway']}",
-            f"http://127.0.0.1:{ports['dashboard']}/",
-        )
-    finally:
-        launched.stop()
-        shutil.rmtree(base, ignore_errors=True)
+def system(resonate_sql: Path, postgres_data: Path) -> Iterator[Launched]:
+    schema = {RESONATE_SQL_ENV: str(resonate_sql)}
+    with launched("asyncrpc-pg-dashboard-", postgres_data=postgres_data, env=schema) as run:
+        run.up("--server", "postgres")
+        yield run
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as it:
+        yield it
 
 
 @pytest.fixture(scope="module")
-def page(browser: Browser, system: PgSystem) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(system.sign_in_url())
-    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
-    yield page
-    context.close()
-    assert errors == [], errors
+def page(browser: Browser, system: Launched) -> Iterator[Page]:
+    address = sign_in_url(system)
+    with live_page(browser, address, width=1280, height=900, timeout_ms=SLOW) as live:
+        yield live.page
+    assert live.errors == [], live.errors
 
 
-def test_search_and_detail_on_resonate_pg(page: Page, system: PgSystem) -> None:
+def test_search_and_detail_on_resonate_pg(page: Page, system: Launched) -> None:
     for flow, route in (("await-chain", "/await-chain"), ("fan-out", "/fan-out-workflow")):
         answer = httpx.post(f"{system.gateway_url}{route}?id=pg-{flow}-1", timeout=120)
         assert answer.json() == {"message": 3}, answer.text
@@ -132,7 +71,7 @@ def test_search_and_detail_on_resonate_pg(page: Page, system: PgSystem) -> None:
     expect(detail.locator('[data-field="task"]')).to_contain_text("fulfilled")
 
 
-def test_the_detached_chains_result_and_the_demos_victims(page: Page, system: PgSystem) -> None:
+def test_the_detached_chains_result_and_the_demos_victims(page: Page, system: Launched) -> None:
     answer = httpx.post(f"{system.gateway_url}/detached-chain?id=pg-detached-1", timeout=120)
     assert answer.status_code == 200, answer.text
     row = page.locator('#invocations tr[data-invocation="pg-detached-1"][data-state="resolved"]')
@@ -144,7 +83,7 @@ def test_the_detached_chains_result_and_the_demos_victims(page: Page, system: Pg
 
 
 def test_the_overview_lists_a_schedule_from_the_schedules_table(
-    page: Page, system: PgSystem
+    page: Page, system: Launched
 ) -> None:
     import psycopg
 
@@ -152,7 +91,7 @@ def test_the_overview_lists_a_schedule_from_the_schedules_table(
     from asyncrpc.runtime.keepalive import postgres_conninfo
 
     page.reload()
-    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+    page.wait_for_selector(LIVE, timeout=SLOW)
     expect(page.locator("#no-schedules")).to_be_visible(timeout=SLOW)
     status = json.loads(system.cli("status", "--json").stdout)
     request = envelope(
@@ -182,12 +121,12 @@ def test_the_overview_lists_a_schedule_from_the_schedules_table(
     )
 
 
-def test_the_timeline_says_only_what_resonate_pg_records(page: Page, system: PgSystem) -> None:
+def test_the_timeline_says_only_what_resonate_pg_records(page: Page, system: Launched) -> None:
     """resonate-pg keeps a task's version, not why it was taken again: the label says so."""
     answer = httpx.post(f"{system.gateway_url}/await-chain?id=pg-timeline-1", timeout=120)
     assert answer.json() == {"message": 3}, answer.text
     page.reload()
-    page.wait_for_selector("#live[data-live='live']", timeout=SLOW)
+    page.wait_for_selector(LIVE, timeout=SLOW)
     page.click('button[aria-label="Show the call graph of pg-timeline-1"]')
     page.get_by_role("button", name="Timeline", exact=True).click()
     foo = page.locator('svg.timeline g.row[data-step="pg-timeline-1"]')

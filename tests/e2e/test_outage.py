@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,9 +29,7 @@ from asyncrpc.lesson import topology
 from asyncrpc.ops.call import EXIT_NOT_STARTED
 from asyncrpc.postgres.schema import RESONATE_SQL_ENV
 from asyncrpc.runtime import config
-from harness.isolation import free_port, isolated_env
-from harness.launched import Launched
-from harness.postgres import copy_data
+from harness.launched import Launched, launched
 from harness.processes import ASYNCRPC
 from harness.waiting import http_status, wait_until
 
@@ -48,22 +43,20 @@ SHORT_OUTAGE = 4.0
 
 @dataclass
 class System:
-    env: dict[str, str]
     server: str  # the node that is the server: `server` or `postgres`
-    gateway_url: str
     launched: Launched
 
+    @property
+    def gateway_url(self) -> str:
+        return self.launched.gateway_url
+
     def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [*ASYNCRPC, *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        self.launched.remember()
-        return result
+        return self.launched.cli(*args, timeout=timeout)
 
     def invoke(self, invocation_id: str, *options: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [*ASYNCRPC, "invoke", "await-chain", "--id", invocation_id, "--json", *options],
-            env=self.env,
+            env=dict(self.launched.env),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -92,39 +85,17 @@ class System:
 def system(request: pytest.FixtureRequest) -> Iterator[System]:
     extra: dict[str, str] = {config.ENV_START_TIMEOUT: f"{GATEWAY_START_TIMEOUT:g}"}
     options: list[str] = []
+    data = None
     if request.param == "postgres":
         schema = os.environ.get(RESONATE_SQL_ENV)
         if not schema:
             pytest.skip(f"{RESONATE_SQL_ENV} is not set (it names resonate.sql)")
         extra[RESONATE_SQL_ENV] = schema
         options = ["--server", "postgres"]
-    # Not under pytest's temporary root: as root, Postgres runs as another user that
-    # must reach its data directory, and pytest keeps that root private (0700).
-    base = Path(tempfile.mkdtemp(prefix="asyncrpc-outage-"))
-    if options:
-        copy_data(request.getfixturevalue("postgres_data"), base / "run" / "postgres")
-    env = isolated_env(base / "run", **extra)
-    launched = Launched(base / "run", env)
-    gateway_port = free_port()
-    try:
-        up = subprocess.run(
-            [
-                *(*ASYNCRPC, "up", "gateway", "a", "b", "c", *options, "--no-dashboard"),
-                *("--server-port", str(free_port()), "--gateway-port", str(gateway_port)),
-                *("--ready-timeout", "120", "--detach"),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=400,
-        )
-        launched.remember()
-        assert up.returncode == 0, up.stdout + up.stderr
-        server = topology.POSTGRES if options else topology.SERVER
-        yield System(env, server, f"http://127.0.0.1:{gateway_port}", launched)
-    finally:
-        launched.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        data = request.getfixturevalue("postgres_data")
+    with launched("asyncrpc-outage-", postgres_data=data, env=extra) as run:
+        run.up("gateway", "a", "b", "c", *options, "--no-dashboard")
+        yield System(topology.POSTGRES if options else topology.SERVER, run)
 
 
 def test_a_call_made_during_a_short_outage_completes(system: System) -> None:

@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +31,10 @@ from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import ORIGIN_TAG
 from asyncrpc.readers.server_reader import AsyncServerReader, ServerReader
 from asyncrpc.runtime import config
-from harness.isolation import free_port, isolated_env
-from harness.launched import Launched
-from harness.processes import ASYNCRPC, Processes
+from harness.isolation import free_port
+from harness.launched import Launched, launched
+from harness.processes import session
+from harness.system import start_node, wait_ready
 from harness.waiting import wait_until
 
 #: Run by hand, as nodes on another machine would be.
@@ -47,20 +46,18 @@ TIMEOUT = 120.0
 
 @dataclass
 class PgSystem:
-    env: dict[str, str]
     dsn: str
-    gateway_url: str
     launched: Launched
 
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self.launched.env
+
     def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [*ASYNCRPC, *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        self.launched.remember()
-        return result
+        return self.launched.cli(*args, timeout=timeout)
 
     def post(self, flow: topology.Flow, invocation_id: str, wait: float) -> httpx.Response:
-        url = f"{self.gateway_url}{flow.route}"
+        url = f"{self.launched.gateway_url}{flow.route}"
         return httpx.post(url, params={"id": invocation_id, "wait": wait}, timeout=wait + 30)
 
     def graph(self, invocation_id: str) -> CallNode:
@@ -73,39 +70,15 @@ def pg() -> Iterator[PgSystem]:
     schema = os.environ.get(RESONATE_SQL_ENV)
     if not schema:
         pytest.skip(f"{RESONATE_SQL_ENV} is not set (it names resonate.sql)")
-    # Not under pytest's temporary root: pytest keeps that private to root (0700), and as
-    # root Postgres runs as another user that must reach its data directory.
-    base = Path(tempfile.mkdtemp(prefix="asyncrpc-pg-e2e-"))
-    env = isolated_env(base / "run", **{RESONATE_SQL_ENV: schema})
-    launched = Launched(base / "run", env)
-    procs = Processes(log_dir=base, base_env=env)
-    port, gateway_port = free_port(), free_port()
-    under_up = [n for n in topology.NODES if n not in BY_HAND]
-    try:
-        up = subprocess.run(
-            [
-                *(*ASYNCRPC, "up", "gateway", *under_up, "--server", "postgres"),
-                *("--server-port", str(port), "--gateway-port", str(gateway_port)),
-                *("--delay", PAUSE, "--ready-timeout", "120", "--detach"),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=400,
-        )
-        launched.remember()
-        assert up.returncode == 0, up.stdout + up.stderr
-        dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        nodes = [
-            procs.start(f"node-{n}", [*ASYNCRPC, "node", n, "--server-url", dsn]) for n in BY_HAND
-        ]
-        for node in nodes:
-            node.wait_for_output(config.READY_MARKER, TIMEOUT)
-        yield PgSystem(env, dsn, f"http://127.0.0.1:{gateway_port}", launched)
-    finally:
-        procs.stop_all()
-        launched.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    # Its `postgres` node prepares its data directory from nothing (no copy of one).
+    with launched("asyncrpc-pg-e2e-", env={RESONATE_SQL_ENV: schema}) as run:
+        under_up = [n for n in topology.NODES if n not in BY_HAND]
+        run.up("gateway", *under_up, "--server", "postgres", "--delay", PAUSE)
+        dsn = f"postgresql://postgres@127.0.0.1:{run.server_port}/postgres"
+        with session(run.run_dir.parent / "by-hand", run.env) as procs:
+            nodes = [start_node(procs, n, dsn) for n in BY_HAND]
+            wait_ready(*nodes, timeout=TIMEOUT)
+            yield PgSystem(dsn, run)
 
 
 def test_every_flow_gives_3_with_some_nodes_started_by_hand(pg: PgSystem) -> None:

@@ -16,6 +16,7 @@ from asyncrpc.server.engine import Engine
 from asyncrpc.supervise.plan import Plan
 from asyncrpc.supervise.supervisor import Supervisor
 from harness.isolation import free_port
+from harness.launched import Launched
 
 #: The port the dashboard believes it serves on (its access rules check the Host header).
 PORT = 5999
@@ -61,3 +62,10 @@ def dashboard(
         demo=DemoRun(command, {}),
         access=Access(port, secret, token),
     )
+
+
+def sign_in_url(launched: Launched) -> str:
+    """The address `asyncrpc ui --no-open` prints for ``launched``'s run, as a person copies it."""
+    ui = launched.cli("ui", "--no-open", timeout=120)
+    assert ui.returncode == 0, ui.stderr
+    return ui.stdout.strip().removeprefix("dashboard: ")
