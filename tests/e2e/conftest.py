@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -27,6 +28,9 @@ from harness.postgres import prepared_data
 from harness.processes import Processes, session
 from tests.support.demo_run import DemoRun
 from tests.support.launcher import Launcher
+
+if TYPE_CHECKING:  # Playwright is imported by the modules that drive a browser only
+    from playwright.sync_api import Browser
 
 #: Seconds a process that is on its way out (a template after its supervisor) gets to end.
 LEAVING_S = 10.0
@@ -53,6 +57,15 @@ def procs(tmp_path: Path) -> Iterator[Processes]:
         yield processes
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, headless, for the module (its tests open pages of their own)."""
+    from harness.browser import chromium
+
+    with chromium() as it:
+        yield it
+
+
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[DemoRun]:
     """`asyncrpc demo crash` runs; the demo and every process it started are stopped at the end."""
@@ -66,7 +79,7 @@ def demo(tmp_path: Path) -> Iterator[DemoRun]:
 @pytest.fixture
 def launcher(tmp_path: Path) -> Iterator[Launcher]:
     """`asyncrpc ...` as a user runs it; `down` and a kill of all it started at the end."""
-    it = Launcher(tmp_path, isolated_env(tmp_path / "run", COLUMNS="200"))
+    it = Launcher(tmp_path / "run", isolated_env(tmp_path / "run", COLUMNS="200"))
     try:
         yield it
     finally:

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,9 +24,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from asyncrpc.protocol.answers import envelope
-from harness.isolation import free_port, isolated_env
-from harness.launched import Launched
-from harness.processes import ASYNCRPC, Processes
+from harness.isolation import free_port
+from harness.launched import Launched, launched
+from harness.processes import session
 
 TOKEN = "e2e-token"
 #: The invocation both the system and the decoy hold a promise for.
@@ -37,20 +35,20 @@ SHARED_ID = "shared-1"
 
 @dataclass
 class System:
-    env: dict[str, str]
-    run_dir: Path
-    server_url: str
-    gateway_url: str
+    launched: Launched
     decoy_url: str
     up: subprocess.CompletedProcess[str]
-    launched: Launched
+
+    @property
+    def server_url(self) -> str:
+        return self.launched.server_url
+
+    @property
+    def gateway_url(self) -> str:
+        return self.launched.gateway_url
 
     def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [*ASYNCRPC, *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        self.launched.remember()
-        return result
+        return self.launched.cli(*args, timeout=timeout)
 
     def json(self, *args: str, code: int = 0) -> Any:
         result = self.cli(*args, "--json")
@@ -72,14 +70,13 @@ class System:
 
 @pytest.fixture(scope="module")
 def system() -> Iterator[System]:
-    base = Path(tempfile.mkdtemp(prefix="asyncrpc-json-e2e-"))
-    run_dir = base / "run"
-    decoy_port, server_port, gateway_port = free_port(), free_port(), free_port()
+    decoy_port = free_port()
     decoy_url = f"http://127.0.0.1:{decoy_port}"
-    env = isolated_env(run_dir, RESONATE_TOKEN=TOKEN, RESONATE_URL=decoy_url, COLUMNS="200")
-    procs = Processes(log_dir=base, base_env=env)
-    launched = Launched(run_dir, env)
-    try:
+    env = {"RESONATE_TOKEN": TOKEN, "RESONATE_URL": decoy_url, "COLUMNS": "200"}
+    with (
+        launched("asyncrpc-json-e2e-", env=env) as run,
+        session(run.run_dir.parent / "decoy", run.env) as procs,
+    ):
         procs.start_server(db=":memory:", port=decoy_port)
         decoy = httpx.post(
             f"{decoy_url}/",
@@ -94,32 +91,12 @@ def system() -> Iterator[System]:
             timeout=30,
         )
         assert decoy.status_code == 200, decoy.text
-        up = subprocess.run(
-            [
-                *(*ASYNCRPC, "up", "await-chain", "--detach", "--json", "--no-dashboard"),
-                *("--server-port", str(server_port), "--gateway-port", str(gateway_port)),
-                *("--delay", "c=2", "--ready-timeout", "120"),
-            ],
-            # The decoy answers at RESONATE_URL: unset here, so the system runs its own server.
-            env={**env, "RESONATE_URL": ""},
-            capture_output=True,
-            text=True,
-            timeout=400,
+        # The decoy answers at RESONATE_URL: unset here, so the system runs its own server.
+        up = run.up(
+            *("await-chain", "--json", "--no-dashboard", "--delay", "c=2"),
+            env={"RESONATE_URL": ""},
         )
-        launched.remember()
-        assert up.returncode == 0, up.stdout + up.stderr
-        yield System(
-            env=env,
-            run_dir=run_dir,
-            server_url=f"http://127.0.0.1:{server_port}",
-            gateway_url=f"http://127.0.0.1:{gateway_port}",
-            decoy_url=decoy_url,
-            up=up,
-            launched=launched,
-        )
-    finally:
-        launched.stop()
-        procs.stop_all()
+        yield System(run, decoy_url, up)
 
 
 def test_up_detach_shows_progress_and_reports_json(system: System) -> None:

@@ -36,7 +36,7 @@ from asyncrpc.protocol.states import PromiseState
 from asyncrpc.readers.server_reader import ServerReader
 from asyncrpc.supervise.control_client import connect
 from asyncrpc.supervise.rundir import RunDir
-from harness.browser import CHROMIUM, LIVE, chromium, live_page
+from harness.browser import CHROMIUM, LIVE, live_page
 from harness.isolation import free_port
 from harness.launched import Launched, launched
 from harness.waiting import wait_until
@@ -103,12 +103,6 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         up = run.up("--delay", "c=1.5")
         assert f"dashboard: {run.dashboard_url}" in up.stdout
         yield System(run)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as it:
-        yield it
 
 
 @pytest.fixture(scope="module")

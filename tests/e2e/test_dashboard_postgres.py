@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from asyncrpc.postgres.schema import RESONATE_SQL_ENV
-from harness.browser import CHROMIUM, LIVE, chromium, live_page
+from harness.browser import CHROMIUM, LIVE, live_page
 from harness.launched import Launched, launched
 from tests.support.dashboard import sign_in_url
 
@@ -36,12 +36,6 @@ def system(resonate_sql: Path, postgres_data: Path) -> Iterator[Launched]:
     with launched("asyncrpc-pg-dashboard-", postgres_data=postgres_data, env=schema) as run:
         run.up("--server", "postgres")
         yield run
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as it:
-        yield it
 
 
 @pytest.fixture(scope="module")
