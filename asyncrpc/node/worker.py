@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -173,9 +172,6 @@ async def run_worker(
         # No await since join(): no message can have arrived before this line.
         function = with_pause(services.FUNCTIONS[node.function], settings.delay)
         resonate.register(function, name=node.function)
-        # Everything imported so far lives as long as the process: frozen, the garbage
-        # collector's full passes (which every step's short-lived objects set off) skip it.
-        gc.freeze()
         await stop.wait()
     finally:
         notice.cancel()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import time
@@ -108,9 +107,6 @@ def serve(
     )
     server = GracefulServer(uvicorn_config(app, app, log_level), before_shutdown=app.close_streams)
     app.engine.on_failure = server.request_exit
-    # The modules and what recovery read live as long as the process: frozen, the garbage
-    # collector's full passes (which every request's short-lived objects set off) skip them.
-    gc.freeze()
     try:
         server.run(sockets=[sock])
     finally:
