@@ -173,8 +173,9 @@ class ServerApp:
             started = time.perf_counter()
 
             def deliver(reply: Reply) -> None:
-                self.metrics.request(reply.kind, reply.status, time.perf_counter() - started)
-                respond(*_reply_parts(reply))
+                took = time.perf_counter() - started
+                respond(*_reply_parts(reply))  # first: its caller's next step waits for it
+                self.metrics.request(reply.kind, reply.status, took)
 
             self.engine.answer(body, deliver, behind)
 

@@ -1,9 +1,10 @@
-"""A stream's writer takes a commit's messages at once, in order, or leaves them to its queue."""
+"""What the server does first after a commit: pushes at once, then the answers, then the rest."""
 
 from __future__ import annotations
 
 import asyncio
 
+from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine, Reply
 from asyncrpc.server.router import Message, Stream
 from asyncrpc.server.store import Store
@@ -148,3 +149,21 @@ def test_a_request_behind_a_waiting_one_on_its_connection_waits_too() -> None:
     ]
     # Not behind one: at once.
     assert answered_in_one_turn(engine, [(LISTEN, False), (get, False)])[0] == "promise.get 200"
+
+
+def test_an_answer_leaves_before_the_server_counts_it() -> None:
+    app = ServerApp(Engine(Store(":memory:"), clock=Clock()))
+    counted_when_answered: list[bytes] = []
+
+    def respond(status: int, headers: list[tuple[bytes, bytes]], content: bytes) -> None:
+        counted_when_answered.append(app.metrics.exposition())
+
+    async def post() -> None:
+        app.post([(b"host", b"127.0.0.1:8001")], envelope("promise.get", id="p0"), respond)
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    asyncio.run(post())
+    (before,) = counted_when_answered
+    assert b'kind="promise.get"' not in before
+    assert b'kind="promise.get"' in app.metrics.exposition()
