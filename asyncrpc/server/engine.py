@@ -58,9 +58,13 @@ WRITE_RETRY_MS = 1_000
 #: The kinds no step of a flow waits for: a task's suspend (the step it awaits is already
 #: another process's work) and a listener's registration (its caller waits for the unblock,
 #: not for this answer). Behind the fast lane (:meth:`Engine.answer`) they are applied after
-#: the commit of the other requests of their turn of the event loop, so that those answers,
-#: the next steps of flows, wait neither for their work nor for their answers' writes.
+#: the next commit of other requests, or :data:`BESIDE_THE_PATH_WAIT_S` after they came if
+#: none comes first, so that the next steps of flows (the acquire of the process the suspend's
+#: fenced create pushed work to, which comes right behind it) wait neither for their work nor
+#: for their answers' writes.
 BESIDE_THE_PATH = frozenset({"task.suspend", "promise.register_listener"})
+#: How long a request :data:`BESIDE_THE_PATH` waits at most for another's commit (s).
+BESIDE_THE_PATH_WAIT_S = 0.001
 #: The kinds that never change the state: served while writes are refused.
 READ_KINDS = frozenset(
     {
@@ -112,6 +116,7 @@ class Engine:
         retain_ms: int | None = None,
         ack_timeout_ms: int = ACK_TIMEOUT_MS,
         background_snapshots: bool = False,
+        beside_the_path_wait_s: float = BESIDE_THE_PATH_WAIT_S,
     ) -> None:
         self.state = Machine(store.history)
         #: How long a settled invocation is kept (None: forever); see :mod:`retention`.
@@ -151,6 +156,9 @@ class Engine:
         #: Requests applied after the next commit (:data:`BESIDE_THE_PATH`), in the order
         #: they came: the body, the request (or the reply to a body that is none), who gets it.
         self._later: list[tuple[bytes, Request | Reply, Callable[[Reply], None]]] = []
+        #: Applies them when no commit comes first, after this long (s).
+        self._later_timer: asyncio.TimerHandle | None = None
+        self._later_wait_s = beside_the_path_wait_s
         self.recovered_entries = 0
         self._recover(self.state)
 
@@ -186,8 +194,8 @@ class Engine:
         commit of this loop turn (in the order the requests came), or the 503 of a failed
         commit. The server's HTTP fast lane answers ``POST /`` through it.
 
-        A request of a kind :data:`BESIDE_THE_PATH` is applied on a later callback of
-        the loop, after the commit of the requests that come in its turn. ``behind``
+        A request of a kind :data:`BESIDE_THE_PATH` is applied after the next commit
+        of other requests, or once ``beside_the_path_wait_s`` is over. ``behind``
         says that an earlier request on the caller's connection is not answered yet:
         while one waits to be applied later, so does this one, so that a connection's
         requests are applied in the order they were sent.
@@ -197,8 +205,10 @@ class Engine:
             isinstance(parsed, Request) and parsed.kind in BESIDE_THE_PATH
         ):
             self._later.append((body, parsed, deliver))
-            if len(self._later) == 1:
-                asyncio.get_running_loop().call_soon(self._answer_later)
+            if self._later_timer is None:
+                self._later_timer = asyncio.get_running_loop().call_later(
+                    self._later_wait_s, self._answer_later
+                )
             return
         self._answer(body, parsed, deliver)
 
@@ -213,10 +223,13 @@ class Engine:
         self._held.append((reply, deliver))
 
     def _answer_later(self) -> None:
-        """Apply the requests held for after this turn's commit (once it is done)."""
+        """Apply the requests held for after the next commit (once it is done)."""
         if self._commit_due:
             asyncio.get_running_loop().call_soon(self._answer_later)
             return
+        if self._later_timer is not None:
+            self._later_timer.cancel()
+            self._later_timer = None
         later, self._later = self._later, []
         for body, parsed, deliver in later:
             self._answer(body, parsed, deliver)
@@ -502,6 +515,8 @@ class Engine:
             asyncio.get_running_loop().call_soon(_deliver, held)
         else:
             _deliver(held)
+        if self._later:
+            asyncio.get_running_loop().call_soon(self._answer_later)
 
     def _route(self, outgoing: list[Outgoing]) -> None:
         for message in outgoing:

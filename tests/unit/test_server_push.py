@@ -95,10 +95,10 @@ class CountingStore(Store):
         super().commit()
 
 
-def counting_engine() -> Engine:
+def counting_engine(wait_s: float = 0.001) -> Engine:
     store = CountingStore(":memory:")
     store.delivered = []
-    return Engine(store, clock=Clock())
+    return Engine(store, clock=Clock(), beside_the_path_wait_s=wait_s)
 
 
 def answered_in_one_turn(engine: Engine, requests: list[tuple[bytes, bool]]) -> list[str]:
@@ -115,6 +115,7 @@ def answered_in_one_turn(engine: Engine, requests: list[tuple[bytes, bool]]) -> 
             engine.answer(body, deliver, behind)
         for _ in range(10):
             await asyncio.sleep(0)
+        await asyncio.sleep(0.01)  # no commit came: the wait is over
 
     asyncio.run(turn())
     return delivered
@@ -167,3 +168,32 @@ def test_an_answer_leaves_before_the_server_counts_it() -> None:
     (before,) = counted_when_answered
     assert b'kind="promise.get"' not in before
     assert b'kind="promise.get"' in app.metrics.exposition()
+
+
+def test_a_suspend_waits_for_the_request_that_comes_right_behind_it() -> None:
+    """The next node's acquire comes a little after the suspend: it is still answered first."""
+    engine = counting_engine(wait_s=60.0)
+    create(engine, "p1")
+    create_p2 = envelope("promise.create", id="p2", timeoutAt=FAR, tags=TAGS)
+    assert isinstance(engine.store, CountingStore)
+    delivered = engine.store.delivered = []
+
+    def deliver(reply: Reply) -> None:
+        delivered.append(f"{reply.kind} {reply.status}")
+
+    async def two_turns() -> None:
+        engine.answer(LISTEN, deliver)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert delivered == []
+        engine.answer(create_p2, deliver)
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+    asyncio.run(two_turns())
+    assert delivered == [
+        "commit 1",
+        "promise.create 200",
+        "commit 1",
+        "promise.register_listener 200",
+    ]
