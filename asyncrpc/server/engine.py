@@ -427,6 +427,11 @@ class Engine:
         self._timer = asyncio.get_running_loop().create_task(self.run_timers())
 
     async def stop(self) -> None:
+        if self._later_timer is not None:
+            # Never applied nor answered: their callers send them again to the next server.
+            self._later_timer.cancel()
+            self._later_timer = None
+            self._later = []
         if self._timer is not None:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -197,3 +197,17 @@ def test_a_suspend_waits_for_the_request_that_comes_right_behind_it() -> None:
         "commit 1",
         "promise.register_listener 200",
     ]
+
+
+def test_a_stopping_server_drops_what_waits_unapplied() -> None:
+    engine = counting_engine(wait_s=0.05)
+    create(engine, "p1")
+    delivered: list[Reply] = []
+
+    async def stop_while_waiting() -> None:
+        engine.answer(LISTEN, delivered.append)
+        await engine.stop()
+        await asyncio.sleep(0.1)  # past the wait: nothing is applied to the closed store
+
+    asyncio.run(stop_while_waiting())
+    assert delivered == [] and engine.failed is None
