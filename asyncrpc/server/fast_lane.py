@@ -99,6 +99,7 @@ class DirectPush:
         cycle = self._cycle
         if (
             cycle.disconnected
+            or cycle.transport.is_closing()
             or cycle.flow.write_paused
             or not cycle.response_started
             or cycle.response_complete

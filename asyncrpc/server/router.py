@@ -272,10 +272,21 @@ class Router:
             recent.popleft()
         if message.task is not None:
             stream.unacked.append((now, message.task))
-        writer = stream.writer
-        if writer is None or stream.pumping or not stream.queue.empty() or not writer(message):
+        if not self._write_now(stream, message):
             stream.queue.put_nowait(message)
             self.queued += 1
+
+    @staticmethod
+    def _write_now(stream: Stream, message: Message) -> bool:
+        """Write ``message`` at once if the stream can and nothing waits in its queue."""
+        writer = stream.writer
+        if writer is None or stream.pumping or not stream.queue.empty():
+            return False
+        try:
+            return writer(message)
+        except Exception:  # the queue's writer tries again, and ends the stream if it must
+            logger.exception("writing to the poll stream of %s failed", stream.pid)
+            return False
 
     def _find(self, group: str, pid: str | None) -> Stream | None:
         for stream in reversed(self._groups.get(group, ())):

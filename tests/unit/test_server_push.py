@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
+from typing import Any
 
 from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine, Reply
+from asyncrpc.server.fast_lane import DirectPush
 from asyncrpc.server.router import Message, Stream
 from asyncrpc.server.store import Store
 from tests.support.server import FAR, Clock, envelope, send
@@ -211,3 +214,48 @@ def test_a_stopping_server_drops_what_waits_unapplied() -> None:
 
     asyncio.run(stop_while_waiting())
     assert delivered == [] and engine.failed is None
+
+
+def test_a_writer_that_fails_leaves_the_message_to_the_queue() -> None:
+    engine, stream, _ = engine_with_stream()
+
+    def broken(message: Message) -> bool:
+        raise RuntimeError("the transport is closed")
+
+    stream.writer = broken
+    create(engine, "t1")
+    assert queued(stream) == ["t1"]
+
+
+class Transport:
+    def __init__(self, closing: bool = False) -> None:
+        self.closing = closing
+        self.written: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+def cycle(transport: Transport, paused: bool = False, started: bool = True) -> Any:
+    """What :class:`DirectPush` reads of uvicorn's request cycle."""
+    return SimpleNamespace(
+        disconnected=False,
+        transport=transport,
+        flow=SimpleNamespace(write_paused=paused),
+        response_started=started,
+        response_complete=False,
+        chunked_encoding=True,
+    )
+
+
+def test_a_direct_push_writes_a_chunk_only_when_uvicorns_send_would_at_once() -> None:
+    transport = Transport()
+    assert DirectPush(cycle(transport)).write(b"data: x\n\n")
+    assert transport.written == [b"9\r\ndata: x\n\n\r\n"]
+    assert not DirectPush(cycle(transport, paused=True)).write(b"data: y\n\n")
+    assert not DirectPush(cycle(transport, started=False)).write(b"data: y\n\n")
+    assert not DirectPush(cycle(Transport(closing=True))).write(b"data: y\n\n")
+    assert transport.written == [b"9\r\ndata: x\n\n\r\n"]
