@@ -19,7 +19,7 @@ that). The events:
 - in the server: ``in`` when uvicorn hands a ``POST /`` to the app (its fast lane),
   ``commit N`` and ``committed N`` around each SQLite commit of N entries,
   ``out KIND`` when the answer leaves, ``push KIND`` when a pushed message is
-  handed to uvicorn for a poll stream.
+  written to a poll stream (at once, or handed to uvicorn from the stream's queue).
 
 A stamp costs a few microseconds (a line written to a file), which the
 profile then counts in whatever hop it falls in.
@@ -37,6 +37,7 @@ from typing import Any
 import msgspec
 
 from asyncrpc.network.join import Links, PollStream, Source, links
+from asyncrpc.server.app import PUSH_EXTENSION
 from asyncrpc.server.store import Store
 
 _decoder = msgspec.json.Decoder()
@@ -166,14 +167,27 @@ def traced_asgi(app: Any, trace: Trace) -> Any:
             return
         if scope["path"].startswith("/poll/"):
 
-            async def push(message: dict[str, Any]) -> None:
-                frame = message.get("body", b"")
+            def stamp(frame: bytes) -> None:
                 if frame.startswith(b"data: "):
                     for line in frame.split(b"\n\n"):
                         if line.startswith(b"data: "):
                             trace.mark("push", kind_of(line[len(b"data: ") :]))
+
+            async def push(message: dict[str, Any]) -> None:
+                stamp(message.get("body", b""))
                 await send(message)
 
+            extensions = scope.get("extensions") or {}
+            direct = extensions.get(PUSH_EXTENSION)
+            if isinstance(direct, dict) and callable(direct.get("write")):
+                write_now = direct["write"]
+
+                def stamped(frame: bytes) -> bool:
+                    stamp(frame)
+                    written: bool = write_now(frame)
+                    return written
+
+                scope = {**scope, "extensions": {**extensions, PUSH_EXTENSION: {"write": stamped}}}
             await app(scope, receive, push)
             return
         await app(scope, receive, send)
@@ -188,7 +202,9 @@ class TracedLane:
         self._app = app
         self._trace = trace
 
-    def post(self, headers: Any, body: bytes, respond: Callable[..., None]) -> None:
+    def post(
+        self, headers: Any, body: bytes, respond: Callable[..., None], behind: bool = False
+    ) -> None:
         trace = self._trace
         trace.mark("in", "?")
 
@@ -196,7 +212,7 @@ class TracedLane:
             trace.mark("out", kind_of(body))
             respond(status, answer_headers, content)
 
-        self._app.post(headers, body, answered)
+        self._app.post(headers, body, answered, behind)
 
 
 def serve_server(trace: Trace, port: int, db: str) -> int:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -50,7 +51,7 @@ from asyncrpc.server.protocol import (
     error_envelope,
     stream_safe,
 )
-from asyncrpc.server.router import Stream
+from asyncrpc.server.router import Message, Stream
 
 logger = logging.getLogger("asyncrpc.server.http")
 
@@ -64,6 +65,9 @@ Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 #: Sends one whole answer.
 Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
 
+#: The ASGI scope extension of a poll stream whose frames can be written at once: its
+#: ``"write"`` takes a frame and says whether it was written (the fast lane's ``DirectPush``).
+PUSH_EXTENSION = "asyncrpc.push"
 #: A comment line is written to an idle stream this often, so a dead peer is noticed.
 KEEPALIVE_S = 10.0
 #: A stream write that the peer has not taken after this long ends the stream.
@@ -141,7 +145,7 @@ class ServerApp:
             except ProtocolError as exc:
                 await _respond(send, exc.status, _with_detail(exc.message), error_envelope(400))
                 return
-            await self._poll(parts[0], parts[1], receive, send)
+            await self._poll(parts[0], parts[1], receive, send, _direct_write(scope))
         elif path == "/streams" and method == "GET":
             streams = [s.__dict__ for s in self.engine.router.streams()]
             await _json(send, 200, {"streams": streams})
@@ -151,12 +155,14 @@ class ServerApp:
         else:
             await _json(send, 404, {"error": f"no route {method} {path}"})
 
-    def post(self, headers: Headers, body: bytes, respond: Respond) -> None:
+    def post(self, headers: Headers, body: bytes, respond: Respond, behind: bool = False) -> None:
         """``POST /`` with its whole body, answered through ``respond`` once it may leave.
 
         The fast lane's entry (no ASGI cycle): the same answers as :meth:`__call__`
         gives ``POST /``, the browser guard's 403 or 415, the 401 of a missing token
         and the 413 of a large body included, and the same count in the metrics.
+        ``behind``: an earlier request on the same connection is not answered yet
+        (:meth:`Engine.answer <asyncrpc.server.engine.Engine.answer>` applies it after that one).
         """
         refusal = self._refusal(headers)
         if refusal is not None:
@@ -167,10 +173,11 @@ class ServerApp:
             started = time.perf_counter()
 
             def deliver(reply: Reply) -> None:
-                self.metrics.request(reply.kind, reply.status, time.perf_counter() - started)
-                respond(*_reply_parts(reply))
+                took = time.perf_counter() - started
+                respond(*_reply_parts(reply))  # first: its caller's next step waits for it
+                self.metrics.request(reply.kind, reply.status, took)
 
-            self.engine.answer(body, deliver)
+            self.engine.answer(body, deliver, behind)
 
     # -- routes --------------------------------------------------------------
 
@@ -194,7 +201,20 @@ class ServerApp:
         self.metrics.request(reply.kind, reply.status, time.perf_counter() - started)
         await _respond(send, *_reply_parts(reply))
 
-    async def _poll(self, group: str, pid: str, receive: Receive, send: Send) -> None:
+    async def _poll(
+        self,
+        group: str,
+        pid: str,
+        receive: Receive,
+        send: Send,
+        direct: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        """Stream ``group``/``pid``'s messages; ``direct`` writes a frame at once, if given.
+
+        With ``direct`` the router writes each message in the turn that routes it (a
+        commit's), while nothing waits in the stream's queue; the queue and its writer
+        (:meth:`_pump`) take what ``direct`` cannot write at once.
+        """
         stream = self.engine.router.connect(group, pid)
         disconnected = asyncio.ensure_future(
             _first_of(
@@ -207,6 +227,8 @@ class ServerApp:
             await send(
                 {"type": "http.response.body", "body": b": connected\n\n", "more_body": True}
             )
+            if direct is not None:
+                stream.writer = functools.partial(_write_now, direct)
             pump = asyncio.ensure_future(self._pump(stream, send))
             await asyncio.wait({pump, disconnected}, return_when=asyncio.FIRST_COMPLETED)
             if pump.done() and not pump.cancelled() and pump.exception() is not None:
@@ -215,6 +237,7 @@ class ServerApp:
                 async with asyncio.timeout(WRITE_TIMEOUT_S):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            stream.writer = None
             if pump is not None:
                 pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -228,6 +251,8 @@ class ServerApp:
         It is cancelled when the peer goes away; messages it took but did not write
         go back on the queue for the router to route again. Each message wakes it
         directly (no task or wait set up per message): pushes are on every flow's path.
+        Behind the fast lane it writes only what the router could not write at once
+        (a stream's first messages, and what comes while its peer does not read).
         """
         queue = stream.queue
         while True:
@@ -240,11 +265,13 @@ class ServerApp:
                 continue
             while not queue.empty():
                 messages.append(queue.get_nowait())
-            frame = b"".join(b"data: " + stream_safe(m.body) + b"\n\n" for m in messages)
+            frame = b"".join(_frame(m) for m in messages)
             written = False
+            stream.pumping = True  # what comes meanwhile queues behind these
             try:
                 written = await _write(send, frame)
             finally:
+                stream.pumping = False
                 if not written:
                     for message in messages:
                         queue.put_nowait(message)
@@ -308,6 +335,22 @@ class ServerApp:
         if show_path:
             health["database"] = self.engine.store.path
         return health
+
+
+def _frame(message: Message) -> bytes:
+    """One message as a poll stream's SSE event."""
+    return b"data: " + stream_safe(message.body) + b"\n\n"
+
+
+def _write_now(direct: Callable[[bytes], bool], message: Message) -> bool:
+    return direct(_frame(message))
+
+
+def _direct_write(scope: Scope) -> Callable[[bytes], bool] | None:
+    """The scope's way to write a poll stream's frames at once, if its server gives one."""
+    extension = (scope.get("extensions") or {}).get(PUSH_EXTENSION)
+    write = extension.get("write") if isinstance(extension, dict) else None
+    return write if callable(write) else None
 
 
 def _reply_parts(reply: Reply) -> Answer:

@@ -55,6 +55,16 @@ SNAPSHOT_RETRY_MS = 10_000
 TICK_INTERVAL_S = 0.2
 #: How long after a failed write the disk is tried again (ms).
 WRITE_RETRY_MS = 1_000
+#: The kinds no step of a flow waits for: a task's suspend (the step it awaits is already
+#: another process's work) and a listener's registration (its caller waits for the unblock,
+#: not for this answer). Behind the fast lane (:meth:`Engine.answer`) they are applied after
+#: the next commit of other requests, or :data:`BESIDE_THE_PATH_WAIT_S` after they came if
+#: none comes first, so that the next steps of flows (the acquire of the process the suspend's
+#: fenced create pushed work to, which comes right behind it) wait neither for their work nor
+#: for their answers' writes.
+BESIDE_THE_PATH = frozenset({"task.suspend", "promise.register_listener"})
+#: How long a request :data:`BESIDE_THE_PATH` waits at most for another's commit (s).
+BESIDE_THE_PATH_WAIT_S = 0.001
 #: The kinds that never change the state: served while writes are refused.
 READ_KINDS = frozenset(
     {
@@ -106,6 +116,7 @@ class Engine:
         retain_ms: int | None = None,
         ack_timeout_ms: int = ACK_TIMEOUT_MS,
         background_snapshots: bool = False,
+        beside_the_path_wait_s: float = BESIDE_THE_PATH_WAIT_S,
     ) -> None:
         self.state = Machine(store.history)
         #: How long a settled invocation is kept (None: forever); see :mod:`retention`.
@@ -142,6 +153,12 @@ class Engine:
         self._batch: asyncio.Future[None] | None = None
         #: Replies held for that commit, and who gets each once it is durable (:meth:`answer`).
         self._held: list[tuple[Reply, Callable[[Reply], None]]] = []
+        #: Requests applied after the next commit (:data:`BESIDE_THE_PATH`), in the order
+        #: they came: the body, the request (or the reply to a body that is none), who gets it.
+        self._later: list[tuple[bytes, Request | Reply, Callable[[Reply], None]]] = []
+        #: Applies them when no commit comes first, after this long (s).
+        self._later_timer: asyncio.TimerHandle | None = None
+        self._later_wait_s = beside_the_path_wait_s
         self.recovered_entries = 0
         self._recover(self.state)
 
@@ -170,19 +187,52 @@ class Engine:
                 return self._unavailable(reply.request)
         return reply
 
-    def answer(self, body: bytes, deliver: Callable[[Reply], None]) -> None:
+    def answer(self, body: bytes, deliver: Callable[[Reply], None], behind: bool = False) -> None:
         """:meth:`handle_grouped` without a coroutine: ``deliver`` gets the reply once it may leave.
 
         That is at once for a request that waits for no commit, else right after the
         commit of this loop turn (in the order the requests came), or the 503 of a failed
         commit. The server's HTTP fast lane answers ``POST /`` through it.
+
+        A request of a kind :data:`BESIDE_THE_PATH` is applied after the next commit
+        of other requests, or once ``beside_the_path_wait_s`` is over. ``behind``
+        says that an earlier request on the caller's connection is not answered yet:
+        while one waits to be applied later, so does this one, so that a connection's
+        requests are applied in the order they were sent.
         """
-        reply = self.apply(body)
+        parsed = self._parse(body)
+        if (behind and self._later) or (
+            isinstance(parsed, Request) and parsed.kind in BESIDE_THE_PATH
+        ):
+            self._later.append((body, parsed, deliver))
+            if self._later_timer is None:
+                self._later_timer = asyncio.get_running_loop().call_later(
+                    self._later_wait_s, self._answer_later
+                )
+            return
+        self._answer(body, parsed, deliver)
+
+    def _answer(
+        self, body: bytes, parsed: Request | Reply, deliver: Callable[[Reply], None]
+    ) -> None:
+        reply = parsed if isinstance(parsed, Reply) else self._apply_request(body, parsed)
         if not self._commit_due and not self.store.staged:
             deliver(reply)
             return
         self._schedule_commit()
         self._held.append((reply, deliver))
+
+    def _answer_later(self) -> None:
+        """Apply the requests held for after the next commit (once it is done)."""
+        if self._commit_due:
+            asyncio.get_running_loop().call_soon(self._answer_later)
+            return
+        if self._later_timer is not None:
+            self._later_timer.cancel()
+            self._later_timer = None
+        later, self._later = self._later, []
+        for body, parsed, deliver in later:
+            self._answer(body, parsed, deliver)
 
     def _unavailable(self, request: Request | None) -> Reply:
         """A 503 for ``request``, in its envelope (its kind and corrId), saying why."""
@@ -200,11 +250,19 @@ class Engine:
 
     def apply(self, body: bytes) -> Reply:
         """Apply one request and stage it; durable and routed only after :meth:`commit`."""
+        parsed = self._parse(body)
+        return parsed if isinstance(parsed, Reply) else self._apply_request(body, parsed)
+
+    @staticmethod
+    def _parse(body: bytes) -> Request | Reply:
+        """The request ``body`` holds, or the reply to a body that holds none."""
         try:
-            request = parse_request(body)
+            return parse_request(body)
         except ProtocolError as exc:
             envelope = error_envelope(exc.status, exc.kind, exc.corr_id)
             return Reply(exc.status, envelope, exc.message, exc.kind)
+
+    def _apply_request(self, body: bytes, request: Request) -> Reply:
         now = self.clock()
         if self.failed is not None and not self._may_apply(request.kind, now):
             return self._unavailable(request)
@@ -369,6 +427,11 @@ class Engine:
         self._timer = asyncio.get_running_loop().create_task(self.run_timers())
 
     async def stop(self) -> None:
+        if self._later_timer is not None:
+            # Never applied nor answered: their callers send them again to the next server.
+            self._later_timer.cancel()
+            self._later_timer = None
+            self._later = []
         if self._timer is not None:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -437,7 +500,7 @@ class Engine:
         self._commit_due = False
         batch, self._batch = self._batch, None
         held, self._held = self._held, []
-        pushes = bool(self._unrouted)
+        queued = self.router.queued
         try:
             self.commit()
         except CommitFailed as exc:
@@ -448,13 +511,17 @@ class Engine:
             return
         if batch is not None:
             batch.set_result(None)
-        if pushes and held:
-            # The poll streams' writers were woken by the commit's messages: they write
-            # first, on the next turn, then these answers. A message is the next step of a
+        if held and self.router.queued != queued:
+            # A message leaves before the answers of its commit: it is the next step of a
             # flow (the work for another process), an answer only lets its caller go on.
+            # The router wrote most of them in this turn already; those it queued are
+            # written by their streams' writers, woken by them, on the next turn: the
+            # answers follow them there.
             asyncio.get_running_loop().call_soon(_deliver, held)
         else:
             _deliver(held)
+        if self._later:
+            asyncio.get_running_loop().call_soon(self._answer_later)
 
     def _route(self, outgoing: list[Outgoing]) -> None:
         for message in outgoing:

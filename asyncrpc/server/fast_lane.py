@@ -14,7 +14,14 @@ the body as the parser hands it over, gives it to :meth:`ServerApp.post
 one write once the engine releases it (after its commit). A request that asks
 for ``Expect: 100-continue``, or that is pipelined behind an ASGI request
 still in progress on its connection, takes the ordinary ASGI way; answers
-leave in the order the requests came.
+leave in the order the requests came on their connection, whatever order
+they are made in.
+
+For ``GET /poll/...`` it also gives the ASGI app a way to write the stream's
+frames at once (:class:`DirectPush`, in the scope's extensions under
+:data:`~asyncrpc.server.app.PUSH_EXTENSION`): the server writes a commit's
+messages in the commit's own turn of the event loop instead of waking a task
+per stream to write them on the next one.
 
 It relies on uvicorn's ``HttpToolsProtocol`` (its parser callbacks and
 per-connection fields), so uvicorn's version is pinned, and
@@ -24,6 +31,7 @@ per-connection fields), so uvicorn's version is pinned, and
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import (
@@ -32,17 +40,24 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-from asyncrpc.server.app import Headers, Respond
+from asyncrpc.server.app import PUSH_EXTENSION, Answer, Headers, Respond
 from asyncrpc.server.protocol import MAX_BODY_BYTES
 
 #: The request that takes the fast lane.
 LANE_METHOD, LANE_PATH = b"POST", b"/"
+#: The requests whose ASGI scope gets a :class:`DirectPush`: the poll streams.
+PUSH_METHOD, PUSH_PREFIX = b"GET", b"/poll/"
 
 
 class Lane(Protocol):
-    """What answers the fast lane's requests: :class:`~asyncrpc.server.app.ServerApp`."""
+    """What answers the fast lane's requests: :class:`~asyncrpc.server.app.ServerApp`.
 
-    def post(self, headers: Headers, body: bytes, respond: Respond) -> None: ...
+    ``behind`` says that an earlier request on the same connection is not answered yet.
+    """
+
+    def post(
+        self, headers: Headers, body: bytes, respond: Respond, behind: bool = False
+    ) -> None: ...
 
 
 class _Held:
@@ -53,14 +68,47 @@ class _Held:
     """
 
     def __init__(self) -> None:
-        self.pending = 0
+        #: One per request not yet answered, in the order they came: its answer once it is
+        #: made (an answer made early waits for those before it on the connection).
+        self.answers: deque[list[Answer]] = deque()
         self.disconnected = False
         self.keep_alive = True
         self.message_event = asyncio.Event()
 
     @property
     def response_complete(self) -> bool:
-        return self.pending == 0
+        return not self.answers
+
+
+class DirectPush:
+    """Writes frames of one streamed response on its connection in the caller's turn.
+
+    A frame is written as uvicorn's own ``http.response.body`` write would write
+    it (one chunk of the chunked body), once the response has started and until it
+    ends. :meth:`write` says False, writing nothing, whenever that write could not
+    happen at once: the response is not streaming in chunks, the peer is gone, or
+    the connection's buffers are full (the peer is not reading) and uvicorn's own
+    send would wait. The caller then writes through the ASGI ``send`` as usual,
+    which waits and times out.
+    """
+
+    def __init__(self, cycle: RequestResponseCycle) -> None:
+        self._cycle = cycle
+
+    def write(self, frame: bytes) -> bool:
+        cycle = self._cycle
+        if (
+            cycle.disconnected
+            or cycle.transport.is_closing()
+            or cycle.flow.write_paused
+            or not cycle.response_started
+            or cycle.response_complete
+            or not cycle.chunked_encoding
+            or not frame
+        ):
+            return False
+        cycle.transport.write(b"%x\r\n%b\r\n" % (len(frame), frame))
+        return True
 
 
 class FastLaneProtocol(HttpToolsProtocol):
@@ -79,6 +127,14 @@ class FastLaneProtocol(HttpToolsProtocol):
             return
         self._body = None
         super().on_headers_complete()
+        cycle = self.cycle
+        if (
+            isinstance(cycle, RequestResponseCycle)
+            and cycle.scope is self.scope
+            and self.url.startswith(PUSH_PREFIX)
+            and self.parser.get_method() == PUSH_METHOD
+        ):
+            self.scope["extensions"] = {PUSH_EXTENSION: {"write": DirectPush(cycle).write}}
 
     def _takes_lane(self) -> bool:
         parser = self.parser
@@ -107,31 +163,35 @@ class FastLaneProtocol(HttpToolsProtocol):
         if held is None or held.response_complete:
             held = self._held = _Held()
             self.cycle = held  # type: ignore[assignment]
-        held.pending += 1
+        behind = not held.response_complete
+        made: list[Answer] = []
+        held.answers.append(made)
         if not keep_alive:
             held.keep_alive = False
 
         def respond(status: int, headers: list[tuple[bytes, bytes]], content: bytes) -> None:
-            self._write(held, status, headers, content)
+            made.append((status, headers, content))
+            self._write(held)
 
-        self.lane.post(self.headers, body, respond)
+        self.lane.post(self.headers, body, respond, behind)
 
-    def _write(
-        self, held: _Held, status: int, headers: list[tuple[bytes, bytes]], content: bytes
-    ) -> None:
-        held.pending -= 1
+    def _write(self, held: _Held) -> None:
+        """Write the answers at the head of ``held``'s that are made, in the requests' order."""
+        answers = held.answers
         transport = self.transport
-        if transport.is_closing():
-            return
-        head = [STATUS_LINE[status]]
-        for name, value in (*self.server_state.default_headers, *headers):
-            head += [name, b": ", value, b"\r\n"]
-        head.append(b"content-length: %d\r\n" % len(content))
-        if not held.keep_alive:
-            head.append(b"connection: close\r\n")
-        head += [b"\r\n", content]
-        transport.write(b"".join(head))
-        if not held.response_complete:
+        while answers and answers[0]:
+            ((status, headers, content),) = answers.popleft()
+            if transport.is_closing():
+                continue
+            head = [STATUS_LINE[status]]
+            for name, value in (*self.server_state.default_headers, *headers):
+                head += [name, b": ", value, b"\r\n"]
+            head.append(b"content-length: %d\r\n" % len(content))
+            if not held.keep_alive:
+                head.append(b"connection: close\r\n")
+            head += [b"\r\n", content]
+            transport.write(b"".join(head))
+        if answers or transport.is_closing():
             return
         if held.keep_alive:
             self.on_response_complete()  # the next request queued behind, or keep-alive

@@ -104,6 +104,10 @@ class Stream:
     #: Set when the router gives up on the stream; its HTTP response then ends.
     unresponsive: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
+    #: Writes one message on the stream at once, if it can (False: it wrote nothing).
+    writer: Callable[[Message], bool] | None = None
+    #: The queue's writer holds messages it is writing: what comes next queues behind them.
+    pumping: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ class Router:
         self._heard: dict[str, int] = {}
         self._outbox: OrderedDict[tuple[str, str], deque[Message]] = OrderedDict()
         self._turn = itertools.count()
+        #: Messages put on a stream's queue so far (not written in the turn that routed them).
+        self.queued = 0
 
     # -- streams -------------------------------------------------------------
 
@@ -266,7 +272,21 @@ class Router:
             recent.popleft()
         if message.task is not None:
             stream.unacked.append((now, message.task))
-        stream.queue.put_nowait(message)
+        if not self._write_now(stream, message):
+            stream.queue.put_nowait(message)
+            self.queued += 1
+
+    @staticmethod
+    def _write_now(stream: Stream, message: Message) -> bool:
+        """Write ``message`` at once if the stream can and nothing waits in its queue."""
+        writer = stream.writer
+        if writer is None or stream.pumping or not stream.queue.empty():
+            return False
+        try:
+            return writer(message)
+        except Exception:  # the queue's writer tries again, and ends the stream if it must
+            logger.exception("writing to the poll stream of %s failed", stream.pid)
+            return False
 
     def _find(self, group: str, pid: str | None) -> Stream | None:
         for stream in reversed(self._groups.get(group, ())):

@@ -52,6 +52,7 @@ def post(
 
 CREATE = envelope("promise.create", id="p1", timeoutAt=10**12, param={}, tags={})
 GET = envelope("promise.get", id="p1")
+LISTEN = envelope("promise.register_listener", awaited="p1", address="poll://uni@gw/gw-1")
 
 #: What a web page elsewhere sends (a create, with the token even): refused, and the status.
 FROM_A_PAGE: dict[str, tuple[bytes, int]] = {
@@ -139,6 +140,13 @@ async def with_servers(
 
 CASES: dict[str, tuple[bytes, int]] = {
     "create then get, one connection, pipelined": (post(CREATE) + post(GET), 2),
+    # The listen is applied after its turn's commit; the get behind it waits for it.
+    "create, listen, get, not JSON, pipelined": (
+        post(CREATE) + post(LISTEN) + post(GET) + post(b"{nope"),
+        4,
+    ),
+    # A refusal made at once still leaves behind the listen's answer.
+    "create, listen, no token, pipelined": (post(CREATE) + post(LISTEN) + post(GET, extra=""), 3),
     "unknown kind": (post(envelope("promise.nothing")), 1),
     "not JSON": (post(b"{nope"), 1),
     "no token": (post(GET, extra=""), 1),
@@ -222,3 +230,57 @@ def test_metrics_count_the_requests_the_fast_lane_answers() -> None:
         assert found[(latency, (("kind", "promise.create"),))] == 1
 
     asyncio.run(with_servers(lane))
+
+
+async def read_events(reader: asyncio.StreamReader, count: int) -> list[bytes]:
+    """The first ``count`` ``data:`` events of a poll stream (head and chunk framing skipped)."""
+    seen = b""
+    async with asyncio.timeout(10):
+        while seen.count(b"data: ") < count or not seen.endswith(b"\r\n"):
+            chunk = await reader.read(65536)
+            assert chunk, "the stream ended"
+            seen += chunk
+    return [line for line in seen.split(b"\n") if line.startswith(b"data: ")]
+
+
+def test_a_commit_writes_its_messages_in_its_own_turn_behind_the_lane() -> None:
+    """Both ways push alike; behind the lane the router writes them without the queue."""
+    poll = f"GET /poll/g/p1 HTTP/1.1\r\nHost: 127.0.0.1:8001\r\n{AUTH}\r\n".encode()
+    target = {"resonate:target": "poll://any@g"}
+    creates = [
+        envelope("promise.create", id=f"t{n}", timeoutAt=10**12, param={}, tags=target)
+        for n in range(3)
+    ]
+
+    async def run(port: int, app: ServerApp) -> list[bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(poll)
+        try:
+            async with asyncio.timeout(10):
+                while not app.engine.router.streams():
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # the stream's head and first line are written
+            for create in creates:
+                (answer,), _ = await exchange(port, post(create), 1)
+                assert answer["status"] == 200
+            return await read_events(reader, len(creates))
+        finally:
+            writer.close()
+
+    async def both() -> None:
+        events = {}
+        queued = {}
+        for name in ("lane", "asgi"):
+            port, server, task = await serve(lane=name == "lane")
+            app = server.config.app
+            try:
+                events[name] = await run(port, app)
+                queued[name] = app.engine.router.queued
+            finally:
+                server.should_exit = True
+                await task
+        assert events["lane"] == events["asgi"]
+        assert [json.loads(e[len(b"data: ") :])["kind"] for e in events["lane"]] == ["execute"] * 3
+        assert queued == {"lane": 0, "asgi": 3}
+
+    asyncio.run(both())
