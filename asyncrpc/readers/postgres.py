@@ -173,7 +173,14 @@ def failed(dsn: str, exc: psycopg.Error) -> ServerUnavailable | ServerRefused:
 
 
 class PostgresTables:
-    """Reads a resonate-pg database, blocking: one connection, opened when first needed."""
+    """Reads a resonate-pg database, blocking: one connection, opened when first needed.
+
+    The connection kept from an earlier read dies with its backend (a restart of
+    Postgres) without the reader being told: a read that fails on it is tried once
+    more on a new connection, which every read allows, so that a database that
+    answers again is read, not reported out of reach. A new connection that fails is
+    not tried again: the database is out of reach.
+    """
 
     def __init__(self, dsn: str, token: str | None, timeout: float) -> None:
         self.dsn = dsn
@@ -189,16 +196,21 @@ class PostgresTables:
     def _fetch(self, sql: str, params: Sequence[Any]) -> Rows:
         import psycopg  # only a Postgres server needs it; `asyncrpc call` skips the import
 
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(
-                    postgres_conninfo(self.dsn), **connect_options(self._timeout)
-                )
-            return self._conn.execute(sql, params).fetchall()
-        except psycopg.Error as exc:
-            if isinstance(exc, psycopg.OperationalError):
+        for attempt in range(2):
+            reused = self._conn is not None and not self._conn.closed
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg.connect(
+                        postgres_conninfo(self.dsn), **connect_options(self._timeout)
+                    )
+                return self._conn.execute(sql, params).fetchall()
+            except psycopg.Error as exc:
+                if not isinstance(exc, psycopg.OperationalError):
+                    raise failed(self.dsn, exc) from None
                 self.close()
-            raise failed(self.dsn, exc) from None
+                if not (reused and attempt == 0):
+                    raise failed(self.dsn, exc) from None
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def ask(self, kind: str, **data: Any) -> Answer:
         """One request of ``kind`` through ``resonate_rpc``, and its answer."""
@@ -229,7 +241,7 @@ class PostgresTables:
 
 
 class AsyncPostgresTables:
-    """:class:`PostgresTables` for an event loop."""
+    """:class:`PostgresTables` for an event loop; a dead kept connection is replaced alike."""
 
     def __init__(self, dsn: str, token: str | None, timeout: float) -> None:
         self.dsn = dsn
@@ -245,17 +257,22 @@ class AsyncPostgresTables:
     async def _fetch(self, sql: str, params: Sequence[Any]) -> Rows:
         import psycopg
 
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = await psycopg.AsyncConnection.connect(
-                    postgres_conninfo(self.dsn), **connect_options(self._timeout)
-                )
-            cursor = await self._conn.execute(sql, params)
-            return await cursor.fetchall()
-        except psycopg.Error as exc:
-            if isinstance(exc, psycopg.OperationalError):
+        for attempt in range(2):
+            reused = self._conn is not None and not self._conn.closed
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = await psycopg.AsyncConnection.connect(
+                        postgres_conninfo(self.dsn), **connect_options(self._timeout)
+                    )
+                cursor = await self._conn.execute(sql, params)
+                return await cursor.fetchall()
+            except psycopg.Error as exc:
+                if not isinstance(exc, psycopg.OperationalError):
+                    raise failed(self.dsn, exc) from None
                 await self.aclose()
-            raise failed(self.dsn, exc) from None
+                if not (reused and attempt == 0):
+                    raise failed(self.dsn, exc) from None
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def ask(self, kind: str, **data: Any) -> Answer:
         """One request of ``kind`` through ``resonate_rpc``, and its answer."""

@@ -3,6 +3,11 @@
 A pid alone names whichever process holds that number now. The supervisor records
 each replica's create time next to its pid and checks both before every signal.
 psutil reads both the same way on Linux and macOS, so nothing here depends on /proc.
+
+The create time is taken as time since boot: psutil gives it on the wall clock (boot
+time plus the kernel's ticks since boot), and reads the boot time afresh, so a step of
+the wall clock (NTP, a virtual machine resumed) would change every token at once and
+make every running replica look gone to ``down`` and to the supervisor's stop.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ def start_time(pid: int) -> str | None:
         with process.oneshot():
             if process.status() == psutil.STATUS_ZOMBIE:
                 return None
-            return f"{process.create_time():.6f}"
+            return f"{process.create_time() - psutil.boot_time():.2f}"
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
 
