@@ -133,7 +133,7 @@ class Pacing:
     #: Seconds between two timer firings of the driver.
     timers: float = 0.25
     #: Seconds between two tries for the driver's lock, plus up to half of it as jitter.
-    election: float = 0.5
+    election: float = 2.0
     #: Seconds between two timer firings of a process that is not the driver, give or
     #: take half of it (jitter).
     backstop: float = 5.0
