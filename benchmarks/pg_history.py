@@ -62,6 +62,7 @@ CPU_TARGET_MS = 20.0
 STATEMENT_ROLES = {"gateway": "bench_gateway", "nodes": "bench_nodes"}
 #: What each statement of the link is, by a word of its text.
 STATEMENT_KINDS = (
+    ("asyncrpc.rpc", "requests (asyncrpc.rpc)"),
     ("resonate_rpc", "requests (resonate_rpc)"),
     ("dequeue_execute", "dequeue_execute"),
     ("dequeue_unblock", "dequeue_unblock"),

@@ -33,10 +33,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import enum
 import itertools
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import psycopg
@@ -48,6 +47,13 @@ from asyncrpc.runtime.keepalive import postgres_conninfo
 #: Column types whose text a result turns into Python values; any other stays text.
 _BOOL_OID = 16
 _INT_OIDS = frozenset({20, 21, 23})
+#: Result and connection statuses as the plain integers libpq's binding returns: compared
+#: on every answer, where a lookup through the enum classes costs more than the comparison.
+_COMMAND_OK = int(pq.ExecStatus.COMMAND_OK)
+_TUPLES_OK = int(pq.ExecStatus.TUPLES_OK)
+_PIPELINE_SYNC = int(pq.ExecStatus.PIPELINE_SYNC)
+_PIPELINE_ABORTED = int(pq.ExecStatus.PIPELINE_ABORTED)
+_CONNECTION_OK = int(pq.ConnStatus.OK)
 #: The only placeholder a statement may use (as psycopg's ``%s``), numbered for libpq.
 _PLACEHOLDER = re.compile(r"%s")
 
@@ -82,6 +88,16 @@ def encoded(params: Sequence[object] | None) -> list[bytes | None]:
 
 def _rows(result: pq.abc.PGresult) -> list[tuple[Any, ...]]:
     """A result's rows, with booleans and integers as Python values, the rest as text."""
+    if result.ntuples == 1 and result.nfields == 1:  # a request's answer: one value
+        raw = result.get_value(0, 0)
+        kind = result.ftype(0)
+        if raw is None:
+            return [(None,)]
+        if kind == _BOOL_OID:
+            return [(raw == b"t",)]
+        if kind in _INT_OIDS:
+            return [(int(raw),)]
+        return [(raw.decode(),)]
     columns = range(result.nfields)
     kinds = [result.ftype(column) for column in columns]
     rows = []
@@ -101,12 +117,11 @@ def _rows(result: pq.abc.PGresult) -> list[tuple[Any, ...]]:
     return rows
 
 
-class _Phase(enum.IntEnum):
-    """Where a statement's answers are: its preparation's, its own, its sync point's."""
-
-    PREPARING = 0
-    RUNNING = 1
-    SYNCING = 2
+#: Where a statement's answers are: its preparation's, its own, its sync point's (plain
+#: integers: a statement passes through them on every answer).
+_PREPARING = 0
+_RUNNING = 1
+_SYNCING = 2
 
 
 class _Pending:
@@ -123,7 +138,7 @@ class _Pending:
         #: The statement's text while its preparation went out with it (unprepared again
         #: when that fails: the statement fails with the preparation's error).
         self.unprepared = unprepared
-        self.phase = _Phase.PREPARING if unprepared is not None else _Phase.RUNNING
+        self.phase = _PREPARING if unprepared is not None else _RUNNING
         self.result: pq.abc.PGresult | None = None
         self.failure: psycopg.Error | None = None
 
@@ -172,7 +187,7 @@ class PipelinedConnection:
 
     @property
     def broken(self) -> bool:
-        return self._broken is not None or self._pg.status != pq.ConnStatus.OK
+        return self._broken is not None or self._pg.status != _CONNECTION_OK
 
     @property
     def failure(self) -> psycopg.OperationalError | None:
@@ -216,11 +231,12 @@ class PipelinedConnection:
             self._fail(exc)
 
     def _on_readable(self) -> None:
+        pg, pending = self._pg, self._pending
         try:
-            self._pg.consume_input()
-            while self._pending and not self._pg.is_busy():
-                self._take(self._pg.get_result())
-            while (notification := self._pg.notifies()) is not None:
+            pg.consume_input()
+            while pending and not pg.is_busy():
+                self._take(pg.get_result())
+            while (notification := pg.notifies()) is not None:
                 if self.on_notify is not None:
                     self.on_notify(
                         notification.relname.decode(self._encoding),
@@ -229,7 +245,7 @@ class PipelinedConnection:
         except psycopg.OperationalError as exc:
             self._fail(exc)
             return
-        if self._pg.status != pq.ConnStatus.OK:
+        if pg.status != _CONNECTION_OK:
             self._fail(psycopg.OperationalError("the connection to the database is lost"))
 
     def _take(self, result: pq.abc.PGresult | None) -> None:
@@ -239,33 +255,34 @@ class PipelinedConnection:
         the extended protocol the commit comes after the statement's own results.
         """
         pending = self._pending[0]
-        if pending.phase is _Phase.SYNCING:
+        phase = pending.phase
+        if phase == _SYNCING:
             if result is None:
                 return
-            if result.status != pq.ExecStatus.PIPELINE_SYNC:  # the commit failed
+            if result.status != _PIPELINE_SYNC:  # the commit failed
                 pending.failure = pending.failure or _error(result, self._encoding)
                 return
             self._pending.popleft()
-            if pending.future.done():
+            future = pending.future
+            if future.done():
                 return
             if pending.failure is not None:
-                pending.future.set_exception(pending.failure)
+                future.set_exception(pending.failure)
             else:
-                rows = _rows(pending.result) if pending.result is not None else []
-                pending.future.set_result(rows)
+                future.set_result(_rows(pending.result) if pending.result is not None else [])
             return
         if result is None:
-            pending.phase = _Phase(pending.phase + 1)
+            pending.phase = phase + 1
             return
         status = result.status
-        if pending.phase is _Phase.PREPARING:
-            if status != pq.ExecStatus.COMMAND_OK:
+        if phase == _PREPARING:
+            if status != _COMMAND_OK:
                 pending.failure = self._unprepared[pending.name] = _error(result, self._encoding)
                 if pending.unprepared is not None:
                     self._prepared.pop(pending.unprepared, None)
-        elif status == pq.ExecStatus.TUPLES_OK or status == pq.ExecStatus.COMMAND_OK:
+        elif status in (_TUPLES_OK, _COMMAND_OK):
             pending.result = result
-        elif status == pq.ExecStatus.PIPELINE_ABORTED:
+        elif status == _PIPELINE_ABORTED:
             pending.failure = pending.failure or psycopg.OperationalError(
                 "the statement was not run"
             )
@@ -309,14 +326,23 @@ class _Cursor:
 
 
 class _Session:
-    """A session of :class:`PipelinedSessions`: statements go down the shared connection."""
+    """A session of :class:`PipelinedSessions`: statements go down the shared connection.
+
+    It holds nothing of its own, so one serves every ``async with`` at once: entering
+    and leaving it cost a method call each, not a generator and its context manager.
+    """
 
     def __init__(self, sessions: PipelinedSessions) -> None:
         self._sessions = sessions
 
+    async def __aenter__(self) -> PgConn:
+        return cast(PgConn, self)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
     async def execute(self, query: str, params: Sequence[object] | None = None) -> _Cursor:
-        connection = await self._sessions.connection()
-        return _Cursor(await connection.execute(query, params))
+        return _Cursor(await self._sessions.execute(query, params))
 
 
 class PipelinedSessions:
@@ -334,10 +360,19 @@ class PipelinedSessions:
         self._conninfo = postgres_conninfo(dsn)
         self._connection: PipelinedConnection | None = None
         self._lock = asyncio.Lock()
+        self._session = _Session(self)
 
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[PgConn]:
-        yield cast(PgConn, _Session(self))
+    def session(self) -> contextlib.AbstractAsyncContextManager[PgConn]:
+        return cast(contextlib.AbstractAsyncContextManager[PgConn], self._session)
+
+    async def execute(
+        self, query: str, params: Sequence[object] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run ``query`` alone down the connection (opened first if need be); its rows."""
+        current = self._connection
+        if current is None or current.broken:
+            current = await self.connection()
+        return await current.execute(query, params)
 
     async def connection(self) -> PipelinedConnection:
         current = self._connection

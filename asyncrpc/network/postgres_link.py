@@ -20,6 +20,11 @@ this project needs from any connection to its server:
   seconds (the gateway's ``/healthz``); ``connected`` and ``on_first_connect``,
   as the HTTP poll stream has them, let a node print its ready line once a
   drain of its messages has gone through;
+- a request goes to ``asyncrpc.rpc()`` (:data:`WRAPPED_RPC_SQL`, created by
+  the schema step: resonate_rpc, with ``preload`` on an acquire of a resumed
+  task, so the SDK's replay does not ask again for the child it awaited: see
+  :mod:`asyncrpc.postgres.schema`), else, in a database without it or for a
+  role refused it, to ``resonate.resonate_rpc``;
 - a request that cannot reach the database (Postgres restarting, a connection
   the restart broke) is retried with a backoff while the process runs, as the
   HTTP connection retries an unreachable server, instead of failing the step;
@@ -31,10 +36,10 @@ this project needs from any connection to its server:
   it. Here a message to the group costs each other replica one dequeue (which
   finds nothing: ``dequeue_execute`` claims with ``SKIP LOCKED``), and a
   message to this process one dequeue of its kind. The tick still drains
-  everything: every 250 ms while the ``LISTEN`` connection is down, every
-  :attr:`Pacing.quiet_tick` while it is up (a committed row's ``NOTIFY`` is
-  not lost while the listener lives; the tick is then a backstop, e.g. for a
-  drain that failed);
+  everything: every 250 ms while the ``LISTEN`` connection is down or after a
+  drain that failed, every :attr:`Pacing.quiet_tick` while it is up (a
+  committed row's ``NOTIFY`` is not lost while the listener lives; the tick is
+  then a backstop). The dequeues of one drain go out together;
 - one process drives the timers (four times a second) instead of every
   process on every wake: the one holding a session advisory lock
   (:data:`TIMER_LOCK`), taken on its connection. When that process
@@ -74,6 +79,7 @@ from resonate_pg.connection import (
     DEQUEUE_EXECUTE_SQL,
     DEQUEUE_UNBLOCK_SQL,
     PROCESS_TIMEOUTS_SQL,
+    RPC_SQL,
 )
 from resonate_pg.wire import execute_message, outbox_channel, unblock_message
 
@@ -89,6 +95,9 @@ WRAPPED_TIMERS_SQL = "SELECT asyncrpc.process_timeouts()"
 TIMER_DRIVERS = (WRAPPED_TIMERS_SQL, PROCESS_TIMEOUTS_SQL)
 #: The wrapper does not exist in this database: try the next driver.
 _NO_WRAPPER = (errors.UndefinedFunction, errors.InvalidSchemaName)
+
+#: The request entry point the schema step creates: resonate_rpc, with ``preload`` on an acquire.
+WRAPPED_RPC_SQL = "SELECT asyncrpc.rpc(%s)"
 
 #: The session advisory lock whose holder drives the timers of the database ("asyncrpc" in ASCII).
 TIMER_LOCK = 0x6173796E63727063
@@ -118,12 +127,13 @@ class Pacing:
 
     #: Seconds between full drains while the ``LISTEN`` connection is down (the connector's tick).
     tick: float = 0.25
-    #: Seconds between full drains while it is up: a backstop only.
-    quiet_tick: float = 1.0
+    #: Seconds between full drains while it is up and the last drain went through: a backstop
+    #: only (every outbox row notifies its address as it commits).
+    quiet_tick: float = 5.0
     #: Seconds between two timer firings of the driver.
     timers: float = 0.25
     #: Seconds between two tries for the driver's lock, plus up to half of it as jitter.
-    election: float = 0.5
+    election: float = 2.0
     #: Seconds between two timer firings of a process that is not the driver, give or
     #: take half of it (jitter).
     backstop: float = 5.0
@@ -162,6 +172,7 @@ class PostgresLink(PostgresConnection):
         self._failure: str | None = None
         self._lost_at: float | None = None
         self._timer_drivers = list(TIMER_DRIVERS)
+        self._rpc_sql = WRAPPED_RPC_SQL
         self._group_channel = outbox_channel(self._anycast)
         self._own_channel = outbox_channel(self._unicast)
         #: The queues a wake-up is for; the first drain takes them all.
@@ -228,22 +239,32 @@ class PostgresLink(PostgresConnection):
     async def _drain(self, queues: frozenset[Queue] = EVERY_QUEUE) -> None:
         """Claim the messages of ``queues`` and hand them to the SDK.
 
-        Each dequeue commits on its own (autocommit), so what one claimed is
-        delivered even when a later one fails: its rows are gone from the outbox.
+        The dequeues of several queues go out together (pipelined: their answers
+        come back in one read, not one wake-up each). Each commits on its own
+        (autocommit), so what one claimed is delivered even when another fails:
+        its rows are gone from the outbox.
         """
         if not queues:
             return
-        messages: list[str] = []
+        claimed = {queue: list[str]() for queue in Queue if queue in queues}
+        failure: BaseException | None = None
         try:
             async with self._sessions.session() as conn:
-                for queue in Queue:
-                    if queue in queues:
-                        await self._claim(conn, queue, messages)
+                claims = [self._claim(conn, queue, into) for queue, into in claimed.items()]
+                if len(claims) == 1:
+                    await claims[0]
+                else:
+                    outcomes = await asyncio.gather(*claims, return_exceptions=True)
+                    failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
         except Exception as exc:
-            self._lost(exc)
+            failure = exc
+        messages = [message for into in claimed.values() for message in into]
+        if failure is not None:
+            if isinstance(failure, Exception):
+                self._lost(failure)
             for message in messages:
                 self._deliver(message)
-            raise
+            raise failure
         self._found()
         for message in messages:
             self._deliver(message)
@@ -270,13 +291,16 @@ class PostgresLink(PostgresConnection):
                 # Cleared before draining: a NOTIFY during the drain wakes the next pass.
                 self._wake.clear()
                 queues, self._due = frozenset(self._due), set()
+                failed = False
                 try:
                     await self._drain(queues)
                 except Exception as exc:
+                    failed = True
                     self._due |= queues
                     if self._running:
                         log.warning("postgres drain failed: %s", _one_line(exc))
-                tick = self._pacing.quiet_tick if self._listening else self._tick
+                quiet = self._listening and not failed
+                tick = self._pacing.quiet_tick if quiet else self._tick
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=tick)
                 except TimeoutError:
@@ -449,7 +473,7 @@ class PostgresLink(PostgresConnection):
         attempt = 0
         while True:
             try:
-                return await super().send(req, headers)
+                return await self._request(req)
             except ConnectorError as exc:
                 if self._stopped or not isinstance(exc.__cause__, psycopg.OperationalError):
                     raise
@@ -461,6 +485,33 @@ class PostgresLink(PostgresConnection):
                 )
                 await asyncio.sleep(delay)
                 attempt += 1
+
+    async def _request(self, req: str) -> str:
+        """One request, through ``asyncrpc.rpc`` where the database has it, else resonate_rpc.
+
+        As resonate-pg's ``send``: the body is bound as one parameter and never opened,
+        and a failure is a :class:`ConnectorError` whose cause is the database's error.
+        """
+        if self._stopped:
+            raise ConnectorError(RuntimeError("connection has been stopped"))
+        try:
+            async with self._sessions.session() as conn:
+                sql = self._rpc_sql
+                try:
+                    cursor = await conn.execute(sql, (req,))
+                except (*_NO_WRAPPER, errors.InsufficientPrivilege) as exc:
+                    if sql == RPC_SQL:
+                        raise
+                    if self._rpc_sql != RPC_SQL:
+                        self._rpc_sql = RPC_SQL
+                        log.info("%s: %s; requests go to resonate_rpc", sql, _one_line(exc))
+                    cursor = await conn.execute(RPC_SQL, (req,))
+                row = await cursor.fetchone()
+        except Exception as exc:
+            raise ConnectorError(exc) from exc
+        if row is None or row[0] is None:
+            raise ConnectorError(RuntimeError("the database answered the request with no row"))
+        return str(row[0])
 
 
 def _one_line(exc: BaseException) -> str:

@@ -5,14 +5,24 @@ file, published with resonate-pg. A user names it with ``--schema FILE`` or
 the environment variable ``ASYNCRPC_RESONATE_SQL``; without either the error
 says where to get it.
 
-The schema step adds one thing of this project's own (:data:`TIMER_DRIVER_SQL`):
-``asyncrpc.process_timeouts()``, a ``SECURITY DEFINER`` wrapper of
-``resonate.process_timeouts()`` granted to ``resonate_worker``. resonate.sql
-grants its worker role the wire entry points only, and ``process_timeouts()``
-is not ``SECURITY DEFINER``, so a least-privilege role cannot fire timers and,
-without pg_cron, durable sleeps, retries and lease expiries never happen. With
-the wrapper every process (each under its own role, a member of
-``resonate_worker``) fires them as it drains its messages.
+The schema step adds two things of this project's own, both ``SECURITY DEFINER``
+and granted to ``resonate_worker``:
+
+- ``asyncrpc.process_timeouts()`` (:data:`TIMER_DRIVER_SQL`), a wrapper of
+  ``resonate.process_timeouts()``. resonate.sql grants its worker role the wire
+  entry points only, and ``process_timeouts()`` is not ``SECURITY DEFINER``, so
+  a least-privilege role cannot fire timers and, without pg_cron, durable
+  sleeps, retries and lease expiries never happen. With the wrapper every
+  process (each under its own role, a member of ``resonate_worker``) fires them
+  as it drains its messages.
+- ``asyncrpc.rpc(text)`` (:data:`RPC_SQL`), ``resonate.resonate_rpc`` with
+  ``preload`` on a ``task.acquire``: the settled promises that resumed the task
+  (resonate.sql keeps them in ``task_resumes`` until the acquire). resonate.sql
+  answers ``preload: []``, so the SDK's replay of a resumed step asks again for
+  the child it awaited (a fenced create answered from the store): one request
+  per resume, two of an await chain's sixteen. docs/protocol.md ("preload")
+  says how this differs from resonate.sql; a database without the function
+  gets resonate.sql's own answer (:mod:`asyncrpc.network.postgres_link`).
 """
 
 from __future__ import annotations
@@ -67,14 +77,47 @@ GRANT EXECUTE ON FUNCTION {TIMER_DRIVER} TO resonate_worker;
 """
 
 
+#: The request entry point the processes call (:mod:`asyncrpc.network.postgres_link`).
+RPC = "asyncrpc.rpc(text)"
+
+RPC_SQL = f"""
+CREATE OR REPLACE FUNCTION {RPC.replace("(text)", "(req text)")} RETURNS text
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = resonate, pg_temp AS $$
+DECLARE
+  body jsonb := req::jsonb;
+  resumed text[];
+  answer jsonb;
+BEGIN
+  -- Read before the acquire, which deletes them: promises that are settled, which never change.
+  IF body->>'kind' = 'task.acquire' THEN
+    SELECT array_agg(awaited_id) INTO resumed
+      FROM resonate.task_resumes WHERE task_id = body->'data'->>'id';
+  END IF;
+  answer := resonate.resonate_rpc(body);
+  IF resumed IS NOT NULL AND answer->'head'->>'status' = '200' THEN
+    answer := jsonb_set(answer, '{{data,preload}}', COALESCE(
+      (SELECT jsonb_agg(resonate._promise_json_raw(p) ORDER BY p.id)
+         FROM resonate.promises p WHERE p.id = ANY (resumed) AND p.state <> 'pending'),
+      '[]'::jsonb));
+  END IF;
+  RETURN answer::text;
+END $$;
+REVOKE ALL ON FUNCTION {RPC} FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION {RPC} TO resonate_worker;
+"""
+
+#: Everything the schema step adds after resonate.sql, as one script.
+STEP_FUNCTIONS_SQL = TIMER_DRIVER_SQL + RPC_SQL
+
+
 def apply_schema(dsn: str, schema: Path) -> None:
-    """The schema step: resonate.sql from ``schema``, then the timer driver, in one transaction."""
-    apply_sql(dsn, schema.read_text() + "\n" + TIMER_DRIVER_SQL)
+    """The schema step: resonate.sql from ``schema``, then its two functions, in one transaction."""
+    apply_sql(dsn, schema.read_text() + "\n" + STEP_FUNCTIONS_SQL)
 
 
 def add_timer_driver(dsn: str) -> None:
-    """Create (or replace) the timer driver in a database that already has resonate.sql."""
-    apply_sql(dsn, TIMER_DRIVER_SQL)
+    """Create (or replace) the step's functions in a database that already has resonate.sql."""
+    apply_sql(dsn, STEP_FUNCTIONS_SQL)
 
 
 def apply_sql(dsn: str, sql: str) -> None:

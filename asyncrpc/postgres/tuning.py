@@ -33,7 +33,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from asyncrpc.postgres.schema import TIMER_DRIVER_SQL, add_timer_driver, apply_schema, has_schema
+from asyncrpc.postgres.schema import (
+    STEP_FUNCTIONS_SQL,
+    add_timer_driver,
+    apply_schema,
+    has_schema,
+)
 from asyncrpc.runtime.keepalive import postgres_conninfo
 
 #: What a database prepared by asyncrpc keeps when no retention is asked for: as `asyncrpc server`.
@@ -83,9 +88,10 @@ class Retention:
 def fingerprint(retention: Retention | None) -> str:
     """What a data directory records once the step ran: the step's text and the retention set.
 
-    The timer wrapper's text counts as the step's: a changed wrapper is created again too.
+    The text of the schema step's functions counts as the step's: a changed one is created
+    again too.
     """
-    step = hashlib.sha256((TIMER_DRIVER_SQL + STEP_SQL).encode()).hexdigest()
+    step = hashlib.sha256((STEP_FUNCTIONS_SQL + STEP_SQL).encode()).hexdigest()
     retain = None if retention is None else {"ms": retention.ms}
     return json.dumps({"step": step, "retention": retain}, sort_keys=True)
 

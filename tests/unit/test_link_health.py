@@ -13,16 +13,20 @@ from typing import Any
 import pytest
 from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
+from resonate.error import ConnectorError
 from resonate.retry import ExponentialBackoff
 
 from asyncrpc.network.health import STALE_AFTER_S
 from asyncrpc.network.postgres_link import (
     COLLECT_SQL,
+    RPC_SQL,
     TIMER_DRIVERS,
+    WRAPPED_RPC_SQL,
     WRAPPED_TIMERS_SQL,
     PostgresLink,
 )
-from asyncrpc.postgres.schema import TIMER_DRIVER, TIMER_DRIVER_SQL
+from asyncrpc.postgres.schema import RPC, TIMER_DRIVER, TIMER_DRIVER_SQL
+from asyncrpc.postgres.schema import RPC_SQL as STEP_RPC_SQL
 from asyncrpc.postgres.tuning import STEP_SQL
 from asyncrpc.runtime.keepalive import (
     NOTICE_WITHIN_S,
@@ -101,11 +105,14 @@ async def _within_passes_through() -> None:
 
 
 class Cursor:
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+
     async def fetchall(self) -> list[Any]:
-        return []
+        return self.rows
 
     async def fetchone(self) -> Any:
-        return None
+        return self.rows[0] if self.rows else None
 
 
 class Conn:
@@ -117,7 +124,7 @@ class Conn:
         failure = self.sessions.failures.get(query) or self.sessions.down
         if failure is not None:
             raise failure
-        return Cursor()
+        return Cursor(self.sessions.rows.get(query, []))
 
 
 class FakeSessions:
@@ -126,6 +133,7 @@ class FakeSessions:
     def __init__(self) -> None:
         self.executed: list[str] = []
         self.failures: dict[str, Exception] = {}
+        self.rows: dict[str, list[Any]] = {}
         self.down: Exception | None = None
 
     @contextlib.asynccontextmanager
@@ -232,6 +240,43 @@ async def _timers(caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(errors.OperationalError):
         await again._fire_timers()
     assert again.timers is not None and "asyncrpc.process_timeouts()" in again.timers
+
+
+def test_requests_go_to_the_steps_entry_point_else_to_resonate_rpc(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asyncio.run(_requests(caplog))
+
+
+async def _requests(caplog: pytest.LogCaptureFixture) -> None:
+    sessions, clock = FakeSessions(), Clock()
+    sessions.rows = {WRAPPED_RPC_SQL: [("ours",)], RPC_SQL: [("resonate's",)]}
+    pg = link(sessions, clock)
+    assert await pg.send("{}") == "ours"
+
+    # A database without the step's function (or a role refused it): resonate_rpc, from then on.
+    sessions.failures[WRAPPED_RPC_SQL] = errors.UndefinedFunction("no such function")
+    with caplog.at_level(logging.INFO):
+        assert await pg.send("{}") == "resonate's"
+        assert await pg.send("{}") == "resonate's"
+    assert sessions.executed[-3:] == [WRAPPED_RPC_SQL, RPC_SQL, RPC_SQL]
+    assert caplog.text.count("requests go to resonate_rpc") == 1
+
+    refused = link(sessions, clock)
+    sessions.failures[WRAPPED_RPC_SQL] = errors.InsufficientPrivilege("permission denied")
+    assert await refused.send("{}") == "resonate's"
+
+    # A refusal of resonate_rpc itself is the request's failure, as the connector's.
+    sessions.failures[RPC_SQL] = errors.InsufficientPrivilege("permission denied")
+    with pytest.raises(ConnectorError) as failed:
+        await refused.send("{}")
+    assert isinstance(failed.value.__cause__, errors.InsufficientPrivilege)
+
+
+def test_the_step_creates_the_entry_point_the_link_calls() -> None:
+    assert f"SELECT {RPC.removesuffix('(text)')}(%s)" == WRAPPED_RPC_SQL
+    assert "SECURITY DEFINER" in STEP_RPC_SQL
+    assert f"GRANT EXECUTE ON FUNCTION {RPC} TO resonate_worker" in STEP_RPC_SQL
 
 
 def test_the_elected_driver_applies_the_retention_in_batches_and_stops_once_refused(
