@@ -25,7 +25,7 @@ from asyncrpc.network.postgres_link import (
     WRAPPED_TIMERS_SQL,
     PostgresLink,
 )
-from asyncrpc.postgres.schema import RPC, TIMER_DRIVER, TIMER_DRIVER_SQL
+from asyncrpc.postgres.schema import RPC, STEP_FUNCTIONS_SQL, TIMER_DRIVER, TIMER_DRIVER_SQL
 from asyncrpc.postgres.schema import RPC_SQL as STEP_RPC_SQL
 from asyncrpc.postgres.tuning import STEP_SQL
 from asyncrpc.runtime.keepalive import (
@@ -310,6 +310,6 @@ def test_the_step_lets_any_worker_apply_the_retention_the_link_calls() -> None:
     assert "GRANT EXECUTE ON FUNCTION asyncrpc.collect(int) TO resonate_worker" in STEP_SQL
 
 
-def test_deploy_md_shows_the_timer_wrapper_as_the_schema_step_creates_it() -> None:
+def test_deploy_md_shows_the_step_functions_as_the_schema_step_creates_them() -> None:
     deploy = (ROOT / "docs" / "deploy.md").read_text()
-    assert TIMER_DRIVER_SQL.strip() in deploy
+    assert STEP_FUNCTIONS_SQL.strip() in deploy
