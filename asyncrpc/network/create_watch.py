@@ -25,7 +25,10 @@ the time left. Sending a create again is safe: a create of an id that exists
 answers with that promise (its request tag tells whether this start made it).
 Only a create that got no answer from the server within that time fails, and
 then the invocation was not started by this request, as far as the server
-ever said.
+ever said. Each attempt is bounded by :func:`~asyncrpc.runtime.on_time.within`,
+or, for a network that stops at once when cancelled (``unwinds_at_once``: HTTP),
+by a plain :func:`asyncio.timeout`, which costs no task and no extra turn of the
+event loop.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, cast
 
 import msgspec
 from resonate.error import ConnectorError
@@ -46,6 +50,9 @@ from asyncrpc.runtime.on_time import within
 
 #: The request kind a watch looks for; a cheap substring test before any parsing.
 CREATE_KIND = "promise.create"
+#: The listen sent with a watched create (with ``listen_address``), and its corrId's suffix.
+LISTEN_KIND = "promise.register_listener"
+LISTEN_SUFFIX = ".listen"
 #: Seconds between two attempts of a patient create (each attempt already waits for an answer).
 RESEND_PAUSE_S = 0.25
 
@@ -62,6 +69,14 @@ class _Watch:
     )
 
 
+class Pipelining(Protocol):
+    """A request channel that can send requests the server reads in order, in one write."""
+
+    async def send_together(
+        self, reqs: list[str], headers: dict[str, str] | None = None
+    ) -> list[str]: ...
+
+
 class CreateWatch:
     """A network that stamps a watched id's ``promise.create`` and keeps its answer."""
 
@@ -71,13 +86,22 @@ class CreateWatch:
         *,
         clock: Callable[[], float] = time.monotonic,
         pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        unwinds_at_once: bool = False,
+        listen_address: str | None = None,
     ) -> None:
+        if listen_address is not None and not callable(getattr(inner, "send_together", None)):
+            raise ValueError(f"{inner!r} cannot send a listen together with a create")
         self._inner = inner
+        self._unwinds_at_once = unwinds_at_once
+        self._listen_address = listen_address
         self._clock = clock
         self._pause = pause
         #: Watches per promise id, oldest first: concurrent starts of one id take
         #: its creates in the order they were sent.
         self._watches: dict[str, deque[_Watch]] = {}
+        #: The answer to the listen sent with a watched create, by promise id, until
+        #: the SDK's own listen takes it (or the watch ends).
+        self._listened: dict[str, tuple[_Watch, str]] = {}
 
     @contextlib.contextmanager
     def watch(
@@ -105,34 +129,82 @@ class CreateWatch:
         await self._inner.stop()
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
-        if not self._watches or CREATE_KIND not in req:
-            return await self._inner.send(req, headers)
+        if self._watches and CREATE_KIND in req:
+            return await self._send_create(req, headers)
+        if self._listened and LISTEN_KIND in req:
+            answer = self._answer_listen(req)
+            if answer is not None:
+                return answer
+        return await self._inner.send(req, headers)
+
+    async def _send_create(self, req: str, headers: dict[str, str] | None) -> str:
         envelope = _decoder.decode(req)
         data = envelope.get("data") if isinstance(envelope, dict) else None
         if envelope.get("kind") != CREATE_KIND or not isinstance(data, dict):
             return await self._inner.send(req, headers)
-        watch = self._take(data.get("id"))
-        if watch is None:
+        promise_id = data.get("id")
+        watch = self._take(promise_id)
+        if watch is None or not isinstance(promise_id, str):
             return await self._inner.send(req, headers)
         data["tags"] = {**(data.get("tags") or {}), **watch.tags}
-        create = _encoder.encode(envelope).decode()
+        requests = [_encoder.encode(envelope).decode()]
+        if self._listen_address is not None:
+            requests.append(self._listen(envelope.get("head"), promise_id))
         if watch.patience > 0:
-            answer = await self._send_patiently(create, headers, watch.patience)
+            answers = await self._send_patiently(requests, headers, watch.patience)
         else:
-            answer = await self._inner.send(create, headers)
+            answers = await self._send(requests, headers)
+        if len(answers) > 1:
+            self._listened[promise_id] = (watch, answers[1])
         if not watch.answer.done():
-            watch.answer.set_result(_promise_of(answer))
-        return answer
+            watch.answer.set_result(_promise_of(answers[0]))
+        return answers[0]
+
+    def _listen(self, head: object, promise_id: str) -> str:
+        """The ``promise.register_listener`` the SDK sends next, under a corrId of its own."""
+        listen_head = dict(head) if isinstance(head, dict) else {}
+        listen_head["corrId"] = f"{listen_head.get('corrId', '')}{LISTEN_SUFFIX}"
+        data = {"awaited": promise_id, "address": self._listen_address}
+        return _encoder.encode({"kind": LISTEN_KIND, "head": listen_head, "data": data}).decode()
+
+    def _answer_listen(self, req: str) -> str | None:
+        """The answer to the SDK's listen, when its twin went out with the create; else None.
+
+        The server's answer, under the corrId the SDK's request carries.
+        """
+        envelope = _decoder.decode(req)
+        data = envelope.get("data") if isinstance(envelope, dict) else None
+        if envelope.get("kind") != LISTEN_KIND or not isinstance(data, dict):
+            return None
+        promise_id = data.get("awaited")
+        head = envelope.get("head")
+        if not isinstance(promise_id, str) or not isinstance(head, dict):
+            return None
+        if data.get("address") != self._listen_address or promise_id not in self._listened:
+            return None
+        _, stored = self._listened.pop(promise_id)
+        try:
+            answer = _decoder.decode(stored)
+            answer["head"]["corrId"] = head.get("corrId")
+        except (ValueError, TypeError, KeyError):
+            return None  # unreadable: the SDK's own listen goes to the server
+        return _encoder.encode(answer).decode()
+
+    async def _send(self, requests: list[str], headers: dict[str, str] | None) -> list[str]:
+        if len(requests) == 1:
+            return [await self._inner.send(requests[0], headers)]
+        # The inner network sends together: checked when this watch was made.
+        return await cast(Pipelining, self._inner).send_together(requests, headers)
 
     async def _send_patiently(
-        self, create: str, headers: dict[str, str] | None, patience: float
-    ) -> str:
-        """Send ``create`` until the server answers, for at most ``patience`` seconds."""
+        self, requests: list[str], headers: dict[str, str] | None, patience: float
+    ) -> list[str]:
+        """Send ``requests`` until the server answers, for at most ``patience`` seconds."""
         deadline = self._clock() + patience
         reason = ""
         while True:
             try:
-                return await within(self._inner.send(create, headers), deadline - self._clock())
+                return await self._attempt(requests, headers, deadline - self._clock())
             except ConnectorError as exc:
                 reason = str(exc.error) or type(exc.error).__name__
             except TimeoutError:
@@ -143,6 +215,15 @@ class CreateWatch:
                 why = f"the Resonate server did not confirm creating it within {patience:g}s"
                 raise ConnectorError(TimeoutError(why + last))
             await self._pause(min(RESEND_PAUSE_S, left))
+
+    async def _attempt(
+        self, requests: list[str], headers: dict[str, str] | None, left: float
+    ) -> list[str]:
+        """One attempt at sending ``requests``, given ``left`` seconds (TimeoutError past them)."""
+        if self._unwinds_at_once:
+            async with asyncio.timeout(max(0.0, left)):
+                return await self._send(requests, headers)
+        return await within(self._send(requests, headers), left)
 
     def _take(self, promise_id: object) -> _Watch | None:
         watches = self._watches.get(promise_id) if isinstance(promise_id, str) else None
@@ -159,6 +240,9 @@ class CreateWatch:
             watches.remove(watch)
             if not watches:
                 del self._watches[promise_id]
+        listened = self._listened.get(promise_id)
+        if listened is not None and listened[0] is watch:
+            del self._listened[promise_id]
 
 
 def _promise_of(answer: str) -> PromiseRecord | None:
