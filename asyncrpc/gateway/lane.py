@@ -62,9 +62,7 @@ class Lane(Protocol):
 
     def refusal(self, headers: list[tuple[bytes, bytes]]) -> Response | None: ...
 
-    async def answer_flow(
-        self, answer: FlowAnswer, query_string: bytes, path: str
-    ) -> Response: ...
+    async def answer_flow(self, answer: FlowAnswer, query_string: bytes, path: str) -> Response: ...
 
 
 class _Held:

@@ -60,6 +60,26 @@ _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
 
+class _ListenHead(msgspec.Struct):
+    corrId: str
+
+
+class _ListenData(msgspec.Struct):
+    awaited: str
+    address: str
+
+
+class _Listen(msgspec.Struct):
+    """What a listen's answer needs of the SDK's ``promise.register_listener`` (typed: cheap)."""
+
+    kind: str
+    head: _ListenHead
+    data: _ListenData
+
+
+_listen_decoder = msgspec.json.Decoder(_Listen)
+
+
 @dataclass(eq=False)
 class _Watch:
     tags: Mapping[str, str]
@@ -101,7 +121,7 @@ class CreateWatch:
         self._watches: dict[str, deque[_Watch]] = {}
         #: The answer to the listen sent with a watched create, by promise id, until
         #: the SDK's own listen takes it (or the watch ends).
-        self._listened: dict[str, tuple[_Watch, str]] = {}
+        self._listened: dict[str, tuple[_Watch, str, str]] = {}
 
     @contextlib.contextmanager
     def watch(
@@ -148,47 +168,46 @@ class CreateWatch:
             return await self._inner.send(req, headers)
         data["tags"] = {**(data.get("tags") or {}), **watch.tags}
         requests = [_encoder.encode(envelope).decode()]
+        twin_corr_id = ""
         if self._listen_address is not None:
-            requests.append(self._listen(envelope.get("head"), promise_id))
+            head = envelope.get("head")
+            listen_head = dict(head) if isinstance(head, dict) else {}
+            twin_corr_id = f"{listen_head.get('corrId', '')}{LISTEN_SUFFIX}"
+            listen_head["corrId"] = twin_corr_id
+            data = {"awaited": promise_id, "address": self._listen_address}
+            listen = {"kind": LISTEN_KIND, "head": listen_head, "data": data}
+            requests.append(_encoder.encode(listen).decode())
         if watch.patience > 0:
             answers = await self._send_patiently(requests, headers, watch.patience)
         else:
             answers = await self._send(requests, headers)
         if len(answers) > 1:
-            self._listened[promise_id] = (watch, answers[1])
+            self._listened[promise_id] = (watch, twin_corr_id, answers[1])
         if not watch.answer.done():
             watch.answer.set_result(_promise_of(answers[0]))
         return answers[0]
 
-    def _listen(self, head: object, promise_id: str) -> str:
-        """The ``promise.register_listener`` the SDK sends next, under a corrId of its own."""
-        listen_head = dict(head) if isinstance(head, dict) else {}
-        listen_head["corrId"] = f"{listen_head.get('corrId', '')}{LISTEN_SUFFIX}"
-        data = {"awaited": promise_id, "address": self._listen_address}
-        return _encoder.encode({"kind": LISTEN_KIND, "head": listen_head, "data": data}).decode()
-
     def _answer_listen(self, req: str) -> str | None:
         """The answer to the SDK's listen, when its twin went out with the create; else None.
 
-        The server's answer, under the corrId the SDK's request carries.
+        The server's answer, under the corrId the SDK's request carries (the twin's
+        corrId, unique to it, swapped for that one).
         """
-        envelope = _decoder.decode(req)
-        data = envelope.get("data") if isinstance(envelope, dict) else None
-        if envelope.get("kind") != LISTEN_KIND or not isinstance(data, dict):
-            return None
-        promise_id = data.get("awaited")
-        head = envelope.get("head")
-        if not isinstance(promise_id, str) or not isinstance(head, dict):
-            return None
-        if data.get("address") != self._listen_address or promise_id not in self._listened:
-            return None
-        _, stored = self._listened.pop(promise_id)
         try:
-            answer = _decoder.decode(stored)
-            answer["head"]["corrId"] = head.get("corrId")
-        except (ValueError, TypeError, KeyError):
-            return None  # unreadable: the SDK's own listen goes to the server
-        return _encoder.encode(answer).decode()
+            listen = _listen_decoder.decode(req)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+        data = listen.data
+        if listen.kind != LISTEN_KIND or data.address != self._listen_address:
+            return None
+        stored = self._listened.pop(data.awaited, None)
+        if stored is None:
+            return None
+        _, twin_corr_id, answer = stored
+        twin = _encoder.encode(twin_corr_id).decode()
+        if answer.count(twin) != 1:
+            return None  # not where it is expected: the SDK's own listen goes to the server
+        return answer.replace(twin, _encoder.encode(listen.head.corrId).decode())
 
     async def _send(self, requests: list[str], headers: dict[str, str] | None) -> list[str]:
         if len(requests) == 1:
