@@ -18,6 +18,16 @@ and encoded with msgspec rather than the json module: it is on every start's
 path, and msgspec does the same work in a fraction of the time
 (docs/architecture.md).
 
+With a ``listen_address`` (the gateway's, over HTTP), a watched create goes out
+together with the ``promise.register_listener`` the SDK sends right after it,
+pipelined on one connection in one write
+(:meth:`~asyncrpc.network.lean_http.LeanHttpNetwork.send_together`): the server
+reads the two in order, so the listen finds the promise the create made, as it
+does when the SDK sends it, and one exchange with the server does the work of
+two. The SDK's own listen is then answered with the server's answer to that one
+(its corrId swapped in), without going to the server; a listen for another id
+or address, or one sent after the watch ended, goes to the server as usual.
+
 A watch may also be *patient*: a watched create that fails to reach the
 server (a ``ConnectorError``: no answer, no connection) is sent again until
 ``patience`` seconds have passed since the first attempt, each attempt cut to
