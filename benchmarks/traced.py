@@ -85,6 +85,16 @@ class TracedNetwork:
         self._trace.mark("answer", kind)
         return answer
 
+    async def send_together(
+        self, reqs: list[str], headers: dict[str, str] | None = None
+    ) -> list[str]:
+        """Requests pipelined (the gateway's create and listen), stamped as one exchange."""
+        kinds = "+".join(kind_of(req) for req in reqs)
+        self._trace.mark("send", kinds)
+        answers: list[str] = await self._inner.send_together(reqs, headers)
+        self._trace.mark("answer", kinds)
+        return answers
+
 
 class TracedStream(PollStream):
     """The poll stream, stamping each message as it reaches the SDK."""

@@ -24,6 +24,7 @@ guard first, at the top of :meth:`GatewayApp.__call__`.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -34,7 +35,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
-from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
@@ -183,15 +183,32 @@ class GatewayApp:
             method = scope["method"]
             answer = self.flows.get(scope["path"]) if method == "POST" else None
             if answer is not None:
-                try:
-                    response = await answer(
-                        QueryParams(scope["query_string"]), self.api.state.client
-                    )
-                except Exception as exc:
-                    response = error_answer(exc, method, scope["path"])
+                response = await self.answer_flow(answer, scope["query_string"], scope["path"])
                 await response(scope, receive, send)
                 return
         await self.api(scope, receive, send)
+
+    def refusal(self, headers: list[tuple[bytes, bytes]]) -> Response | None:
+        """The browser guard's answer to a ``POST`` with these (ASGI) headers; None if it passes.
+
+        For :mod:`asyncrpc.gateway.lane`, which answers the flow routes on the socket:
+        the same status and body as :func:`~asyncrpc.runtime.browser_guard.refused` sends.
+        """
+        refusal = self.guard.refusal(headers)
+        if refusal is None:
+            return None
+        return Response(
+            json.dumps({"error": refusal.reason}).encode(),
+            refusal.status,
+            media_type="application/json",
+        )
+
+    async def answer_flow(self, answer: FlowAnswer, query_string: bytes, path: str) -> Response:
+        """A flow route's answer to a ``POST`` (to ``path``) with this query, errors included."""
+        try:
+            return await answer(query.arguments(query_string), self.api.state.client)
+        except Exception as exc:
+            return error_answer(exc, "POST", path)
 
 
 def create_app(settings: GatewaySettings, make_client: ClientFactory = connect) -> GatewayApp:

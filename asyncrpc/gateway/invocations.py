@@ -173,17 +173,20 @@ async def result(
 
     Raises :class:`InvocationFailed` when the invocation settled without a value.
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
+    # Waited for in the caller's own task (no task, no asyncio.wait): the pushed
+    # ``unblock`` wakes the caller in one turn of the event loop, not three.
+    deadline = asyncio.get_running_loop().time() + wait
     handle = started.handle
     while True:
-        waiting = asyncio.ensure_future(handle.result())
-        done, _ = await asyncio.wait({waiting}, timeout=max(0.0, deadline - loop.time()))
-        if not done:
-            waiting.cancel()
-            return False, None
-        if waiting.exception() is None:
-            return True, waiting.result()
+        bound = asyncio.timeout_at(deadline)
+        try:
+            async with bound:
+                value = await handle.result()
+        except Exception:
+            if bound.expired():
+                return False, None
+        else:
+            return True, value
         # Read the stored outcome rather than re-raising whatever the SDK rebuilt: its
         # listener can fail for an invocation that resolved all the same.
         invocation = await read(reader, started.id)

@@ -9,6 +9,7 @@ import socket
 import uvicorn
 
 from asyncrpc.gateway.app import GatewayApp, create_app
+from asyncrpc.gateway.lane import protocol_for
 from asyncrpc.gateway.membership import ClientFactory, connect
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.lesson import topology
@@ -41,6 +42,27 @@ async def announce_when_ready(
     )
 
 
+def config(app: GatewayApp) -> uvicorn.Config:
+    """How uvicorn serves the gateway: nothing per request that the gateway does not need.
+
+    The flow routes are answered on uvicorn's socket (:mod:`asyncrpc.gateway.lane`).
+    No access log: formatting and writing a line per request is paid on every call, and
+    each invocation's progress is in the nodes' logs and at ``GET /invocations/{id}``.
+    No proxy headers (an ASGI middleware run on every request): nothing sits in front of
+    the gateway that would set them. No ``server`` header: it names uvicorn, which no
+    caller needs.
+    """
+    return uvicorn.Config(
+        app,
+        http=protocol_for(app),
+        log_config=None,
+        lifespan="on",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
 async def serve(
     settings: GatewaySettings, sock: socket.socket, make_client: ClientFactory = connect
 ) -> None:
@@ -49,9 +71,7 @@ async def serve(
     # Everything imported so far lives as long as the process: frozen, the garbage
     # collector's full passes (which every request's short-lived objects set off) skip it.
     gc.freeze()
-    # No access log: formatting and writing a line per request is paid on every call, and
-    # each invocation's progress is in the nodes' logs and at GET /invocations/{id}.
-    server = GracefulServer(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
+    server = GracefulServer(config(app))
     announcer = asyncio.create_task(announce_when_ready(server, app, settings))
     try:
         await server.serve(sockets=[sock])

@@ -22,10 +22,12 @@ from resonate.resonate import Resonate
 
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.lesson import topology
+from asyncrpc.network.bounded import BoundedNetwork
 from asyncrpc.network.create_watch import CreateWatch
 from asyncrpc.network.health import LinkHealth
 from asyncrpc.network.join import Links, join, links
 from asyncrpc.readers.server_reader import AsyncServerReader
+from asyncrpc.runtime import config
 
 #: Seconds a gateway re-checks, by polling, invocations it waits on (in case
 #: the poll stream dropped a notification, e.g. while the server restarted).
@@ -76,14 +78,19 @@ def connect(settings: GatewaySettings, make_links: Links = links) -> GatewayClie
     ``make_links`` makes the request channel and message source (a benchmark's tracer
     times them through it).
     """
-    inner, source = make_links(
+    channel, source = make_links(
         settings.server_url,
         group=topology.GATEWAY_GROUP,
         pid=settings.gateway_id,
         token=settings.token,
-        request_timeout=settings.request_timeout,
     )
-    network = CreateWatch(inner)
+    # An HTTP request stops as soon as it is cancelled; a Postgres query may take seconds.
+    prompt = not config.is_postgres_url(settings.server_url)
+    redacted = config.redacted(settings.server_url)
+    inner = BoundedNetwork(channel, redacted, settings.request_timeout, unwinds_at_once=prompt)
+    # Where the channel pipelines (HTTP), a start's listen goes out with its create.
+    listen = source.unicast() if inner.pipelines else None
+    network = CreateWatch(inner, unwinds_at_once=prompt, listen_address=listen)
     resonate, stream = join(
         settings.server_url,
         group=topology.GATEWAY_GROUP,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from asyncrpc.gateway import invocations
 from asyncrpc.runtime import numbers
@@ -32,6 +33,17 @@ WAIT_DESCRIPTION = (
 
 class InvalidQuery(ValueError):
     """A query parameter a flow route cannot use; the text says what is valid."""
+
+
+def arguments(query_string: bytes) -> dict[str, str]:
+    """A request's query as ``{name: value}``, the last of a repeated name winning.
+
+    What starlette's ``QueryParams`` gives a route (``parse_qsl`` of the latin-1 text,
+    blank values kept, ``get`` answering the last value), without its multi-dict.
+    """
+    if not query_string:
+        return {}
+    return dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
 
 
 def invocation_id(query: Mapping[str, str]) -> str | None:

@@ -18,6 +18,16 @@ and encoded with msgspec rather than the json module: it is on every start's
 path, and msgspec does the same work in a fraction of the time
 (docs/architecture.md).
 
+With a ``listen_address`` (the gateway's, over HTTP), a watched create goes out
+together with the ``promise.register_listener`` the SDK sends right after it,
+pipelined on one connection in one write
+(:meth:`~asyncrpc.network.lean_http.LeanHttpNetwork.send_together`): the server
+reads the two in order, so the listen finds the promise the create made, as it
+does when the SDK sends it, and one exchange with the server does the work of
+two. The SDK's own listen is then answered with the server's answer to that one
+(its corrId swapped in), without going to the server; a listen for another id
+or address, or one sent after the watch ended, goes to the server as usual.
+
 A watch may also be *patient*: a watched create that fails to reach the
 server (a ``ConnectorError``: no answer, no connection) is sent again until
 ``patience`` seconds have passed since the first attempt, each attempt cut to
@@ -25,7 +35,10 @@ the time left. Sending a create again is safe: a create of an id that exists
 answers with that promise (its request tag tells whether this start made it).
 Only a create that got no answer from the server within that time fails, and
 then the invocation was not started by this request, as far as the server
-ever said.
+ever said. Each attempt is bounded by :func:`~asyncrpc.runtime.on_time.within`,
+or, for a network that stops at once when cancelled (``unwinds_at_once``: HTTP),
+by a plain :func:`asyncio.timeout`, which costs no task and no extra turn of the
+event loop.
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, cast
 
 import msgspec
 from resonate.error import ConnectorError
@@ -46,11 +60,34 @@ from asyncrpc.runtime.on_time import within
 
 #: The request kind a watch looks for; a cheap substring test before any parsing.
 CREATE_KIND = "promise.create"
+#: The listen sent with a watched create (with ``listen_address``), and its corrId's suffix.
+LISTEN_KIND = "promise.register_listener"
+LISTEN_SUFFIX = ".listen"
 #: Seconds between two attempts of a patient create (each attempt already waits for an answer).
 RESEND_PAUSE_S = 0.25
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
+
+
+class _ListenHead(msgspec.Struct):
+    corrId: str
+
+
+class _ListenData(msgspec.Struct):
+    awaited: str
+    address: str
+
+
+class _Listen(msgspec.Struct):
+    """What a listen's answer needs of the SDK's ``promise.register_listener`` (typed: cheap)."""
+
+    kind: str
+    head: _ListenHead
+    data: _ListenData
+
+
+_listen_decoder = msgspec.json.Decoder(_Listen)
 
 
 @dataclass(eq=False)
@@ -62,6 +99,14 @@ class _Watch:
     )
 
 
+class Pipelining(Protocol):
+    """A request channel that can send requests the server reads in order, in one write."""
+
+    async def send_together(
+        self, reqs: list[str], headers: dict[str, str] | None = None
+    ) -> list[str]: ...
+
+
 class CreateWatch:
     """A network that stamps a watched id's ``promise.create`` and keeps its answer."""
 
@@ -71,13 +116,22 @@ class CreateWatch:
         *,
         clock: Callable[[], float] = time.monotonic,
         pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        unwinds_at_once: bool = False,
+        listen_address: str | None = None,
     ) -> None:
+        if listen_address is not None and not callable(getattr(inner, "send_together", None)):
+            raise ValueError(f"{inner!r} cannot send a listen together with a create")
         self._inner = inner
+        self._unwinds_at_once = unwinds_at_once
+        self._listen_address = listen_address
         self._clock = clock
         self._pause = pause
         #: Watches per promise id, oldest first: concurrent starts of one id take
         #: its creates in the order they were sent.
         self._watches: dict[str, deque[_Watch]] = {}
+        #: The answer to the listen sent with a watched create, by promise id, until
+        #: the SDK's own listen takes it (or the watch ends).
+        self._listened: dict[str, tuple[_Watch, str, str]] = {}
 
     @contextlib.contextmanager
     def watch(
@@ -105,34 +159,81 @@ class CreateWatch:
         await self._inner.stop()
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
-        if not self._watches or CREATE_KIND not in req:
-            return await self._inner.send(req, headers)
+        if self._watches and CREATE_KIND in req:
+            return await self._send_create(req, headers)
+        if self._listened and LISTEN_KIND in req:
+            answer = self._answer_listen(req)
+            if answer is not None:
+                return answer
+        return await self._inner.send(req, headers)
+
+    async def _send_create(self, req: str, headers: dict[str, str] | None) -> str:
         envelope = _decoder.decode(req)
         data = envelope.get("data") if isinstance(envelope, dict) else None
         if envelope.get("kind") != CREATE_KIND or not isinstance(data, dict):
             return await self._inner.send(req, headers)
-        watch = self._take(data.get("id"))
-        if watch is None:
+        promise_id = data.get("id")
+        watch = self._take(promise_id)
+        if watch is None or not isinstance(promise_id, str):
             return await self._inner.send(req, headers)
         data["tags"] = {**(data.get("tags") or {}), **watch.tags}
-        create = _encoder.encode(envelope).decode()
+        requests = [_encoder.encode(envelope).decode()]
+        twin_corr_id = ""
+        if self._listen_address is not None:
+            head = envelope.get("head")
+            listen_head = dict(head) if isinstance(head, dict) else {}
+            twin_corr_id = f"{listen_head.get('corrId', '')}{LISTEN_SUFFIX}"
+            listen_head["corrId"] = twin_corr_id
+            data = {"awaited": promise_id, "address": self._listen_address}
+            listen = {"kind": LISTEN_KIND, "head": listen_head, "data": data}
+            requests.append(_encoder.encode(listen).decode())
         if watch.patience > 0:
-            answer = await self._send_patiently(create, headers, watch.patience)
+            answers = await self._send_patiently(requests, headers, watch.patience)
         else:
-            answer = await self._inner.send(create, headers)
+            answers = await self._send(requests, headers)
+        if len(answers) > 1:
+            self._listened[promise_id] = (watch, twin_corr_id, answers[1])
         if not watch.answer.done():
-            watch.answer.set_result(_promise_of(answer))
-        return answer
+            watch.answer.set_result(_promise_of(answers[0]))
+        return answers[0]
+
+    def _answer_listen(self, req: str) -> str | None:
+        """The answer to the SDK's listen, when its twin went out with the create; else None.
+
+        The server's answer, under the corrId the SDK's request carries (the twin's
+        corrId, unique to it, swapped for that one).
+        """
+        try:
+            listen = _listen_decoder.decode(req)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+        data = listen.data
+        if listen.kind != LISTEN_KIND or data.address != self._listen_address:
+            return None
+        stored = self._listened.pop(data.awaited, None)
+        if stored is None:
+            return None
+        _, twin_corr_id, answer = stored
+        twin = _encoder.encode(twin_corr_id).decode()
+        if answer.count(twin) != 1:
+            return None  # not where it is expected: the SDK's own listen goes to the server
+        return answer.replace(twin, _encoder.encode(listen.head.corrId).decode())
+
+    async def _send(self, requests: list[str], headers: dict[str, str] | None) -> list[str]:
+        if len(requests) == 1:
+            return [await self._inner.send(requests[0], headers)]
+        # The inner network sends together: checked when this watch was made.
+        return await cast(Pipelining, self._inner).send_together(requests, headers)
 
     async def _send_patiently(
-        self, create: str, headers: dict[str, str] | None, patience: float
-    ) -> str:
-        """Send ``create`` until the server answers, for at most ``patience`` seconds."""
+        self, requests: list[str], headers: dict[str, str] | None, patience: float
+    ) -> list[str]:
+        """Send ``requests`` until the server answers, for at most ``patience`` seconds."""
         deadline = self._clock() + patience
         reason = ""
         while True:
             try:
-                return await within(self._inner.send(create, headers), deadline - self._clock())
+                return await self._attempt(requests, headers, deadline - self._clock())
             except ConnectorError as exc:
                 reason = str(exc.error) or type(exc.error).__name__
             except TimeoutError:
@@ -143,6 +244,15 @@ class CreateWatch:
                 why = f"the Resonate server did not confirm creating it within {patience:g}s"
                 raise ConnectorError(TimeoutError(why + last))
             await self._pause(min(RESEND_PAUSE_S, left))
+
+    async def _attempt(
+        self, requests: list[str], headers: dict[str, str] | None, left: float
+    ) -> list[str]:
+        """One attempt at sending ``requests``, given ``left`` seconds (TimeoutError past them)."""
+        if self._unwinds_at_once:
+            async with asyncio.timeout(max(0.0, left)):
+                return await self._send(requests, headers)
+        return await within(self._send(requests, headers), left)
 
     def _take(self, promise_id: object) -> _Watch | None:
         watches = self._watches.get(promise_id) if isinstance(promise_id, str) else None
@@ -159,6 +269,9 @@ class CreateWatch:
             watches.remove(watch)
             if not watches:
                 del self._watches[promise_id]
+        listened = self._listened.get(promise_id)
+        if listened is not None and listened[0] is watch:
+            del self._listened[promise_id]
 
 
 def _promise_of(answer: str) -> PromiseRecord | None:

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections import deque
 from urllib.parse import urlsplit
 
 import httptools
@@ -58,12 +59,16 @@ class RequestTimeout(TimeoutError):
 
 
 class _Connection(asyncio.Protocol):
-    """One keep-alive connection: one request at a time, its response parsed by httptools."""
+    """One keep-alive connection: one exchange at a time, its responses parsed by httptools.
+
+    An exchange is one request, or several written together (pipelined): their
+    responses come back in order, one waiter each.
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[bytes] | None = None
+        self.waiters: deque[asyncio.Future[bytes]] = deque()
         self.body: list[bytes] = []
         self.received = False  # any byte of the current response
         self.keep_alive = True
@@ -95,20 +100,24 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()
         body = b"".join(self.body)
         self.body.clear()
-        waiter, self.waiter = self.waiter, None
-        if waiter is None:  # a response nobody asked for: the connection is out of step
+        if not self.waiters:  # a response nobody asked for: the connection is out of step
             self.close()
-        elif not waiter.done():
+            return
+        waiter = self.waiters.popleft()
+        if not waiter.done():
             waiter.set_result(body)
 
     # -- use -------------------------------------------------------------------
 
-    async def exchange(self, request: bytes) -> bytes:
+    async def exchange(self, requests: list[bytes]) -> list[bytes]:
+        """Write ``requests`` in one write; their response bodies, in order."""
         assert self.transport is not None
         self.received = False
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
-        return await self.waiter
+        loop = asyncio.get_running_loop()
+        waiters = [loop.create_future() for _ in requests]
+        self.waiters.extend(waiters)
+        self.transport.write(requests[0] if len(requests) == 1 else b"".join(requests))
+        return [await waiter for waiter in waiters]
 
     def close(self) -> None:
         self.closed = True
@@ -116,9 +125,10 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def _fail(self, exc: BaseException) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
+        waiters, self.waiters = self.waiters, deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
 
 
 class LeanHttpNetwork:
@@ -170,13 +180,24 @@ class LeanHttpNetwork:
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
         """``POST`` one envelope; the response body, whatever its status."""
-        request = self._encode(req, headers)
+        return (await self.send_together([req], headers))[0]
+
+    async def send_together(
+        self, reqs: list[str], headers: dict[str, str] | None = None
+    ) -> list[str]:
+        """``POST`` envelopes pipelined on one connection, in one write; their responses.
+
+        The server reads them in order, so each one sees what the ones before it did
+        (the gateway registers a listener with the create of its promise this way).
+        Retried as a whole, like :meth:`send`.
+        """
+        requests = [self._encode(req, headers) for req in reqs]
         attempt = 0
         while True:
             if self._stopped:
                 raise ConnectorError(RuntimeError("network has been stopped"))
             try:
-                return (await self._exchange(request)).decode()
+                return [body.decode() for body in await self._exchange(requests)]
             except OSError as exc:  # refused, reset, closed early (ServerClosed)
                 if not self._running:
                     raise ConnectorError(exc) from exc
@@ -200,23 +221,23 @@ class LeanHttpNetwork:
             head += "Content-Type: application/json\r\n"
         return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
-    async def _exchange(self, request: bytes) -> bytes:
+    async def _exchange(self, requests: list[bytes]) -> list[bytes]:
         async with self._slots:
             connection = self._pooled()
             if connection is not None:
                 try:
-                    return await self._use(connection, request)
+                    return await self._use(connection, requests)
                 except OSError as exc:
                     if connection.received or isinstance(exc, RequestTimeout):
                         raise
                     # The server closed a kept-alive connection (it restarted, or
                     # timed the connection out) before answering: try a fresh one.
-            return await self._use(await self._connect(), request)
+            return await self._use(await self._connect(), requests)
 
-    async def _use(self, connection: _Connection, request: bytes) -> bytes:
+    async def _use(self, connection: _Connection, requests: list[bytes]) -> list[bytes]:
         try:
             async with asyncio.timeout(self._read_timeout):
-                body = await connection.exchange(request)
+                bodies = await connection.exchange(requests)
         except TimeoutError:
             self._discard(connection)
             raise RequestTimeout(
@@ -231,7 +252,7 @@ class LeanHttpNetwork:
             self._idle.append(connection)
         else:
             self._discard(connection)
-        return body
+        return bodies
 
     def _pooled(self) -> _Connection | None:
         while self._idle:

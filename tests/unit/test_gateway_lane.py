@@ -1,0 +1,194 @@
+"""The gateway's flow lane answers on the socket exactly as the ASGI way does.
+
+Two gateways run in this test's event loop on loopback, each with its own client
+on the SDK's in-process server: one as the gateway runs
+(:func:`asyncrpc.gateway.main.config`, flow routes on
+:class:`~asyncrpc.gateway.lane.FlowLaneProtocol`), one with uvicorn's own
+protocol (every request through :class:`~asyncrpc.gateway.app.GatewayApp` as
+ASGI). Both get the same bytes; their answers must match in status, headers
+and body (only how the body is framed may differ: a length, or chunks; and the
+date).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httptools
+import uvicorn
+
+from asyncrpc.gateway.app import create_app
+from asyncrpc.gateway.lane import FlowLaneProtocol
+from asyncrpc.gateway.main import config
+from asyncrpc.gateway.settings import GatewaySettings
+from tests.support.gateway import local_client
+
+SETTINGS = GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-lane")
+#: What may differ between the two ways: how the body is framed, and the time.
+UNCOMPARED = {"content-length", "transfer-encoding", "date"}
+
+
+def request(
+    target: str,
+    method: str = "POST",
+    extra: str = "",
+    version: str = "1.1",
+    host: str = "127.0.0.1:5000",
+    body: bytes = b"",
+) -> bytes:
+    head = f"{method} {target} HTTP/{version}\r\nHost: {host}\r\n{extra}"
+    return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+class Answers:
+    """httptools callbacks: the answers read from one connection."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.done: list[dict[str, Any]] = []
+        self._headers: dict[str, str] = {}
+        self._body = b""
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode().lower()] = value.decode()
+
+    def on_body(self, body: bytes) -> None:
+        self._body += body
+
+    def on_message_complete(self) -> None:
+        headers = {k: v for k, v in self._headers.items() if k not in UNCOMPARED}
+        status = self.parser.get_status_code()
+        self.done.append({"status": status, "headers": headers, "body": self._body})
+        self._headers, self._body = {}, b""
+
+
+async def exchange(port: int, data: bytes, answers: int) -> tuple[list[dict[str, Any]], bool]:
+    """Send ``data`` on a new connection; the answers, and whether the gateway then closed it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    parsed = Answers()
+    writer.write(data)
+    closed = False
+    try:
+        async with asyncio.timeout(20):
+            while len(parsed.done) < answers:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    closed = True
+                    break
+                parsed.parser.feed_data(chunk)
+            if not closed:
+                try:
+                    closed = await asyncio.wait_for(reader.read(1), 0.05) == b""
+                except TimeoutError:
+                    closed = False
+    finally:
+        writer.close()
+    return parsed.done, closed
+
+
+async def serve(lane: bool) -> tuple[int, uvicorn.Server, asyncio.Task[None]]:
+    settings = config(create_app(SETTINGS, local_client()))
+    if not lane:
+        settings.http = "httptools"
+    server = uvicorn.Server(settings)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    sock = socket.create_server(("127.0.0.1", 0))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    return sock.getsockname()[1], server, task
+
+
+def with_gateways(test: Callable[[dict[str, int]], Awaitable[None]]) -> None:
+    """Run ``test`` with the port of each way ("lane", "asgi"), then stop both gateways."""
+
+    async def run() -> None:
+        running = {name: await serve(lane=name == "lane") for name in ("lane", "asgi")}
+        try:
+            await test({name: port for name, (port, _, _) in running.items()})
+        finally:
+            for _, server, task in running.values():
+                server.should_exit = True
+                await task
+
+    asyncio.run(run())
+
+
+CASES: dict[str, tuple[bytes, int]] = {
+    "a waiting flow": (request("/await-chain?id=lane-1"), 1),
+    "re-attached": (request("/await-chain?id=lane-1"), 1),
+    "the flow's fixed id": (request("/fan-out-workflow"), 1),
+    "a flow nobody waits for": (request("/detached-chain?id=lane-2"), 1),
+    "past the wait: 202": (request("/await-chain?id=lane-3&wait=0"), 1),
+    "the id of another flow: 409": (request("/await-chain?id=lane-2"), 1),
+    "a bad id": (request("/await-chain?id=bad:id"), 1),
+    "a bad wait": (request("/await-chain?wait=1e9"), 1),
+    "the path as uvicorn decodes it": (request("/await%2Dchain?id=lane-4"), 1),
+    "a body, ignored": (request("/await-chain?id=lane-5", body=b'{"x": 1}'), 1),
+    "two flows pipelined": (
+        request("/await-chain?id=lane-6") + request("/fan-out-workflow?id=lane-7"),
+        2,
+    ),
+    "a flow, then a read, pipelined": (
+        request("/await-chain?id=lane-8") + request("/invocations/lane-8", "GET"),
+        2,
+    ),
+    "a read, then a flow, pipelined": (
+        request("/healthz", "GET") + request("/await-chain?id=lane-9"),
+        2,
+    ),
+    "connection: close": (request("/await-chain?id=lane-10", extra="Connection: close\r\n"), 1),
+    "HTTP/1.0": (request("/await-chain?id=lane-11", version="1.0"), 1),
+    # Such a request takes the ASGI way (a flow reads no body: no 100 Continue).
+    "expect 100-continue": (
+        request("/fan-out-workflow?id=lane-12", extra="Expect: 100-continue\r\n"),
+        1,
+    ),
+    "another method": (request("/await-chain", "GET"), 1),
+    "a trailing slash": (request("/await-chain/"), 1),
+    "a page elsewhere": (request("/await-chain?id=x", extra="Origin: http://evil.test\r\n"), 1),
+    "a form's body": (request("/await-chain?id=x", extra="Content-Type: text/plain\r\n"), 1),
+    "DNS rebinding": (request("/await-chain?id=x", host="evil.test:5000"), 1),
+}
+
+
+def test_both_ways_answer_alike() -> None:
+    """Every case in turn, against both gateways (one pair of them: each starts a client)."""
+
+    async def both(ports: dict[str, int]) -> None:
+        for case, (data, count) in CASES.items():
+            lane = await exchange(ports["lane"], data, count)
+            asgi = await exchange(ports["asgi"], data, count)
+            assert (case, lane) == (case, asgi)
+            assert (case, len(lane[0])) == (case, count)
+
+    with_gateways(both)
+
+
+def test_the_lane_answers_what_the_flow_answers() -> None:
+    """Not only alike: the right answers, a refused page's included."""
+
+    async def check(ports: dict[str, int]) -> None:
+        data = request("/await-chain?id=lane-a") + request("/await-chain?id=lane-a&wait=x")
+        (done, fine), closed = await exchange(ports["lane"], data, 2)
+        assert (done["status"], done["body"]) == (200, b'{"message":3}')
+        assert done["headers"]["x-invocation-id"] == "lane-a"
+        assert done["headers"]["content-type"] == "application/json"
+        assert fine["status"] == 400 and b"wait" in fine["body"]
+        assert not closed
+        (refused,), _ = await exchange(
+            ports["lane"],
+            request("/fan-out-workflow?id=b", extra="Sec-Fetch-Site: cross-site\r\n"),
+            1,
+        )
+        assert refused["status"] == 403 and b"another site" in refused["body"]
+
+    with_gateways(check)
+
+
+def test_the_gateway_runs_its_flow_routes_on_the_lane() -> None:
+    protocol = config(create_app(SETTINGS, local_client())).http
+    assert isinstance(protocol, type) and issubclass(protocol, FlowLaneProtocol)
