@@ -128,8 +128,9 @@ class Pacing:
     #: Seconds between full drains while the ``LISTEN`` connection is down (the connector's tick).
     tick: float = 0.25
     #: Seconds between full drains while it is up and the last drain went through: a backstop
-    #: only (every outbox row notifies its address as it commits).
-    quiet_tick: float = 5.0
+    #: (every outbox row notifies its address as it commits), and the statement that finds a
+    #: dead link on an idle connection within the user timeout (``runtime.keepalive``).
+    quiet_tick: float = 1.0
     #: Seconds between two timer firings of the driver.
     timers: float = 0.25
     #: Seconds between two tries for the driver's lock, plus up to half of it as jitter.
