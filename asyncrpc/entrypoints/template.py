@@ -21,8 +21,8 @@ RUN_DIR` instead: it imports the supervisor's modules, forks the detached
 supervisor itself (its channel one end of a socketpair), forwards SIGTERM to
 it, and exits with its exit code once it has gone. It loads the replicas'
 modules while the supervisor sets itself up, forking the server (see EARLY)
-between two of them. One interpreter start and one round of imports then
-serve the supervisor and every replica.
+between two of them; the supervisor imports the dashboard meanwhile, on the
+other core. One interpreter start then serves the supervisor and every replica.
 
 While it serves, it also runs the CLI's short commands for their callers
 (:mod:`asyncrpc.supervise.command_relay`): a caller connects to
