@@ -154,7 +154,9 @@ def up(
             plan = prepare(options, os.environ, rundir.path, notify=say)
             if detach:
                 detached = spawn_detached(plan, os.environ, lock)
-                # rich loads while the template does (two cores): only printing needs it.
+                # rich and the table load while the template does (two cores): only printing
+                # needs them, once everything is ready.
+                from asyncrpc.terminal import status_table  # noqa: F401
                 from asyncrpc.terminal.progress import ReadyProgress
 
                 with ReadyProgress(console(stderr=True)) as progress:

@@ -27,11 +27,28 @@ from asyncrpc.supervise.rundir import RunDir
 from asyncrpc.supervise.supervisor_process import run_supervisor
 
 if TYPE_CHECKING:
-    from asyncrpc.supervise.supervisor_process import DashboardOpener
+    from collections.abc import Mapping
+
+    from asyncrpc.supervise.supervisor import Supervisor
+    from asyncrpc.supervise.supervisor_process import DashboardOpener, OpenDashboard
 
 
 def _log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} supervisor: {message}", flush=True)
+
+
+async def _open_dashboard(
+    supervisor: Supervisor, env: Mapping[str, str], port: int, secret: str
+) -> OpenDashboard:
+    """:func:`asyncrpc.dashboard.serve.open_dashboard`, imported when called.
+
+    The supervisor calls it once it has asked for the server: forked from the template,
+    it imports the dashboard (and the SDK with it) while the template imports the SDK for
+    the replicas, on the other core.
+    """
+    from asyncrpc.dashboard.serve import open_dashboard
+
+    return await open_dashboard(supervisor, env, port, secret)
 
 
 def main(argv: list[str] | None = None, template: socket.socket | None = None) -> int:
@@ -54,9 +71,7 @@ def main(argv: list[str] | None = None, template: socket.socket | None = None) -
     _log(f"pid {os.getpid()}, run directory {plan.run_dir}")
     open_dashboard: DashboardOpener | None = None
     if plan.dashboard_port:  # its web stack is imported only when it is served
-        from asyncrpc.dashboard.serve import open_dashboard as opener
-
-        open_dashboard = opener
+        open_dashboard = _open_dashboard
     try:
         asyncio.run(
             run_supervisor(

@@ -21,8 +21,8 @@ RUN_DIR` instead: it imports the supervisor's modules, forks the detached
 supervisor itself (its channel one end of a socketpair), forwards SIGTERM to
 it, and exits with its exit code once it has gone. It loads the replicas'
 modules while the supervisor sets itself up, forking the server (see EARLY)
-between two of them. One interpreter start and one round of imports then
-serve the supervisor and every replica.
+between two of them; the supervisor imports the dashboard meanwhile, on the
+other core. One interpreter start then serves the supervisor and every replica.
 
 While it serves, it also runs the CLI's short commands for their callers
 (:mod:`asyncrpc.supervise.command_relay`): a caller connects to
@@ -88,18 +88,50 @@ EARLY = {"server": "asyncrpc.server.main"}
 #: Preloaded where present: uvloop is not on every platform, the others are what Typer and
 #: URL parsing import late (private modules: their absence costs only time).
 OPTIONAL_PRELOAD = ("uvloop", "typer._adapters", "stringprep")
-#: What a detached supervisor imports besides.
-SUPERVISOR_PRELOAD = ("asyncrpc.entrypoints.detached_supervisor", "asyncrpc.dashboard.serve")
+#: What a detached supervisor imports before it is forked: its own modules, and with them
+#: the web stack (FastAPI, uvicorn, httpx) the replicas share. The SDK and the dashboard are
+#: not among them: the supervisor, once it has asked for the server, imports the dashboard
+#: itself while the template imports the SDK and the rest of PRELOAD, on the other core.
+SUPERVISOR_PRELOAD = ("asyncrpc.entrypoints.detached_supervisor",)
+#: What only the CLI's relayed commands print with (rich, the status table): loaded once the
+#: template has been idle for IDLE_S, after the replicas' start, which needs none of it.
+LATE_PRELOAD = ("rich.console", "rich.table", "asyncrpc.terminal.status_table")
+#: Seconds without a request before the template loads LATE_PRELOAD: past the replicas' start,
+#: which the import would slow down on a machine of two cores.
+IDLE_S = 1.0
+#: httpx's own command line (`httpx URL`), which its package imports when it can: it loads
+#: rich, pygments and click's terminal parts, about a fifth of a second of CPU that nothing
+#: run from here uses. Marked absent in the template, httpx goes without it.
+SKIPPED = ("httpx._main",)
 
 
-def preload(modules: tuple[str, ...] = PRELOAD, between: Callable[[], None] = lambda: None) -> None:
-    """Import ``modules`` and build the CLI, so a child starts with nothing left to load.
+def skip_unused_modules() -> None:
+    """Mark SKIPPED absent (an import of one raises ImportError), unless already loaded."""
+    for name in SKIPPED:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
+def late_preload() -> None:
+    """Import LATE_PRELOAD: a relayed `status` then finds rich loaded."""
+    for name in LATE_PRELOAD:
+        importlib.import_module(name)
+
+
+def preload(
+    modules: tuple[str, ...] = PRELOAD,
+    between: Callable[[], None] = lambda: None,
+    complete: bool = True,
+) -> None:
+    """Import ``modules`` and, when ``complete``, build the CLI, so a child starts with nothing
+    left to load.
 
     ``between`` runs after each module (to serve requests that arrived meanwhile).
     """
     for name in modules:
         importlib.import_module(name)
         between()
+    if not complete:
+        return
     for name in OPTIONAL_PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
@@ -240,8 +272,11 @@ class Template:
         channel: socket.socket,
         supervisor: int | None = None,
         commands: socket.socket | None = None,
+        late: Callable[[], None] | None = None,
     ) -> None:
         self.channel = channel
+        #: Run once the template has had nothing to do for IDLE_S (see LATE_PRELOAD).
+        self.late = late
         #: Where callers of relayed CLI commands connect, and each running one's caller.
         self.commands = commands
         self.callers: dict[int, socket.socket] = {}
@@ -346,7 +381,12 @@ class Template:
             self.deferred.clear()
             self._reap()  # children forked while the modules loaded may have exited
             while not self.closed:
-                for key, _ in selector.select():
+                events = selector.select(IDLE_S if self.late is not None else None)
+                if not events and self.late is not None:
+                    late, self.late = self.late, None
+                    late()
+                    continue
+                for key, _ in events:
                     if key.fileobj == self.wakeup_r:
                         with contextlib.suppress(BlockingIOError):
                             os.read(self.wakeup_r, 4096)
@@ -433,8 +473,10 @@ def _let_go_of_the_run_lock() -> None:
             os.close(int(handed))
 
 
-def _preloaded(modules: tuple[str, ...], between: Callable[[], None] = lambda: None) -> bool:
-    preload(modules, between)
+def _preloaded(
+    modules: tuple[str, ...], between: Callable[[], None] = lambda: None, complete: bool = True
+) -> bool:
+    preload(modules, between, complete)
     if threading.active_count() == 1:
         return True
     names = ", ".join(thread.name for thread in threading.enumerate())
@@ -448,14 +490,15 @@ USAGE = "usage: python -m asyncrpc.entrypoints.template FD [RUN_DIR] | --supervi
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     setproctitle.setproctitle(f"{sys.executable} -m asyncrpc.entrypoints.template")
+    skip_unused_modules()
     if len(args) == 2 and args[0] == "--supervise":
-        if not _preloaded(SUPERVISOR_PRELOAD):
+        if not _preloaded(SUPERVISOR_PRELOAD, complete=False):
             return 1
         ours, theirs = socket.socketpair()
         supervisor = fork_supervisor(theirs, args[1])
         theirs.close()
         _let_go_of_the_run_lock()
-        template = Template(ours, supervisor)
+        template = Template(ours, supervisor, late=late_preload)
         # The replicas' modules load while the supervisor sets itself up, and its requests are
         # served between two modules: the server starts while the SDK still loads.
         if _preloaded(PRELOAD, between=template.serve_pending):
@@ -472,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     if not _preloaded(PRELOAD):
         return 1
     commands = command_relay.listen(os.path.abspath(args[1])) if len(args) == 2 else None
-    Template(channel, commands=commands).serve()
+    Template(channel, commands=commands, late=late_preload).serve()
     return 0
 
 

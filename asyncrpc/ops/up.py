@@ -27,7 +27,13 @@ from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import CommandError
 from asyncrpc.supervise import ports
 from asyncrpc.supervise.control_client import orphans
-from asyncrpc.supervise.plan import ASYNCRPC_PROGRAM, Plan, ReplicaSpec
+from asyncrpc.supervise.plan import (
+    ASYNCRPC_PROGRAM,
+    TEMPLATE_MODULE,
+    Plan,
+    ReplicaSpec,
+    template_enabled,
+)
 from asyncrpc.supervise.rundir import LAUNCHER_LOG, RunDir, RunDirLock
 from asyncrpc.supervise.status import LauncherSnapshot, Phase
 from asyncrpc.supervise.targets import select
@@ -272,9 +278,6 @@ def detached_command(plan: Plan, env: Mapping[str, str]) -> list[str]:
 
     Where the template is not used, it runs as a process of its own.
     """
-    # The template's client (asyncio) is the supervisor's; `up` needs two of its names.
-    from asyncrpc.supervise.template_client import TEMPLATE_MODULE, template_enabled
-
     if template_enabled(env) and plan.program == ASYNCRPC_PROGRAM:
         return [sys.executable, "-m", TEMPLATE_MODULE, "--supervise"]
     return [sys.executable, "-m", "asyncrpc.entrypoints.detached_supervisor"]

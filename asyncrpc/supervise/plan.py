@@ -21,6 +21,21 @@ from asyncrpc.runtime import config
 from asyncrpc.supervise.rundir import RunDir
 
 ASYNCRPC_PROGRAM: tuple[str, ...] = (sys.executable, "-m", "asyncrpc")
+#: The template's module (:mod:`asyncrpc.entrypoints.template`): how it is started, and how
+#: its process is recognised. Here rather than with its client, which needs asyncio: `up
+#: --detach` starts it before loading that.
+TEMPLATE_MODULE = "asyncrpc.entrypoints.template"
+
+
+def template_enabled(env: Mapping[str, str], platform: str = sys.platform) -> bool:
+    """Fork from a template on Linux unless ASYNCRPC_TEMPLATE=0.
+
+    macOS and Windows lack a fork that is safe after importing the SDK's
+    dependencies (Objective-C runtime, no fork at all), so they spawn.
+    """
+    return platform.startswith("linux") and env.get(config.ENV_TEMPLATE, "1") != "0"
+
+
 #: What Postgres prints once it accepts connections.
 POSTGRES_READY = "database system is ready to accept connections"
 

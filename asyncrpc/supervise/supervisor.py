@@ -387,10 +387,12 @@ class Supervisor:
 
     # -- operations (what the control server offers) -----------------------------
 
-    async def boot(self) -> None:
+    async def boot(self, ready_after: asyncio.Event | None = None) -> None:
         """Start the plan: the server first, then the gateway and the nodes.
 
-        On any failure everything started is stopped again and the error raised.
+        The phase turns ready once all are ready and ``ready_after`` (what else the
+        supervisor serves, set up meanwhile) is set. On any failure everything started is
+        stopped again and the error raised.
         """
         try:
             servers = [r for r in self.replicas.values() if r.spec.node in topology.SERVER_NODES]
@@ -399,6 +401,8 @@ class Supervisor:
                 await self._start_replicas(servers)
             if others:
                 await self._start_replicas(others)
+            if ready_after is not None:
+                await ready_after.wait()
         except BaseException as error:
             self.error = str(error) if isinstance(error, CommandError) else None
             await asyncio.shield(self.stop_all())

@@ -30,9 +30,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import CommandError
 from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.plan import TEMPLATE_MODULE, template_enabled
+
+__all__ = ["TEMPLATE_MODULE", "ForkedProcess", "TemplateClient", "template_enabled"]
 
 #: How a replica's exit code reads when the template died before reporting it.
 UNKNOWN_EXIT = 255
@@ -40,10 +42,6 @@ UNKNOWN_EXIT = 255
 ORPHAN_POLL = 0.1
 #: Seconds a child forked for a caller that gave up gets to exit after SIGTERM.
 ABANDONED_GRACE = 5.0
-
-
-#: The template's module: how it is started, and how its process is recognised.
-TEMPLATE_MODULE = "asyncrpc.entrypoints.template"
 
 
 def template_parent(ref: ProcessRef) -> ProcessRef | None:
@@ -57,15 +55,6 @@ def template_parent(ref: ProcessRef) -> ProcessRef | None:
     except psutil.Error:
         return None
     return ProcessRef.of(parent.pid)
-
-
-def template_enabled(env: Mapping[str, str], platform: str = sys.platform) -> bool:
-    """Fork from a template on Linux unless ASYNCRPC_TEMPLATE=0.
-
-    macOS and Windows lack a fork that is safe after importing the SDK's
-    dependencies (Objective-C runtime, no fork at all), so they spawn.
-    """
-    return platform.startswith("linux") and env.get(config.ENV_TEMPLATE, "1") != "0"
 
 
 class TemplateUnavailable(CommandError):

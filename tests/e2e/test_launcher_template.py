@@ -9,8 +9,10 @@ exit) and replaces with a new fork.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -117,3 +119,39 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     down = launcher.run("down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert not template_ref.alive(), "down returned before the template had exited"
+
+
+#: Which of these a template has loaded after each stage of its preload, as JSON.
+PRELOAD_STAGES = """
+import json, sys
+from asyncrpc.entrypoints import template
+watched = ("rich", "resonate.resonate", "asyncrpc.dashboard.app", "asyncrpc.terminal.status_table")
+def loaded():
+    return [name for name in watched if sys.modules.get(name) is not None]
+template.skip_unused_modules()
+stages = {}
+template.preload(template.SUPERVISOR_PRELOAD, complete=False)
+stages["supervisor"] = loaded()
+template.preload(template.PRELOAD)
+stages["replicas"] = loaded()
+template.late_preload()
+stages["late"] = loaded()
+print(json.dumps(stages))
+"""
+
+
+def test_the_template_forks_the_supervisor_before_the_sdk_and_rich_only_once_idle() -> None:
+    """What the supervisor is forked with, what the replicas are, and what relayed commands get.
+
+    The supervisor imports the dashboard (and the SDK) itself while the template imports the
+    replicas' modules; nothing forked for a replica's start carries rich, which httpx's
+    command line would load; a relayed `status` finds it loaded once the template is idle.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", PRELOAD_STAGES], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    stages = json.loads(done.stdout)
+    assert stages["supervisor"] == []
+    assert stages["replicas"] == ["resonate.resonate"]
+    assert stages["late"] == ["rich", "resonate.resonate", "asyncrpc.terminal.status_table"]

@@ -19,6 +19,7 @@ from asyncrpc.supervise.control_client import TOKEN_HEADER
 from asyncrpc.supervise.control_server import make_app
 from asyncrpc.supervise.pids import ProcessRef
 from asyncrpc.supervise.plan import ReplicaSpec
+from asyncrpc.supervise.status import Phase
 from asyncrpc.supervise.supervisor import Supervisor
 from asyncrpc.supervise.targets import NodeSelector
 from tests.support.supervisor import make_plan, refs_of, run
@@ -63,3 +64,24 @@ def test_an_unexpected_failure_is_answered_with_its_words() -> None:
     assert answer.json()["error"] == (
         "the supervisor failed: OSError: [Errno 28] No space left on device"
     )
+
+
+def test_the_plan_is_ready_only_once_the_supervisor_serves_what_it_sets_up_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """The boot asks for its replicas first; ready waits for the dashboard and control server."""
+    plan = make_plan(tmp_path)
+    plan.replicas = []  # nothing to start: what is left is the wait for `ready_after`
+    supervisor = Supervisor(plan, {})
+
+    async def scenario() -> tuple[Phase, Phase]:
+        served = asyncio.Event()
+        boot = asyncio.create_task(supervisor.boot(ready_after=served))
+        await asyncio.sleep(0.05)
+        before = supervisor.phase
+        served.set()
+        await boot
+        return before, supervisor.phase
+
+    assert asyncio.run(scenario()) == (Phase.STARTING, Phase.READY)
+    assert refs_of(supervisor) == []
