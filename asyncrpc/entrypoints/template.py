@@ -448,10 +448,15 @@ class Template:
                 self.supervisor_code = os.waitstatus_to_exitcode(status)
 
 
-def fork_supervisor(channel: socket.socket, run_dir: str) -> int:
-    """Fork the detached supervisor of ``run_dir``, talking to this template on ``channel``."""
+def fork_supervisor(channel: socket.socket, run_dir: str, template_end: socket.socket) -> int:
+    """Fork the detached supervisor of ``run_dir``, talking to this template on ``channel``.
+
+    The child closes its copy of ``template_end``, the channel's other end: held open
+    there, the supervisor would never read the channel's end when the template dies.
+    """
 
     def supervisor() -> int:
+        template_end.close()
         os.setsid()
         title = f"{sys.executable} -m asyncrpc.entrypoints.detached_supervisor {run_dir}"
         setproctitle.setproctitle(title)
@@ -495,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         if not _preloaded(SUPERVISOR_PRELOAD, complete=False):
             return 1
         ours, theirs = socket.socketpair()
-        supervisor = fork_supervisor(theirs, args[1])
+        supervisor = fork_supervisor(theirs, args[1], ours)
         theirs.close()
         _let_go_of_the_run_lock()
         template = Template(ours, supervisor, late=late_preload)

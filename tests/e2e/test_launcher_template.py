@@ -97,6 +97,12 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     inherited = held - {os.devnull}
     assert not inherited & set(files.values()), (inherited, files)
     assert str(launcher.rundir.log_for("launcher")) not in files.values()
+    # Nor does the supervisor hold the template's end of their channel: when the template
+    # dies, the supervisor must read the end of it at once.
+    supervisor_sockets = {
+        name for name in open_files(state.supervisor.pid).values() if name.startswith("socket:")
+    }
+    assert not supervisor_sockets & held, (supervisor_sockets, held)
 
     killed = launcher.run("kill", "b")
     assert killed.returncode == 0, killed.stdout + killed.stderr
