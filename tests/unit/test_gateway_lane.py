@@ -13,17 +13,16 @@ date).
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httptools
 import uvicorn
 
 from asyncrpc.gateway.app import create_app
 from asyncrpc.gateway.lane import FlowLaneProtocol
 from asyncrpc.gateway.main import config
 from asyncrpc.gateway.settings import GatewaySettings
+from tests.support import http_wire
 from tests.support.gateway import local_client
 
 SETTINGS = GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-lane")
@@ -43,63 +42,18 @@ def request(
     return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
 
-class Answers:
-    """httptools callbacks: the answers read from one connection."""
-
-    def __init__(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.done: list[dict[str, Any]] = []
-        self._headers: dict[str, str] = {}
-        self._body = b""
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.decode().lower()] = value.decode()
-
-    def on_body(self, body: bytes) -> None:
-        self._body += body
-
-    def on_message_complete(self) -> None:
-        headers = {k: v for k, v in self._headers.items() if k not in UNCOMPARED}
-        status = self.parser.get_status_code()
-        self.done.append({"status": status, "headers": headers, "body": self._body})
-        self._headers, self._body = {}, b""
-
-
 async def exchange(port: int, data: bytes, answers: int) -> tuple[list[dict[str, Any]], bool]:
-    """Send ``data`` on a new connection; the answers, and whether the gateway then closed it."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    parsed = Answers()
-    writer.write(data)
-    closed = False
-    try:
-        async with asyncio.timeout(20):
-            while len(parsed.done) < answers:
-                chunk = await reader.read(65536)
-                if not chunk:
-                    closed = True
-                    break
-                parsed.parser.feed_data(chunk)
-            if not closed:
-                try:
-                    closed = await asyncio.wait_for(reader.read(1), 0.05) == b""
-                except TimeoutError:
-                    closed = False
-    finally:
-        writer.close()
-    return parsed.done, closed
+    """Send ``data`` on a new connection; the answers, and whether the peer then closed it."""
+    return await http_wire.exchange(
+        port, data, answers, ignored=UNCOMPARED, timeout=20, close_wait=0.05
+    )
 
 
 async def serve(lane: bool) -> tuple[int, uvicorn.Server, asyncio.Task[None]]:
     settings = config(create_app(SETTINGS, local_client()))
     if not lane:
         settings.http = "httptools"
-    server = uvicorn.Server(settings)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    sock = socket.create_server(("127.0.0.1", 0))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    return sock.getsockname()[1], server, task
+    return await http_wire.serve(settings)
 
 
 def with_gateways(test: Callable[[dict[str, int]], Awaitable[None]]) -> None:

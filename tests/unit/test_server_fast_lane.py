@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httptools
 import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,6 +24,7 @@ from asyncrpc.server.engine import Engine
 from asyncrpc.server.main import uvicorn_config
 from asyncrpc.server.protocol import MAX_BODY_BYTES
 from asyncrpc.server.store import Store
+from tests.support import http_wire
 
 TOKEN = "lane-token"
 AUTH = f"Authorization: Bearer {TOKEN}\r\n"
@@ -65,50 +64,11 @@ FROM_A_PAGE: dict[str, tuple[bytes, int]] = {
 }
 
 
-class Answers:
-    """httptools callbacks: the answers read from one connection."""
-
-    def __init__(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.done: list[dict[str, Any]] = []
-        self._headers: dict[str, str] = {}
-        self._body = b""
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.decode().lower()] = value.decode()
-
-    def on_body(self, body: bytes) -> None:
-        self._body += body
-
-    def on_message_complete(self) -> None:
-        headers = {k: v for k, v in self._headers.items() if k not in FRAMING}
-        status = self.parser.get_status_code()
-        self.done.append({"status": status, "headers": headers, "body": self._body})
-        self._headers, self._body = {}, b""
-
-
 async def exchange(port: int, data: bytes, answers: int) -> tuple[list[dict[str, Any]], bool]:
-    """Send ``data`` on a new connection; the answers, and whether the server then closed it."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    parsed = Answers()
-    writer.write(data)
-    closed = False
-    try:
-        async with asyncio.timeout(10):
-            while len(parsed.done) < answers:
-                chunk = await reader.read(65536)
-                if not chunk:
-                    closed = True
-                    break
-                parsed.parser.feed_data(chunk)
-            if not closed:
-                try:
-                    closed = await asyncio.wait_for(reader.read(1), 0.2) == b""
-                except TimeoutError:
-                    closed = False
-    finally:
-        writer.close()
-    return parsed.done, closed
+    """Send ``data`` on a new connection; the answers, and whether the peer then closed it."""
+    return await http_wire.exchange(
+        port, data, answers, ignored=FRAMING, timeout=10, close_wait=0.2
+    )
 
 
 async def serve(lane: bool) -> tuple[int, uvicorn.Server, asyncio.Task[None]]:
@@ -116,13 +76,7 @@ async def serve(lane: bool) -> tuple[int, uvicorn.Server, asyncio.Task[None]]:
     config = uvicorn_config(app, app)
     if not lane:
         config.http = "httptools"
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    sock = socket.create_server(("127.0.0.1", 0))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    return sock.getsockname()[1], server, task
+    return await http_wire.serve(config)
 
 
 async def with_servers(
