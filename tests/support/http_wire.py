@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import httptools
 import uvicorn
+
+#: A server serving on loopback: its port, the server, and the task that runs it.
+Served = tuple[int, uvicorn.Server, asyncio.Task[None]]
 
 
 class Answers:
@@ -74,7 +77,7 @@ async def exchange(
     return parsed.done, closed
 
 
-async def serve(config: uvicorn.Config) -> tuple[int, uvicorn.Server, asyncio.Task[None]]:
+async def serve(config: uvicorn.Config) -> Served:
     """Serve ``config`` in this event loop on a free loopback port: the port, server and task."""
     server = uvicorn.Server(config)
     sock = socket.create_server(("127.0.0.1", 0))
@@ -82,3 +85,20 @@ async def serve(config: uvicorn.Config) -> tuple[int, uvicorn.Server, asyncio.Ta
     while not server.started:
         await asyncio.sleep(0.01)
     return sock.getsockname()[1], server, task
+
+
+async def both_ways(
+    serve_way: Callable[[bool], Awaitable[Served]],
+    test: Callable[[dict[str, int]], Awaitable[None]],
+) -> None:
+    """Run ``test`` with the port of each way ("lane", "asgi"), then stop both servers.
+
+    ``serve_way(lane)`` serves one: through the fast lane when ``lane``, else uvicorn's own path.
+    """
+    running = {name: await serve_way(name == "lane") for name in ("lane", "asgi")}
+    try:
+        await test({name: port for name, (port, _, _) in running.items()})
+    finally:
+        for _, server, task in running.values():
+            server.should_exit = True
+            await task

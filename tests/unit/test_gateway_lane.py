@@ -16,8 +16,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import uvicorn
-
 from asyncrpc.gateway.app import create_app
 from asyncrpc.gateway.lane import FlowLaneProtocol
 from asyncrpc.gateway.main import config
@@ -49,7 +47,7 @@ async def exchange(port: int, data: bytes, answers: int) -> tuple[list[dict[str,
     )
 
 
-async def serve(lane: bool) -> tuple[int, uvicorn.Server, asyncio.Task[None]]:
+async def serve(lane: bool) -> http_wire.Served:
     settings = config(create_app(SETTINGS, local_client()))
     if not lane:
         settings.http = "httptools"
@@ -58,17 +56,7 @@ async def serve(lane: bool) -> tuple[int, uvicorn.Server, asyncio.Task[None]]:
 
 def with_gateways(test: Callable[[dict[str, int]], Awaitable[None]]) -> None:
     """Run ``test`` with the port of each way ("lane", "asgi"), then stop both gateways."""
-
-    async def run() -> None:
-        running = {name: await serve(lane=name == "lane") for name in ("lane", "asgi")}
-        try:
-            await test({name: port for name, (port, _, _) in running.items()})
-        finally:
-            for _, server, task in running.values():
-                server.should_exit = True
-                await task
-
-    asyncio.run(run())
+    asyncio.run(http_wire.both_ways(serve, test))
 
 
 CASES: dict[str, tuple[bytes, int]] = {

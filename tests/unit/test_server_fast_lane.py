@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from asyncrpc.server.app import ServerApp
@@ -71,7 +70,7 @@ async def exchange(port: int, data: bytes, answers: int) -> tuple[list[dict[str,
     )
 
 
-async def serve(lane: bool) -> tuple[int, uvicorn.Server, asyncio.Task[None]]:
+async def serve(lane: bool) -> http_wire.Served:
     app = ServerApp(Engine(Store(":memory:"), clock=lambda: 1_000_000), TOKEN)
     config = uvicorn_config(app, app)
     if not lane:
@@ -79,17 +78,9 @@ async def serve(lane: bool) -> tuple[int, uvicorn.Server, asyncio.Task[None]]:
     return await http_wire.serve(config)
 
 
-async def with_servers(
-    test: Callable[[dict[str, int]], Awaitable[None]],
-) -> None:
+async def with_servers(test: Callable[[dict[str, int]], Awaitable[None]]) -> None:
     """Run ``test`` with the port of each way ("lane", "asgi"), then stop both servers."""
-    running = {name: await serve(lane=name == "lane") for name in ("lane", "asgi")}
-    try:
-        await test({name: port for name, (port, _, _) in running.items()})
-    finally:
-        for _, server, task in running.values():
-            server.should_exit = True
-            await task
+    await http_wire.both_ways(serve, test)
 
 
 CASES: dict[str, tuple[bytes, int]] = {
