@@ -32,16 +32,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import statistics
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from asyncrpc.lesson import topology
-from benchmarks import load_client
-from benchmarks.bench import AWAIT_CHAIN, Bench, BenchError
+from benchmarks import load_client, traced
+from benchmarks.bench import AWAIT_CHAIN, ROOT, Bench, BenchError
 from benchmarks.report import PartResult, Table
 from harness.isolation import free_port
 from harness.processes import READY_TIMEOUT, Process
@@ -169,7 +173,13 @@ async def drive_sequential(url: str, ids: list[str], caller: Caller) -> None:
 
 
 def start_traced(bench: Bench, name: str, trace: Path, *args: str) -> Process:
-    return bench.start_program("traced", str(trace), *args, name=f"traced-{name}")
+    """``python -m benchmarks.traced TRACE ARGS``; the server profiles itself when asked to
+    (:data:`~benchmarks.traced.PROFILE_ENV` set in this process's environment)."""
+    env = {"PYTHONPATH": str(ROOT)}
+    if name == SERVER and os.environ.get(traced.PROFILE_ENV):
+        env[traced.PROFILE_ENV] = os.environ[traced.PROFILE_ENV]
+    command = [sys.executable, "-m", "benchmarks.traced", str(trace), *args]
+    return bench.procs.start(f"traced-{name}", command, env=env)
 
 
 def run(bench: Bench) -> PartResult:
@@ -200,16 +210,22 @@ def run(bench: Bench) -> PartResult:
         for process in (gateway, *nodes):
             wait_until(lambda p=process: printed_ready(p), READY_TIMEOUT, f"{process.name} ready")
         wait_until(lambda: http_ok(f"{gateway_url}/healthz"), READY_TIMEOUT, "the gateway")
-        del server
         count = bench.sizes.roundtrip
         bench.say(f"hops: await chain x {count}, sequential, traced")
         ids = bench.ids("hops", WARMUP + count)
+        server_cpu = psutil.Process(server.pid)
+        before = server_cpu.cpu_times()
         asyncio.run(drive_sequential(gateway_url, ids, caller))
+        after = server_cpu.cpu_times()
+        del server
+    # The server's CPU over every invocation driven, the warm-up's included.
+    server_cpu_ms = (after.user + after.system - before.user - before.system) * 1e3 / len(ids)
     stamps = list(caller.stamps)
     for name, path in files.items():
         if path.exists():
             stamps += read_stamps(path, name)
     data = profile(invocations(stamps))
+    data["server_cpu_ms_per_invocation"] = round(server_cpu_ms, 3)
     table = Table(
         f"Where one sequential await chain's time goes ({data['invocations']} invocations, "
         f"traced; p50 {data['p50_ms']} ms, mean {data['mean_ms']} ms)",
@@ -230,5 +246,7 @@ def run(bench: Bench) -> PartResult:
             "each interval between two consecutive stamps of one invocation, on the machine's "
             "wall clock, goes to the hop it spans; the hops add up to the invocation's time",
             f"server requests per invocation (median): {data['server_requests_per_invocation']}",
+            f"server CPU per invocation (user + system, the tracer's stamps included): "
+            f"{data['server_cpu_ms_per_invocation']} ms",
         ],
     )

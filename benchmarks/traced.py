@@ -23,10 +23,15 @@ that). The events:
 
 A stamp costs a few microseconds (a line written to a file), which the
 profile then counts in whatever hop it falls in.
+
+With ``ASYNCRPC_BENCH_SERVER_PROFILE=FILE`` in its environment (``--only hops``
+passes it on from its own), the server runs under cProfile and writes its
+statistics to ``FILE`` when it stops (``python -m pstats FILE``).
 """
 
 from __future__ import annotations
 
+import cProfile
 import functools
 import os
 import sys
@@ -41,6 +46,8 @@ from asyncrpc.server.app import PUSH_EXTENSION
 from asyncrpc.server.store import Store
 
 _decoder = msgspec.json.Decoder()
+#: A file the traced server writes its cProfile statistics to when it stops (not set: no profile).
+PROFILE_ENV = "ASYNCRPC_BENCH_SERVER_PROFILE"
 
 
 class Trace:
@@ -237,9 +244,16 @@ def serve_server(trace: Trace, port: int, db: str) -> int:
     config = uvicorn_config(traced_asgi(app, trace), TracedLane(app, trace))
     server = GracefulServer(config, before_shutdown=app.close_streams)
     app.engine.on_failure = server.request_exit
+    profile_to = os.environ.get(PROFILE_ENV)
+    profiler = cProfile.Profile() if profile_to else None
     try:
+        if profiler is not None:
+            profiler.enable()
         server.run(sockets=[sock])
     finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
         sock.close()
     return 0
 

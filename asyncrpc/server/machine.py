@@ -26,8 +26,7 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from asyncrpc.protocol.patterns import WILDCARD, matches
 from asyncrpc.protocol.records import AcquireCause
@@ -65,11 +64,12 @@ SEARCH_ORDERS = ("id", "newest")
 LISTENER_SCHEMES = ("http://", "https://")
 
 
-@dataclass(frozen=True)
-class ProtocolReply:
+class ProtocolReply(NamedTuple):
     """The server's reply to one protocol request (a kind such as ``promise.get``).
 
-    ``data`` is the reply envelope's data; ``detail`` explains an error.
+    ``data`` is the reply envelope's data; ``detail`` explains an error. This and the
+    messages below are named tuples: one is made for nearly every request, and a frozen
+    dataclass takes four times as long to build.
     """
 
     status: int
@@ -77,8 +77,7 @@ class ProtocolReply:
     detail: str | None = None
 
 
-@dataclass(frozen=True)
-class Execute:
+class Execute(NamedTuple):
     """Run (or resume) this task: its address is the promise's ``resonate:target``."""
 
     address: str
@@ -86,8 +85,7 @@ class Execute:
     version: int
 
 
-@dataclass(frozen=True)
-class Unblock:
+class Unblock(NamedTuple):
     """The promise a listener at ``address`` waits on has settled."""
 
     address: str

@@ -2,9 +2,11 @@
 
 Two kinds of numbers, paid for in two places:
 
-- per request, on the hot path: ``asyncrpc_server_requests_total`` (by kind and
-  status) and ``asyncrpc_server_request_duration_seconds`` (by kind), kept by an
-  :class:`~asyncrpc.runtime.metrics.AnswerTally`: a few additions per request;
+- per request: ``asyncrpc_server_requests_total`` (by kind and status) and
+  ``asyncrpc_server_request_duration_seconds`` (by kind), kept by an
+  :class:`~asyncrpc.runtime.metrics.AnswerTally`; on the hot path an answer is only
+  noted (appended to a list), and the notes are counted at the next scrape or once
+  a thousand of them wait;
 - of the state, at scrape time only: promises and tasks by state and the open poll
   streams by group are counted from the engine's state by :class:`EngineCollector`
   when Prometheus asks, so no request ever updates a gauge.
@@ -33,6 +35,8 @@ __all__ = ["CONTENT_TYPE", "NO_KIND", "OTHER_KIND", "EngineCollector", "ServerMe
 #: The ``kind`` label of a request whose kind the server does not know (a client's
 #: typo must not grow a series of its own), and of a body that was not a request.
 OTHER_KIND = "other"
+#: Answers noted before they are counted, at most (see :meth:`ServerMetrics.request`).
+UNCOUNTED_LIMIT = 1024
 NO_KIND = "invalid"
 #: Request latency buckets (seconds): a read answers in well under a millisecond, a
 #: write waits for its commit (a millisecond or a few), a slow disk shows at the top.
@@ -109,16 +113,34 @@ class ServerMetrics:
             "commit included, by kind.",
             buckets=REQUEST_BUCKETS,
         )
+        #: Answers noted but not yet counted: (kind, status, seconds).
+        self._uncounted: list[tuple[str | None, int, float]] = []
         self.registry = new_registry()
         self.registry.register(self.requests)
         self.registry.register(EngineCollector(engine))
 
     def request(self, kind: str | None, status: int, seconds: float) -> None:
-        """Count one answered request of ``kind`` (None: the body was not a request)."""
-        if kind not in self.kinds:
-            kind = NO_KIND if kind is None else OTHER_KIND
-        self.requests.record(kind, status, seconds)
+        """Count one answered request of ``kind`` (None: the body was not a request).
+
+        The answer is noted as it is and counted when the counts are read (a scrape) or
+        :data:`UNCOUNTED_LIMIT` wait: noting one costs a fraction of counting it, and a
+        request's own turn of the event loop is on its flow's path.
+        """
+        uncounted = self._uncounted
+        uncounted.append((kind, status, seconds))
+        if len(uncounted) >= UNCOUNTED_LIMIT:
+            self.count_answers()
+
+    def count_answers(self) -> None:
+        """Count the answers noted since the counts were last read."""
+        uncounted, self._uncounted = self._uncounted, []
+        kinds, record = self.kinds, self.requests.record
+        for kind, status, seconds in uncounted:
+            if kind not in kinds:
+                kind = NO_KIND if kind is None else OTHER_KIND
+            record(kind, status, seconds)
 
     def exposition(self) -> bytes:
         """Everything, in the text format Prometheus scrapes."""
+        self.count_answers()
         return exposition(self.registry)

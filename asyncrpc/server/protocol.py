@@ -12,8 +12,8 @@ for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -91,8 +91,9 @@ class ProtocolError(Exception):
         self.corr_id = corr_id
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
+    """One request envelope, as read (a named tuple: one is made for every request)."""
+
     kind: Any
     corr_id: Any
     version: str
@@ -159,11 +160,15 @@ def check_bounds(body: bytes, envelope: dict[str, Any]) -> None:
     """
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
         _check_depth(envelope, 0)
+    # JSON writes a C0 control character in a string as an escape, a C1 one as two bytes
+    # past ASCII, and DEL as itself: a body with none of these holds no string with one.
+    clean = body.isascii() and b"\\" not in body and b"\x7f" not in body
     for record in _records(envelope.get("data")):
         for key in ID_FIELDS.intersection(record):
             value = record[key]
             if isinstance(value, str):
-                check_name(value, f"field {key!r}")
+                if not clean or len(value) > MAX_ID_CHARS:
+                    check_name(value, f"field {key!r}")
             elif isinstance(value, (dict, list)):
                 raise ProtocolError(400, f"field {key!r} must be a string")
 
@@ -197,8 +202,12 @@ def _check_depth(value: dict[str, Any] | list[Any], depth: int) -> None:
             _check_depth(item, depth + 1)
 
 
-#: What a body that names a credential field holds, quoted as JSON writes a key.
-_CREDENTIAL_NEEDLES = tuple(f'"{name}"'.encode() for name in CREDENTIAL_FIELDS)
+#: A credential field's name quoted as JSON writes a key, in any case (ASCII only, as the
+#: field names are): a body without one is stored as it came, without decoding it.
+_CREDENTIAL_KEY = re.compile(
+    b"|".join(b'"%s"' % re.escape(name.encode()) for name in sorted(CREDENTIAL_FIELDS)),
+    re.IGNORECASE,
+)
 
 
 def without_credentials(body: bytes) -> bytes:
@@ -210,8 +219,7 @@ def without_credentials(body: bytes) -> bytes:
     these fields, so the stored body replays as the one received. A body that
     names no credential field is returned as it is, without decoding it.
     """
-    lowered = body.lower()
-    if not any(needle in lowered for needle in _CREDENTIAL_NEEDLES):
+    if _CREDENTIAL_KEY.search(body) is None:
         return body
     try:
         envelope = _decoder.decode(body)
@@ -277,6 +285,8 @@ def stream_safe(message: bytes) -> bytes:
     never parse it. JSON allows these characters escaped, and in UTF-8 their
     bytes occur nowhere else, so replacing the bytes is exact.
     """
+    if message.isascii():
+        return message
     for raw, escaped in _LINE_BREAKS:
         if raw in message:
             message = message.replace(raw, escaped)

@@ -50,8 +50,10 @@ class Value:
     data: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        headers = {} if self.headers is None else self.headers
-        return _present({"headers": headers, "data": self.data})
+        record: dict[str, Any] = {"headers": {} if self.headers is None else self.headers}
+        if self.data is not None:
+            record["data"] = self.data
+        return record
 
 
 @dataclass(slots=True)

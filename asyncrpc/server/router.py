@@ -28,6 +28,7 @@ streams, and it is where "nothing is lost" is decided:
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 from collections import OrderedDict, defaultdict, deque
@@ -67,6 +68,11 @@ class Address:
         if not group or (cast == "uni" and not pid):
             return None
         return cls(group=group, pid=pid or None, unicast=cast == "uni")
+
+
+#: Addresses as parsed, the most recently used kept: a flow's messages go to a few
+#: addresses (its groups, its gateway), each many times.
+_parse_address = functools.lru_cache(maxsize=1024)(Address.parse)
 
 
 @dataclass(frozen=True)
@@ -234,7 +240,7 @@ class Router:
 
     def deliver(self, address: str, message: Message) -> None:
         """Send one message to ``address`` (``poll://any@group`` or ``poll://uni@group/pid``)."""
-        target = Address.parse(address)
+        target = _parse_address(address)
         if target is None:
             logger.warning("dropping message for unroutable address %r", address)
             return

@@ -74,6 +74,8 @@ FORMAT = 4
 #: Older formats this server upgrades on open: their snapshot holds every promise (format 2's
 #: is plain JSON, format 3's compressed), settled ones included.
 UPGRADABLE = frozenset({"2", "3"})
+#: How long a statement waits for a lock another connection holds (ms; Python's default).
+BUSY_TIMEOUT_MS = 5000
 #: The SQLite page cache (KiB): the indexes' upper levels stay in memory.
 CACHE_KIB = 8192
 
@@ -155,6 +157,33 @@ def _max_fd() -> int:
     return limit if limit > 3 else 65536
 
 
+def _hold(db: sqlite3.Connection) -> bool:
+    """Take the database's lock for the connection's life; False when another has it open.
+
+    This process is the database's one writer (:func:`lock_database`): held once, the lock
+    spares SQLite seven ``fcntl`` calls per transaction, and the write-ahead log's index
+    lives in this process's memory rather than in a shared ``-shm`` file. A database that
+    another connection has open (someone reading it with ``sqlite3``) is used as SQLite
+    shares it by default, taking its locks per transaction.
+    """
+    db.execute("PRAGMA locking_mode=EXCLUSIVE")
+    db.execute("PRAGMA busy_timeout=0")
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("BEGIN EXCLUSIVE")
+        db.execute("COMMIT")
+        return True
+    except sqlite3.OperationalError as exc:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        if "locked" not in str(exc):
+            raise
+        db.execute("PRAGMA locking_mode=NORMAL")
+        return False
+    finally:
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
 def lock_database(path: str) -> int:
     """Take the one-writer lock of the database at ``path``; the lock's file descriptor.
 
@@ -231,6 +260,8 @@ class Store:
                 self._lock = lock_database(path)
                 _create_owner_only(path)
             self._db = connect(path)
+            #: Whether SQLite holds the database's lock for the store's life (see _hold).
+            self.exclusive = path != ":memory:" and _hold(self._db)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
@@ -305,8 +336,10 @@ class Store:
         self._staged.append((self.last_seq, at, stored))
         self.log_length += 1
         seq = self.last_seq
-        self._staged_rows.extend(promise.row(seq) for promise in settled)
-        self._staged_forgotten.extend((seq, promise_id) for promise_id in forgotten)
+        if settled:
+            self._staged_rows.extend([promise.row(seq) for promise in settled])
+        if forgotten:
+            self._staged_forgotten.extend([(seq, promise_id) for promise_id in forgotten])
 
     def drop_staged(self) -> None:
         """Forget what waits for the next commit (a read of the disk failed: the state is read

@@ -89,7 +89,7 @@ def test_no_token_in_the_database_files_and_the_same_state_after_a_restart(
         assert reply.status in (200, 300), (request["kind"], reply)
     assert promise_of(engine, "t").to_json()["state"] == "resolved"
     files = sorted(tmp_path.iterdir())
-    assert [path.name for path in files][:2] == ["server.db", "server.db-shm"]
+    assert [path.name for path in files][:2] == ["server.db", "server.db-wal"]
     for path in files:
         assert TOKEN.encode() not in path.read_bytes(), path.name
     before = records(engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sqlite3
 from pathlib import Path
@@ -352,6 +353,7 @@ def test_a_database_of_another_format_is_refused_clearly(tmp_path: Path) -> None
 def test_a_new_database_records_its_format(tmp_path: Path) -> None:
     db = str(tmp_path / "new.db")
     Store(db).close()
-    row = sqlite3.connect(db).execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
     assert row == ("4",)
     Store(db).close()  # and opens again

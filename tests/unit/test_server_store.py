@@ -5,6 +5,7 @@ database refused clearly."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import stat
@@ -223,8 +224,41 @@ def test_the_database_and_its_files_are_owner_only(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     engine = Engine(Store(str(db)))
     engine.handle(create("p"))
-    for name in ("s.db", "s.db-wal", "s.db-shm", "s.db.lock"):
+    for name in ("s.db", "s.db-wal", "s.db.lock"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    engine.store.close()
+
+
+def test_the_store_keeps_its_database_locked_while_it_is_open(tmp_path: Path) -> None:
+    """One lock for the store's life, not one per transaction: no other connection reads
+    the database meanwhile, and the write-ahead log's index needs no shared -shm file."""
+    db = tmp_path / "s.db"
+    engine = Engine(Store(str(db)))
+    engine.handle(create("p"))
+    other = sqlite3.connect(db, timeout=0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        other.execute("SELECT COUNT(*) FROM log").fetchone()
+    assert not (tmp_path / "s.db-shm").exists()
+    engine.store.close()
+    assert other.execute("SELECT COUNT(*) FROM log").fetchone() == (1,)
+    other.close()
+
+
+def test_a_database_another_connection_has_open_is_shared_as_sqlite_does(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    Store(str(db)).close()
+    with contextlib.closing(sqlite3.connect(db)) as reader:
+        reader.execute("PRAGMA journal_mode").fetchone()  # open, as a `sqlite3` shell leaves it
+        engine = Engine(Store(str(db)))
+        assert not engine.store.exclusive
+        assert engine.handle(create("p")).status == 200
+        assert reader.execute("SELECT COUNT(*) FROM log").fetchone() == (1,)
+        engine.store.close()
+    engine = Engine(Store(str(db)))
+    assert engine.store.exclusive
+    assert engine.handle(create("q")).status == 200
     engine.store.close()
 
 
