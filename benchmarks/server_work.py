@@ -262,7 +262,7 @@ def _instructions_in(source: Path, flows: int) -> int:
         str(flows),
         str(WARMUP_UNDER_VALGRIND),
     ]
-    env = {**os.environ, "PYTHONPATH": str(source)}
+    env = {**os.environ, "PYTHONPATH": str(source), "PYTHONHASHSEED": "0"}
     done = subprocess.run(command, cwd=source, env=env, check=True, capture_output=True, text=True)
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if found is None:

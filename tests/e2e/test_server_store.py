@@ -3,6 +3,7 @@ at start-up, and the snapshot writer the store forks."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
 import stat
@@ -143,11 +144,11 @@ def test_a_snapshot_written_by_a_forked_writer_compacts_the_log(tmp_path: Path) 
         assert time.monotonic() < deadline, "the snapshot writer never finished"
         engine.tick()
         time.sleep(0.01)
-    with sqlite3.connect(db) as connection:
+    engine.store.close()  # the store holds the database's lock while it is open
+    with contextlib.closing(sqlite3.connect(db)) as connection:
         (covered,) = connection.execute("SELECT seq FROM snapshot").fetchone()
         (oldest,) = connection.execute("SELECT MIN(seq) FROM log").fetchone()
     assert covered >= 20 and oldest == covered + 1
-    engine.store.close()
     restarted = Engine(Store(db))
     assert sorted(restarted.state.promises) == sorted(engine.state.promises)
 
