@@ -1,6 +1,7 @@
 """The server's own work on a sequential await chain's requests, with no process in between.
 
-    python -m benchmarks.server_work [--flows N] [--rounds R] [--against DIR]
+    python -m benchmarks.server_work [--flows N] [--rounds R] [--against DIR] [--memory]
+    python -m benchmarks.server_work --instructions [--flows N] [--against DIR] [--memory]
 
 The requests of one await chain as the SDK sends them (:func:`await_chain`: the
 gateway's create and its pipelined listen; at a and b an acquire, a fenced create of
@@ -17,7 +18,10 @@ CPU microseconds per request. With ``--against DIR`` (another checkout of the
 project, say ``git archive`` of main unpacked) rounds alternate between that
 code and this one, each round starting with the other side, and the result is
 the median over the rounds of this side's time against the other's: the same
-machine, the same minute, whatever else runs on it.
+machine, the same minute, whatever else runs on it. ``--instructions`` counts
+user-space instructions per request under valgrind instead, which the machine's
+load does not change. ``--memory`` keeps the database in memory, as the hops
+part's traced server does.
 
 Requests that no flow waits for (a suspend, a listen) are applied after the next
 commit or at once when none comes (``beside_the_path_wait_s=0``): one request
@@ -174,13 +178,13 @@ async def _open_streams(app: Any, frames: list[int]) -> list[asyncio.Task[None]]
     return tasks
 
 
-async def _round(flows: int, warmup: int, directory: str) -> dict[str, float]:
+async def _round(flows: int, warmup: int, directory: str, memory: bool) -> dict[str, float]:
     from asyncrpc.runtime.browser_guard import BrowserGuard
     from asyncrpc.server.app import ServerApp
     from asyncrpc.server.engine import Engine
     from asyncrpc.server.store import Store
 
-    path = ":memory:" if os.environ.get(MEMORY_ENV) else os.path.join(directory, "server.db")
+    path = ":memory:" if memory else os.path.join(directory, "server.db")
     engine = Engine(Store(path), beside_the_path_wait_s=0.0)
     app = ServerApp(engine, None, BrowserGuard(loopback_only=True))
     frames = [0]
@@ -231,11 +235,12 @@ async def _round(flows: int, warmup: int, directory: str) -> dict[str, float]:
     }
 
 
-def one_round(flows: int, warmup: int) -> dict[str, float]:
+def one_round(flows: int, warmup: int, memory: bool = False) -> dict[str, float]:
+    """``flows`` chains after ``warmup`` ones, on a SQLite file (or in memory): the costs."""
     from asyncrpc.runtime import event_loop
 
     with tempfile.TemporaryDirectory(prefix="server-work-") as directory:
-        return event_loop.run(_round(flows, warmup, directory))
+        return event_loop.run(_round(flows, warmup, directory, memory))
 
 
 def _run_in(source: Path, flows: int, warmup: int) -> dict[str, float]:
@@ -310,6 +315,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--against", type=Path, help="another checkout to compare with")
+    parser.add_argument("--memory", action="store_true", help="the database in memory")
     parser.add_argument("--round", nargs=2, type=int, metavar=("FLOWS", "WARMUP"))
     parser.add_argument(
         "--instructions",
@@ -317,8 +323,10 @@ def main(argv: list[str]) -> int:
         help="count instructions per request under valgrind (both sides when --against)",
     )
     args = parser.parse_args(argv)
+    if args.memory:
+        os.environ[MEMORY_ENV] = "1"  # for the rounds this process starts
     if args.round is not None:
-        print(json.dumps(one_round(*args.round)))
+        print(json.dumps(one_round(*args.round, memory=bool(os.environ.get(MEMORY_ENV)))))
         return 0
     here = Path(__file__).resolve().parent.parent
     if args.instructions:
