@@ -540,27 +540,28 @@ class PostgresLink(PostgresConnection):
 
         As resonate-pg's ``send``: the body is bound as one parameter and never opened,
         and a failure is a :class:`ConnectorError` whose cause is the database's error.
+        The statement goes straight down the pipelined connection
+        (:meth:`PipelinedSessions.execute`): a request is the hot path, and a session
+        and a cursor around it are two coroutines and an object each for nothing.
         """
         if self._stopped:
             raise ConnectorError(RuntimeError("connection has been stopped"))
+        sql = self._rpc_sql
         try:
-            async with self._sessions.session() as conn:
-                sql = self._rpc_sql
-                try:
-                    cursor = await conn.execute(sql, (req,))
-                except (*_NO_WRAPPER, errors.InsufficientPrivilege) as exc:
-                    if sql == RPC_SQL:
-                        raise
-                    if self._rpc_sql != RPC_SQL:
-                        self._rpc_sql = RPC_SQL
-                        log.info("%s: %s; requests go to resonate_rpc", sql, _one_line(exc))
-                    cursor = await conn.execute(RPC_SQL, (req,))
-                row = await cursor.fetchone()
+            try:
+                rows = await self._pipeline.execute(sql, (req,))
+            except (*_NO_WRAPPER, errors.InsufficientPrivilege) as exc:
+                if sql == RPC_SQL:
+                    raise
+                if self._rpc_sql != RPC_SQL:
+                    self._rpc_sql = RPC_SQL
+                    log.info("%s: %s; requests go to resonate_rpc", sql, _one_line(exc))
+                rows = await self._pipeline.execute(RPC_SQL, (req,))
         except Exception as exc:
             raise ConnectorError(exc) from exc
-        if row is None or row[0] is None:
+        if not rows or rows[0][0] is None:
             raise ConnectorError(RuntimeError("the database answered the request with no row"))
-        return str(row[0])
+        return str(rows[0][0])
 
 
 def _one_line(exc: BaseException) -> str:
