@@ -38,9 +38,10 @@ this project needs from any connection to its server:
   group's session advisory lock (:func:`listener_lock`), taken on its
   connection and tried in the same election as the timer driver's lock. A
   message to the group wakes that replica alone, whatever the number of idle
-  replicas. The others still drain the group's queue on their tick, so when
-  the listener dies (its connection closes, and the lock with it) a message
-  to the group waits at most a tick, and another replica takes the lock
+  replicas. The others still drain the group's queue at least once a tick,
+  however often their own channel wakes them, so when the listener dies (its
+  connection closes, and the lock with it) or hangs, a message to the group
+  waits at most a tick, and when it dies another replica takes the lock
   within :attr:`Pacing.election` seconds (plus jitter). The tick drains
   everything: every 250 ms while the ``LISTEN`` connection is down or after a
   drain that failed, every :attr:`Pacing.quiet_tick` while it is up (a
@@ -313,15 +314,26 @@ class PostgresLink(PostgresConnection):
                 return
 
     async def _pump_loop(self) -> None:
-        """Drain what a wake-up was for, then wait for the next one or the tick (a full drain)."""
+        """Drain what a wake-up was for, then wait for the next one or the tick (a full drain).
+
+        A replica that does not listen for its group drains the group's queue at least
+        once a tick, however often its own channel wakes it: wake-ups for this process
+        alone must not starve its group's messages while the listener cannot take them.
+        """
+        tick = self._tick
+        group_drained_at = self._clock()
         with contextlib.suppress(asyncio.CancelledError):
             while self._running:
                 # Cleared before draining: a NOTIFY during the drain wakes the next pass.
                 self._wake.clear()
+                if not self.group_listener and self._clock() - group_drained_at >= tick:
+                    self._due.add(Queue.GROUP_EXECUTE)
                 queues, self._due = frozenset(self._due), set()
                 failed = False
                 try:
                     await self._drain(queues)
+                    if Queue.GROUP_EXECUTE in queues:
+                        group_drained_at = self._clock()
                 except Exception as exc:
                     failed = True
                     self._due |= queues
@@ -329,8 +341,11 @@ class PostgresLink(PostgresConnection):
                         log.warning("postgres drain failed: %s", _one_line(exc))
                 quiet = self._listening and not failed
                 tick = self._pacing.quiet_tick if quiet else self._tick
+                wait = tick
+                if not self.group_listener:
+                    wait = min(tick, max(0.0, group_drained_at + tick - self._clock()))
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=tick)
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
                 except TimeoutError:
                     self._due |= EVERY_QUEUE
 

@@ -30,6 +30,7 @@ from asyncrpc.network.postgres_link import (
     TIMER_LOCK,
     Pacing,
     PostgresLink,
+    listener_lock,
 )
 from asyncrpc.postgres import local, tuning
 from asyncrpc.postgres.schema import SchemaUnavailable
@@ -399,6 +400,42 @@ def test_a_group_without_its_listener_is_drained_on_the_tick(
     listener, other = asyncio.run(scenario())
     assert [json.loads(m)["data"]["task"]["id"] for m in inboxes[other]] == ["late"]
     assert inboxes[listener] == []
+
+
+def test_a_replica_woken_for_itself_still_drains_its_group_every_tick(
+    dsn: str, db: psycopg.Connection[Any]
+) -> None:
+    # The group's lock is held elsewhere, as by a listener that hangs: this replica never
+    # listens for the group, and its own channel wakes it five times a second.
+    pacing = {"quiet_tick": 0.5, "election": 60.0, "backstop": 60.0, "timers": 60.0}
+    inbox: list[str] = []
+    replica = link(dsn, "x-1", "service-x", **pacing)
+    promise = json.dumps({"id": "p", "state": "resolved"})
+
+    async def scenario() -> None:
+        async with running(replica, inbox):
+            await asyncio.wait_for(replica.connected.wait(), 30)
+            for n in range(40):
+                if any('"grouped"' in m for m in inbox):
+                    return
+                if n == 5:  # a second into the wake-ups: past the drains of the start
+                    db.execute(
+                        "SELECT resonate._emit_execute('poll://any@service-x', 'grouped', 1)"
+                    )
+                db.execute(
+                    "INSERT INTO resonate.outbox (key, kind, address, promise) "
+                    "VALUES (%s, 'unblock', 'poll://uni@service-x/x-1', %s)",
+                    (f"own{n}", promise),
+                )
+                await asyncio.sleep(0.2)
+
+    with psycopg.connect(dsn, autocommit=True) as hung:
+        hung.execute("SELECT pg_advisory_lock(%s)", (listener_lock("poll://any@service-x"),))
+        asyncio.run(scenario())
+    assert not replica.group_listener
+    executes = [json.loads(m)["data"]["task"]["id"] for m in inbox if '"execute"' in m]
+    assert executes == ["grouped"], inbox
+    assert sum('"unblock"' in m for m in inbox) < 40  # it came before the wake-ups ran out
 
 
 LISTENER_LINE = "this process listens for the messages to poll://any@service-b"
