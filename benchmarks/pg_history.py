@@ -67,7 +67,7 @@ STATEMENT_KINDS = (
     ("dequeue_execute", "dequeue_execute"),
     ("dequeue_unblock", "dequeue_unblock"),
     ("process_timeouts", "timers"),
-    ("advisory", "driver election"),
+    ("advisory", "elections (timer driver, group listener)"),
     ("LISTEN", "LISTEN"),
 )
 

@@ -29,13 +29,20 @@ this project needs from any connection to its server:
   the restart broke) is retried with a backoff while the process runs, as the
   HTTP connection retries an unreachable server, instead of failing the step;
 - a wake-up drains only the queue it was for. resonate.sql notifies the
-  channel of a row's address with the row's kind as payload, and every replica
-  of a group listens on the group's channel; the connector answers every
+  channel of a row's address with the row's kind as payload; the connector
+  listens on its group's channel in every replica and answers every
   notification with a full drain (the timers, then three dequeues), so each
   idle replica paid all of that for each message to its group, and one took
-  it. Here a message to the group costs each other replica one dequeue (which
-  finds nothing: ``dequeue_execute`` claims with ``SKIP LOCKED``), and a
-  message to this process one dequeue of its kind. The tick still drains
+  it. Here a message to this process costs one dequeue of its kind, and only
+  one replica of a group listens on the group's channel: the one holding the
+  group's session advisory lock (:func:`listener_lock`), taken on its
+  connection and tried in the same election as the timer driver's lock. A
+  message to the group wakes that replica alone, whatever the number of idle
+  replicas. The others still drain the group's queue at least once a tick,
+  however often their own channel wakes them, so when the listener dies (its
+  connection closes, and the lock with it) or hangs, a message to the group
+  waits at most a tick, and when it dies another replica takes the lock
+  within :attr:`Pacing.election` seconds (plus jitter). The tick drains
   everything: every 250 ms while the ``LISTEN`` connection is down or after a
   drain that failed, every :attr:`Pacing.quiet_tick` while it is up (a
   committed row's ``NOTIFY`` is not lost while the listener lives; the tick is
@@ -63,6 +70,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import hashlib
 import logging
 import random
 import time
@@ -102,6 +110,8 @@ WRAPPED_RPC_SQL = "SELECT asyncrpc.rpc(%s)"
 #: The session advisory lock whose holder drives the timers of the database ("asyncrpc" in ASCII).
 TIMER_LOCK = 0x6173796E63727063
 TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s)"
+#: Both locks of an election in one statement: the timer driver's, then the group listener's.
+TRY_BOTH_LOCKS_SQL = "SELECT pg_try_advisory_lock(%s), pg_try_advisory_lock(%s)"
 UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
 #: One retention batch: at most this many promises per transaction.
 COLLECT_BATCH = 1000
@@ -121,6 +131,19 @@ class Queue(enum.Enum):
 EVERY_QUEUE = frozenset(Queue)
 
 
+def listener_lock(anycast: str) -> int:
+    """The session advisory lock whose holder listens on the channel of group address ``anycast``.
+
+    64 bits of an MD5 of the address (signed, as Postgres's ``bigint``), so that
+    every replica of a group, whatever its language or version, computes the
+    same key from the address alone; two groups share a key with a chance of
+    one in 2**64, and then one listener serves both and the other's messages
+    wait for a tick.
+    """
+    digest = hashlib.md5(f"asyncrpc listener {anycast}".encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 @dataclass(frozen=True)
 class Pacing:
     """How often a link drains without a wake-up, drives timers and runs for the driver's lock."""
@@ -133,7 +156,8 @@ class Pacing:
     quiet_tick: float = 1.0
     #: Seconds between two timer firings of the driver.
     timers: float = 0.25
-    #: Seconds between two tries for the driver's lock, plus up to half of it as jitter.
+    #: Seconds between two tries for the driver's lock and the group listener's (those this
+    #: process does not hold), plus up to half of it as jitter.
     election: float = 2.0
     #: Seconds between two timer firings of a process that is not the driver, give or
     #: take half of it (jitter).
@@ -181,6 +205,10 @@ class PostgresLink(PostgresConnection):
         self._listening = False
         #: Whether this process holds :data:`TIMER_LOCK` (on its ``LISTEN`` connection).
         self.driving = False
+        #: Whether this process holds its group's :func:`listener_lock` and listens on the
+        #: group's channel.
+        self.group_listener = False
+        self._group_lock = listener_lock(self._anycast)
         self._elected = asyncio.Event()
         self._collecting = True
 
@@ -286,15 +314,26 @@ class PostgresLink(PostgresConnection):
                 return
 
     async def _pump_loop(self) -> None:
-        """Drain what a wake-up was for, then wait for the next one or the tick (a full drain)."""
+        """Drain what a wake-up was for, then wait for the next one or the tick (a full drain).
+
+        A replica that does not listen for its group drains the group's queue at least
+        once a tick, however often its own channel wakes it: wake-ups for this process
+        alone must not starve its group's messages while the listener cannot take them.
+        """
+        tick = self._tick
+        group_drained_at = self._clock()
         with contextlib.suppress(asyncio.CancelledError):
             while self._running:
                 # Cleared before draining: a NOTIFY during the drain wakes the next pass.
                 self._wake.clear()
+                if not self.group_listener and self._clock() - group_drained_at >= tick:
+                    self._due.add(Queue.GROUP_EXECUTE)
                 queues, self._due = frozenset(self._due), set()
                 failed = False
                 try:
                     await self._drain(queues)
+                    if Queue.GROUP_EXECUTE in queues:
+                        group_drained_at = self._clock()
                 except Exception as exc:
                     failed = True
                     self._due |= queues
@@ -302,21 +341,25 @@ class PostgresLink(PostgresConnection):
                         log.warning("postgres drain failed: %s", _one_line(exc))
                 quiet = self._listening and not failed
                 tick = self._pacing.quiet_tick if quiet else self._tick
+                wait = tick
+                if not self.group_listener:
+                    wait = min(tick, max(0.0, group_drained_at + tick - self._clock()))
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=tick)
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
                 except TimeoutError:
                     self._due |= EVERY_QUEUE
 
     async def _listen_once(self) -> None:
-        """Listen on this process's two channels; between notifications, run for the driver.
+        """Listen on this process's channel; between notifications, run for both locks.
 
         The channels are listened on on the pipelined connection itself, so a notification
-        arrives with the answers to this process's statements, and the driver's session
-        lock lives and dies with that connection.
+        arrives with the answers to this process's statements, and the session locks (the
+        timer driver's, the group listener's) live and die with that connection. The
+        group's channel is listened on once this process holds the group's lock.
         """
-        conn = await self._pipeline.listen((self._own_channel, self._group_channel), self._notified)
+        conn = await self._pipeline.listen((self._own_channel,), self._notified)
         try:
-            log.info("postgres listening (uni=%s any=%s)", self._unicast, self._anycast)
+            log.info("postgres listening (uni=%s)", self._unicast)
             self._listening = True
             # Rows may have landed while the listener was down.
             self._due |= EVERY_QUEUE
@@ -331,6 +374,7 @@ class PostgresLink(PostgresConnection):
         finally:
             conn.on_notify = None
             self._listening = False
+            self.group_listener = False
             self._stop_driving()
 
     def _notified(self, channel: str, payload: str) -> None:
@@ -356,15 +400,34 @@ class PostgresLink(PostgresConnection):
         return f"this process ({driver}), {role}"
 
     async def _elect(self, conn: PipelinedConnection) -> None:
-        """Take the driver's lock if it is free; give it up once this role may not fire timers."""
+        """Take the driver's lock and the group listener's where free, in one statement.
+
+        The driver's lock is given up once this role may not fire timers. Holding the
+        group's lock, this process listens on the group's channel, and drains the group's
+        queue at once: rows may have landed while nobody listened.
+        """
         if self.driving and not self._drive_timers:
             await conn.execute(UNLOCK_SQL, (TIMER_LOCK,))
             self._stop_driving()
+        run_for_driver = self._drive_timers and not self.driving
+        if run_for_driver and not self.group_listener:
+            rows = await conn.execute(TRY_BOTH_LOCKS_SQL, (TIMER_LOCK, self._group_lock))
+            drive, listen = (rows[0][0], rows[0][1]) if rows else (False, False)
+        elif run_for_driver:
+            rows = await conn.execute(TRY_LOCK_SQL, (TIMER_LOCK,))
+            drive, listen = (bool(rows) and rows[0][0]), False
+        elif not self.group_listener:
+            rows = await conn.execute(TRY_LOCK_SQL, (self._group_lock,))
+            drive, listen = False, (bool(rows) and rows[0][0])
+        else:
             return
-        if self.driving or not self._drive_timers:
-            return
-        rows = await conn.execute(TRY_LOCK_SQL, (TIMER_LOCK,))
-        if rows and rows[0][0] is True:
+        if listen is True:
+            await conn.execute(f'LISTEN "{self._group_channel}"')
+            self.group_listener = True
+            self._due.add(Queue.GROUP_EXECUTE)
+            self._wake.set()
+            log.info("this process listens for the messages to %s", self._anycast)
+        if drive is True:
             self.driving = True
             self._elected.set()
             log.info(
@@ -492,27 +555,28 @@ class PostgresLink(PostgresConnection):
 
         As resonate-pg's ``send``: the body is bound as one parameter and never opened,
         and a failure is a :class:`ConnectorError` whose cause is the database's error.
+        The statement goes straight down the pipelined connection
+        (:meth:`PipelinedSessions.execute`): a request is the hot path, and a session
+        and a cursor around it are two coroutines and an object each for nothing.
         """
         if self._stopped:
             raise ConnectorError(RuntimeError("connection has been stopped"))
+        sql = self._rpc_sql
         try:
-            async with self._sessions.session() as conn:
-                sql = self._rpc_sql
-                try:
-                    cursor = await conn.execute(sql, (req,))
-                except (*_NO_WRAPPER, errors.InsufficientPrivilege) as exc:
-                    if sql == RPC_SQL:
-                        raise
-                    if self._rpc_sql != RPC_SQL:
-                        self._rpc_sql = RPC_SQL
-                        log.info("%s: %s; requests go to resonate_rpc", sql, _one_line(exc))
-                    cursor = await conn.execute(RPC_SQL, (req,))
-                row = await cursor.fetchone()
+            try:
+                rows = await self._pipeline.execute(sql, (req,))
+            except (*_NO_WRAPPER, errors.InsufficientPrivilege) as exc:
+                if sql == RPC_SQL:
+                    raise
+                if self._rpc_sql != RPC_SQL:
+                    self._rpc_sql = RPC_SQL
+                    log.info("%s: %s; requests go to resonate_rpc", sql, _one_line(exc))
+                rows = await self._pipeline.execute(RPC_SQL, (req,))
         except Exception as exc:
             raise ConnectorError(exc) from exc
-        if row is None or row[0] is None:
+        if not rows or rows[0][0] is None:
             raise ConnectorError(RuntimeError("the database answered the request with no row"))
-        return str(row[0])
+        return str(rows[0][0])
 
 
 def _one_line(exc: BaseException) -> str:

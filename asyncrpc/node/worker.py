@@ -28,13 +28,13 @@ from resonate.context import Context
 
 from asyncrpc.lesson import services, topology
 from asyncrpc.network.join import Links, PollStream, join, links
+from asyncrpc.node import log_output
 from asyncrpc.runtime import config, event_loop, numbers
 from asyncrpc.runtime.errors import SettingsError
 from asyncrpc.runtime.process import (
     announce,
     check_node_id,
     check_server_url,
-    configure_logging,
     default_node_id,
     ready_line,
     until_signalled,
@@ -181,6 +181,6 @@ async def run_worker(
 
 def run(settings: NodeSettings) -> int:
     """Run a worker node in the foreground; 0 after a clean stop."""
-    configure_logging()
+    log_output.configure()
     event_loop.run(until_signalled(lambda stop: run_worker(settings, stop)))
     return 0

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -29,6 +30,7 @@ from asyncrpc.network.postgres_link import (
     TIMER_LOCK,
     Pacing,
     PostgresLink,
+    listener_lock,
 )
 from asyncrpc.postgres import local, tuning
 from asyncrpc.postgres.schema import SchemaUnavailable
@@ -36,8 +38,8 @@ from asyncrpc.postgres.tuning import Retention
 from harness.isolation import isolated_env
 from harness.postgres import ResonateCluster
 from harness.processes import ASYNCRPC, Processes, session
-from harness.system import start_node, wait_ready
-from harness.waiting import wait_until
+from harness.system import start_gateway, start_node, wait_ready
+from harness.waiting import http_ok, wait_until
 from tests.support import ROOT
 
 HOUR = 3_600_000
@@ -223,7 +225,7 @@ def test_a_wake_up_drains_only_the_queue_it_is_for(dsn: str, db: psycopg.Connect
     def received() -> list[str]:
         return [message for inbox in inboxes.values() for message in inbox]
 
-    async def scenario() -> dict[str, int]:
+    async def scenario() -> tuple[dict[str, int], list[str]]:
         async with (
             running(replica("b-1"), inboxes["b-1"]) as one,
             running(replica("b-2"), inboxes["b-2"]) as two,
@@ -246,20 +248,25 @@ def test_a_wake_up_drains_only_the_queue_it_is_for(dsn: str, db: psycopg.Connect
                 )
             await asyncio.to_thread(wait_until, lambda: len(received()) == 13, 30, "3 unblocks")
             await asyncio.sleep(0.3)
-            return marks
+            return marks, [name for name, r in (("b-1", one), ("b-2", two)) if r.group_listener]
 
-    marks = asyncio.run(scenario())
+    marks, listeners = asyncio.run(scenario())
     tasks = [json.loads(m)["data"]["task"]["id"] for m in received() if '"execute"' in m]
     assert sorted(tasks) == sorted(f"t{n}" for n in range(10)), "each execute went to one replica"
     unblocks = {name: [m for m in inbox if '"unblock"' in m] for name, inbox in inboxes.items()}
     assert (len(unblocks["b-1"]), len(unblocks["b-2"])) == (3, 0)
+    assert len(listeners) == 1, listeners
     for name, sessions in counted.items():
         ran = sessions.dequeues(marks[name])
         group = [s for s in ran if s[1][0] == "poll://any@service-b"]
         own = [s for s in ran if s[1][0] == f"poll://uni@service-b/{name}"]
-        # At most one dequeue per message to the group, and nothing else for it.
-        assert 1 <= len(group) <= 10, ran
-        assert all("dequeue_execute" in s[0] for s in group), ran
+        if name in listeners:
+            # At most one dequeue per message to the group, and nothing else for it.
+            assert 1 <= len(group) <= 10, ran
+            assert all("dequeue_execute" in s[0] for s in group), ran
+        else:
+            # Not the group's listener: never woken for the group (its tick is a minute).
+            assert group == [], ran
         if name == "b-1":
             assert 1 <= len(own) <= 3 and all("dequeue_unblock" in s[0] for s in own), ran
         else:
@@ -360,6 +367,103 @@ def test_one_process_drives_the_timers_and_another_takes_over_when_it_is_killed(
     wait_until(lambda: promise_state(db, "nap") == "resolved", 30, "the sleep to end")
     # Elections run every 0.5 to 0.75 s: well within 5 s even on a busy machine.
     assert took_over < 5.0, took_over
+
+
+def test_a_group_without_its_listener_is_drained_on_the_tick(
+    dsn: str, db: psycopg.Connection[Any]
+) -> None:
+    # The group's lock is held elsewhere, as by a listener that hangs: neither replica listens
+    # for the group, and nothing wakes them.
+    pacing = {"quiet_tick": 0.5, "election": 60.0, "backstop": 60.0, "timers": 60.0}
+    inboxes: dict[str, list[str]] = {"h-1": [], "h-2": []}
+    replicas = {name: link(dsn, name, "service-h", **pacing) for name in inboxes}
+
+    async def scenario() -> None:
+        async with (
+            running(replicas["h-1"], inboxes["h-1"]) as one,
+            running(replicas["h-2"], inboxes["h-2"]) as two,
+        ):
+            for replica in (one, two):
+                await asyncio.wait_for(replica.connected.wait(), 30)
+            db.execute("SELECT resonate._emit_execute('poll://any@service-h', 'late', 1)")
+            await asyncio.to_thread(
+                wait_until, lambda: any(inboxes.values()), 30, "the message on a tick"
+            )
+            await asyncio.sleep(0.6)  # a tick more: nobody gets it twice
+            assert not (one.group_listener or two.group_listener)
+
+    with psycopg.connect(dsn, autocommit=True) as hung:
+        hung.execute("SELECT pg_advisory_lock(%s)", (listener_lock("poll://any@service-h"),))
+        asyncio.run(scenario())
+    delivered = [json.loads(m)["data"]["task"]["id"] for inbox in inboxes.values() for m in inbox]
+    assert delivered == ["late"]
+
+
+def test_a_replica_woken_for_itself_still_drains_its_group_every_tick(
+    dsn: str, db: psycopg.Connection[Any]
+) -> None:
+    # The group's lock is held elsewhere, as by a listener that hangs: this replica never
+    # listens for the group, and its own channel wakes it five times a second.
+    pacing = {"quiet_tick": 0.5, "election": 60.0, "backstop": 60.0, "timers": 60.0}
+    inbox: list[str] = []
+    replica = link(dsn, "x-1", "service-x", **pacing)
+    promise = json.dumps({"id": "p", "state": "resolved"})
+
+    async def scenario() -> None:
+        async with running(replica, inbox):
+            await asyncio.wait_for(replica.connected.wait(), 30)
+            for n in range(40):
+                if any('"grouped"' in m for m in inbox):
+                    assert not replica.group_listener
+                    return
+                if n == 5:  # a second into the wake-ups: past the drains of the start
+                    db.execute(
+                        "SELECT resonate._emit_execute('poll://any@service-x', 'grouped', 1)"
+                    )
+                db.execute(
+                    "INSERT INTO resonate.outbox (key, kind, address, promise) "
+                    "VALUES (%s, 'unblock', 'poll://uni@service-x/x-1', %s)",
+                    (f"own{n}", promise),
+                )
+                await asyncio.sleep(0.2)
+
+    with psycopg.connect(dsn, autocommit=True) as hung:
+        hung.execute("SELECT pg_advisory_lock(%s)", (listener_lock("poll://any@service-x"),))
+        asyncio.run(scenario())
+    executes = [json.loads(m)["data"]["task"]["id"] for m in inbox if '"execute"' in m]
+    assert executes == ["grouped"], inbox
+    assert sum('"unblock"' in m for m in inbox) < 40  # it came before the wake-ups ran out
+
+
+LISTENER_LINE = "this process listens for the messages to poll://any@service-b"
+
+
+def test_one_replica_listens_for_its_group_and_another_takes_over_when_it_is_killed(
+    dsn: str, db: psycopg.Connection[Any], procs: Processes
+) -> None:
+    gateway, url = start_gateway(procs, dsn)
+    bs = [start_node(procs, "b", dsn, "--id", f"b-{n}") for n in (1, 2)]
+    others = [start_node(procs, name, dsn) for name in ("a", "c")]
+    wait_ready(gateway, *bs, *others)
+    wait_until(lambda: any(LISTENER_LINE in b.output() for b in bs), 30, "b's group listener")
+    listeners = [b for b in bs if LISTENER_LINE in b.output()]
+    assert len(listeners) == 1, [b.output()[-500:] for b in bs]
+
+    def chain(invocation_id: str) -> tuple[int, Any]:
+        answer = httpx.post(
+            f"{url}/await-chain", params={"id": invocation_id, "wait": 60}, timeout=90
+        )
+        return answer.status_code, answer.json()
+
+    wait_until(lambda: http_ok(f"{url}/healthz"), 30, "the gateway's /healthz")
+    assert chain("listened-1") == (200, {"message": 3})
+    listeners[0].kill(signal.SIGKILL)  # no goodbye to the database
+    survivor = next(b for b in bs if b is not listeners[0])
+    # Before and after the survivor takes the lock: the tick, then its own wake-ups.
+    assert chain("listened-2") == (200, {"message": 3})
+    wait_until(lambda: LISTENER_LINE in survivor.output(), 30, "the survivor to listen")
+    assert chain("listened-3") == (200, {"message": 3})
+    assert "listened-3" in survivor.output().split(LISTENER_LINE, 1)[1]
 
 
 @pytest.fixture

@@ -140,6 +140,11 @@ class FakeSessions:
     async def session(self) -> AsyncIterator[Conn]:
         yield Conn(self)
 
+    async def execute(self, query: str, params: Any = None) -> list[Any]:
+        """A statement straight down the connection (requests go so)."""
+        cursor = await Conn(self).execute(query, params)
+        return await cursor.fetchall()
+
     async def dedicated(self) -> Conn:
         return Conn(self)
 
