@@ -104,6 +104,13 @@ def test_a_wrk_load_counts_its_cpu_over_the_invocations_it_left_in_flight_too() 
     assert result.to_json()["unanswered"] == 16
 
 
+def test_a_timed_load_numbers_its_ids_until_its_time_is_up() -> None:
+    ticks = iter([10.0, 11.0, 14.9, 15.0, 15.1])
+    ids = loads.timed_ids("cmp-direct-0-abc", 5, cap=100, clock=lambda: next(ticks))
+    assert list(ids) == ["cmp-direct-0-abc-0", "cmp-direct-0-abc-1", "cmp-direct-0-abc-2"]
+    assert list(loads.timed_ids("p", 5, cap=2, clock=lambda: 0.0)) == ["p-0", "p-1"]
+
+
 def test_in_process_floor_runs_the_await_chain(tmp_path: Path) -> None:
     sizes = Sizes.quick().with_(callers=(2,), throughput=6, per_caller=1)
     bench = Bench(sizes, procs=None, log_dir=tmp_path, console=Console(quiet=True))  # type: ignore[arg-type]
