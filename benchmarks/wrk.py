@@ -12,7 +12,7 @@ an error: its rate would count time it spent idle). Loopback only: the URL
 is the contender's, on 127.0.0.1. Without wrk the loads fall back to
 :func:`benchmarks.measure.drive` with the aiohttp client, and say so.
 
-When wrk's time is up, each of its connections leaves the request it was
+When wrk's time is up, each of its connections leaves the request it is
 waiting on unanswered, and the product runs those invocations to the end all
 the same: a load's CPU is read once they are done (:data:`SETTLE_S` after wrk
 exits) and divided over the answered invocations *and* those (one per
