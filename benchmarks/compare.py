@@ -13,7 +13,8 @@ rounds. Each rate ratio compares those medians' invocations/s (and, "by
 CPU", their invocations per CPU-second); the sequential one compares p50
 latencies. ``target`` is the goal set for each, shown for reference and never
 asserted. The HTTP loads go through wrk where it is installed
-(:mod:`benchmarks.wrk`).
+(:mod:`benchmarks.wrk`), each for a time, and then the direct client's load
+runs for as long (:func:`benchmarks.loads.timed_ids`).
 """
 
 from __future__ import annotations

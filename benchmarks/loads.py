@@ -15,7 +15,9 @@
 - ``direct``: no HTTP gateway. This process joins the server the way every
   asyncrpc process does (:func:`asyncrpc.network.join.join`) and does what a gateway
   handler does at its core: ``rpc(id, "foo")`` on ``service-a``, then
-  ``await handle.result()``. Against our gateway this is the gateway's cost.
+  ``await handle.result()``. Against our gateway this is the gateway's cost. Where
+  wrk drives the HTTP loads, this one runs for as long as they do (:func:`timed_ids`),
+  so both are measured over the same time, their starts and ends as small a share.
 - ``floor``: the whole topology in this process on the SDK's in-process
   server (:func:`harness.in_process.in_process`): the same durable calls with
   no sockets, no HTTP, no SQLite and one event loop. What hops and separate
@@ -35,7 +37,8 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,14 +222,37 @@ async def original(bench: Bench) -> AsyncIterator[Level]:
         yield http_level(url, cpu, bench.sizes.load_seconds)
 
 
+def timed_ids(
+    prefix: str, seconds: float, cap: int, clock: Callable[[], float] = time.perf_counter
+) -> Iterator[str]:
+    """``PREFIX-0``, ``PREFIX-1`` ... until ``seconds`` are up (from the first), ``cap`` at most.
+
+    What a wrk load sends (:mod:`benchmarks.wrk`), for a load in this process.
+    """
+    deadline: float | None = None
+    for number in range(cap):
+        now = clock()
+        if deadline is None:
+            deadline = now + seconds
+        elif now >= deadline:
+            return
+        yield f"{prefix}-{number}"
+
+
 @contextlib.asynccontextmanager
 async def direct(bench: Bench) -> AsyncIterator[Level]:
     system = bench.topology()
     resonate = await connect_client(system.server_url)
     cpu = meter(system, None)  # our gateway is up, idle, not in the path
+    seconds = bench.sizes.load_seconds
 
     async def level(ids: list[str], warmup: list[str], callers: int) -> LoadResult:
-        return await warmed(client_call(resonate), ids, warmup, callers, cpu)
+        call = client_call(resonate)
+        if not wrk.available():
+            return await warmed(call, ids, warmup, callers, cpu)
+        # As long as a wrk load runs, at most as many invocations (see http_level).
+        await drive(call, warmup, callers)
+        return await drive(call, timed_ids(id_prefix(ids), seconds, 50 * len(ids)), callers, cpu)
 
     try:
         yield level

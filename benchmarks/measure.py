@@ -104,6 +104,10 @@ class LoadResult:
     first_error: str | None = None
     #: CPU seconds each role used during the run (when a meter was given).
     cpu_s: Mapping[str, float] = field(default_factory=dict)
+    #: Invocations the product ran to the end inside the CPU's window that the load
+    #: did not wait for (wrk's last request on each connection): they count in the CPU
+    #: per invocation, not in the rate or the latencies.
+    unanswered: int = 0
 
     @property
     def cores_used(self) -> float | None:
@@ -113,7 +117,7 @@ class LoadResult:
         return sum(self.cpu_s.values()) / self.seconds
 
     def cpu_ms_per_invocation(self) -> dict[str, float]:
-        done = max(self.invocations - self.errors, 1)
+        done = max(self.invocations - self.errors + self.unanswered, 1)
         return {role: 1000 * used / done for role, used in self.cpu_s.items()}
 
     @property
@@ -134,6 +138,8 @@ class LoadResult:
             per = self.cpu_ms_per_invocation()
             body["cpu_ms_per_invocation"] = {role: round(v, 2) for role, v in per.items()}
             body["cores_used"] = round(self.cores_used or 0.0, 2)
+        if self.unanswered:
+            body["unanswered"] = self.unanswered
         if self.first_error:
             body["first_error"] = self.first_error
         return body

@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from benchmarks import compare, hops, loads
+from benchmarks import compare, hops, loads, wrk
 from benchmarks.bench import Bench, Sizes
 from benchmarks.cli import app
 from benchmarks.measure import CpuMeter, Summary, drive, percentile
@@ -91,6 +91,24 @@ def test_drive_runs_every_id_once_and_counts_errors() -> None:
     assert (result.invocations, result.errors, result.latency.count) == (21, 1, 20)
     assert result.first_error is not None and result.first_error.startswith("bad:")
     assert set(result.cpu_s) == {"driver"}
+
+
+def test_a_wrk_load_counts_its_cpu_over_the_invocations_it_left_in_flight_too() -> None:
+    # 16 connections: each leaves one request unanswered when wrk's time is up, and the
+    # product runs its invocation to the end inside the CPU's window all the same.
+    numbers = {"answered": 984, "bad": 0, "socket_errors": 0, "duration_us": 5_000_000}
+    numbers |= {"p50_us": 60_000, "p99_us": 90_000, "mean_us": 61_000.0, "max_us": 95_000}
+    result = wrk.measured(numbers, callers=16, elapsed=5.01, cpu_s={"server": 3.0})
+    assert result.per_second == 984 / 5.0  # the rate: answered ones only
+    assert result.cpu_ms_per_invocation() == {"server": 3.0}  # 3 s over 1000 invocations
+    assert result.to_json()["unanswered"] == 16
+
+
+def test_a_timed_load_numbers_its_ids_until_its_time_is_up() -> None:
+    ticks = iter([10.0, 11.0, 14.9, 15.0, 15.1])
+    ids = loads.timed_ids("cmp-direct-0-abc", 5, cap=100, clock=lambda: next(ticks))
+    assert list(ids) == ["cmp-direct-0-abc-0", "cmp-direct-0-abc-1", "cmp-direct-0-abc-2"]
+    assert list(loads.timed_ids("p", 5, cap=2, clock=lambda: 0.0)) == ["p-0", "p-1"]
 
 
 def test_in_process_floor_runs_the_await_chain(tmp_path: Path) -> None:
