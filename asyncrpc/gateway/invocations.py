@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -94,21 +93,6 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-#: Each client's handle per entry group: ``options`` copies the client, and a handle
-#: stays reusable for any number of calls, so a start need not make one of its own.
-_callers: weakref.WeakKeyDictionary[Resonate, dict[str, Resonate]] = weakref.WeakKeyDictionary()
-
-
-def flow_caller(client: Resonate, flow: Flow) -> Resonate:
-    """``client.options(target=<the flow's entry group>, timeout=INVOCATION_TIMEOUT)``, once."""
-    handles = _callers.setdefault(client, {})
-    caller = handles.get(flow.entry_group)
-    if caller is None:
-        caller = client.options(target=flow.entry_group, timeout=INVOCATION_TIMEOUT)
-        handles[flow.entry_group] = caller
-    return caller
-
-
 async def start(
     client: Resonate,
     creates: CreateWatch,
@@ -127,7 +111,7 @@ async def start(
     """
     invocation_id = check_invocation_id(flow.default_id if invocation_id is None else invocation_id)
     request = request_id()
-    caller = flow_caller(client, flow)
+    caller = client.options(target=flow.entry_group, timeout=INVOCATION_TIMEOUT)
     with creates.watch(invocation_id, {REQUEST_TAG: request}, patience) as answer:
         handle = caller.rpc(invocation_id, flow.entry_function, *flow.entry_args)
         try:

@@ -112,20 +112,6 @@ def test_start_then_reattach_to_the_same_invocation() -> None:
     assert run(start_twice) == [("order-42", False, (True, 3)), ("order-42", True, (True, 3))]
 
 
-async def handles_of_starts(gateway: Gateway, reader: AsyncServerReader) -> list[bool]:
-    """Whether each start of a flow, and of another entry group, used the one handle made for it."""
-    before = invocations.flow_caller(gateway.client, AWAIT_CHAIN)
-    await start_twice(gateway, reader)
-    other = invocations.flow_caller(gateway.client, FLOWS["detached-chain"])
-    after = invocations.flow_caller(gateway.client, AWAIT_CHAIN)
-    return [after is before, other is not before]
-
-
-def test_starts_of_a_flow_share_one_handle_and_make_none_of_their_own() -> None:
-    # ``options`` copies the client: made once per entry group, not on every start.
-    assert run(handles_of_starts) == [True, True]
-
-
 def test_reattaching_is_told_from_the_answer_not_its_status() -> None:
     always_ok = AlwaysOk(None)  # type: ignore[arg-type]
     assert run(start_twice, always_ok=always_ok) == [
