@@ -51,8 +51,13 @@ async def _open_dashboard(
     return await open_dashboard(supervisor, env, port, secret)
 
 
-def main(argv: list[str] | None = None, template: socket.socket | None = None) -> int:
-    """Run the plan in RUN_DIR; ``template`` when forked from the template (its channel)."""
+def main(
+    argv: list[str] | None = None,
+    template: socket.socket | None = None,
+    replica_template: socket.socket | None = None,
+) -> int:
+    """Run the plan in RUN_DIR; ``template`` when forked from the template (its channel), and
+    ``replica_template``, the channel to the template that forks the nodes and the gateway."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m asyncrpc.entrypoints.detached_supervisor RUN_DIR", file=sys.stderr)
@@ -81,6 +86,7 @@ def main(argv: list[str] | None = None, template: socket.socket | None = None) -
                 on_ready=lambda snapshot: _log("everything is ready"),
                 keep_failed_state=True,
                 template=template,
+                replica_template=replica_template,
                 open_dashboard=open_dashboard,
             )
         )

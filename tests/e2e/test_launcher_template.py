@@ -1,9 +1,10 @@
 """The template: replicas forked from it are processes of their own that inherit nothing.
 
-One `up --detach b --respawn 0` (supervisor, server and b.1, all forked): b.1 has its
-own session and log, holds none of the template's files or sockets, and a
-`kill b` ends b.1 alone, which the supervisor notices (the template reports the
-exit) and replaces with a new fork.
+One `up --detach b --respawn 0` (supervisor, server and b.1, all forked): the supervisor
+and the server come from the template, b.1 from the replica template the template forked
+first; b.1 has its own session and log, holds none of either template's files or sockets,
+and a `kill b` ends b.1 alone, which the supervisor notices (the replica template reports
+the exit) and replaces with a new fork.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import psutil
 import pytest
 
 from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.plan import TEMPLATE_MODULE
 from asyncrpc.supervise.template_client import TemplateClient
 from harness.waiting import wait_until
 from tests.support.launcher import Launcher
@@ -81,11 +83,15 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     assert state is not None
 
     process = psutil.Process(pid)
-    template = process.parent()
-    assert template is not None and template.pid != state.supervisor.pid
-    assert "asyncrpc.entrypoints.template" in " ".join(template.cmdline())
-    # A detached supervisor is forked from the template too: the replicas' sibling.
+    replica_template = process.parent()
+    assert replica_template is not None and replica_template.pid != state.supervisor.pid
+    assert "asyncrpc.entrypoints.template --replicas" in " ".join(replica_template.cmdline())
+    template = replica_template.parent()
+    assert template is not None
+    assert " ".join(template.cmdline()).split() == [sys.executable, "-m", TEMPLATE_MODULE]
+    # A detached supervisor and its server are forked from the template itself.
     assert psutil.Process(state.supervisor.pid).ppid() == template.pid
+    assert psutil.Process(int(server_pid)).ppid() == template.pid  # type: ignore[call-overload]
     assert os.getsid(pid) == pid and os.getpgid(pid) == pid
     assert "-m asyncrpc node b " in " ".join(process.cmdline())
 
@@ -93,12 +99,17 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     files = open_files(pid)
     assert files[0] == os.devnull and files[1] == log and files[2] == log
     # Anonymous inodes (epoll, eventfd) are all named alike; sockets, pipes and files are not.
-    held = {name for name in open_files(template.pid).values() if not name.startswith("anon_")}
+    held = {
+        name
+        for parent in (template, replica_template)
+        for name in open_files(parent.pid).values()
+        if not name.startswith("anon_")
+    }
     inherited = held - {os.devnull}
     assert not inherited & set(files.values()), (inherited, files)
     assert str(launcher.rundir.log_for("launcher")) not in files.values()
-    # Nor does the supervisor hold the template's end of their channel: when the template
-    # dies, the supervisor must read the end of it at once.
+    # Nor does the supervisor hold a template's end of their channel: when a template dies,
+    # the supervisor must read the end of it at once.
     supervisor_sockets = {
         name for name in open_files(state.supervisor.pid).values() if name.startswith("socket:")
     }
@@ -117,14 +128,15 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     assert after["server"]["pid"] == server_pid and after["server"]["restarts"] == 0
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     new = psutil.Process(int(after["b.1"]["pid"]))  # type: ignore[call-overload]
-    assert new.ppid() == template.pid and os.getsid(new.pid) == new.pid
+    assert new.ppid() == replica_template.pid and os.getsid(new.pid) == new.pid
     assert Path(log).read_text().count("--- asyncrpc launcher: starting b.1") == 2
 
-    template_ref = ProcessRef.of(template.pid)
-    assert template_ref is not None
+    refs = [ProcessRef.of(template.pid), ProcessRef.of(replica_template.pid)]
     down = launcher.run("down")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert not template_ref.alive(), "down returned before the template had exited"
+    assert not [ref for ref in refs if ref is None or ref.alive()], (
+        "down returned before both templates had exited"
+    )
 
 
 #: Which of these a template has loaded after each stage of its preload, as JSON.
@@ -138,7 +150,16 @@ template.skip_unused_modules()
 stages = {}
 template.preload(template.SUPERVISOR_PRELOAD, complete=False)
 stages["supervisor"] = loaded()
-template.preload(template.PRELOAD)
+def early():
+    return [c for c in ("server", "node", "gateway") if template.ready_early(c)]
+template.preload(template.SERVER_PRELOAD, complete=False)
+stages["server"] = loaded()
+stages["early after the server's"] = early()
+template.preload(template.NODE_PRELOAD, complete=False)
+stages["early before the CLI"] = early()
+template.preload(template.NODE_PRELOAD)
+stages["early after the nodes'"] = early()
+template.preload(template.GATEWAY_PRELOAD)
 stages["replicas"] = loaded()
 template.late_preload()
 stages["late"] = loaded()
@@ -149,9 +170,11 @@ print(json.dumps(stages))
 def test_the_template_forks_the_supervisor_before_the_sdk_and_rich_only_once_idle() -> None:
     """What the supervisor is forked with, what the replicas are, and what relayed commands get.
 
-    The supervisor imports the dashboard (and the SDK) itself while the template imports the
-    replicas' modules; nothing forked for a replica's start carries rich, which httpx's
-    command line would load; a relayed `status` finds it loaded once the template is idle.
+    The supervisor imports the dashboard (and the SDK) itself and the server needs no SDK,
+    while the replica template imports it on the other core; the server may be forked once
+    its modules are in, a node once its modules and the CLI are, the gateway only at the end;
+    nothing forked for a replica's start carries rich, which httpx's command line would load;
+    a relayed `status` finds it loaded once the template is idle.
     """
     done = subprocess.run(
         [sys.executable, "-c", PRELOAD_STAGES], capture_output=True, text=True, timeout=120
@@ -159,5 +182,9 @@ def test_the_template_forks_the_supervisor_before_the_sdk_and_rich_only_once_idl
     assert done.returncode == 0, done.stderr
     stages = json.loads(done.stdout)
     assert stages["supervisor"] == []
+    assert stages["server"] == []
+    assert stages["early after the server's"] == ["server"]
+    assert stages["early before the CLI"] == ["server"]
+    assert stages["early after the nodes'"] == ["server", "node"]
     assert stages["replicas"] == ["resonate.resonate"]
     assert stages["late"] == ["rich", "resonate.resonate", "asyncrpc.terminal.status_table"]
