@@ -54,10 +54,10 @@ async def _open_dashboard(
 def main(
     argv: list[str] | None = None,
     template: socket.socket | None = None,
-    replica_template: socket.socket | None = None,
+    server_template: socket.socket | None = None,
 ) -> int:
     """Run the plan in RUN_DIR; ``template`` when forked from the template (its channel), and
-    ``replica_template``, the channel to the template that forks the nodes and the gateway."""
+    ``server_template``, the channel to the template that forks the server."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m asyncrpc.entrypoints.detached_supervisor RUN_DIR", file=sys.stderr)
@@ -86,7 +86,7 @@ def main(
                 on_ready=lambda snapshot: _log("everything is ready"),
                 keep_failed_state=True,
                 template=template,
-                replica_template=replica_template,
+                server_template=server_template,
                 open_dashboard=open_dashboard,
             )
         )

@@ -17,16 +17,16 @@ A request that waits while the modules load is dropped, not forked, when the
 channel closes first: nobody would watch or stop that child.
 
 A detached `up` starts it as `python -m asyncrpc.entrypoints.template --supervise
-RUN_DIR` instead, and its imports are split over two processes, one a core:
-before importing anything heavy it forks the *replica template* (`--replicas`
-in `ps`), which loads the nodes' modules (the SDK) and then the gateway's and
-forks those replicas. This process meanwhile imports the supervisor's modules,
-forks the detached supervisor itself (with a channel to each template),
-forwards SIGTERM to it, and exits with its exit code once it has gone and the
-replica template has exited too. It loads the server's modules while the
-supervisor sets itself up and forks the server (see EARLY) as soon as they are
-in; the supervisor imports the dashboard meanwhile. One interpreter start then
-serves the supervisor and every replica.
+RUN_DIR` instead, and its imports are split over two processes, one a core. It
+loads the web stack (SHARED_PRELOAD), then forks the *server template*
+(`--server` in `ps`), which loads the server's modules and forks the server,
+and meanwhile loads the SDK and the supervisor's modules itself and forks the
+detached supervisor (with a channel to each template). It forwards SIGTERM to
+the supervisor, and exits with its exit code once it has gone and the server
+template has exited too. It loads the nodes' and the gateway's modules while
+the supervisor sets itself up, serving requests between two of them (see
+EARLY); the supervisor imports the dashboard meanwhile. One interpreter start
+then serves the supervisor and every replica.
 
 While it serves, it also runs the CLI's short commands for their callers
 (:mod:`asyncrpc.supervise.command_relay`): a caller connects to
@@ -72,8 +72,11 @@ import setproctitle
 from asyncrpc.runtime import config
 from asyncrpc.supervise import command_relay
 
-#: What the server imports. A detached `up` loads it in the template that forks the supervisor,
-#: after the supervisor's own modules (most of it is theirs: FastAPI, uvicorn, httpx).
+#: What a detached `up` loads before it forks the server template: the web stack, which the
+#: server shares with the supervisor and the gateway. Loaded on both sides, it would cost the
+#: other core more than the split saves.
+SHARED_PRELOAD = ("asyncio", "fastapi", "fastapi.responses", "pydantic", "uvicorn", "httpx")
+#: What the server imports on top: a detached `up` loads it in its server template.
 SERVER_PRELOAD = (
     "asyncrpc.server.main",
     "asyncrpc.server.retention",
@@ -81,8 +84,7 @@ SERVER_PRELOAD = (
     "asyncrpc.runtime.serving",
     "asyncrpc.runtime.event_loop",
 )
-#: What a worker node imports (the SDK, and aiohttp with it), and then what the gateway adds
-#: (FastAPI): a detached `up` loads them in its replica template, the nodes' first.
+#: What a worker node imports (the SDK, and aiohttp with it), and then what the gateway adds.
 NODE_PRELOAD = ("resonate.resonate", "asyncrpc.node.worker", "asyncrpc.runtime.process")
 GATEWAY_PRELOAD = ("asyncrpc.gateway.main", "asyncrpc.gateway.settings")
 #: What replicas import: loaded once here, shared copy-on-write by every child.
@@ -95,11 +97,11 @@ EARLY_WITH_CLI = frozenset({"node"})
 #: Preloaded where present: uvloop is not on every platform, the others are what Typer and
 #: URL parsing import late (private modules: their absence costs only time).
 OPTIONAL_PRELOAD = ("uvloop", "typer._adapters", "stringprep")
-#: What a detached supervisor imports before it is forked: its own modules, and with them
-#: the web stack (FastAPI, uvicorn, httpx) the replicas share. The SDK and the dashboard are
-#: not among them: the supervisor, once it has asked for the server, imports the dashboard
-#: itself while the template imports the SDK and the rest of PRELOAD, on the other core.
-SUPERVISOR_PRELOAD = ("asyncrpc.entrypoints.detached_supervisor",)
+#: What a detached supervisor imports before it is forked: its own modules and the SDK, which
+#: its dashboard shares with the replicas. The dashboard itself is not among them: the
+#: supervisor, once it has asked for the server, imports it while the template imports the
+#: replicas' modules, on the other core.
+SUPERVISOR_PRELOAD = ("resonate.resonate", "asyncrpc.entrypoints.detached_supervisor")
 #: What only the CLI's relayed commands print with (rich, the status table): loaded once the
 #: template has been idle for IDLE_S, after the replicas' start, which needs none of it.
 LATE_PRELOAD = ("rich.console", "rich.table", "asyncrpc.terminal.status_table")
@@ -291,7 +293,7 @@ class Template:
         sibling: int | None = None,
     ) -> None:
         self.channel = channel
-        #: The replica template forked from here (detached `up`): reaped, never reported.
+        #: The server template forked from here (detached `up`): reaped, never reported.
         self.sibling = sibling
         #: Run once the template has had nothing to do for IDLE_S (see LATE_PRELOAD).
         self.late = late
@@ -483,12 +485,12 @@ class Template:
 
 def fork_supervisor(
     channel: socket.socket,
-    replica_channel: socket.socket,
+    server_channel: socket.socket,
     run_dir: str,
     template_end: socket.socket,
 ) -> int:
     """Fork the detached supervisor of ``run_dir``, talking to this template on ``channel``
-    and to the replica template on ``replica_channel``.
+    and to the server template on ``server_channel``.
 
     The child closes its copy of ``template_end``, the channel's other end: held open
     there, the supervisor would never read the channel's end when the template dies.
@@ -501,34 +503,36 @@ def fork_supervisor(
         setproctitle.setproctitle(title)
         from asyncrpc.entrypoints.detached_supervisor import main as supervise
 
-        return supervise([run_dir], template=channel, replica_template=replica_channel)
+        return supervise([run_dir], template=channel, server_template=server_channel)
 
     return _fork(supervisor)
 
 
-def fork_replica_template(channel: socket.socket, others: tuple[socket.socket, ...]) -> int:
-    """Fork the replica template: it loads the nodes' and the gateway's modules and forks them.
+def fork_server_template(channel: socket.socket, others: tuple[socket.socket, ...]) -> int:
+    """Fork the server template: it loads the server's modules and forks the server.
 
-    Forked before anything heavy is imported, it loads the SDK on one core while this
-    process loads the supervisor's and the server's modules on the other. It serves
-    ``channel`` (the supervisor has the other end) and holds none of ``others``, nor the
-    run directory's lock, so the supervisor's exit ends its channel and nothing else.
+    Forked once the web stack is in, it loads the server's modules on one core while this
+    process loads the SDK on the other. It serves ``channel`` (the supervisor has the
+    other end) and holds none of ``others``, nor the run directory's lock, so the
+    supervisor's exit ends its channel and nothing else.
     """
 
-    def replica_template() -> int:
+    def server_template() -> int:
         for sock in others:
             sock.close()
+        # A session of its own: where the kernel groups CPU time by session (autogroup), it
+        # would otherwise share this process's share of a busy machine instead of adding one.
+        os.setsid()
         _let_go_of_the_run_lock()
-        setproctitle.setproctitle(f"{sys.executable} -m asyncrpc.entrypoints.template --replicas")
+        setproctitle.setproctitle(f"{sys.executable} -m asyncrpc.entrypoints.template --server")
         template = Template(channel)
-        between = template.serve_pending
-        if _preloaded(NODE_PRELOAD, between) and _preloaded(GATEWAY_PRELOAD, between):
+        if _preloaded(SERVER_PRELOAD, template.serve_pending):
             template.serve()
         else:
-            template.stop()  # the supervisor then spawns its replicas itself
+            template.stop()  # the supervisor then spawns the server itself
         return 0
 
-    return _fork(replica_template)
+    return _fork(server_template)
 
 
 def _let_go_of_the_run_lock() -> None:
@@ -557,28 +561,31 @@ USAGE = "usage: python -m asyncrpc.entrypoints.template FD [RUN_DIR] | --supervi
 
 
 def supervise(run_dir: str) -> int:
-    """A detached `up`: fork the replica template and the supervisor, then serve the server.
+    """A detached `up`: fork the server template and the supervisor, then serve the replicas.
 
-    The supervisor has a channel to each template: this one forks the server (and runs
-    the CLI's relayed commands), the replica template forks the nodes and the gateway.
+    The supervisor has a channel to each template: the server template forks the server,
+    this one every other replica (and runs the CLI's relayed commands).
     """
+    if not _preloaded(SHARED_PRELOAD, complete=False):
+        return 1  # nothing is forked: the `up` that waits reports it
     ours, supervisor_end = socket.socketpair()
-    replicas_end, supervisor_replicas_end = socket.socketpair()
-    sibling = fork_replica_template(replicas_end, (ours, supervisor_end, supervisor_replicas_end))
-    replicas_end.close()
+    servers_end, supervisor_servers_end = socket.socketpair()
+    sibling = fork_server_template(servers_end, (ours, supervisor_end, supervisor_servers_end))
+    servers_end.close()
     if not _preloaded(SUPERVISOR_PRELOAD, complete=False):
-        for sock in (ours, supervisor_end, supervisor_replicas_end):
+        for sock in (ours, supervisor_end, supervisor_servers_end):
             sock.close()
         os.waitpid(sibling, 0)  # its channel has closed: it exits
         return 1
-    supervisor = fork_supervisor(supervisor_end, supervisor_replicas_end, run_dir, ours)
+    supervisor = fork_supervisor(supervisor_end, supervisor_servers_end, run_dir, ours)
     supervisor_end.close()
-    supervisor_replicas_end.close()
+    supervisor_servers_end.close()
     _let_go_of_the_run_lock()
     template = Template(ours, supervisor, late=late_preload, sibling=sibling)
-    # The server's modules load while the supervisor sets itself up, and its requests are
-    # served between two modules: the server starts before the CLI is built.
-    if _preloaded(SERVER_PRELOAD, between=template.serve_pending):
+    # The replicas' modules load while the supervisor sets itself up, and its requests are
+    # served between two modules: a node starts once its modules and the CLI are in.
+    between = template.serve_pending
+    if _preloaded(NODE_PRELOAD, between) and _preloaded(GATEWAY_PRELOAD, between):
         template.commands = command_relay.listen(os.path.abspath(run_dir))
         template.serve()
     else:

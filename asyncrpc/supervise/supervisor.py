@@ -127,7 +127,7 @@ class Supervisor:
         on_change: Callable[[], None] | None = None,
         new_id: Callable[[ReplicaSpec], str] = new_resonate_id,
         template: TemplateClient | None = None,
-        replica_template: TemplateClient | None = None,
+        server_template: TemplateClient | None = None,
     ) -> None:
         self.plan = plan
         self.env = replica_env(env, plan)
@@ -141,8 +141,8 @@ class Supervisor:
         self._closing = False
         self._use_template = template_enabled(env) and plan.program == ASYNCRPC_PROGRAM
         self._template = template
-        #: Where every replica but the server is forked from, when not from ``template``.
-        self._replica_template = replica_template
+        #: Where the server is forked from, when not from ``template`` (a detached `up`).
+        self._server_template = server_template
         self._template_lock = asyncio.Lock()
         for spec in plan.replicas:
             self._replica(spec)
@@ -195,16 +195,16 @@ class Supervisor:
     async def _launch(self, spec: ReplicaSpec, command: list[str], log: BinaryIO) -> ReplicaProcess:
         """Fork ``command`` from the template where possible, else spawn it.
 
-        The server comes from the supervisor's own template; the rest from the replica
-        template when there is one (a detached `up`: it loads the SDK on the other core).
+        A detached `up` has a server template of its own (it loads the server's modules
+        while the supervisor's template loads the SDK, on the other core).
         """
         template: TemplateClient | None
         if spec.node == topology.POSTGRES:
             template = None
-        elif spec.node == topology.SERVER or self._replica_template is None:
-            template = await self._template_client()
+        elif spec.node == topology.SERVER and self._server_template is not None:
+            template = self._server_template if self._use_template else None
         else:
-            template = self._replica_template if self._use_template else None
+            template = await self._template_client()
         if template is not None:
             args = command[len(ASYNCRPC_PROGRAM) :]
             path = self.plan.rundir.log_for(spec.name)
@@ -526,7 +526,7 @@ class Supervisor:
             if alive:
                 await self._stop(alive)
                 stopped += [r.name for r in alive]
-        for template in (self._replica_template, self._template):
+        for template in (self._server_template, self._template):
             if template is not None:
                 await template.close()
         self._changed()

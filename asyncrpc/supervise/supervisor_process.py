@@ -83,7 +83,7 @@ async def run_supervisor(
     keep_failed_state: bool = False,
     clock: Callable[[], float] = time.time,
     template: socket.socket | None = None,
-    replica_template: socket.socket | None = None,
+    server_template: socket.socket | None = None,
     open_dashboard: DashboardOpener | None = None,
 ) -> None:
     """Boot ``plan`` and run until stopped; raise CommandError when booting fails.
@@ -92,8 +92,8 @@ async def run_supervisor(
     cancelled at the end. With ``keep_failed_state`` a failed boot leaves the
     state file (phase "failed" and the error) for whoever waits on it. ``template`` is the
     channel to the template this process was forked from (a detached `up`); without it,
-    one is started when a replica is to be forked. ``replica_template`` is the channel to
-    the template that forks every replica but the server, when there is one.
+    one is started when a replica is to be forked. ``server_template`` is the channel to
+    the template that forks the server, when it has one of its own.
     ``open_dashboard`` serves the dashboard when the plan has a dashboard port.
 
     SIGINT and SIGTERM are this function's from its first line to its last, so a
@@ -121,7 +121,7 @@ async def run_supervisor(
             keep_failed_state=keep_failed_state,
             clock=clock,
             template=template,
-            replica_template=replica_template,
+            server_template=server_template,
             open_dashboard=open_dashboard,
             interrupted=lambda: bool(signalled),
         )
@@ -140,7 +140,7 @@ async def _supervise(
     keep_failed_state: bool,
     clock: Callable[[], float],
     template: socket.socket | None,
-    replica_template: socket.socket | None,
+    server_template: socket.socket | None,
     open_dashboard: DashboardOpener | None,
     interrupted: Callable[[], bool],
 ) -> None:
@@ -180,9 +180,9 @@ async def _supervise(
     failure: BaseException | None = None
     try:
         forks = await TemplateClient.attach(template) if template is not None else None
-        replica_forks = None
-        if replica_template is not None:
-            replica_forks = await TemplateClient.attach(replica_template)
+        server_forks = None
+        if server_template is not None:
+            server_forks = await TemplateClient.attach(server_template)
         supervisor = Supervisor(
             plan,
             env,
@@ -190,7 +190,7 @@ async def _supervise(
             notify=notify,
             on_change=persist,
             template=forks,
-            replica_template=replica_forks,
+            server_template=server_forks,
         )
         persist()
         # The server's start is asked for first: it starts while the dashboard and the control

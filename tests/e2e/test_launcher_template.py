@@ -1,10 +1,10 @@
 """The template: replicas forked from it are processes of their own that inherit nothing.
 
 One `up --detach b --respawn 0` (supervisor, server and b.1, all forked): the supervisor
-and the server come from the template, b.1 from the replica template the template forked
+and b.1 come from the template, the server from the server template the template forked
 first; b.1 has its own session and log, holds none of either template's files or sockets,
-and a `kill b` ends b.1 alone, which the supervisor notices (the replica template reports
-the exit) and replaces with a new fork.
+and a `kill b` ends b.1 alone, which the supervisor notices (the template reports the exit)
+and replaces with a new fork. `down` returns once both templates have exited.
 """
 
 from __future__ import annotations
@@ -83,15 +83,15 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     assert state is not None
 
     process = psutil.Process(pid)
-    replica_template = process.parent()
-    assert replica_template is not None and replica_template.pid != state.supervisor.pid
-    assert "asyncrpc.entrypoints.template --replicas" in " ".join(replica_template.cmdline())
-    template = replica_template.parent()
-    assert template is not None
+    template = process.parent()
+    assert template is not None and template.pid != state.supervisor.pid
     assert " ".join(template.cmdline()).split() == [sys.executable, "-m", TEMPLATE_MODULE]
-    # A detached supervisor and its server are forked from the template itself.
+    # A detached supervisor is forked from the template too: the replicas' sibling.
     assert psutil.Process(state.supervisor.pid).ppid() == template.pid
-    assert psutil.Process(int(server_pid)).ppid() == template.pid  # type: ignore[call-overload]
+    # The server, from the server template, which the template forked.
+    server_template = psutil.Process(int(server_pid)).parent()  # type: ignore[call-overload]
+    assert server_template is not None and server_template.ppid() == template.pid
+    assert " ".join(server_template.cmdline()).split()[-2:] == [TEMPLATE_MODULE, "--server"]
     assert os.getsid(pid) == pid and os.getpgid(pid) == pid
     assert "-m asyncrpc node b " in " ".join(process.cmdline())
 
@@ -101,7 +101,7 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     # Anonymous inodes (epoll, eventfd) are all named alike; sockets, pipes and files are not.
     held = {
         name
-        for parent in (template, replica_template)
+        for parent in (template, server_template)
         for name in open_files(parent.pid).values()
         if not name.startswith("anon_")
     }
@@ -128,10 +128,10 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     assert after["server"]["pid"] == server_pid and after["server"]["restarts"] == 0
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     new = psutil.Process(int(after["b.1"]["pid"]))  # type: ignore[call-overload]
-    assert new.ppid() == replica_template.pid and os.getsid(new.pid) == new.pid
+    assert new.ppid() == template.pid and os.getsid(new.pid) == new.pid
     assert Path(log).read_text().count("--- asyncrpc launcher: starting b.1") == 2
 
-    refs = [ProcessRef.of(template.pid), ProcessRef.of(replica_template.pid)]
+    refs = [ProcessRef.of(template.pid), ProcessRef.of(server_template.pid)]
     down = launcher.run("down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert not [ref for ref in refs if ref is None or ref.alive()], (
@@ -148,17 +148,18 @@ def loaded():
     return [name for name in watched if sys.modules.get(name) is not None]
 template.skip_unused_modules()
 stages = {}
-template.preload(template.SUPERVISOR_PRELOAD, complete=False)
-stages["supervisor"] = loaded()
 def early():
     return [c for c in ("server", "node", "gateway") if template.ready_early(c)]
-template.preload(template.SERVER_PRELOAD, complete=False)
-stages["server"] = loaded()
-stages["early after the server's"] = early()
+template.preload(template.SHARED_PRELOAD, complete=False)
+stages["shared"] = loaded()
+template.preload(template.SERVER_PRELOAD, complete=False)  # the server template's
+stages["server"] = loaded() + early()
+template.preload(template.SUPERVISOR_PRELOAD, complete=False)
+stages["supervisor"] = loaded()
 template.preload(template.NODE_PRELOAD, complete=False)
-stages["early before the CLI"] = early()
+stages["nodes' before the CLI"] = early()
 template.preload(template.NODE_PRELOAD)
-stages["early after the nodes'"] = early()
+stages["nodes' and the CLI"] = early()
 template.preload(template.GATEWAY_PRELOAD)
 stages["replicas"] = loaded()
 template.late_preload()
@@ -170,21 +171,21 @@ print(json.dumps(stages))
 def test_the_template_forks_the_supervisor_before_the_sdk_and_rich_only_once_idle() -> None:
     """What the supervisor is forked with, what the replicas are, and what relayed commands get.
 
-    The supervisor imports the dashboard (and the SDK) itself and the server needs no SDK,
-    while the replica template imports it on the other core; the server may be forked once
-    its modules are in, a node once its modules and the CLI are, the gateway only at the end;
-    nothing forked for a replica's start carries rich, which httpx's command line would load;
-    a relayed `status` finds it loaded once the template is idle.
+    The server template is forked before the SDK, the supervisor with it (its dashboard
+    needs it) but before the dashboard, which it imports itself while the template imports
+    the replicas' modules; a node may be forked once its modules and the CLI are in, the
+    gateway only at the end; nothing forked for a replica's start carries rich, which httpx's
+    command line would load; a relayed `status` finds it loaded once the template is idle.
     """
     done = subprocess.run(
         [sys.executable, "-c", PRELOAD_STAGES], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     stages = json.loads(done.stdout)
-    assert stages["supervisor"] == []
-    assert stages["server"] == []
-    assert stages["early after the server's"] == ["server"]
-    assert stages["early before the CLI"] == ["server"]
-    assert stages["early after the nodes'"] == ["server", "node"]
+    assert stages["shared"] == []
+    assert stages["server"] == ["server"]
+    assert stages["supervisor"] == ["resonate.resonate"]
+    assert stages["nodes' before the CLI"] == ["server"]
+    assert stages["nodes' and the CLI"] == ["server", "node"]
     assert stages["replicas"] == ["resonate.resonate"]
     assert stages["late"] == ["rich", "resonate.resonate", "asyncrpc.terminal.status_table"]
