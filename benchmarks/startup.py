@@ -364,18 +364,23 @@ def up_round(bench: Bench, name: str, code: Path | None) -> dict[str, Any]:
         launched.stop()
 
 
-def against_base(bench: Bench, revision: str) -> dict[str, Any]:
-    """`up --detach` of ``revision`` and of this code, in pairs of rounds, each pair's order
-    swapped from the last: the machine's load drifts, so only what is measured side by side
-    is compared."""
-    code = base_code(bench, revision)
+#: One `up --detach` round: the bench, the round's name, and the code to run (None: this code).
+UpRound = Callable[[Bench, str, Path | None], dict[str, Any]]
+
+
+def against_base(
+    bench: Bench, revision: str, code: Path, one_round: UpRound = up_round
+) -> dict[str, Any]:
+    """`up --detach` of ``revision`` (its files in ``code``) and of this code, in pairs of
+    rounds, each pair's order swapped from the last: the machine's load drifts, so only what
+    is measured side by side is compared."""
     pairs = []
     for i in range(bench.sizes.startup_ab_rounds):
         bench.say(f"start-up: against {revision}, pair {i + 1}/{bench.sizes.startup_ab_rounds}")
         ways = [("base", code), ("this", None)]
         pair = {}
         for key, where in ways if i % 2 == 0 else reversed(ways):
-            pair[key] = up_round(bench, f"ab-{i}-{key}", where)
+            pair[key] = one_round(bench, f"ab-{i}-{key}", where)
         pairs.append(pair)
     medians = {
         f"{key}_{number}_median": statistics.median(p[key][number] for p in pairs)
@@ -534,7 +539,9 @@ def run(bench: Bench) -> PartResult:
         result.tables.append(targets_table(result.data))
         result.tables.append(forks_table(result.data))
         if bench.sizes.startup_base:
-            compared = result.data["against_base"] = against_base(bench, bench.sizes.startup_base)
+            revision = bench.sizes.startup_base
+            compared = against_base(bench, revision, base_code(bench, revision))
+            result.data["against_base"] = compared
             result.tables.append(against_base_table(compared))
     return result
 
