@@ -55,6 +55,10 @@ class Sizes:
     #: Repetitions of each recovery scenario and of the start-up measurement.
     recovery_rounds: int = 3
     startup_rounds: int = 2
+    #: A git revision whose `up --detach` the start-up part times against this code's, in
+    #: ``startup_ab_rounds`` pairs of rounds, interleaved (None: not compared).
+    startup_base: str | None = None
+    startup_ab_rounds: int = 6
     #: Task lease (s) of the worker nodes in the recovery scenarios.
     recovery_ttl: float = 2.0
     #: Crash-demo delay (s, a durable sleep) used to catch a flow mid-way.

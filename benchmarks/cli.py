@@ -79,6 +79,14 @@ def main(
     startup_rounds: Annotated[
         int | None, typer.Option(min=1, help="Start-up measurements (default 2).")
     ] = None,
+    startup_base: Annotated[
+        str | None,
+        typer.Option(help="Start-up: time `up --detach` of this git revision against this code."),
+    ] = None,
+    startup_ab_rounds: Annotated[
+        int | None,
+        typer.Option(min=1, help="Start-up: pairs of rounds against --startup-base (default 6)."),
+    ] = None,
     soak_seconds: Annotated[
         float | None,
         typer.Option(min=1, help="Soak: seconds of flows (default 360; --quick 12)."),
@@ -117,6 +125,8 @@ def main(
         server_promises=int_list(server_promises, "--server-promises"),
         recovery_rounds=recovery_rounds,
         startup_rounds=startup_rounds,
+        startup_base=startup_base,
+        startup_ab_rounds=startup_ab_rounds,
         soak_seconds=soak_seconds,
         soak_retain=soak_retain,
         history_promises=int_list(history_promises, "--history-promises"),

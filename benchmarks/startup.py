@@ -31,6 +31,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import os
 import re
 import signal
 import statistics
@@ -196,9 +197,13 @@ def launcher_unavailable(bench: Bench) -> str | None:
 
 
 def up_detached(
-    bench: Bench, run_dir: Path, *args: str, template: bool = True
+    bench: Bench, run_dir: Path, *args: str, template: bool = True, code: Path | None = None
 ) -> tuple[dict[str, str], float]:
-    """`asyncrpc up --detach ARGS` on free ports in ``run_dir``: its env and wall seconds."""
+    """`asyncrpc up --detach ARGS` on free ports in ``run_dir``: its env and wall seconds.
+
+    ``code``: a directory holding another copy of asyncrpc, run instead of this one
+    (`python -m` finds the package in its working directory first).
+    """
     env = {**bench.procs.base_env, config.ENV_RUN_DIR: str(run_dir)}
     env[config.ENV_TEMPLATE] = "1" if template else "0"
     ports = ["--server-port", str(free_port()), "--gateway-port", str(free_port())]
@@ -210,6 +215,7 @@ def up_detached(
         text=True,
         env=env,
         timeout=3 * READY_TIMEOUT,
+        cwd=code,
     )
     elapsed = time.monotonic() - began
     if up.returncode != 0:
@@ -319,6 +325,101 @@ def launcher_round(bench: Bench, i: int, template: bool = True) -> dict[str, Any
     finally:
         launched.remember()
         launched.stop()
+
+
+def base_code(bench: Bench, revision: str) -> Path:
+    """``revision`` of this repository as files (`git archive`), to run beside this code."""
+    where = bench.log_dir / "base-code"
+    where.mkdir(parents=True, exist_ok=True)
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", revision], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise BenchError(f"git archive {revision}: {archive.stderr.decode(errors='replace')}")
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+    return where
+
+
+def up_round(bench: Bench, name: str, code: Path | None) -> dict[str, Any]:
+    """One `up --detach` (template) of ``code`` (None: this code) against one SDK import."""
+    run_dir = bench.log_dir / name
+    launched = Launched(run_dir, {**bench.procs.base_env, config.ENV_RUN_DIR: str(run_dir)})
+    try:
+        one_import = python_s("import resonate.resonate")
+        _, elapsed = up_detached(bench, run_dir, code=code)
+        launched.remember()
+        state = RunDir(run_dir).read_state()
+        if state is None:
+            raise BenchError("the supervisor left no state file")
+        return {
+            "ready_s": elapsed,
+            "import_s": one_import,
+            "ratio": round(elapsed / one_import, 3),
+            "load_1m": round(os.getloadavg()[0], 2),
+            "ready_after_fork_s": ready_after_fork(run_dir, state),
+        }
+    finally:
+        launched.remember()
+        launched.stop()
+
+
+#: One `up --detach` round: the bench, the round's name, and the code to run (None: this code).
+UpRound = Callable[[Bench, str, Path | None], dict[str, Any]]
+
+
+def against_base(
+    bench: Bench, revision: str, code: Path, one_round: UpRound = up_round
+) -> dict[str, Any]:
+    """`up --detach` of ``revision`` (its files in ``code``) and of this code, in pairs of
+    rounds, each pair's order swapped from the last: the machine's load drifts, so only what
+    is measured side by side is compared."""
+    pairs = []
+    for i in range(bench.sizes.startup_ab_rounds):
+        bench.say(f"start-up: against {revision}, pair {i + 1}/{bench.sizes.startup_ab_rounds}")
+        ways = [("base", code), ("this", None)]
+        pair = {}
+        for key, where in ways if i % 2 == 0 else reversed(ways):
+            pair[key] = one_round(bench, f"ab-{i}-{key}", where)
+        pairs.append(pair)
+    medians = {
+        f"{key}_{number}_median": statistics.median(p[key][number] for p in pairs)
+        for key in ("base", "this")
+        for number in ("ready_s", "import_s", "ratio")
+    }
+    ratios = [p["this"]["ready_s"] / p["base"]["ready_s"] for p in pairs]
+    return {
+        "revision": revision,
+        "pairs": pairs,
+        **medians,
+        "this_over_base_median": round(statistics.median(ratios), 3),
+    }
+
+
+def against_base_table(data: dict[str, Any]) -> Table:
+    """Each pair of `up --detach` rounds: seconds and times one SDK import, and the load."""
+    table = Table(
+        f"`up --detach` against {data['revision']}, interleaved pairs "
+        "(s, and in brackets x one SDK import taken just before)",
+        ["pair", "base", "this", "this / base", "load (1 min)"],
+    )
+
+    def shown(r: dict[str, Any]) -> str:
+        return f"{r['ready_s']:.2f} ({r['ratio']:.2f}x)"
+
+    for i, pair in enumerate(data["pairs"], 1):
+        base, this = pair["base"], pair["this"]
+        loads = f"{base['load_1m']:.1f} / {this['load_1m']:.1f}"
+        over = f"{this['ready_s'] / base['ready_s']:.2f}"
+        table.add(str(i), shown(base), shown(this), over, loads)
+    table.add(
+        "median",
+        f"{data['base_ready_s_median']:.2f} ({data['base_ratio_median']:.2f}x)",
+        f"{data['this_ready_s_median']:.2f} ({data['this_ratio_median']:.2f}x)",
+        f"{data['this_over_base_median']:.2f}",
+        "",
+    )
+    return table
 
 
 def resume_round(bench: Bench, i: int) -> dict[str, Any]:
@@ -437,6 +538,11 @@ def run(bench: Bench) -> PartResult:
         )
         result.tables.append(targets_table(result.data))
         result.tables.append(forks_table(result.data))
+        if bench.sizes.startup_base:
+            revision = bench.sizes.startup_base
+            compared = against_base(bench, revision, base_code(bench, revision))
+            result.data["against_base"] = compared
+            result.tables.append(against_base_table(compared))
     return result
 
 

@@ -11,6 +11,7 @@ start is left in the state file for the waiting `up --detach` to report.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import socket
@@ -27,7 +28,8 @@ from asyncrpc.supervise.rundir import RunDir
 from asyncrpc.supervise.supervisor_process import run_supervisor
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+    from types import ModuleType
 
     from asyncrpc.supervise.supervisor import Supervisor
     from asyncrpc.supervise.supervisor_process import DashboardOpener, OpenDashboard
@@ -37,22 +39,36 @@ def _log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} supervisor: {message}", flush=True)
 
 
+#: The module that serves the dashboard: imported once the supervisor has asked for the server.
+DASHBOARD_MODULE = "asyncrpc.dashboard.serve"
+
+
 async def _open_dashboard(
-    supervisor: Supervisor, env: Mapping[str, str], port: int, secret: str
+    supervisor: Supervisor,
+    env: Mapping[str, str],
+    port: int,
+    secret: str,
+    load: Callable[[str], ModuleType] = importlib.import_module,
 ) -> OpenDashboard:
-    """:func:`asyncrpc.dashboard.serve.open_dashboard`, imported when called.
+    """:func:`asyncrpc.dashboard.serve.open_dashboard`, its module loaded (``load``) when called.
 
-    The supervisor calls it once it has asked for the server: forked from the template,
-    it imports the dashboard (and the SDK with it) while the template imports the SDK for
-    the replicas, on the other core.
+    The supervisor calls it once it has asked for the server. The module loads in a worker
+    thread (a third of a second of CPU and more): the event loop meanwhile sends the
+    supervisor's requests to the templates and notices the server's readiness, so the
+    replicas start while the dashboard loads, instead of after it.
     """
-    from asyncrpc.dashboard.serve import open_dashboard
+    serve = await asyncio.to_thread(load, DASHBOARD_MODULE)
+    opener: DashboardOpener = serve.open_dashboard
+    return await opener(supervisor, env, port, secret)
 
-    return await open_dashboard(supervisor, env, port, secret)
 
-
-def main(argv: list[str] | None = None, template: socket.socket | None = None) -> int:
-    """Run the plan in RUN_DIR; ``template`` when forked from the template (its channel)."""
+def main(
+    argv: list[str] | None = None,
+    template: socket.socket | None = None,
+    server_template: socket.socket | None = None,
+) -> int:
+    """Run the plan in RUN_DIR; ``template`` when forked from the template (its channel), and
+    ``server_template``, the channel to the template that forks the server."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m asyncrpc.entrypoints.detached_supervisor RUN_DIR", file=sys.stderr)
@@ -81,6 +97,7 @@ def main(argv: list[str] | None = None, template: socket.socket | None = None) -
                 on_ready=lambda snapshot: _log("everything is ready"),
                 keep_failed_state=True,
                 template=template,
+                server_template=server_template,
                 open_dashboard=open_dashboard,
             )
         )

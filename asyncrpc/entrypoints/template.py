@@ -17,12 +17,16 @@ A request that waits while the modules load is dropped, not forked, when the
 channel closes first: nobody would watch or stop that child.
 
 A detached `up` starts it as `python -m asyncrpc.entrypoints.template --supervise
-RUN_DIR` instead: it imports the supervisor's modules, forks the detached
-supervisor itself (its channel one end of a socketpair), forwards SIGTERM to
-it, and exits with its exit code once it has gone. It loads the replicas'
-modules while the supervisor sets itself up, forking the server (see EARLY)
-between two of them; the supervisor imports the dashboard meanwhile, on the
-other core. One interpreter start then serves the supervisor and every replica.
+RUN_DIR` instead, and its imports are split over two processes, one a core. It
+loads the web stack (SHARED_PRELOAD), then forks the *server template*
+(`--server` in `ps`), which loads the server's modules and forks the server,
+and meanwhile loads the SDK and the supervisor's modules itself and forks the
+detached supervisor (with a channel to each template). It forwards SIGTERM to
+the supervisor, and exits with its exit code once it has gone and the server
+template has exited too. It loads the nodes' and the gateway's modules while
+the supervisor sets itself up, serving requests between two of them (see
+EARLY); the supervisor imports the dashboard meanwhile. One interpreter start
+then serves the supervisor and every replica.
 
 While it serves, it also runs the CLI's short commands for their callers
 (:mod:`asyncrpc.supervise.command_relay`): a caller connects to
@@ -33,8 +37,8 @@ and the caller gets its exit code.
 Each child is an ordinary process of its own: it calls ``setsid``, points
 stdin at /dev/null and stdout/stderr at its log, closes every other file
 descriptor, takes the requested environment and runs the CLI as
-`python -m asyncrpc` would. The template is its parent, so it reaps it and
-reports the exit code; the supervisor never loses an exit status.
+`python -m asyncrpc` would. The template that forked it is its parent, so it
+reaps it and reports the exit code; the supervisor never loses an exit status.
 
 Rules that keep a fork safe: the template only imports. It starts no event
 loop and no thread (it refuses to serve if an import started one), opens no
@@ -68,31 +72,36 @@ import setproctitle
 from asyncrpc.runtime import config
 from asyncrpc.supervise import command_relay
 
-#: What replicas import: loaded once here, shared copy-on-write by every child.
-PRELOAD = (
-    # The server's first: a detached `up` forks the server while the rest still loads.
+#: What a detached `up` loads before it forks the server template: the web stack, which the
+#: server shares with the supervisor and the gateway. Loaded on both sides, it would cost the
+#: other core more than the split saves.
+SHARED_PRELOAD = ("asyncio", "fastapi", "fastapi.responses", "pydantic", "uvicorn", "httpx")
+#: What the server imports on top: a detached `up` loads it in its server template.
+SERVER_PRELOAD = (
     "asyncrpc.server.main",
     "asyncrpc.server.retention",
     "asyncrpc.server.store",
     "asyncrpc.runtime.serving",
     "asyncrpc.runtime.event_loop",
-    "resonate.resonate",
-    "asyncrpc.node.worker",
-    "asyncrpc.runtime.process",
-    "asyncrpc.gateway.main",
-    "asyncrpc.gateway.settings",
 )
+#: What a worker node imports (the SDK, and aiohttp with it), and then what the gateway adds.
+NODE_PRELOAD = ("resonate.resonate", "asyncrpc.node.worker", "asyncrpc.runtime.process")
+GATEWAY_PRELOAD = ("asyncrpc.gateway.main", "asyncrpc.gateway.settings")
+#: What replicas import: loaded once here, shared copy-on-write by every child.
+PRELOAD = SERVER_PRELOAD + NODE_PRELOAD + GATEWAY_PRELOAD
 #: Commands a child may be forked for before the preload is complete, and the module that
 #: must be loaded by then: any other child would import the rest itself, and all at once.
-EARLY = {"server": "asyncrpc.server.main"}
+EARLY = {"server": "asyncrpc.server.main", "node": "asyncrpc.node.worker"}
+#: Of those, the ones that wait for the CLI too: nine nodes would each build it themselves.
+EARLY_WITH_CLI = frozenset({"node"})
 #: Preloaded where present: uvloop is not on every platform, the others are what Typer and
 #: URL parsing import late (private modules: their absence costs only time).
 OPTIONAL_PRELOAD = ("uvloop", "typer._adapters", "stringprep")
-#: What a detached supervisor imports before it is forked: its own modules, and with them
-#: the web stack (FastAPI, uvicorn, httpx) the replicas share. The SDK and the dashboard are
-#: not among them: the supervisor, once it has asked for the server, imports the dashboard
-#: itself while the template imports the SDK and the rest of PRELOAD, on the other core.
-SUPERVISOR_PRELOAD = ("asyncrpc.entrypoints.detached_supervisor",)
+#: What a detached supervisor imports before it is forked: its own modules and the SDK, which
+#: its dashboard shares with the replicas. The dashboard itself is not among them: the
+#: supervisor, once it has asked for the server, imports it while the template imports the
+#: replicas' modules, on the other core.
+SUPERVISOR_PRELOAD = ("resonate.resonate", "asyncrpc.entrypoints.detached_supervisor")
 #: What only the CLI's relayed commands print with (rich, the status table): loaded once the
 #: template has been idle for IDLE_S, after the replicas' start, which needs none of it.
 LATE_PRELOAD = ("rich.console", "rich.table", "asyncrpc.terminal.status_table")
@@ -138,6 +147,14 @@ def preload(
     cli_command()
     if "asyncrpc.gateway.app" in sys.modules:
         warm_gateway()
+
+
+def ready_early(command: str) -> bool:
+    """Whether a child running ``command`` may be forked before the preload is complete."""
+    module = EARLY.get(command)
+    if module is None or module not in sys.modules:
+        return False
+    return command not in EARLY_WITH_CLI or cli_command.cache_info().currsize > 0
 
 
 def warm_gateway() -> None:
@@ -273,8 +290,11 @@ class Template:
         supervisor: int | None = None,
         commands: socket.socket | None = None,
         late: Callable[[], None] | None = None,
+        sibling: int | None = None,
     ) -> None:
         self.channel = channel
+        #: The server template forked from here (detached `up`): reaped, never reported.
+        self.sibling = sibling
         #: Run once the template has had nothing to do for IDLE_S (see LATE_PRELOAD).
         self.late = late
         #: Where callers of relayed CLI commands connect, and each running one's caller.
@@ -307,7 +327,7 @@ class Template:
         except (ValueError, KeyError, TypeError, IndexError) as error:
             print(f"template: ignoring a malformed request: {error!r}", file=sys.stderr)
             return
-        if early and EARLY.get(command) not in sys.modules:
+        if early and not ready_early(command):
             self.deferred[number] = line
             return
         if threading.active_count() != 1:
@@ -336,6 +356,9 @@ class Template:
             if pid == self.supervisor:
                 self.supervisor_code = os.waitstatus_to_exitcode(status)
                 continue
+            if pid == self.sibling:
+                self.sibling = None
+                continue
             caller = self.callers.pop(pid, None)
             if caller is not None:
                 command_relay.answer(caller, {"exited": os.waitstatus_to_exitcode(status)})
@@ -361,7 +384,15 @@ class Template:
                 os.kill(self.supervisor, signum)
 
     def serve_pending(self) -> None:
-        """Handle the requests that have arrived and may go early, without waiting for more."""
+        """Handle the requests that have arrived and may go early, without waiting for more.
+
+        Deferred ones whose modules have loaded since go first, in the order they came.
+        """
+        for number, line in list(self.deferred.items()):
+            if self.closed:
+                break
+            del self.deferred[number]
+            self._handle(line, early=True)
         while not self.closed and select.select([self.channel], [], [], 0)[0]:
             self._read(early=True)
 
@@ -446,10 +477,20 @@ class Template:
             with contextlib.suppress(ChildProcessError):
                 _, status = os.waitpid(self.supervisor, 0)
                 self.supervisor_code = os.waitstatus_to_exitcode(status)
+        if self.sibling is not None:  # it exits once the supervisor's end of its channel closes
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.sibling, 0)
+            self.sibling = None
 
 
-def fork_supervisor(channel: socket.socket, run_dir: str, template_end: socket.socket) -> int:
-    """Fork the detached supervisor of ``run_dir``, talking to this template on ``channel``.
+def fork_supervisor(
+    channel: socket.socket,
+    server_channel: socket.socket,
+    run_dir: str,
+    template_end: socket.socket,
+) -> int:
+    """Fork the detached supervisor of ``run_dir``, talking to this template on ``channel``
+    and to the server template on ``server_channel``.
 
     The child closes its copy of ``template_end``, the channel's other end: held open
     there, the supervisor would never read the channel's end when the template dies.
@@ -462,9 +503,36 @@ def fork_supervisor(channel: socket.socket, run_dir: str, template_end: socket.s
         setproctitle.setproctitle(title)
         from asyncrpc.entrypoints.detached_supervisor import main as supervise
 
-        return supervise([run_dir], template=channel)
+        return supervise([run_dir], template=channel, server_template=server_channel)
 
     return _fork(supervisor)
+
+
+def fork_server_template(channel: socket.socket, others: tuple[socket.socket, ...]) -> int:
+    """Fork the server template: it loads the server's modules and forks the server.
+
+    Forked once the web stack is in, it loads the server's modules on one core while this
+    process loads the SDK on the other. It serves ``channel`` (the supervisor has the
+    other end) and holds none of ``others``, nor the run directory's lock, so the
+    supervisor's exit ends its channel and nothing else.
+    """
+
+    def server_template() -> int:
+        for sock in others:
+            sock.close()
+        # A session of its own: where the kernel groups CPU time by session (autogroup), it
+        # would otherwise share this process's share of a busy machine instead of adding one.
+        os.setsid()
+        _let_go_of_the_run_lock()
+        setproctitle.setproctitle(f"{sys.executable} -m asyncrpc.entrypoints.template --server")
+        template = Template(channel)
+        if _preloaded(SERVER_PRELOAD, template.serve_pending):
+            template.serve()
+        else:
+            template.stop()  # the supervisor then spawns the server itself
+        return 0
+
+    return _fork(server_template)
 
 
 def _let_go_of_the_run_lock() -> None:
@@ -492,27 +560,46 @@ def _preloaded(
 USAGE = "usage: python -m asyncrpc.entrypoints.template FD [RUN_DIR] | --supervise RUN_DIR"
 
 
+def supervise(run_dir: str) -> int:
+    """A detached `up`: fork the server template and the supervisor, then serve the replicas.
+
+    The supervisor has a channel to each template: the server template forks the server,
+    this one every other replica (and runs the CLI's relayed commands).
+    """
+    if not _preloaded(SHARED_PRELOAD, complete=False):
+        return 1  # nothing is forked: the `up` that waits reports it
+    ours, supervisor_end = socket.socketpair()
+    servers_end, supervisor_servers_end = socket.socketpair()
+    sibling = fork_server_template(servers_end, (ours, supervisor_end, supervisor_servers_end))
+    servers_end.close()
+    if not _preloaded(SUPERVISOR_PRELOAD, complete=False):
+        for sock in (ours, supervisor_end, supervisor_servers_end):
+            sock.close()
+        os.waitpid(sibling, 0)  # its channel has closed: it exits
+        return 1
+    supervisor = fork_supervisor(supervisor_end, supervisor_servers_end, run_dir, ours)
+    supervisor_end.close()
+    supervisor_servers_end.close()
+    _let_go_of_the_run_lock()
+    template = Template(ours, supervisor, late=late_preload, sibling=sibling)
+    # The replicas' modules load while the supervisor sets itself up, and its requests are
+    # served between two modules: a node starts once its modules and the CLI are in.
+    between = template.serve_pending
+    if _preloaded(NODE_PRELOAD, between) and _preloaded(GATEWAY_PRELOAD, between):
+        template.commands = command_relay.listen(os.path.abspath(run_dir))
+        template.serve()
+    else:
+        template.stop()  # the supervisor then spawns its replicas itself
+    code = template.supervisor_code
+    return 1 if code is None else code if code >= 0 else 128 - code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     setproctitle.setproctitle(f"{sys.executable} -m asyncrpc.entrypoints.template")
     skip_unused_modules()
     if len(args) == 2 and args[0] == "--supervise":
-        if not _preloaded(SUPERVISOR_PRELOAD, complete=False):
-            return 1
-        ours, theirs = socket.socketpair()
-        supervisor = fork_supervisor(theirs, args[1], ours)
-        theirs.close()
-        _let_go_of_the_run_lock()
-        template = Template(ours, supervisor, late=late_preload)
-        # The replicas' modules load while the supervisor sets itself up, and its requests are
-        # served between two modules: the server starts while the SDK still loads.
-        if _preloaded(PRELOAD, between=template.serve_pending):
-            template.commands = command_relay.listen(os.path.abspath(args[1]))
-            template.serve()
-        else:
-            template.stop()  # the supervisor then spawns its replicas itself
-        code = template.supervisor_code
-        return 1 if code is None else code if code >= 0 else 128 - code
+        return supervise(args[1])
     if len(args) not in (1, 2) or not args[0].isdigit():
         print(USAGE, file=sys.stderr)
         return 2

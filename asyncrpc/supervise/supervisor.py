@@ -127,6 +127,7 @@ class Supervisor:
         on_change: Callable[[], None] | None = None,
         new_id: Callable[[ReplicaSpec], str] = new_resonate_id,
         template: TemplateClient | None = None,
+        server_template: TemplateClient | None = None,
     ) -> None:
         self.plan = plan
         self.env = replica_env(env, plan)
@@ -140,6 +141,8 @@ class Supervisor:
         self._closing = False
         self._use_template = template_enabled(env) and plan.program == ASYNCRPC_PROGRAM
         self._template = template
+        #: Where the server is forked from, when not from ``template`` (a detached `up`).
+        self._server_template = server_template
         self._template_lock = asyncio.Lock()
         for spec in plan.replicas:
             self._replica(spec)
@@ -190,8 +193,18 @@ class Supervisor:
         return self._template
 
     async def _launch(self, spec: ReplicaSpec, command: list[str], log: BinaryIO) -> ReplicaProcess:
-        """Fork ``command`` from the template where possible, else spawn it."""
-        template = None if spec.node == topology.POSTGRES else await self._template_client()
+        """Fork ``command`` from the template where possible, else spawn it.
+
+        A detached `up` has a server template of its own (it loads the server's modules
+        while the supervisor's template loads the SDK, on the other core).
+        """
+        template: TemplateClient | None
+        if spec.node == topology.POSTGRES:
+            template = None
+        elif spec.node == topology.SERVER and self._server_template is not None:
+            template = self._server_template if self._use_template else None
+        else:
+            template = await self._template_client()
         if template is not None:
             args = command[len(ASYNCRPC_PROGRAM) :]
             path = self.plan.rundir.log_for(spec.name)
@@ -513,8 +526,9 @@ class Supervisor:
             if alive:
                 await self._stop(alive)
                 stopped += [r.name for r in alive]
-        if self._template is not None:
-            await self._template.close()
+        for template in (self._server_template, self._template):
+            if template is not None:
+                await template.close()
         self._changed()
         return stopped
 

@@ -83,6 +83,7 @@ async def run_supervisor(
     keep_failed_state: bool = False,
     clock: Callable[[], float] = time.time,
     template: socket.socket | None = None,
+    server_template: socket.socket | None = None,
     open_dashboard: DashboardOpener | None = None,
 ) -> None:
     """Boot ``plan`` and run until stopped; raise CommandError when booting fails.
@@ -91,8 +92,9 @@ async def run_supervisor(
     cancelled at the end. With ``keep_failed_state`` a failed boot leaves the
     state file (phase "failed" and the error) for whoever waits on it. ``template`` is the
     channel to the template this process was forked from (a detached `up`); without it,
-    one is started when a replica is to be forked. ``open_dashboard`` serves the dashboard
-    when the plan has a dashboard port.
+    one is started when a replica is to be forked. ``server_template`` is the channel to
+    the template that forks the server, when it has one of its own.
+    ``open_dashboard`` serves the dashboard when the plan has a dashboard port.
 
     SIGINT and SIGTERM are this function's from its first line to its last, so a
     Ctrl-C at any moment of the start runs the same clean-up: whatever had started
@@ -119,6 +121,7 @@ async def run_supervisor(
             keep_failed_state=keep_failed_state,
             clock=clock,
             template=template,
+            server_template=server_template,
             open_dashboard=open_dashboard,
             interrupted=lambda: bool(signalled),
         )
@@ -137,6 +140,7 @@ async def _supervise(
     keep_failed_state: bool,
     clock: Callable[[], float],
     template: socket.socket | None,
+    server_template: socket.socket | None,
     open_dashboard: DashboardOpener | None,
     interrupted: Callable[[], bool],
 ) -> None:
@@ -176,8 +180,17 @@ async def _supervise(
     failure: BaseException | None = None
     try:
         forks = await TemplateClient.attach(template) if template is not None else None
+        server_forks = None
+        if server_template is not None:
+            server_forks = await TemplateClient.attach(server_template)
         supervisor = Supervisor(
-            plan, env, clock=clock, notify=notify, on_change=persist, template=forks
+            plan,
+            env,
+            clock=clock,
+            notify=notify,
+            on_change=persist,
+            template=forks,
+            server_template=server_forks,
         )
         persist()
         # The server's start is asked for first: it starts while the dashboard and the control

@@ -217,11 +217,18 @@ class LaunchedSystem:
         return template
 
     def assert_forked(self, status: ReplicaStatus) -> None:
-        """``status`` runs, forked from the template rather than spawned by the supervisor."""
+        """``status`` runs, forked from the template rather than spawned by the supervisor
+        (the server from the server template, which the template forked)."""
         assert status.state is ReplicaState.RUNNING, status
         assert status.pid is not None
-        assert psutil.Process(status.pid).ppid() == self.template.pid, (
-            f"{status.name} (pid {status.pid}) is not a child of the template "
+        parent = psutil.Process(status.pid).parent()
+        assert parent is not None, f"{status.name} (pid {status.pid}) has no parent"
+        if status.name == SERVER:
+            assert " ".join(parent.cmdline()).split()[-2:] == [TEMPLATE_MODULE, "--server"]
+            parent = parent.parent()
+            assert parent is not None, f"the server template of {status.name} has no parent"
+        assert parent.pid == self.template.pid, (
+            f"{status.name} (pid {status.pid}) is not forked from the template "
             f"(pid {self.template.pid})"
         )
 

@@ -1,9 +1,10 @@
 """The template: replicas forked from it are processes of their own that inherit nothing.
 
-One `up --detach b --respawn 0` (supervisor, server and b.1, all forked): b.1 has its
-own session and log, holds none of the template's files or sockets, and a
-`kill b` ends b.1 alone, which the supervisor notices (the template reports the
-exit) and replaces with a new fork.
+One `up --detach b --respawn 0` (supervisor, server and b.1, all forked): the supervisor
+and b.1 come from the template, the server from the server template the template forked
+first; b.1 has its own session and log, holds none of either template's files or sockets,
+and a `kill b` ends b.1 alone, which the supervisor notices (the template reports the exit)
+and replaces with a new fork. `down` returns once both templates have exited.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import psutil
 import pytest
 
 from asyncrpc.supervise.pids import ProcessRef
+from asyncrpc.supervise.plan import TEMPLATE_MODULE
 from asyncrpc.supervise.template_client import TemplateClient
 from harness.waiting import wait_until
 from tests.support.launcher import Launcher
@@ -83,9 +85,13 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     process = psutil.Process(pid)
     template = process.parent()
     assert template is not None and template.pid != state.supervisor.pid
-    assert "asyncrpc.entrypoints.template" in " ".join(template.cmdline())
+    assert " ".join(template.cmdline()).split() == [sys.executable, "-m", TEMPLATE_MODULE]
     # A detached supervisor is forked from the template too: the replicas' sibling.
     assert psutil.Process(state.supervisor.pid).ppid() == template.pid
+    # The server, from the server template, which the template forked.
+    server_template = psutil.Process(int(server_pid)).parent()  # type: ignore[call-overload]
+    assert server_template is not None and server_template.ppid() == template.pid
+    assert " ".join(server_template.cmdline()).split()[-2:] == [TEMPLATE_MODULE, "--server"]
     assert os.getsid(pid) == pid and os.getpgid(pid) == pid
     assert "-m asyncrpc node b " in " ".join(process.cmdline())
 
@@ -93,12 +99,17 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     files = open_files(pid)
     assert files[0] == os.devnull and files[1] == log and files[2] == log
     # Anonymous inodes (epoll, eventfd) are all named alike; sockets, pipes and files are not.
-    held = {name for name in open_files(template.pid).values() if not name.startswith("anon_")}
+    held = {
+        name
+        for parent in (template, server_template)
+        for name in open_files(parent.pid).values()
+        if not name.startswith("anon_")
+    }
     inherited = held - {os.devnull}
     assert not inherited & set(files.values()), (inherited, files)
     assert str(launcher.rundir.log_for("launcher")) not in files.values()
-    # Nor does the supervisor hold the template's end of their channel: when the template
-    # dies, the supervisor must read the end of it at once.
+    # Nor does the supervisor hold a template's end of their channel: when a template dies,
+    # the supervisor must read the end of it at once.
     supervisor_sockets = {
         name for name in open_files(state.supervisor.pid).values() if name.startswith("socket:")
     }
@@ -120,11 +131,12 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
     assert new.ppid() == template.pid and os.getsid(new.pid) == new.pid
     assert Path(log).read_text().count("--- asyncrpc launcher: starting b.1") == 2
 
-    template_ref = ProcessRef.of(template.pid)
-    assert template_ref is not None
+    refs = [ProcessRef.of(template.pid), ProcessRef.of(server_template.pid)]
     down = launcher.run("down")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert not template_ref.alive(), "down returned before the template had exited"
+    assert not [ref for ref in refs if ref is None or ref.alive()], (
+        "down returned before both templates had exited"
+    )
 
 
 #: Which of these a template has loaded after each stage of its preload, as JSON.
@@ -136,9 +148,19 @@ def loaded():
     return [name for name in watched if sys.modules.get(name) is not None]
 template.skip_unused_modules()
 stages = {}
+def early():
+    return [c for c in ("server", "node", "gateway") if template.ready_early(c)]
+template.preload(template.SHARED_PRELOAD, complete=False)
+stages["shared"] = loaded()
+template.preload(template.SERVER_PRELOAD, complete=False)  # the server template's
+stages["server"] = loaded() + early()
 template.preload(template.SUPERVISOR_PRELOAD, complete=False)
 stages["supervisor"] = loaded()
-template.preload(template.PRELOAD)
+template.preload(template.NODE_PRELOAD, complete=False)
+stages["nodes' before the CLI"] = early()
+template.preload(template.NODE_PRELOAD)
+stages["nodes' and the CLI"] = early()
+template.preload(template.GATEWAY_PRELOAD)
 stages["replicas"] = loaded()
 template.late_preload()
 stages["late"] = loaded()
@@ -149,8 +171,10 @@ print(json.dumps(stages))
 def test_the_template_forks_the_supervisor_before_the_sdk_and_rich_only_once_idle() -> None:
     """What the supervisor is forked with, what the replicas are, and what relayed commands get.
 
-    The supervisor imports the dashboard (and the SDK) itself while the template imports the
-    replicas' modules; nothing forked for a replica's start carries rich, which httpx's
+    The server template is forked before the SDK, the supervisor with it (its dashboard
+    needs it) but before the dashboard, which it imports itself while the template imports
+    the replicas' modules; a node may be forked once its modules and the CLI are in, the
+    gateway only at the end; nothing forked for a replica's start carries rich, which httpx's
     command line would load; a relayed `status` finds it loaded once the template is idle.
     """
     done = subprocess.run(
@@ -158,6 +182,10 @@ def test_the_template_forks_the_supervisor_before_the_sdk_and_rich_only_once_idl
     )
     assert done.returncode == 0, done.stderr
     stages = json.loads(done.stdout)
-    assert stages["supervisor"] == []
+    assert stages["shared"] == []
+    assert stages["server"] == ["server"]
+    assert stages["supervisor"] == ["resonate.resonate"]
+    assert stages["nodes' before the CLI"] == ["server"]
+    assert stages["nodes' and the CLI"] == ["server", "node"]
     assert stages["replicas"] == ["resonate.resonate"]
     assert stages["late"] == ["rich", "resonate.resonate", "asyncrpc.terminal.status_table"]

@@ -9,6 +9,7 @@ import ast
 import asyncio
 import os
 import socket
+import types
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,25 @@ def test_hops_split_a_traced_invocation_into_hops_that_add_up() -> None:
     assert data["hops"]["server: SQLite commit"]["ms_per_invocation"] == 0.03
     assert data["hops"]["gateway: HTTP request in to its first protocol request"]["share"] == 0.1
     assert data["server_requests_per_invocation"] == 1
+
+
+def test_the_start_up_against_another_revision_alternates_and_pairs_its_rounds() -> None:
+    """Each pair runs both codes, the first of a pair alternating; medians are per pair."""
+    from benchmarks.startup import against_base
+
+    ran: list[str] = []
+    seconds = {"base": [3.0, 4.0, 5.0], "this": [1.5, 3.0, 5.0]}
+
+    def one_round(bench: object, name: str, code: Path | None) -> dict[str, object]:
+        key = "this" if code is None else "base"
+        assert code in (None, Path("base-code"))
+        ran.append(key)
+        ready = seconds[key][len([k for k in ran if k == key]) - 1]
+        return {"ready_s": ready, "import_s": 1.0, "ratio": ready, "load_1m": 1.0}
+
+    bench = types.SimpleNamespace(sizes=Sizes(startup_ab_rounds=3), say=lambda message: None)
+    data = against_base(bench, "abc123", Path("base-code"), one_round)  # type: ignore[arg-type]
+    assert ran == ["base", "this", "this", "base", "base", "this"]
+    assert data["revision"] == "abc123" and len(data["pairs"]) == 3
+    assert data["base_ready_s_median"] == 4.0 and data["this_ready_s_median"] == 3.0
+    assert data["this_over_base_median"] == 0.75  # 0.5, 0.75 and 1.0

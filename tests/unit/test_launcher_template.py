@@ -14,3 +14,47 @@ def test_template_is_used_only_where_fork_is_safe() -> None:
     assert not template_enabled({config.ENV_TEMPLATE: "0"}, platform="linux")
     assert not template_enabled({}, platform="darwin")
     assert not template_enabled({}, platform="win32")
+
+
+def test_the_detached_supervisor_goes_on_while_the_dashboard_loads() -> None:
+    """Its event loop runs (sends requests, notices readiness) while the module loads."""
+    import asyncio
+    import time
+    import types
+
+    from asyncrpc.entrypoints import detached_supervisor
+
+    ticks: list[float] = []
+    opened = object()
+
+    async def open_dashboard(*args: object) -> object:
+        return opened
+
+    def load(name: str) -> types.ModuleType:
+        assert name == detached_supervisor.DASHBOARD_MODULE
+        time.sleep(0.3)  # as a slow import would
+        module = types.ModuleType(name)
+        module.open_dashboard = open_dashboard  # type: ignore[attr-defined]
+        return module
+
+    async def scenario() -> object:
+        async def tick() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        try:
+            return await detached_supervisor._open_dashboard(
+                None,  # type: ignore[arg-type]
+                {},
+                1,
+                "secret",
+                load=load,
+            )
+        finally:
+            ticker.cancel()
+
+    assert asyncio.run(scenario()) is opened
+    assert len(ticks) >= 10, f"the loop ran {len(ticks)} times during a 0.3 s load"
