@@ -16,7 +16,7 @@ import pytest
 
 from asyncrpc.protocol.errors import ServerUnavailable
 from asyncrpc.readers.postgres import AsyncPostgresTables, PostgresTables
-from asyncrpc.runtime.serving import free_port
+from harness.isolation import free_port
 from harness.postgres import ResonateCluster
 
 
