@@ -249,6 +249,46 @@ def start_time_offset() -> float:
         probe.wait()
 
 
+#: The server's "listening" line, with its time (asctime: ms).
+LISTENING = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO asyncrpc\.server: asyncrpc server "
+    r"listening",
+    re.MULTILINE,
+)
+
+
+def fork_timeline(run_dir: Path, state: RunState) -> dict[str, float]:
+    """When the supervisor asked for what, seen from its children's start times (seconds).
+
+    ``server_s``: the server's fork after the supervisor's; ``listening_s``: the server's
+    "listening" line after its fork; ``others_s`` and ``others_last_s``: the first and the
+    last other replica's fork after that line (how long the supervisor took to notice the
+    server's readiness and ask for the rest). Start times as in :func:`ready_after_fork`.
+    """
+    offset = start_time_offset()
+    server_log = RunDir(run_dir).log_for(topology.SERVER)
+    text = server_log.read_text(errors="replace") if server_log.exists() else ""
+    listening = LISTENING.search(text)
+    started: dict[str, float] = {}
+    for name, ref in [("supervisor", state.supervisor), *state.processes()]:
+        try:
+            started[name] = psutil.Process(ref.pid).create_time() - offset
+        except psutil.Error:
+            continue
+    others = [at for name, at in started.items() if name not in ("supervisor", topology.SERVER)]
+    server = started.get(topology.SERVER)
+    timeline: dict[str, float] = {}
+    if server is not None and "supervisor" in started:
+        timeline["server_s"] = round(server - started["supervisor"], 3)
+    if server is not None and listening and others:
+        stamp, millis = listening.groups()
+        at = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
+        timeline["listening_s"] = round(at - server, 3)
+        timeline["others_s"] = round(min(others) - at, 3)
+        timeline["others_last_s"] = round(max(others) - at, 3)
+    return timeline
+
+
 def ready_after_fork(run_dir: Path, state: RunState) -> dict[str, float]:
     """Per replica, seconds from its fork (its process's start) until its poll stream connected.
 
@@ -264,12 +304,7 @@ def ready_after_fork(run_dir: Path, state: RunState) -> dict[str, float]:
     for stamp, millis, pid in STREAM_OPEN.findall(text):
         at = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
         opened.setdefault(pid, at)
-    listening = re.search(
-        r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO asyncrpc\.server: asyncrpc server "
-        r"listening",
-        text,
-        re.MULTILINE,
-    )
+    listening = LISTENING.search(text)
     after: dict[str, float] = {}
     for name, ref in state.processes():
         try:
@@ -358,6 +393,7 @@ def up_round(bench: Bench, name: str, code: Path | None) -> dict[str, Any]:
             "ratio": round(elapsed / one_import, 3),
             "load_1m": round(os.getloadavg()[0], 2),
             "ready_after_fork_s": ready_after_fork(run_dir, state),
+            "timeline": fork_timeline(run_dir, state),
         }
     finally:
         launched.remember()
@@ -401,22 +437,27 @@ def against_base_table(data: dict[str, Any]) -> Table:
     table = Table(
         f"`up --detach` against {data['revision']}, interleaved pairs "
         "(s, and in brackets x one SDK import taken just before)",
-        ["pair", "base", "this", "this / base", "load (1 min)"],
+        ["pair", "base", "this", "this / base", "load (1 min)", "rest asked after listening"],
     )
 
     def shown(r: dict[str, Any]) -> str:
         return f"{r['ready_s']:.2f} ({r['ratio']:.2f}x)"
 
+    def asked(r: dict[str, Any]) -> str:
+        timeline = r.get("timeline", {})
+        return f"{timeline['others_s']:.2f}" if "others_s" in timeline else "?"
+
     for i, pair in enumerate(data["pairs"], 1):
         base, this = pair["base"], pair["this"]
         loads = f"{base['load_1m']:.1f} / {this['load_1m']:.1f}"
         over = f"{this['ready_s'] / base['ready_s']:.2f}"
-        table.add(str(i), shown(base), shown(this), over, loads)
+        table.add(str(i), shown(base), shown(this), over, loads, f"{asked(base)} / {asked(this)}")
     table.add(
         "median",
         f"{data['base_ready_s_median']:.2f} ({data['base_ratio_median']:.2f}x)",
         f"{data['this_ready_s_median']:.2f} ({data['this_ratio_median']:.2f}x)",
         f"{data['this_over_base_median']:.2f}",
+        "",
         "",
     )
     return table

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import uvicorn
+from fastapi import FastAPI
 
 from asyncrpc.dashboard.access import Access
 from asyncrpc.dashboard.app import Dashboard, make_app
@@ -54,11 +55,20 @@ class RunningDashboard:
 
 
 async def open_dashboard(
-    supervisor: Supervisor, env: Mapping[str, str], port: int, secret: str
+    supervisor: Supervisor,
+    env: Mapping[str, str],
+    port: int,
+    secret: str,
+    *,
+    build: Callable[[Dashboard], FastAPI] = make_app,
 ) -> RunningDashboard:
     """Serve the dashboard of ``supervisor`` on 127.0.0.1:``port`` until closed.
 
     ``secret`` signs a browser in (the supervisor keeps it in the run's state file).
+    ``build`` makes the app, in a worker thread: the first FastAPI app a process builds
+    costs it about a quarter of a second of CPU (FastAPI's and pydantic's caches), and the
+    supervisor's event loop meanwhile notices the server's readiness and asks for the other
+    replicas. Nothing else holds the app until it is built.
     """
     try:
         sock = bind(config.DEFAULT_HOST, port, "--dashboard-port")
@@ -76,9 +86,15 @@ async def open_dashboard(
         demo=DemoRun(DemoCommand(plan.program, plan.run_dir / "demo", free_port, demo_server), env),
         access=Access(port, secret, token),
     )
+    try:
+        app = await asyncio.to_thread(build, dashboard)
+    except BaseException:
+        await dashboard.reader.aclose()
+        sock.close()
+        raise
     server = GracefulServer(
         uvicorn.Config(
-            make_app(dashboard),
+            app,
             log_level="warning",
             lifespan="off",
             access_log=False,

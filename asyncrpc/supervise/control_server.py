@@ -44,8 +44,15 @@ def launcher_error_response(error: CommandError) -> JSONResponse:
     return JSONResponse({"error": str(error), "exit_code": error.exit_code}, status)
 
 
+#: What builds the control server's app: ``make_app`` (tests hand in a slower one).
+ControlAppBuilder = Callable[[Supervisor, str, Callable[[], None]], FastAPI]
+
+
 def make_app(supervisor: Supervisor, token: str, on_down: Callable[[], None]) -> FastAPI:
-    """The control server over ``supervisor``; ``on_down`` is called after `down` stopped all."""
+    """The control server over ``supervisor``; ``on_down`` is called after `down` stopped all.
+
+    The supervisor process builds it in a worker thread; it touches nothing but the new app.
+    """
     app = FastAPI(title="asyncrpc control server", docs_url=None, redoc_url=None)
 
     @app.middleware("http")

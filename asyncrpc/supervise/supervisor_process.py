@@ -27,7 +27,7 @@ from asyncrpc.runtime.serving import bind
 from asyncrpc.runtime.signals import handle_stop_signals
 from asyncrpc.runtime.uvicorn_server import GracefulServer
 from asyncrpc.supervise.control_client import new_token
-from asyncrpc.supervise.control_server import make_app
+from asyncrpc.supervise.control_server import ControlAppBuilder, make_app
 from asyncrpc.supervise.pids import ProcessRef
 from asyncrpc.supervise.plan import Plan
 from asyncrpc.supervise.status import LauncherSnapshot, Phase, RunState
@@ -85,6 +85,7 @@ async def run_supervisor(
     template: socket.socket | None = None,
     server_template: socket.socket | None = None,
     open_dashboard: DashboardOpener | None = None,
+    control_app: ControlAppBuilder = make_app,
 ) -> None:
     """Boot ``plan`` and run until stopped; raise CommandError when booting fails.
 
@@ -95,6 +96,7 @@ async def run_supervisor(
     one is started when a replica is to be forked. ``server_template`` is the channel to
     the template that forks the server, when it has one of its own.
     ``open_dashboard`` serves the dashboard when the plan has a dashboard port.
+    ``control_app`` builds the control server's app, in a worker thread (see below).
 
     SIGINT and SIGTERM are this function's from its first line to its last, so a
     Ctrl-C at any moment of the start runs the same clean-up: whatever had started
@@ -123,6 +125,7 @@ async def run_supervisor(
             template=template,
             server_template=server_template,
             open_dashboard=open_dashboard,
+            control_app=control_app,
             interrupted=lambda: bool(signalled),
         )
     finally:
@@ -142,6 +145,7 @@ async def _supervise(
     template: socket.socket | None,
     server_template: socket.socket | None,
     open_dashboard: DashboardOpener | None,
+    control_app: ControlAppBuilder,
     interrupted: Callable[[], bool],
 ) -> None:
     rundir = plan.rundir
@@ -194,15 +198,17 @@ async def _supervise(
         )
         persist()
         # The server's start is asked for first: it starts while the dashboard and the control
-        # server are built here (a tenth of a second and more of CPU), on the other core. Their
-        # sockets listen already, and the plan is ready only once both are served.
+        # server are built (a third of a second and more of CPU), on the other core. Their apps
+        # are built in a worker thread, so this event loop notices the server's readiness and
+        # asks for the other replicas meanwhile. Their sockets listen already, and the plan is
+        # ready only once both are served.
         served = asyncio.Event()
         if not stop.is_set():
             boot = asyncio.create_task(supervisor.boot(ready_after=served))
             await asyncio.sleep(0)  # the boot sends its first request
         if dashboard_token:
             dashboard = await _open_dashboard(supervisor, env, open_dashboard, dashboard_token)
-        app = make_app(supervisor, token, on_down=stop.set)
+        app = await asyncio.to_thread(control_app, supervisor, token, stop.set)
         server = GracefulServer(
             uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False),
             handles_signals=False,

@@ -13,6 +13,8 @@ import asyncio
 import base64
 import contextlib
 import json
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,13 +22,15 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from resonate.connections.sse import resolve_target
 
-from asyncrpc.dashboard.app import make_app
+from asyncrpc.dashboard.app import Dashboard, make_app
 from asyncrpc.dashboard.events import Source, feed
 from asyncrpc.dashboard.invocation_json import RECENT, InvocationSummary, recent_invocations
 from asyncrpc.dashboard.promise_json import Overview, WaitKind, why_pending
+from asyncrpc.dashboard.serve import open_dashboard
 from asyncrpc.dashboard.shared_poll import SharedPoll
 from asyncrpc.lesson.topology import FLOWS
 from asyncrpc.protocol.records import PromiseRecord, TaskRecord
@@ -36,6 +40,7 @@ from asyncrpc.readers.server_reader import AsyncServerReader
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.store import Store
 from asyncrpc.supervise.status import ReplicaState
+from harness.isolation import free_port
 from tests.support.dashboard import PORT, SECRET, dashboard
 from tests.support.server import FAR, Clock, send
 from tests.support.status import replica_status
@@ -567,3 +572,46 @@ def test_every_open_page_shares_one_read_per_interval(tmp_path: Path) -> None:
     assert counted.promises <= 4 * len(FLOWS) * RECENT
     assert seen[0]["invocations"][0]["id"] == "fan-out-2"
     assert all(page == seen[0] for page in seen)
+
+
+def test_the_loop_runs_while_the_dashboard_app_is_built(tmp_path: Path) -> None:
+    """The app is built in a worker thread: the supervisor's loop asks for replicas meanwhile."""
+    supervisor = dashboard(tmp_path).supervisor
+    ticks: list[float] = []
+    built: list[float] = []
+
+    def slow_app(board: Dashboard) -> FastAPI:
+        built.append(time.monotonic())
+        time.sleep(0.3)  # as the first FastAPI app a process builds does
+        built.append(time.monotonic())
+        return make_app(board)
+
+    async def scenario() -> None:
+        async def tick() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        try:
+            running = await open_dashboard(supervisor, {}, free_port(), SECRET, build=slow_app)
+            await running.close()
+        finally:
+            ticker.cancel()
+
+    asyncio.run(scenario())
+    during = [at for at in ticks if built[0] <= at <= built[1]]
+    assert len(during) >= 10, f"the loop ran {len(during)} times during a 0.3 s build"
+
+
+def test_a_dashboard_that_cannot_be_built_frees_its_port(tmp_path: Path) -> None:
+    supervisor = dashboard(tmp_path).supervisor
+    port = free_port()
+
+    def broken(board: Dashboard) -> FastAPI:
+        raise RuntimeError("no app today")
+
+    with pytest.raises(RuntimeError, match="no app today"):
+        asyncio.run(open_dashboard(supervisor, {}, port, SECRET, build=broken))
+    with socket.create_server(("127.0.0.1", port)):  # bound again: the failed start let it go
+        pass

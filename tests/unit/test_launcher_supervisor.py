@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from asyncrpc.runtime.errors import CommandError, UsageError
@@ -21,6 +24,7 @@ from asyncrpc.supervise.pids import ProcessRef
 from asyncrpc.supervise.plan import ReplicaSpec
 from asyncrpc.supervise.status import Phase
 from asyncrpc.supervise.supervisor import Supervisor
+from asyncrpc.supervise.supervisor_process import run_supervisor
 from asyncrpc.supervise.targets import NodeSelector
 from tests.support.supervisor import make_plan, refs_of, run
 
@@ -85,3 +89,51 @@ def test_the_plan_is_ready_only_once_the_supervisor_serves_what_it_sets_up_meanw
 
     assert asyncio.run(scenario()) == (Phase.STARTING, Phase.READY)
     assert refs_of(supervisor) == []
+
+
+def test_the_loop_runs_while_the_control_server_is_built(tmp_path: Path) -> None:
+    """The app is built in a worker thread: the loop meanwhile notices readiness and asks on."""
+    plan = make_plan(tmp_path)
+    plan.replicas = []  # nothing to start: the start waits only for what the process serves
+    ticks: list[float] = []
+    built: list[float] = []
+    stops: list[Callable[[], None]] = []
+
+    def slow_app(supervisor: Supervisor, token: str, on_down: Callable[[], None]) -> FastAPI:
+        built.append(time.monotonic())
+        time.sleep(0.3)  # as the first FastAPI app a process builds does
+        built.append(time.monotonic())
+        stops.append(on_down)
+        return make_app(supervisor, token, on_down)
+
+    async def scenario() -> None:
+        async def tick() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        try:
+            await run_supervisor(
+                plan, {}, on_ready=lambda snapshot: stops[0](), control_app=slow_app
+            )
+        finally:
+            ticker.cancel()
+
+    asyncio.run(scenario())
+    assert len(stops) == 1
+    during = [at for at in ticks if built[0] <= at <= built[1]]
+    assert len(during) >= 10, f"the loop ran {len(during)} times during a 0.3 s build"
+    assert plan.rundir.read_state() is None  # stopped and cleaned up
+
+
+def test_a_control_server_that_cannot_be_built_stops_the_start(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path)
+    plan.replicas = []
+
+    def broken(supervisor: Supervisor, token: str, on_down: Callable[[], None]) -> FastAPI:
+        raise RuntimeError("no app today")
+
+    with pytest.raises(RuntimeError, match="no app today"):
+        asyncio.run(run_supervisor(plan, {}, control_app=broken))
+    assert plan.rundir.read_state() is None
