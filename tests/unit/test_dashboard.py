@@ -42,6 +42,7 @@ from asyncrpc.server.store import Store
 from asyncrpc.supervise.status import ReplicaState
 from harness.isolation import free_port
 from tests.support.dashboard import PORT, SECRET, dashboard
+from tests.support.loop_turns import loop_turns
 from tests.support.server import FAR, Clock, send
 from tests.support.status import replica_status
 
@@ -587,17 +588,10 @@ def test_the_loop_runs_while_the_dashboard_app_is_built(tmp_path: Path) -> None:
         return make_app(board)
 
     async def scenario() -> None:
-        async def tick() -> None:
-            while True:
-                ticks.append(time.monotonic())
-                await asyncio.sleep(0.01)
-
-        ticker = asyncio.create_task(tick())
-        try:
+        async with loop_turns() as turns:
             running = await open_dashboard(supervisor, {}, free_port(), SECRET, build=slow_app)
             await running.close()
-        finally:
-            ticker.cancel()
+        ticks.extend(turns)
 
     asyncio.run(scenario())
     during = [at for at in ticks if built[0] <= at <= built[1]]

@@ -26,6 +26,7 @@ from asyncrpc.supervise.status import Phase
 from asyncrpc.supervise.supervisor import Supervisor
 from asyncrpc.supervise.supervisor_process import run_supervisor
 from asyncrpc.supervise.targets import NodeSelector
+from tests.support.loop_turns import loop_turns
 from tests.support.supervisor import make_plan, refs_of, run
 
 
@@ -107,18 +108,11 @@ def test_the_loop_runs_while_the_control_server_is_built(tmp_path: Path) -> None
         return make_app(supervisor, token, on_down)
 
     async def scenario() -> None:
-        async def tick() -> None:
-            while True:
-                ticks.append(time.monotonic())
-                await asyncio.sleep(0.01)
-
-        ticker = asyncio.create_task(tick())
-        try:
+        async with loop_turns() as turns:
             await run_supervisor(
                 plan, {}, on_ready=lambda snapshot: stops[0](), control_app=slow_app
             )
-        finally:
-            ticker.cancel()
+        ticks.extend(turns)
 
     asyncio.run(scenario())
     assert len(stops) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from asyncrpc.runtime import config
 from asyncrpc.supervise.template_client import template_enabled
+from tests.support.loop_turns import loop_turns
 
 
 def test_template_is_used_only_where_fork_is_safe() -> None:
@@ -38,23 +39,16 @@ def test_the_detached_supervisor_goes_on_while_the_dashboard_loads() -> None:
         return module
 
     async def scenario() -> object:
-        async def tick() -> None:
-            while True:
-                ticks.append(time.monotonic())
-                await asyncio.sleep(0.01)
-
-        ticker = asyncio.create_task(tick())
-        await asyncio.sleep(0)
-        try:
-            return await detached_supervisor._open_dashboard(
+        async with loop_turns() as turns:
+            opened_here = await detached_supervisor._open_dashboard(
                 None,  # type: ignore[arg-type]
                 {},
                 1,
                 "secret",
                 load=load,
             )
-        finally:
-            ticker.cancel()
+        ticks.extend(turns)
+        return opened_here
 
     assert asyncio.run(scenario()) is opened
     assert len(ticks) >= 10, f"the loop ran {len(ticks)} times during a 0.3 s load"
