@@ -34,6 +34,8 @@ import fcntl
 import html
 import json
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -45,6 +47,9 @@ LAUNCHER_LOG = "launcher"
 #: Modes of the run directory (and its logs/) and of every file the launcher writes there.
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
+#: How long a refused `up` waits for the lock's holder to write its pid: the holder writes it
+#: right after it takes the lock, and an `up` started at the same moment may look in between.
+HOLDER_WAIT_S = 0.5
 #: The run directory when root runs the ``postgres`` node: others may pass, not list.
 PASSABLE_DIR = 0o711
 
@@ -69,6 +74,18 @@ class RunDirBusy(CommandError):
     """Another `asyncrpc up` holds the run directory."""
 
 
+def read_holder(
+    fd: int, wait_s: float = HOLDER_WAIT_S, sleep: Callable[[float], None] = time.sleep
+) -> str:
+    """The pid in the lock file ``fd``, waiting up to ``wait_s`` for a holder to write it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        first_line = os.pread(fd, 32, 0).decode(errors="replace").split("\n", 1)[0].strip()
+        if first_line.isdigit() or time.monotonic() >= deadline:
+            return first_line or "unknown"
+        sleep(0.01)
+
+
 @dataclass
 class RunDirLock:
     """The run directory's lock: an exclusive ``flock`` held through ``fd``."""
@@ -77,9 +94,15 @@ class RunDirLock:
     path: Path
 
     def note_holder(self, pid: int) -> None:
-        """Write ``pid`` into the lock file, so that a refused `up` can name it."""
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{pid}\n".encode(), 0)
+        """Write ``pid`` into the lock file, so that a refused `up` can name it.
+
+        Written over the old content, then cut to length: a reader never finds the file
+        empty between the two (it finds the old pid or the new one, or a longer old one's
+        tail after the new one, which :func:`read_holder` drops).
+        """
+        data = f"{pid}\n".encode()
+        os.pwrite(self.fd, data, 0)
+        os.ftruncate(self.fd, len(data))
 
     def release(self) -> None:
         """Close this process's hold (a child handed the same lock keeps it)."""
@@ -118,7 +141,7 @@ class RunDir:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = read_holder(fd)
             os.close(fd)
             raise RunDirBusy(
                 f"another `asyncrpc up` (pid {holder}) is starting or running in {self.path}: "

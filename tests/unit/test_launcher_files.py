@@ -16,7 +16,7 @@ import pytest
 
 from asyncrpc.runtime.errors import CommandError
 from asyncrpc.supervise.pids import ProcessRef
-from asyncrpc.supervise.rundir import RunDir, RunDirBusy
+from asyncrpc.supervise.rundir import RunDir, RunDirBusy, read_holder
 from asyncrpc.supervise.status import LauncherSnapshot, Phase, RunState
 
 
@@ -94,6 +94,35 @@ def test_one_claim_of_a_run_directory_at_a_time_naming_its_holder(tmp_path: Path
     first.release()
     rundir.claim().release()
     assert stat.S_IMODE(rundir.lock_file.stat().st_mode) == 0o600
+
+
+def test_a_refused_claim_waits_for_the_holder_to_write_its_pid(tmp_path: Path) -> None:
+    """An `up` refused between the holder's lock and its pid still names the holder."""
+    lock_file = tmp_path / "lock"
+    fd = os.open(lock_file, os.O_CREAT | os.O_RDWR, 0o600)
+    naps: list[float] = []
+
+    def holder_writes_on_the_third_look(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 2:
+            os.pwrite(fd, b"4242\n", 0)
+
+    try:
+        assert read_holder(fd, 5.0, sleep=holder_writes_on_the_third_look) == "4242"
+        assert len(naps) == 2
+        os.ftruncate(fd, 0)
+        assert read_holder(fd, 0.0) == "unknown"  # nobody wrote: said so, not a guess
+    finally:
+        os.close(fd)
+
+
+def test_a_shorter_pid_leaves_no_trace_of_the_longer_one(tmp_path: Path) -> None:
+    rundir = RunDir(tmp_path / "run")
+    lock = rundir.claim()
+    lock.note_holder(1234567)
+    lock.note_holder(42)
+    assert rundir.lock_file.read_text() == "42\n"
+    lock.release()
 
 
 def test_a_descriptor_that_is_not_the_lock_is_refused(tmp_path: Path) -> None:
