@@ -109,9 +109,6 @@ WRAPPED_RPC_SQL = "SELECT asyncrpc.rpc(%s)"
 
 #: The session advisory lock whose holder drives the timers of the database ("asyncrpc" in ASCII).
 TIMER_LOCK = 0x6173796E63727063
-TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s)"
-#: Both locks of an election in one statement: the timer driver's, then the group listener's.
-TRY_BOTH_LOCKS_SQL = "SELECT pg_try_advisory_lock(%s), pg_try_advisory_lock(%s)"
 UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
 #: One retention batch: at most this many promises per transaction.
 COLLECT_BATCH = 1000
@@ -129,6 +126,11 @@ class Queue(enum.Enum):
 
 
 EVERY_QUEUE = frozenset(Queue)
+
+
+def try_locks_sql(count: int) -> str:
+    """One statement that tries ``count`` session advisory locks (an election's, in one trip)."""
+    return "SELECT " + ", ".join(["pg_try_advisory_lock(%s)"] * count)
 
 
 def listener_lock(anycast: str) -> int:
@@ -409,25 +411,26 @@ class PostgresLink(PostgresConnection):
         if self.driving and not self._drive_timers:
             await conn.execute(UNLOCK_SQL, (TIMER_LOCK,))
             self._stop_driving()
-        run_for_driver = self._drive_timers and not self.driving
-        if run_for_driver and not self.group_listener:
-            rows = await conn.execute(TRY_BOTH_LOCKS_SQL, (TIMER_LOCK, self._group_lock))
-            drive, listen = (rows[0][0], rows[0][1]) if rows else (False, False)
-        elif run_for_driver:
-            rows = await conn.execute(TRY_LOCK_SQL, (TIMER_LOCK,))
-            drive, listen = (bool(rows) and rows[0][0]), False
-        elif not self.group_listener:
-            rows = await conn.execute(TRY_LOCK_SQL, (self._group_lock,))
-            drive, listen = False, (bool(rows) and rows[0][0])
-        else:
+        try_drive = self._drive_timers and not self.driving
+        try_listen = not self.group_listener
+        locks = [
+            lock
+            for lock, wanted in ((TIMER_LOCK, try_drive), (self._group_lock, try_listen))
+            if wanted
+        ]
+        if not locks:
             return
-        if listen is True:
+        rows = await conn.execute(try_locks_sql(len(locks)), tuple(locks))
+        taken = iter(rows[0] if rows else [False] * len(locks))
+        drive = try_drive and next(taken) is True
+        listen = try_listen and next(taken) is True
+        if listen:
             await conn.execute(f'LISTEN "{self._group_channel}"')
             self.group_listener = True
             self._due.add(Queue.GROUP_EXECUTE)
             self._wake.set()
             log.info("this process listens for the messages to %s", self._anycast)
-        if drive is True:
+        if drive:
             self.driving = True
             self._elected.set()
             log.info(
