@@ -44,7 +44,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-VERSION = "2026-04-01"
+from resonate_base import PROTOCOL_VERSION
+
 #: Chains run before the counted ones under valgrind (in both of its rounds alike).
 WARMUP_UNDER_VALGRIND = 20
 #: The chains of the short round whose count is taken off the long one's.
@@ -64,7 +65,7 @@ GRANDCHILD = "eyJhcmdzIjpbXSwia3dhcmdzIjp7fSwiZnVuYyI6ImJheiIsInZlcnNpb24iOjF9"
 
 
 def _envelope(kind: str, corr: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": kind, "head": {"corrId": corr, "version": VERSION}, "data": data}
+    return {"kind": kind, "head": {"corrId": corr, "version": PROTOCOL_VERSION}, "data": data}
 
 
 def _body(kind: str, corr: str, data: dict[str, Any]) -> bytes:
