@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import statistics
 import time
 import zlib
 from collections.abc import Iterator
@@ -224,30 +223,29 @@ def test_retention_deletes_a_backlog_without_holding_requests_up(tmp_path: Path)
     store.import_settled(settled_promises(backlog, clock.now))
     engine = Engine(store, clock=clock, retain_ms=HOUR)
 
-    async def serve_while_retention_runs() -> tuple[list[float], float]:
+    async def serve_while_retention_runs() -> list[int]:
         engine.start()
-        latencies: list[float] = []
-        started = time.perf_counter()
+        forgotten_while_waiting: list[int] = []
         i = 0
-        while engine.state.history.count() > 0:
-            assert time.perf_counter() - started < 60, "retention never caught up"
-            sent = time.perf_counter()
+        while (before := engine.state.history.count()) > 0:
+            assert i < 100_000, "retention never caught up"
             body = envelope("promise.create", id=f"n{i}", timeoutAt=FAR)
             reply = await engine.handle_grouped(body)
-            latencies.append(time.perf_counter() - sent)
+            forgotten_while_waiting.append(before - engine.state.history.count())
             assert reply.status == 200
             i += 1
             await asyncio.sleep(0.001)
-        took = time.perf_counter() - started
         await engine.stop()
-        return latencies, took
+        return forgotten_while_waiting
 
-    latencies, took = asyncio.run(serve_while_retention_runs())
-    assert len(latencies) >= 10, "requests were not served between the batches"
-    worst = max(latencies)
-    # A request waits for one batch at most (never for the backlog, which takes many batches).
+    forgotten = asyncio.run(serve_while_retention_runs())
+    # The backlog takes many batches, and requests are answered between them. Counted, not
+    # timed: from a request's send until its caller runs again, the batch whose commit
+    # carries the request and at most one more (queued before the caller's wake-up) are
+    # deleted, never the backlog.
     assert backlog // retention.GC_BATCH >= 100
-    assert worst < 0.25, (worst, took, statistics.median(latencies))
+    assert len(forgotten) >= 10, "requests were not served between the batches"
+    assert max(forgotten) <= 2 * retention.GC_BATCH, sorted(forgotten)[-5:]
 
 
 def test_a_format_3_database_is_upgraded_in_place(tmp_path: Path) -> None:
