@@ -225,6 +225,8 @@ class PipelinedConnection:
             self._flush()
         except psycopg.OperationalError as exc:
             self._fail(exc)
+            if not future.done():  # it failed before it was queued: nothing else answers it
+                future.set_exception(exc)
         return future
 
     def _flush(self) -> None:
