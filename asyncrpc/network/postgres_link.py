@@ -82,7 +82,6 @@ from psycopg import errors
 from resonate.error import ConnectorError
 from resonate.retry import ExponentialBackoff
 from resonate_pg import PostgresConnection
-from resonate_pg.client import PgConn
 from resonate_pg.connection import (
     DEQUEUE_EXECUTE_SQL,
     DEQUEUE_UNBLOCK_SQL,
@@ -118,14 +117,26 @@ COLLECT_SQL = "SELECT asyncrpc.collect(%s)"
 
 
 class Queue(enum.Enum):
-    """One of the three outbox queues a process drains."""
+    """One of the three outbox queues a process drains.
+
+    Hashed by identity (a member is its only instance): the queues a wake-up is for
+    are a set, filled on every notification, where :class:`enum.Enum`'s own hash, a
+    Python method hashing the member's name, costs more than the set's work.
+    """
 
     GROUP_EXECUTE = "execute, to the group"
     OWN_EXECUTE = "execute, to this process"
     OWN_UNBLOCK = "unblock, to this process"
 
+    __hash__ = object.__hash__
+
 
 EVERY_QUEUE = frozenset(Queue)
+#: The queues in the order a drain delivers their messages.
+QUEUE_ORDER = tuple(Queue)
+_GROUP_EXECUTE = frozenset({Queue.GROUP_EXECUTE})
+_OWN_EXECUTE = frozenset({Queue.OWN_EXECUTE})
+_OWN_UNBLOCK = frozenset({Queue.OWN_UNBLOCK})
 
 
 def try_locks_sql(count: int) -> str:
@@ -260,11 +271,11 @@ class PostgresLink(PostgresConnection):
     def queues_of(self, channel: str, payload: str) -> frozenset[Queue]:
         """The queue a notification is for: its channel is the address, its payload the kind."""
         if channel == self._group_channel:
-            return frozenset({Queue.GROUP_EXECUTE})
+            return _GROUP_EXECUTE
         if channel == self._own_channel and payload == "execute":
-            return frozenset({Queue.OWN_EXECUTE})
+            return _OWN_EXECUTE
         if channel == self._own_channel and payload == "unblock":
-            return frozenset({Queue.OWN_UNBLOCK})
+            return _OWN_UNBLOCK
         return EVERY_QUEUE
 
     async def _drain(self, queues: frozenset[Queue] = EVERY_QUEUE) -> None:
@@ -277,16 +288,15 @@ class PostgresLink(PostgresConnection):
         """
         if not queues:
             return
-        claimed = {queue: list[str]() for queue in Queue if queue in queues}
+        claimed = {queue: list[str]() for queue in QUEUE_ORDER if queue in queues}
         failure: BaseException | None = None
         try:
-            async with self._sessions.session() as conn:
-                claims = [self._claim(conn, queue, into) for queue, into in claimed.items()]
-                if len(claims) == 1:
-                    await claims[0]
-                else:
-                    outcomes = await asyncio.gather(*claims, return_exceptions=True)
-                    failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+            claims = [self._claim(queue, into) for queue, into in claimed.items()]
+            if len(claims) == 1:
+                await claims[0]
+            else:
+                outcomes = await asyncio.gather(*claims, return_exceptions=True)
+                failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
         except Exception as exc:
             failure = exc
         messages = [message for into in claimed.values() for message in into]
@@ -300,17 +310,20 @@ class PostgresLink(PostgresConnection):
         for message in messages:
             self._deliver(message)
 
-    async def _claim(self, conn: PgConn, queue: Queue, into: list[str]) -> None:
-        """Claim every row of ``queue`` into ``into``, a page at a time, paging on a full read."""
+    async def _claim(self, queue: Queue, into: list[str]) -> None:
+        """Claim every row of ``queue`` into ``into``, a page at a time, paging on a full read.
+
+        Straight down the pipelined connection, as a request goes: a session and a
+        cursor around each dequeue are coroutines and objects for nothing.
+        """
         address = self._anycast if queue is Queue.GROUP_EXECUTE else self._unicast
+        execute = self._pipeline.execute
         while True:
             if queue is Queue.OWN_UNBLOCK:
-                cursor = await conn.execute(DEQUEUE_UNBLOCK_SQL, (address, self._limit))
-                rows = await cursor.fetchall()
+                rows = await execute(DEQUEUE_UNBLOCK_SQL, (address, self._limit))
                 into.extend(unblock_message(str(row[0])) for row in rows)
             else:
-                cursor = await conn.execute(DEQUEUE_EXECUTE_SQL, (address, self._limit))
-                rows = await cursor.fetchall()
+                rows = await execute(DEQUEUE_EXECUTE_SQL, (address, self._limit))
                 into.extend(execute_message(str(row[0]), int(row[1])) for row in rows)
             if len(rows) < self._limit:
                 return

@@ -179,18 +179,6 @@ def test_the_timer_driver_deletes_settled_invocations_past_the_retention(
     assert ids(db) == {"young", "running", "running.1", "waiting"}
 
 
-class Recording:
-    """A session that notes every statement run on it."""
-
-    def __init__(self, conn: Any, statements: list[tuple[str, Any]]) -> None:
-        self._conn = conn
-        self._statements = statements
-
-    async def execute(self, query: str, params: Any = None) -> Any:
-        self._statements.append((query, params))
-        return await self._conn.execute(query, params)
-
-
 class CountingSessions(PipelinedSessions):
     """The link's own sessions, counting the statements each process runs."""
 
@@ -198,10 +186,9 @@ class CountingSessions(PipelinedSessions):
         super().__init__(dsn)
         self.statements: list[tuple[str, Any]] = []
 
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[Any]:
-        async with super().session() as conn:
-            yield Recording(conn, self.statements)
+    async def execute(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        self.statements.append((query, params))
+        return await super().execute(query, params)
 
     def dequeues(self, since: int) -> list[tuple[str, Any]]:
         return [s for s in self.statements[since:] if "dequeue" in s[0]]
@@ -273,23 +260,13 @@ def test_a_wake_up_drains_only_the_queue_it_is_for(dsn: str, db: psycopg.Connect
             assert own == [], ran
 
 
-class Failing:
-    """A session whose unblock dequeue fails, as a connection lost mid-drain would."""
+class FailingUnblocks(PipelinedSessions):
+    """Sessions whose unblock dequeue fails, as a connection lost mid-drain would."""
 
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    async def execute(self, query: str, params: Any = None) -> Any:
+    async def execute(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
         if "dequeue_unblock" in query:
             raise psycopg.OperationalError("the connection was lost")
-        return await self._conn.execute(query, params)
-
-
-class FailingUnblocks(PipelinedSessions):
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[Any]:
-        async with super().session() as conn:
-            yield Failing(conn)
+        return await super().execute(query, params)
 
 
 def test_what_a_failed_drain_claimed_before_it_failed_is_delivered(
