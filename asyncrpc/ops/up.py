@@ -5,8 +5,10 @@ exactly one goes on). :func:`prepare` turns the options into a :class:`Plan`,
 raising before anything starts when a name is wrong, a supervisor already runs
 in the run directory, or a port is taken. :func:`run_foreground` runs the
 supervisor in this process until Ctrl-C or `asyncrpc down`; :func:`start_detached`
-starts a detached supervisor (:mod:`asyncrpc.entrypoints.detached_supervisor`),
-hands it the run directory's lock, and returns once everything is ready.
+starts a detached supervisor (forked from the template, which this process forks
+where it can: :mod:`asyncrpc.ops.up_fork`; else
+:mod:`asyncrpc.entrypoints.detached_supervisor`), hands it the run directory's
+lock, and returns once everything is ready.
 """
 
 from __future__ import annotations

@@ -87,8 +87,12 @@ class ForkedProgram:
 
 
 def can_fork() -> bool:
-    """Whether this process may fork a program: Linux, and no thread besides this one."""
-    return sys.platform.startswith("linux") and threading.active_count() == 1
+    """Whether this process may fork a program: Linux, no thread besides this one, and no
+    event loop running (the child would find it running and could start none of its own)."""
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return False
+    asyncio = sys.modules.get("asyncio")  # not imported: no loop runs
+    return asyncio is None or asyncio._get_running_loop() is None
 
 
 def fork_program(
