@@ -1,11 +1,11 @@
 """A detached `up`'s template, forked from the `up` command rather than spawned.
 
-`up --detach` starts the template (:mod:`asyncrpc.entrypoints.template`) as a
+`up --detach` runs the template (:mod:`asyncrpc.entrypoints.template`) as a
 program of its own: `python -m asyncrpc.entrypoints.template --supervise RUN_DIR`.
-A new interpreter would start from nothing and import again what the command
-has already loaded (Typer, the CLI, the supervisor's plan and run directory),
-before it even begins on the web stack. So where forking is safe (the
-template's own rule: Linux, and nothing here runs a thread), :func:`fork_program`
+Spawned, a new interpreter would start from nothing and import again what the
+command has loaded (Typer, the CLI, the supervisor's plan and run directory)
+before it began on the web stack. So where forking is safe (the template's own
+rule: Linux, no thread and no event loop running here), :func:`fork_program`
 forks the command instead, and the child runs the module as `python -m` would,
 as a process of its own in every other way: its own session, stdin from
 /dev/null, stdout and stderr to the launcher's log, no descriptor of the
