@@ -19,6 +19,7 @@ The command waits on it through :class:`ForkedProgram`, which answers as much of
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import runpy
 import signal
@@ -144,6 +145,8 @@ def _become_program(
     setproctitle.setproctitle(" ".join([sys.executable, "-m", module, *args]))
     sys.argv = [module, *args]
     os.setsid()
+    # Above the standard three: `up` started with one of them closed may have the log there.
+    output = fcntl.fcntl(output, fcntl.F_DUPFD, 3)
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
