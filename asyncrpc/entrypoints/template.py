@@ -89,11 +89,14 @@ NODE_PRELOAD = ("resonate.resonate", "asyncrpc.node.worker", "asyncrpc.runtime.p
 GATEWAY_PRELOAD = ("asyncrpc.gateway.main", "asyncrpc.gateway.settings")
 #: What replicas import: loaded once here, shared copy-on-write by every child.
 PRELOAD = SERVER_PRELOAD + NODE_PRELOAD + GATEWAY_PRELOAD
-#: Commands a child may be forked for before the preload is complete, and the module that
-#: must be loaded by then: any other child would import the rest itself, and all at once.
+#: Replicas a child may be forked for before the preload is complete (by :func:`early_kind`),
+#: and the module that must be loaded by then: any other child (the gateway, `node gateway`)
+#: would import the rest itself, and all at once, and build its first app without the warm-up.
 EARLY = {"server": "asyncrpc.server.main", "node": "asyncrpc.node.worker"}
 #: Of those, the ones that wait for the CLI too: nine nodes would each build it themselves.
 EARLY_WITH_CLI = frozenset({"node"})
+#: The gateway's command line starts as a worker node's does (`node gateway ...`).
+GATEWAY_ARGS = ["node", "gateway"]
 #: Preloaded where present: uvloop is not on every platform, the others are what Typer and
 #: URL parsing import late (private modules: their absence costs only time).
 OPTIONAL_PRELOAD = ("uvloop", "typer._adapters", "stringprep")
@@ -149,12 +152,21 @@ def preload(
         warm_gateway()
 
 
-def ready_early(command: str) -> bool:
-    """Whether a child running ``command`` may be forked before the preload is complete."""
-    module = EARLY.get(command)
+def early_kind(args: list[str]) -> str:
+    """The key of EARLY that `asyncrpc ARGS...` falls under: its command, but `gateway` for
+    the gateway (whose command is `node` too)."""
+    if args[: len(GATEWAY_ARGS)] == GATEWAY_ARGS:
+        return "gateway"
+    return args[0] if args else ""
+
+
+def ready_early(args: list[str]) -> bool:
+    """Whether a child running `asyncrpc ARGS...` may be forked before the preload is complete."""
+    kind = early_kind(args)
+    module = EARLY.get(kind)
     if module is None or module not in sys.modules:
         return False
-    return command not in EARLY_WITH_CLI or cli_command.cache_info().currsize > 0
+    return kind not in EARLY_WITH_CLI or cli_command.cache_info().currsize > 0
 
 
 def warm_gateway() -> None:
@@ -323,11 +335,11 @@ class Template:
                 self._cancel(request["cancel"])
                 return
             number = request["start"]
-            command = request["args"][0] if request["args"] else ""
+            args = [str(arg) for arg in request["args"]]
         except (ValueError, KeyError, TypeError, IndexError) as error:
             print(f"template: ignoring a malformed request: {error!r}", file=sys.stderr)
             return
-        if early and not ready_early(command):
+        if early and not ready_early(args):
             self.deferred[number] = line
             return
         if threading.active_count() != 1:

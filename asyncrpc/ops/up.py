@@ -5,8 +5,10 @@ exactly one goes on). :func:`prepare` turns the options into a :class:`Plan`,
 raising before anything starts when a name is wrong, a supervisor already runs
 in the run directory, or a port is taken. :func:`run_foreground` runs the
 supervisor in this process until Ctrl-C or `asyncrpc down`; :func:`start_detached`
-starts a detached supervisor (:mod:`asyncrpc.entrypoints.detached_supervisor`),
-hands it the run directory's lock, and returns once everything is ready.
+starts a detached supervisor (forked from the template, which this process forks
+where it can: :mod:`asyncrpc.ops.up_fork`; else
+:mod:`asyncrpc.entrypoints.detached_supervisor`), hands it the run directory's
+lock, and returns once everything is ready.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from asyncrpc.lesson import topology
+from asyncrpc.ops.up_fork import ChildProcess, can_fork, fork_program
 from asyncrpc.postgres.schema import SchemaUnavailable, resonate_sql_path
 from asyncrpc.runtime import config
 from asyncrpc.runtime.errors import CommandError
@@ -273,14 +276,41 @@ def run_foreground(
         lock.release()
 
 
-def detached_command(plan: Plan, env: Mapping[str, str]) -> list[str]:
-    """How a detached supervisor starts: forked from a template that the replicas share.
+def uses_template(plan: Plan, env: Mapping[str, str]) -> bool:
+    """Whether a detached supervisor is forked from a template that the replicas share."""
+    return template_enabled(env) and plan.program == ASYNCRPC_PROGRAM
 
-    Where the template is not used, it runs as a process of its own.
-    """
-    if template_enabled(env) and plan.program == ASYNCRPC_PROGRAM:
+
+def detached_command(plan: Plan, env: Mapping[str, str]) -> list[str]:
+    """How a detached supervisor starts as a program: its template, or (where the template
+    is not used) the supervisor itself."""
+    if uses_template(plan, env):
         return [sys.executable, "-m", TEMPLATE_MODULE, "--supervise"]
     return [sys.executable, "-m", "asyncrpc.entrypoints.detached_supervisor"]
+
+
+def start_detached_process(
+    plan: Plan, env: Mapping[str, str], log: BinaryIO, lock_fd: int
+) -> ChildProcess:
+    """The detached supervisor's first process, output to ``log``, holding ``lock_fd``.
+
+    Its template is forked from this process where that is safe (:mod:`asyncrpc.ops.up_fork`:
+    it finds the interpreter started and Typer and the CLI loaded); else it starts as a
+    program.
+    """
+    handed = {**env, config.ENV_RUN_LOCK_FD: str(lock_fd)}
+    if uses_template(plan, env) and can_fork():
+        args = ["--supervise", str(plan.run_dir)]
+        return fork_program(TEMPLATE_MODULE, args, env=handed, output=log.fileno(), keep=[lock_fd])
+    return subprocess.Popen(
+        [*detached_command(plan, env), str(plan.run_dir)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=handed,
+        start_new_session=True,
+        pass_fds=(lock_fd,),
+    )
 
 
 def _is_ours(state_pid: int, detached: int) -> bool:
@@ -303,7 +333,7 @@ class Detached:
     """A detached supervisor on its way up: :meth:`wait` until everything is ready."""
 
     plan: Plan
-    process: subprocess.Popen[bytes]
+    process: ChildProcess
     offset: int
 
     def wait(
@@ -343,15 +373,7 @@ def spawn_detached(plan: Plan, env: Mapping[str, str], lock: RunDirLock | None =
         rundir.write_plan(json.dumps(plan.to_json(), indent=1))
         with rundir.open_log(LAUNCHER_LOG) as log:
             offset = log.tell()
-            process = subprocess.Popen(
-                [*detached_command(plan, env), str(plan.run_dir)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**env, config.ENV_RUN_LOCK_FD: str(lock.fd)},
-                start_new_session=True,
-                pass_fds=(lock.fd,),
-            )
+            process = start_detached_process(plan, env, log, lock.fd)
     finally:
         lock.release()  # this process's hold: the supervisor's copy holds the lock now
     return Detached(plan, process, offset)
@@ -375,7 +397,7 @@ def start_detached(
 
 def _wait_until_ready(
     plan: Plan,
-    detached: subprocess.Popen[bytes],
+    detached: ChildProcess,
     offset: int,
     timeout: float | None,
     sleeper: Callable[[float], None],

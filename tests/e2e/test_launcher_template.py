@@ -149,7 +149,8 @@ def loaded():
 template.skip_unused_modules()
 stages = {}
 def early():
-    return [c for c in ("server", "node", "gateway") if template.ready_early(c)]
+    replicas = {"server": ["server"], "node": ["node", "a"], "gateway": ["node", "gateway"]}
+    return [kind for kind, args in replicas.items() if template.ready_early(args)]
 template.preload(template.SHARED_PRELOAD, complete=False)
 stages["shared"] = loaded()
 template.preload(template.SERVER_PRELOAD, complete=False)  # the server template's

@@ -6,6 +6,7 @@ tests/e2e/test_launcher_supervisor.py drives it with stand-in child processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import time
@@ -21,11 +22,12 @@ from asyncrpc.runtime.numbers import MAX_REPLICAS
 from asyncrpc.supervise.control_client import TOKEN_HEADER
 from asyncrpc.supervise.control_server import make_app
 from asyncrpc.supervise.pids import ProcessRef
-from asyncrpc.supervise.plan import ReplicaSpec
+from asyncrpc.supervise.plan import ASYNCRPC_PROGRAM, ReplicaSpec
 from asyncrpc.supervise.status import Phase
-from asyncrpc.supervise.supervisor import Supervisor
+from asyncrpc.supervise.supervisor import Supervisor, health_status
 from asyncrpc.supervise.supervisor_process import run_supervisor
 from asyncrpc.supervise.targets import NodeSelector
+from harness.isolation import free_port
 from tests.support.loop_turns import loop_turns
 from tests.support.supervisor import make_plan, refs_of, run
 
@@ -131,3 +133,74 @@ def test_a_control_server_that_cannot_be_built_stops_the_start(tmp_path: Path) -
     with pytest.raises(RuntimeError, match="no app today"):
         asyncio.run(run_supervisor(plan, {}, control_app=broken))
     assert plan.rundir.read_state() is None
+
+
+def test_the_replicas_are_all_asked_for_before_any_fork_is_answered(tmp_path: Path) -> None:
+    """A template answers a node's fork before the gateway's, whose modules it may still be
+    loading: the supervisor sends every request at once, in order, not one per answer."""
+    asked: list[str] = []
+    everyone = asyncio.Event()
+
+    class Template:
+        async def fork(self, args: list[str], *rest: object) -> object:
+            asked.append(args[1])
+            if len(asked) == 3:
+                everyone.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(everyone.wait(), 2.0)
+            raise CommandError(f"{args[1]} is not forked in a unit test")
+
+        async def close(self) -> None:
+            pass
+
+    plan = make_plan(tmp_path, ReplicaSpec("a"), ReplicaSpec("b"))
+    plan.program = ASYNCRPC_PROGRAM
+    plan.replicas = plan.replicas[1:]  # the gateway and two nodes: what follows the server
+    plan.embedded_server = False
+    supervisor = Supervisor(plan, {}, template=Template())  # type: ignore[arg-type]
+
+    with pytest.raises(CommandError) as failed:
+        asyncio.run(supervisor.boot())
+    assert asked == ["gateway", "a", "b"]
+    assert all(f"{name} is not forked" in str(failed.value) for name in asked)
+    assert refs_of(supervisor) == []
+
+
+def test_a_health_check_reads_the_status_or_none_when_nothing_answers_in_time() -> None:
+    """Readiness is one GET on a connection of its own: the status line decides."""
+
+    async def scenario() -> list[int | None]:
+        answers = {
+            "/healthz": b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+            "/busy": b"HTTP/1.1 503 Service Unavailable\r\n\r\n",
+            "/garbage": b"hello\r\n",
+        }
+        seen: list[bytes] = []
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            line = await reader.readline()
+            seen.append(line)
+            path = line.split()[1].decode()
+            if path == "/silent":
+                await asyncio.sleep(0.5)
+            writer.write(answers[path])
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        closed = free_port()
+        base = f"http://127.0.0.1:{port}"
+        async with server:
+            results = [
+                await health_status(f"{base}/healthz", 1.0),
+                await health_status(f"{base}/busy", 1.0),
+                await health_status(f"{base}/garbage", 1.0),
+                await health_status(f"{base}/silent", 0.1),
+                await health_status(f"http://127.0.0.1:{closed}/healthz", 1.0),
+                await health_status("http://127.0.0.1:99999/healthz", 1.0),
+            ]
+        assert seen[0] == b"GET /healthz HTTP/1.0\r\n"
+        return results
+
+    assert asyncio.run(scenario()) == [200, 503, None, None, None, None]

@@ -52,3 +52,19 @@ def test_the_detached_supervisor_goes_on_while_the_dashboard_loads() -> None:
 
     assert asyncio.run(scenario()) is opened
     assert len(ticks) >= 10, f"the loop ran {len(ticks)} times during a 0.3 s load"
+
+
+def test_up_forks_its_template_only_with_no_thread_and_no_event_loop_running() -> None:
+    """A child forked inside a running loop would find it running and could start none."""
+    import asyncio
+    import sys
+    import threading
+
+    from asyncrpc.ops.up_fork import can_fork
+
+    async def inside_a_loop() -> bool:
+        return can_fork()
+
+    linux = sys.platform.startswith("linux")
+    assert can_fork() == (linux and threading.active_count() == 1)
+    assert asyncio.run(inside_a_loop()) is False
