@@ -240,3 +240,18 @@ def test_the_start_up_against_another_revision_alternates_and_pairs_its_rounds()
     assert data["revision"] == "abc123" and len(data["pairs"]) == 3
     assert data["base_ready_s_median"] == 4.0 and data["this_ready_s_median"] == 3.0
     assert data["this_over_base_median"] == 0.75  # 0.5, 0.75 and 1.0
+
+
+def test_the_start_up_compiles_the_project_only_when_the_sdk_has_its_bytecode(
+    tmp_path: Path,
+) -> None:
+    """Both sides of the start-up ratio load bytecode, or both compile from source."""
+    from benchmarks.startup import compile_like_the_sdk
+
+    package = tmp_path / "asyncrpc"
+    package.mkdir()
+    (package / "module.py").write_text("ANSWER = 3\n")
+    assert compile_like_the_sdk(tmp_path, sdk_compiled=lambda: False) is False
+    assert not (package / "__pycache__").exists()
+    assert compile_like_the_sdk(tmp_path, sdk_compiled=lambda: True) is True
+    assert [p.name.split(".")[0] for p in (package / "__pycache__").iterdir()] == ["module"]
