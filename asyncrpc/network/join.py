@@ -13,13 +13,17 @@ channel and the message source.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 from resonate.connections import SSEConnection
+from resonate.connections.sse import SseFramer
 from resonate.resonate import Resonate
 from resonate.retry import ExponentialBackoff
 from resonate.send import Sender
@@ -47,6 +51,22 @@ RECONNECT = ExponentialBackoff(initial=0.5, factor=2.0, max_delay=2.0)
 STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
 
 
+@contextlib.contextmanager
+def eager_tasks() -> Iterator[None]:
+    """Tasks created inside the block start at once, in the caller's turn (eager tasks).
+
+    Code run inside the block does not yield to the event loop, so no other task
+    runs while the loop's task factory is swapped.
+    """
+    loop = asyncio.get_running_loop()
+    factory = loop.get_task_factory()
+    loop.set_task_factory(asyncio.eager_task_factory)
+    try:
+        yield
+    finally:
+        loop.set_task_factory(factory)
+
+
 class PollStream(SSEConnection):
     """The SDK's SSE poll source, kept connected for the whole life of the process.
 
@@ -67,6 +87,10 @@ class PollStream(SSEConnection):
       (:mod:`asyncrpc.runtime.keepalive`): a stream whose link died silently
       fails within seconds and reconnects, instead of waiting, deaf, for TCP
       to give up.
+    - A pushed message's work starts in the turn of the event loop that reads it:
+      the SDK hands an ``execute`` to a task it creates, and those tasks start
+      eagerly (:func:`eager_tasks`), so the task's acquire leaves in that same
+      turn instead of the next one.
     """
 
     def __init__(
@@ -123,7 +147,11 @@ class PollStream(SSEConnection):
             on_first_connect, self._on_first_connect = self._on_first_connect, None
             on_first_connect()
         try:
-            await super()._read_stream(resp)
+            framer = SseFramer()
+            async for chunk in resp.content.iter_any():
+                messages = framer.feed(chunk)
+                if messages:
+                    self._dispatch(messages)
         except Exception as error:
             self._failure = f"the stream broke: {type(error).__name__}"
             raise
@@ -131,6 +159,12 @@ class PollStream(SSEConnection):
             self._failure = "the server ended the stream"
         finally:
             self.connected.clear()
+
+    def _dispatch(self, messages: list[str]) -> None:
+        with eager_tasks():
+            for data in messages:
+                for callback in list(self._subscribers):
+                    callback(data)
 
 
 type Source = PollStream | PostgresLink  # evaluated lazily: PostgresLink is imported on use
@@ -186,6 +220,19 @@ class Links(Protocol):
     ) -> tuple[Network, Source]: ...
 
 
+def corr_ids() -> Callable[[], str]:
+    """Correlation ids for one process's requests: a random prefix, then a counter.
+
+    A correlation id only has to tell apart the answers this process waits for,
+    which a counter behind a per-process random prefix does as well as the SDK's
+    default, a fresh uuid4 per request, whose random bytes cost a system call
+    each: on a node's path between an answer and its next request.
+    """
+    prefix = secrets.token_hex(8)
+    counter = itertools.count()
+    return lambda: f"sr-{prefix}-{next(counter)}"
+
+
 def join(
     server_url: str,
     *,
@@ -205,7 +252,8 @@ def join(
     network, stream = connection or links(
         server_url, group=group, pid=pid, token=token, on_first_connect=on_first_connect
     )
-    heartbeat = IntervalHeartbeat(pid, ttl / 2, Sender(Transport(network), token))
+    ids = corr_ids()
+    heartbeat = IntervalHeartbeat(pid, ttl / 2, Sender(Transport(network), token, corr_id=ids))
     resonate = Resonate(
         network=network,
         sources=[stream],
@@ -217,4 +265,9 @@ def join(
         env={},
         subscription_refresh_secs=subscription_refresh_secs,
     )
+    # The client makes its Sender itself, with the default ids; ``Sender`` takes its
+    # ``corr_id`` as a documented argument, so this one is handed the cheaper ones.
+    sender = getattr(resonate, "_sender", None)
+    if isinstance(sender, Sender):
+        sender._corr_id = ids
     return resonate, stream

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import aiohttp
 
@@ -70,3 +72,37 @@ def test_the_stream_has_no_total_time_limit() -> None:
     """With the stream's own timeout a quiet stream stays the one stream."""
     assert STREAM_TIMEOUT.total is None
     assert asyncio.run(streams_opened(STREAM_TIMEOUT, wanted=2, within=1.5)) == 1
+
+
+class _Content:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+
+
+def test_a_pushed_messages_task_starts_in_the_turn_that_reads_it() -> None:
+    """The SDK hands an ``execute`` to a task it creates: that task's first request leaves in
+    the turn of the event loop that read the message, not on the next turn."""
+
+    async def main() -> list[list[str]]:
+        stream = PollStream("http://127.0.0.1:9", pid="p-1", group="g")
+        started: list[str] = []
+        when_handed: list[list[str]] = []
+
+        async def work(data: str) -> None:
+            started.append(data)
+
+        def on_message(data: str) -> None:
+            asyncio.get_running_loop().create_task(work(data))  # as the SDK's dispatch does
+            when_handed.append(list(started))
+
+        stream.recv(on_message)
+        response = SimpleNamespace(content=_Content([b"data: m1\n\ndata: m", b"2\n\n"]))
+        await stream._read_stream(response)  # type: ignore[arg-type]
+        assert asyncio.get_running_loop().get_task_factory() is None
+        return when_handed
+
+    assert asyncio.run(main()) == [["m1"], ["m1", "m2"]]
