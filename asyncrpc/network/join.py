@@ -4,8 +4,10 @@ A process has two identities: its *unique id* (the SDK's ``pid``: unicast,
 the server addresses this one process) and its *group* (anycast: any one
 member of the group gets work sent to the group). :func:`join` builds the
 SDK's client with this project's transports: the lean HTTP client for
-requests, the SDK's SSE poll stream (wrapped to say when it is connected) for
-messages, and the interval heartbeat. For a ``postgresql://`` URL (resonate-pg)
+requests, the SDK's SSE poll source read by a connection of its own
+(:class:`PollStream`, which hands each message over as it is read and says
+when it is connected) for messages, the interval heartbeat, and cheap
+correlation ids. For a ``postgresql://`` URL (resonate-pg)
 one :class:`~asyncrpc.network.postgres_link.PostgresLink` is both the request
 channel and the message source.
 """
