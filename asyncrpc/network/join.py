@@ -228,14 +228,10 @@ class PollStream(SSEConnection):
                 self._dispatch(messages)
 
         connection = _StreamConnection(self._opened, on_chunk)
-        loop = asyncio.get_running_loop()
         async with asyncio.timeout(self._connect_timeout):
-            infos = await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
-            sock = keepalive_socket(infos[0])
+            sock = await self._connect()
             try:
-                sock.setblocking(False)
-                await loop.sock_connect(sock, infos[0][4])
-                await loop.create_connection(
+                await asyncio.get_running_loop().create_connection(
                     lambda: connection,
                     sock=sock,
                     ssl=ssl.create_default_context() if self._tls else None,
@@ -253,6 +249,26 @@ class PollStream(SSEConnection):
         finally:
             connection.close()
             self.connected.clear()
+
+    async def _connect(self) -> socket.socket:
+        """A connected socket to the server: each of its host's addresses in turn."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
+        failure: OSError = OSError(f"no address for {self._host}")
+        for info in infos:
+            sock = keepalive_socket(info)
+            try:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, info[4])
+            except OSError as error:
+                sock.close()
+                failure = error
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        raise failure
 
     def _opened(self) -> None:
         self._failure = None

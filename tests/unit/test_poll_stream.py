@@ -4,8 +4,11 @@ hands each message over in the turn of the event loop that reads it."""
 from __future__ import annotations
 
 import asyncio
+import socket
+from typing import Any
 
 from asyncrpc.network.join import PollStream
+from harness.isolation import free_port
 
 SSE_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
@@ -137,3 +140,42 @@ def test_a_pushed_messages_task_starts_in_the_turn_that_reads_it() -> None:
     assert when_handed == [["m1"], ["m1", "m2"]]
     assert factory is None
     assert handed_in == {None}
+
+
+def test_each_of_the_hosts_addresses_is_tried_in_turn() -> None:
+    """A name whose first address refuses (say ``localhost`` as ::1 while the server listens
+    on 127.0.0.1) is reached at the next one."""
+    refusing = free_port()
+
+    async def main(loop_port: list[int]) -> tuple[int, list[str], bool]:
+        server = StreamServer(SSE_HEAD + chunk(MESSAGE))
+        listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        port = listening.sockets[0].getsockname()[1]
+        loop_port.append(port)
+        messages: list[str] = []
+        stream = PollStream(f"http://server.test:{port}", pid="p-1", group="g")
+        stream.recv(messages.append)
+        await stream.start()
+        try:
+            async with asyncio.timeout(5):
+                while not messages:
+                    await asyncio.sleep(0.02)
+            return server.streams, messages, stream.connected.is_set()
+        finally:
+            await stream.stop()
+            server.close()
+            listening.close()
+            await listening.wait_closed()
+
+    ports: list[int] = []
+
+    class TwoAddresses(asyncio.SelectorEventLoop):
+        async def getaddrinfo(self, *args: Any, **kwargs: Any) -> list[Any]:
+            kind = socket.SOCK_STREAM
+            return [
+                (socket.AF_INET, kind, 6, "", ("127.0.0.1", refusing)),
+                (socket.AF_INET, kind, 6, "", ("127.0.0.1", ports[0])),
+            ]
+
+    with asyncio.Runner(loop_factory=TwoAddresses) as runner:
+        assert runner.run(main(ports)) == (1, ['{"kind": "noop"}'], True)
