@@ -39,6 +39,7 @@ from resonate.resonate import Resonate
 
 from asyncrpc.lesson.topology import Flow
 from asyncrpc.network.create_watch import CreateWatch
+from asyncrpc.network.join import eager_tasks
 from asyncrpc.protocol.errors import (
     InvalidInvocationId,
     InvocationConflict,
@@ -113,7 +114,10 @@ async def start(
     request = request_id()
     caller = client.options(target=flow.entry_group, timeout=INVOCATION_TIMEOUT)
     with creates.watch(invocation_id, {REQUEST_TAG: request}, patience) as answer:
-        handle = caller.rpc(invocation_id, flow.entry_function, *flow.entry_args)
+        # ``rpc`` sends the create from a task of its own: started eagerly, the create
+        # leaves in this turn of the event loop, not the next.
+        with eager_tasks():
+            handle = caller.rpc(invocation_id, flow.entry_function, *flow.entry_args)
         try:
             await handle.id()  # the promise now exists on the server: the flow is durable
         except ResonateError as exc:

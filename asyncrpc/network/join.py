@@ -4,8 +4,10 @@ A process has two identities: its *unique id* (the SDK's ``pid``: unicast,
 the server addresses this one process) and its *group* (anycast: any one
 member of the group gets work sent to the group). :func:`join` builds the
 SDK's client with this project's transports: the lean HTTP client for
-requests, the SDK's SSE poll stream (wrapped to say when it is connected) for
-messages, and the interval heartbeat. For a ``postgresql://`` URL (resonate-pg)
+requests, the SDK's SSE poll source read by a connection of its own
+(:class:`PollStream`, which hands each message over as it is read and says
+when it is connected) for messages, the interval heartbeat, and cheap
+correlation ids. For a ``postgresql://`` URL (resonate-pg)
 one :class:`~asyncrpc.network.postgres_link.PostgresLink` is both the request
 channel and the message source.
 """
@@ -13,13 +15,20 @@ channel and the message source.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
-from collections.abc import Callable
+import secrets
+import socket
+import ssl
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
-import aiohttp
+import httptools
 from resonate.connections import SSEConnection
+from resonate.connections.sse import SseFramer
 from resonate.resonate import Resonate
 from resonate.retry import ExponentialBackoff
 from resonate.send import Sender
@@ -29,7 +38,7 @@ from resonate_base.connections import Network
 from asyncrpc.network.bounded import BoundedNetwork
 from asyncrpc.network.health import HEALTHY, LinkHealth
 from asyncrpc.network.heartbeat import IntervalHeartbeat
-from asyncrpc.network.lean_http import server_network
+from asyncrpc.network.lean_http import header_value, server_network
 from asyncrpc.runtime import config
 from asyncrpc.runtime.keepalive import keepalive_socket
 
@@ -42,27 +51,111 @@ logger = logging.getLogger(__name__)
 #: too slow to watch a flow continue after the server restarts in a demo.
 RECONNECT = ExponentialBackoff(initial=0.5, factor=2.0, max_delay=2.0)
 
-#: The poll stream is one GET that lasts as long as the process: no total time limit (aiohttp's
-#: default of five minutes would end it), only a bound on making the connection.
-STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
+#: The poll stream is one GET that lasts as long as the process: no time limit once it is
+#: open, only a bound on making the connection.
+STREAM_CONNECT_TIMEOUT_S = 10.0
+
+
+@contextlib.contextmanager
+def eager_tasks() -> Iterator[None]:
+    """Tasks created inside the block start at once, in the caller's turn (eager tasks).
+
+    Code run inside the block does not yield to the event loop, so no other task
+    runs while the loop's task factory is swapped.
+    """
+    loop = asyncio.get_running_loop()
+    factory = loop.get_task_factory()
+    loop.set_task_factory(asyncio.eager_task_factory)
+    try:
+        yield
+    finally:
+        loop.set_task_factory(factory)
+
+
+class StreamRefused(ConnectionError):
+    """The server answered the poll stream's GET with a status other than 2xx."""
+
+
+class _StreamConnection(asyncio.Protocol):
+    """One poll stream's connection: its answer parsed by httptools, its body handed on as read.
+
+    ``on_open`` runs when a 2xx head is parsed, before any chunk of the body is handed to
+    ``on_chunk``; ``ended`` is done when the answer ends (the server ended the stream)
+    and failed when the connection is lost or its bytes cannot be read.
+    """
+
+    def __init__(self, on_open: Callable[[], None], on_chunk: Callable[[bytes], None]) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.status = 0
+        self.transport: asyncio.Transport | None = None
+        self._on_open = on_open
+        self._on_chunk = on_chunk
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except Exception as error:  # unreadable bytes, or a subscriber that failed
+            self._end(error)
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(exc or ConnectionResetError("the server closed the poll stream"))
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        if self.opened:
+            self._on_open()
+
+    def on_body(self, body: bytes) -> None:
+        if self.opened:
+            self._on_chunk(body)
+
+    def on_message_complete(self) -> None:
+        self._end(None)
+        self.close()
+
+    @property
+    def opened(self) -> bool:
+        return 200 <= self.status < 300
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _end(self, error: BaseException | None) -> None:
+        if self.ended.done():
+            return
+        if error is None:
+            self.ended.set_result(None)
+        else:
+            self.ended.set_exception(error)
 
 
 class PollStream(SSEConnection):
     """The SDK's SSE poll source, kept connected for the whole life of the process.
 
-    Two things are added to :class:`SSEConnection`:
+    It keeps the SDK's addresses, subscribers, start and stop, and reads the stream
+    itself, on a connection of its own (asyncio and httptools, the parser of the
+    request channel, :mod:`asyncrpc.network.lean_http`) instead of aiohttp's:
 
-    - It says whether its stream is connected. :class:`SSEConnection` hands a
-      successfully opened stream (2xx) to ``_read_stream`` and only returns from
-      it when the stream ends; wrapping that one call is the narrowest way to
-      observe the connection without copying the reconnect loop.
-      ``on_first_connect`` runs once, before the first message is read, so a
-      ready line comes before any work is logged.
-    - It never stops listening while it runs. The SDK's loop reconnects after
-      the errors aiohttp names (``ClientError``) but ends on any other, a
-      timeout among them, which would leave the process connected for requests
-      and deaf to work. Here the loop starts again after any failure, and the
-      stream's session has no total time limit (``timeout``).
+    - Each chunk of the stream is framed and its messages handed to the SDK in the
+      turn of the event loop that reads it (aiohttp's reader wakes a task that reads
+      it on the next turn), and the tasks the SDK starts for a message start eagerly
+      (:func:`eager_tasks`): a node's acquire of the task an ``execute`` names
+      leaves in that same turn.
+    - It says whether its stream is connected (``connected``, :meth:`health`).
+      ``on_first_connect`` runs once, when the first stream opens and before any
+      of its messages is handed over, so a ready line comes before any work is
+      logged.
+    - It never stops listening while it runs: after any failure, a status other
+      than 2xx, or the server ending the stream, it connects again after a
+      backoff (:data:`RECONNECT`, from its first step once a stream opened). The
+      stream has no time limit once open, only one on connecting
+      (``connect_timeout``).
     - Its socket sends keepalive probes and has a TCP user timeout
       (:mod:`asyncrpc.runtime.keepalive`): a stream whose link died silently
       fails within seconds and reconnects, instead of waiting, deaf, for TCP
@@ -77,13 +170,25 @@ class PollStream(SSEConnection):
         group: str,
         auth: str | None = None,
         on_first_connect: Callable[[], None] | None = None,
-        timeout: aiohttp.ClientTimeout = STREAM_TIMEOUT,
+        connect_timeout: float = STREAM_CONNECT_TIMEOUT_S,
     ) -> None:
         super().__init__(url, pid=pid, group=group, auth=auth, backoff=RECONNECT)
+        parts = urlsplit(self._url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+        self._host = parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._tls = parts.scheme == "https"
+        path = f"{parts.path.rstrip('/')}/poll/{self._group}/{self._pid}"
+        head = f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: text/event-stream\r\n"
+        if auth is not None:
+            head += f"Authorization: Bearer {header_value(auth)}\r\n"
+        self._request = f"{head}\r\n".encode()
+        self._connect_timeout = connect_timeout
         self.connected = asyncio.Event()
         self._on_first_connect = on_first_connect
-        self._timeout = timeout
         self._failure: str | None = None
+        self._failures = 0
 
     def health(self) -> LinkHealth:
         """Whether the stream is connected now, and if not, why."""
@@ -97,40 +202,87 @@ class PollStream(SSEConnection):
         """Who fires the timers: an HTTP server fires its own, so this stream does not say."""
         return None
 
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is None and not self._stopped:
-            connector = aiohttp.TCPConnector(socket_factory=keepalive_socket)
-            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
-        return super()._ensure_session()
-
     async def _sse_loop(self) -> None:
-        failures = 0
-        while self._running:
-            try:
-                await super()._sse_loop()
-                return  # it returns only once stopped or cancelled
-            except Exception as error:
-                self._failure = str(error) or type(error).__name__
-                delay = RECONNECT.delay(failures)
-                failures += 1
-                logger.warning("poll stream failed (%r); reconnecting in %gs", error, delay)
+        with contextlib.suppress(asyncio.CancelledError):
+            while self._running:
+                try:
+                    await self._follow()
+                except Exception as error:
+                    self._failure = str(error) or type(error).__name__
+                    delay = RECONNECT.delay(self._failures)
+                    logger.warning("poll stream failed (%r); reconnecting in %gs", error, delay)
+                else:
+                    self._failure = "the server ended the stream"
+                    delay = RECONNECT.delay(self._failures)
+                    logger.info("the server ended the poll stream; reconnecting in %gs", delay)
+                self._failures += 1
                 await asyncio.sleep(delay)
 
-    async def _read_stream(self, resp: aiohttp.ClientResponse) -> None:
+    async def _follow(self) -> None:
+        """Open one stream and hand its messages over until it ends; raise if it fails."""
+        framer = SseFramer()
+
+        def on_chunk(chunk: bytes) -> None:
+            messages = framer.feed(chunk)
+            if messages:
+                self._dispatch(messages)
+
+        connection = _StreamConnection(self._opened, on_chunk)
+        async with asyncio.timeout(self._connect_timeout):
+            sock = await self._connect()
+            try:
+                await asyncio.get_running_loop().create_connection(
+                    lambda: connection,
+                    sock=sock,
+                    ssl=ssl.create_default_context() if self._tls else None,
+                    server_hostname=self._host if self._tls else None,
+                )
+            except BaseException:
+                sock.close()
+                raise
+        try:
+            assert connection.transport is not None
+            connection.transport.write(self._request)
+            await connection.ended
+            if not connection.opened:
+                raise StreamRefused(f"the server answered the poll stream with {connection.status}")
+        finally:
+            connection.close()
+            self.connected.clear()
+
+    async def _connect(self) -> socket.socket:
+        """A connected socket to the server: each of its host's addresses in turn."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
+        failure: OSError = OSError(f"no address for {self._host}")
+        for info in infos:
+            sock = keepalive_socket(info)
+            try:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, info[4])
+            except OSError as error:
+                sock.close()
+                failure = error
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        raise failure
+
+    def _opened(self) -> None:
         self._failure = None
+        self._failures = 0
         self.connected.set()
         if self._on_first_connect is not None:
             on_first_connect, self._on_first_connect = self._on_first_connect, None
             on_first_connect()
-        try:
-            await super()._read_stream(resp)
-        except Exception as error:
-            self._failure = f"the stream broke: {type(error).__name__}"
-            raise
-        else:
-            self._failure = "the server ended the stream"
-        finally:
-            self.connected.clear()
+
+    def _dispatch(self, messages: list[str]) -> None:
+        with eager_tasks():
+            for data in messages:
+                for callback in list(self._subscribers):
+                    callback(data)
 
 
 type Source = PollStream | PostgresLink  # evaluated lazily: PostgresLink is imported on use
@@ -186,6 +338,19 @@ class Links(Protocol):
     ) -> tuple[Network, Source]: ...
 
 
+def corr_ids() -> Callable[[], str]:
+    """Correlation ids for one process's requests: a random prefix, then a counter.
+
+    A correlation id only has to tell apart the answers this process waits for,
+    which a counter behind a per-process random prefix does as well as the SDK's
+    default, a fresh uuid4 per request, whose random bytes cost a system call
+    each: on a node's path between an answer and its next request.
+    """
+    prefix = secrets.token_hex(8)
+    counter = itertools.count()
+    return lambda: f"sr-{prefix}-{next(counter)}"
+
+
 def join(
     server_url: str,
     *,
@@ -205,7 +370,8 @@ def join(
     network, stream = connection or links(
         server_url, group=group, pid=pid, token=token, on_first_connect=on_first_connect
     )
-    heartbeat = IntervalHeartbeat(pid, ttl / 2, Sender(Transport(network), token))
+    ids = corr_ids()
+    heartbeat = IntervalHeartbeat(pid, ttl / 2, Sender(Transport(network), token, corr_id=ids))
     resonate = Resonate(
         network=network,
         sources=[stream],
@@ -217,4 +383,9 @@ def join(
         env={},
         subscription_refresh_secs=subscription_refresh_secs,
     )
+    # The client makes its Sender itself, with the default ids; ``Sender`` takes its
+    # ``corr_id`` as a documented argument, so this one is handed the cheaper ones.
+    sender = getattr(resonate, "_sender", None)
+    if isinstance(sender, Sender):
+        sender._corr_id = ids
     return resonate, stream

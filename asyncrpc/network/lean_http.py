@@ -152,7 +152,7 @@ class LeanHttpNetwork:
         path = parts.path.rstrip("/") + "/"
         head = f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
         if auth is not None:
-            head += f"Authorization: Bearer {_header_value(auth)}\r\n"
+            head += f"Authorization: Bearer {header_value(auth)}\r\n"
         self._head = head
         self._backoff = backoff if backoff is not None else ExponentialBackoff()
         self._sleeper = sleeper
@@ -216,7 +216,7 @@ class LeanHttpNetwork:
         if headers:
             for name, value in headers.items():
                 if name.lower() not in ("content-length", "host"):
-                    head += f"{_header_value(name)}: {_header_value(value)}\r\n"
+                    head += f"{header_value(name)}: {header_value(value)}\r\n"
         if not headers or not any(name.lower() == "content-type" for name in headers):
             head += "Content-Type: application/json\r\n"
         return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
@@ -291,7 +291,8 @@ class LeanHttpNetwork:
                     await pending
 
 
-def _header_value(text: str) -> str:
+def header_value(text: str) -> str:
+    """``text`` for an HTTP header; a line break in it (header injection) is refused."""
     if _LINE_BREAK.search(text):
         raise ConnectorError(ValueError(f"a line break in an HTTP header is refused: {text!r}"))
     return text

@@ -12,6 +12,7 @@ import pytest
 from resonate.connections import LocalConnection
 from resonate.context import Context
 from resonate.resonate import Resonate
+from resonate_base.connections import Network
 
 from asyncrpc.gateway import invocations
 from asyncrpc.gateway.app import invocation_json
@@ -257,3 +258,45 @@ def test_a_handle_the_sdk_gave_up_on_too_early_is_listened_to_again() -> None:
         return await invocations.result(gateway.client, reader, started, 20)
 
     assert run(raced, delay=0.5) == (True, 3)
+
+
+class Recorder:
+    """A request channel that notes each request's kind as it is handed one."""
+
+    def __init__(self, inner: Network) -> None:
+        self.inner = inner
+        self.kinds: list[str] = []
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def stop(self) -> None:
+        await self.inner.stop()
+
+    async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+        self.kinds.append(json.loads(req)["kind"])
+        return await self.inner.send(req, headers)
+
+
+def test_a_starts_create_leaves_in_the_turn_the_start_began() -> None:
+    """The SDK's ``rpc`` sends its create from a task of its own, which starts at once."""
+
+    async def main() -> list[str]:
+        recorders: list[Recorder] = []
+
+        def around(requests: Network) -> Network:
+            recorders.append(Recorder(requests))
+            return recorders[-1]
+
+        resonate, creates, _ = watched_in_process(around=around)
+        try:
+            start = invocations.start(resonate, creates, AWAIT_CHAIN, "eager")
+            task = asyncio.Task(start, loop=asyncio.get_running_loop(), eager_start=True)
+            sent_at_once = list(recorders[0].kinds)
+            await asyncio.wait_for(task, 30)
+            return sent_at_once
+        finally:
+            await resonate.stop()
+
+    # (in process the server answers in the same turn: the rest of the flow may follow)
+    assert asyncio.run(main())[:1] == ["promise.create"]
