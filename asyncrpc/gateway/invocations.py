@@ -39,7 +39,7 @@ from resonate.resonate import Resonate
 
 from asyncrpc.lesson.topology import Flow
 from asyncrpc.network.create_watch import CreateWatch
-from asyncrpc.network.join import eager_tasks
+from asyncrpc.network.eager import eager_tasks
 from asyncrpc.protocol.errors import (
     InvalidInvocationId,
     InvocationConflict,

@@ -21,7 +21,7 @@ import logging
 import secrets
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
@@ -36,6 +36,7 @@ from resonate.transport import Transport
 from resonate_base.connections import Network
 
 from asyncrpc.network.bounded import BoundedNetwork
+from asyncrpc.network.eager import eager_tasks
 from asyncrpc.network.health import HEALTHY, LinkHealth
 from asyncrpc.network.heartbeat import IntervalHeartbeat
 from asyncrpc.network.lean_http import header_value, server_network
@@ -54,22 +55,6 @@ RECONNECT = ExponentialBackoff(initial=0.5, factor=2.0, max_delay=2.0)
 #: The poll stream is one GET that lasts as long as the process: no time limit once it is
 #: open, only a bound on making the connection.
 STREAM_CONNECT_TIMEOUT_S = 10.0
-
-
-@contextlib.contextmanager
-def eager_tasks() -> Iterator[None]:
-    """Tasks created inside the block start at once, in the caller's turn (eager tasks).
-
-    Code run inside the block does not yield to the event loop, so no other task
-    runs while the loop's task factory is swapped.
-    """
-    loop = asyncio.get_running_loop()
-    factory = loop.get_task_factory()
-    loop.set_task_factory(asyncio.eager_task_factory)
-    try:
-        yield
-    finally:
-        loop.set_task_factory(factory)
 
 
 class StreamRefused(ConnectionError):
@@ -145,8 +130,8 @@ class PollStream(SSEConnection):
     - Each chunk of the stream is framed and its messages handed to the SDK in the
       turn of the event loop that reads it (aiohttp's reader wakes a task that reads
       it on the next turn), and the tasks the SDK starts for a message start eagerly
-      (:func:`eager_tasks`): a node's acquire of the task an ``execute`` names
-      leaves in that same turn.
+      (:func:`~asyncrpc.network.eager.eager_tasks`): a node's acquire of the task an
+      ``execute`` names leaves in that same turn.
     - It says whether its stream is connected (``connected``, :meth:`health`).
       ``on_first_connect`` runs once, when the first stream opens and before any
       of its messages is handed over, so a ready line comes before any work is

@@ -90,6 +90,7 @@ from resonate_pg.connection import (
 )
 from resonate_pg.wire import execute_message, outbox_channel, unblock_message
 
+from asyncrpc.network.eager import eager_tasks
 from asyncrpc.network.health import HEALTHY, STALE_AFTER_S, LinkHealth
 from asyncrpc.network.pg_pipeline import PipelinedConnection, PipelinedSessions
 from asyncrpc.runtime import config
@@ -303,12 +304,17 @@ class PostgresLink(PostgresConnection):
         if failure is not None:
             if isinstance(failure, Exception):
                 self._lost(failure)
-            for message in messages:
-                self._deliver(message)
+            self._hand_over(messages)
             raise failure
         self._found()
-        for message in messages:
-            self._deliver(message)
+        self._hand_over(messages)
+
+    def _hand_over(self, messages: list[str]) -> None:
+        """Hand ``messages`` to the SDK, the tasks it starts for them eager: a node's acquire
+        of the task an ``execute`` names leaves in this turn of the event loop."""
+        with eager_tasks():
+            for message in messages:
+                self._deliver(message)
 
     async def _claim(self, queue: Queue, into: list[str]) -> None:
         """Claim every row of ``queue`` into ``into``, a page at a time, paging on a full read.

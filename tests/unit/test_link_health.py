@@ -15,6 +15,7 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 from resonate.error import ConnectorError
 from resonate.retry import ExponentialBackoff
+from resonate_pg.connection import DEQUEUE_EXECUTE_SQL
 
 from asyncrpc.network.health import STALE_AFTER_S
 from asyncrpc.network.postgres_link import (
@@ -24,6 +25,7 @@ from asyncrpc.network.postgres_link import (
     WRAPPED_RPC_SQL,
     WRAPPED_TIMERS_SQL,
     PostgresLink,
+    Queue,
 )
 from asyncrpc.postgres.schema import RPC, STEP_FUNCTIONS_SQL, TIMER_DRIVER, TIMER_DRIVER_SQL
 from asyncrpc.postgres.schema import RPC_SQL as STEP_RPC_SQL
@@ -318,3 +320,28 @@ def test_the_step_lets_any_worker_apply_the_retention_the_link_calls() -> None:
 def test_deploy_md_shows_the_step_functions_as_the_schema_step_creates_them() -> None:
     deploy = (ROOT / "docs" / "deploy.md").read_text()
     assert STEP_FUNCTIONS_SQL.strip() in deploy
+
+
+def test_a_drained_messages_task_starts_in_the_drains_own_turn() -> None:
+    """The SDK's task for a drained ``execute`` runs at once, before the drain returns: its
+    acquire leaves in that turn of the event loop, not the next."""
+
+    async def scenario() -> list[str]:
+        sessions = FakeSessions()
+        sessions.rows[DEQUEUE_EXECUTE_SQL] = [("task-1", 3)]
+        pg = link(sessions, Clock())
+        started: list[str] = []
+
+        async def work(message: str) -> None:
+            started.append(message)
+
+        tasks: list[asyncio.Task[None]] = []
+        pg.recv(lambda message: tasks.append(asyncio.get_running_loop().create_task(work(message))))
+        await pg._drain(frozenset({Queue.OWN_EXECUTE}))
+        handed_in_turn = list(started)
+        await asyncio.gather(*tasks)
+        assert asyncio.get_running_loop().get_task_factory() is None  # the loop's own again
+        return handed_in_turn
+
+    handed = asyncio.run(scenario())
+    assert len(handed) == 1 and "task-1" in handed[0]
