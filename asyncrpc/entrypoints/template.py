@@ -63,13 +63,13 @@ import signal
 import socket
 import sys
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 import setproctitle
 
 from asyncrpc.runtime import config
+from asyncrpc.runtime.forked_child import exit_code, fork_child
 from asyncrpc.supervise import command_relay
 
 #: What a detached `up` loads before it forks the server template: the web stack, which the
@@ -196,22 +196,13 @@ def cli_command() -> Any:
     return typer.main.get_command(app)
 
 
-def _exit_code(exit: SystemExit) -> int:
-    if exit.code is None:
-        return 0
-    if isinstance(exit.code, int):
-        return exit.code
-    print(exit.code, file=sys.stderr)
-    return 1
-
-
 def run_cli(args: list[str]) -> int:
     """Run `asyncrpc ARGS...` in this process; its exit code."""
     sys.argv = ["asyncrpc", *args]
     try:
         cli_command().main(args=args, prog_name="asyncrpc")
     except SystemExit as exit:
-        return _exit_code(exit)
+        return exit_code(exit)
     return 0
 
 
@@ -233,26 +224,6 @@ def _become_replica(request: dict[str, Any]) -> None:
     setproctitle.setproctitle(" ".join([sys.executable, "-m", "asyncrpc", *request["args"]]))
     os.environ.clear()
     os.environ.update(request["env"])
-
-
-def _fork(child: Callable[[], int]) -> int:
-    """Fork; the child runs ``child()`` and exits with its code, never returning here."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:
-        code = child()
-    except BaseException:  # whatever happens, the child must not return
-        with contextlib.suppress(Exception):
-            traceback.print_exc()
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
 
 
 def fork_command(request: dict[str, Any], fds: list[int]) -> int:
@@ -277,7 +248,7 @@ def fork_command(request: dict[str, Any], fds: list[int]) -> int:
         return run_cli(list(request["args"]))
 
     try:
-        return _fork(command)
+        return fork_child(command)
     finally:
         for fd in fds:
             os.close(fd)
@@ -290,7 +261,7 @@ def fork_replica(request: dict[str, Any]) -> int:
         _become_replica(request)
         return run_cli(list(request["args"]))
 
-    return _fork(replica)
+    return fork_child(replica)
 
 
 class Template:
@@ -517,7 +488,7 @@ def fork_supervisor(
 
         return supervise([run_dir], template=channel, server_template=server_channel)
 
-    return _fork(supervisor)
+    return fork_child(supervisor)
 
 
 def fork_server_template(channel: socket.socket, others: tuple[socket.socket, ...]) -> int:
@@ -544,7 +515,7 @@ def fork_server_template(channel: socket.socket, others: tuple[socket.socket, ..
             template.stop()  # the supervisor then spawns the server itself
         return 0
 
-    return _fork(server_template)
+    return fork_child(server_template)
 
 
 def _let_go_of_the_run_lock() -> None:

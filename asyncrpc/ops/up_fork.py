@@ -27,9 +27,10 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from typing import Protocol
+
+from asyncrpc.runtime.forked_child import fork_child
 
 #: How often :meth:`ForkedProgram.wait` looks whether the child has exited.
 WAIT_POLL_S = 0.01
@@ -111,26 +112,13 @@ def fork_program(
     as its whole environment and exits with the module's exit code. The caller
     checks :func:`can_fork` first.
     """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        return ForkedProgram(pid)
-    code = 1
-    try:
+
+    def program() -> int:
         _become_program(module, args, env, output, keep)
         runpy.run_module(module, run_name="__main__", alter_sys=True)
-        code = 0
-    except SystemExit as exit:
-        code = _exit_code(exit)
-    except BaseException:  # whatever happens, the child must not return into the command
-        with contextlib.suppress(Exception):
-            traceback.print_exc()
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+        return 0
+
+    return ForkedProgram(fork_child(program))
 
 
 def _become_program(
@@ -167,12 +155,3 @@ def _become_program(
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     os.environ.clear()
     os.environ.update(env)
-
-
-def _exit_code(exit: SystemExit) -> int:
-    if exit.code is None:
-        return 0
-    if isinstance(exit.code, int):
-        return exit.code
-    print(exit.code, file=sys.stderr)
-    return 1

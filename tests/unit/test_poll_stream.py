@@ -48,13 +48,24 @@ class StreamServer:
 
 
 async def run_stream(
-    server: StreamServer, wanted: int, within: float, auth: str | None = None
+    server: StreamServer,
+    wanted: int,
+    within: float,
+    auth: str | None = None,
+    host: str = "127.0.0.1",
+    listening_on: list[int] | None = None,
 ) -> tuple[int, list[str], bool]:
-    """Streams opened (up to ``wanted``, within ``within`` s), messages got, connected or not."""
+    """Streams opened (up to ``wanted``, within ``within`` s), messages got, connected or not.
+
+    The stream's URL names ``host``; the port the server listens on is added to
+    ``listening_on``, for a loop whose name lookup the test controls.
+    """
     listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
     port = listening.sockets[0].getsockname()[1]
+    if listening_on is not None:
+        listening_on.append(port)
     messages: list[str] = []
-    stream = PollStream(f"http://127.0.0.1:{port}", pid="p-1", group="g", auth=auth)
+    stream = PollStream(f"http://{host}:{port}", pid="p-1", group="g", auth=auth)
     stream.recv(messages.append)
     await stream.start()
     try:
@@ -149,23 +160,7 @@ def test_each_of_the_hosts_addresses_is_tried_in_turn() -> None:
 
     async def main(loop_port: list[int]) -> tuple[int, list[str], bool]:
         server = StreamServer(SSE_HEAD + chunk(MESSAGE))
-        listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-        port = listening.sockets[0].getsockname()[1]
-        loop_port.append(port)
-        messages: list[str] = []
-        stream = PollStream(f"http://server.test:{port}", pid="p-1", group="g")
-        stream.recv(messages.append)
-        await stream.start()
-        try:
-            async with asyncio.timeout(5):
-                while not messages:
-                    await asyncio.sleep(0.02)
-            return server.streams, messages, stream.connected.is_set()
-        finally:
-            await stream.stop()
-            server.close()
-            listening.close()
-            await listening.wait_closed()
+        return await run_stream(server, 1, 5, host="server.test", listening_on=loop_port)
 
     ports: list[int] = []
 
