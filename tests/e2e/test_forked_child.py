@@ -9,6 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from asyncrpc.runtime.forked_child import fork_child
+from tests.support.forking import FORKS_BESIDE_LIBUV_WORKERS
+
+pytestmark = FORKS_BESIDE_LIBUV_WORKERS
 
 
 def exits(code: int | str | None) -> int:

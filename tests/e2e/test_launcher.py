@@ -30,6 +30,7 @@ from asyncrpc.supervise.status import Phase
 from harness.isolation import free_port, isolated_env
 from harness.processes import ASYNCRPC, Processes
 from harness.waiting import wait_until
+from tests.support.forking import FORKS_BESIDE_LIBUV_WORKERS
 from tests.support.launcher import READY_TIMEOUT, Launcher
 
 
@@ -276,6 +277,7 @@ def test_ctrl_c_at_any_moment_of_the_start_stops_everything_and_exits_130(
                 process.kill()
 
 
+@FORKS_BESIDE_LIBUV_WORKERS
 def test_a_handed_lock_stays_held_across_the_hand_over(tmp_path: Path) -> None:
     """A child given the claimed descriptor holds the very lock: no moment is it free."""
     rundir = RunDir(tmp_path / "run")

@@ -20,6 +20,7 @@ from asyncrpc.server.store import Store
 from harness.disk import fill
 from harness.isolation import free_port
 from harness.processes import ASYNCRPC, Processes
+from tests.support.forking import FORKS_BESIDE_LIBUV_WORKERS
 from tests.support.server import DAMAGED_LOG_ROW, create, damaged, envelope
 from tests.unit.test_server_history import settled_promises
 
@@ -132,6 +133,7 @@ def test_a_damaged_log_row_is_an_exit_2(tmp_path: Path) -> None:
     assert "is damaged" in result.stderr and "Traceback" not in result.stderr
 
 
+@FORKS_BESIDE_LIBUV_WORKERS
 def test_a_snapshot_written_by_a_forked_writer_compacts_the_log(tmp_path: Path) -> None:
     db = str(tmp_path / "s.db")
     engine = Engine(Store(db, min_log=20), background_snapshots=True)
