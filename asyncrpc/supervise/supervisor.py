@@ -18,7 +18,6 @@ import secrets
 import signal
 import subprocess
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from asyncrpc.lesson import topology
-from asyncrpc.runtime import config
+from asyncrpc.runtime import config, local_http
 from asyncrpc.runtime.errors import CommandError, UsageError
 from asyncrpc.runtime.numbers import MAX_REPLICAS
 from asyncrpc.supervise import ports
@@ -58,38 +57,6 @@ STOP_GRACE = 5.0
 POLL_INTERVAL = 0.02
 #: Seconds a health URL has to answer one check.
 HEALTH_TIMEOUT = 1.0
-
-
-async def health_status(url: str, timeout: float) -> int | None:
-    """The status of ``GET url`` (http:// or https://), None when nothing answers in time.
-
-    One request on a connection of its own over asyncio's streams: an httpx client costs
-    the supervisor about 0.1 s of CPU for its first request (its transports, h11, anyio's
-    backend), on the path from the server's start to the supervisor noticing it is ready.
-    """
-    address = urllib.parse.urlsplit(url)
-    secure = address.scheme == "https"
-    try:
-        port = address.port or (443 if secure else 80)
-    except ValueError:
-        return None
-    host = address.hostname or ""
-    target = (address.path or "/") + (f"?{address.query}" if address.query else "")
-    writer: asyncio.StreamWriter | None = None
-    try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port, ssl=secure or None)
-            writer.write(f"GET {target} HTTP/1.0\r\nHost: {address.netloc}\r\n\r\n".encode())
-            line = await reader.readline()
-    except (OSError, TimeoutError, ValueError):
-        return None
-    finally:
-        if writer is not None:
-            writer.close()
-    parts = line.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-        return None
-    return int(parts[1])
 
 
 def new_resonate_id(spec: ReplicaSpec) -> str:
@@ -365,7 +332,7 @@ class Supervisor:
     async def _is_ready(url: str | None, path: Path, offset: int, marker: str) -> bool:
         if url is None:
             return marker in tail(path, offset, lines=10_000)
-        return await health_status(url, HEALTH_TIMEOUT) == HTTPStatus.OK
+        return await local_http.status_of(url, HEALTH_TIMEOUT) == HTTPStatus.OK
 
     def _start_failure(self, replica: Replica, offset: int, code: int) -> str:
         spec = replica.spec

@@ -18,13 +18,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from asyncrpc.runtime.errors import CommandError, UsageError
+from asyncrpc.runtime.local_http import status_of
 from asyncrpc.runtime.numbers import MAX_REPLICAS
 from asyncrpc.supervise.control_client import TOKEN_HEADER
 from asyncrpc.supervise.control_server import make_app
 from asyncrpc.supervise.pids import ProcessRef
 from asyncrpc.supervise.plan import ASYNCRPC_PROGRAM, ReplicaSpec
 from asyncrpc.supervise.status import Phase
-from asyncrpc.supervise.supervisor import Supervisor, health_status
+from asyncrpc.supervise.supervisor import Supervisor
 from asyncrpc.supervise.supervisor_process import run_supervisor
 from asyncrpc.supervise.targets import NodeSelector
 from harness.isolation import free_port
@@ -193,12 +194,12 @@ def test_a_health_check_reads_the_status_or_none_when_nothing_answers_in_time() 
         base = f"http://127.0.0.1:{port}"
         async with server:
             results = [
-                await health_status(f"{base}/healthz", 1.0),
-                await health_status(f"{base}/busy", 1.0),
-                await health_status(f"{base}/garbage", 1.0),
-                await health_status(f"{base}/silent", 0.1),
-                await health_status(f"http://127.0.0.1:{closed}/healthz", 1.0),
-                await health_status("http://127.0.0.1:99999/healthz", 1.0),
+                await status_of(f"{base}/healthz", 1.0),
+                await status_of(f"{base}/busy", 1.0),
+                await status_of(f"{base}/garbage", 1.0),
+                await status_of(f"{base}/silent", 0.1),
+                await status_of(f"http://127.0.0.1:{closed}/healthz", 1.0),
+                await status_of("http://127.0.0.1:99999/healthz", 1.0),
             ]
         assert seen[0] == b"GET /healthz HTTP/1.0\r\n"
         return results
