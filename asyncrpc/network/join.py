@@ -236,7 +236,13 @@ class PollStream(SSEConnection):
             self.connected.clear()
 
     async def _connect(self) -> socket.socket:
-        """A connected socket to the server: each of its host's addresses in turn."""
+        """A connected socket to the server: each of its host's addresses in turn.
+
+        Made here rather than by ``loop.create_connection(host, port)``, which tries the
+        addresses too but offers no hook before connecting: the socket takes its liveness
+        options (:func:`keepalive_socket`) first, so the user timeout bounds the connect's
+        own retransmissions as well.
+        """
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
         failure: OSError = OSError(f"no address for {self._host}")
