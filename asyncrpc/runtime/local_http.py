@@ -11,7 +11,6 @@ first request costs about 0.1 s of CPU (its transports, h11, anyio's backend).
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import urllib.parse
@@ -86,6 +85,8 @@ async def status_of(url: str, timeout: float) -> int | None:
     One request on a connection of its own over asyncio's streams; only the status line
     is read.
     """
+    import asyncio  # here, not above: the CLI's commands import this module, and no asyncio
+
     address = urllib.parse.urlsplit(url)
     secure = address.scheme == "https"
     try:
