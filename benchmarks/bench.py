@@ -84,6 +84,9 @@ class Sizes:
     pg_seed: int = 30_000
     pg_idle_s: float = 10.0
     pg_nodes: tuple[str, ...] = tuple(topology.NODES)
+    #: The resonate-pg part's systems to run (``fresh``, ``30k``, ``b2``, ``plain``,
+    #: ``embedded``); none named: all of them.
+    pg_systems: tuple[str, ...] = ()
 
     @classmethod
     def quick(cls) -> Sizes:

@@ -30,6 +30,23 @@ def name_list(value: str | None, what: str) -> tuple[str, ...] | None:
     return names
 
 
+#: The resonate-pg part's systems (benchmarks.pg_history's contenders).
+PG_SYSTEMS = ("fresh", "30k", "b2", "plain", "embedded")
+
+
+def pg_system_list(value: str | None) -> tuple[str, ...] | None:
+    """``fresh,plain`` -> ("fresh", "plain"), each one of :data:`PG_SYSTEMS`."""
+    names = None if value is None else tuple(n.strip() for n in value.split(",") if n.strip())
+    unknown = [n for n in names or () if n not in PG_SYSTEMS]
+    if names is not None and (unknown or not names):
+        raise typer.BadParameter(
+            f"unknown system(s) {', '.join(unknown) or '(none given)'}; "
+            f"valid: {', '.join(PG_SYSTEMS)}",
+            param_hint="--pg-systems",
+        )
+    return names
+
+
 def int_list(value: str | None, what: str) -> tuple[int, ...] | None:
     """``1,16,64`` -> (1, 16, 64), each a positive integer."""
     try:
@@ -106,6 +123,17 @@ def main(
         int | None,
         typer.Option(min=1, help="History: up --detach rounds per size, interleaved (3)."),
     ] = None,
+    pg_rounds: Annotated[
+        int | None,
+        typer.Option(min=1, help="resonate-pg: interleaved rounds of every system (default 3)."),
+    ] = None,
+    pg_systems: Annotated[
+        str | None,
+        typer.Option(
+            help="resonate-pg: only these systems, e.g. fresh,plain "
+            "(of fresh, 30k, b2, plain, embedded; default all)."
+        ),
+    ] = None,
     soak_retain: Annotated[
         str | None, typer.Option(help="Soak: the server's --retain (default 20s).")
     ] = None,
@@ -133,6 +161,8 @@ def main(
         history_load=history_load,
         kill_rounds=kill_rounds,
         up_rounds=up_rounds,
+        pg_rounds=pg_rounds,
+        pg_systems=pg_system_list(pg_systems),
     )
     chosen = tuple(p for p in parts if p not in skipped)
     if not chosen:

@@ -11,6 +11,11 @@ shared topology on `asyncrpc server`:
   its step and the step's step, each with its fulfilled task) before the first
   round, and whatever the rounds add;
 - ``b2``: as ``fresh``, with two replicas of b (``--scale b=2``);
+- ``plain``: as ``fresh``, without the schema step's ``asyncrpc.dequeue_acquire``
+  (dropped before its nodes start), so its nodes claim their execute messages
+  with ``dequeue_execute`` and acquire each task with a request of its own:
+  ``fresh`` over ``plain``, round by round, is what taking the lease in the
+  dequeue changes;
 - ``embedded``: the shared topology, so the same run has the embedded
   server's figures.
 
@@ -20,13 +25,15 @@ all of its processes. Then rounds of the await chain at 16 callers, every
 contender once per round, each round starting with the next one, as in
 :mod:`benchmarks.compare`; the numbers are medians over the rounds. Product
 CPU per invocation is that of Postgres (or the embedded server), the gateway
-and the nodes. Needs ASYNCRPC_RESONATE_SQL.
+and the nodes. The load average is read at the start of every round. Needs
+ASYNCRPC_RESONATE_SQL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import statistics
 import tempfile
@@ -39,6 +46,7 @@ from typing import Any
 import psutil
 
 from asyncrpc.postgres import local
+from asyncrpc.postgres.schema import DEQUEUE_ACQUIRE
 from benchmarks import compare, load_client
 from benchmarks.bench import Bench
 from benchmarks.loads import HTTP_PRODUCT, OUR_GATEWAY, Contender, Level, gateway_call
@@ -63,6 +71,7 @@ STATEMENT_ROLES = {"gateway": "bench_gateway", "nodes": "bench_nodes"}
 #: What each statement of the link is, by a word of its text.
 STATEMENT_KINDS = (
     ("asyncrpc.rpc", "requests (asyncrpc.rpc)"),
+    ("dequeue_acquire", "dequeue_acquire (with leases)"),
     ("resonate_rpc", "requests (resonate_rpc)"),
     ("dequeue_execute", "dequeue_execute"),
     ("dequeue_unblock", "dequeue_unblock"),
@@ -153,6 +162,14 @@ def count_statements(dsn: str) -> None:
                 f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
                 f"THEN CREATE ROLE {role} LOGIN SUPERUSER; END IF; END $$"
             )
+
+
+def drop_dequeue_acquire(dsn: str) -> None:
+    """Drop the schema step's leasing dequeue: the nodes then dequeue and acquire apart."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP FUNCTION {DEQUEUE_ACQUIRE}")
 
 
 def as_role(dsn: str, role: str) -> str:
@@ -251,9 +268,12 @@ class PgSystem:
 
 @contextlib.asynccontextmanager
 async def pg_system(
-    bench: Bench, name: str, replicas: Mapping[str, int], fresh: bool
+    bench: Bench, name: str, replicas: Mapping[str, int], fresh: bool, plain: bool = False
 ) -> AsyncIterator[PgSystem]:
-    """A resonate-pg system with ``replicas`` of each node (1 where not named); stopped after."""
+    """A resonate-pg system with ``replicas`` of each node (1 where not named); stopped after.
+
+    ``plain``: without ``asyncrpc.dequeue_acquire``.
+    """
     base = Path(tempfile.mkdtemp(prefix=f"asyncrpc-bench-pg-{name}-"))
     started: list[Process] = []
     try:
@@ -263,6 +283,8 @@ async def pg_system(
         postgres.stop()
         postgres, dsn = start_postgres(bench, base / "data")
         started.append(postgres)
+        if plain:
+            await asyncio.to_thread(drop_dequeue_acquire, dsn)
         gateway, url = start_gateway(bench.procs, as_role(dsn, STATEMENT_ROLES["gateway"]))
         started.append(gateway)
         nodes = []
@@ -280,10 +302,12 @@ async def pg_system(
         shutil.rmtree(base, ignore_errors=True)
 
 
-def pg_contender(name: str, label: str, replicas: Mapping[str, int], fresh: bool) -> Contender:
+def pg_contender(
+    name: str, label: str, replicas: Mapping[str, int], fresh: bool, plain: bool = False
+) -> Contender:
     @contextlib.asynccontextmanager
     async def open_level(bench: Bench) -> AsyncIterator[Level]:
-        async with pg_system(bench, name, replicas, fresh) as system:
+        async with pg_system(bench, name, replicas, fresh, plain) as system:
             yield system.level
 
     return Contender(name, label, f"Await chain on resonate-pg, {label}", HTTP_PRODUCT, open_level)
@@ -292,10 +316,11 @@ def pg_contender(name: str, label: str, replicas: Mapping[str, int], fresh: bool
 FRESH = pg_contender("fresh", "resonate-pg, fresh", {}, fresh=True)
 HISTORY = pg_contender("30k", "resonate-pg, 30k stored promises", {}, fresh=False)
 SCALED = pg_contender("b2", "resonate-pg, fresh, b=2", {"b": 2}, fresh=True)
+PLAIN = pg_contender("plain", "resonate-pg, fresh, acquire by request", {}, fresh=True, plain=True)
 EMBEDDED = Contender(
     "embedded", "asyncrpc server (SQLite)", OUR_GATEWAY.title, HTTP_PRODUCT, OUR_GATEWAY.open
 )
-CONTENDERS = (FRESH, HISTORY, SCALED, EMBEDDED)
+CONTENDERS = (FRESH, HISTORY, SCALED, PLAIN, EMBEDDED)
 
 
 @dataclass
@@ -305,27 +330,40 @@ class Measured:
     stored: dict[str, int]
     #: Each resonate-pg system's statements per invocation, by round (:attr:`PgSystem.statements`).
     statements: dict[str, list[dict[tuple[str, str], float]]] = field(default_factory=dict)
+    #: The load average (1 minute) at the start of each round.
+    load: list[float] = field(default_factory=list)
 
 
 async def measure(bench: Bench, callers: int) -> Measured:
-    """Open every contender, seed, measure the idle CPU, then the interleaved rounds."""
+    """Open every contender, seed, measure the idle CPU, then the interleaved rounds.
+
+    Only the systems :attr:`Sizes.pg_systems` names, where it names any.
+    """
     sizes = bench.sizes
+    contenders = tuple(c for c in CONTENDERS if not sizes.pg_systems or c.name in sizes.pg_systems)
     count = sizes.invocations(sizes.pg_invocations, callers)
     async with contextlib.AsyncExitStack() as stack:
         systems: dict[str, PgSystem] = {}
         levels: dict[str, Level] = {}
-        for contender in CONTENDERS:
+        for contender in contenders:
             if contender is EMBEDDED:
                 levels[contender.name] = await stack.enter_async_context(contender.open(bench))
                 continue
             replicas = {"b": 2} if contender is SCALED else {}
             system = await stack.enter_async_context(
-                pg_system(bench, contender.name, replicas, contender is not HISTORY)
+                pg_system(
+                    bench,
+                    contender.name,
+                    replicas,
+                    fresh=contender is not HISTORY,
+                    plain=contender is PLAIN,
+                )
             )
             systems[contender.name] = system
             levels[contender.name] = system.level
         bench.say(f"[30k] storing {sizes.pg_seed:,} settled promises")
-        await asyncio.to_thread(seed, systems[HISTORY.name].dsn, sizes.pg_seed)
+        if HISTORY.name in systems:
+            await asyncio.to_thread(seed, systems[HISTORY.name].dsn, sizes.pg_seed)
         held = {
             name: await asyncio.to_thread(count_stored, system.dsn)
             for name, system in systems.items()
@@ -341,9 +379,11 @@ async def measure(bench: Bench, callers: int) -> Measured:
             name: {"postgres": cores[f"{name} postgres"], "all": cores[f"{name} all"]}
             for name in systems
         }
-        rounds: dict[str, list[LoadResult]] = {c.name: [] for c in CONTENDERS}
+        rounds: dict[str, list[LoadResult]] = {c.name: [] for c in contenders}
+        load: list[float] = []
         for number in range(sizes.pg_rounds):
-            for contender in compare.rotated(number, CONTENDERS):
+            load.append(os.getloadavg()[0])
+            for contender in compare.rotated(number, contenders):
                 bench.say(
                     f"pg round {number + 1}/{sizes.pg_rounds}: {contender.label}, "
                     f"{callers} callers x {count} invocations"
@@ -352,7 +392,7 @@ async def measure(bench: Bench, callers: int) -> Measured:
                 warmup = bench.ids(f"pg-{contender.name}-{number}-warm", min(callers, 16))
                 rounds[contender.name].append(await levels[contender.name](ids, warmup, callers))
         counted = {name: system.statements for name, system in systems.items()}
-        return Measured(rounds, idle, held, counted)
+        return Measured(rounds, idle, held, counted, load)
 
 
 def ratio(top: dict[str, Any], bottom: dict[str, Any]) -> dict[str, float | None]:
@@ -370,7 +410,7 @@ def report(callers: int, rounds: int, measured: Measured) -> PartResult:
     levels = {
         c.name: compare.median_level(c, measured.rounds[c.name])
         for c in CONTENDERS
-        if measured.rounds[c.name]
+        if measured.rounds.get(c.name)
     }
     labels = {c.name: c.label for c in CONTENDERS}
     medians = compare.medians_table(
@@ -409,6 +449,7 @@ def report(callers: int, rounds: int, measured: Measured) -> PartResult:
             f"{cores['all']:.3f}",
         )
     statement_table, per_invocation = statements_report(measured.statements, labels)
+    paired_table, paired = paired_report(measured)
     cpu = {name: level["product_cpu_ms_per_invocation"] for name, level in levels.items()}
     errors = [
         f"{labels[name]}: {turn.errors} error(s), first: {turn.first_error}"
@@ -431,11 +472,13 @@ def report(callers: int, rounds: int, measured: Measured) -> PartResult:
         },
         "product_cpu_ms_per_invocation": cpu,
         "statements_per_invocation": per_invocation,
+        "leases_in_dequeue": paired,
+        "load_average_per_round": [round(load, 2) for load in measured.load],
     }
     return PartResult(
         "pg",
         data=data,
-        tables=[medians, ratio_table, idle_table, statement_table],
+        tables=[medians, ratio_table, idle_table, statement_table, paired_table],
         notes=[
             *errors,
             "product CPU: Postgres (postmaster and backends) or asyncrpc server, + gateway + "
@@ -447,6 +490,68 @@ def report(callers: int, rounds: int, measured: Measured) -> PartResult:
             "medians over the rounds; each is one round trip (its own sync point)",
         ],
     )
+
+
+def paired_report(measured: Measured) -> tuple[Table, dict[str, Any]]:
+    """``fresh`` against ``plain`` round by round: CPU per invocation of the nodes and Postgres.
+
+    The two ran in the same round, one after the other, so under the same load: their
+    ratio in each round is steadier than either's own numbers.
+    """
+    table = Table(
+        "Leases in the dequeue: fresh against plain (acquire by request), each round",
+        [
+            "round",
+            "load avg",
+            "inv/s fresh / plain",
+            "nodes ms/inv fresh / plain",
+            "Postgres ms/inv fresh / plain",
+            "nodes ratio",
+            "Postgres ratio",
+        ],
+    )
+    fresh_rounds = measured.rounds.get(FRESH.name, [])
+    plain_rounds = measured.rounds.get(PLAIN.name, [])
+    pairs = list(zip(fresh_rounds, plain_rounds, strict=False))
+    nodes_ratio, server_ratio, rounds = [], [], []
+    for number, (fresh, plain) in enumerate(pairs):
+        ours, theirs = fresh.cpu_ms_per_invocation(), plain.cpu_ms_per_invocation()
+        load = measured.load[number] if number < len(measured.load) else float("nan")
+        nodes = ours["nodes"] / theirs["nodes"] if theirs.get("nodes") else float("nan")
+        server = ours["server"] / theirs["server"] if theirs.get("server") else float("nan")
+        nodes_ratio.append(nodes)
+        server_ratio.append(server)
+        rounds.append(
+            {
+                "load_average": round(load, 2),
+                "invocations_per_s": [round(fresh.per_second, 1), round(plain.per_second, 1)],
+                "nodes_ms": [round(ours["nodes"], 2), round(theirs["nodes"], 2)],
+                "postgres_ms": [round(ours["server"], 2), round(theirs["server"], 2)],
+            }
+        )
+        table.add(
+            str(number + 1),
+            f"{load:.1f}",
+            f"{fresh.per_second:.1f} / {plain.per_second:.1f}",
+            f"{ours['nodes']:.2f} / {theirs['nodes']:.2f}",
+            f"{ours['server']:.2f} / {theirs['server']:.2f}",
+            f"{nodes:.3f}",
+            f"{server:.3f}",
+        )
+    data: dict[str, Any] = {"rounds": rounds}
+    if pairs:
+        data["nodes_ratio_median"] = round(statistics.median(nodes_ratio), 3)
+        data["postgres_ratio_median"] = round(statistics.median(server_ratio), 3)
+        table.add(
+            "median",
+            "",
+            "",
+            "",
+            "",
+            f"{data['nodes_ratio_median']:.3f}",
+            f"{data['postgres_ratio_median']:.3f}",
+        )
+    return table, data
 
 
 def median_count(

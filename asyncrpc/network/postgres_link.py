@@ -62,7 +62,22 @@ this project needs from any connection to its server:
   for a moment does not;
 - the driver also applies the database's retention (``asyncrpc.collect``,
   added by asyncrpc's step; see :mod:`asyncrpc.postgres.tuning`) every
-  :attr:`Pacing.collect` seconds.
+  :attr:`Pacing.collect` seconds;
+- leases in the dequeue: a node (:meth:`PostgresLink.take_leases`; the
+  gateway never does) claims its execute rows with the schema step's
+  ``asyncrpc.dequeue_acquire`` (:data:`DEQUEUE_ACQUIRE_SQL`), which also
+  acquires each row's task for this process in the same transaction and
+  returns the answer ``asyncrpc.rpc`` gives that acquire. The execute message
+  goes to the SDK as always; the answer is kept, and the SDK's ``task.acquire``
+  of that task and version, which follows at once, is answered from it with no
+  statement: one statement and one commit less per step. Leases are taken only
+  while the SDK has room to run the task now (:attr:`Leases.room`, its free
+  permits: a lease taken for a task that waits for a permit would run out
+  while it waits), and a kept answer the SDK has not asked for within
+  :attr:`Leases.keep_s` (a quarter of the ttl) is dropped: the SDK's acquire
+  then goes to the database and is refused, the lease lapses and the task is
+  given again, as after a crash. A database without the function, or a role
+  refused it, gets the plain dequeue (logged once).
 """
 
 from __future__ import annotations
@@ -76,7 +91,9 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
+import msgspec
 import psycopg
 from psycopg import errors
 from resonate.error import ConnectorError
@@ -115,6 +132,75 @@ COLLECT_BATCH = 1000
 #: Batches per round at most; a larger backlog goes on in the next round.
 COLLECT_ROUND = 100
 COLLECT_SQL = "SELECT asyncrpc.collect(%s)"
+
+#: The dequeue that takes leases, created by the schema step: target, limit, pid, ttl, leases.
+DEQUEUE_ACQUIRE_SQL = (
+    "SELECT task, task_version, acquired FROM asyncrpc.dequeue_acquire(%s, %s, %s, %s, %s)"
+)
+#: How the SDK's ``task.acquire`` request begins (msgspec writes ``kind`` first, no spaces).
+_ACQUIRE_PREFIX = '{"kind":"task.acquire"'
+
+
+@dataclass(frozen=True)
+class Leases:
+    """What a node's link needs to take its tasks' leases in the dequeue.
+
+    ``room`` is the seam to the SDK's concurrency limit: how many more tasks it
+    would start at once now (its free permits; :func:`asyncrpc.node.worker.sdk_room`).
+    A task that waits for a permit would wait holding a lease taken in the dequeue,
+    whose ttl runs meanwhile, so a drain takes at most that many leases, less the
+    kept answers not yet asked for; the rest of its rows are plain execute messages.
+    """
+
+    #: The lease the SDK's ``task.acquire`` asks for, in milliseconds (its ``ttl``).
+    ttl_ms: int
+    #: How many more tasks the SDK would start at once now.
+    room: Callable[[], int]
+    #: Seconds a kept answer waits for the SDK's acquire. The SDK's first heartbeat comes
+    #: half a ttl after the step starts, so a step started this late still renews its
+    #: lease in time.
+    keep_s: float
+
+    @classmethod
+    def for_ttl(cls, ttl_s: float, room: Callable[[], int]) -> Leases:
+        """The leases of a node whose SDK asks for ``ttl_s`` seconds: kept a quarter of that.
+
+        The milliseconds as the SDK counts them from its ``timedelta`` (whole ones, cut;
+        none at all is 2**50), so the acquire it sends asks for the very lease taken.
+        """
+        ms = int(timedelta(seconds=ttl_s).total_seconds() * 1000)
+        return cls(ttl_ms=ms if ms > 0 else 1 << 50, room=room, keep_s=ttl_s / 4)
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """An acquire's answer taken in the dequeue: its ``data``, and until when it is given."""
+
+    data: str
+    until: float
+
+
+class _AcquireHead(msgspec.Struct, rename="camel"):
+    corr_id: str = ""
+    version: str = "1"
+
+
+class _AcquireData(msgspec.Struct):
+    id: str
+    version: int
+    pid: str
+    ttl: int
+
+
+class _Acquire(msgspec.Struct):
+    """What the link reads of the SDK's ``task.acquire`` (the rest of it is ignored)."""
+
+    head: _AcquireHead
+    data: _AcquireData
+
+
+_read_acquire = msgspec.json.Decoder(_Acquire)
+_json_text = msgspec.json.Encoder()
 
 
 class Queue(enum.Enum):
@@ -225,6 +311,15 @@ class PostgresLink(PostgresConnection):
         self._group_lock = listener_lock(self._anycast)
         self._elected = asyncio.Event()
         self._collecting = True
+        #: Set by :meth:`take_leases`; None: plain dequeues.
+        self._leases: Leases | None = None
+        #: Acquire answers taken in the dequeue, by (task id, version), until the SDK asks.
+        self._kept: dict[tuple[str, int], _Kept] = {}
+
+    def take_leases(self, leases: Leases) -> None:
+        """Claim this process's execute rows with their tasks' leases (a node, never the
+        gateway), answering the SDK's acquires from what the dequeue took."""
+        self._leases = leases
 
     # -- health -----------------------------------------------------------------
 
@@ -291,8 +386,13 @@ class PostgresLink(PostgresConnection):
             return
         claimed = {queue: list[str]() for queue in QUEUE_ORDER if queue in queues}
         failure: BaseException | None = None
+        leases = self._lease_room()
         try:
-            claims = [self._claim(queue, into) for queue, into in claimed.items()]
+            claims = []
+            for queue, into in claimed.items():
+                claims.append(self._claim(queue, into, leases))
+                if queue is not Queue.OWN_UNBLOCK:
+                    leases = 0  # one budget per drain: the first execute queue's
             if len(claims) == 1:
                 await claims[0]
             else:
@@ -316,11 +416,13 @@ class PostgresLink(PostgresConnection):
             for message in messages:
                 self._deliver(message)
 
-    async def _claim(self, queue: Queue, into: list[str]) -> None:
+    async def _claim(self, queue: Queue, into: list[str], leases: int = 0) -> None:
         """Claim every row of ``queue`` into ``into``, a page at a time, paging on a full read.
 
-        Straight down the pipelined connection, as a request goes: a session and a
-        cursor around each dequeue are coroutines and objects for nothing.
+        An execute queue's rows come with up to ``leases`` of their tasks acquired
+        (:meth:`_claim_leasing`). Straight down the pipelined connection, as a request
+        goes: a session and a cursor around each dequeue are coroutines and objects for
+        nothing.
         """
         address = self._anycast if queue is Queue.GROUP_EXECUTE else self._unicast
         execute = self._pipeline.execute
@@ -328,11 +430,110 @@ class PostgresLink(PostgresConnection):
             if queue is Queue.OWN_UNBLOCK:
                 rows = await execute(DEQUEUE_UNBLOCK_SQL, (address, self._limit))
                 into.extend(unblock_message(str(row[0])) for row in rows)
+            elif leases > 0 and self._leases is not None:
+                rows = await self._claim_leasing(address, into, leases, self._leases)
+                leases -= sum(1 for row in rows if row[2] is not None)
             else:
                 rows = await execute(DEQUEUE_EXECUTE_SQL, (address, self._limit))
                 into.extend(execute_message(str(row[0]), int(row[1])) for row in rows)
             if len(rows) < self._limit:
                 return
+
+    async def _claim_leasing(
+        self, address: str, into: list[str], leases: int, taking: Leases
+    ) -> list[tuple[object, ...]]:
+        """One page of ``address``'s execute rows, the first ``leases`` tasks acquired.
+
+        Each acquired task's answer is kept for the SDK's acquire; every row is handed
+        over as an execute message all the same. A database without the function, or a
+        role refused it, gets the plain dequeue from then on.
+        """
+        try:
+            rows = await self._pipeline.execute(
+                DEQUEUE_ACQUIRE_SQL, (address, self._limit, self._pid, taking.ttl_ms, leases)
+            )
+        except (*_NO_WRAPPER, errors.InsufficientPrivilege) as exc:
+            self._leases = None
+            log.info(
+                "asyncrpc.dequeue_acquire: %s; tasks are acquired one request each",
+                _one_line(exc),
+            )
+            rows = await self._pipeline.execute(DEQUEUE_EXECUTE_SQL, (address, self._limit))
+            into.extend(execute_message(str(row[0]), int(row[1])) for row in rows)
+            return [(*row, None) for row in rows]
+        until = self._clock() + taking.keep_s
+        for task, version, acquired in rows:
+            into.append(execute_message(str(task), int(version)))
+            if acquired is not None:
+                self._kept[(str(task), int(version))] = _Kept(str(acquired), until)
+        return rows
+
+    def _lease_room(self) -> int:
+        """How many leases the next drain may take: the SDK's room, less the answers kept.
+
+        Kept answers past their time are dropped first: their leases lapse.
+        """
+        if self._leases is None:
+            return 0
+        if self._kept:
+            now = self._clock()
+            for key in [key for key, kept in self._kept.items() if kept.until < now]:
+                del self._kept[key]
+                log.info(
+                    "the lease of task %s (version %d), taken in the dequeue, went unused: "
+                    "it lapses and the task is given again",
+                    *key,
+                )
+        return max(0, self._leases.room() - len(self._kept))
+
+    def _kept_answer(self, req: str) -> str | None:
+        """The answer to the SDK's ``task.acquire`` ``req`` the dequeue took, if it has one.
+
+        ``asyncrpc.rpc``'s answer to the same request, with the request's correlation
+        id and version. An answer past its time, or one for another pid or ttl, is not
+        given: the request goes to the database, which refuses it. Another pid or
+        ttl ends the leases in the dequeue: the SDK asks for leases other than those
+        the link takes.
+        """
+        try:
+            request = _read_acquire.decode(req)
+        except msgspec.DecodeError:
+            return None
+        data = request.data
+        kept = self._kept.pop((data.id, data.version), None)
+        if kept is None or self._leases is None:
+            return None
+        if kept.until < self._clock():
+            log.info(
+                "the lease of task %s (version %d), taken in the dequeue, went unused: "
+                "it lapses and the task is given again",
+                data.id,
+                data.version,
+            )
+            return None
+        if data.pid != self._pid or data.ttl != self._leases.ttl_ms:
+            log.warning(
+                "task.acquire of %s as %s for %d ms, but the dequeue took it as %s for %d ms: "
+                "the lease lapses, and tasks are acquired one request each from now on",
+                data.id,
+                data.pid,
+                data.ttl,
+                self._pid,
+                self._leases.ttl_ms,
+            )
+            self._leases = None
+            self._kept.clear()
+            return None
+        head = request.head
+        return (
+            '{"kind":"task.acquire","head":{"corrId":'
+            + _json_text.encode(head.corr_id).decode()
+            + ',"status":200,"version":'
+            + _json_text.encode(head.version).decode()
+            + '},"data":'
+            + kept.data
+            + "}"
+        )
 
     async def _pump_loop(self) -> None:
         """Drain what a wake-up was for, then wait for the next one or the tick (a full drain).
@@ -556,6 +757,10 @@ class PostgresLink(PostgresConnection):
     # -- requests -------------------------------------------------------------
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+        if self._kept and req.startswith(_ACQUIRE_PREFIX):
+            kept = self._kept_answer(req)
+            if kept is not None:
+                return kept
         attempt = 0
         while True:
             try:

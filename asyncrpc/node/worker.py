@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from resonate.context import Context
+from resonate.resonate import Resonate
 
 from asyncrpc.lesson import services, topology
 from asyncrpc.network.join import Links, PollStream, join, links
@@ -132,6 +133,43 @@ async def notice_if_slow(stream: PollStream | PostgresLink, server_url: str) -> 
         log.info("waiting for the Resonate server at %s ...", config.redacted(server_url))
 
 
+def sdk_room(resonate: Resonate) -> Callable[[], int]:
+    """How many more tasks ``resonate`` would start at once now: its free execute permits.
+
+    The SDK runs at most ``max_concurrent_tasks`` tasks at once: each takes a permit
+    of an :class:`asyncio.Semaphore` before its ``task.acquire`` (resonate-sdk 0.8.1
+    keeps it as ``_runtime.execute_sema``; no public attribute says how many are
+    free). A resonate-pg link takes leases in its dequeue only for tasks the SDK
+    starts at once (:class:`~asyncrpc.network.postgres_link.Leases`). An SDK without
+    that semaphore has no room as far as this says: the link then dequeues plainly.
+    """
+    semaphore = getattr(getattr(resonate, "_runtime", None), "execute_sema", None)
+    if not isinstance(semaphore, asyncio.Semaphore):
+        return lambda: 0
+
+    def room() -> int:
+        # A semaphore with waiters is locked whatever its count: they take the permits first.
+        if semaphore.locked():
+            return 0
+        value = getattr(semaphore, "_value", 0)
+        return value if isinstance(value, int) else 0
+
+    return room
+
+
+def take_leases(stream: object, resonate: Resonate, ttl_s: float) -> bool:
+    """Have a resonate-pg link take this node's leases in its dequeue; whether it does.
+
+    A node only: the gateway runs no tasks and takes no leases.
+    """
+    from asyncrpc.network.postgres_link import Leases, PostgresLink
+
+    if not isinstance(stream, PostgresLink):
+        return False
+    stream.take_leases(Leases.for_ttl(ttl_s, sdk_room(resonate)))
+    return True
+
+
 async def run_worker(
     settings: NodeSettings,
     stop: asyncio.Event,
@@ -167,6 +205,8 @@ async def run_worker(
             on_first_connect=lambda: out(line),
         ),
     )
+    if config.is_postgres_url(settings.server_url):
+        take_leases(stream, resonate, settings.ttl)
     notice = asyncio.create_task(notice_if_slow(stream, settings.server_url))
     try:
         # No await since join(): no message can have arrived before this line.

@@ -5,7 +5,7 @@ file, published with resonate-pg. A user names it with ``--schema FILE`` or
 the environment variable ``ASYNCRPC_RESONATE_SQL``; without either the error
 says where to get it.
 
-The schema step adds two things of this project's own, both ``SECURITY DEFINER``
+The schema step adds three functions of this project's own, all ``SECURITY DEFINER``
 and granted to ``resonate_worker``:
 
 - ``asyncrpc.process_timeouts()`` (:data:`TIMER_DRIVER_SQL`), a wrapper of
@@ -23,6 +23,18 @@ and granted to ``resonate_worker``:
   per resume, two of an await chain's sixteen. docs/protocol.md ("preload")
   says how this differs from resonate.sql; a database without the function
   gets resonate.sql's own answer (:mod:`asyncrpc.network.postgres_link`).
+- ``asyncrpc.dequeue_acquire(...)`` (:data:`DEQUEUE_ACQUIRE_FUNCTION_SQL`),
+  ``resonate.dequeue_execute`` that also acquires the task of each of the first
+  ``p_leases`` rows for the process that dequeues (its pid and ttl), in the
+  same transaction, and returns beside each row the ``data`` that
+  ``asyncrpc.rpc`` answers that process's ``task.acquire`` of the row's task
+  and version with (``task``, ``promise``, ``preload``), or NULL where the
+  acquire fails (the row is then an ordinary execute message). A node keeps
+  the answer and gives it to the SDK's acquire that follows, so a step costs
+  one statement less (:mod:`asyncrpc.network.postgres_link`, "leases in the
+  dequeue"). Each acquire runs in a subtransaction: one that fails (a lock
+  cycle with a settle of the same promise, detected as a deadlock) takes back
+  its own work only, never the dequeue.
 """
 
 from __future__ import annotations
@@ -106,12 +118,57 @@ REVOKE ALL ON FUNCTION {RPC} FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION {RPC} TO resonate_worker;
 """
 
+#: The dequeue that takes leases (:mod:`asyncrpc.network.postgres_link`).
+DEQUEUE_ACQUIRE = "asyncrpc.dequeue_acquire(text, int, text, bigint, int)"
+
+DEQUEUE_ACQUIRE_FUNCTION_SQL = """
+CREATE OR REPLACE FUNCTION asyncrpc.dequeue_acquire(
+    p_target text, p_limit int, p_pid text, p_ttl bigint, p_leases int)
+  RETURNS TABLE(task text, task_version int, acquired text)
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = resonate, pg_temp AS $$
+DECLARE
+  row record;
+  taken int := 0;
+  resumed text[];
+  r jsonb;
+BEGIN
+  FOR row IN SELECT d.task_id, d.version FROM resonate.dequeue_execute(p_target, p_limit) d LOOP
+    task := row.task_id;
+    task_version := row.version;
+    acquired := NULL;
+    IF taken < p_leases THEN
+      BEGIN
+        -- As asyncrpc.rpc: read before the acquire, which deletes them.
+        SELECT array_agg(tr.awaited_id) INTO resumed
+          FROM resonate.task_resumes tr WHERE tr.task_id = row.task_id;
+        r := resonate.task_acquire(row.task_id, row.version, p_pid, p_ttl,
+               (extract(epoch from clock_timestamp()) * 1000)::bigint);
+        IF (r->>'status')::int = 200 THEN
+          taken := taken + 1;
+          acquired := jsonb_build_object('task', r->'task', 'promise', r->'promise',
+            'preload', COALESCE(
+              (SELECT jsonb_agg(resonate._promise_json_raw(p) ORDER BY p.id)
+                 FROM resonate.promises p WHERE p.id = ANY (resumed) AND p.state <> 'pending'),
+              '[]'::jsonb))::text;
+        END IF;
+      EXCEPTION WHEN OTHERS THEN
+        acquired := NULL;
+      END;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION asyncrpc.dequeue_acquire(text, int, text, bigint, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION asyncrpc.dequeue_acquire(text, int, text, bigint, int)
+  TO resonate_worker;
+"""
+
 #: Everything the schema step adds after resonate.sql, as one script.
-STEP_FUNCTIONS_SQL = TIMER_DRIVER_SQL + RPC_SQL
+STEP_FUNCTIONS_SQL = TIMER_DRIVER_SQL + RPC_SQL + DEQUEUE_ACQUIRE_FUNCTION_SQL
 
 
 def apply_schema(dsn: str, schema: Path) -> None:
-    """The schema step: resonate.sql from ``schema``, then its two functions, in one transaction."""
+    """The schema step: resonate.sql from ``schema``, then its functions, in one transaction."""
     apply_sql(dsn, schema.read_text() + "\n" + STEP_FUNCTIONS_SQL)
 
 
