@@ -5,7 +5,8 @@ members of resonate_worker, with passwords from environment variables. With
 every node and the gateway under such a role (none a superuser, none allowed
 ``resonate.process_timeouts()`` itself), node b's durable sleep still ends:
 the processes fire the timers through the schema step's
-``asyncrpc.process_timeouts()``. The gateway's role reads the call graph
+``asyncrpc.process_timeouts()``, and the nodes take their leases in the dequeue
+(``asyncrpc.dequeue_acquire``). The gateway's role reads the call graph
 (``--reader``); node b's may not, and `tree` under it says so. Skipped
 without ASYNCRPC_RESONATE_SQL. (tests/e2e/test_multihost.py does the same
 across hosts, with passwords checked over the network.)
@@ -97,6 +98,9 @@ def test_worker_roles_fire_the_timers_and_only_readers_read_the_graph(
     for process in nodes.values():
         assert "may not fire timers" not in process.output(), process.name
         assert "asyncrpc.collect() refused" not in process.output(), process.name
+        # The nodes take their leases in the dequeue, and the SDK uses every one it is given.
+        assert "tasks are acquired one request each" not in process.output(), process.name
+        assert "went unused" not in process.output(), process.name
 
     graph = httpx.get(f"{gateway_url}/invocations/roles-1/graph", timeout=30)
     assert graph.status_code == 200 and len(graph.json()["steps"]) >= 3, graph.text

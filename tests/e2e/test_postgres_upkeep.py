@@ -33,7 +33,7 @@ from asyncrpc.network.postgres_link import (
     listener_lock,
 )
 from asyncrpc.postgres import local, tuning
-from asyncrpc.postgres.schema import SchemaUnavailable
+from asyncrpc.postgres.schema import DEQUEUE_ACQUIRE, SchemaUnavailable
 from asyncrpc.postgres.tuning import Retention
 from harness.isolation import isolated_env
 from harness.postgres import ResonateCluster
@@ -519,19 +519,26 @@ def test_prepare_applies_resonate_sql_if_missing_then_the_step(
     assert f"resonate.sql applied from {schema}" in done.stdout
     assert "deleted after 12h" in done.stdout
     assert has_timer_wrapper(url)
-    # A database whose resonate.sql came from elsewhere gets the timer wrapper too.
+    assert has_function(url, DEQUEUE_ACQUIRE)
+    # A database whose resonate.sql came from elsewhere gets the step's functions too.
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP FUNCTION asyncrpc.process_timeouts()")
+        conn.execute(f"DROP FUNCTION {DEQUEUE_ACQUIRE}")
     again = prepare_cli("--url", url)
     assert again.returncode == 0, again.stderr
     assert "resonate.sql: already there" in again.stdout and "after 12h" in again.stdout
     assert not pinned(url)
     assert has_timer_wrapper(url)
+    assert has_function(url, DEQUEUE_ACQUIRE)
 
 
 def has_timer_wrapper(url: str) -> bool:
+    return has_function(url, "asyncrpc.process_timeouts()")
+
+
+def has_function(url: str, signature: str) -> bool:
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT to_regprocedure('asyncrpc.process_timeouts()')").fetchone()
+        row = conn.execute("SELECT to_regprocedure(%s)", (signature,)).fetchone()
     return row is not None and row[0] is not None
 
 
