@@ -160,3 +160,17 @@ def test_a_lease_taken_in_a_dequeue_and_never_used_lapses_and_the_task_is_given_
         assert (task, version) == ("root", 2) and acquired is not None
         assert json.loads(acquired)["task"]["pid"] == "a-2"
         assert task_row(db, "root") == ("acquired", 3, "a-2")
+
+
+def test_an_acquire_that_raises_takes_back_only_itself(resonate_cluster: ResonateCluster) -> None:
+    """Each acquire runs in a subtransaction: an error in one (here a lease whose end is past a
+    bigint) leaves its row claimed and plain, and the dequeue and the other rows stand."""
+    with connect(resonate_cluster, "raises") as db:
+        resumed(db, "first", "first-child")
+        rows = db.execute(DEQUEUE_ACQUIRE_SQL, (TARGET, 100, "a-1", 2**63 - 1, 64)).fetchall()
+        assert [(task, acquired) for task, _, acquired in rows] == [("first", None)]
+        assert task_row(db, "first") == ("pending", 1, None)
+        assert dequeue_acquire(db, leases=64) == []  # claimed all the same
+        resumed(db, "second", "second-child")
+        [(task, _, acquired)] = dequeue_acquire(db, leases=64)
+        assert task == "second" and acquired is not None
