@@ -21,7 +21,7 @@ from resonate.resonate import Resonate
 from resonate.retry import ExponentialBackoff
 from resonate_pg.connection import DEQUEUE_EXECUTE_SQL
 
-from asyncrpc.network.join import PollStream, join
+from asyncrpc.network.join import PollStream, join, links
 from asyncrpc.network.postgres_link import (
     DEQUEUE_ACQUIRE_SQL,
     WRAPPED_RPC_SQL,
@@ -299,6 +299,17 @@ def test_a_link_not_told_to_take_leases_dequeues_plainly() -> None:
     db = asyncio.run(scenario())
     assert db.statements(DEQUEUE_ACQUIRE_SQL) == []
     assert len(db.statements(DEQUEUE_EXECUTE_SQL)) == 1
+
+
+def test_a_link_as_the_gateway_makes_it_takes_no_leases() -> None:
+    """The gateway joins through :func:`links` alone; only a node's wiring takes leases."""
+
+    async def scenario() -> object:
+        network, stream = links("postgresql://gw@db.internal:5432/app", group="gateway", pid="gw")
+        assert isinstance(stream, PostgresLink) and network is stream
+        return stream._leases
+
+    assert asyncio.run(scenario()) is None
 
 
 def test_only_a_resonate_pg_link_takes_leases() -> None:
