@@ -577,6 +577,26 @@ def supervise(run_dir: str) -> int:
     return 1 if code is None else code if code >= 0 else 128 - code
 
 
+def supervise_early(channel: socket.socket) -> int:
+    """A detached `up`'s template forked before the command line was parsed
+    (:mod:`asyncrpc.ops.up_early`): the web stack loads while the command prepares the
+    plan, then, handed the run over ``channel``, it goes on as :func:`supervise`.
+    Without a handover (the command stopped short of a run) it exits.
+    """
+    from asyncrpc.ops import up_early
+
+    setproctitle.setproctitle(f"{sys.executable} -m asyncrpc.entrypoints.template")
+    skip_unused_modules()
+    # An import that fails here fails again in supervise(), whose output is the log by then.
+    with contextlib.suppress(Exception):
+        preload(SHARED_PRELOAD, complete=False)
+    handed = up_early.receive(channel)
+    if handed is None:
+        return 0
+    up_early.become(handed)
+    return supervise(handed.run_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     setproctitle.setproctitle(f"{sys.executable} -m asyncrpc.entrypoints.template")
