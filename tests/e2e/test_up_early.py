@@ -4,8 +4,9 @@ A small driver runs the `asyncrpc` program's ``main`` in its own process with an
 audit hook that notes, for each fork, whether Typer was loaded yet; it is the
 process's child subreaper, so a process the command left behind would become its
 child and show. With `--detach` the command forks once, before Typer; a bad option
-(one Click refuses, one `up` refuses) ends with the usual message and exit code and
-the early template stopped and reaped; with ASYNCRPC_TEMPLATE=0 nothing is forked.
+(one Click refuses, one `up` refuses, a port taken) or a Ctrl-C before the handover
+ends with the usual message and exit code and the early template stopped and
+reaped; with ASYNCRPC_TEMPLATE=0 nothing is forked.
 A good `up --detach` hands the early template its run: the supervisor is its child.
 """
 
@@ -34,14 +35,20 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 #: PR_SET_CHILD_SUBREAPER: orphans of the command become the driver's children.
 DRIVER = r"""
-import ctypes, json, os, sys
+import ctypes, json, os, signal, sys
 import psutil
 ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
 report_path, args = sys.argv[1], sys.argv[2:]
 forks = []
+interrupt = float(os.environ.get("DRIVER_INTERRUPT_S", "0"))
 def hook(event, _):
     if event == "os.fork":
         forks.append("typer" in sys.modules)
+        if interrupt and len(forks) == 1:  # Ctrl-C this long after the first fork
+            signal.setitimer(signal.ITIMER_REAL, interrupt)
+def ctrl_c(signum, frame):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGALRM, ctrl_c)
 sys.addaudithook(hook)
 sys.argv = ["asyncrpc", *args]
 code = 0
@@ -50,6 +57,8 @@ try:
     main()
 except SystemExit as exit:
     code = exit.code if isinstance(exit.code, int) else 1
+except KeyboardInterrupt:
+    code = 130
 left = [p.pid for p in psutil.Process().children(recursive=True) if p.status() != "zombie"]
 with open(report_path, "w") as report:
     json.dump({"code": code, "forks": forks, "left": left}, report)
@@ -99,6 +108,17 @@ def test_a_port_taken_stops_the_early_template_and_names_the_port(
     assert found["code"] == 1
     assert f"port {port} on 127.0.0.1 (the gateway) is already in use" in stderr
     assert found["forks"] == [False] and found["left"] == []
+
+
+def test_a_ctrl_c_before_the_handover_stops_the_early_template(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    """Ctrl-C while the command still loads the CLI: the template it forked goes with it."""
+    env = {**launcher.env, "DRIVER_INTERRUPT_S": "0.01"}
+    found, _ = drive(tmp_path, env, "up", "--detach", *launcher.ports())
+    assert found["code"] in (1, 130)  # Click's "Aborted!" once it runs, else the interrupt
+    assert found["forks"] == [False] and found["left"] == []
+    assert not launcher.rundir.state_file.exists()
 
 
 def test_without_the_template_nothing_is_forked_early(launcher: Launcher, tmp_path: Path) -> None:
