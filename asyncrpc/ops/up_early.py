@@ -30,7 +30,6 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from asyncrpc.runtime import config
@@ -60,14 +59,21 @@ def wanted(args: Sequence[str], env: Mapping[str, str], platform: str = sys.plat
     return bool(DETACH_FLAGS & set(options)) and not NOTHING_STARTED & set(options)
 
 
-@dataclass(frozen=True)
 class Handover:
-    """What the command hands its early template: everything the template needs of the run."""
+    """What the command hands its early template: everything the template needs of the run.
 
-    run_dir: str
-    env: dict[str, str]
-    log: int
-    lock: int
+    A plain class rather than a dataclass: :mod:`dataclasses` (and :mod:`inspect` with it)
+    would load before the fork, and delay it.
+    """
+
+    __slots__ = ("env", "lock", "log", "run_dir")
+
+    def __init__(self, run_dir: str, env: dict[str, str], log: int, lock: int) -> None:
+        self.run_dir = run_dir
+        self.env = env
+        #: The launcher's log and the run directory's lock, as descriptors of this process.
+        self.log = log
+        self.lock = lock
 
 
 class EarlyTemplate:
