@@ -17,7 +17,9 @@ A request that waits while the modules load is dropped, not forked, when the
 channel closes first: nobody would watch or stop that child.
 
 A detached `up` starts it as `python -m asyncrpc.entrypoints.template --supervise
-RUN_DIR` instead, and its imports are split over two processes, one a core. It
+RUN_DIR` instead, or, as the `asyncrpc` program starts, forks it before it loads the
+CLI (:func:`supervise_early`, :mod:`asyncrpc.ops.up_early`), and its imports are split
+over two processes, one a core. It
 loads the web stack (SHARED_PRELOAD), then forks the *server template*
 (`--server` in `ps`), which loads the server's modules and forks the server,
 and meanwhile loads the SDK and the supervisor's modules itself and forks the
