@@ -409,18 +409,23 @@ def up_round(bench: Bench, name: str, code: Path | None) -> dict[str, Any]:
     launched = Launched(run_dir, {**bench.procs.base_env, config.ENV_RUN_DIR: str(run_dir)})
     try:
         one_import = python_s("import resonate.resonate")
+        began = time.time()
         _, elapsed = up_detached(bench, run_dir, code=code)
         launched.remember()
         state = RunDir(run_dir).read_state()
         if state is None:
             raise BenchError("the supervisor left no state file")
+        timeline = fork_timeline(run_dir, state)
+        with contextlib.suppress(psutil.Error):
+            forked = psutil.Process(state.supervisor.pid).create_time() - start_time_offset()
+            timeline["supervisor_s"] = round(forked - began, 3)
         return {
             "ready_s": elapsed,
             "import_s": one_import,
             "ratio": round(elapsed / one_import, 3),
             "load_1m": round(os.getloadavg()[0], 2),
             "ready_after_fork_s": ready_after_fork(run_dir, state),
-            "timeline": fork_timeline(run_dir, state),
+            "timeline": timeline,
         }
     finally:
         launched.remember()
@@ -464,27 +469,43 @@ def against_base_table(data: dict[str, Any]) -> Table:
     table = Table(
         f"`up --detach` against {data['revision']}, interleaved pairs "
         "(s, and in brackets x one SDK import taken just before)",
-        ["pair", "base", "this", "this / base", "load (1 min)", "rest asked after listening"],
+        [
+            "pair",
+            "base",
+            "this",
+            "this / base",
+            "load (1 min)",
+            "supervisor forked at",
+            "rest asked after listening",
+        ],
     )
 
     def shown(r: dict[str, Any]) -> str:
         return f"{r['ready_s']:.2f} ({r['ratio']:.2f}x)"
 
-    def asked(r: dict[str, Any]) -> str:
+    def moment(r: dict[str, Any], key: str) -> str:
         timeline = r.get("timeline", {})
-        return f"{timeline['others_s']:.2f}" if "others_s" in timeline else "?"
+        return f"{timeline[key]:.2f}" if key in timeline else "?"
+
+    def supervisor_median(key: str) -> str:
+        timelines = [p[key].get("timeline", {}) for p in data["pairs"]]
+        found = [t["supervisor_s"] for t in timelines if "supervisor_s" in t]
+        return f"{statistics.median(found):.2f}" if found else "?"
 
     for i, pair in enumerate(data["pairs"], 1):
         base, this = pair["base"], pair["this"]
         loads = f"{base['load_1m']:.1f} / {this['load_1m']:.1f}"
         over = f"{this['ready_s'] / base['ready_s']:.2f}"
-        table.add(str(i), shown(base), shown(this), over, loads, f"{asked(base)} / {asked(this)}")
+        forked = f"{moment(base, 'supervisor_s')} / {moment(this, 'supervisor_s')}"
+        asked = f"{moment(base, 'others_s')} / {moment(this, 'others_s')}"
+        table.add(str(i), shown(base), shown(this), over, loads, forked, asked)
     table.add(
         "median",
         f"{data['base_ready_s_median']:.2f} ({data['base_ratio_median']:.2f}x)",
         f"{data['this_ready_s_median']:.2f} ({data['this_ratio_median']:.2f}x)",
         f"{data['this_over_base_median']:.2f}",
         "",
+        f"{supervisor_median('base')} / {supervisor_median('this')}",
         "",
     )
     return table

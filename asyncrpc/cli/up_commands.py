@@ -129,6 +129,7 @@ def up(
     Logs: RUN_DIR/logs/NAME.log. The web dashboard ([bold]asyncrpc ui[/bold])
     shows and drives it all from a browser.
     """
+    from asyncrpc.ops import up_early
     from asyncrpc.ops.up import UpOptions, prepare, run_foreground, spawn_detached
 
     options = UpOptions(
@@ -153,7 +154,9 @@ def up(
         try:
             plan = prepare(options, os.environ, rundir.path, notify=say)
             if detach:
-                detached = spawn_detached(plan, os.environ, lock)
+                # The template the program forked as it started, if it did (asyncrpc.ops.up_early).
+                early = up_early.claim()
+                detached = spawn_detached(plan, os.environ, lock, early)
                 # rich and the table load while the template does (two cores): only printing
                 # needs them, once everything is ready.
                 from asyncrpc.terminal import status_table  # noqa: F401

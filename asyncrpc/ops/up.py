@@ -6,8 +6,9 @@ raising before anything starts when a name is wrong, a supervisor already runs
 in the run directory, or a port is taken. :func:`run_foreground` runs the
 supervisor in this process until Ctrl-C or `asyncrpc down`; :func:`start_detached`
 starts a detached supervisor (forked from the template, which this process forks
-where it can: :mod:`asyncrpc.ops.up_fork`; else
-:mod:`asyncrpc.entrypoints.detached_supervisor`), hands it the run directory's
+which the `asyncrpc` program forks before it parses the command line, else this
+process forks where it can: :mod:`asyncrpc.ops.up_early`, :mod:`asyncrpc.ops.up_fork`;
+else :mod:`asyncrpc.entrypoints.detached_supervisor`), hands it the run directory's
 lock, and returns once everything is ready.
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from asyncrpc.lesson import topology
+from asyncrpc.ops.up_early import EarlyTemplate
 from asyncrpc.ops.up_fork import ChildProcess, can_fork, fork_program
 from asyncrpc.postgres.schema import SchemaUnavailable, resonate_sql_path
 from asyncrpc.runtime import config
@@ -290,14 +292,28 @@ def detached_command(plan: Plan, env: Mapping[str, str]) -> list[str]:
 
 
 def start_detached_process(
-    plan: Plan, env: Mapping[str, str], log: BinaryIO, lock_fd: int
+    plan: Plan,
+    env: Mapping[str, str],
+    log: BinaryIO,
+    lock_fd: int,
+    early: EarlyTemplate | None = None,
 ) -> ChildProcess:
     """The detached supervisor's first process, output to ``log``, holding ``lock_fd``.
 
-    Its template is forked from this process where that is safe (:mod:`asyncrpc.ops.up_fork`:
-    it finds the interpreter started and Typer and the CLI loaded); else it starts as a
-    program.
+    Its template is the ``early`` one, forked before the command line was parsed
+    (:mod:`asyncrpc.ops.up_early`: its imports began as this process started), when
+    there is one and it still runs; else it is forked from this process where that is
+    safe (:mod:`asyncrpc.ops.up_fork`: it finds the interpreter started and Typer and
+    the CLI loaded); else it starts as a program. An ``early`` template not used is
+    stopped.
     """
+    if early is not None:
+        if uses_template(plan, env):
+            child = early.hand_over(str(plan.run_dir), env, log.fileno(), lock_fd)
+            if child is not None:
+                return child
+        else:
+            early.stop()
     handed = {**env, config.ENV_RUN_LOCK_FD: str(lock_fd)}
     if uses_template(plan, env) and can_fork():
         args = ["--supervise", str(plan.run_dir)]
@@ -358,24 +374,35 @@ class Detached:
             raise CommandError("interrupted: stopped everything that had started.", 130) from None
 
 
-def spawn_detached(plan: Plan, env: Mapping[str, str], lock: RunDirLock | None = None) -> Detached:
+def spawn_detached(
+    plan: Plan,
+    env: Mapping[str, str],
+    lock: RunDirLock | None = None,
+    early: EarlyTemplate | None = None,
+) -> Detached:
     """Start a detached supervisor for ``plan`` and return at once (the caller may load
     what it prints with meanwhile, on the other core).
 
     The run directory's ``lock`` (claimed here when not given) goes to the supervisor:
     it inherits the very descriptor, so the lock is never free between this process
-    and it, and it holds the lock for its life.
+    and it, and it holds the lock for its life. ``early``: the template forked as the
+    command started (:mod:`asyncrpc.ops.up_early`), used or stopped here.
     """
     rundir = plan.rundir
-    lock = lock or rundir.claim()
     try:
-        rundir.clear_state()
-        rundir.write_plan(json.dumps(plan.to_json(), indent=1))
-        with rundir.open_log(LAUNCHER_LOG) as log:
-            offset = log.tell()
-            process = start_detached_process(plan, env, log, lock.fd)
+        lock = lock or rundir.claim()
+        try:
+            rundir.clear_state()
+            rundir.write_plan(json.dumps(plan.to_json(), indent=1))
+            with rundir.open_log(LAUNCHER_LOG) as log:
+                offset = log.tell()
+                process = start_detached_process(plan, env, log, lock.fd, early)
+                early = None
+        finally:
+            lock.release()  # this process's hold: the supervisor's copy holds the lock now
     finally:
-        lock.release()  # this process's hold: the supervisor's copy holds the lock now
+        if early is not None:  # something failed before it was handed its run
+            early.stop()
     return Detached(plan, process, offset)
 
 

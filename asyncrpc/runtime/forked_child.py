@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import traceback
 from collections.abc import Callable
 
 
@@ -33,6 +32,8 @@ def fork_child(child: Callable[[], int]) -> int:
         code = exit_code(exit)
     except BaseException:  # whatever happens, the child must not return
         with contextlib.suppress(Exception):
+            import traceback  # only here: `up --detach` forks its template before it loads more
+
             traceback.print_exc()
     finally:
         with contextlib.suppress(Exception):

@@ -143,7 +143,8 @@ def test_a_forked_replica_is_its_own_process_and_is_replaced_alone(launcher: Lau
 PRELOAD_STAGES = """
 import json, sys
 from asyncrpc.entrypoints import template
-watched = ("rich", "resonate.resonate", "asyncrpc.dashboard.app", "asyncrpc.terminal.status_table")
+watched = ("rich", "resonate.resonate", "asyncrpc.dashboard.app", "asyncrpc.terminal.status_table",
+           "asyncrpc.cli.status_commands", "asyncrpc.cli.node_commands")
 def loaded():
     return [name for name in watched if sys.modules.get(name) is not None]
 template.skip_unused_modules()
@@ -176,7 +177,8 @@ def test_the_template_forks_the_supervisor_before_the_sdk_and_rich_only_once_idl
     needs it) but before the dashboard, which it imports itself while the template imports
     the replicas' modules; a node may be forked once its modules and the CLI are in, the
     gateway only at the end; nothing forked for a replica's start carries rich, which httpx's
-    command line would load; a relayed `status` finds it loaded once the template is idle.
+    command line would load, nor the CLI's other commands; a relayed `status` finds them
+    loaded once the template is idle.
     """
     done = subprocess.run(
         [sys.executable, "-c", PRELOAD_STAGES], capture_output=True, text=True, timeout=120
@@ -188,5 +190,12 @@ def test_the_template_forks_the_supervisor_before_the_sdk_and_rich_only_once_idl
     assert stages["supervisor"] == ["resonate.resonate"]
     assert stages["nodes' before the CLI"] == ["server"]
     assert stages["nodes' and the CLI"] == ["server", "node"]
-    assert stages["replicas"] == ["resonate.resonate"]
-    assert stages["late"] == ["rich", "resonate.resonate", "asyncrpc.terminal.status_table"]
+    # The replicas' CLI: their commands' modules alone, as `python -m asyncrpc node ...` loads.
+    assert stages["replicas"] == ["resonate.resonate", "asyncrpc.cli.node_commands"]
+    assert stages["late"] == [
+        "rich",
+        "resonate.resonate",
+        "asyncrpc.terminal.status_table",
+        "asyncrpc.cli.status_commands",
+        "asyncrpc.cli.node_commands",
+    ]

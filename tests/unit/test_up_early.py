@@ -1,0 +1,83 @@
+"""Which command lines fork the early template, and the handover it waits for.
+
+`up --detach` (or `-d`) on Linux with the template on forks it; anything else
+(another command, `--help`, a flag after `--`, ASYNCRPC_TEMPLATE=0, another
+platform) does not. The handover carries the run directory, the environment and
+the two descriptors (the log and the lock) across a socketpair: the template finds
+the same open files, its lock's number in its environment; a command that closes
+the socketpair without a handover leaves it nothing to run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from asyncrpc.ops import up_early
+from asyncrpc.runtime import config
+
+LINUX = "linux"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "platform", "forks"),
+    [
+        (["up", "--detach"], {}, LINUX, True),
+        (["up", "await-chain", "-d", "--scale", "h=2"], {}, LINUX, True),
+        (["up", "--detach"], {config.ENV_TEMPLATE: "1"}, LINUX, True),
+        (["up"], {}, LINUX, False),  # foreground: the supervisor runs in the command
+        (["status", "--detach"], {}, LINUX, False),
+        (["up", "--detach", "--help"], {}, LINUX, False),
+        (["up", "--", "--detach"], {}, LINUX, False),
+        (["up", "--detach"], {config.ENV_TEMPLATE: "0"}, LINUX, False),
+        (["up", "--detach"], {}, "darwin", False),
+        ([], {}, LINUX, False),
+    ],
+)
+def test_only_a_detached_up_with_the_template_forks_it_early(
+    args: list[str], env: dict[str, str], platform: str, forks: bool
+) -> None:
+    assert up_early.wanted(args, env, platform) is forks
+
+
+def same_file(a: int, b: int) -> bool:
+    first, second = os.fstat(a), os.fstat(b)
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def test_the_handover_carries_the_run_and_the_open_log_and_lock(tmp_path: Path) -> None:
+    command_end, template_end = socket.socketpair()
+    log = os.open(tmp_path / "launcher.log", os.O_WRONLY | os.O_CREAT, 0o600)
+    lock = os.open(tmp_path / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    env = {"PATH": "/bin", "BIG": "x" * 200_000}  # more than one read of the socket
+    early = up_early.EarlyTemplate(os.getpid(), command_end)
+    handed: up_early.Handover | None = None
+    try:
+        # The template's end is read on another thread: a line this long does not fit the
+        # socket's buffer at once.
+        got: list[up_early.Handover | None] = []
+        reader = threading.Thread(target=lambda: got.append(up_early.receive(template_end)))
+        reader.start()
+        child = early.hand_over(str(tmp_path), env, log, lock)
+        reader.join(timeout=30)
+        assert child is not None and child.pid == os.getpid()
+        assert early.done and command_end.fileno() == -1
+        handed = got[0]
+        assert handed is not None
+        assert handed.run_dir == str(tmp_path) and handed.env == env
+        assert same_file(handed.log, log) and same_file(handed.lock, lock)
+        assert handed.log not in (log, lock) and handed.lock not in (log, lock)
+    finally:
+        for fd in (log, lock) + ((handed.log, handed.lock) if handed else ()):
+            os.close(fd)
+        template_end.close()
+
+
+def test_no_handover_when_the_command_closes_the_socketpair() -> None:
+    command_end, template_end = socket.socketpair()
+    command_end.close()
+    assert up_early.receive(template_end) is None
