@@ -29,6 +29,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -64,6 +65,15 @@ WRITE_RETRY_MS = 1_000
 BESIDE_THE_PATH = frozenset({"task.suspend", "promise.register_listener"})
 #: How long a request :data:`BESIDE_THE_PATH` waits at most for another's commit (s).
 BESIDE_THE_PATH_WAIT_S = 0.001
+#: How long a suspend whose awaited promises are all pending waits, behind the fast lane,
+#: for one of them to settle before it is applied (s). A suspend applied once what it awaits
+#: has settled is answered 300 with that promise as preload, and its task goes on in the
+#: process that holds it: no resume message, no second acquire, no callback written. An
+#: await chain's child settles within milliseconds; a task that awaits longer is suspended
+#: after this wait, as if its suspend had come later. Far below a lease (seconds).
+SUSPEND_HOLD_S = 0.1
+#: At most this many suspends wait at once; more are applied as they come.
+MAX_HELD_SUSPENDS = 10_000
 #: The kinds that never change the state: served while writes are refused.
 READ_KINDS = frozenset(
     {
@@ -106,6 +116,43 @@ def _deliver(held: list[tuple[Reply, Callable[[Reply], None]]]) -> None:
         deliver(reply)
 
 
+class _Hold:
+    """A suspend waiting for one of the promises it awaits to settle (:meth:`Engine.answer`)."""
+
+    __slots__ = ("awaited", "body", "deadline", "deliver", "done", "request")
+
+    def __init__(
+        self,
+        deadline: float,
+        body: bytes,
+        request: Request,
+        deliver: Callable[[Reply], None],
+        awaited: tuple[str, ...],
+    ) -> None:
+        self.deadline = deadline
+        self.body = body
+        self.request = request
+        self.deliver = deliver
+        self.awaited = awaited
+        #: Applied already (a promise it awaits settled, or its callers' order asked for it).
+        self.done = False
+
+
+def _awaited(data: dict[str, Any]) -> tuple[str, ...] | None:
+    """The promise ids a suspend's actions await; None when they are not all plain ids."""
+    actions = data.get("actions")
+    if not isinstance(actions, list) or not actions:
+        return None
+    awaited = []
+    for action in actions:
+        inner = action.get("data") if isinstance(action, dict) else None
+        promise_id = inner.get("awaited") if isinstance(inner, dict) else None
+        if not isinstance(promise_id, str):
+            return None
+        awaited.append(promise_id)
+    return tuple(awaited)
+
+
 class Engine:
     """State machine + durability + routing, driven by requests and a timer."""
 
@@ -118,6 +165,7 @@ class Engine:
         ack_timeout_ms: int = ACK_TIMEOUT_MS,
         background_snapshots: bool = False,
         beside_the_path_wait_s: float = BESIDE_THE_PATH_WAIT_S,
+        suspend_hold_s: float = SUSPEND_HOLD_S,
     ) -> None:
         self.state = Machine(store.history)
         #: How long a settled invocation is kept (None: forever); see :mod:`retention`.
@@ -160,6 +208,13 @@ class Engine:
         #: Applies them when no commit comes first, after this long (s).
         self._later_timer: asyncio.TimerHandle | None = None
         self._later_wait_s = beside_the_path_wait_s
+        #: Suspends waiting for what they await (:data:`SUSPEND_HOLD_S`): in the order they
+        #: came, which is their deadlines' order, and by the promise ids they await.
+        self._holds: deque[_Hold] = deque()
+        self._holding: dict[str, list[_Hold]] = {}
+        #: Applies the first of them that is still waiting at its deadline.
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._hold_s = suspend_hold_s
         self.recovered_entries = 0
         self._recover(self.state)
 
@@ -200,11 +255,19 @@ class Engine:
         says that an earlier request on the caller's connection is not answered yet:
         while one waits to be applied later, so does this one, so that a connection's
         requests are applied in the order they were sent.
+
+        A suspend whose awaited promises are all pending waits up to ``suspend_hold_s``
+        for one of them to settle (:data:`SUSPEND_HOLD_S`), and is applied right after
+        the commit that settles it, ahead of that commit's answers.
         """
         parsed = self._parse(body)
+        if behind and self._holds:
+            self._release_all_holds()
         if (behind and self._later) or (
             isinstance(parsed, Request) and parsed.kind in BESIDE_THE_PATH
         ):
+            if not behind and isinstance(parsed, Request) and self._hold(body, parsed, deliver):
+                return
             self._later.append((body, parsed, deliver))
             if self._later_timer is None:
                 self._later_timer = asyncio.get_running_loop().call_later(
@@ -234,6 +297,88 @@ class Engine:
         later, self._later = self._later, []
         for body, parsed, deliver in later:
             self._answer(body, parsed, deliver)
+
+    def _hold(self, body: bytes, request: Request, deliver: Callable[[Reply], None]) -> bool:
+        """Keep a suspend until a promise it awaits settles (or its deadline); whether it is."""
+        if (
+            request.kind != "task.suspend"
+            or self._hold_s <= 0
+            or self.failed is not None
+            or len(self._holds) >= MAX_HELD_SUSPENDS
+        ):
+            return False
+        awaited = _awaited(request.data)
+        if awaited is None:
+            return False
+        now = self.clock()
+        promises = self.state.promises
+        for promise_id in awaited:
+            promise = promises.get(promise_id)
+            if promise is None or not promise.is_open(now):
+                return False
+        loop = asyncio.get_running_loop()
+        hold = _Hold(loop.time() + self._hold_s, body, request, deliver, awaited)
+        self._holds.append(hold)
+        for promise_id in awaited:
+            self._holding.setdefault(promise_id, []).append(hold)
+        if self._hold_timer is None:
+            self._hold_timer = loop.call_at(hold.deadline, self._holds_due)
+        return True
+
+    def _unhold(self, hold: _Hold) -> None:
+        hold.done = True
+        for promise_id in hold.awaited:
+            holds = self._holding.get(promise_id)
+            if holds is not None:
+                with contextlib.suppress(ValueError):
+                    holds.remove(hold)
+                if not holds:
+                    del self._holding[promise_id]
+
+    def _release_settled(self, settled: list[str]) -> None:
+        """Apply the suspends that await a promise this commit settled: each is answered 300."""
+        released = []
+        for promise_id in settled:
+            for hold in self._holding.get(promise_id, ()):
+                released.append(hold)
+        for hold in released:
+            if not hold.done:
+                self._unhold(hold)
+                self._answer(hold.body, hold.request, hold.deliver)
+        holds = self._holds
+        while holds and holds[0].done:
+            holds.popleft()
+
+    def _release_all_holds(self) -> None:
+        """Every waiting suspend joins the requests applied after the next commit, in order."""
+        for hold in self._holds:
+            if not hold.done:
+                self._unhold(hold)
+                self._later.append((hold.body, hold.request, hold.deliver))
+        self._holds.clear()
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        if self._later and self._later_timer is None:
+            self._later_timer = asyncio.get_running_loop().call_later(
+                self._later_wait_s, self._answer_later
+            )
+
+    def _holds_due(self) -> None:
+        """Apply the suspends whose wait is over; they are suspended (answered 200)."""
+        self._hold_timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        holds = self._holds
+        while holds and (holds[0].done or holds[0].deadline <= now):
+            hold = holds.popleft()
+            if not hold.done:
+                self._unhold(hold)
+                self._answer(hold.body, hold.request, hold.deliver)
+        while holds and holds[0].done:
+            holds.popleft()
+        if holds:
+            self._hold_timer = loop.call_at(holds[0].deadline, self._holds_due)
 
     def _unavailable(self, request: Request | None) -> Reply:
         """A 503 for ``request``, in its envelope (its kind and corrId), saying why."""
@@ -315,12 +460,15 @@ class Engine:
         except CommitFailed as exc:
             self._fail(exc)
             raise
+        settled: list[str] = []
         if self._settled:
             settled, self._settled = self._settled, []
             self.state.evict(settled)
         unrouted, self._unrouted = self._unrouted, []
         self._route(unrouted)
         self._maybe_snapshot()
+        if settled and self._holding:
+            self._release_settled(settled)
 
     def _fail(self, exc: CommitFailed) -> None:
         """Undo what did not reach the disk: its messages go nowhere, the state is the disk's.
@@ -433,6 +581,11 @@ class Engine:
             self._later_timer.cancel()
             self._later_timer = None
             self._later = []
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        self._holds.clear()
+        self._holding.clear()
         if self._timer is not None:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
