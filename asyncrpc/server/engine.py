@@ -119,7 +119,7 @@ def _deliver(held: list[tuple[Reply, Callable[[Reply], None]]]) -> None:
 class _Hold:
     """A suspend waiting for one of the promises it awaits to settle (:meth:`Engine.answer`)."""
 
-    __slots__ = ("awaited", "body", "deadline", "deliver", "done", "request")
+    __slots__ = ("awaited", "body", "connection", "deadline", "deliver", "done", "request")
 
     def __init__(
         self,
@@ -128,7 +128,9 @@ class _Hold:
         request: Request,
         deliver: Callable[[Reply], None],
         awaited: tuple[str, ...],
+        connection: object | None,
     ) -> None:
+        self.connection = connection
         self.deadline = deadline
         self.body = body
         self.request = request
@@ -243,7 +245,13 @@ class Engine:
                 return self._unavailable(reply.request)
         return reply
 
-    def answer(self, body: bytes, deliver: Callable[[Reply], None], behind: bool = False) -> None:
+    def answer(
+        self,
+        body: bytes,
+        deliver: Callable[[Reply], None],
+        behind: bool = False,
+        connection: object | None = None,
+    ) -> None:
         """:meth:`handle_grouped` without a coroutine: ``deliver`` gets the reply once it may leave.
 
         That is at once for a request that waits for no commit, else right after the
@@ -254,19 +262,26 @@ class Engine:
         of other requests, or once ``beside_the_path_wait_s`` is over. ``behind``
         says that an earlier request on the caller's connection is not answered yet:
         while one waits to be applied later, so does this one, so that a connection's
-        requests are applied in the order they were sent.
+        requests are applied in the order they were sent. ``connection`` stands for the
+        caller connection's unanswered requests (None: unknown).
 
         A suspend whose awaited promises are all pending waits up to ``suspend_hold_s``
         for one of them to settle (:data:`SUSPEND_HOLD_S`), and is applied right after
-        the commit that settles it, ahead of that commit's answers.
+        the commit that settles it, ahead of that commit's answers. A request behind
+        it on its connection lets it be applied first, as requests :data:`BESIDE_THE_PATH`
+        are, and waits behind it.
         """
         parsed = self._parse(body)
         if behind and self._holds:
-            self._release_all_holds()
+            self._release_holds(connection)
         if (behind and self._later) or (
             isinstance(parsed, Request) and parsed.kind in BESIDE_THE_PATH
         ):
-            if not behind and isinstance(parsed, Request) and self._hold(body, parsed, deliver):
+            if (
+                not behind
+                and isinstance(parsed, Request)
+                and self._hold(body, parsed, deliver, connection)
+            ):
                 return
             self._later.append((body, parsed, deliver))
             if self._later_timer is None:
@@ -298,7 +313,13 @@ class Engine:
         for body, parsed, deliver in later:
             self._answer(body, parsed, deliver)
 
-    def _hold(self, body: bytes, request: Request, deliver: Callable[[Reply], None]) -> bool:
+    def _hold(
+        self,
+        body: bytes,
+        request: Request,
+        deliver: Callable[[Reply], None],
+        connection: object | None,
+    ) -> bool:
         """Keep a suspend until a promise it awaits settles (or its deadline); whether it is."""
         if (
             request.kind != "task.suspend"
@@ -317,7 +338,7 @@ class Engine:
             if promise is None or not promise.is_open(now):
                 return False
         loop = asyncio.get_running_loop()
-        hold = _Hold(loop.time() + self._hold_s, body, request, deliver, awaited)
+        hold = _Hold(loop.time() + self._hold_s, body, request, deliver, awaited, connection)
         self._holds.append(hold)
         for promise_id in awaited:
             self._holding.setdefault(promise_id, []).append(hold)
@@ -349,16 +370,16 @@ class Engine:
         while holds and holds[0].done:
             holds.popleft()
 
-    def _release_all_holds(self) -> None:
-        """Every waiting suspend joins the requests applied after the next commit, in order."""
+    def _release_holds(self, connection: object | None) -> None:
+        """The suspends waiting on ``connection`` (None: all) join the requests applied after
+        the next commit, in the order they came."""
         for hold in self._holds:
-            if not hold.done:
+            if not hold.done and (connection is None or hold.connection is connection):
                 self._unhold(hold)
                 self._later.append((hold.body, hold.request, hold.deliver))
-        self._holds.clear()
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-            self._hold_timer = None
+        holds = self._holds
+        while holds and holds[0].done:
+            holds.popleft()
         if self._later and self._later_timer is None:
             self._later_timer = asyncio.get_running_loop().call_later(
                 self._later_wait_s, self._answer_later

@@ -52,11 +52,17 @@ PUSH_METHOD, PUSH_PREFIX = b"GET", b"/poll/"
 class Lane(Protocol):
     """What answers the fast lane's requests: :class:`~asyncrpc.server.app.ServerApp`.
 
-    ``behind`` says that an earlier request on the same connection is not answered yet.
+    ``behind`` says that an earlier request on the same connection is not answered yet;
+    ``connection`` stands for that connection's unanswered requests.
     """
 
     def post(
-        self, headers: Headers, body: bytes, respond: Respond, behind: bool = False
+        self,
+        headers: Headers,
+        body: bytes,
+        respond: Respond,
+        behind: bool = False,
+        connection: object | None = None,
     ) -> None: ...
 
 
@@ -173,7 +179,7 @@ class FastLaneProtocol(HttpToolsProtocol):
             made.append((status, headers, content))
             self._write(held)
 
-        self.lane.post(self.headers, body, respond, behind)
+        self.lane.post(self.headers, body, respond, behind, held)
 
     def _write(self, held: _Held) -> None:
         """Write the answers at the head of ``held``'s that are made, in the requests' order."""

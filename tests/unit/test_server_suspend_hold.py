@@ -156,3 +156,28 @@ def test_stopping_drops_the_waiting_suspends() -> None:
 
     assert asyncio.run(go()) == []
     assert not engine._holds and not engine._holding
+
+
+def test_a_request_behind_on_another_connection_leaves_the_suspend_waiting() -> None:
+    """A gateway's pipelined create and listen do not end other connections' waits."""
+    engine = engine_with_a_child(hold_s=30.0)
+    ours, theirs = object(), object()
+    delivered: list[str] = []
+
+    def deliver(reply: Reply) -> None:
+        delivered.append(f"{reply.kind} {reply.status}")
+
+    async def go() -> None:
+        engine.answer(SUSPEND, deliver, False, ours)
+        engine.answer(envelope("task.get", id="root"), deliver, True, theirs)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        assert delivered == ["task.get 200"]
+        engine.answer(envelope("task.get", id="root"), deliver, True, ours)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(go())
+    assert delivered == ["task.get 200", "task.suspend 200", "task.get 200"]
