@@ -236,6 +236,9 @@ class TracedLane:
 
         self._app.post(headers, body, answered, behind, connection)
 
+    def closed(self, connection: object) -> None:
+        self._app.closed(connection)
+
 
 def serve_server(trace: Trace, port: int, db: str) -> int:
     from asyncrpc.runtime import log_lines

@@ -187,6 +187,11 @@ class ServerApp:
 
             self.engine.answer(body, deliver, behind, connection)
 
+    def closed(self, connection: object) -> None:
+        """A fast-lane connection is gone with requests unanswered (see :meth:`Engine.closed
+        <asyncrpc.server.engine.Engine.closed>`)."""
+        self.engine.closed(connection)
+
     # -- routes --------------------------------------------------------------
 
     async def _post(self, receive: Receive, send: Send) -> None:

@@ -313,6 +313,16 @@ class Engine:
         for body, parsed, deliver in later:
             self._answer(body, parsed, deliver)
 
+    def closed(self, connection: object) -> None:
+        """The caller's connection is gone: its waiting suspends are applied as they came.
+
+        Nobody reads their answers; what counts is the task's state. Suspended, its
+        task resumes on whichever process of its group is there once its child settles,
+        where a 300 would leave it acquired by a process that is gone until its lease ends.
+        """
+        if self._holds:
+            self._release_holds(connection)
+
     def _hold(
         self,
         body: bytes,

@@ -65,6 +65,9 @@ class Lane(Protocol):
         connection: object | None = None,
     ) -> None: ...
 
+    def closed(self, connection: object) -> None:
+        """The connection ``connection`` stands for is gone with requests unanswered."""
+
 
 class _Held:
     """Stands for uvicorn's request cycle while fast-lane answers are pending on a connection.
@@ -126,6 +129,12 @@ class FastLaneProtocol(HttpToolsProtocol):
         self._body: list[bytes] | None = None  # the fast-lane request being read
         self._size = 0
         self._held: _Held | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        held = self._held
+        if held is not None and not held.response_complete:
+            self.lane.closed(held)
 
     def on_headers_complete(self) -> None:
         if self._takes_lane():

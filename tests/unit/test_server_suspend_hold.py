@@ -10,9 +10,12 @@ import asyncio
 import json
 from typing import Any
 
+from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine, Reply
+from asyncrpc.server.main import uvicorn_config
 from asyncrpc.server.records import TaskState
 from asyncrpc.server.store import Store
+from tests.support import http_wire
 from tests.support.server import FAR, Clock, envelope, send
 
 TARGET = "poll://any@workers"
@@ -181,3 +184,52 @@ def test_a_request_behind_on_another_connection_leaves_the_suspend_waiting() -> 
 
     asyncio.run(go())
     assert delivered == ["task.get 200", "task.suspend 200", "task.get 200"]
+
+
+def test_a_waiting_suspend_whose_connection_is_gone_suspends_its_task() -> None:
+    """Its process died: the task must resume elsewhere once its child settles, not wait
+    for the dead process's lease to end."""
+    engine = engine_with_a_child(hold_s=30.0)
+    connection = object()
+
+    async def go() -> None:
+        engine.answer(SUSPEND, lambda reply: None, False, connection)
+        await asyncio.sleep(0.01)
+        assert engine.state.tasks["root"].state is TaskState.ACQUIRED
+        engine.closed(connection)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(go())
+    assert engine.state.tasks["root"].state is TaskState.SUSPENDED
+    run(engine, [(SETTLE, False, 0.01)])
+    assert engine.state.tasks["root"].state is TaskState.PENDING
+
+
+def test_the_fast_lane_tells_the_engine_of_a_connection_gone_with_a_waiting_suspend() -> None:
+    engine = engine_with_a_child(hold_s=30.0)
+    app = ServerApp(engine, None)
+
+    async def go() -> TaskState:
+        port, server, task = await http_wire.serve(uvicorn_config(app, app))
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            head = f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            head += f"Content-Type: application/json\r\nContent-Length: {len(SUSPEND)}\r\n\r\n"
+            writer.write(head.encode() + SUSPEND)
+            await writer.drain()
+            for _ in range(100):
+                if engine._holds:
+                    break
+                await asyncio.sleep(0.01)
+            assert engine.state.tasks["root"].state is TaskState.ACQUIRED
+            writer.close()
+            for _ in range(100):
+                if engine.state.tasks["root"].state is TaskState.SUSPENDED:
+                    break
+                await asyncio.sleep(0.01)
+            return engine.state.tasks["root"].state
+        finally:
+            server.should_exit = True
+            await task
+
+    assert asyncio.run(go()) is TaskState.SUSPENDED
