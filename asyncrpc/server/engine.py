@@ -72,7 +72,11 @@ BESIDE_THE_PATH_WAIT_S = 0.001
 #: await chain's child settles within milliseconds; a task that awaits longer is suspended
 #: after this wait, as if its suspend had come later. Far below a lease (seconds).
 SUSPEND_HOLD_S = 0.1
-#: At most this many suspends wait at once; more are applied as they come.
+#: The kinds that wait so: a suspend, and a listener's registration, which applied once its
+#: promise has settled is answered with the settled promise (the caller's result, in place of
+#: the ``unblock`` a registered listener gets) and registers nothing.
+WAITS_FOR_A_SETTLEMENT = frozenset({"task.suspend", "promise.register_listener"})
+#: At most this many requests wait so at once; more are applied as they come.
 MAX_HELD_SUSPENDS = 10_000
 #: The kinds that never change the state: served while writes are refused.
 READ_KINDS = frozenset(
@@ -140,8 +144,11 @@ class _Hold:
         self.done = False
 
 
-def _awaited(data: dict[str, Any]) -> tuple[str, ...] | None:
-    """The promise ids a suspend's actions await; None when they are not all plain ids."""
+def _awaited(kind: str, data: dict[str, Any]) -> tuple[str, ...] | None:
+    """The promise ids a suspend's actions or a listener await; None when not plain ids."""
+    if kind == "promise.register_listener":
+        promise_id = data.get("awaited")
+        return (promise_id,) if isinstance(promise_id, str) else None
     actions = data.get("actions")
     if not isinstance(actions, list) or not actions:
         return None
@@ -274,11 +281,10 @@ class Engine:
         parsed = self._parse(body)
         if behind and self._holds:
             self._release_holds(connection)
-        if (behind and self._later) or (
-            isinstance(parsed, Request) and parsed.kind in BESIDE_THE_PATH
-        ):
+        waits_behind = behind and bool(self._later)
+        if waits_behind or (isinstance(parsed, Request) and parsed.kind in BESIDE_THE_PATH):
             if (
-                not behind
+                not waits_behind
                 and isinstance(parsed, Request)
                 and self._hold(body, parsed, deliver, connection)
             ):
@@ -332,13 +338,13 @@ class Engine:
     ) -> bool:
         """Keep a suspend until a promise it awaits settles (or its deadline); whether it is."""
         if (
-            request.kind != "task.suspend"
+            request.kind not in WAITS_FOR_A_SETTLEMENT
             or self._hold_s <= 0
             or self.failed is not None
             or len(self._holds) >= MAX_HELD_SUSPENDS
         ):
             return False
-        awaited = _awaited(request.data)
+        awaited = _awaited(request.kind, request.data)
         if awaited is None:
             return False
         now = self.clock()

@@ -233,3 +233,39 @@ def test_the_fast_lane_tells_the_engine_of_a_connection_gone_with_a_waiting_susp
             await task
 
     assert asyncio.run(go()) is TaskState.SUSPENDED
+
+
+def test_a_listen_waits_for_its_promise_and_is_answered_with_it_settled() -> None:
+    """The gateway's listen, pipelined behind its create: answered with the result, and no
+    listener is registered, so no unblock is pushed."""
+    store = CountingStore(":memory:")
+    store.delivered = []
+    engine = Engine(store, clock=Clock(), suspend_hold_s=30.0)
+    stream = engine.router.connect("gw", "gw-1")
+    pushed: list[Any] = []
+    stream.writer = lambda message: pushed.append(message) or True
+    create = envelope("promise.create", id="p1", timeoutAt=FAR, tags={"resonate:target": TARGET})
+    listen = envelope("promise.register_listener", awaited="p1", address="poll://uni@gw/gw-1")
+    settle = envelope("promise.settle", id="p1", state="resolved", value={"data": "3"})
+    connection = object()
+    delivered: list[tuple[str, Any]] = []
+
+    def deliver(reply: Reply) -> None:
+        delivered.append((f"{reply.kind} {reply.status}", json.loads(reply.body).get("data")))
+
+    async def go() -> None:
+        engine.answer(create, deliver, False, connection)
+        engine.answer(listen, deliver, True, connection)
+        await asyncio.sleep(0.01)
+        assert [kind for kind, _ in delivered] == ["promise.create 200"]
+        engine.answer(settle, deliver)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(go())
+    assert [kind for kind, _ in delivered] == [
+        "promise.create 200",
+        "promise.register_listener 200",
+        "promise.settle 200",
+    ]
+    assert delivered[1][1]["promise"]["state"] == "resolved"
+    assert pushed == []
