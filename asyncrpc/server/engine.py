@@ -121,7 +121,7 @@ def _deliver(held: list[tuple[Reply, Callable[[Reply], None]]]) -> None:
 
 
 class _Hold:
-    """A suspend waiting for one of the promises it awaits to settle (:meth:`Engine.answer`)."""
+    """A suspend or a listen waiting for a promise it awaits to settle (:meth:`Engine.answer`)."""
 
     __slots__ = ("awaited", "body", "connection", "deadline", "deliver", "done", "request")
 
@@ -217,8 +217,8 @@ class Engine:
         #: Applies them when no commit comes first, after this long (s).
         self._later_timer: asyncio.TimerHandle | None = None
         self._later_wait_s = beside_the_path_wait_s
-        #: Suspends waiting for what they await (:data:`SUSPEND_HOLD_S`): in the order they
-        #: came, which is their deadlines' order, and by the promise ids they await.
+        #: Suspends and listens waiting for what they await (:data:`SUSPEND_HOLD_S`): in the
+        #: order they came, which is their deadlines' order, and by the promise ids they await.
         self._holds: deque[_Hold] = deque()
         self._holding: dict[str, list[_Hold]] = {}
         #: Applies the first of them that is still waiting at its deadline.
@@ -272,11 +272,11 @@ class Engine:
         requests are applied in the order they were sent. ``connection`` stands for the
         caller connection's unanswered requests (None: unknown).
 
-        A suspend whose awaited promises are all pending waits up to ``suspend_hold_s``
-        for one of them to settle (:data:`SUSPEND_HOLD_S`), and is applied right after
-        the commit that settles it, ahead of that commit's answers. A request behind
-        it on its connection lets it be applied first, as requests :data:`BESIDE_THE_PATH`
-        are, and waits behind it.
+        A suspend whose awaited promises are all pending, or a listen on a pending promise,
+        waits up to ``suspend_hold_s`` for one of them to settle (:data:`SUSPEND_HOLD_S`),
+        and is applied right after the commit that settles it, ahead of that commit's
+        answers. A request behind it on its connection lets it be applied first, as
+        requests :data:`BESIDE_THE_PATH` are, and waits behind it.
         """
         parsed = self._parse(body)
         if behind and self._holds:
@@ -320,7 +320,7 @@ class Engine:
             self._answer(body, parsed, deliver)
 
     def closed(self, connection: object) -> None:
-        """The caller's connection is gone: its waiting suspends are applied as they came.
+        """The caller's connection is gone: its waiting requests are applied as they came.
 
         Nobody reads their answers; what counts is the task's state. Suspended, its
         task resumes on whichever process of its group is there once its child settles,
@@ -336,7 +336,8 @@ class Engine:
         deliver: Callable[[Reply], None],
         connection: object | None,
     ) -> bool:
-        """Keep a suspend until a promise it awaits settles (or its deadline); whether it is."""
+        """Keep a suspend or a listen (:data:`WAITS_FOR_A_SETTLEMENT`) until a promise it awaits
+        settles, or until its deadline; whether it is kept."""
         if (
             request.kind not in WAITS_FOR_A_SETTLEMENT
             or self._hold_s <= 0
@@ -373,7 +374,8 @@ class Engine:
                     del self._holding[promise_id]
 
     def _release_settled(self, settled: list[str]) -> None:
-        """Apply the suspends that await a promise this commit settled: each is answered 300."""
+        """Apply the requests that await a promise this commit settled: a suspend is answered
+        300 with it as preload, a listen with the settled promise."""
         released = []
         for promise_id in settled:
             for hold in self._holding.get(promise_id, ()):
@@ -387,8 +389,8 @@ class Engine:
             holds.popleft()
 
     def _release_holds(self, connection: object | None) -> None:
-        """The suspends waiting on ``connection`` (None: all) join the requests applied after
-        the next commit, in the order they came."""
+        """The requests waiting on ``connection`` (None: all) join those applied after the next
+        commit, in the order they came."""
         for hold in self._holds:
             if not hold.done and (connection is None or hold.connection is connection):
                 self._unhold(hold)
@@ -402,7 +404,8 @@ class Engine:
             )
 
     def _holds_due(self) -> None:
-        """Apply the suspends whose wait is over; they are suspended (answered 200)."""
+        """Apply the requests whose wait is over, as if they came now: a suspend suspends its
+        task (200), a listen registers its listener."""
         self._hold_timer = None
         loop = asyncio.get_running_loop()
         now = loop.time()
