@@ -9,7 +9,8 @@ with ``PYTHONPATH`` naming their checkout; one caller sends sequential
 ``POST /await-chain`` requests to the two gateways in turn (each pair starting
 with the other side), so both sides meet the same machine in the same seconds.
 It prints each side's p50, the median over rounds of 40 flows of one side's p50
-against the other's, and each server's CPU per flow (user + system, psutil).
+against the other's, and each process's CPU per flow (user + system, psutil) and
+context switches per flow (voluntary + involuntary: each one a wake-up or a lost core).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -33,6 +35,31 @@ from harness.system import System, start_system
 
 WARMUP = 20
 ROUND = 40
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A process's CPU milliseconds and context switches, in total or per flow."""
+
+    cpu_ms: float
+    switches: float
+
+    def minus(self, earlier: Usage, flows: int) -> Usage:
+        return Usage(
+            (self.cpu_ms - earlier.cpu_ms) / flows, (self.switches - earlier.switches) / flows
+        )
+
+
+def usage(side: dict[str, psutil.Process]) -> dict[str, Usage]:
+    """Each process's usage so far (user + system CPU of every thread)."""
+    taken = {}
+    for member, process in side.items():
+        times = process.cpu_times()
+        switches = process.num_ctx_switches()
+        taken[member] = Usage(
+            (times.user + times.system) * 1e3, switches.voluntary + switches.involuntary
+        )
+    return taken
 
 
 def run(sides: dict[str, Path], flows: int) -> dict[str, object]:
@@ -48,13 +75,20 @@ def run(sides: dict[str, Path], flows: int) -> dict[str, object]:
             name: stack.enter_context(httpx.Client(base_url=system.gateway_url, timeout=30))
             for name, system in systems.items()
         }
-        servers = {name: psutil.Process(s.server.process.pid) for name, s in systems.items()}
+        members = {
+            name: {
+                "server": psutil.Process(s.server.process.pid),
+                **({"gateway": psutil.Process(s.gateway.pid)} if s.gateway else {}),
+                **{node: psutil.Process(p.pid) for node, p in s.nodes.items()},
+            }
+            for name, s in systems.items()
+        }
         latencies: dict[str, list[float]] = {name: [] for name in sides}
         order = list(sides)
-        cpu_before = {}
+        before: dict[str, dict[str, Usage]] = {}
         for i in range(WARMUP + flows):
             if i == WARMUP:
-                cpu_before = {name: server.cpu_times() for name, server in servers.items()}
+                before = {name: usage(side) for name, side in members.items()}
             for name in order if i % 2 == 0 else order[::-1]:
                 sent = time.perf_counter()
                 answer = clients[name].post("/await-chain", params={"id": f"ab-{name}-{i}"})
@@ -63,29 +97,34 @@ def run(sides: dict[str, Path], flows: int) -> dict[str, object]:
                     raise SystemExit(f"{name}: HTTP {answer.status_code}: {answer.text[:200]}")
                 if i >= WARMUP:
                     latencies[name].append(took * 1e3)
-        cpu_after = {name: server.cpu_times() for name, server in servers.items()}
+        after = {name: usage(side) for name, side in members.items()}
     first, second = order
     rounds = [
         statistics.median(latencies[second][k : k + ROUND])
         / statistics.median(latencies[first][k : k + ROUND])
         for k in range(0, flows, ROUND)
     ]
-    cpu = {
-        name: (
-            cpu_after[name].user
-            + cpu_after[name].system
-            - cpu_before[name].user
-            - cpu_before[name].system
-        )
-        * 1e3
-        / flows
+    per_flow = {
+        name: {
+            member: after[name][member].minus(before[name][member], flows)
+            for member in members[name]
+        }
         for name in sides
     }
     return {
         "p50_ms": {name: round(statistics.median(values), 3) for name, values in latencies.items()},
         f"{second}_over_{first}_round_p50s": round(statistics.median(rounds), 3),
         "rounds": [round(ratio, 3) for ratio in rounds],
-        "server_cpu_ms_per_flow": {name: round(ms, 3) for name, ms in cpu.items()},
+        "cpu_ms_per_flow": {
+            name: {member: round(u.cpu_ms, 3) for member, u in side.items()}
+            | {"all": round(sum(u.cpu_ms for u in side.values()), 3)}
+            for name, side in per_flow.items()
+        },
+        "switches_per_flow": {
+            name: {member: round(u.switches, 2) for member, u in side.items()}
+            | {"all": round(sum(u.switches for u in side.values()), 2)}
+            for name, side in per_flow.items()
+        },
         "load_average": [round(load, 2) for load in os.getloadavg()],
     }
 

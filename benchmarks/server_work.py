@@ -186,7 +186,7 @@ async def _round(flows: int, warmup: int, directory: str, memory: bool) -> dict[
     from asyncrpc.server.store import Store
 
     path = ":memory:" if memory else os.path.join(directory, "server.db")
-    engine = Engine(Store(path), beside_the_path_wait_s=0.0)
+    engine = Engine(Store(path), beside_the_path_wait_s=0.0, suspend_hold_s=0.0)
     app = ServerApp(engine, None, BrowserGuard(loopback_only=True))
     frames = [0]
     streams = await _open_streams(app, frames)

@@ -220,7 +220,12 @@ class TracedLane:
         self._trace = trace
 
     def post(
-        self, headers: Any, body: bytes, respond: Callable[..., None], behind: bool = False
+        self,
+        headers: Any,
+        body: bytes,
+        respond: Callable[..., None],
+        behind: bool = False,
+        connection: object | None = None,
     ) -> None:
         trace = self._trace
         trace.mark("in", "?")
@@ -229,7 +234,10 @@ class TracedLane:
             trace.mark("out", kind_of(body))
             respond(status, answer_headers, content)
 
-        self._app.post(headers, body, answered, behind)
+        self._app.post(headers, body, answered, behind, connection)
+
+    def closed(self, connection: object) -> None:
+        self._app.closed(connection)
 
 
 def serve_server(trace: Trace, port: int, db: str) -> int:

@@ -155,14 +155,22 @@ class ServerApp:
         else:
             await _json(send, 404, {"error": f"no route {method} {path}"})
 
-    def post(self, headers: Headers, body: bytes, respond: Respond, behind: bool = False) -> None:
+    def post(
+        self,
+        headers: Headers,
+        body: bytes,
+        respond: Respond,
+        behind: bool = False,
+        connection: object | None = None,
+    ) -> None:
         """``POST /`` with its whole body, answered through ``respond`` once it may leave.
 
         The fast lane's entry (no ASGI cycle): the same answers as :meth:`__call__`
         gives ``POST /``, the browser guard's 403 or 415, the 401 of a missing token
         and the 413 of a large body included, and the same count in the metrics.
         ``behind``: an earlier request on the same connection is not answered yet
-        (:meth:`Engine.answer <asyncrpc.server.engine.Engine.answer>` applies it after that one).
+        (:meth:`Engine.answer <asyncrpc.server.engine.Engine.answer>` applies it after that one);
+        ``connection`` stands for the connection's unanswered requests.
         """
         refusal = self._refusal(headers)
         if refusal is not None:
@@ -177,7 +185,12 @@ class ServerApp:
                 respond(*_reply_parts(reply))  # first: its caller's next step waits for it
                 self.metrics.request(reply.kind, reply.status, took)
 
-            self.engine.answer(body, deliver, behind)
+            self.engine.answer(body, deliver, behind, connection)
+
+    def closed(self, connection: object) -> None:
+        """A fast-lane connection is gone with requests unanswered (see :meth:`Engine.closed
+        <asyncrpc.server.engine.Engine.closed>`)."""
+        self.engine.closed(connection)
 
     # -- routes --------------------------------------------------------------
 

@@ -29,6 +29,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -64,6 +65,19 @@ WRITE_RETRY_MS = 1_000
 BESIDE_THE_PATH = frozenset({"task.suspend", "promise.register_listener"})
 #: How long a request :data:`BESIDE_THE_PATH` waits at most for another's commit (s).
 BESIDE_THE_PATH_WAIT_S = 0.001
+#: How long a suspend whose awaited promises are all pending waits, behind the fast lane,
+#: for one of them to settle before it is applied (s). A suspend applied once what it awaits
+#: has settled is answered 300 with that promise as preload, and its task goes on in the
+#: process that holds it: no resume message, no second acquire, no callback written. An
+#: await chain's child settles within milliseconds; a task that awaits longer is suspended
+#: after this wait, as if its suspend had come later. Far below a lease (seconds).
+SUSPEND_HOLD_S = 0.1
+#: The kinds that wait so: a suspend, and a listener's registration, which applied once its
+#: promise has settled is answered with the settled promise (the caller's result, in place of
+#: the ``unblock`` a registered listener gets) and registers nothing.
+WAITS_FOR_A_SETTLEMENT = frozenset({"task.suspend", "promise.register_listener"})
+#: At most this many requests wait so at once; more are applied as they come.
+MAX_HELD_SUSPENDS = 10_000
 #: The kinds that never change the state: served while writes are refused.
 READ_KINDS = frozenset(
     {
@@ -106,6 +120,48 @@ def _deliver(held: list[tuple[Reply, Callable[[Reply], None]]]) -> None:
         deliver(reply)
 
 
+class _Hold:
+    """A suspend or a listen waiting for a promise it awaits to settle (:meth:`Engine.answer`)."""
+
+    __slots__ = ("awaited", "body", "connection", "deadline", "deliver", "done", "request")
+
+    def __init__(
+        self,
+        deadline: float,
+        body: bytes,
+        request: Request,
+        deliver: Callable[[Reply], None],
+        awaited: tuple[str, ...],
+        connection: object | None,
+    ) -> None:
+        self.connection = connection
+        self.deadline = deadline
+        self.body = body
+        self.request = request
+        self.deliver = deliver
+        self.awaited = awaited
+        #: Applied already (a promise it awaits settled, or its callers' order asked for it).
+        self.done = False
+
+
+def _awaited(kind: str, data: dict[str, Any]) -> tuple[str, ...] | None:
+    """The promise ids a suspend's actions or a listener await; None when not plain ids."""
+    if kind == "promise.register_listener":
+        promise_id = data.get("awaited")
+        return (promise_id,) if isinstance(promise_id, str) else None
+    actions = data.get("actions")
+    if not isinstance(actions, list) or not actions:
+        return None
+    awaited = []
+    for action in actions:
+        inner = action.get("data") if isinstance(action, dict) else None
+        promise_id = inner.get("awaited") if isinstance(inner, dict) else None
+        if not isinstance(promise_id, str):
+            return None
+        awaited.append(promise_id)
+    return tuple(awaited)
+
+
 class Engine:
     """State machine + durability + routing, driven by requests and a timer."""
 
@@ -118,6 +174,7 @@ class Engine:
         ack_timeout_ms: int = ACK_TIMEOUT_MS,
         background_snapshots: bool = False,
         beside_the_path_wait_s: float = BESIDE_THE_PATH_WAIT_S,
+        suspend_hold_s: float = SUSPEND_HOLD_S,
     ) -> None:
         self.state = Machine(store.history)
         #: How long a settled invocation is kept (None: forever); see :mod:`retention`.
@@ -160,6 +217,13 @@ class Engine:
         #: Applies them when no commit comes first, after this long (s).
         self._later_timer: asyncio.TimerHandle | None = None
         self._later_wait_s = beside_the_path_wait_s
+        #: Suspends and listens waiting for what they await (:data:`SUSPEND_HOLD_S`): in the
+        #: order they came, which is their deadlines' order, and by the promise ids they await.
+        self._holds: deque[_Hold] = deque()
+        self._holding: dict[str, list[_Hold]] = {}
+        #: Applies the first of them that is still waiting at its deadline.
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._hold_s = suspend_hold_s
         self.recovered_entries = 0
         self._recover(self.state)
 
@@ -188,7 +252,13 @@ class Engine:
                 return self._unavailable(reply.request)
         return reply
 
-    def answer(self, body: bytes, deliver: Callable[[Reply], None], behind: bool = False) -> None:
+    def answer(
+        self,
+        body: bytes,
+        deliver: Callable[[Reply], None],
+        behind: bool = False,
+        connection: object | None = None,
+    ) -> None:
         """:meth:`handle_grouped` without a coroutine: ``deliver`` gets the reply once it may leave.
 
         That is at once for a request that waits for no commit, else right after the
@@ -199,12 +269,26 @@ class Engine:
         of other requests, or once ``beside_the_path_wait_s`` is over. ``behind``
         says that an earlier request on the caller's connection is not answered yet:
         while one waits to be applied later, so does this one, so that a connection's
-        requests are applied in the order they were sent.
+        requests are applied in the order they were sent. ``connection`` stands for the
+        caller connection's unanswered requests (None: unknown).
+
+        A suspend whose awaited promises are all pending, or a listen on a pending promise,
+        waits up to ``suspend_hold_s`` for one of them to settle (:data:`SUSPEND_HOLD_S`),
+        and is applied right after the commit that settles it, ahead of that commit's
+        answers. A request behind it on its connection lets it be applied first, as
+        requests :data:`BESIDE_THE_PATH` are, and waits behind it.
         """
         parsed = self._parse(body)
-        if (behind and self._later) or (
-            isinstance(parsed, Request) and parsed.kind in BESIDE_THE_PATH
-        ):
+        if behind and self._holds:
+            self._release_holds(connection)
+        waits_behind = behind and bool(self._later)
+        if waits_behind or (isinstance(parsed, Request) and parsed.kind in BESIDE_THE_PATH):
+            if (
+                not waits_behind
+                and isinstance(parsed, Request)
+                and self._hold(body, parsed, deliver, connection)
+            ):
+                return
             self._later.append((body, parsed, deliver))
             if self._later_timer is None:
                 self._later_timer = asyncio.get_running_loop().call_later(
@@ -234,6 +318,107 @@ class Engine:
         later, self._later = self._later, []
         for body, parsed, deliver in later:
             self._answer(body, parsed, deliver)
+
+    def closed(self, connection: object) -> None:
+        """The caller's connection is gone: its waiting requests are applied as they came.
+
+        Nobody reads their answers; what counts is the task's state. Suspended, its
+        task resumes on whichever process of its group is there once its child settles,
+        where a 300 would leave it acquired by a process that is gone until its lease ends.
+        """
+        if self._holds:
+            self._release_holds(connection)
+
+    def _hold(
+        self,
+        body: bytes,
+        request: Request,
+        deliver: Callable[[Reply], None],
+        connection: object | None,
+    ) -> bool:
+        """Keep a suspend or a listen (:data:`WAITS_FOR_A_SETTLEMENT`) until a promise it awaits
+        settles, or until its deadline; whether it is kept."""
+        if (
+            request.kind not in WAITS_FOR_A_SETTLEMENT
+            or self._hold_s <= 0
+            or self.failed is not None
+            or len(self._holds) >= MAX_HELD_SUSPENDS
+        ):
+            return False
+        awaited = _awaited(request.kind, request.data)
+        if awaited is None:
+            return False
+        now = self.clock()
+        promises = self.state.promises
+        for promise_id in awaited:
+            promise = promises.get(promise_id)
+            if promise is None or not promise.is_open(now):
+                return False
+        loop = asyncio.get_running_loop()
+        hold = _Hold(loop.time() + self._hold_s, body, request, deliver, awaited, connection)
+        self._holds.append(hold)
+        for promise_id in awaited:
+            self._holding.setdefault(promise_id, []).append(hold)
+        if self._hold_timer is None:
+            self._hold_timer = loop.call_at(hold.deadline, self._holds_due)
+        return True
+
+    def _unhold(self, hold: _Hold) -> None:
+        hold.done = True
+        for promise_id in hold.awaited:
+            holds = self._holding.get(promise_id)
+            if holds is not None:
+                with contextlib.suppress(ValueError):
+                    holds.remove(hold)
+                if not holds:
+                    del self._holding[promise_id]
+
+    def _release_settled(self, settled: list[str]) -> None:
+        """Apply the requests that await a promise this commit settled: a suspend is answered
+        300 with it as preload, a listen with the settled promise."""
+        released = []
+        for promise_id in settled:
+            for hold in self._holding.get(promise_id, ()):
+                released.append(hold)
+        for hold in released:
+            if not hold.done:
+                self._unhold(hold)
+                self._answer(hold.body, hold.request, hold.deliver)
+        holds = self._holds
+        while holds and holds[0].done:
+            holds.popleft()
+
+    def _release_holds(self, connection: object | None) -> None:
+        """The requests waiting on ``connection`` (None: all) join those applied after the next
+        commit, in the order they came."""
+        for hold in self._holds:
+            if not hold.done and (connection is None or hold.connection is connection):
+                self._unhold(hold)
+                self._later.append((hold.body, hold.request, hold.deliver))
+        holds = self._holds
+        while holds and holds[0].done:
+            holds.popleft()
+        if self._later and self._later_timer is None:
+            self._later_timer = asyncio.get_running_loop().call_later(
+                self._later_wait_s, self._answer_later
+            )
+
+    def _holds_due(self) -> None:
+        """Apply the requests whose wait is over, as if they came now: a suspend suspends its
+        task (200), a listen registers its listener."""
+        self._hold_timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        holds = self._holds
+        while holds and (holds[0].done or holds[0].deadline <= now):
+            hold = holds.popleft()
+            if not hold.done:
+                self._unhold(hold)
+                self._answer(hold.body, hold.request, hold.deliver)
+        while holds and holds[0].done:
+            holds.popleft()
+        if holds:
+            self._hold_timer = loop.call_at(holds[0].deadline, self._holds_due)
 
     def _unavailable(self, request: Request | None) -> Reply:
         """A 503 for ``request``, in its envelope (its kind and corrId), saying why."""
@@ -315,12 +500,15 @@ class Engine:
         except CommitFailed as exc:
             self._fail(exc)
             raise
+        settled: list[str] = []
         if self._settled:
             settled, self._settled = self._settled, []
             self.state.evict(settled)
         unrouted, self._unrouted = self._unrouted, []
         self._route(unrouted)
         self._maybe_snapshot()
+        if settled and self._holding:
+            self._release_settled(settled)
 
     def _fail(self, exc: CommitFailed) -> None:
         """Undo what did not reach the disk: its messages go nowhere, the state is the disk's.
@@ -433,6 +621,11 @@ class Engine:
             self._later_timer.cancel()
             self._later_timer = None
             self._later = []
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        self._holds.clear()
+        self._holding.clear()
         if self._timer is not None:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -52,12 +52,21 @@ PUSH_METHOD, PUSH_PREFIX = b"GET", b"/poll/"
 class Lane(Protocol):
     """What answers the fast lane's requests: :class:`~asyncrpc.server.app.ServerApp`.
 
-    ``behind`` says that an earlier request on the same connection is not answered yet.
+    ``behind`` says that an earlier request on the same connection is not answered yet;
+    ``connection`` stands for that connection's unanswered requests.
     """
 
     def post(
-        self, headers: Headers, body: bytes, respond: Respond, behind: bool = False
+        self,
+        headers: Headers,
+        body: bytes,
+        respond: Respond,
+        behind: bool = False,
+        connection: object | None = None,
     ) -> None: ...
+
+    def closed(self, connection: object) -> None:
+        """The connection ``connection`` stands for is gone with requests unanswered."""
 
 
 class _Held:
@@ -121,6 +130,12 @@ class FastLaneProtocol(HttpToolsProtocol):
         self._size = 0
         self._held: _Held | None = None
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        held = self._held
+        if held is not None and not held.response_complete:
+            self.lane.closed(held)
+
     def on_headers_complete(self) -> None:
         if self._takes_lane():
             self._body, self._size = [], 0
@@ -173,7 +188,7 @@ class FastLaneProtocol(HttpToolsProtocol):
             made.append((status, headers, content))
             self._write(held)
 
-        self.lane.post(self.headers, body, respond, behind)
+        self.lane.post(self.headers, body, respond, behind, held)
 
     def _write(self, held: _Held) -> None:
         """Write the answers at the head of ``held``'s that are made, in the requests' order."""

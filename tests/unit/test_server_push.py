@@ -99,9 +99,11 @@ class CountingStore(Store):
 
 
 def counting_engine(wait_s: float = 0.001) -> Engine:
+    """An engine whose listens and suspends never wait for their promises to settle
+    (``suspend_hold_s=0``, tests/unit/test_server_suspend_hold.py): only for the next commit."""
     store = CountingStore(":memory:")
     store.delivered = []
-    return Engine(store, clock=Clock(), beside_the_path_wait_s=wait_s)
+    return Engine(store, clock=Clock(), beside_the_path_wait_s=wait_s, suspend_hold_s=0.0)
 
 
 def answered_in_one_turn(engine: Engine, requests: list[tuple[bytes, bool]]) -> list[str]:
