@@ -34,6 +34,21 @@ class Clock:
         return self.now
 
 
+class CountingStore(Store):
+    """A store that notes each commit (with its entries) among the replies a test delivers.
+
+    A test sets ``delivered`` to its own list and appends each reply to it; a commit
+    appends ``"commit N"`` there, so the list shows which answers left before which commit.
+    """
+
+    delivered: list[str]
+
+    def commit(self) -> None:
+        if self.staged:
+            self.delivered.append(f"commit {self.staged}")
+        super().commit()
+
+
 def envelope(kind: str, **data: Any) -> bytes:
     """A protocol request as the server's ``POST /`` takes it."""
     return msgspec.json.encode({"kind": kind, "head": {"corrId": "c", "version": ""}, "data": data})

@@ -39,6 +39,7 @@ from asyncrpc.runtime.keepalive import (
 )
 from asyncrpc.runtime.on_time import within
 from tests.support import ROOT
+from tests.support.clocks import Clock
 
 
 def test_every_postgres_connection_gets_keepalives_and_timeouts_the_url_can_override() -> None:
@@ -152,14 +153,6 @@ class FakeSessions:
 
     async def close(self) -> None:
         pass
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def link(sessions: FakeSessions, clock: Clock) -> PostgresLink:

@@ -31,6 +31,7 @@ from asyncrpc.network.postgres_link import (
 )
 from asyncrpc.node.worker import sdk_room, take_leases
 from asyncrpc.postgres.schema import DEQUEUE_ACQUIRE, STEP_FUNCTIONS_SQL
+from tests.support.clocks import Clock
 
 TTL_S = 5.0
 TTL_MS = 5000
@@ -99,14 +100,6 @@ class Database:
 
     async def close(self) -> None:
         pass
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def new_link(db: Database, clock: Clock | None = None) -> PostgresLink:

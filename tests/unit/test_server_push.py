@@ -11,7 +11,7 @@ from asyncrpc.server.engine import Engine, Reply
 from asyncrpc.server.fast_lane import DirectPush
 from asyncrpc.server.router import Message, Stream
 from asyncrpc.server.store import Store
-from tests.support.server import FAR, Clock, envelope, send
+from tests.support.server import FAR, Clock, CountingStore, envelope, send
 
 TAGS = {"resonate:target": "poll://any@g"}
 
@@ -85,17 +85,6 @@ def test_a_stream_without_a_writer_queues_everything() -> None:
     stream = engine.router.connect("g", "p-1")
     create(engine, "t1")
     assert queued(stream) == ["t1"] and engine.router.queued == 1
-
-
-class CountingStore(Store):
-    """A store that notes each commit (with its entries) among the replies delivered."""
-
-    delivered: list[str]
-
-    def commit(self) -> None:
-        if self.staged:
-            self.delivered.append(f"commit {self.staged}")
-        super().commit()
 
 
 def counting_engine(wait_s: float = 0.001) -> Engine:

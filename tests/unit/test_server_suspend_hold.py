@@ -14,22 +14,10 @@ from asyncrpc.server.app import ServerApp
 from asyncrpc.server.engine import Engine, Reply
 from asyncrpc.server.main import uvicorn_config
 from asyncrpc.server.records import TaskState
-from asyncrpc.server.store import Store
 from tests.support import http_wire
-from tests.support.server import FAR, Clock, envelope, send
+from tests.support.server import FAR, Clock, CountingStore, envelope, send
 
 TARGET = "poll://any@workers"
-
-
-class CountingStore(Store):
-    """A store that notes each commit among the replies delivered."""
-
-    delivered: list[str]
-
-    def commit(self) -> None:
-        if self.staged:
-            self.delivered.append(f"commit {self.staged}")
-        super().commit()
 
 
 def engine_with_a_child(hold_s: float) -> Engine:
