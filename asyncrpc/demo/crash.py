@@ -57,6 +57,10 @@ MAX_REATTACH = 3
 REATTACH_PAUSE = 0.5
 #: Seconds to wait for a sleeping step's task to be released before crashing anyway.
 SUSPEND_GRACE = 5.0
+#: Seconds the demo lets a sleeping step be seen before the kill (at most a quarter of the
+#: delay): a watcher such as the dashboard, which looks every few tenths of a second, then
+#: shows the victim running before it shows it killed.
+WATCH_BEAT = 0.5
 
 
 @dataclass
@@ -206,6 +210,7 @@ class _CrashRun:
         )
         self._let_it_suspend(root)
         self.narrator.step_sleeping(root, self.clock())
+        self.sleeper(min(WATCH_BEAT, s.delay / 4))
 
         killed = self._process(s.killed_node)
         self.client.kill(s.killed_node, "KILL")
