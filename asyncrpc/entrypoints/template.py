@@ -71,7 +71,13 @@ from typing import Any
 import setproctitle
 
 from asyncrpc.runtime import config
-from asyncrpc.runtime.forked_child import exit_code, fork_child
+from asyncrpc.runtime.forked_child import (
+    close_descriptors,
+    exit_code,
+    fork_child,
+    own_session,
+    reopen_output,
+)
 from asyncrpc.supervise import command_relay
 
 #: What a detached `up` loads before it forks the server template: the web stack, which the
@@ -250,17 +256,13 @@ def run_cli(args: list[str], command: Any = None) -> int:
 
 def _become_replica(request: dict[str, Any]) -> None:
     """In the fresh child: own session, own log, nothing of the template's left open."""
-    os.setsid()
-    signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    own_session()
     log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    close_descriptors()
     os.chdir(request["cwd"])
     # `ps` shows what runs here, as if it were spawned: `python -m asyncrpc node b ...`.
     setproctitle.setproctitle(" ".join([sys.executable, "-m", "asyncrpc", *request["args"]]))
@@ -272,17 +274,11 @@ def fork_command(request: dict[str, Any], fds: list[int]) -> int:
     """Fork a child that runs a relayed command on the caller's descriptors; the child's pid."""
 
     def command() -> int:
-        os.setsid()
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        own_session()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-        # As a fresh interpreter would: line by line to a terminal.
-        sys.stdout = open(1, "w", buffering=1 if os.isatty(1) else -1, closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        close_descriptors()
+        reopen_output()
         os.chdir(request["cwd"])
         setproctitle.setproctitle(" ".join([sys.executable, "-m", "asyncrpc", *request["args"]]))
         os.environ.clear()

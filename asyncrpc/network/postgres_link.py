@@ -479,11 +479,7 @@ class PostgresLink(PostgresConnection):
             now = self._clock()
             for key in [key for key, kept in self._kept.items() if kept.until < now]:
                 del self._kept[key]
-                log.info(
-                    "the lease of task %s (version %d), taken in the dequeue, went unused: "
-                    "it lapses and the task is given again",
-                    *key,
-                )
+                _unused(*key)
         return max(0, self._leases.room() - len(self._kept))
 
     def _kept_answer(self, req: str) -> str | None:
@@ -504,12 +500,7 @@ class PostgresLink(PostgresConnection):
         if kept is None or self._leases is None:
             return None
         if kept.until < self._clock():
-            log.info(
-                "the lease of task %s (version %d), taken in the dequeue, went unused: "
-                "it lapses and the task is given again",
-                data.id,
-                data.version,
-            )
+            _unused(data.id, data.version)
             return None
         if data.pid != self._pid or data.ttl != self._leases.ttl_ms:
             log.warning(
@@ -804,6 +795,16 @@ class PostgresLink(PostgresConnection):
         if not rows or rows[0][0] is None:
             raise ConnectorError(RuntimeError("the database answered the request with no row"))
         return str(rows[0][0])
+
+
+def _unused(task: str, version: int) -> None:
+    """Log a lease taken in the dequeue that the SDK did not ask for in time."""
+    log.info(
+        "the lease of task %s (version %d), taken in the dequeue, went unused: "
+        "it lapses and the task is given again",
+        task,
+        version,
+    )
 
 
 def _one_line(exc: BaseException) -> str:

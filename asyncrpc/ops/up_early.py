@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from asyncrpc.runtime import config
-from asyncrpc.runtime.forked_child import fork_child
+from asyncrpc.runtime.forked_child import close_descriptors, fork_child, own_session, reopen_output
 
 if TYPE_CHECKING:
     from asyncrpc.ops.up_fork import ForkedProgram
@@ -170,16 +170,11 @@ def _above_standard(sock: socket.socket) -> socket.socket:
 
 def _detach(channel: socket.socket) -> None:
     """In the fresh child: its own session, /dev/null in and out, nothing else inherited."""
-    os.setsid()
+    own_session()
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
-    kept = channel.fileno()
-    os.closerange(3, kept)
-    os.closerange(kept + 1, os.sysconf("SC_OPEN_MAX"))
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    close_descriptors([channel.fileno()])
 
 
 def receive(channel: socket.socket) -> Handover | None:
@@ -213,9 +208,7 @@ def become(handed: Handover) -> None:
     os.dup2(handed.log, 2)
     os.close(handed.log)
     os.set_inheritable(handed.lock, True)
-    # As a fresh interpreter writing to a file would: block-buffered stdout, line-buffered stderr.
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    reopen_output()
     os.environ.clear()
     os.environ.update(handed.env)
     os.environ[config.ENV_RUN_LOCK_FD] = str(handed.lock)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from asyncrpc.runtime.forked_child import fork_child
+from asyncrpc.runtime.forked_child import close_descriptors, fork_child, own_session, reopen_output
 
 #: How often :meth:`ForkedProgram.wait` looks whether the child has exited.
 WAIT_POLL_S = 0.01
@@ -132,26 +132,18 @@ def _become_program(
 
     setproctitle.setproctitle(" ".join([sys.executable, "-m", module, *args]))
     sys.argv = [module, *args]
-    os.setsid()
+    own_session()
     # Above the standard three: `up` started with one of them closed may have the log there.
     output = fcntl.fcntl(output, fcntl.F_DUPFD, 3)
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(output, 1)
     os.dup2(output, 2)
-    kept = sorted(fd for fd in set(keep) if fd > 2)
-    low = 3
-    for fd in [*kept, os.sysconf("SC_OPEN_MAX")]:
-        os.closerange(low, fd)
-        low = fd + 1
-    for fd in kept:
-        os.set_inheritable(fd, True)
-    # As a fresh interpreter writing to a file would: block-buffered stdout, line-buffered stderr.
+    close_descriptors(keep)
+    for fd in keep:
+        if fd > 2:
+            os.set_inheritable(fd, True)
     sys.stdin = open(0, closefd=False)  # noqa: SIM115
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    reopen_output()
     os.environ.clear()
     os.environ.update(env)

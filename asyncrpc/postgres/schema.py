@@ -121,7 +121,7 @@ GRANT EXECUTE ON FUNCTION {RPC} TO resonate_worker;
 #: The dequeue that takes leases (:mod:`asyncrpc.network.postgres_link`).
 DEQUEUE_ACQUIRE = "asyncrpc.dequeue_acquire(text, int, text, bigint, int)"
 
-DEQUEUE_ACQUIRE_FUNCTION_SQL = """
+DEQUEUE_ACQUIRE_FUNCTION_SQL = f"""
 CREATE OR REPLACE FUNCTION asyncrpc.dequeue_acquire(
     p_target text, p_limit int, p_pid text, p_ttl bigint, p_leases int)
   RETURNS TABLE(task text, task_version int, acquired text)
@@ -158,8 +158,8 @@ BEGIN
     RETURN NEXT;
   END LOOP;
 END $$;
-REVOKE ALL ON FUNCTION asyncrpc.dequeue_acquire(text, int, text, bigint, int) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION asyncrpc.dequeue_acquire(text, int, text, bigint, int)
+REVOKE ALL ON FUNCTION {DEQUEUE_ACQUIRE} FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION {DEQUEUE_ACQUIRE}
   TO resonate_worker;
 """
 

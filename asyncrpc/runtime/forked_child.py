@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 
 def fork_child(child: Callable[[], int]) -> int:
@@ -51,3 +52,29 @@ def exit_code(exit: SystemExit) -> int:
     with contextlib.suppress(Exception):
         print(exit.code, file=sys.stderr)
     return 1
+
+
+def own_session() -> None:
+    """In a fresh child: a session of its own (a Ctrl-C at its parent's terminal does not
+    reach it), and the signal handling a new interpreter starts with, not its parent's."""
+    os.setsid()
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def close_descriptors(keep: Collection[int] = ()) -> None:
+    """In a fresh child: close every descriptor above the standard three but ``keep``'s."""
+    low = 3
+    for fd in [*sorted(fd for fd in set(keep) if fd > 2), os.sysconf("SC_OPEN_MAX")]:
+        os.closerange(low, fd)
+        low = fd + 1
+
+
+def reopen_output() -> None:
+    """In a fresh child: ``sys.stdout`` and ``sys.stderr`` on descriptors 1 and 2, buffered
+    as a fresh interpreter buffers them (stdout by line to a terminal, else by block;
+    stderr by line)."""
+    sys.stdout = open(1, "w", buffering=1 if os.isatty(1) else -1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115

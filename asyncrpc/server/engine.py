@@ -72,12 +72,12 @@ BESIDE_THE_PATH_WAIT_S = 0.001
 #: await chain's child settles within milliseconds; a task that awaits longer is suspended
 #: after this wait, as if its suspend had come later. Far below a lease (seconds).
 SUSPEND_HOLD_S = 0.1
-#: The kinds that wait so: a suspend, and a listener's registration, which applied once its
-#: promise has settled is answered with the settled promise (the caller's result, in place of
-#: the ``unblock`` a registered listener gets) and registers nothing.
-WAITS_FOR_A_SETTLEMENT = frozenset({"task.suspend", "promise.register_listener"})
+#: The kinds that wait so: those :data:`BESIDE_THE_PATH`. A listener's registration applied
+#: once its promise has settled is answered with the settled promise (the caller's result, in
+#: place of the ``unblock`` a registered listener gets) and registers nothing.
+WAITS_FOR_A_SETTLEMENT = BESIDE_THE_PATH
 #: At most this many requests wait so at once; more are applied as they come.
-MAX_HELD_SUSPENDS = 10_000
+MAX_HELD = 10_000
 #: The kinds that never change the state: served while writes are refused.
 READ_KINDS = frozenset(
     {
@@ -342,7 +342,7 @@ class Engine:
             request.kind not in WAITS_FOR_A_SETTLEMENT
             or self._hold_s <= 0
             or self.failed is not None
-            or len(self._holds) >= MAX_HELD_SUSPENDS
+            or len(self._holds) >= MAX_HELD
         ):
             return False
         awaited = _awaited(request.kind, request.data)
@@ -373,6 +373,12 @@ class Engine:
                 if not holds:
                     del self._holding[promise_id]
 
+    def _drop_done(self) -> None:
+        """Drop the applied requests from the head of the waiting ones (the next deadline's)."""
+        holds = self._holds
+        while holds and holds[0].done:
+            holds.popleft()
+
     def _release_settled(self, settled: list[str]) -> None:
         """Apply the requests that await a promise this commit settled: a suspend is answered
         300 with it as preload, a listen with the settled promise."""
@@ -384,9 +390,7 @@ class Engine:
             if not hold.done:
                 self._unhold(hold)
                 self._answer(hold.body, hold.request, hold.deliver)
-        holds = self._holds
-        while holds and holds[0].done:
-            holds.popleft()
+        self._drop_done()
 
     def _release_holds(self, connection: object | None) -> None:
         """The requests waiting on ``connection`` (None: all) join those applied after the next
@@ -395,9 +399,7 @@ class Engine:
             if not hold.done and (connection is None or hold.connection is connection):
                 self._unhold(hold)
                 self._later.append((hold.body, hold.request, hold.deliver))
-        holds = self._holds
-        while holds and holds[0].done:
-            holds.popleft()
+        self._drop_done()
         if self._later and self._later_timer is None:
             self._later_timer = asyncio.get_running_loop().call_later(
                 self._later_wait_s, self._answer_later
@@ -415,8 +417,7 @@ class Engine:
             if not hold.done:
                 self._unhold(hold)
                 self._answer(hold.body, hold.request, hold.deliver)
-        while holds and holds[0].done:
-            holds.popleft()
+        self._drop_done()
         if holds:
             self._hold_timer = loop.call_at(holds[0].deadline, self._holds_due)
 
