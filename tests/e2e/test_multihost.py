@@ -54,6 +54,11 @@ GATEWAY_PORT = 5000
 PAUSE = 2.0
 #: How long each link stays cut.
 CUT = 10.0
+#: The promise to a user: a dead link is noticed and logged within 10 s. The connections'
+#: settings break a dead one within NOTICE_WITHIN_S of its first unanswered statement; the
+#: rest is a quiet tick before that statement goes out, TCP's retransmission schedule (the
+#: user timeout is checked when a retransmission is due) and a machine the suite keeps busy.
+LOGGED_WITHIN_S = 10.0
 #: The gateway's bound on getting a start confirmed (ASYNCRPC_START_TIMEOUT).
 START_TIMEOUT = 4.0
 #: The roles of the processes, one per service, and the environment variables of their passwords.
@@ -234,7 +239,7 @@ def test_the_await_chain_returns_3_across_hosts_and_survives_cut_links(hosts: Ho
         time.sleep(max(0.0, CUT - (time.monotonic() - cut_at)))
     finally:
         hosts.lan.mend("nb")
-    assert noticed <= NOTICE_WITHIN_S + 2, noticed
+    assert noticed <= LOGGED_WITHIN_S, noticed
     assert result_of(started) == 3
     assert hosts.completions("hosts-cut-b") == ONCE
 
@@ -249,7 +254,7 @@ def test_the_await_chain_returns_3_across_hosts_and_survives_cut_links(hosts: Ho
         refused = hosts.http("POST", "/await-chain?id=hosts-during-cut&wait=0")
         answered = time.monotonic() - cut_at
         for name, node in hosts.nodes.items():
-            assert lost_within(node, before[name], cut_at) <= NOTICE_WITHIN_S + 2, name
+            assert lost_within(node, before[name], cut_at) <= LOGGED_WITHIN_S, name
         status, body = hosts.health()
         time.sleep(max(0.0, CUT - (time.monotonic() - cut_at)))
     finally:
