@@ -4,17 +4,25 @@ Measured one part after another, a minute or more apart, the same code's
 rate moves on a shared machine as much as the effects the ratios are meant
 to show (the CPU per invocation of every process rises and falls together;
 see docs/performance.md). So each round runs, back to back, at 16 callers:
-our topology through our gateway, the original example's topology (its Flask
-gateway and services on a server of their own), the direct SDK client and
+the original example's topology (its Flask gateway and services on a server
+of their own), our topology through our gateway, the direct SDK client and
 the in-process floor (:mod:`benchmarks.loads`); and one caller at a time,
-our gateway and the floor again, for the sequential latency. Each round
-starts with the next one, and a contender's numbers are the medians over the
-rounds. Each rate ratio compares those medians' invocations/s (and, "by
-CPU", their invocations per CPU-second); the sequential one compares p50
-latencies. ``target`` is the goal set for each, shown for reference and never
-asserted. The HTTP loads go through wrk where it is installed
-(:mod:`benchmarks.wrk`), each for a time, and then the direct client's load
-runs for as long (:func:`benchmarks.loads.timed_ids`).
+our gateway and the floor again, for the sequential latency. Our gateway's
+load sits between the two it is compared with most closely, so each of
+those pairs runs back to back, and every other round runs in the reverse
+order (:func:`round_order`), so neither side of a pair always goes first.
+
+A ratio is read round by round, each round's two measurements a minute
+apart at most, and its value is the median over the rounds
+(:func:`paired_ratios`): a drift of the machine's speed across the run
+moves both sides of a round together, where medians taken over each side
+apart would set a fast minute of one against a slow minute of the other.
+"By CPU" does the same with invocations per CPU-second; the sequential
+ratio compares the rounds' p50 latencies. ``target`` is the goal set for
+each, shown for reference and never asserted. The HTTP loads go through
+wrk where it is installed (:mod:`benchmarks.wrk`), each for a time, and
+then the direct client's load runs for as long
+(:func:`benchmarks.loads.timed_ids`).
 """
 
 from __future__ import annotations
@@ -26,7 +34,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.bench import Bench
-from benchmarks.loads import CONTENDERS, LOAD_GENERATOR, Contender, Level, level_json
+from benchmarks.loads import (
+    CONTENDERS,
+    DIRECT,
+    FLOOR,
+    LOAD_GENERATOR,
+    ORIGINAL,
+    OUR_GATEWAY,
+    Contender,
+    Level,
+    level_json,
+)
 from benchmarks.measure import LoadResult
 from benchmarks.report import PartResult, Table
 
@@ -41,6 +59,8 @@ class Ratio:
     target: float
     meaning: str
 
+
+CONTENDER_BY_NAME = {contender.name: contender for contender in CONTENDERS}
 
 RATIOS = (
     Ratio(
@@ -77,13 +97,15 @@ class Entry:
     callers: int | None  # None: the reference number of callers
 
 
-#: What each round measures: the rates at the reference callers, then the sequential latencies.
+#: What each round measures, in the order of an even round: the rates at the reference
+#: callers (our gateway between the two contenders it is set against most closely), then
+#: the sequential latencies.
 SEQUENTIAL = "sequential"
 FLOOR_SEQUENTIAL = "floor-sequential"
 ENTRIES = (
-    *(Entry(c.name, c, None) for c in CONTENDERS),
-    Entry(SEQUENTIAL, CONTENDERS[0], 1),
-    Entry(FLOOR_SEQUENTIAL, CONTENDERS[-1], 1),
+    *(Entry(c.name, c, None) for c in (ORIGINAL, OUR_GATEWAY, DIRECT, FLOOR)),
+    Entry(SEQUENTIAL, OUR_GATEWAY, 1),
+    Entry(FLOOR_SEQUENTIAL, FLOOR, 1),
 )
 SEQUENTIAL_LABELS = {
     SEQUENTIAL: "our gateway, one caller at a time",
@@ -97,6 +119,14 @@ def rotated[T](round_number: int, entries: tuple[T, ...]) -> tuple[T, ...]:
     """The entries in the order round ``round_number`` runs them: each starts with the next."""
     shift = round_number % len(entries)
     return entries[shift:] + entries[:shift]
+
+
+def round_order[T](round_number: int, entries: tuple[T, ...]) -> tuple[T, ...]:
+    """The entries as listed in even rounds, reversed in odd ones.
+
+    Neighbours stay neighbours, and each goes first in every other round.
+    """
+    return entries if round_number % 2 == 0 else entries[::-1]
 
 
 def median_level(contender: Contender, turns: list[LoadResult]) -> dict[str, Any]:
@@ -134,20 +164,36 @@ def medians_table(
     return table
 
 
-def ratios(contenders: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Every ratio whose two contenders were measured, by rate and by CPU."""
+def paired_ratios(measured: dict[str, list[LoadResult]]) -> dict[str, dict[str, Any]]:
+    """Every ratio whose two contenders were measured: round by round, then the median.
+
+    A round's ratio sets its two measurements against each other (rates; and
+    invocations per CPU-second of the product, "by CPU"); the value is the median of
+    the rounds' ratios, which are listed too.
+    """
     computed = {}
     for ratio in RATIOS:
-        top, bottom = contenders.get(ratio.numerator), contenders.get(ratio.denominator)
-        if not top or not bottom or not bottom["invocations_per_s"]:
+        tops, bottoms = measured.get(ratio.numerator), measured.get(ratio.denominator)
+        if not tops or not bottoms:
             continue
-        top_cpu = top.get("product_cpu_ms_per_invocation")
-        bottom_cpu = bottom.get("product_cpu_ms_per_invocation")
-        by_cpu = bottom_cpu / top_cpu if top_cpu and bottom_cpu else None
+        top_product = CONTENDER_BY_NAME[ratio.numerator].product
+        bottom_product = CONTENDER_BY_NAME[ratio.denominator].product
+        by_rate, by_cpu = [], []
+        for top, bottom in zip(tops, bottoms, strict=True):
+            if bottom.per_second:
+                by_rate.append(top.per_second / bottom.per_second)
+            top_cpu = level_json(top, top_product).get("product_cpu_ms_per_invocation")
+            bottom_cpu = level_json(bottom, bottom_product).get("product_cpu_ms_per_invocation")
+            if top_cpu and bottom_cpu:
+                by_cpu.append(bottom_cpu / top_cpu)
+        if not by_rate:
+            continue
         computed[ratio.name] = {
-            "value": round(top["invocations_per_s"] / bottom["invocations_per_s"], 3),
+            "value": round(statistics.median(by_rate), 3),
+            "rounds": [round(value, 3) for value in by_rate],
             "target": ratio.target,
-            "by_cpu": None if by_cpu is None else round(by_cpu, 3),
+            "by_cpu": round(statistics.median(by_cpu), 3) if by_cpu else None,
+            "rounds_by_cpu": [round(value, 3) for value in by_cpu],
             "meaning": ratio.meaning,
         }
     return computed
@@ -166,7 +212,7 @@ async def interleave(
             if contender.name not in levels:
                 levels[contender.name] = await stack.enter_async_context(contender.open(bench))
         for number in range(rounds):
-            for entry in rotated(number, entries):
+            for entry in round_order(number, entries):
                 name, contender = entry.name, entry.contender
                 at = entry.callers or callers
                 count = bench.sizes.invocations(bench.sizes.compare, at)
@@ -183,17 +229,22 @@ async def interleave(
 
 
 def sequential_latency(measured: dict[str, list[LoadResult]]) -> dict[str, Any]:
-    """The sequential p50s (medians over the rounds), and ours against the floor's."""
+    """The sequential p50s (medians over the rounds), and ours over the floor's, round by round."""
     p50 = {
         name: round(statistics.median(t.latency.p50_ms for t in measured[name]), 3)
         for name in (SEQUENTIAL, FLOOR_SEQUENTIAL)
     }
+    rounds = {name: [t.latency.p50_ms for t in measured[name]] for name in p50}
+    over = [
+        ours / floor
+        for ours, floor in zip(rounds[SEQUENTIAL], rounds[FLOOR_SEQUENTIAL], strict=True)
+        if floor > 0
+    ]
     return {
         "p50_ms": p50,
-        "rounds_p50_ms": {
-            name: [round(t.latency.p50_ms, 3) for t in measured[name]] for name in p50
-        },
-        "over_floor": round(p50[SEQUENTIAL] / p50[FLOOR_SEQUENTIAL], 2),
+        "rounds_p50_ms": {name: [round(ms, 3) for ms in values] for name, values in rounds.items()},
+        "over_floor": round(statistics.median(over), 2) if over else None,
+        "rounds_over_floor": [round(value, 2) for value in over],
         "target_ms": SEQUENTIAL_TARGET_MS,
     }
 
@@ -205,7 +256,7 @@ def run(bench: Bench) -> PartResult:
     contenders = {c.name: median_level(c, measured[c.name]) for c in CONTENDERS}
     sequential = sequential_latency(measured)
     labels = {c.name: c.label for c in CONTENDERS}
-    computed = ratios(contenders)
+    computed = paired_ratios(measured)
     medians = medians_table(
         f"The ratios' contenders, interleaved: {callers} callers, {rounds} round(s), medians",
         "contender",
@@ -214,12 +265,19 @@ def run(bench: Bench) -> PartResult:
         by_role=False,
     )
     table = Table(
-        f"Ratios (await chain, {callers} callers, interleaved medians)",
-        ["ratio", "inv/s ratio", "by CPU", "target"],
+        f"Ratios (await chain, {callers} callers; each round's ratio, and their median)",
+        ["ratio", "inv/s per round", "inv/s", "by CPU per round", "by CPU", "target"],
     )
     for name, ratio in computed.items():
         by_cpu = "-" if ratio["by_cpu"] is None else f"{ratio['by_cpu']:.2f}"
-        table.add(name, f"{ratio['value']:.2f}", by_cpu, f">= {ratio['target']:g}")
+        table.add(
+            name,
+            " ".join(f"{value:.2f}" for value in ratio["rounds"]),
+            f"{ratio['value']:.2f}",
+            " ".join(f"{value:.2f}" for value in ratio["rounds_by_cpu"]),
+            by_cpu,
+            f">= {ratio['target']:g}",
+        )
     latency = Table(
         f"Sequential await chain, p50 ms (medians of {rounds} round(s))",
         ["measured", "p50 ms per round", "median p50 ms", "target"],
@@ -231,7 +289,13 @@ def run(bench: Bench) -> PartResult:
             f"{sequential['p50_ms'][name]:.2f}",
             f"<= {SEQUENTIAL_TARGET_MS:g}" if name == SEQUENTIAL else "",
         )
-    latency.add("ours over the floor", "", f"{sequential['over_floor']:.2f}x", "")
+    over = sequential["over_floor"]
+    latency.add(
+        "ours over the floor",
+        " ".join(f"{value:.2f}" for value in sequential["rounds_over_floor"]),
+        "-" if over is None else f"{over:.2f}x",
+        "",
+    )
     data = {
         "callers": callers,
         "rounds": rounds,
@@ -246,7 +310,8 @@ def run(bench: Bench) -> PartResult:
         tables=[medians, table, latency],
         notes=[
             f"HTTP load generator: {LOAD_GENERATOR}",
-            "each round runs every contender back to back, starting with the next one each round",
+            "each round runs every contender back to back, every other round in the reverse "
+            "order; a ratio is the median of the rounds' ratios",
             "by CPU: the denominator's product CPU per invocation over the numerator's, i.e. the "
             "ratio of invocations per CPU-second: what the inv/s ratio would be if the run were "
             "CPU-bound on cores it had to itself (steadier than inv/s on a shared machine)",

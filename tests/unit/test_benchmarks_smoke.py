@@ -122,15 +122,41 @@ def test_in_process_floor_runs_the_await_chain(tmp_path: Path) -> None:
     assert level["product_cpu_ms_per_invocation"] >= 0  # /proc counts CPU in 10 ms ticks
 
 
-def test_ratios_need_both_contenders_and_compare_cpu_too() -> None:
-    def level(rate: float, cpu: float) -> dict[str, float]:
-        return {"invocations_per_s": rate, "product_cpu_ms_per_invocation": cpu}
+def test_ratios_are_read_round_by_round_and_need_both_contenders() -> None:
+    from benchmarks.measure import LoadResult
 
-    computed = compare.ratios({"throughput": level(90.0, 12.0), "direct": level(100.0, 10.8)})
-    assert computed["our gateway / direct client"]["value"] == 0.9
-    assert computed["our gateway / direct client"]["by_cpu"] == 0.9
-    assert computed["our gateway / direct client"]["target"] == 0.95
+    def turn(rate: float, product_cpu_ms: float, role: str) -> LoadResult:
+        seconds = 100 / rate
+        cpu = {role: product_cpu_ms / 10}  # over 100 invocations
+        return LoadResult(16, 100, 0, seconds, Summary.of([0.1]), cpu_s=cpu)
+
+    # The machine slows by half in the second round: both sides of the round with it.
+    measured = {
+        "throughput": [turn(90.0, 12.0, "gateway"), turn(45.0, 24.0, "gateway")],
+        "direct": [turn(100.0, 10.8, "driver"), turn(50.0, 21.6, "driver")],
+    }
+    computed = compare.paired_ratios(measured)
+    ratio = computed["our gateway / direct client"]
+    assert ratio["rounds"] == [0.9, 0.9] and ratio["value"] == 0.9
+    assert ratio["rounds_by_cpu"] == [0.9, 0.9] and ratio["by_cpu"] == 0.9
+    assert ratio["target"] == 0.95
     assert set(computed) == {"our gateway / direct client"}
+
+
+def test_the_sequential_latency_is_read_against_the_floor_round_by_round() -> None:
+    from benchmarks.measure import LoadResult
+
+    def turn(p50_ms: float) -> LoadResult:
+        return LoadResult(1, 100, 0, 1.0, Summary.of([p50_ms / 1000] * 3))
+
+    measured = {
+        compare.SEQUENTIAL: [turn(6.0), turn(9.0), turn(6.6)],
+        compare.FLOOR_SEQUENTIAL: [turn(2.0), turn(3.0), turn(1.65)],
+    }
+    latency = compare.sequential_latency(measured)
+    assert latency["rounds_over_floor"] == [3.0, 3.0, 4.0]
+    assert latency["over_floor"] == 3.0
+    assert latency["p50_ms"] == {compare.SEQUENTIAL: 6.6, compare.FLOOR_SEQUENTIAL: 2.0}
 
 
 def test_unknown_part_is_a_clear_usage_error() -> None:
@@ -147,6 +173,16 @@ def test_each_compare_round_starts_with_the_next_contender() -> None:
         sorted(o.name for o in order) == sorted(c.name for c in loads.CONTENDERS)
         for order in orders
     )
+
+
+def test_compare_runs_each_pair_back_to_back_each_side_first_in_turn() -> None:
+    names = [[e.name for e in compare.round_order(n, compare.ENTRIES)] for n in range(4)]
+    for pair in (("original", "throughput"), ("throughput", "direct")):
+        for order in names:
+            assert abs(order.index(pair[0]) - order.index(pair[1])) == 1
+        firsts = [min(pair, key=order.index) for order in names]
+        assert firsts == [pair[0], pair[1], pair[0], pair[1]]
+    assert names[1] == names[0][::-1]
 
 
 def test_the_pg_part_measures_idle_cpu_and_reports_its_ratios() -> None:
