@@ -211,6 +211,8 @@ class Engine:
         self._commit_due = False
         #: A write of the settled promises' rows that wait is scheduled.
         self._rows_due = False
+        #: When the timer tries them again after a failed write (ms).
+        self._rows_retry_at = 0
         #: Resolved by that commit, for the requests that await it (:meth:`handle_grouped`).
         self._batch: asyncio.Future[None] | None = None
         #: Replies held for that commit, and who gets each once it is durable (:meth:`answer`).
@@ -574,7 +576,8 @@ class Engine:
         self.router.check_streams()
         if self.failed is not None and not self._writable_again(now):
             return
-        self._write_rows()  # retention, below, chooses among the rows written
+        if now >= self._rows_retry_at:
+            self._write_rows()  # retention, below, chooses among the rows written
         try:
             written = self.store.poll_snapshot()
         except (sqlite3.Error, OSError):
@@ -733,11 +736,15 @@ class Engine:
     def _write_rows(self) -> None:
         """Write the rows of settled promises that wait (:meth:`History.write
         <asyncrpc.server.history.History.write>`); a failure leaves them waiting for the next
-        try, at the next batch or timer tick (the log holds their settlements)."""
+        try, at the next batch or at a timer tick :data:`WRITE_RETRY_MS` later (the log holds
+        their settlements)."""
         self._rows_due = False
+        if self.fatal:
+            return
         try:
             self.store.history.write()
         except sqlite3.Error as exc:
+            self._rows_retry_at = self.clock() + WRITE_RETRY_MS
             logger.error(
                 "writing %d settled promises to %r failed (%s); they stay in memory and are "
                 "tried again",

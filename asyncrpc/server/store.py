@@ -6,7 +6,9 @@ times give the same state. So the store keeps (1) a snapshot of the state in
 flight (pending promises and their tasks, callbacks, listeners, schedules),
 (2) the log of every request and timer tick applied since, and (3) every
 settled promise as a row of the ``promises`` table (:mod:`.history`), written
-in the same transaction as the log entry that settled it. A restart loads the
+with others after the log entry that settled it is committed, and always
+before a snapshot that covers that entry (so a row a crash kept from the
+table is made again by the replay of its entry). A restart loads the
 small snapshot and replays the short log; history stays on disk and is read
 when asked for, so neither start-up nor memory grows with it. A request is staged and
 committed before its response leaves the server, so whatever a client was
@@ -356,7 +358,9 @@ class Store:
     def commit(self) -> None:
         """Write every staged entry in one transaction (group commit); durable on return.
 
-        Raises :class:`CommitFailed` when the write fails: the entries are then in
+        The rows of the promises the entries settled then wait in the history
+        (:meth:`History.defer <asyncrpc.server.history.History.defer>`), to be written with
+        others. Raises :class:`CommitFailed` when the write fails: the entries are then in
         no durable place, so nothing they caused may be acknowledged.
         """
         if not self._staged:
