@@ -77,6 +77,11 @@ UNAUTHORIZED = {"error": "unauthorized: send 'Authorization: Bearer <token>'"}
 TOO_LARGE = f"request body is larger than {MAX_BODY_BYTES} bytes"
 #: The header that says why a request failed.
 DETAIL_HEADER = b"x-asyncrpc-error"
+#: How many header sets that passed the guard and the token :meth:`ServerApp._refusal` keeps.
+PASSED_SIZE = 256
+#: The header a request's headers are compared without: it differs from request to request,
+#: and neither the browser guard nor the token reads it.
+LENGTH_HEADER = b"content-length"
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
@@ -95,6 +100,9 @@ class ServerApp:
         #: What a browser may not send; by default, as for a server on loopback.
         self.guard = guard or BrowserGuard()
         self._closing: asyncio.Event | None = None
+        #: Header sets (less their length) that passed the guard and the token, most recent
+        #: last: a client sends the same headers with every request.
+        self._passed: dict[tuple[tuple[bytes, bytes], ...], None] = {}
         self.metrics = metrics.ServerMetrics(engine, engine.state.kinds)
 
     def close_streams(self) -> None:
@@ -310,12 +318,23 @@ class ServerApp:
         Every protocol request, poll stream and read view passes here, the fast
         lane's ``POST /`` too (:meth:`post`): a check that all of them must pass goes
         here. The browser guard first (what a web page sends), then the token.
+
+        Both read the headers only, and a client sends the same ones with every request
+        but their length: the last :data:`PASSED_SIZE` sets that passed (less the length,
+        which is also all either is given of them) pass again without a check.
         """
-        guarded = self.guard.refusal(headers)
+        key = tuple([(name, value) for name, value in headers if name != LENGTH_HEADER])
+        passed = self._passed
+        if key in passed:
+            return None
+        guarded = self.guard.refusal(key)
         if guarded is not None:
             return _refused(guarded.status, guarded.reason)
-        if not self._authorized(headers):
+        if not self._authorized(key):
             return 401, JSON_HEADERS, json.dumps(UNAUTHORIZED).encode()
+        if len(passed) >= PASSED_SIZE:
+            del passed[next(iter(passed))]
+        passed[key] = None
         return None
 
     def _authorized(self, headers: Headers) -> bool:

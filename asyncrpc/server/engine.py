@@ -33,7 +33,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from asyncrpc.protocol.states import PromiseState
 from asyncrpc.server import fields, retention
+from asyncrpc.server.history import WRITE_BATCH, PromiseRow
 from asyncrpc.server.machine import Execute, Machine, Outgoing, ProtocolReply, Unblock
 from asyncrpc.server.protocol import (
     ProtocolError,
@@ -207,6 +209,10 @@ class Engine:
         self.gc_backlog = False
         #: A commit of the requests of the current loop turn is scheduled.
         self._commit_due = False
+        #: A write of the settled promises' rows that wait is scheduled.
+        self._rows_due = False
+        #: When the timer tries them again after a failed write (ms).
+        self._rows_retry_at = 0
         #: Resolved by that commit, for the requests that await it (:meth:`handle_grouped`).
         self._batch: asyncio.Future[None] | None = None
         #: Replies held for that commit, and who gets each once it is durable (:meth:`answer`).
@@ -236,6 +242,8 @@ class Engine:
             self.commit()
         except CommitFailed:
             return self._unavailable(reply.request)
+        if self.store.history.unwritten >= WRITE_BATCH:
+            self._write_rows()
         return reply
 
     async def handle_grouped(self, body: bytes) -> Reply:
@@ -568,6 +576,8 @@ class Engine:
         self.router.check_streams()
         if self.failed is not None and not self._writable_again(now):
             return
+        if now >= self._rows_retry_at:
+            self._write_rows()  # retention, below, chooses among the rows written
         try:
             written = self.store.poll_snapshot()
         except (sqlite3.Error, OSError):
@@ -632,7 +642,8 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
         if self.fatal:
-            self.store.close()  # what is in memory never reached the disk: keep the disk's
+            # What is in memory never reached the disk: keep the disk's.
+            self.store.close(write_rows=False)
             return
         try:
             self.store.write_snapshot(self.state)
@@ -717,6 +728,30 @@ class Engine:
             _deliver(held)
         if self._later:
             asyncio.get_running_loop().call_soon(self._answer_later)
+        if self.store.history.unwritten >= WRITE_BATCH and not self._rows_due:
+            # After the answers: no request waits for the rows (see history.py).
+            self._rows_due = True
+            asyncio.get_running_loop().call_soon(self._write_rows)
+
+    def _write_rows(self) -> None:
+        """Write the rows of settled promises that wait (:meth:`History.write
+        <asyncrpc.server.history.History.write>`); a failure leaves them waiting for the next
+        try, at the next batch or at a timer tick :data:`WRITE_RETRY_MS` later (the log holds
+        their settlements)."""
+        self._rows_due = False
+        if self.fatal:
+            return
+        try:
+            self.store.history.write()
+        except sqlite3.Error as exc:
+            self._rows_retry_at = self.clock() + WRITE_RETRY_MS
+            logger.error(
+                "writing %d settled promises to %r failed (%s); they stay in memory and are "
+                "tried again",
+                self.store.history.unwritten,
+                self.store.path,
+                exc,
+            )
 
     def _route(self, outgoing: list[Outgoing]) -> None:
         for message in outgoing:
@@ -761,12 +796,25 @@ class Engine:
         try:
             seq = self.store.load_snapshot(state)
             history.replaying(seq)
+            #: The rows of the promises the replay settled, by id.
+            rows: dict[str, PromiseRow] = {}
             for entry in self.store.log_after(seq):
                 history.at(entry.seq)
                 self._replay(state, entry.seq, entry.at, entry.request)
+                for done in state.take_settled():
+                    rows[done.promise.id] = done.row(entry.seq)
             history.replayed()
             if self.store.upgrading is not None:
                 self.store.finish_upgrade(state)
+            # Those a crash (or a failed write) kept from the table wait to be written again;
+            # a promise retention forgot during the replay has left memory and has no row.
+            settled = [
+                row
+                for promise_id, row in rows.items()
+                if (promise := state.promises.get(promise_id)) is not None
+                and promise.state is not PromiseState.PENDING
+            ]
+            history.defer(history.missing(settled))
             state.settled.clear()
             state.evict_settled()
         except sqlite3.DatabaseError as exc:

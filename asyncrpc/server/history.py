@@ -1,13 +1,25 @@
 """Settled promises on disk, read on demand: the server's history.
 
 A settled promise never changes again (its task is fulfilled, its callbacks
-and listeners are gone), so it need not stay in memory: the store writes it
-to the ``promises`` table in the same transaction as the log entry that
-settled it, the engine then drops it from the machine's memory, and every
-later read (``promise.get``, a create of an existing id, ``preload``,
+and listeners are gone), so it need not stay in memory: once the log entry
+that settled it is committed, the engine drops it from the machine's memory,
+its row joins the rows waiting to be written (:meth:`History.defer`), and
+every later read (``promise.get``, a create of an existing id, ``preload``,
 ``promise.search``, ``task.get``) finds it here. Memory holds what is in
-flight plus a bounded cache of the most recently used settled promises, so
-memory and start-up grow with the work in flight, not with history.
+flight, the rows not yet written, and a bounded cache of the most recently
+used settled promises, so memory and start-up grow with the work in flight,
+not with history.
+
+The rows are written to the ``promises`` table many at a time
+(:meth:`History.write`: the engine writes them once :data:`WRITE_BATCH` wait,
+at every timer tick, and before a snapshot or a read that needs the table),
+not in the transaction of the log entry that settled each: a row is a page
+of the table and of each of its six indexes, seven pages to write for one
+promise, where the rows of many settled together share their pages (the
+ids of one flow sort together). The log entry is what makes a settlement
+durable: a row lost in a crash is made again by the log's replay
+(:meth:`History.missing`), since a snapshot, which ends the replay of the
+log before it, is written only once every row it covers is in the table.
 
 The table's columns beside the record are what reads select by, each with an
 index ordered by id (the search's order): ``origin``, ``branch`` and ``target``
@@ -28,6 +40,7 @@ covers it.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,6 +88,8 @@ INSERT_PROMISE = (
 )
 #: How many settled promises the cache keeps (the most recently used).
 CACHE_SIZE = 4096
+#: How many rows wait to be written before the engine writes them (:meth:`History.write`).
+WRITE_BATCH = 64
 #: How many branches :meth:`History.branch` remembers as having no rows on disk.
 NO_ROWS_SIZE = 4096
 #: Rows a search reads from the disk at a time while it filters by tags the table has no
@@ -129,6 +144,10 @@ class History:
     def __init__(self, db: sqlite3.Connection, cache_size: int = CACHE_SIZE) -> None:
         self._db = db
         self._cache: dict[str, Settled] = {}
+        #: Rows of settled promises (their log entries committed) not yet in the table, by id,
+        #: and the branches they name (:meth:`branch` reads them with the table's).
+        self._unwritten: dict[str, PromiseRow] = {}
+        self._unwritten_branches: set[str] = set()
         self._cache_size = cache_size
         #: While recovering: the snapshot's seq (rows settled after it are invisible) and the
         #: log entry being replayed (rows retention deleted after it are still visible).
@@ -150,6 +169,8 @@ class History:
         db = self._db
         self._cache.clear()
         self._no_rows.clear()
+        self._unwritten.clear()
+        self._unwritten_branches.clear()
         self._horizon = None
         row = db.execute("SELECT value FROM meta WHERE key = 'settled'").fetchone()
         if row is None:
@@ -174,6 +195,52 @@ class History:
     def replayed(self) -> None:
         """Recovery is done: every row is visible again."""
         self._horizon = None
+
+    # -- rows not yet written ----------------------------------------------------
+
+    def defer(self, rows: Iterable[PromiseRow]) -> None:
+        """Keep these rows (of settled promises whose log entries are committed) until
+        :meth:`write`; reads find them meanwhile."""
+        unwritten, branches = self._unwritten, self._unwritten_branches
+        for row in rows:
+            unwritten[row[0]] = row
+            if row[3] is not None:
+                branches.add(row[3])
+
+    @property
+    def unwritten(self) -> int:
+        """How many rows wait to be written."""
+        return len(self._unwritten)
+
+    def write(self) -> None:
+        """Write the rows waiting, in one transaction (nothing when none wait).
+
+        A failed write leaves them waiting, and raises the :class:`sqlite3.Error`.
+        """
+        if not self._unwritten:
+            return
+        rows = list(self._unwritten.values())
+        count = self._count
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany(INSERT_PROMISE, rows)
+            self.written(rows, 0)
+            db.execute("COMMIT")
+        except BaseException:
+            self._count = count
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise
+        self._unwritten.clear()
+        self._unwritten_branches.clear()
+
+    def missing(self, rows: Iterable[PromiseRow]) -> list[PromiseRow]:
+        """Of ``rows``, those the table does not hold (after a replay: the rows of the
+        promises it settled again that a crash or a failed write kept from the table)."""
+        query = "SELECT 1 FROM promises WHERE id = ?"
+        return [row for row in rows if self._db.execute(query, (row[0],)).fetchone() is None]
 
     # -- the cache -------------------------------------------------------------
 
@@ -200,6 +267,11 @@ class History:
         if found is not None:
             cache[promise_id] = found  # the most recently used goes last
             return found
+        unwritten = self._unwritten.get(promise_id)
+        if unwritten is not None:
+            settled = Settled(_decoder.decode(unwritten[9]), unwritten[8])
+            self.remember(settled)
+            return settled
         if self._horizon is None:
             row = self._db.execute(
                 "SELECT record, task_version FROM promises WHERE id = ?", (promise_id,)
@@ -230,6 +302,13 @@ class History:
 
     def branch(self, branch: str) -> list[Promise]:
         """The settled promises of ``branch`` (``preload``), in id order."""
+        stored = self._branch_in_table(branch)
+        if branch not in self._unwritten_branches:
+            return stored
+        unwritten = [_decoder.decode(r[9]) for r in self._unwritten.values() if r[3] == branch]
+        return sorted([*stored, *unwritten], key=_promise_id)
+
+    def _branch_in_table(self, branch: str) -> list[Promise]:
         if branch in self._no_rows:
             return []
         rows = self._db.execute(
@@ -248,6 +327,16 @@ class History:
         The indexed columns narrow the read; tags without a column are matched on
         the records. Ids in ``skip`` (those memory holds) are left out.
         """
+        found = self._search_table(wanted, limit, skip)
+        unwritten = self._unwritten_matching(wanted, skip)
+        if not unwritten:
+            return found
+        after = [p for p in unwritten if not wanted.cursor or p.id > wanted.cursor]
+        return sorted([*found, *after], key=_promise_id)[:limit]
+
+    def _search_table(
+        self, wanted: SearchFilter, limit: int, skip: Container[str]
+    ) -> list[Promise]:
         narrowed = _narrowing(wanted)
         if narrowed is None:
             return []
@@ -281,6 +370,15 @@ class History:
         Read newest first by an index where the target narrows it, so the cost is
         that of the rows looked at, not of the rows stored.
         """
+        found = self._newest_in_table(wanted, limit, skip)
+        unwritten = self._unwritten_matching(wanted, skip)
+        if not unwritten:
+            return found
+        return sorted([*found, *unwritten], key=_created_and_id, reverse=True)[:limit]
+
+    def _newest_in_table(
+        self, wanted: SearchFilter, limit: int, skip: Container[str]
+    ) -> list[Promise]:
         narrowed = _narrowing(wanted)
         if narrowed is None:
             return []
@@ -312,6 +410,17 @@ class History:
 
     def fulfilled_tasks(self, cursor: str, limit: int, skip: Container[str]) -> list[Task]:
         """Up to ``limit`` fulfilled tasks of settled promises after ``cursor``, by id."""
+        found = self._fulfilled_in_table(cursor, limit, skip)
+        unwritten = [
+            Task(id=row[0], state=TaskState.FULFILLED, version=row[8])
+            for row in self._unwritten.values()
+            if row[8] is not None and row[0] > cursor and row[0] not in skip
+        ]
+        if not unwritten:
+            return found
+        return sorted([*found, *unwritten], key=_task_id)[:limit]
+
+    def _fulfilled_in_table(self, cursor: str, limit: int, skip: Container[str]) -> list[Task]:
         found: list[Task] = []
         rows = self._rows(
             "id, task_version", ["task_version IS NOT NULL"], [], cursor, max(limit, SCAN_CHUNK)
@@ -351,15 +460,19 @@ class History:
             after = rows[-1][0]
 
     def oldest(self, settled_before: int, limit: int) -> Iterator[tuple[str, Any]]:
-        """``(id, origin)`` of settled promises, oldest settlement first, up to ``limit``."""
+        """``(id, origin)`` of settled promises, oldest settlement first, up to ``limit``.
+
+        Only the table's: retention deletes rows, and the engine writes the rows waiting
+        before it runs.
+        """
         yield from self._db.execute(
             "SELECT id, origin FROM promises WHERE settled_at <= ? ORDER BY settled_at, id LIMIT ?",
             (settled_before, limit),
         )
 
     def count(self) -> int:
-        """How many settled promises the disk holds."""
-        return self._count
+        """How many settled promises are stored (the rows waiting to be written included)."""
+        return self._count + len(self._unwritten)
 
     def written(self, added: Sequence[PromiseRow], deleted: int) -> None:
         """Count the rows ``added`` and ``deleted`` deleted, in the transaction doing it."""
@@ -376,18 +489,54 @@ class History:
 
     def count_by_state(self) -> dict[str, int]:
         rows = self._db.execute("SELECT state, COUNT(*) FROM promises GROUP BY state")
-        return {state: count for state, count in rows}
+        counts = {state: count for state, count in rows}
+        for row in self._unwritten.values():
+            counts[row[1]] = counts.get(row[1], 0) + 1
+        return counts
 
     def fulfilled_count(self) -> int:
-        """How many settled promises on disk have a (fulfilled) task."""
-        return int(self._db.execute("SELECT COUNT(task_version) FROM promises").fetchone()[0])
+        """How many stored settled promises have a (fulfilled) task."""
+        (count,) = self._db.execute("SELECT COUNT(task_version) FROM promises").fetchone()
+        return int(count) + sum(1 for row in self._unwritten.values() if row[8] is not None)
 
     def everything(self) -> Iterator[Settled]:
         """Every stored settled promise, by id (for tests and checks; reads the whole table)."""
-        for record, version in self._db.execute(
-            "SELECT record, task_version FROM promises ORDER BY id"
-        ):
+        rows = self._db.execute("SELECT id, record, task_version FROM promises").fetchall()
+        stored = {promise_id: (record, version) for promise_id, record, version in rows}
+        for row in self._unwritten.values():
+            stored[row[0]] = (row[9], row[8])
+        for promise_id in sorted(stored):
+            record, version = stored[promise_id]
             yield Settled(_decoder.decode(record), version)
+
+    def _unwritten_matching(self, wanted: SearchFilter, skip: Container[str]) -> list[Promise]:
+        """The promises of the rows waiting that a read of the table for ``wanted`` would
+        find, were they written (the cursor aside)."""
+        if not self._unwritten or _narrowing(wanted) is None:
+            return []
+        found = []
+        for row in self._unwritten.values():
+            if row[0] in skip or not row[0].startswith(wanted.prefix):
+                continue
+            if wanted.state is not None and row[1] != wanted.state:
+                continue
+            promise = _decoder.decode(row[9])
+            if all(promise.tags.get(key) == value for key, value in wanted.tags.items()):
+                found.append(promise)
+        return found
+
+
+def _promise_id(promise: Promise) -> str:
+    return promise.id
+
+
+def _task_id(task: Task) -> str:
+    return task.id
+
+
+def _created_and_id(promise: Promise) -> tuple[int, str]:
+    """The order of :meth:`History.newest`, reversed: created first, then by id."""
+    return (promise.created_at, promise.id)
 
 
 def _text(value: Any) -> str | None:

@@ -15,7 +15,8 @@ whose stale entries are skipped when they come due.
 
 Memory holds what is in flight: pending promises and their tasks, and the
 promises settled by requests not yet committed. A settled promise is final,
-so once its row is on disk the engine moves it out (:meth:`Machine.evict`) and
+so once the log entry that settled it is committed the engine moves it out
+(:meth:`Machine.evict`) and
 :class:`~asyncrpc.server.history.History` answers for it: every lookup here
 (:meth:`Machine.promise`, :meth:`Machine.task`) reads memory first, then the
 history, so an answer never depends on where a promise lives.
@@ -911,7 +912,8 @@ class Machine:
         ]
 
     def evict(self, promise_ids: Iterable[str]) -> None:
-        """Move these settled promises (their rows committed) out of memory, with their tasks."""
+        """Move these settled promises (their settlements committed) out of memory, with their
+        tasks: the history answers for them."""
         for promise_id in promise_ids:
             promise = self.promises.get(promise_id)
             if promise is None or promise.state is PromiseState.PENDING:
@@ -922,7 +924,8 @@ class Machine:
             self.history.remember(Settled(promise, None if task is None else task.version))
 
     def evict_settled(self) -> None:
-        """Move every settled promise out of memory (after recovery: their rows are on disk)."""
+        """Move every settled promise out of memory (after recovery: their rows are on disk or
+        wait in the history)."""
         self.evict([p.id for p in self.promises.values() if p.state is not PromiseState.PENDING])
 
     def forget(self, promise_ids: Iterable[str]) -> None:

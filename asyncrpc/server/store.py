@@ -6,7 +6,9 @@ times give the same state. So the store keeps (1) a snapshot of the state in
 flight (pending promises and their tasks, callbacks, listeners, schedules),
 (2) the log of every request and timer tick applied since, and (3) every
 settled promise as a row of the ``promises`` table (:mod:`.history`), written
-in the same transaction as the log entry that settled it. A restart loads the
+with others after the log entry that settled it is committed, and always
+before a snapshot that covers that entry (so a row a crash kept from the
+table is made again by the replay of its entry). A restart loads the
 small snapshot and replays the short log; history stays on disk and is read
 when asked for, so neither start-up nor memory grows with it. A request is staged and
 committed before its response leaves the server, so whatever a client was
@@ -356,7 +358,9 @@ class Store:
     def commit(self) -> None:
         """Write every staged entry in one transaction (group commit); durable on return.
 
-        Raises :class:`CommitFailed` when the write fails: the entries are then in
+        The rows of the promises the entries settled then wait in the history
+        (:meth:`History.defer <asyncrpc.server.history.History.defer>`), to be written with
+        others. Raises :class:`CommitFailed` when the write fails: the entries are then in
         no durable place, so nothing they caused may be acknowledged.
         """
         if not self._staged:
@@ -365,32 +369,35 @@ class Store:
         promises, self._staged_rows = self._staged_rows, []
         forgotten, self._staged_forgotten = self._staged_forgotten, []
         try:
-            if len(rows) == 1 and not promises and not forgotten:
+            if len(rows) == 1 and not forgotten:
                 self._db.execute(INSERT_LOG, rows[0])  # one statement: its own transaction
-                return
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(INSERT_LOG, rows)
-                self._write_history(promises, forgotten)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
+            else:
+                self._db.execute("BEGIN")
+                try:
+                    self._db.executemany(INSERT_LOG, rows)
+                    if forgotten:
+                        self._forget_rows(forgotten)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
         except sqlite3.Error as exc:
-            if self._holds(rows[-1][0]):  # the commit happened; what failed came after it
-                return
-            self.last_seq -= len(rows)
-            self.log_length -= len(rows)
-            raise CommitFailed(f"writing {len(rows)} log entries to {self.path!r}: {exc}") from exc
-
-    def _write_history(self, promises: list[PromiseRow], forgotten: list[tuple[int, str]]) -> None:
-        """The settled promises' rows, and retention's deletions (kept in ``forgotten``)."""
+            if not self._holds(rows[-1][0]):  # else the commit happened; what failed came after
+                self.last_seq -= len(rows)
+                self.log_length -= len(rows)
+                message = f"writing {len(rows)} log entries to {self.path!r}: {exc}"
+                raise CommitFailed(message) from exc
         if promises:
-            self._db.executemany(INSERT_PROMISE, promises)
-        if forgotten:
-            self._db.executemany(FORGET_ROWS, forgotten)
-            self._db.executemany(DELETE_ROW, [(promise_id,) for _, promise_id in forgotten])
-        self.history.written(promises, len(forgotten))
+            self.history.defer(promises)
+
+    def _forget_rows(self, forgotten: list[tuple[int, str]]) -> None:
+        """Retention's deletions (kept in ``forgotten`` until a snapshot covers them).
+
+        They are rows of the table: retention chooses among the rows written.
+        """
+        self._db.executemany(FORGET_ROWS, forgotten)
+        self._db.executemany(DELETE_ROW, [(promise_id,) for _, promise_id in forgotten])
+        self.history.written((), len(forgotten))
 
     def _holds(self, seq: int) -> bool:
         """Whether the log on disk holds entry ``seq`` (False when that cannot be read)."""
@@ -442,6 +449,7 @@ class Store:
         """Store the whole state and drop the log it covers, in one transaction (blocking)."""
         self.wait_for_snapshot()
         self.commit()
+        self.history.write()  # the snapshot ends the replay of the log that settled them
         body = self._encode(state)
         self._db.execute("BEGIN")
         try:
@@ -474,6 +482,7 @@ class Store:
         log holds everything: a crash of either process loses nothing.
         """
         self.commit()
+        self.history.write()  # the snapshot ends the replay of the log that settled them
         seq, covered = self.last_seq, self.log_length
         scratch = f"{self.path}.snapshot"
         pid = os.fork()
@@ -646,8 +655,13 @@ class Store:
         for entry_seq, at, body in cursor:
             yield LogEntry(entry_seq, at, body)
 
-    def close(self) -> None:
+    def close(self, write_rows: bool = True) -> None:
+        """Close the database, with the rows waiting written (unless ``write_rows`` is False:
+        a log replay makes them again at the next start, which a failed write leaves to)."""
         self.wait_for_snapshot()
+        if write_rows and hasattr(self, "history"):  # not when the open is refused
+            with contextlib.suppress(sqlite3.Error):
+                self.history.write()
         self._db.close()
         self._unlock()
 

@@ -155,6 +155,25 @@ def test_the_fast_lane_refuses_a_page_elsewhere_and_a_missing_token(case: str) -
     asyncio.run(with_servers(lane))
 
 
+def test_headers_that_passed_once_are_checked_again_when_one_differs() -> None:
+    """The guard's and the token's verdicts are kept per set of headers: one more header,
+    or another token, is a set of its own, checked again."""
+    data = (
+        post(CREATE)
+        + post(GET, extra=AUTH + "Origin: http://evil.test\r\n")
+        + post(GET, extra="Authorization: Bearer other\r\n")
+        + post(GET, host="evil.test:8001")
+        + post(GET)
+    )
+
+    async def both(ports: dict[str, int]) -> None:
+        for port in ports.values():
+            answers, _ = await exchange(port, data, 5)
+            assert [a["status"] for a in answers] == [200, 403, 401, 403, 200]
+
+    asyncio.run(with_servers(both))
+
+
 def test_metrics_count_the_requests_the_fast_lane_answers() -> None:
     scrape = f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:8001\r\n{AUTH}\r\n".encode()
 

@@ -19,7 +19,7 @@ from asyncrpc.protocol.states import PromiseState
 from asyncrpc.protocol.tags import TARGET_TAG
 from asyncrpc.server import retention
 from asyncrpc.server.engine import Engine
-from asyncrpc.server.history import History, SearchFilter, Settled
+from asyncrpc.server.history import WRITE_BATCH, History, SearchFilter, Settled
 from asyncrpc.server.records import Promise, Value
 from asyncrpc.server.store import Snapshot, Store
 from harness.history import seed
@@ -84,12 +84,77 @@ def test_settled_promises_leave_memory_and_every_read_still_finds_them(tmp_path:
     assert before[8] == ["r.0", "r.1", "r.2", "r.3", "r.4"]
     assert before[9] == ["r.0", "r.1", "r.2"] and before[10] == 409
     assert preload(engine, "r.3") == ["r", "r.0", "r.1", "r.2", "r.4"]
-    engine.store.close()  # as a crash leaves it
+    engine.store.close(write_rows=False)  # as a crash leaves it: the rows were never written
     restarted = Engine(Store(db), clock=Clock())
     assert sorted(restarted.state.promises) == in_flight
     assert restarted.state.history.count() == 3
+    assert restarted.state.history.unwritten == 3, "the replay did not make the rows again"
+    assert reads(restarted) == before
+    restarted.tick()
+    assert restarted.state.history.unwritten == 0
     assert reads(restarted) == before
     assert preload(restarted, "r.4") == ["r", "r.0", "r.1", "r.2", "r.3"]
+    restarted.store.close(write_rows=False)
+    again = Engine(Store(db), clock=Clock())
+    assert again.state.history.unwritten == 0 and again.state.history.count() == 3
+    assert reads(again) == before
+
+
+def test_rows_of_settled_promises_are_written_together_and_read_alike_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """A settled promise's row waits, with others, for a batch, a tick or a snapshot: every
+    read answers the same before and after it is written."""
+    engine = Engine(Store(str(tmp_path / "s.db")), clock=Clock())
+    history = engine.state.history
+    statements: list[str] = []
+    engine.store._db.set_trace_callback(statements.append)
+    tags = {**TARGET, "resonate:origin": "o", "resonate:branch": "o"}
+    send(engine, "promise.create", id="o", timeoutAt=FAR, tags=tags)
+    for i in range(5):
+        send(engine, "promise.create", id=f"o.{i}", timeoutAt=FAR, tags=tags)
+        if i % 2 == 0:
+            send(engine, "promise.settle", id=f"o.{i}", state="resolved", value={"data": "1"})
+    send(engine, "task.acquire", id="o.1", version=0, pid="w", ttl=FAR)
+    assert history.unwritten == 3 and history.count() == 3
+    assert not any(sql.startswith("INSERT OR REPLACE INTO promises") for sql in statements)
+
+    def reads() -> list[Any]:
+        return [
+            send(engine, "promise.get", id="o.2")["data"],
+            send(engine, "promise.search", tags={"resonate:origin": "o"}, limit=3)["data"],
+            send(engine, "promise.search", state="resolved", idPrefix="o.")["data"],
+            send(engine, "promise.search", tags=TARGET, order="newest", limit=3)["data"],
+            send(engine, "task.search", state="fulfilled")["data"],
+            send(engine, "task.get", id="o.4")["data"],
+            sorted(record["id"] for record in engine.state._preload(engine.state.promises["o"], 0)),
+            history.count_by_state(),
+            history.fulfilled_count(),
+            [settled.promise.id for settled in history.everything()],
+        ]
+
+    waiting = reads()
+    assert waiting[2]["promises"] and [p["id"] for p in waiting[2]["promises"]] == [
+        "o.0",
+        "o.2",
+        "o.4",
+    ]
+    engine.tick()
+    assert history.unwritten == 0 and history.count() == 3
+    assert reads() == waiting
+    for i in range(WRITE_BATCH):
+        send(engine, "promise.create", id=f"b{i}", timeoutAt=FAR, tags={})
+        send(engine, "promise.settle", id=f"b{i}", state="resolved")
+    assert history.unwritten == 0, "a full batch of rows was not written"
+    send(engine, "promise.create", id="last", timeoutAt=FAR, tags={})
+    send(engine, "promise.settle", id="last", state="resolved")
+    assert history.unwritten == 1
+    engine.store.write_snapshot(engine.state)
+    assert history.unwritten == 0, "a snapshot was written before the rows it covers"
+    engine.store.close(write_rows=False)
+    restarted = Engine(Store(str(tmp_path / "s.db")), clock=Clock())
+    assert restarted.state.history.count() == 3 + WRITE_BATCH + 1
+    assert send(restarted, "promise.get", id="last")["data"]["promise"]["state"] == "resolved"
 
 
 def test_a_search_pages_through_memory_and_disk_in_id_order(tmp_path: Path) -> None:

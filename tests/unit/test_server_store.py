@@ -352,9 +352,40 @@ def test_the_fast_lanes_answers_wait_for_their_commit_and_settled_promises_go_to
     assert [reply.status for reply in replies] == [200, 200, 200]
     assert engine.store.staged == 0  # answered only once committed
     assert "done" not in engine.state.promises and "open" in engine.state.promises
-    stored = engine.store.history.promise("done")  # settled: its row is on disk
+    stored = engine.store.history.promise("done")  # settled: the history answers for it
     assert stored is not None and stored.state == "resolved"
     assert not stream.queue.empty()  # the execute of "open" went out with the commit
+
+
+def test_rows_a_failed_write_kept_from_the_table_wait_and_are_written_later(
+    tmp_path: Path,
+) -> None:
+    """The settlement is committed (its log entry): a failed write of its row refuses nothing,
+    and the timer tries the row again once the disk had time to recover."""
+    db = str(tmp_path / "s.db")
+    now = [1_000]
+    engine = Engine(Store(db, connect=failing_connect), clock=lambda: now[0])
+    settle = envelope("promise.settle", id="done", state="resolved", value={"data": "1"})
+    assert engine.handle(create("done")).status == 200
+    assert engine.handle(settle).status == 200
+    history = engine.store.history
+    assert history.unwritten == 1
+    engine.store._db.failing = True  # type: ignore[attr-defined]
+    engine.tick()
+    assert history.unwritten == 1 and engine.failed is None
+    assert msgspec.json.decode(engine.handle(get("done")).body)["data"]["promise"]["state"] == (
+        "resolved"
+    )
+    engine.store._db.failing = False  # type: ignore[attr-defined]
+    engine.tick()
+    assert history.unwritten == 1, "the write was tried again before the retry time"
+    now[0] += WRITE_RETRY_MS
+    engine.tick()
+    assert history.unwritten == 0 and history.count() == 1
+    engine.store.close(write_rows=False)
+    restarted = Engine(Store(db))
+    assert restarted.state.history.unwritten == 0 and restarted.state.history.count() == 1
+    restarted.store.close()
 
 
 def test_a_failed_commit_answers_the_fast_lanes_held_requests_503(tmp_path: Path) -> None:
