@@ -172,7 +172,7 @@ def take_leases(stream: object, resonate: Resonate, ttl_s: float) -> bool:
 
 
 #: Allocations between two young collections: the default 700 runs one every few steps.
-YOUNG_COLLECTION_EVERY = 10_000
+YOUNG_COLLECTION_EVERY = 50_000
 
 
 def collect_less() -> None:
