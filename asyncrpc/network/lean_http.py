@@ -19,7 +19,10 @@ within ``read_timeout`` is a :class:`RequestTimeout` (a ``TimeoutError``,
 so an ``OSError``): retried with backoff while running, a
 ``ConnectorError`` after stop, like any failure to reach the server. Without
 it, a server that is stopped (SIGSTOP) or a half-open connection would hold
-a step forever. Only ``http://`` URLs are served:
+a step forever. The answer's deadline is kept by one event-loop timer per
+connection (:class:`_Connection`), not by an :func:`asyncio.timeout` per
+request: a node sends a few requests per step, and each ``asyncio.timeout``
+is an object, a timer scheduled and a timer cancelled. Only ``http://`` URLs are served:
 :func:`server_network` falls back to the SDK's connection for anything else.
 """
 
@@ -28,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections import deque
 from urllib.parse import urlsplit
 
@@ -46,8 +48,6 @@ MAX_CONNECTIONS = 256
 #: Seconds to open a connection, and to receive a whole answer once the request is sent.
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
-#: Characters that would end a header line early (header injection).
-_LINE_BREAK = re.compile(r"[\r\n]")
 
 
 class ServerClosed(ConnectionError):
@@ -62,10 +62,16 @@ class _Connection(asyncio.Protocol):
     """One keep-alive connection: one exchange at a time, its responses parsed by httptools.
 
     An exchange is one request, or several written together (pipelined): their
-    responses come back in order, one waiter each.
+    responses come back in order, one waiter each. An exchange not answered in
+    full within ``read_timeout`` fails with :class:`RequestTimeout` and closes
+    the connection. The deadline is kept by one loop timer per connection, armed
+    by the first exchange and moved on lazily: an exchange only writes down its
+    deadline, and the timer, when it fires before the current exchange's
+    deadline, re-arms itself for it (when no exchange is in flight it lapses).
+    So a request costs no timer of its own and still fails at its own deadline.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, read_timeout: float, timeout_message: str) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiters: deque[asyncio.Future[bytes]] = deque()
@@ -73,6 +79,10 @@ class _Connection(asyncio.Protocol):
         self.received = False  # any byte of the current response
         self.keep_alive = True
         self.closed = False
+        self.read_timeout = read_timeout
+        self.timeout_message = timeout_message
+        self.deadline = 0.0  # loop time by which the exchange in flight must be answered
+        self.timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -89,6 +99,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._disarm()
         self._fail(ServerClosed("the server closed the connection") if exc is None else exc)
 
     # -- httptools callbacks ---------------------------------------------------
@@ -98,8 +109,9 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.keep_alive = self.parser.should_keep_alive()
-        body = b"".join(self.body)
-        self.body.clear()
+        chunks = self.body
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
         if not self.waiters:  # a response nobody asked for: the connection is out of step
             self.close()
             return
@@ -109,20 +121,44 @@ class _Connection(asyncio.Protocol):
 
     # -- use -------------------------------------------------------------------
 
-    async def exchange(self, requests: list[bytes]) -> list[bytes]:
-        """Write ``requests`` in one write; their response bodies, in order."""
+    def send(self, requests: list[bytes]) -> list[asyncio.Future[bytes]]:
+        """Write ``requests`` in one write; a waiter for each one's response body, in order.
+
+        The waiters fail with :class:`RequestTimeout` (and the connection closes)
+        when they are not all answered within ``read_timeout``.
+        """
         assert self.transport is not None
         self.received = False
         loop = asyncio.get_running_loop()
+        self.deadline = loop.time() + self.read_timeout
+        if self.timer is None:
+            self.timer = loop.call_at(self.deadline, self._on_timer)
         waiters = [loop.create_future() for _ in requests]
         self.waiters.extend(waiters)
         self.transport.write(requests[0] if len(requests) == 1 else b"".join(requests))
-        return [await waiter for waiter in waiters]
+        return waiters
 
     def close(self) -> None:
         self.closed = True
+        self._disarm()
         if self.transport is not None:
             self.transport.close()
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.closed or not self.waiters:
+            return  # no exchange in flight: nothing to time out, the timer lapses
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.deadline:  # armed for an earlier exchange: wait for this one's
+            self.timer = loop.call_at(self.deadline, self._on_timer)
+            return
+        self._fail(RequestTimeout(self.timeout_message))
+        self.close()
+
+    def _disarm(self) -> None:
+        timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.cancel()
 
     def _fail(self, exc: BaseException) -> None:
         waiters, self.waiters = self.waiters, deque()
@@ -158,6 +194,9 @@ class LeanHttpNetwork:
         self._sleeper = sleeper
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
+        self._timeout_message = (
+            f"the server at {self._host}:{self._port} sent no answer within {read_timeout:g}s"
+        )
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
@@ -180,7 +219,7 @@ class LeanHttpNetwork:
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
         """``POST`` one envelope; the response body, whatever its status."""
-        return (await self.send_together([req], headers))[0]
+        return (await self._send([self._encode(req, headers)]))[0]
 
     async def send_together(
         self, reqs: list[str], headers: dict[str, str] | None = None
@@ -191,14 +230,19 @@ class LeanHttpNetwork:
         (the gateway registers a listener with the create of its promise this way).
         Retried as a whole, like :meth:`send`.
         """
-        requests = [self._encode(req, headers) for req in reqs]
+        return await self._send([self._encode(req, headers) for req in reqs])
+
+    # -- internals -------------------------------------------------------------
+
+    async def _send(self, requests: list[bytes]) -> list[str]:
+        """Exchange encoded ``requests``; retried with backoff while running (see the module)."""
         attempt = 0
         while True:
             if self._stopped:
                 raise ConnectorError(RuntimeError("network has been stopped"))
             try:
                 return [body.decode() for body in await self._exchange(requests)]
-            except OSError as exc:  # refused, reset, closed early (ServerClosed)
+            except OSError as exc:  # refused, reset, closed early (ServerClosed), timed out
                 if not self._running:
                     raise ConnectorError(exc) from exc
                 delay = self._backoff.delay(attempt)
@@ -208,51 +252,53 @@ class LeanHttpNetwork:
                     raise ConnectorError(exc) from exc
                 attempt += 1
 
-    # -- internals -------------------------------------------------------------
-
     def _encode(self, req: str, headers: dict[str, str] | None) -> bytes:
         body = req.encode()
         head = self._head
+        typed = False
         if headers:
             for name, value in headers.items():
-                if name.lower() not in ("content-length", "host"):
+                lowered = name.lower()
+                if lowered == "content-type":
+                    typed = True
+                if lowered not in ("content-length", "host"):
                     head += f"{header_value(name)}: {header_value(value)}\r\n"
-        if not headers or not any(name.lower() == "content-type" for name in headers):
+        if not typed:
             head += "Content-Type: application/json\r\n"
         return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
     async def _exchange(self, requests: list[bytes]) -> list[bytes]:
-        async with self._slots:
+        """The response bodies of ``requests``, on a pooled connection or a new one."""
+        await self._slots.acquire()
+        try:
             connection = self._pooled()
-            if connection is not None:
+            fresh = connection is None
+            while True:
+                if connection is None:
+                    connection = await self._connect()
                 try:
-                    return await self._use(connection, requests)
-                except OSError as exc:
-                    if connection.received or isinstance(exc, RequestTimeout):
+                    bodies = [await waiter for waiter in connection.send(requests)]
+                except BaseException as exc:
+                    # Failed, timed out or cancelled mid-request: the connection is out of step.
+                    self._discard(connection)
+                    if (
+                        fresh
+                        or connection.received
+                        or not isinstance(exc, OSError)
+                        or isinstance(exc, RequestTimeout)
+                    ):
                         raise
                     # The server closed a kept-alive connection (it restarted, or
                     # timed the connection out) before answering: try a fresh one.
-            return await self._use(await self._connect(), requests)
-
-    async def _use(self, connection: _Connection, requests: list[bytes]) -> list[bytes]:
-        try:
-            async with asyncio.timeout(self._read_timeout):
-                bodies = await connection.exchange(requests)
-        except TimeoutError:
-            self._discard(connection)
-            raise RequestTimeout(
-                f"the server at {self._host}:{self._port} sent no answer "
-                f"within {self._read_timeout:g}s"
-            ) from None
-        except BaseException:
-            # Failed or cancelled mid-request: the connection is out of step.
-            self._discard(connection)
-            raise
-        if connection.keep_alive and not connection.closed and not self._stopped:
-            self._idle.append(connection)
-        else:
-            self._discard(connection)
-        return bodies
+                    connection, fresh = None, True
+                    continue
+                if connection.keep_alive and not connection.closed and not self._stopped:
+                    self._idle.append(connection)
+                else:
+                    self._discard(connection)
+                return bodies
+        finally:
+            self._slots.release()
 
     def _pooled(self) -> _Connection | None:
         while self._idle:
@@ -266,7 +312,11 @@ class LeanHttpNetwork:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, connection = await loop.create_connection(_Connection, self._host, self._port)
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(self._read_timeout, self._timeout_message),
+                    self._host,
+                    self._port,
+                )
         except TimeoutError:
             raise RequestTimeout(
                 f"no connection to the server at {self._host}:{self._port} "
@@ -293,7 +343,7 @@ class LeanHttpNetwork:
 
 def header_value(text: str) -> str:
     """``text`` for an HTTP header; a line break in it (header injection) is refused."""
-    if _LINE_BREAK.search(text):
+    if "\n" in text or "\r" in text:
         raise ConnectorError(ValueError(f"a line break in an HTTP header is refused: {text!r}"))
     return text
 

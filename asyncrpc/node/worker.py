@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -170,6 +171,24 @@ def take_leases(stream: object, resonate: Resonate, ttl_s: float) -> bool:
     return True
 
 
+#: Allocations between two young collections: the default 700 runs one every few steps.
+YOUNG_COLLECTION_EVERY = 50_000
+
+
+def collect_less() -> None:
+    """Keep the garbage collector to what a node's steps make, and run it less often.
+
+    What exists before a node serves (its modules) lives as long as the process:
+    frozen (:func:`gc.freeze`), no collection looks at it again. A step
+    makes a few hundred objects that their references free at once; a young
+    collection only walks the ones alive when it runs, so one every
+    :data:`YOUNG_COLLECTION_EVERY` allocations walks fewer per step than the default's.
+    """
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, middle, old)
+
+
 async def run_worker(
     settings: NodeSettings,
     stop: asyncio.Event,
@@ -222,5 +241,6 @@ async def run_worker(
 def run(settings: NodeSettings) -> int:
     """Run a worker node in the foreground; 0 after a clean stop."""
     log_output.configure()
+    collect_less()
     event_loop.run(until_signalled(lambda stop: run_worker(settings, stop)))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from resonate.send import TaskRef
 
@@ -10,76 +11,142 @@ from asyncrpc.network.heartbeat import IntervalHeartbeat
 
 
 class Beats:
-    """Records each heartbeat request; can fail the first ones."""
+    """Records each heartbeat request (and when it was sent); can fail the first ones."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, clock: ManualClock, failures: int = 0) -> None:
+        self.clock = clock
         self.sent: list[list[TaskRef]] = []
+        self.at: list[float] = []
         self.failures = failures
 
     async def task_heartbeat(self, pid: str, tasks: list[TaskRef]) -> None:
         assert pid == "node-1"
         self.sent.append(tasks)
+        self.at.append(self.clock.now)
         if len(self.sent) <= self.failures:
             raise ConnectionError("server away")
 
 
-class StepSleeper:
-    """Each sleep waits until the test lets one interval pass."""
+class ManualClock:
+    """The heartbeat's clock: time moves only when the test advances it; timers fire then."""
 
     def __init__(self) -> None:
-        self.intervals: list[float] = []
-        self._tick = asyncio.Condition()
-        self._passed = 0
+        self.now = 0.0
+        self.timers: list[tuple[float, Callable[[], object], asyncio.TimerHandle]] = []
 
-    async def __call__(self, seconds: float) -> None:
-        self.intervals.append(seconds)
-        async with self._tick:
-            target = self._passed + 1
-            await self._tick.wait_for(lambda: self._passed >= target)
+    def time(self) -> float:
+        return self.now
 
-    async def pass_interval(self) -> None:
-        async with self._tick:
-            self._passed += 1
-            self._tick.notify_all()
-        for _ in range(5):
-            await asyncio.sleep(0)
+    def call_at(self, when: float, callback: Callable[[], object]) -> asyncio.TimerHandle:
+        handle = asyncio.TimerHandle(when, callback, (), asyncio.get_running_loop())
+        self.timers.append((when, callback, handle))
+        return handle
+
+    async def advance(self, seconds: float) -> None:
+        """Move time on by ``seconds``, firing each timer that comes due, in order."""
+        end = self.now + seconds
+        while True:
+            due = sorted((t for t in self.timers if t[0] <= end), key=lambda t: t[0])
+            if not due:
+                break
+            when, callback, handle = due[0]
+            self.timers.remove(due[0])
+            self.now = max(self.now, when)
+            if not handle.cancelled():
+                callback()
+            for _ in range(5):  # let a beat it started run to its answer
+                await asyncio.sleep(0)
+        self.now = end
+
+    @property
+    def armed(self) -> int:
+        return sum(1 for _, _, handle in self.timers if not handle.cancelled())
 
 
 def test_a_task_that_ends_within_an_interval_is_never_renewed() -> None:
-    async def body() -> list[list[TaskRef]]:
-        beats, sleeper = Beats(), StepSleeper()
-        heartbeat = IntervalHeartbeat("node-1", 2.5, beats, sleeper)
+    async def body() -> tuple[list[list[TaskRef]], int]:
+        clock = ManualClock()
+        beats = Beats(clock)
+        heartbeat = IntervalHeartbeat("node-1", 2.5, beats, clock)
         for n in range(5):
             heartbeat.start(f"task-{n}", 1)
-            await asyncio.sleep(0)
+            await clock.advance(0.4)
             heartbeat.stop(f"task-{n}")
-        await sleeper.pass_interval()
-        return beats.sent
+        await clock.advance(10)
+        return beats.sent, len(clock.timers)
 
-    assert asyncio.run(body()) == []
+    sent, timers_left = asyncio.run(body())
+    assert sent == []
+    assert timers_left == 0  # the one timer lapsed: nothing keeps firing while idle
 
 
 def test_tasks_still_executing_are_renewed_every_interval_even_after_a_failure() -> None:
-    async def body() -> tuple[list[list[TaskRef]], list[float]]:
-        beats, sleeper = Beats(failures=1), StepSleeper()
-        heartbeat = IntervalHeartbeat("node-1", 2.5, beats, sleeper)
+    async def body() -> list[tuple[float, list[TaskRef]]]:
+        clock = ManualClock()
+        beats = Beats(clock, failures=1)
+        heartbeat = IntervalHeartbeat("node-1", 2.5, beats, clock)
         heartbeat.start("long", 3)
-        await asyncio.sleep(0)
-        assert beats.sent == []  # nothing at once: the lease was just acquired
-        await sleeper.pass_interval()
+        await clock.advance(2.4)
+        assert beats.sent == []  # nothing before an interval: the lease was just acquired
+        await clock.advance(0.1)
         heartbeat.start("other", 1)
-        await sleeper.pass_interval()
+        await clock.advance(2.5)
         heartbeat.stop("long")
-        await sleeper.pass_interval()
+        await clock.advance(2.5)
         heartbeat.stop("other")
-        await sleeper.pass_interval()
+        await clock.advance(2.5)
         heartbeat.shutdown()
-        return beats.sent, sleeper.intervals
+        return list(zip(beats.at, beats.sent, strict=True))
 
-    sent, intervals = asyncio.run(body())
-    assert sent == [
-        [TaskRef(id="long", version=3)],
-        [TaskRef(id="long", version=3), TaskRef(id="other", version=1)],
-        [TaskRef(id="other", version=1)],
+    assert asyncio.run(body()) == [
+        (2.5, [TaskRef(id="long", version=3)]),
+        (5.0, [TaskRef(id="long", version=3), TaskRef(id="other", version=1)]),
+        (7.5, [TaskRef(id="other", version=1)]),
     ]
-    assert set(intervals) == {2.5}
+
+
+def test_a_busy_spell_gets_its_first_beat_an_interval_after_it_began() -> None:
+    # One timer serves every spell: armed for an earlier spell, it fires early for a
+    # later one, which must still get its whole interval before its first beat.
+    async def body() -> list[tuple[float, list[TaskRef]]]:
+        clock = ManualClock()
+        beats = Beats(clock)
+        heartbeat = IntervalHeartbeat("node-1", 2.5, beats, clock)
+        heartbeat.start("quick", 1)
+        await clock.advance(0.5)
+        heartbeat.stop("quick")
+        await clock.advance(1.0)
+        heartbeat.start("slow", 2)  # at 1.5: its first beat is due at 4.0, not at 2.5
+        await clock.advance(2.4)
+        assert beats.sent == []
+        await clock.advance(0.2)
+        heartbeat.shutdown()
+        return list(zip(beats.at, beats.sent, strict=True))
+
+    assert asyncio.run(body()) == [(4.0, [TaskRef(id="slow", version=2)])]
+
+
+def test_shutdown_cancels_a_beat_waiting_for_its_answer() -> None:
+    class Hanging:
+        def __init__(self) -> None:
+            self.cancelled = False
+
+        async def task_heartbeat(self, pid: str, tasks: list[TaskRef]) -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+
+    async def body() -> bool:
+        clock = ManualClock()
+        sender = Hanging()
+        heartbeat = IntervalHeartbeat("node-1", 2.5, sender, clock)
+        heartbeat.start("long", 1)
+        await clock.advance(2.5)
+        heartbeat.stop("long")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return sender.cancelled
+
+    assert asyncio.run(body())

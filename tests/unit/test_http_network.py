@@ -320,3 +320,25 @@ async def test_a_connection_that_is_never_accepted_times_out() -> None:
         finally:
             for filler in fillers:
                 filler.close()
+
+
+@in_loop
+async def test_a_request_on_a_kept_alive_connection_times_out_at_its_own_deadline() -> None:
+    # The first request arms the connection's timer for its own deadline; the second,
+    # sent later on the same connection, must still get all of its read_timeout.
+    async def first_only(seen: Seen) -> bytes:
+        if len(server.seen) == 1:
+            return answer(seen.body)
+        await asyncio.sleep(60)
+        return answer(seen.body)
+
+    async with serving(first_only) as server:
+        network = LeanHttpNetwork(server.url, read_timeout=0.4)
+        assert await network.send('{"n": 1}') == '{"n": 1}'
+        await asyncio.sleep(0.3)
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        with pytest.raises(ConnectorError, match=r"no answer within 0\.4s"):
+            await asyncio.wait_for(network.send('{"n": 2}'), 5)
+        assert loop.time() - sent >= 0.39
+    assert server.connections == 1

@@ -78,6 +78,7 @@ def root_restored() -> Iterator[None]:
         logging._srcfile, logging.logThreads, logging.logProcesses = switches
         logging.logMultiprocessing = True
         logging.logAsyncioTasks = True  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(logging.LogRecord)
 
 
 def test_configure_swaps_the_process_handler_for_a_line_handler(
@@ -96,3 +97,49 @@ def test_another_format_keeps_its_own_handler() -> None:
     handler = logging.StreamHandler(io.StringIO())
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     assert log_output.faster(handler) is handler
+
+
+@pytest.mark.parametrize(
+    ("msg", "args"),
+    [
+        ("[%s] running foo: calling bar", ("order-42",)),
+        ("%(step)s returned %(value)s", ({"step": "bar", "value": 2},)),
+        ("no arguments", ()),
+        ("an empty mapping %s", ({},)),
+    ],
+)
+def test_a_line_record_has_every_field_a_log_record_has(
+    root_restored: None, msg: str, args: tuple[object, ...]
+) -> None:
+    log_output.configure()
+    made = [
+        factory(
+            "asyncrpc.lesson.services",
+            logging.INFO,
+            log_output.UNKNOWN_FILE,
+            0,
+            msg,
+            args,
+            None,
+            "(unknown function)",
+        )
+        for factory in (log_output.LineRecord, logging.LogRecord)
+    ]
+    line, standard = (vars(one) for one in made)
+    assert line.keys() == standard.keys()
+    assert {k: v for k, v in line.items() if k not in TIMES} == {
+        k: v for k, v in standard.items() if k not in TIMES
+    }
+    assert abs(line["created"] - standard["created"]) < 1
+    assert made[0].getMessage() == made[1].getMessage()
+
+
+def test_a_line_record_is_a_log_record_when_a_switch_is_on(root_restored: None) -> None:
+    log_output.configure()
+    logging.logThreads = True
+    made = log_output.LineRecord("x", logging.INFO, log_output.UNKNOWN_FILE, 0, "m", (), None)
+    assert made.thread is not None and made.threadName is not None
+
+
+#: The fields that say when a record was made: two records made one after the other differ there.
+TIMES = {"created", "msecs", "relativeCreated"}
