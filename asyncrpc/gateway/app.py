@@ -187,6 +187,9 @@ FLOW_DESCRIPTION = {
     "`GET /invocations/{id}/graph` shows how far it got.",
 }
 
+#: Sets of request headers whose browser-guard verdict :class:`GatewayApp` keeps.
+KEPT_REFUSALS = 256
+
 #: One flow's answer to a request: from the request's query and the gateway's client.
 FlowAnswer = Callable[[Mapping[str, str], GatewayClient], Awaitable[Response]]
 
@@ -209,6 +212,8 @@ class GatewayApp:
         self.flows = dict(flows)
         #: What a browser may not send; by default, as for a gateway on loopback.
         self.guard = guard or BrowserGuard()
+        #: The guard's answer by a ``POST``'s headers: a program sends the same ones each time.
+        self._refusals: dict[tuple[tuple[bytes, bytes], ...], Response | None] = {}
 
     @property
     def state(self) -> Any:
@@ -232,15 +237,26 @@ class GatewayApp:
 
         For :mod:`asyncrpc.gateway.lane`, which answers the flow routes on the socket:
         the same status and body as :func:`~asyncrpc.runtime.browser_guard.refused` sends.
+        The verdict depends on the headers alone, so it is kept for the next request with
+        the same ones (at most :data:`KEPT_REFUSALS` sets of headers).
         """
+        key = tuple(headers)
+        try:
+            return self._refusals[key]
+        except KeyError:
+            pass
         refusal = self.guard.refusal(headers)
-        if refusal is None:
-            return None
-        return Response(
-            json.dumps({"error": refusal.reason}).encode(),
-            refusal.status,
-            media_type="application/json",
-        )
+        answer = None
+        if refusal is not None:
+            answer = Response(
+                json.dumps({"error": refusal.reason}).encode(),
+                refusal.status,
+                media_type="application/json",
+            )
+        if len(self._refusals) >= KEPT_REFUSALS:
+            self._refusals.clear()
+        self._refusals[key] = answer
+        return answer
 
     async def answer_flow(self, answer: FlowAnswer, query_string: bytes, path: str) -> Response:
         """A flow route's answer to a ``POST`` (to ``path``) with this query, errors included."""
@@ -388,11 +404,15 @@ def flow_answer(flow: topology.Flow, settings: GatewaySettings) -> FlowAnswer:
     with why the gateway cannot reach the server when it cannot.
     """
 
-    async def begin(
-        query_params: Mapping[str, str], gateway: GatewayClient
-    ) -> tuple[invocations.Started, list[tuple[bytes, bytes]]]:
+    waits = flow.waits_for_result
+    started_body = json_body({"message": f"{flow.name} started"})
+
+    # One coroutine for the whole answer: a flow's task resumes through every frame
+    # it awaits in, several times a flow.
+    async def answer(query_params: Mapping[str, str], gateway: GatewayClient) -> Response:
+        wait = query.wait(query_params) if waits else None
         try:
-            started = await invocations.start(
+            invocation = await invocations.start(
                 gateway.resonate,
                 gateway.creates,
                 flow,
@@ -408,23 +428,11 @@ def flow_answer(flow: topology.Flow, settings: GatewaySettings) -> FlowAnswer:
             raise NotStarted(exc.invocation_id, f"{exc.reason}; {health.reason}") from None
         # The id is checked (letters, digits, '.', '_', '-'): ASCII, as a header wants.
         headers = [
-            (b"x-invocation-id", started.id.encode("ascii")),
-            (b"x-invocation-reattached", b"true" if started.reattached else b"false"),
+            (b"x-invocation-id", invocation.id.encode("ascii")),
+            (b"x-invocation-reattached", b"true" if invocation.reattached else b"false"),
         ]
-        return started, headers
-
-    if not flow.waits_for_result:
-        started_body = json_body({"message": f"{flow.name} started"})
-
-        async def started(query_params: Mapping[str, str], gateway: GatewayClient) -> Response:
-            _, headers = await begin(query_params, gateway)
+        if not waits:
             return FlowReply(started_body, headers)
-
-        return started
-
-    async def finished(query_params: Mapping[str, str], gateway: GatewayClient) -> Response:
-        wait = query.wait(query_params)
-        invocation, headers = await begin(query_params, gateway)
         done, value = await invocations.result(
             gateway.resonate,
             gateway.reader,
@@ -438,7 +446,7 @@ def flow_answer(flow: topology.Flow, settings: GatewaySettings) -> FlowAnswer:
         body = json_body({"id": invocation.id, "state": "pending", "location": location})
         return FlowReply(body, headers, 202)
 
-    return finished
+    return answer
 
 
 def flow_endpoint(

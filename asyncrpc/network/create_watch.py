@@ -47,10 +47,9 @@ one ends it first, and the attempt costs no timer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -128,6 +127,26 @@ class _Watch:
     )
 
 
+class _Watching:
+    """A watch as a ``with`` block: its answer inside, forgotten when the block ends.
+
+    A plain class rather than :func:`contextlib.contextmanager`: every start enters one.
+    """
+
+    __slots__ = ("_creates", "_promise_id", "_watch")
+
+    def __init__(self, creates: CreateWatch, promise_id: str, watch: _Watch) -> None:
+        self._creates = creates
+        self._promise_id = promise_id
+        self._watch = watch
+
+    def __enter__(self) -> asyncio.Future[CreatedPromise | None]:
+        return self._watch.answer
+
+    def __exit__(self, *_: object) -> None:
+        self._creates._forget(self._promise_id, self._watch)
+
+
 class Pipelining(Protocol):
     """A request channel that can send requests the server reads in order, in one write."""
 
@@ -165,25 +184,19 @@ class CreateWatch:
         #: the SDK's own listen takes it (or the watch ends).
         self._listened: dict[str, tuple[_Watch, str, str]] = {}
 
-    @contextlib.contextmanager
-    def watch(
-        self, promise_id: str, tags: Mapping[str, str], patience: float = 0.0
-    ) -> Iterator[asyncio.Future[CreatedPromise | None]]:
+    def watch(self, promise_id: str, tags: Mapping[str, str], patience: float = 0.0) -> _Watching:
         """Watch the next ``promise.create`` of ``promise_id`` sent while inside the block.
 
-        The create goes out with ``tags`` added; the future gets the promise the
-        server answered with (:class:`CreatedPromise`; None if the answer held none,
-        e.g. an error). Send
-        the create without awaiting anything first, so that concurrent watches of
-        one id pair with their own creates. With ``patience`` the create is sent
-        again while it fails to reach the server, for up to that many seconds.
+        The create goes out with ``tags`` added; the future the block gets holds the
+        promise the server answered with (:class:`CreatedPromise`; None if the answer
+        held none, e.g. an error). Send the create without awaiting anything first, so
+        that concurrent watches of one id pair with their own creates. With
+        ``patience`` the create is sent again while it fails to reach the server, for
+        up to that many seconds.
         """
         watch = _Watch(tags, patience)
         self._watches.setdefault(promise_id, deque()).append(watch)
-        try:
-            yield watch.answer
-        finally:
-            self._forget(promise_id, watch)
+        return _Watching(self, promise_id, watch)
 
     async def start(self) -> None:
         await self._inner.start()

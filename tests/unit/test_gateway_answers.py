@@ -2,8 +2,9 @@
 
 A flow's answer (:class:`~asyncrpc.gateway.app.FlowReply`) is what starlette's
 ``JSONResponse`` would be, byte for byte; its query (:func:`asyncrpc.gateway.query.arguments`)
-is what ``parse_qsl`` reads; a patient create's attempt with no bound of its own is still
-bounded where the inner network's bound comes too late.
+is what ``parse_qsl`` reads; a kept browser-guard verdict is the guard's; a patient
+create's attempt with no bound of its own is still bounded where the inner network's
+bound comes too late.
 """
 
 from __future__ import annotations
@@ -19,8 +20,19 @@ from resonate.error import ConnectorError
 from starlette.responses import JSONResponse
 
 from asyncrpc.gateway import query
-from asyncrpc.gateway.app import FlowReply, json_body, message_body
+from asyncrpc.gateway.app import (
+    KEPT_REFUSALS,
+    FlowReply,
+    GatewayApp,
+    create_api,
+    json_body,
+    message_body,
+)
+from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.network.create_watch import CreateWatch
+from tests.support.gateway import local_client
+
+SETTINGS = GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-answers")
 
 VALUES: list[Any] = [
     3,
@@ -135,3 +147,34 @@ def test_a_patient_create_is_bounded_by_its_patience_below_the_inner_bound() -> 
     took, why = asyncio.run(asyncio.wait_for(main(), 10))
     assert 0.3 <= took < 2.0
     assert "within 0.3s" in why
+
+
+HEADER_SETS: list[list[tuple[bytes, bytes]]] = [
+    [(b"host", b"127.0.0.1:5000")],
+    [(b"host", b"evil.test:5000")],
+    [(b"host", b"127.0.0.1:5000"), (b"origin", b"http://evil.test")],
+    [(b"host", b"127.0.0.1:5000"), (b"sec-fetch-site", b"cross-site")],
+    [(b"host", b"localhost:5000"), (b"content-type", b"text/plain")],
+    [(b"host", b"127.0.0.1:5000"), (b"origin", b"http://127.0.0.1:5000")],
+]
+
+
+def test_a_kept_verdict_is_the_guards_own_every_time() -> None:
+    app = GatewayApp(create_api(SETTINGS, local_client()), {})
+    for _ in range(3):
+        for headers in HEADER_SETS:
+            refusal = app.guard.refusal(headers)
+            answer = app.refusal(list(headers))
+            if refusal is None:
+                assert answer is None
+            else:
+                assert answer is not None
+                assert answer.status_code == refusal.status
+                assert json.loads(answer.body) == {"error": refusal.reason}
+
+
+def test_the_kept_verdicts_stay_few() -> None:
+    app = GatewayApp(create_api(SETTINGS, local_client()), {})
+    for n in range(3 * KEPT_REFUSALS):
+        assert app.refusal([(b"host", b"127.0.0.1:5000"), (b"x-n", str(n).encode())]) is None
+    assert len(app._refusals) <= KEPT_REFUSALS
