@@ -6,9 +6,9 @@ next turn of the event loop, checks every header of the answer against two
 regular expressions and writes the answer in two writes (its head, then its
 body). On loopback a write is the costly part: the kernel does the receiving
 side's work in the writer's system call. :class:`FlowLaneProtocol` is uvicorn's
-protocol (connections, keep-alive, timeouts, graceful shutdown and every other
-route stay uvicorn's and the ASGI app's); a ``POST`` to a flow route takes the
-lane instead:
+protocol (connections, keep-alive (its timer kept as said below), timeouts, graceful
+shutdown and every other route stay uvicorn's and the ASGI app's); a ``POST`` to a
+flow route takes the lane instead:
 
 - the task that answers it starts at once, inside the read that completed the
   request (an eager task), so the flow's first protocol request leaves in that
