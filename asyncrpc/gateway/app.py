@@ -122,6 +122,45 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+#: What :class:`JSONResponse` renders a body with: the same encoder, made once.
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+class FlowReply(Response):
+    """A flow route's answer: what ``JSONResponse(content, status, headers)`` is, made cheaply.
+
+    The same status, headers (lowercase, in the same order: the given ones,
+    ``content-length``, ``content-type``) and body bytes as starlette's
+    :class:`JSONResponse`, which each flow route's answer would otherwise be; it skips
+    that class's per-answer header handling and encoder set-up, and takes a body
+    already rendered where the route has one ready (docs/architecture.md).
+    ``tests/unit/test_gateway_fast_path.py`` compares the two.
+    """
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, headers: list[tuple[bytes, bytes]], status_code: int = 200):
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        headers.append((b"content-length", b"%d" % len(body)))
+        headers.append(_JSON_TYPE)
+        self.raw_headers = headers
+
+
+def json_body(content: Any) -> bytes:
+    """``content`` as :class:`JSONResponse` renders it."""
+    return _JSON.encode(content).encode("utf-8")
+
+
+def message_body(value: Any) -> bytes:
+    """``{"message": value}`` as :class:`JSONResponse` renders it; an int without the encoder."""
+    if type(value) is int:
+        return b'{"message":%d}' % value
+    return json_body({"message": value})
+
+
 def serve_docs_offline(app: FastAPI) -> None:
     """``/docs`` with Swagger UI's script and style served from the package, not a CDN.
 
@@ -148,8 +187,11 @@ FLOW_DESCRIPTION = {
     "`GET /invocations/{id}/graph` shows how far it got.",
 }
 
+#: Sets of request headers whose browser-guard verdict :class:`GatewayApp` keeps.
+KEPT_REFUSALS = 256
+
 #: One flow's answer to a request: from the request's query and the gateway's client.
-FlowAnswer = Callable[[Mapping[str, str], GatewayClient], Awaitable[JSONResponse]]
+FlowAnswer = Callable[[Mapping[str, str], GatewayClient], Awaitable[Response]]
 
 
 class GatewayApp:
@@ -170,6 +212,8 @@ class GatewayApp:
         self.flows = dict(flows)
         #: What a browser may not send; by default, as for a gateway on loopback.
         self.guard = guard or BrowserGuard()
+        #: The guard's answer by a ``POST``'s headers: a program sends the same ones each time.
+        self._refusals: dict[tuple[tuple[bytes, bytes], ...], Response | None] = {}
 
     @property
     def state(self) -> Any:
@@ -193,15 +237,26 @@ class GatewayApp:
 
         For :mod:`asyncrpc.gateway.lane`, which answers the flow routes on the socket:
         the same status and body as :func:`~asyncrpc.runtime.browser_guard.refused` sends.
+        The verdict depends on the headers alone, so it is kept for the next request with
+        the same ones (at most :data:`KEPT_REFUSALS` sets of headers).
         """
+        key = tuple(headers)
+        try:
+            return self._refusals[key]
+        except KeyError:
+            pass
         refusal = self.guard.refusal(headers)
-        if refusal is None:
-            return None
-        return Response(
-            json.dumps({"error": refusal.reason}).encode(),
-            refusal.status,
-            media_type="application/json",
-        )
+        answer = None
+        if refusal is not None:
+            answer = Response(
+                json.dumps({"error": refusal.reason}).encode(),
+                refusal.status,
+                media_type="application/json",
+            )
+        if len(self._refusals) >= KEPT_REFUSALS:
+            self._refusals.clear()
+        self._refusals[key] = answer
+        return answer
 
     async def answer_flow(self, answer: FlowAnswer, query_string: bytes, path: str) -> Response:
         """A flow route's answer to a ``POST`` (to ``path``) with this query, errors included."""
@@ -349,40 +404,35 @@ def flow_answer(flow: topology.Flow, settings: GatewaySettings) -> FlowAnswer:
     with why the gateway cannot reach the server when it cannot.
     """
 
-    async def begin(
-        query_params: Mapping[str, str], gateway: GatewayClient
-    ) -> tuple[invocations.Started, dict[str, str]]:
+    waits = flow.waits_for_result
+    started_body = json_body({"message": f"{flow.name} started"})
+
+    # One coroutine for the whole answer: a flow's task resumes through every frame
+    # it awaits in, several times a flow.
+    async def answer(query_params: Mapping[str, str], gateway: GatewayClient) -> Response:
+        wait = query.wait(query_params) if waits else None
         try:
-            started = await invocations.start(
+            invocation = await invocations.start(
                 gateway.resonate,
                 gateway.creates,
                 flow,
                 query.invocation_id(query_params),
                 request_id=gateway.request_id,
                 patience=settings.start_timeout,
+                caller=gateway.caller(flow.entry_group),
             )
         except NotStarted as exc:
             health = gateway.health()
             if health.ok:
                 raise
             raise NotStarted(exc.invocation_id, f"{exc.reason}; {health.reason}") from None
-        headers = {
-            "X-Invocation-Id": started.id,
-            "X-Invocation-Reattached": "true" if started.reattached else "false",
-        }
-        return started, headers
-
-    if not flow.waits_for_result:
-
-        async def started(query_params: Mapping[str, str], gateway: GatewayClient) -> JSONResponse:
-            _, headers = await begin(query_params, gateway)
-            return JSONResponse({"message": f"{flow.name} started"}, headers=headers)
-
-        return started
-
-    async def finished(query_params: Mapping[str, str], gateway: GatewayClient) -> JSONResponse:
-        wait = query.wait(query_params)
-        invocation, headers = await begin(query_params, gateway)
+        # The id is checked (letters, digits, '.', '_', '-'): ASCII, as a header wants.
+        headers = [
+            (b"x-invocation-id", invocation.id.encode("ascii")),
+            (b"x-invocation-reattached", b"true" if invocation.reattached else b"false"),
+        ]
+        if not waits:
+            return FlowReply(started_body, headers)
         done, value = await invocations.result(
             gateway.resonate,
             gateway.reader,
@@ -390,27 +440,25 @@ def flow_answer(flow: topology.Flow, settings: GatewaySettings) -> FlowAnswer:
             settings.default_wait if wait is None else wait,
         )
         if done:
-            return JSONResponse({"message": value}, headers=headers)
+            return FlowReply(message_body(value), headers)
         location = f"/invocations/{invocation.id}"
-        return JSONResponse(
-            {"id": invocation.id, "state": "pending", "location": location},
-            status_code=202,
-            headers={**headers, "Location": location},
-        )
+        headers.append((b"location", location.encode("ascii")))
+        body = json_body({"id": invocation.id, "state": "pending", "location": location})
+        return FlowReply(body, headers, 202)
 
-    return finished
+    return answer
 
 
 def flow_endpoint(
     answer: FlowAnswer, client: Callable[[Request], GatewayClient]
-) -> Callable[[Request], Awaitable[JSONResponse]]:
+) -> Callable[[Request], Awaitable[Response]]:
     """FastAPI's route handler for one flow; it reads its query itself (see :mod:`.query`).
 
     The same answer as :class:`GatewayApp`'s fast path gives (which is what answers these
     routes when the gateway runs); this one documents them at ``/docs``.
     """
 
-    async def endpoint(request: Request) -> JSONResponse:
+    async def endpoint(request: Request) -> Response:
         return await answer(request.query_params, client(request))
 
     return endpoint

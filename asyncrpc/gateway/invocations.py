@@ -37,6 +37,7 @@ from resonate.error import ConnectorError, ResonateError, ServerError
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 
+from asyncrpc.gateway.deadlines import of_loop as deadlines_of
 from asyncrpc.lesson.topology import Flow
 from asyncrpc.network.create_watch import CreateWatch
 from asyncrpc.network.eager import eager_tasks
@@ -94,6 +95,11 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def group_caller(client: Resonate, group: str) -> Resonate:
+    """``client``'s handle for starting top-level invocations in ``group``, as the SDK's ``rpc``."""
+    return client.options(target=group, timeout=INVOCATION_TIMEOUT)
+
+
 async def start(
     client: Resonate,
     creates: CreateWatch,
@@ -102,17 +108,20 @@ async def start(
     *,
     request_id: Callable[[], str] = new_request_id,
     patience: float = 0.0,
+    caller: Resonate | None = None,
 ) -> Started:
     """Start ``flow`` under ``invocation_id`` (default: the flow's fixed id), or re-attach.
 
     ``creates`` must be the network ``client`` sends through. The create is
     sent again while the server does not answer, for up to ``patience``
     seconds; then :class:`NotStarted`. Raises :class:`InvocationConflict`
-    when the id belongs to another function.
+    when the id belongs to another function. ``caller`` is ``client``'s handle for the
+    flow's entry group (:func:`group_caller`), made here when not given.
     """
     invocation_id = check_invocation_id(flow.default_id if invocation_id is None else invocation_id)
     request = request_id()
-    caller = client.options(target=flow.entry_group, timeout=INVOCATION_TIMEOUT)
+    if caller is None:
+        caller = group_caller(client, flow.entry_group)
     with creates.watch(invocation_id, {REQUEST_TAG: request}, patience) as answer:
         # ``rpc`` sends the create from a task of its own: started eagerly, the create
         # leaves in this turn of the event loop, not the next.
@@ -128,18 +137,23 @@ async def start(
             raise _unavailable(exc) from None
     if not answer.done():
         raise RuntimeError(f"the create of {invocation_id!r} did not pass through {creates!r}")
-    record = answer.result()
-    if record is None:
+    created = answer.result()
+    if created is None:
         raise ServerRefused(
             f"the Resonate server's answer to creating {invocation_id!r} held no promise"
         )
+    if created.tags.get(REQUEST_TAG) == request:
+        # This request made it: with the param this create carried, so the function
+        # it names is the flow's; nothing more of the promise needs decoding.
+        return Started(invocation_id, handle, reattached=False)
+    record = created.record()
     if record.function != flow.entry_function:
         raise InvocationConflict(
             f"invocation id {invocation_id!r} is already used by "
             f"{record.function or 'something else'}, not by {flow.name} "
             f"({flow.entry_function}); choose another id"
         )
-    return Started(invocation_id, handle, reattached=record.tags.get(REQUEST_TAG) != request)
+    return Started(invocation_id, handle, reattached=True)
 
 
 def forget_failed_start(client: Resonate, invocation_id: str, handle: ResonateHandle[Any]) -> None:
@@ -178,18 +192,37 @@ async def result(
     Raises :class:`InvocationFailed` when the invocation settled without a value.
     """
     # Waited for in the caller's own task (no task, no asyncio.wait): the pushed
-    # ``unblock`` wakes the caller in one turn of the event loop, not three.
-    deadline = asyncio.get_running_loop().time() + wait
+    # ``unblock`` wakes the caller in one turn of the event loop, not three. The
+    # deadline is met as asyncio.timeout_at meets it, by the loop's shared timer
+    # (:mod:`asyncrpc.gateway.deadlines`).
+    loop = asyncio.get_running_loop()
+    deadline_at = loop.time() + wait
+    deadlines = deadlines_of(loop)
+    task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("result() waits inside a task")
     handle = started.handle
     while True:
-        bound = asyncio.timeout_at(deadline)
+        cancelling = task.cancelling()
+        deadline = deadlines.at(deadline_at, task)
         try:
-            async with bound:
-                value = await handle.result()
-        except Exception:
-            if bound.expired():
-                return False, None
+            value = await handle.result()
+        except BaseException as exc:
+            deadline.done()
+            if deadline.fired:
+                # Past the deadline: its cancellation taken back, the wait is over,
+                # unless the task was also cancelled from elsewhere.
+                if task.uncancel() <= cancelling and isinstance(exc, asyncio.CancelledError):
+                    return False, None
+                if isinstance(exc, Exception):
+                    return False, None
+                raise
+            if not isinstance(exc, Exception):
+                raise
         else:
+            deadline.done()
+            if deadline.fired:
+                task.uncancel()
             return True, value
         # Read the stored outcome rather than re-raising whatever the SDK rebuilt: its
         # listener can fail for an invocation that resolved all the same.

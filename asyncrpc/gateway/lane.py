@@ -6,9 +6,9 @@ next turn of the event loop, checks every header of the answer against two
 regular expressions and writes the answer in two writes (its head, then its
 body). On loopback a write is the costly part: the kernel does the receiving
 side's work in the writer's system call. :class:`FlowLaneProtocol` is uvicorn's
-protocol (connections, keep-alive, timeouts, graceful shutdown and every other
-route stay uvicorn's and the ASGI app's); a ``POST`` to a flow route takes the
-lane instead:
+protocol (connections, keep-alive (its timer kept as said below), timeouts, graceful
+shutdown and every other route stay uvicorn's and the ASGI app's); a ``POST`` to a
+flow route takes the lane instead:
 
 - the task that answers it starts at once, inside the read that completed the
   request (an eager task), so the flow's first protocol request leaves in that
@@ -26,6 +26,12 @@ order the requests came. The headers an answer carries need no check: the
 invocation id, the one value from the request among them, is checked
 (:func:`~asyncrpc.gateway.invocations.check_invocation_id`) before any answer
 names it.
+
+A connection's keep-alive timeout is the same as uvicorn's (closed once idle for
+``timeout_keep_alive`` seconds after an answer) and costs one timer per idle spell
+rather than a timer made and cancelled per request: the timer, once armed, stays
+armed while requests come and go, and when it fires it closes the connection only if
+it has been idle that long, or arms itself again for the rest of the time.
 
 It relies on uvicorn's ``HttpToolsProtocol`` (its parser callbacks and
 per-connection fields), as the server's fast lane does; uvicorn's version is
@@ -65,6 +71,16 @@ class Lane(Protocol):
     async def answer_flow(self, answer: FlowAnswer, query_string: bytes, path: str) -> Response: ...
 
 
+class _NobodyWaits:
+    """A lane request's ``message_event``: nothing reads a lane request's body, or waits."""
+
+    def set(self) -> None:
+        pass
+
+
+_NOBODY_WAITS = _NobodyWaits()
+
+
 class _Held:
     """Stands for uvicorn's request cycle while a lane request is answered on a connection.
 
@@ -72,11 +88,14 @@ class _Held:
     response, and reads ``disconnected``, ``keep_alive`` and ``message_event`` of it.
     """
 
+    __slots__ = ("disconnected", "keep_alive", "response_complete")
+
+    message_event = _NOBODY_WAITS
+
     def __init__(self, keep_alive: bool) -> None:
         self.response_complete = False
         self.disconnected = False
         self.keep_alive = keep_alive
-        self.message_event = asyncio.Event()
 
 
 class FlowLaneProtocol(HttpToolsProtocol):
@@ -88,6 +107,9 @@ class FlowLaneProtocol(HttpToolsProtocol):
         self._flow: FlowAnswer | None = None  # the lane request being read
         self._path = ""
         self._query = b""
+        #: Since when the connection is idle (``loop.time()``); None while a request is in.
+        self._idle_since: float | None = None
+        self._keep_alive_timer: asyncio.TimerHandle | None = None
 
     def on_headers_complete(self) -> None:
         self._flow = self._lane_flow()
@@ -150,7 +172,6 @@ class FlowLaneProtocol(HttpToolsProtocol):
 
     def _write(self, held: _Held, response: Response) -> None:
         held.response_complete = True
-        held.message_event.set()
         transport = self.transport
         if held.disconnected or transport.is_closing():
             return
@@ -165,6 +186,45 @@ class FlowLaneProtocol(HttpToolsProtocol):
             self.on_response_complete()  # the next request queued behind, or keep-alive
         else:
             transport.close()
+
+    # Keep-alive: one timer per idle spell (see the module's docstring).
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # busy: the armed timer, if any, finds it so
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, its keep-alive timeout armed only where no timer is armed yet."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = None
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self._keep_alive_timer is None:
+            self._keep_alive_timer = self.loop.call_later(
+                self.timeout_keep_alive, self._keep_alive_expired
+            )
+
+    def _keep_alive_expired(self) -> None:
+        self._keep_alive_timer = None
+        idle_since = self._idle_since
+        if idle_since is None or self.transport.is_closing():
+            return  # a request is in: its answer arms the timer again
+        left = idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self._keep_alive_timer = self.loop.call_later(left, self._keep_alive_expired)
+        else:
+            self.timeout_keep_alive_handler()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._keep_alive_timer is not None:
+            self._keep_alive_timer.cancel()
+            self._keep_alive_timer = None
+        super().connection_lost(exc)
 
 
 def protocol_for(lane: Lane) -> type[FlowLaneProtocol]:

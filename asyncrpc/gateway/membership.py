@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from resonate.resonate import Resonate
 
+from asyncrpc.gateway import invocations
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.lesson import topology
 from asyncrpc.network.bounded import BoundedNetwork
@@ -62,6 +63,19 @@ class GatewayClient:
     health: Callable[[], LinkHealth]
     request_id: Callable[[], str] = field(default_factory=request_ids)
     timers: Callable[[], str | None] = lambda: None
+    _callers: dict[str, Resonate] = field(default_factory=dict, init=False, repr=False)
+
+    def caller(self, group: str) -> Resonate:
+        """The client's handle for starting invocations in ``group``, made once per group.
+
+        The SDK's ``options`` handles share the client's engine and keep no state of a
+        call, so every start in a group can use the one handle.
+        """
+        caller = self._callers.get(group)
+        if caller is None:
+            caller = invocations.group_caller(self.resonate, group)
+            self._callers[group] = caller
+        return caller
 
     async def close(self) -> None:
         await self.reader.aclose()
@@ -90,7 +104,12 @@ def connect(settings: GatewaySettings, make_links: Links = links) -> GatewayClie
     inner = BoundedNetwork(channel, redacted, settings.request_timeout, unwinds_at_once=prompt)
     # Where the channel pipelines (HTTP), a start's listen goes out with its create.
     listen = source.unicast() if inner.pipelines else None
-    network = CreateWatch(inner, unwinds_at_once=prompt, listen_address=listen)
+    network = CreateWatch(
+        inner,
+        unwinds_at_once=prompt,
+        listen_address=listen,
+        inner_timeout=settings.request_timeout,
+    )
     resonate, stream = join(
         settings.server_url,
         group=topology.GATEWAY_GROUP,

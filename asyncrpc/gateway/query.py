@@ -39,11 +39,17 @@ def arguments(query_string: bytes) -> dict[str, str]:
     """A request's query as ``{name: value}``, the last of a repeated name winning.
 
     What starlette's ``QueryParams`` gives a route (``parse_qsl`` of the latin-1 text,
-    blank values kept, ``get`` answering the last value), without its multi-dict.
+    blank values kept, ``get`` answering the last value), without its multi-dict. A
+    query of one parameter with nothing to decode (``id=order-42``, what most requests
+    send) is split here: ``parse_qsl`` gives the same for it, at several times the cost.
     """
     if not query_string:
         return {}
-    return dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+    text = query_string.decode("latin-1")
+    if "&" not in text and "%" not in text and "+" not in text:
+        name, _, value = text.partition("=")
+        return {name: value}
+    return dict(parse_qsl(text, keep_blank_values=True))
 
 
 def invocation_id(query: Mapping[str, str]) -> str | None:

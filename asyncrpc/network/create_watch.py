@@ -38,24 +38,27 @@ then the invocation was not started by this request, as far as the server
 ever said. Each attempt is bounded by :func:`~asyncrpc.runtime.on_time.within`,
 or, for a network that stops at once when cancelled (``unwinds_at_once``: HTTP),
 by a plain :func:`asyncio.timeout`, which costs no task and no extra turn of the
-event loop.
+event loop. An attempt given more time than the inner network lets any request take
+(``inner_timeout``: a :class:`~asyncrpc.network.bounded.BoundedNetwork`'s bound, which
+fails a request with a ``ConnectorError`` past it) needs no bound of its own: the inner
+one ends it first, and the attempt costs no timer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import msgspec
 from resonate.error import ConnectorError
 from resonate_base.connections import Network
 
-from asyncrpc.protocol.records import MalformedRecord, PromiseRecord
+from asyncrpc.protocol.records import PromiseRecord
+from asyncrpc.protocol.states import PromiseState
 from asyncrpc.runtime.on_time import within
 
 #: The request kind a watch looks for; a cheap substring test before any parsing.
@@ -90,13 +93,58 @@ class _Listen(msgspec.Struct):
 _listen_decoder = msgspec.json.Decoder(_Listen)
 
 
+#: The states a promise may be in, as the wire names them.
+_STATES = frozenset(str(state) for state in PromiseState)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedPromise:
+    """The promise a watched create's answer carries, decoded only as far as it is read.
+
+    Its ``tags`` tell a start whether its own request made it; the whole
+    :class:`~asyncrpc.protocol.records.PromiseRecord` (its param decoded, for the
+    function it names) only for a promise the request did not make. ``wire`` is a
+    promise :meth:`PromiseRecord.from_wire` accepts.
+    """
+
+    wire: dict[str, Any]
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        tags = self.wire.get("tags")
+        return tags if isinstance(tags, dict) else {}
+
+    def record(self) -> PromiseRecord:
+        return PromiseRecord.from_wire(self.wire)
+
+
 @dataclass(eq=False)
 class _Watch:
     tags: Mapping[str, str]
     patience: float = 0.0
-    answer: asyncio.Future[PromiseRecord | None] = field(
+    answer: asyncio.Future[CreatedPromise | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+
+
+class _Watching:
+    """A watch as a ``with`` block: its answer inside, forgotten when the block ends.
+
+    A plain class rather than :func:`contextlib.contextmanager`: every start enters one.
+    """
+
+    __slots__ = ("_creates", "_promise_id", "_watch")
+
+    def __init__(self, creates: CreateWatch, promise_id: str, watch: _Watch) -> None:
+        self._creates = creates
+        self._promise_id = promise_id
+        self._watch = watch
+
+    def __enter__(self) -> asyncio.Future[CreatedPromise | None]:
+        return self._watch.answer
+
+    def __exit__(self, *_: object) -> None:
+        self._creates._forget(self._promise_id, self._watch)
 
 
 class Pipelining(Protocol):
@@ -118,11 +166,14 @@ class CreateWatch:
         pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
         unwinds_at_once: bool = False,
         listen_address: str | None = None,
+        inner_timeout: float | None = None,
     ) -> None:
         if listen_address is not None and not callable(getattr(inner, "send_together", None)):
             raise ValueError(f"{inner!r} cannot send a listen together with a create")
         self._inner = inner
         self._unwinds_at_once = unwinds_at_once
+        #: Seconds past which ``inner`` fails any request itself, where it does.
+        self._inner_timeout = inner_timeout
         self._listen_address = listen_address
         self._clock = clock
         self._pause = pause
@@ -133,24 +184,19 @@ class CreateWatch:
         #: the SDK's own listen takes it (or the watch ends).
         self._listened: dict[str, tuple[_Watch, str, str]] = {}
 
-    @contextlib.contextmanager
-    def watch(
-        self, promise_id: str, tags: Mapping[str, str], patience: float = 0.0
-    ) -> Iterator[asyncio.Future[PromiseRecord | None]]:
+    def watch(self, promise_id: str, tags: Mapping[str, str], patience: float = 0.0) -> _Watching:
         """Watch the next ``promise.create`` of ``promise_id`` sent while inside the block.
 
-        The create goes out with ``tags`` added; the future gets the promise the
-        server answered with (None if the answer held none, e.g. an error). Send
-        the create without awaiting anything first, so that concurrent watches of
-        one id pair with their own creates. With ``patience`` the create is sent
-        again while it fails to reach the server, for up to that many seconds.
+        The create goes out with ``tags`` added; the future the block gets holds the
+        promise the server answered with (:class:`CreatedPromise`; None if the answer
+        held none, e.g. an error). Send the create without awaiting anything first, so
+        that concurrent watches of one id pair with their own creates. With
+        ``patience`` the create is sent again while it fails to reach the server, for
+        up to that many seconds.
         """
         watch = _Watch(tags, patience)
         self._watches.setdefault(promise_id, deque()).append(watch)
-        try:
-            yield watch.answer
-        finally:
-            self._forget(promise_id, watch)
+        return _Watching(self, promise_id, watch)
 
     async def start(self) -> None:
         await self._inner.start()
@@ -249,6 +295,8 @@ class CreateWatch:
         self, requests: list[str], headers: dict[str, str] | None, left: float
     ) -> list[str]:
         """One attempt at sending ``requests``, given ``left`` seconds (TimeoutError past them)."""
+        if self._inner_timeout is not None and left > self._inner_timeout:
+            return await self._send(requests, headers)  # ``inner`` gives up sooner
         if self._unwinds_at_once:
             async with asyncio.timeout(max(0.0, left)):
                 return await self._send(requests, headers)
@@ -274,9 +322,20 @@ class CreateWatch:
             del self._listened[promise_id]
 
 
-def _promise_of(answer: str) -> PromiseRecord | None:
-    """The promise a create's answer carries; None for an error or an unreadable answer."""
+def _promise_of(answer: str) -> CreatedPromise | None:
+    """The promise a create's answer carries; None for an error or an unreadable answer.
+
+    None also for a promise :meth:`PromiseRecord.from_wire` refuses (no string id, no
+    valid state), which is all it checks before decoding.
+    """
     try:
-        return PromiseRecord.from_wire(_decoder.decode(answer)["data"]["promise"])
-    except (ValueError, TypeError, KeyError, MalformedRecord):
+        promise = _decoder.decode(answer)["data"]["promise"]
+    except (ValueError, TypeError, KeyError):
         return None
+    if (
+        not isinstance(promise, dict)
+        or not isinstance(promise.get("id"), str)
+        or str(promise.get("state")) not in _STATES
+    ):
+        return None
+    return CreatedPromise(promise)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from benchmarks import history, soak
+from benchmarks import gateway_ab, history, soak, wrk
 from benchmarks.bench import Bench, Sizes
 from harness.postgres import ResonateCluster
 from harness.processes import ProcessExited, session
@@ -52,6 +52,17 @@ def test_a_server_starts_answers_and_restarts_on_its_port(tmp_path: Path) -> Non
 
 
 # ── benchmarks ───────────────────────────────────────────────────────────────
+
+
+@pytest.mark.skipif(wrk.available() is None, reason="wrk is not installed")
+def test_the_gateway_ab_loads_both_gateways_in_turn() -> None:
+    """Both sides from this checkout: each gateway answered, was metered, and stopped."""
+    checkout = Path(__file__).resolve().parents[2]
+    result = gateway_ab.run(checkout, checkout, rounds=1, seconds=1, instructions=False)
+    per_flow = result["cpu_ms_per_flow"]
+    assert isinstance(per_flow, dict) and set(per_flow) == {"base", "new"}
+    assert all(len(values) == 1 and values[0] > 0 for values in per_flow.values())
+    assert isinstance(result["median_new_over_base"], float)
 
 
 def test_soak_samples_memory_and_disk_while_retention_forgets(tmp_path: Path) -> None:

@@ -170,6 +170,31 @@ def test_a_bounded_wait_returns_while_still_pending() -> None:
     assert run(impatient, delay=0.3) == (False, None)
 
 
+def test_a_wait_past_its_deadline_leaves_its_task_as_it_found_it() -> None:
+    """As with asyncio.timeout_at: the deadline's cancellation is taken back, others are not."""
+
+    async def waits(gateway: Gateway, reader: AsyncServerReader) -> tuple[Any, int, bool]:
+        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "slow-2")
+        pending = await invocations.result(gateway.client, reader, started, 0.05)
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        waiter = asyncio.create_task(invocations.result(gateway.client, reader, started, 20))
+        await asyncio.sleep(0.05)
+        waiter.cancel()  # cancelled from elsewhere, before its deadline: it is not a 202
+        cancelled = False
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            cancelled = True
+        return pending, cancelling, cancelled
+
+    pending, cancelling, cancelled = run(waits, delay=0.5)
+    assert pending == (False, None)
+    assert cancelling == 0
+    assert cancelled
+
+
 def test_a_failed_flow_is_reported_with_its_message() -> None:
     async def failing(gateway: Gateway, reader: AsyncServerReader) -> InvocationFailed:
         started = await invocations.start(gateway.client, gateway.creates, FAILING, "fails")

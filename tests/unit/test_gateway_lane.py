@@ -13,6 +13,7 @@ date).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -134,3 +135,35 @@ def test_the_lane_answers_what_the_flow_answers() -> None:
 def test_the_gateway_runs_its_flow_routes_on_the_lane() -> None:
     protocol = config(create_app(SETTINGS, local_client())).http
     assert isinstance(protocol, type) and issubclass(protocol, FlowLaneProtocol)
+
+
+def test_an_idle_connection_closes_after_the_keep_alive_timeout_and_a_busy_one_does_not() -> None:
+    """uvicorn's keep-alive timeout counts from a connection's last answer, on the lane too."""
+    keep_alive = 0.6
+
+    async def check() -> tuple[list[int], bool, float]:
+        settings = config(create_app(SETTINGS, local_client()))
+        settings.timeout_keep_alive = keep_alive  # type: ignore[assignment]
+        port, server, task = await http_wire.serve(settings)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            statuses = []
+            for n in range(4):  # 4 x 0.3 s: longer than the timeout, never idle that long
+                parsed = http_wire.Answers(UNCOMPARED)
+                writer.write(request(f"/await-chain?id=keep-{n}"))
+                while not parsed.done:
+                    parsed.parser.feed_data(await asyncio.wait_for(reader.read(65536), 20))
+                statuses.append(parsed.done[0]["status"])
+                await asyncio.sleep(0.3)
+            idle_from = time.monotonic()
+            closed = await asyncio.wait_for(reader.read(1), 10) == b""
+            writer.close()
+            return statuses, closed, time.monotonic() - idle_from
+        finally:
+            server.should_exit = True
+            await task
+
+    statuses, closed, idle = asyncio.run(check())
+    assert statuses == [200, 200, 200, 200]
+    assert closed
+    assert keep_alive - 0.3 - 0.05 <= idle < keep_alive + 2.0
