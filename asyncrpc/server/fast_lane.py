@@ -129,18 +129,83 @@ class FastLaneProtocol(HttpToolsProtocol):
         self._body: list[bytes] | None = None  # the fast-lane request being read
         self._size = 0
         self._held: _Held | None = None
+        #: Loop time the connection went idle (its last answer out, nothing read since);
+        #: None while a request is being read or answered.
+        self._idle_since: float | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        #: The last answer headers written, and their bytes with the server's defaults.
+        self._head_of: tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]], bytes] = (
+            [],
+            [],
+            b"",
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         held = self._held
         if held is not None and not held.response_complete:
             self.lane.closed(held)
+
+    # -- keep-alive: one timer per connection, re-armed only when it fires early ---------
+
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn's cancels its timer here (data came in, or the connection is lost);
+        # this one leaves the timer armed and marks the connection busy.
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, but for the timer: a connection goes idle instead of arming a new one.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            self._idle_since = None
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        loop = self.loop
+        self._idle_since = since = loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = loop.call_at(since + self.timeout_keep_alive, self._on_idle_timer)
+
+    def _on_idle_timer(self) -> None:
+        """Close the connection once it has been idle ``timeout_keep_alive`` seconds.
+
+        Fired while busy, the timer lapses (the next answer arms it again); fired for an
+        idle spell that began after it was armed, it re-arms for that spell's end.
+        """
+        self._idle_timer = None
+        since = self._idle_since
+        if since is None or self.transport.is_closing():
+            return
+        due = since + self.timeout_keep_alive
+        if self.loop.time() < due:
+            self._idle_timer = self.loop.call_at(due, self._on_idle_timer)
+        else:
+            self.timeout_keep_alive_handler()
+
+    # -- the parser's callbacks --------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        # uvicorn's builds the request's ASGI scope here; the lane needs none, so it is
+        # built in on_headers_complete, for a request that goes the ASGI way only.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
 
     def on_headers_complete(self) -> None:
         if self._takes_lane():
             self._body, self._size = [], 0
             return
         self._body = None
+        url, headers, expect_100_continue = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()  # the scope, as uvicorn makes it
+        self.url, self.expect_100_continue = url, expect_100_continue
+        self.headers = self.scope["headers"] = headers
         super().on_headers_complete()
         cycle = self.cycle
         if (
@@ -175,10 +240,11 @@ class FastLaneProtocol(HttpToolsProtocol):
         body, self._body = b"".join(self._body), None
         keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
         held = self._held
-        if held is None or held.response_complete:
+        if held is None:
             held = self._held = _Held()
-            self.cycle = held  # type: ignore[assignment]
         behind = not held.response_complete
+        if not behind:
+            self.cycle = held  # type: ignore[assignment]
         made: list[Answer] = []
         held.answers.append(made)
         if not keep_alive:
@@ -198,20 +264,35 @@ class FastLaneProtocol(HttpToolsProtocol):
             ((status, headers, content),) = answers.popleft()
             if transport.is_closing():
                 continue
-            head = [STATUS_LINE[status]]
-            for name, value in (*self.server_state.default_headers, *headers):
-                head += [name, b": ", value, b"\r\n"]
-            head.append(b"content-length: %d\r\n" % len(content))
-            if not held.keep_alive:
-                head.append(b"connection: close\r\n")
-            head += [b"\r\n", content]
-            transport.write(b"".join(head))
+            transport.write(
+                b"%b%bcontent-length: %d\r\n%b\r\n%b"
+                % (
+                    STATUS_LINE[status],
+                    self._header_lines(headers),
+                    len(content),
+                    b"" if held.keep_alive else b"connection: close\r\n",
+                    content,
+                )
+            )
         if answers or transport.is_closing():
             return
         if held.keep_alive:
             self.on_response_complete()  # the next request queued behind, or keep-alive
         else:
             transport.close()
+
+    def _header_lines(self, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """The server's default headers and ``headers`` as lines of a response's head.
+
+        The answers' headers repeat (most are the JSON ones), so the last ones are kept.
+        """
+        defaults = self.server_state.default_headers
+        last_defaults, last_headers, lines = self._head_of
+        if headers == last_headers and defaults == last_defaults:
+            return lines
+        lines = b"".join(b"%b: %b\r\n" % pair for pair in (*defaults, *headers))
+        self._head_of = (list(defaults), list(headers), lines)
+        return lines
 
 
 def protocol_for(lane: Lane) -> type[FastLaneProtocol]:
