@@ -23,9 +23,17 @@ frames at once (:class:`DirectPush`, in the scope's extensions under
 messages in the commit's own turn of the event loop instead of waking a task
 per stream to write them on the next one.
 
-It relies on uvicorn's ``HttpToolsProtocol`` (its parser callbacks and
-per-connection fields), so uvicorn's version is pinned, and
-``tests/test_server_fast_lane.py`` checks both ways answer alike.
+The rest of what uvicorn does around each request is cut to what the lane needs
+(:class:`~asyncrpc.runtime.lean_protocol.LeanHttpToolsProtocol`): no ASGI scope
+for a lane request, one keep-alive timer per connection instead of one armed
+and cancelled per request; and the head of an answer whose headers are the
+last answer's reuses its bytes.
+
+It relies on uvicorn's ``HttpToolsProtocol`` (its parser callbacks, its
+per-connection and per-request fields, ``self.cycle`` read by uvicorn for
+pipelining and shutdown), so uvicorn's version is pinned, and
+``tests/unit/test_server_fast_lane.py`` checks both ways answer alike, build
+the same scope for other routes and close idle connections alike.
 """
 
 from __future__ import annotations
@@ -34,12 +42,9 @@ import asyncio
 from collections import deque
 from typing import Any, Protocol
 
-from uvicorn.protocols.http.httptools_impl import (
-    STATUS_LINE,
-    HttpToolsProtocol,
-    RequestResponseCycle,
-)
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
 
+from asyncrpc.runtime.lean_protocol import LeanHttpToolsProtocol
 from asyncrpc.server.app import PUSH_EXTENSION, Answer, Headers, Respond
 from asyncrpc.server.protocol import MAX_BODY_BYTES
 
@@ -120,7 +125,7 @@ class DirectPush:
         return True
 
 
-class FastLaneProtocol(HttpToolsProtocol):
+class FastLaneProtocol(LeanHttpToolsProtocol):
     """uvicorn's httptools protocol; ``POST /`` goes to ``lane`` (the server's ``ServerApp``)."""
 
     def __init__(self, *args: Any, lane: Lane, **kwargs: Any) -> None:
@@ -129,10 +134,6 @@ class FastLaneProtocol(HttpToolsProtocol):
         self._body: list[bytes] | None = None  # the fast-lane request being read
         self._size = 0
         self._held: _Held | None = None
-        #: Loop time the connection went idle (its last answer out, nothing read since);
-        #: None while a request is being read or answered.
-        self._idle_since: float | None = None
-        self._idle_timer: asyncio.TimerHandle | None = None
         #: The last answer headers written, and their bytes with the server's defaults.
         self._head_of: tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]], bytes] = (
             [],
@@ -142,71 +143,16 @@ class FastLaneProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
         held = self._held
         if held is not None and not held.response_complete:
             self.lane.closed(held)
-
-    # -- keep-alive: one timer per connection, re-armed only when it fires early ---------
-
-    def _unset_keepalive_if_required(self) -> None:
-        # uvicorn's cancels its timer here (data came in, or the connection is lost);
-        # this one leaves the timer armed and marks the connection busy.
-        self._idle_since = None
-
-    def on_response_complete(self) -> None:
-        # uvicorn's, but for the timer: a connection goes idle instead of arming a new one.
-        self.server_state.total_requests += 1
-        if self.transport.is_closing():
-            return
-        self.flow.resume_reading()
-        if self.pipeline:
-            self._idle_since = None
-            cycle, app = self.pipeline.pop()
-            self._start_asgi_task(cycle, app)
-            return
-        loop = self.loop
-        self._idle_since = since = loop.time()
-        if self._idle_timer is None:
-            self._idle_timer = loop.call_at(since + self.timeout_keep_alive, self._on_idle_timer)
-
-    def _on_idle_timer(self) -> None:
-        """Close the connection once it has been idle ``timeout_keep_alive`` seconds.
-
-        Fired while busy, the timer lapses (the next answer arms it again); fired for an
-        idle spell that began after it was armed, it re-arms for that spell's end.
-        """
-        self._idle_timer = None
-        since = self._idle_since
-        if since is None or self.transport.is_closing():
-            return
-        due = since + self.timeout_keep_alive
-        if self.loop.time() < due:
-            self._idle_timer = self.loop.call_at(due, self._on_idle_timer)
-        else:
-            self.timeout_keep_alive_handler()
-
-    # -- the parser's callbacks --------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        # uvicorn's builds the request's ASGI scope here; the lane needs none, so it is
-        # built in on_headers_complete, for a request that goes the ASGI way only.
-        self.url = b""
-        self.expect_100_continue = False
-        self.headers = []
 
     def on_headers_complete(self) -> None:
         if self._takes_lane():
             self._body, self._size = [], 0
             return
         self._body = None
-        url, headers, expect_100_continue = self.url, self.headers, self.expect_100_continue
-        super().on_message_begin()  # the scope, as uvicorn makes it
-        self.url, self.expect_100_continue = url, expect_100_continue
-        self.headers = self.scope["headers"] = headers
-        super().on_headers_complete()
+        super().on_headers_complete()  # the scope, then uvicorn's ASGI cycle
         cycle = self.cycle
         if (
             isinstance(cycle, RequestResponseCycle)

@@ -118,6 +118,12 @@ CASES: dict[str, tuple[bytes, int]] = {
         post(GET, extra=AUTH + "Connection: upgrade\r\nUpgrade: h2c\r\n"),
         1,
     ),
+    "a post, then a websocket upgrade, pipelined": (
+        post(GET)
+        + b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        + b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        2,
+    ),
     "a post, then other routes with a query, pipelined": (
         post(CREATE)
         + b"GET /healthz?x=%41 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
