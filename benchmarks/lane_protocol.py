@@ -119,6 +119,7 @@ def one_round(requests: int, warmup: int) -> float:
     if transport.closing or transport.written < (warmup + requests) * len(ANSWER):
         raise SystemExit("the protocol did not answer every request on its connection")
     protocol.connection_lost(None)
+    asyncio.set_event_loop(None)
     loop.close()
     return took / requests * 1e6
 
