@@ -184,7 +184,8 @@ class FastLaneProtocol(LeanHttpToolsProtocol):
             super().on_message_complete()
             return
         body, self._body = b"".join(self._body), None
-        keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
+        parser = self.parser
+        keep_alive = parser.should_keep_alive() and parser.get_http_version() == "1.1"
         held = self._held
         if held is None:
             held = self._held = _Held()
@@ -210,11 +211,15 @@ class FastLaneProtocol(LeanHttpToolsProtocol):
             ((status, headers, content),) = answers.popleft()
             if transport.is_closing():
                 continue
+            defaults = self.server_state.default_headers
+            last_defaults, last_headers, lines = self._head_of
+            if headers != last_headers or defaults != last_defaults:
+                lines = self._header_lines(defaults, headers)
             transport.write(
                 b"%b%bcontent-length: %d\r\n%b\r\n%b"
                 % (
                     STATUS_LINE[status],
-                    self._header_lines(headers),
+                    lines,
                     len(content),
                     b"" if held.keep_alive else b"connection: close\r\n",
                     content,
@@ -227,15 +232,11 @@ class FastLaneProtocol(LeanHttpToolsProtocol):
         else:
             transport.close()
 
-    def _header_lines(self, headers: list[tuple[bytes, bytes]]) -> bytes:
-        """The server's default headers and ``headers`` as lines of a response's head.
-
-        The answers' headers repeat (most are the JSON ones), so the last ones are kept.
-        """
-        defaults = self.server_state.default_headers
-        last_defaults, last_headers, lines = self._head_of
-        if headers == last_headers and defaults == last_defaults:
-            return lines
+    def _header_lines(
+        self, defaults: list[tuple[bytes, bytes]], headers: list[tuple[bytes, bytes]]
+    ) -> bytes:
+        """The server's default headers and ``headers`` as lines of a response's head, kept
+        for the next answers (most have the same headers: the JSON ones)."""
         lines = b"".join(b"%b: %b\r\n" % pair for pair in (*defaults, *headers))
         self._head_of = (list(defaults), list(headers), lines)
         return lines
