@@ -23,9 +23,17 @@ frames at once (:class:`DirectPush`, in the scope's extensions under
 messages in the commit's own turn of the event loop instead of waking a task
 per stream to write them on the next one.
 
-It relies on uvicorn's ``HttpToolsProtocol`` (its parser callbacks and
-per-connection fields), so uvicorn's version is pinned, and
-``tests/test_server_fast_lane.py`` checks both ways answer alike.
+The rest of what uvicorn does around each request is cut to what the lane needs
+(:class:`~asyncrpc.runtime.lean_protocol.LeanHttpToolsProtocol`): no ASGI scope
+for a lane request, one keep-alive timer per connection instead of one armed
+and cancelled per request; and the head of an answer whose headers are the
+last answer's reuses its bytes.
+
+It relies on uvicorn's ``HttpToolsProtocol`` (its parser callbacks, its
+per-connection and per-request fields, ``self.cycle`` read by uvicorn for
+pipelining and shutdown), so uvicorn's version is pinned, and
+``tests/unit/test_server_fast_lane.py`` checks both ways answer alike, build
+the same scope for other routes and close idle connections alike.
 """
 
 from __future__ import annotations
@@ -34,12 +42,9 @@ import asyncio
 from collections import deque
 from typing import Any, Protocol
 
-from uvicorn.protocols.http.httptools_impl import (
-    STATUS_LINE,
-    HttpToolsProtocol,
-    RequestResponseCycle,
-)
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
 
+from asyncrpc.runtime.lean_protocol import LeanHttpToolsProtocol
 from asyncrpc.server.app import PUSH_EXTENSION, Answer, Headers, Respond
 from asyncrpc.server.protocol import MAX_BODY_BYTES
 
@@ -120,7 +125,7 @@ class DirectPush:
         return True
 
 
-class FastLaneProtocol(HttpToolsProtocol):
+class FastLaneProtocol(LeanHttpToolsProtocol):
     """uvicorn's httptools protocol; ``POST /`` goes to ``lane`` (the server's ``ServerApp``)."""
 
     def __init__(self, *args: Any, lane: Lane, **kwargs: Any) -> None:
@@ -129,6 +134,12 @@ class FastLaneProtocol(HttpToolsProtocol):
         self._body: list[bytes] | None = None  # the fast-lane request being read
         self._size = 0
         self._held: _Held | None = None
+        #: The last answer headers written, and their bytes with the server's defaults.
+        self._head_of: tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]], bytes] = (
+            [],
+            [],
+            b"",
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -141,7 +152,7 @@ class FastLaneProtocol(HttpToolsProtocol):
             self._body, self._size = [], 0
             return
         self._body = None
-        super().on_headers_complete()
+        super().on_headers_complete()  # the scope, then uvicorn's ASGI cycle
         cycle = self.cycle
         if (
             isinstance(cycle, RequestResponseCycle)
@@ -173,12 +184,14 @@ class FastLaneProtocol(HttpToolsProtocol):
             super().on_message_complete()
             return
         body, self._body = b"".join(self._body), None
-        keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
+        parser = self.parser
+        keep_alive = parser.should_keep_alive() and parser.get_http_version() == "1.1"
         held = self._held
-        if held is None or held.response_complete:
+        if held is None:
             held = self._held = _Held()
-            self.cycle = held  # type: ignore[assignment]
         behind = not held.response_complete
+        if not behind:
+            self.cycle = held  # type: ignore[assignment]
         made: list[Answer] = []
         held.answers.append(made)
         if not keep_alive:
@@ -198,20 +211,35 @@ class FastLaneProtocol(HttpToolsProtocol):
             ((status, headers, content),) = answers.popleft()
             if transport.is_closing():
                 continue
-            head = [STATUS_LINE[status]]
-            for name, value in (*self.server_state.default_headers, *headers):
-                head += [name, b": ", value, b"\r\n"]
-            head.append(b"content-length: %d\r\n" % len(content))
-            if not held.keep_alive:
-                head.append(b"connection: close\r\n")
-            head += [b"\r\n", content]
-            transport.write(b"".join(head))
+            defaults = self.server_state.default_headers
+            last_defaults, last_headers, lines = self._head_of
+            if headers != last_headers or defaults != last_defaults:
+                lines = self._header_lines(defaults, headers)
+            transport.write(
+                b"%b%bcontent-length: %d\r\n%b\r\n%b"
+                % (
+                    STATUS_LINE[status],
+                    lines,
+                    len(content),
+                    b"" if held.keep_alive else b"connection: close\r\n",
+                    content,
+                )
+            )
         if answers or transport.is_closing():
             return
         if held.keep_alive:
             self.on_response_complete()  # the next request queued behind, or keep-alive
         else:
             transport.close()
+
+    def _header_lines(
+        self, defaults: list[tuple[bytes, bytes]], headers: list[tuple[bytes, bytes]]
+    ) -> bytes:
+        """The server's default headers and ``headers`` as lines of a response's head, kept
+        for the next answers (most have the same headers: the JSON ones)."""
+        lines = b"".join(b"%b: %b\r\n" % pair for pair in (*defaults, *headers))
+        self._head_of = (list(defaults), list(headers), lines)
+        return lines
 
 
 def protocol_for(lane: Lane) -> type[FastLaneProtocol]:

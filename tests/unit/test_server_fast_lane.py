@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from uvicorn.server import ServerState
 
-from asyncrpc.server.app import ServerApp
+from asyncrpc.server.app import PUSH_EXTENSION, ServerApp
 from asyncrpc.server.engine import Engine
 from asyncrpc.server.main import uvicorn_config
 from asyncrpc.server.protocol import MAX_BODY_BYTES
@@ -70,11 +71,13 @@ async def exchange(port: int, data: bytes, answers: int) -> tuple[list[dict[str,
     )
 
 
-async def serve(lane: bool) -> http_wire.Served:
+async def serve(lane: bool, keep_alive_s: float | None = None) -> http_wire.Served:
     app = ServerApp(Engine(Store(":memory:"), clock=lambda: 1_000_000), TOKEN)
     config = uvicorn_config(app, app)
     if not lane:
         config.http = "httptools"
+    if keep_alive_s is not None:
+        config.timeout_keep_alive = keep_alive_s  # type: ignore[assignment]
     return await http_wire.serve(config)
 
 
@@ -109,6 +112,24 @@ CASES: dict[str, tuple[bytes, int]] = {
     "HTTP/1.0": (post(GET, version="1.0"), 1),
     # 100 Continue, then the answer: such a request takes the ASGI way.
     "expect 100-continue": (post(GET, extra=AUTH + "Expect: 100-continue\r\n"), 2),
+    # uvicorn's 400, and the connection closed, whichever way the requests before went.
+    "malformed": (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: x\r\n\r\n", 1),
+    "an upgrade that is not supported": (
+        post(GET, extra=AUTH + "Connection: upgrade\r\nUpgrade: h2c\r\n"),
+        1,
+    ),
+    "a post, then a websocket upgrade, pipelined": (
+        post(GET)
+        + b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        + b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        2,
+    ),
+    "a post, then other routes with a query, pipelined": (
+        post(CREATE)
+        + b"GET /healthz?x=%41 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        + b"GET /no%20such HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        3,
+    ),
     **{f"a web page: {name}": (data, 1) for name, (data, _) in FROM_A_PAGE.items()},
 }
 
@@ -248,3 +269,168 @@ def test_a_commit_writes_its_messages_in_its_own_turn_behind_the_lane() -> None:
         assert queued == {"lane": 0, "asgi": 3}
 
     asyncio.run(both())
+
+
+# -- the protocol in process: a stand-in transport, a lane and an app that answer -----------
+
+ANSWER = (200, [(b"content-type", b"application/json")], b"{}")
+
+
+class Transport:
+    """A connection's transport that keeps what is written and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.written = b""
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8001), "peername": ("127.0.0.1", 50000)}.get(
+            name, default
+        )
+
+    def answers(self) -> int:
+        return self.written.count(b"HTTP/1.1 ")
+
+
+class Answering:
+    """The lane and the ASGI app of a connection: each request answered ``delay`` s after it
+    came, every ASGI scope kept."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.scopes: list[dict[str, Any]] = []
+
+    def post(self, headers: Any, body: bytes, respond: Any, *args: Any) -> None:
+        if self.delay:
+            asyncio.get_running_loop().call_later(self.delay, respond, *ANSWER)
+        else:
+            respond(*ANSWER)
+
+    def closed(self, connection: object) -> None:
+        pass
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.scopes.append(scope)
+        while (await receive()).get("more_body"):
+            pass
+        await asyncio.sleep(self.delay)
+        status, headers, body = ANSWER
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def connect(lane: bool, answering: Answering, keep_alive_s: float = 5.0) -> tuple[Any, Transport]:
+    """A protocol on a stand-in connection: the fast lane's, or uvicorn's own."""
+    config = uvicorn_config(answering, answering)
+    config.lifespan = "off"
+    config.timeout_keep_alive = keep_alive_s  # type: ignore[assignment]
+    if not lane:
+        config.http = "httptools"
+    config.load()
+    protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> float:
+    """Wait until ``condition`` holds; how long that took (fails past ``within`` s)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(within):
+        while not condition():
+            await asyncio.sleep(0.005)
+    return loop.time() - started
+
+
+def test_requests_off_the_lane_get_uvicorns_own_scope() -> None:
+    """The lane builds no scope for its requests; the others get the one uvicorn makes
+    (a request's own headers, path, query and version, pipelined behind the lane's)."""
+    data = (
+        post(GET)
+        + b"GET /poll/g/a%20b?x=1&y HTTP/1.1\r\nHost: h\r\nX-Thing: B\r\n\r\n"
+        + post(GET)
+        + b"PUT /here HTTP/1.0\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"
+    )
+
+    async def scopes(lane: bool) -> list[dict[str, Any]]:
+        answering = Answering()
+        protocol, transport = connect(lane, answering)
+        protocol.data_received(data)
+        await until(lambda: transport.answers() == 4 and transport.closing)
+        protocol.connection_lost(None)
+        return answering.scopes
+
+    async def both() -> None:
+        lane, asgi = await scopes(lane=True), await scopes(lane=False)
+        assert [scope["method"] for scope in asgi] == ["POST", "GET", "POST", "PUT"]
+        assert "extensions" not in asgi[1]
+        assert PUSH_EXTENSION in lane[0].pop("extensions")
+        # The second post is pipelined behind the poll, still being answered: the ASGI way.
+        assert lane == asgi[1:]
+        assert lane[2]["http_version"] == "1.0"
+        assert (lane[0]["path"], lane[0]["query_string"]) == ("/poll/g/a b", b"x=1&y")
+        assert lane[0]["headers"] == [(b"host", b"h"), (b"x-thing", b"B")]
+
+    asyncio.run(both())
+
+
+KEEP_ALIVE_S = 0.4
+#: A request that has come in part: a connection reading one is not idle.
+PART = b"POST / HTTP/1.1\r\nHost: 127.0.0.1:8001\r\n"
+
+
+@pytest.mark.parametrize("lane", [True, False], ids=["lane", "asgi"])
+def test_a_connection_is_closed_once_idle_for_the_keep_alive_timeout(lane: bool) -> None:
+    """Idle from its last answer on, not while requests keep coming, are read or answered."""
+
+    async def run() -> None:
+        answering = Answering()
+        protocol, transport = connect(lane, answering, KEEP_ALIVE_S)
+        # Requests one after another for three times the timeout: open throughout.
+        for count in range(1, 13):
+            protocol.data_received(post(GET))
+            await until(lambda: transport.answers() == count)  # noqa: B023
+            await asyncio.sleep(KEEP_ALIVE_S / 4)
+        assert not transport.closing
+        idle = await until(lambda: transport.closing)
+        assert KEEP_ALIVE_S / 2 <= idle + KEEP_ALIVE_S / 4 <= KEEP_ALIVE_S + 2
+        # A request answered later than the timeout: the connection waits for it.
+        protocol, transport = connect(lane, answering, KEEP_ALIVE_S)
+        answering.delay = KEEP_ALIVE_S * 2
+        protocol.data_received(post(GET))
+        await until(lambda: transport.answers() == 1)
+        assert not transport.closing
+        await until(lambda: transport.closing)
+        # A request that has come in part stops the clock, as uvicorn's data_received does.
+        protocol, transport = connect(lane, answering, KEEP_ALIVE_S)
+        answering.delay = 0
+        protocol.data_received(post(GET))
+        await until(lambda: transport.answers() == 1)
+        protocol.data_received(PART)
+        await asyncio.sleep(KEEP_ALIVE_S * 2)
+        assert not transport.closing
+        rest = post(GET)[len(PART) :]
+        protocol.data_received(rest)
+        await until(lambda: transport.answers() == 2)
+        await until(lambda: transport.closing)
+        protocol.connection_lost(None)
+
+    asyncio.run(run())
