@@ -6,9 +6,11 @@ next turn of the event loop, checks every header of the answer against two
 regular expressions and writes the answer in two writes (its head, then its
 body). On loopback a write is the costly part: the kernel does the receiving
 side's work in the writer's system call. :class:`FlowLaneProtocol` is uvicorn's
-protocol (connections, keep-alive (its timer kept as said below), timeouts, graceful
-shutdown and every other route stay uvicorn's and the ASGI app's); a ``POST`` to a
-flow route takes the lane instead:
+protocol as :class:`~asyncrpc.runtime.lean_protocol.LeanHttpToolsProtocol` trims it
+(an ASGI scope made only for a request that takes the ASGI way, one keep-alive timer
+per connection); connections, keep-alive, timeouts, graceful shutdown and every other
+route stay uvicorn's and the ASGI app's, and a ``POST`` to a flow route takes the lane
+instead:
 
 - the task that answers it starts at once, inside the read that completed the
   request (an eager task), so the flow's first protocol request leaves in that
@@ -27,12 +29,6 @@ invocation id, the one value from the request among them, is checked
 (:func:`~asyncrpc.gateway.invocations.check_invocation_id`) before any answer
 names it.
 
-A connection's keep-alive timeout is the same as uvicorn's (closed once idle for
-``timeout_keep_alive`` seconds after an answer) and costs one timer per idle spell
-rather than a timer made and cancelled per request: the timer, once armed, stays
-armed while requests come and go, and when it fires it closes the connection only if
-it has been idle that long, or arms itself again for the rest of the time.
-
 It relies on uvicorn's ``HttpToolsProtocol`` (its parser callbacks and
 per-connection fields), as the server's fast lane does; uvicorn's version is
 pinned, and ``tests/unit/test_gateway_lane.py`` checks both ways answer alike.
@@ -47,13 +43,10 @@ from typing import Any, Protocol
 
 import httptools
 from starlette.responses import Response
-from uvicorn.protocols.http.httptools_impl import (
-    STATUS_LINE,
-    HttpToolsProtocol,
-    RequestResponseCycle,
-)
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
 
 from asyncrpc.gateway.app import FlowAnswer
+from asyncrpc.runtime.lean_protocol import LeanHttpToolsProtocol
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +91,8 @@ class _Held:
         self.keep_alive = keep_alive
 
 
-class FlowLaneProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol; a ``POST`` to a flow route is answered by ``lane``."""
+class FlowLaneProtocol(LeanHttpToolsProtocol):
+    """uvicorn's httptools protocol, trimmed; a ``POST`` to a flow route is answered by ``lane``."""
 
     def __init__(self, *args: Any, lane: Lane, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -107,9 +100,6 @@ class FlowLaneProtocol(HttpToolsProtocol):
         self._flow: FlowAnswer | None = None  # the lane request being read
         self._path = ""
         self._query = b""
-        #: Since when the connection is idle (``loop.time()``); None while a request is in.
-        self._idle_since: float | None = None
-        self._keep_alive_timer: asyncio.TimerHandle | None = None
 
     def on_headers_complete(self) -> None:
         self._flow = self._lane_flow()
@@ -186,45 +176,6 @@ class FlowLaneProtocol(HttpToolsProtocol):
             self.on_response_complete()  # the next request queued behind, or keep-alive
         else:
             transport.close()
-
-    # Keep-alive: one timer per idle spell (see the module's docstring).
-
-    def _unset_keepalive_if_required(self) -> None:
-        self._idle_since = None  # busy: the armed timer, if any, finds it so
-
-    def on_response_complete(self) -> None:
-        """uvicorn's, its keep-alive timeout armed only where no timer is armed yet."""
-        self.server_state.total_requests += 1
-        if self.transport.is_closing():
-            return
-        self._idle_since = None
-        self.flow.resume_reading()
-        if self.pipeline:
-            cycle, app = self.pipeline.pop()
-            self._start_asgi_task(cycle, app)
-            return
-        self._idle_since = self.loop.time()
-        if self._keep_alive_timer is None:
-            self._keep_alive_timer = self.loop.call_later(
-                self.timeout_keep_alive, self._keep_alive_expired
-            )
-
-    def _keep_alive_expired(self) -> None:
-        self._keep_alive_timer = None
-        idle_since = self._idle_since
-        if idle_since is None or self.transport.is_closing():
-            return  # a request is in: its answer arms the timer again
-        left = idle_since + self.timeout_keep_alive - self.loop.time()
-        if left > 0:
-            self._keep_alive_timer = self.loop.call_later(left, self._keep_alive_expired)
-        else:
-            self.timeout_keep_alive_handler()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._keep_alive_timer is not None:
-            self._keep_alive_timer.cancel()
-            self._keep_alive_timer = None
-        super().connection_lost(exc)
 
 
 def protocol_for(lane: Lane) -> type[FlowLaneProtocol]:
