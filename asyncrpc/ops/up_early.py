@@ -77,11 +77,24 @@ class Handover:
 
 
 class EarlyTemplate:
-    """The early template's process, as the command holds it until it hands it the run."""
+    """The early template's process, as the command holds it until it hands it the run.
 
-    def __init__(self, pid: int, channel: socket.socket) -> None:
+    ``signal_process`` and ``reap`` stop it (:func:`os.kill`, :func:`os.waitpid`): a test
+    that stands in for the process passes its own, so no failure of the handover can
+    signal a process the test does not own.
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        channel: socket.socket,
+        signal_process: Callable[[int, int], None] = os.kill,
+        reap: Callable[[int, int], object] = os.waitpid,
+    ) -> None:
         self.pid = pid
         self.channel = channel
+        self._signal_process = signal_process
+        self._reap = reap
         #: Handed over or stopped: from then on its pid is not this object's to signal.
         self.done = False
 
@@ -117,9 +130,9 @@ class EarlyTemplate:
             return
         self.done = True
         with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
+            self._signal_process(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+            self._reap(self.pid, 0)
 
 
 #: The early template of this process's command, until the command claims it.

@@ -11,6 +11,7 @@ the socketpair without a handover leaves it nothing to run.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -49,12 +50,38 @@ def same_file(a: int, b: int) -> bool:
     return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
+def never_signalled(pid: int, number: int) -> None:
+    raise AssertionError(f"the test's own process {pid} was to be signalled ({number})")
+
+
+def test_a_failed_handover_stops_and_reaps_the_early_template_by_its_pid(tmp_path: Path) -> None:
+    command_end, template_end = socket.socketpair()
+    template_end.close()  # the template is gone: the handover's write fails
+    calls: list[tuple[str, int, int]] = []
+    early = up_early.EarlyTemplate(
+        4_000_000,  # only the fakes below see it: nothing is signalled for real
+        command_end,
+        lambda pid, number: calls.append(("signal", pid, number)),
+        lambda pid, options: calls.append(("reap", pid, options)),
+    )
+    log = os.open(tmp_path / "launcher.log", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        assert early.hand_over(str(tmp_path), {"PATH": "/bin"}, log, log) is None
+    finally:
+        os.close(log)
+    assert calls == [("signal", 4_000_000, signal.SIGKILL), ("reap", 4_000_000, 0)]
+    assert early.done and command_end.fileno() == -1
+    early.stop()  # stopped once: nothing more is signalled
+    assert len(calls) == 2
+
+
 def test_the_handover_carries_the_run_and_the_open_log_and_lock(tmp_path: Path) -> None:
     command_end, template_end = socket.socketpair()
     log = os.open(tmp_path / "launcher.log", os.O_WRONLY | os.O_CREAT, 0o600)
     lock = os.open(tmp_path / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
     env = {"PATH": "/bin", "BIG": "x" * 200_000}  # more than one read of the socket
-    early = up_early.EarlyTemplate(os.getpid(), command_end)
+    # This process stands in for the early template: nothing may signal it.
+    early = up_early.EarlyTemplate(os.getpid(), command_end, never_signalled, never_signalled)
     handed: up_early.Handover | None = None
     try:
         # The template's end is read on another thread: a line this long does not fit the
