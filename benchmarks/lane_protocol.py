@@ -54,7 +54,12 @@ ANSWER = (
 
 
 class Transport:
-    """A connection's transport that keeps nothing but how many bytes were written."""
+    """A connection's transport that keeps nothing but how many bytes were written.
+
+    Written here rather than shared from ``harness/``: a round runs this file with
+    another checkout's code first on the path, and that checkout's ``harness`` may
+    not have it.
+    """
 
     def __init__(self) -> None:
         self.written = 0
