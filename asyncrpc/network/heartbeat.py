@@ -13,11 +13,10 @@ A node starts and stops the heartbeat for every task it runs, so both cost
 little: no task and no timer of their own. A *busy spell* runs from a start
 while no task is active to the stop that leaves none; its first beat is due
 an interval after it began, and each next one an interval after the last
-beat was answered (or failed). One loop timer, armed on the clock
-(:class:`Clock`, the event loop by default), serves every spell: a start only
-writes down when the spell's first beat is due, and the timer, when it fires
-before that (it was armed for an earlier spell), moves on to it; with no
-spell going, it lapses.
+beat was answered (or failed). One
+:class:`~asyncrpc.runtime.moving_deadline.MovingDeadline` on the clock (the
+event loop by default) serves every spell: a start sets when the spell's first
+beat is due, the end of a spell clears it.
 """
 
 from __future__ import annotations
@@ -25,24 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Protocol
 
 from resonate.send import TaskRef
+
+from asyncrpc.runtime.moving_deadline import Clock, MovingDeadline
 
 logger = logging.getLogger(__name__)
 
 
 class HeartbeatSender(Protocol):
     async def task_heartbeat(self, pid: str, tasks: list[TaskRef]) -> None: ...
-
-
-class Clock(Protocol):
-    """What the heartbeat needs of the event loop: its time and a timer at a time of it."""
-
-    def time(self) -> float: ...
-
-    def call_at(self, when: float, callback: Callable[[], object]) -> asyncio.TimerHandle: ...
 
 
 class IntervalHeartbeat:
@@ -55,17 +47,13 @@ class IntervalHeartbeat:
         self.interval_s = interval_s
         self.sender = sender
         self.active: dict[str, int] = {}
-        self._clock = clock
-        self._due = 0.0  # clock time of the current spell's next beat
-        self._timer: asyncio.TimerHandle | None = None
+        #: When the current spell's next beat is due.
+        self._next = MovingDeadline(self._on_due, clock)
         self._beat: asyncio.Task[None] | None = None  # a beat waiting for its answer
 
     def start(self, task_id: str, task_version: int) -> None:
         if not self.active:  # a busy spell begins
-            clock = self._clock if self._clock is not None else self._loop_clock()
-            self._due = clock.time() + self.interval_s
-            if self._timer is None:
-                self._timer = clock.call_at(self._due, self._on_timer)
+            self._next.set(self._next.clock().time() + self.interval_s)
         self.active[task_id] = task_version
 
     def stop(self, task_id: str) -> None:
@@ -76,22 +64,14 @@ class IntervalHeartbeat:
     def shutdown(self) -> None:
         """End the busy spell: no more beats; one waiting for its answer is cancelled."""
         self.active.clear()
+        self._next.clear()
         beat, self._beat = self._beat, None
         if beat is not None:
             beat.cancel()
 
-    def _loop_clock(self) -> Clock:
-        self._clock = asyncio.get_running_loop()
-        return self._clock
-
-    def _on_timer(self) -> None:
-        self._timer = None
+    def _on_due(self) -> None:
         if not self.active or self._beat is not None:
-            return  # no spell going (or its beat is on its way): the timer lapses
-        assert self._clock is not None
-        if self._clock.time() < self._due:  # armed for an earlier spell: wait for this one's
-            self._timer = self._clock.call_at(self._due, self._on_timer)
-            return
+            return  # no spell going (or its beat is on its way: its answer sets the next)
         tasks = [TaskRef(id=task, version=version) for task, version in self.active.items()]
         self._beat = asyncio.get_running_loop().create_task(self._send(tasks))
 
@@ -103,7 +83,4 @@ class IntervalHeartbeat:
                 logger.warning("heartbeat failed: %s", exc)
             self._beat = None
             if self.active:  # the spell goes on: the next beat an interval from now
-                assert self._clock is not None
-                self._due = self._clock.time() + self.interval_s
-                if self._timer is None:
-                    self._timer = self._clock.call_at(self._due, self._on_timer)
+                self._next.set(self._next.clock().time() + self.interval_s)

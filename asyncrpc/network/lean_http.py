@@ -41,6 +41,8 @@ from resonate.retry import Backoff, ExponentialBackoff
 from resonate.timing import Sleeper, sleep
 from resonate_base.connections import Network
 
+from asyncrpc.runtime.moving_deadline import MovingDeadline
+
 logger = logging.getLogger(__name__)
 
 #: Connections open at once, as the SDK's own connection caps them.
@@ -64,11 +66,10 @@ class _Connection(asyncio.Protocol):
     An exchange is one request, or several written together (pipelined): their
     responses come back in order, one waiter each. An exchange not answered in
     full within ``read_timeout`` fails with :class:`RequestTimeout` and closes
-    the connection. The deadline is kept by one loop timer per connection, armed
-    by the first exchange and moved on lazily: an exchange only writes down its
-    deadline, and the timer, when it fires before the current exchange's
-    deadline, re-arms itself for it (when no exchange is in flight it lapses).
-    So a request costs no timer of its own and still fails at its own deadline.
+    the connection. The deadline is one
+    :class:`~asyncrpc.runtime.moving_deadline.MovingDeadline` per connection, set
+    by each exchange and cleared once it is answered: a request costs no timer of
+    its own and still fails at its own deadline.
     """
 
     def __init__(self, read_timeout: float, timeout_message: str) -> None:
@@ -81,8 +82,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.read_timeout = read_timeout
         self.timeout_message = timeout_message
-        self.deadline = 0.0  # loop time by which the exchange in flight must be answered
-        self.timer: asyncio.TimerHandle | None = None
+        #: When the exchange in flight must be answered by.
+        self.deadline = MovingDeadline(self._timed_out)
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -99,7 +100,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._disarm()
+        self.deadline.cancel()
         self._fail(ServerClosed("the server closed the connection") if exc is None else exc)
 
     # -- httptools callbacks ---------------------------------------------------
@@ -116,6 +117,8 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         waiter = self.waiters.popleft()
+        if not self.waiters:
+            self.deadline.clear()  # the exchange is answered
         if not waiter.done():
             waiter.set_result(body)
 
@@ -130,9 +133,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.received = False
         loop = asyncio.get_running_loop()
-        self.deadline = loop.time() + self.read_timeout
-        if self.timer is None:
-            self.timer = loop.call_at(self.deadline, self._on_timer)
+        self.deadline.set(loop.time() + self.read_timeout)
         waiters = [loop.create_future() for _ in requests]
         self.waiters.extend(waiters)
         self.transport.write(requests[0] if len(requests) == 1 else b"".join(requests))
@@ -140,25 +141,15 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
-        self._disarm()
+        self.deadline.cancel()
         if self.transport is not None:
             self.transport.close()
 
-    def _on_timer(self) -> None:
-        self.timer = None
+    def _timed_out(self) -> None:
         if self.closed or not self.waiters:
-            return  # no exchange in flight: nothing to time out, the timer lapses
-        loop = asyncio.get_running_loop()
-        if loop.time() < self.deadline:  # armed for an earlier exchange: wait for this one's
-            self.timer = loop.call_at(self.deadline, self._on_timer)
             return
         self._fail(RequestTimeout(self.timeout_message))
         self.close()
-
-    def _disarm(self) -> None:
-        timer, self.timer = self.timer, None
-        if timer is not None:
-            timer.cancel()
 
     def _fail(self, exc: BaseException) -> None:
         waiters, self.waiters = self.waiters, deque()

@@ -12,12 +12,10 @@ not need:
   of every other request is the one uvicorn makes, its headers, URL and
   ``Expect: 100-continue`` read as uvicorn reads them;
 - it arms a keep-alive timer after every answer, and cancels it when the next request's
-  bytes arrive. Here one timer per connection keeps the timeout: the connection is
-  idle from its last answer until its next bytes arrive; the timer, when it fires while
-  the connection is busy, lapses (the next answer arms it), and when it fires for an
-  idle spell that began after it was armed, re-arms itself for that spell's end. So a
-  connection is closed, as by uvicorn, once idle for ``timeout_keep_alive`` seconds,
-  never while a request is being read or answered.
+  bytes arrive. Here one :class:`~asyncrpc.runtime.moving_deadline.MovingDeadline` per
+  connection keeps the timeout: each answer sets it ``timeout_keep_alive`` seconds on,
+  and bytes arriving clear it. So a connection is closed, as by uvicorn, once idle for
+  that long, never while a request is being read or answered.
 
 It relies on uvicorn's ``HttpToolsProtocol``: ``on_message_begin`` making the scope
 from ``self.url``, ``self.headers`` and ``self.expect_100_continue``;
@@ -31,10 +29,11 @@ uvicorn's own protocol.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from asyncrpc.runtime.moving_deadline import MovingDeadline
 
 
 class LeanHttpToolsProtocol(HttpToolsProtocol):
@@ -43,16 +42,12 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: Loop time the connection went idle (its last answer out, nothing read since);
-        #: None while a request is being read or answered.
-        self._idle_since: float | None = None
-        self._idle_timer: asyncio.TimerHandle | None = None
+        #: When an idle connection is closed; cleared while a request is read or answered.
+        self._idle_until = MovingDeadline(self._idle_too_long, self.loop)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._idle_until.cancel()
 
     # -- the scope, for the ASGI way only ----------------------------------------------
 
@@ -75,7 +70,7 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
     def _unset_keepalive_if_required(self) -> None:
         # uvicorn's cancels its timer here (bytes came in, or the connection is lost);
         # this one marks the connection busy and leaves the timer to lapse.
-        self._idle_since = None
+        self._idle_until.clear()
 
     def on_response_complete(self) -> None:
         # uvicorn's, but for the timer: the connection goes idle instead of arming one.
@@ -85,23 +80,13 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
         if self.flow.read_paused:
             self.flow.resume_reading()
         if self.pipeline:
-            self._idle_since = None
+            self._idle_until.clear()
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
-        loop = self.loop
-        self._idle_since = since = loop.time()
-        if self._idle_timer is None:
-            self._idle_timer = loop.call_at(since + self.timeout_keep_alive, self._on_idle_timer)
+        self._idle_until.set(self.loop.time() + self.timeout_keep_alive)
 
-    def _on_idle_timer(self) -> None:
-        """Close the connection once it has been idle ``timeout_keep_alive`` seconds."""
-        self._idle_timer = None
-        since = self._idle_since
-        if since is None or self.transport.is_closing():
-            return  # busy: the next answer arms the timer again
-        due = since + self.timeout_keep_alive
-        if self.loop.time() < due:  # armed for an earlier idle spell: wait for this one's end
-            self._idle_timer = self.loop.call_at(due, self._on_idle_timer)
-        else:
+    def _idle_too_long(self) -> None:
+        """Close the connection: it has been idle ``timeout_keep_alive`` seconds."""
+        if not self.transport.is_closing():
             self.timeout_keep_alive_handler()
