@@ -112,7 +112,10 @@ class EarlyTemplate:
         line = json.dumps({"run_dir": run_dir, "env": dict(env)}).encode() + b"\n"
         try:
             sent = socket.send_fds(self.channel, [line], [log, lock])
-            self.channel.sendall(line[sent:])
+            if sent < len(line):
+                # Only what is left: once the whole line is out, the template may read it
+                # and close its end at once, and even an empty write to a closed peer fails.
+                self.channel.sendall(line[sent:])
         except OSError:
             self.stop()
             return None

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,23 +77,22 @@ def test_a_failed_handover_stops_and_reaps_the_early_template_by_its_pid(tmp_pat
 
 def test_the_handover_carries_the_run_and_the_open_log_and_lock(tmp_path: Path) -> None:
     command_end, template_end = socket.socketpair()
+    # The whole line fits the socket's buffer, so the handover is written before its other
+    # end is read, on this one thread; and it is longer than one read (``receive`` loops).
+    command_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    template_end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    env = {"PATH": "/bin", "BIG": "x" * 100_000}
     log = os.open(tmp_path / "launcher.log", os.O_WRONLY | os.O_CREAT, 0o600)
     lock = os.open(tmp_path / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    env = {"PATH": "/bin", "BIG": "x" * 200_000}  # more than one read of the socket
     # This process stands in for the early template: nothing may signal it.
     early = up_early.EarlyTemplate(os.getpid(), command_end, never_signalled, never_signalled)
     handed: up_early.Handover | None = None
     try:
-        # The template's end is read on another thread: a line this long does not fit the
-        # socket's buffer at once.
-        got: list[up_early.Handover | None] = []
-        reader = threading.Thread(target=lambda: got.append(up_early.receive(template_end)))
-        reader.start()
+        command_end.settimeout(30)  # a handover that cannot be written fails, not hangs
         child = early.hand_over(str(tmp_path), env, log, lock)
-        reader.join(timeout=30)
         assert child is not None and child.pid == os.getpid()
         assert early.done and command_end.fileno() == -1
-        handed = got[0]
+        handed = up_early.receive(template_end)
         assert handed is not None
         assert handed.run_dir == str(tmp_path) and handed.env == env
         assert same_file(handed.log, log) and same_file(handed.lock, lock)
@@ -101,6 +100,40 @@ def test_the_handover_carries_the_run_and_the_open_log_and_lock(tmp_path: Path) 
     finally:
         for fd in (log, lock) + ((handed.log, handed.lock) if handed else ()):
             os.close(fd)
+        template_end.close()
+
+
+class ReadAtOnce(socket.socket):
+    """The command's end of a socketpair whose template reads the whole handover and closes
+    its end the moment the line is out: the fastest template there can be."""
+
+    template_end: socket.socket
+    handed: up_early.Handover | None = None
+
+    def sendmsg(self, *args: Any, **kwargs: Any) -> int:
+        sent = super().sendmsg(*args, **kwargs)
+        self.handed = up_early.receive(self.template_end)
+        return sent
+
+
+def test_a_template_that_reads_the_handover_and_closes_at_once_is_handed_its_run(
+    tmp_path: Path,
+) -> None:
+    plain, template_end = socket.socketpair()
+    command_end = ReadAtOnce(fileno=plain.detach())
+    command_end.template_end = template_end
+    log = os.open(tmp_path / "launcher.log", os.O_WRONLY | os.O_CREAT, 0o600)
+    early = up_early.EarlyTemplate(os.getpid(), command_end, never_signalled, never_signalled)
+    try:
+        child = early.hand_over(str(tmp_path), {"PATH": "/bin"}, log, log)
+        assert child is not None and early.done
+        assert template_end.fileno() == -1  # the template had closed its end before the return
+        assert command_end.handed is not None and command_end.handed.run_dir == str(tmp_path)
+    finally:
+        if command_end.handed is not None:
+            os.close(command_end.handed.log)
+            os.close(command_end.handed.lock)
+        os.close(log)
         template_end.close()
 
 
