@@ -414,7 +414,7 @@ def flow_answer(flow: topology.Flow, settings: GatewaySettings) -> FlowAnswer:
         try:
             invocation = await invocations.start(
                 gateway.resonate,
-                gateway.creates,
+                gateway.channel,
                 flow,
                 query.invocation_id(query_params),
                 request_id=gateway.request_id,

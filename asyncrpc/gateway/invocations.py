@@ -7,14 +7,15 @@ the flow's entry group. Asking again with the same id re-attaches to that
 same promise (the functions do not run again), which is what lets a caller
 that crashed or gave up come back for the result.
 
-A start is the SDK's own ``rpc`` (two requests: create, then register the
-caller as a listener), so the promise carries exactly the tags the SDK gives
-a top-level call. Whether it created the invocation or found it is read from
-the create's own answer, the same on every Resonate server: through the
-client's :class:`~asyncrpc.network.create_watch.CreateWatch`, the create
-carries a fresh ``asyncrpc:request`` tag, and the server answers with the
-promise it holds, whose tags are this request's only if this request created
-it. The same answer names the promise's function, for the conflict check.
+A start sends what the SDK's ``rpc`` sends (:mod:`asyncrpc.gateway.sdk_rpc`: a
+create, then a listen registering the caller, built with the SDK's own builders),
+so the promise carries exactly the tags the SDK gives a top-level call. Whether
+it created the invocation or found it is read from the create's own answer, the
+same on every Resonate server: the create carries a fresh ``asyncrpc:request``
+tag, and the server answers with the promise it holds, whose tags are this
+request's only if this request created it. The same answer names the promise's
+function, for the conflict check. Where the channel pipelines (HTTP), the listen
+goes out with the create, in one write.
 
 A start answers only once the server has confirmed the create: while the
 server does not answer, the create is sent again for up to ``patience``
@@ -37,10 +38,10 @@ from resonate.error import ConnectorError, ResonateError, ServerError
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 
+from asyncrpc.gateway import sdk_rpc
 from asyncrpc.gateway.deadlines import of_loop as deadlines_of
 from asyncrpc.lesson.topology import Flow
-from asyncrpc.network.create_watch import CreateWatch
-from asyncrpc.network.eager import eager_tasks
+from asyncrpc.network.start_channel import StartChannel
 from asyncrpc.protocol.errors import (
     InvalidInvocationId,
     InvocationConflict,
@@ -102,7 +103,7 @@ def group_caller(client: Resonate, group: str) -> Resonate:
 
 async def start(
     client: Resonate,
-    creates: CreateWatch,
+    channel: StartChannel,
     flow: Flow,
     invocation_id: str | None = None,
     *,
@@ -112,7 +113,7 @@ async def start(
 ) -> Started:
     """Start ``flow`` under ``invocation_id`` (default: the flow's fixed id), or re-attach.
 
-    ``creates`` must be the network ``client`` sends through. The create is
+    ``channel`` must be the network ``client`` sends through. The create is
     sent again while the server does not answer, for up to ``patience``
     seconds; then :class:`NotStarted`. Raises :class:`InvocationConflict`
     when the id belongs to another function. ``caller`` is ``client``'s handle for the
@@ -122,26 +123,31 @@ async def start(
     request = request_id()
     if caller is None:
         caller = group_caller(client, flow.entry_group)
-    with creates.watch(invocation_id, {REQUEST_TAG: request}, patience) as answer:
-        # ``rpc`` sends the create from a task of its own: started eagerly, the create
-        # leaves in this turn of the event loop, not the next.
-        with eager_tasks():
-            handle = caller.rpc(invocation_id, flow.entry_function, *flow.entry_args)
-        try:
-            await handle.id()  # the promise now exists on the server: the flow is durable
-        except ResonateError as exc:
-            forget_failed_start(client, invocation_id, handle)
-            if isinstance(exc, ConnectorError):
-                reason = str(exc.error) or type(exc.error).__name__
-                raise NotStarted(invocation_id, reason) from None
-            raise _unavailable(exc) from None
-    if not answer.done():
-        raise RuntimeError(f"the create of {invocation_id!r} did not pass through {creates!r}")
-    created = answer.result()
-    if created is None:
-        raise ServerRefused(
-            f"the Resonate server's answer to creating {invocation_id!r} held no promise"
-        )
+    listen_to = sdk_rpc.listen_address(caller) if channel.pipelines else None
+    start = sdk_rpc.start_requests(
+        caller,
+        flow.entry_function,
+        flow.entry_args,
+        invocation_id,
+        {REQUEST_TAG: request},
+        listen_to,
+    )
+    subscription, new = sdk_rpc.subscribe(caller, invocation_id)
+    try:
+        answers = await channel.send_start(start.requests, start.headers, patience)
+        created = sdk_rpc.read_create(answers[0])  # the flow is durable now
+    except ResonateError as exc:
+        if new:  # a subscription another start of this id made stays that start's
+            sdk_rpc.forget(caller, invocation_id, subscription)
+        if isinstance(exc, ConnectorError):
+            reason = str(exc.error) or type(exc.error).__name__
+            raise NotStarted(invocation_id, reason) from None
+        raise _unavailable(exc) from None
+    if len(answers) > 1:
+        sdk_rpc.settle_from_listen(caller, invocation_id, subscription, answers[1])
+    elif new:
+        await sdk_rpc.listen(caller, invocation_id, subscription)
+    handle = sdk_rpc.handle(caller, invocation_id, subscription)
     if created.tags.get(REQUEST_TAG) == request:
         # This request made it: with the param this create carried, so the function
         # it names is the flow's; nothing more of the promise needs decoding.
@@ -154,26 +160,6 @@ async def start(
             f"({flow.entry_function}); choose another id"
         )
     return Started(invocation_id, handle, reattached=True)
-
-
-def forget_failed_start(client: Resonate, invocation_id: str, handle: ResonateHandle[Any]) -> None:
-    """Drop the subscription a failed ``rpc`` leaves behind (resonate-sdk 0.8.1).
-
-    ``rpc`` makes a subscription for its id before it sends the create, and
-    keeps it when the create fails. The next ``rpc`` of that id (the caller
-    sending it again) finds it, registers no listener, and its handle waits
-    for the periodic refresh, or forever without one. The SDK's own ``get``
-    drops its subscription when its request fails; this does the same for a
-    start, and only for the subscription this start's handle holds. It reads
-    the SDK's private state, so it does nothing if that is not there.
-    """
-    runtime = getattr(client, "_runtime", None)
-    subs = getattr(runtime, "subs", None)
-    mine: Any = getattr(handle, "_sub", None)
-    if mine is None or mine.settled():
-        return
-    if isinstance(subs, dict) and subs.get(invocation_id) is mine:
-        del subs[invocation_id]
 
 
 async def read(reader: AsyncServerReader, invocation_id: str) -> PromiseRecord:

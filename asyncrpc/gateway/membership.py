@@ -1,8 +1,8 @@
 """The gateway's connection to the server: a Resonate process in group ``gateway``.
 
-Its Resonate client starts invocations (its requests pass through a
-:class:`CreateWatch`, which hands each start the answer to its create) and
-hears, on its poll stream, that one it waits on has finished; its :class:`AsyncServerReader` reads
+Its Resonate client starts invocations (a start's own requests go out through
+its :class:`StartChannel`, together where the channel pipelines) and hears, on
+its poll stream, that one it waits on has finished; its :class:`AsyncServerReader` reads
 invocations for ``GET /invocations/...``. Both give up on an unreachable
 server after ``request_timeout`` seconds, so a caller gets an answer. Its
 ``health`` is its message source's: whether the stream (or, on resonate-pg,
@@ -24,9 +24,9 @@ from asyncrpc.gateway import invocations
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.lesson import topology
 from asyncrpc.network.bounded import BoundedNetwork
-from asyncrpc.network.create_watch import CreateWatch
 from asyncrpc.network.health import LinkHealth
 from asyncrpc.network.join import Links, join, links
+from asyncrpc.network.start_channel import StartChannel
 from asyncrpc.readers.server_reader import AsyncServerReader
 from asyncrpc.runtime import config
 
@@ -51,14 +51,15 @@ def request_ids() -> Callable[[], str]:
 
 @dataclass
 class GatewayClient:
-    """The gateway's Resonate client, the watch on its creates, its reader, its link's health.
+    """The gateway's Resonate client, the channel its starts go through, its reader, its link's
+    health.
 
     ``request_id`` names each start (see :func:`asyncrpc.gateway.invocations.start`);
     ``timers`` says who fires the server's timers, where the gateway knows (resonate-pg).
     """
 
     resonate: Resonate
-    creates: CreateWatch
+    channel: StartChannel
     reader: AsyncServerReader
     health: Callable[[], LinkHealth]
     request_id: Callable[[], str] = field(default_factory=request_ids)
@@ -103,11 +104,10 @@ def connect(settings: GatewaySettings, make_links: Links = links) -> GatewayClie
     redacted = config.redacted(settings.server_url)
     inner = BoundedNetwork(channel, redacted, settings.request_timeout, unwinds_at_once=prompt)
     # Where the channel pipelines (HTTP), a start's listen goes out with its create.
-    listen = source.unicast() if inner.pipelines else None
-    network = CreateWatch(
+    network = StartChannel(
         inner,
         unwinds_at_once=prompt,
-        listen_address=listen,
+        pipelines=inner.pipelines,
         inner_timeout=settings.request_timeout,
     )
     resonate, stream = join(

@@ -26,8 +26,8 @@ def local_client(
     """A gateway client factory whose client runs flows on the SDK's in-process server."""
 
     def make(_: GatewaySettings) -> GatewayClient:
-        resonate, creates, server = watched_in_process(delay, around)
+        resonate, channel, server = watched_in_process(delay, around)
         health = HEALTHY if connected else LinkHealth(False, "no poll stream yet")
-        return GatewayClient(resonate, creates, local_reader(server), lambda: health)
+        return GatewayClient(resonate, channel, local_reader(server), lambda: health)
 
     return make

@@ -2,7 +2,7 @@
 
 :func:`in_process` (from :mod:`harness.in_process`) runs every function on the
 SDK's in-process server; :func:`watched_in_process` sends its requests through
-a :class:`CreateWatch`, as the gateway's are; :func:`local_reader` reads that server.
+a :class:`StartChannel`, as the gateway's are; :func:`local_reader` reads that server.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from resonate.connections import LocalConnection
 from resonate.resonate import Resonate
 from resonate_base.connections import Network
 
-from asyncrpc.network.create_watch import CreateWatch
+from asyncrpc.network.start_channel import StartChannel
 from asyncrpc.readers.server_reader import AsyncServerReader
 from harness.in_process import in_process
 
@@ -23,12 +23,13 @@ __all__ = ["LocalTransport", "in_process", "local_reader", "watched_in_process"]
 
 def watched_in_process(
     delay: float = 0.0, around: Callable[[Network], Network] = lambda requests: requests
-) -> tuple[Resonate, CreateWatch, LocalConnection]:
-    """:func:`in_process`, its requests through a :class:`CreateWatch` around ``around``."""
-    watches: list[CreateWatch] = []
+) -> tuple[Resonate, StartChannel, LocalConnection]:
+    """:func:`in_process`, its requests through a :class:`StartChannel` around ``around``
+    (one request at a time: the in-process server pipelines nothing)."""
+    watches: list[StartChannel] = []
 
     def watched(requests: Network) -> Network:
-        watches.append(CreateWatch(around(requests)))
+        watches.append(StartChannel(around(requests)))
         return watches[-1]
 
     resonate, server = in_process(delay, requests=watched)

@@ -18,7 +18,7 @@ from asyncrpc.gateway import invocations
 from asyncrpc.gateway.app import invocation_json
 from asyncrpc.lesson.topology import FLOWS
 from asyncrpc.network.bounded import bounded_network
-from asyncrpc.network.create_watch import CreateWatch
+from asyncrpc.network.start_channel import StartChannel
 from asyncrpc.protocol.errors import (
     InvalidInvocationId,
     InvocationConflict,
@@ -45,10 +45,10 @@ FAILING = dataclasses.replace(AWAIT_CHAIN, name="failing", entry_function="boom"
 
 @dataclasses.dataclass(frozen=True)
 class Gateway:
-    """What a start needs: a Resonate client and the watch on the creates it sends."""
+    """What a start needs: a Resonate client and the channel its requests go through."""
 
     client: Resonate
-    creates: CreateWatch
+    channel: StartChannel
 
 
 Test = Callable[[Gateway, AsyncServerReader], Awaitable[Any]]
@@ -80,14 +80,14 @@ class AlwaysOk:
 
 def run(test: Test, delay: float = 0.0, always_ok: AlwaysOk | None = None) -> Any:
     async def main() -> Any:
-        resonate, creates, server = watched_in_process(delay)
+        resonate, channel, server = watched_in_process(delay)
         resonate.register(boom)
-        gateway = Gateway(resonate, creates)
+        gateway = Gateway(resonate, channel)
         if always_ok is not None:
             always_ok.server = server
-            creates = CreateWatch(always_ok)
-            client = Resonate(network=creates, env={}, subscription_refresh_secs=0.05)
-            gateway = Gateway(client, creates)
+            channel = StartChannel(always_ok)
+            client = Resonate(network=channel, env={}, subscription_refresh_secs=0.05)
+            gateway = Gateway(client, channel)
         reader = local_reader(server)
         try:
             return await asyncio.wait_for(test(gateway, reader), 30)
@@ -103,7 +103,7 @@ def run(test: Test, delay: float = 0.0, always_ok: AlwaysOk | None = None) -> An
 async def start_twice(gateway: Gateway, reader: AsyncServerReader) -> list[Any]:
     outcomes = []
     for _ in range(2):
-        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "order-42")
+        started = await invocations.start(gateway.client, gateway.channel, AWAIT_CHAIN, "order-42")
         done = await invocations.result(gateway.client, reader, started, 10)
         outcomes.append((started.id, started.reattached, done))
     return outcomes
@@ -124,7 +124,7 @@ def test_reattaching_is_told_from_the_answer_not_its_status() -> None:
 
 async def start_together(gateway: Gateway, _: AsyncServerReader) -> list[bool]:
     starts = [
-        invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "twins") for _ in range(3)
+        invocations.start(gateway.client, gateway.channel, AWAIT_CHAIN, "twins") for _ in range(3)
     ]
     return sorted(started.reattached for started in await asyncio.gather(*starts))
 
@@ -137,14 +137,14 @@ def test_of_concurrent_starts_of_one_id_exactly_one_is_new(answers_200: bool) ->
 
 def test_default_id_is_the_flows_fixed_id() -> None:
     async def default(gateway: Gateway, _: AsyncServerReader) -> str:
-        return (await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN)).id
+        return (await invocations.start(gateway.client, gateway.channel, AWAIT_CHAIN)).id
 
     assert run(default) == AWAIT_CHAIN.default_id
 
 
 def test_read_reports_state_function_and_result() -> None:
     async def read(gateway: Gateway, reader: AsyncServerReader) -> tuple[Any, Any]:
-        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "seen")
+        started = await invocations.start(gateway.client, gateway.channel, AWAIT_CHAIN, "seen")
         pending = await invocations.read(reader, "seen")
         await invocations.result(gateway.client, reader, started, 10)
         return pending, await invocations.read(reader, "seen")
@@ -164,7 +164,7 @@ def test_read_reports_state_function_and_result() -> None:
 
 def test_a_bounded_wait_returns_while_still_pending() -> None:
     async def impatient(gateway: Gateway, reader: AsyncServerReader) -> tuple[bool, Any]:
-        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "slow")
+        started = await invocations.start(gateway.client, gateway.channel, AWAIT_CHAIN, "slow")
         return await invocations.result(gateway.client, reader, started, 0)
 
     assert run(impatient, delay=0.3) == (False, None)
@@ -174,7 +174,7 @@ def test_a_wait_past_its_deadline_leaves_its_task_as_it_found_it() -> None:
     """As with asyncio.timeout_at: the deadline's cancellation is taken back, others are not."""
 
     async def waits(gateway: Gateway, reader: AsyncServerReader) -> tuple[Any, int, bool]:
-        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "slow-2")
+        started = await invocations.start(gateway.client, gateway.channel, AWAIT_CHAIN, "slow-2")
         pending = await invocations.result(gateway.client, reader, started, 0.05)
         task = asyncio.current_task()
         assert task is not None
@@ -197,7 +197,7 @@ def test_a_wait_past_its_deadline_leaves_its_task_as_it_found_it() -> None:
 
 def test_a_failed_flow_is_reported_with_its_message() -> None:
     async def failing(gateway: Gateway, reader: AsyncServerReader) -> InvocationFailed:
-        started = await invocations.start(gateway.client, gateway.creates, FAILING, "fails")
+        started = await invocations.start(gateway.client, gateway.channel, FAILING, "fails")
         with pytest.raises(InvocationFailed) as raised:
             await invocations.result(gateway.client, reader, started, 10)
         return raised.value
@@ -218,7 +218,7 @@ class GivesUp:
 
 def test_a_resolved_invocation_gives_its_value_even_when_the_handle_fails() -> None:
     async def resolved(gateway: Gateway, reader: AsyncServerReader) -> tuple[bool, Any]:
-        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "gives-up")
+        started = await invocations.start(gateway.client, gateway.channel, AWAIT_CHAIN, "gives-up")
         await invocations.result(gateway.client, reader, started, 10)
         failing = dataclasses.replace(started, handle=GivesUp())
         return await invocations.result(gateway.client, reader, failing, 10)
@@ -228,10 +228,10 @@ def test_a_resolved_invocation_gives_its_value_even_when_the_handle_fails() -> N
 
 def test_an_id_used_by_another_flow_is_a_conflict() -> None:
     async def clash(gateway: Gateway, reader: AsyncServerReader) -> None:
-        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "shared")
+        started = await invocations.start(gateway.client, gateway.channel, AWAIT_CHAIN, "shared")
         await invocations.result(gateway.client, reader, started, 10)
         with pytest.raises(InvocationConflict, match="already used by foo"):
-            await invocations.start(gateway.client, gateway.creates, FLOWS["fan-out"], "shared")
+            await invocations.start(gateway.client, gateway.channel, FLOWS["fan-out"], "shared")
 
     run(clash)
 
@@ -254,12 +254,12 @@ def test_an_unreachable_server_is_reported_not_retried_forever() -> None:
     url = f"http://127.0.0.1:{free_port()}"
 
     async def unreachable() -> None:
-        creates = CreateWatch(bounded_network(url, timeout=0.5))
-        client = Resonate(network=creates, sources=[], env={})
+        channel = StartChannel(bounded_network(url, timeout=0.5))
+        client = Resonate(network=channel, sources=[], env={})
         reader = AsyncServerReader(url, timeout=0.5)
         try:
             with pytest.raises(NotStarted, match="nowhere was NOT started") as raised:
-                await invocations.start(client, creates, AWAIT_CHAIN, "nowhere")
+                await invocations.start(client, channel, AWAIT_CHAIN, "nowhere")
             assert url in str(raised.value)
             assert isinstance(raised.value, ServerUnavailable)  # a 503 at the gateway
             with pytest.raises(ServerUnavailable, match="unreachable"):
@@ -276,7 +276,7 @@ def test_a_handle_the_sdk_gave_up_on_too_early_is_listened_to_again() -> None:
     handle as "gone" while the flow still runs; the wait must not report that as a failure."""
 
     async def raced(gateway: Gateway, reader: AsyncServerReader) -> tuple[bool, Any]:
-        started = await invocations.start(gateway.client, gateway.creates, AWAIT_CHAIN, "raced-1")
+        started = await invocations.start(gateway.client, gateway.channel, AWAIT_CHAIN, "raced-1")
         client = gateway.client
         subscription = client._runtime.subs[started.id]  # what the SDK's refresh loop does:
         client._settle_subscription_gone(started.id, subscription, "promise not found")
@@ -304,7 +304,7 @@ class Recorder:
 
 
 def test_a_starts_create_leaves_in_the_turn_the_start_began() -> None:
-    """The SDK's ``rpc`` sends its create from a task of its own, which starts at once."""
+    """A start sends its create before its first wait: in the turn of the event loop it began."""
 
     async def main() -> list[str]:
         recorders: list[Recorder] = []
@@ -313,9 +313,9 @@ def test_a_starts_create_leaves_in_the_turn_the_start_began() -> None:
             recorders.append(Recorder(requests))
             return recorders[-1]
 
-        resonate, creates, _ = watched_in_process(around=around)
+        resonate, channel, _ = watched_in_process(around=around)
         try:
-            start = invocations.start(resonate, creates, AWAIT_CHAIN, "eager")
+            start = invocations.start(resonate, channel, AWAIT_CHAIN, "eager")
             task = asyncio.Task(start, loop=asyncio.get_running_loop(), eager_start=True)
             sent_at_once = list(recorders[0].kinds)
             await asyncio.wait_for(task, 30)

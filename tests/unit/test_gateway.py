@@ -166,9 +166,9 @@ class BrokenReader:
 
 def test_a_500_carries_no_exception_text() -> None:
     def make(_: GatewaySettings) -> GatewayClient:
-        resonate, creates, _ = watched_in_process(0.0, lambda requests: requests)
+        resonate, channel, _ = watched_in_process(0.0, lambda requests: requests)
         reader = BrokenReader()
-        return GatewayClient(resonate, creates, reader, lambda: HEALTHY)  # type: ignore[arg-type]
+        return GatewayClient(resonate, channel, reader, lambda: HEALTHY)  # type: ignore[arg-type]
 
     app = create_app(SETTINGS, make)
     with TestClient(base_url=BASE, app=app, raise_server_exceptions=False) as client:

@@ -29,7 +29,7 @@ from asyncrpc.gateway.app import (
     message_body,
 )
 from asyncrpc.gateway.settings import GatewaySettings
-from asyncrpc.network.create_watch import CreateWatch
+from asyncrpc.network.start_channel import StartChannel
 from tests.support.gateway import local_client
 
 SETTINGS = GatewaySettings(server_url="http://127.0.0.1:1", gateway_id="gateway-answers")
@@ -135,13 +135,10 @@ def test_a_patient_create_is_bounded_by_its_patience_below_the_inner_bound() -> 
     """With less time left than the inner network's bound, the attempt bounds itself."""
 
     async def main() -> tuple[float, str]:
-        creates = CreateWatch(Silent(), unwinds_at_once=True, inner_timeout=30.0)  # type: ignore[arg-type]
+        channel = StartChannel(Silent(), unwinds_at_once=True, inner_timeout=30.0)  # type: ignore[arg-type]
         began = time.monotonic()
-        with (
-            creates.watch("p-1", {"t": "1"}, patience=0.3),
-            pytest.raises(ConnectorError) as raised,
-        ):
-            await creates.send(create("p-1"))
+        with pytest.raises(ConnectorError) as raised:
+            await channel.send_start([create("p-1")], None, patience=0.3)
         return time.monotonic() - began, str(raised.value.error)
 
     took, why = asyncio.run(asyncio.wait_for(main(), 10))

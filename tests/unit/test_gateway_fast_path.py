@@ -119,12 +119,12 @@ def failing_client(exc: Exception, health: LinkHealth = HEALTHY) -> ClientFactor
     """A client whose every start fails with ``exc`` (the request tag is made first)."""
 
     def make(_: GatewaySettings) -> GatewayClient:
-        resonate, creates, server = watched_in_process(0.0)
+        resonate, channel, server = watched_in_process(0.0)
 
         def request_id() -> str:
             raise exc
 
-        return GatewayClient(resonate, creates, local_reader(server), lambda: health, request_id)
+        return GatewayClient(resonate, channel, local_reader(server), lambda: health, request_id)
 
     return make
 
