@@ -29,12 +29,12 @@ from resonate.error import DecodingError, ServerError
 from resonate.handle import ResonateHandle, Subscription
 from resonate.ids import origin_of
 from resonate.resonate import Resonate
-from resonate.send import Envelope, Head, parse_promise
-from resonate.types import Args
+from resonate.send import Envelope, Head
+from resonate.types import Args, PromiseState, Value
 from resonate_base import ORIGIN_HEADER
 
 from asyncrpc.protocol.records import PromiseRecord
-from asyncrpc.protocol.states import PromiseState
+from asyncrpc.protocol.states import PromiseState as WireState
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ LISTEN_KIND = "promise.register_listener"
 #: The listen's corrId: the create's, with this after it.
 LISTEN_SUFFIX = ".listen"
 #: The states a promise may be in, as the wire names them.
-_STATES = frozenset(str(state) for state in PromiseState)
+_STATES = frozenset(str(state) for state in WireState)
 _ERROR_STATUS = 400
 _NOT_FOUND = 404
 
@@ -58,6 +58,13 @@ class _Answer(msgspec.Struct):
     kind: str
     head: _Head
     data: Any = None
+
+
+class _Outcome(msgspec.Struct):
+    """What settling a subscription reads of a promise (the SDK's own record, cut to that)."""
+
+    state: PromiseState
+    value: Value | None = None
 
 
 _answer_decoder = msgspec.json.Decoder(_Answer)
@@ -203,11 +210,12 @@ def settle_from_listen(
     if isinstance(promise, dict) and promise.get("state") == "pending":
         return
     try:
-        record = parse_promise(data)
-    except DecodingError as exc:
+        outcome = msgspec.convert(promise, _Outcome)
+    except msgspec.ValidationError as exc:
         log.warning("listener registration failed id=%s: %s", invocation_id, exc)
         return
-    caller._settle_and_cleanup(invocation_id, subscription, record.state, record.value)
+    value = Value() if outcome.value is None else outcome.value
+    caller._settle_and_cleanup(invocation_id, subscription, outcome.state, value)
 
 
 async def listen(caller: Resonate, invocation_id: str, subscription: Subscription) -> None:
