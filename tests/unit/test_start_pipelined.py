@@ -160,6 +160,58 @@ def test_a_start_of_a_settled_invocation_is_settled_by_its_listen() -> None:
     with_server(check)
 
 
+def test_a_start_of_a_rejected_invocation_raises_its_error_from_the_handle() -> None:
+    async def check(network: Recorded) -> None:
+        client, channel = client_of(network)
+        await invocations.start(client, channel, AWAIT_CHAIN, "p5", request_id=lambda: "first")
+        value = {"headers": {}, "data": "Mw=="}
+        settle = envelope("promise.settle", "s-1", id="p5", state="rejected", value=value)
+        assert json.loads(await network.inner.send(settle))["head"]["status"] == 200
+        client._runtime.subs.clear()
+        again = await invocations.start(client, channel, AWAIT_CHAIN, "p5", request_id=lambda: "2")
+        assert again.reattached and again.handle.done()
+        try:
+            await again.handle.result()
+        except Exception:
+            pass
+        else:
+            raise AssertionError("a rejected invocation's handle returned a value")
+
+    with_server(check)
+
+
+class Gone(Recorded):
+    """Answers every listen with a 404, as a server that no longer has the promise would."""
+
+    def __init__(self, inner: Recorded) -> None:
+        super().__init__(inner.inner)
+
+    async def send_together(
+        self, reqs: list[str], headers: dict[str, str] | None = None
+    ) -> list[str]:
+        corr_id = json.loads(reqs[1])["head"]["corrId"]
+        head = {"corrId": corr_id, "status": 404, "version": ""}
+        gone = {"kind": "promise.register_listener", "head": head, "data": {"error": "gone"}}
+        return [await self.inner.send(reqs[0], headers), json.dumps(gone)]
+
+
+def test_a_listen_answered_404_settles_the_handle_as_gone() -> None:
+    async def check(network: Recorded) -> None:
+        client, _ = client_of(network)
+        started = await invocations.start(
+            client, StartChannel(Gone(network), pipelines=True), AWAIT_CHAIN, "p6"
+        )
+        assert started.handle.done() and "p6" not in client._runtime.subs
+        try:
+            await started.handle.result()
+        except Exception as exc:
+            assert "gone" in str(exc)
+        else:
+            raise AssertionError("a handle settled as gone returned a value")
+
+    with_server(check)
+
+
 def test_a_refused_create_drops_the_starts_subscription() -> None:
     async def check(network: Recorded) -> None:
         client, _ = client_of(network)
