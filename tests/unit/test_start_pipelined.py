@@ -180,26 +180,30 @@ def test_a_start_of_a_rejected_invocation_raises_its_error_from_the_handle() -> 
     with_server(check)
 
 
-class Gone(Recorded):
-    """Answers every listen with a 404, as a server that no longer has the promise would."""
+class Refused(Recorded):
+    """Answers one of a start's two requests (0: the create, 1: the listen) with an error
+    ``status`` in place of the server, and sends the other to it."""
 
-    def __init__(self, inner: Recorded) -> None:
+    def __init__(self, inner: Recorded, which: int, status: int) -> None:
         super().__init__(inner.inner)
+        self.which, self.status = which, status
 
     async def send_together(
         self, reqs: list[str], headers: dict[str, str] | None = None
     ) -> list[str]:
-        corr_id = json.loads(reqs[1])["head"]["corrId"]
-        head = {"corrId": corr_id, "status": 404, "version": ""}
-        gone = {"kind": "promise.register_listener", "head": head, "data": {"error": "gone"}}
-        return [await self.inner.send(reqs[0], headers), json.dumps(gone)]
+        request = json.loads(reqs[self.which])
+        head = {"corrId": request["head"]["corrId"], "status": self.status, "version": ""}
+        refusal = {"kind": request["kind"], "head": head, "data": {"error": "gone"}}
+        answers = [await self.inner.send(req, headers) for req in reqs]
+        answers[self.which] = json.dumps(refusal)
+        return answers
 
 
 def test_a_listen_answered_404_settles_the_handle_as_gone() -> None:
     async def check(network: Recorded) -> None:
         client, _ = client_of(network)
         started = await invocations.start(
-            client, StartChannel(Gone(network), pipelines=True), AWAIT_CHAIN, "p6"
+            client, StartChannel(Refused(network, 1, 404), pipelines=True), AWAIT_CHAIN, "p6"
         )
         assert started.handle.done() and "p6" not in client._runtime.subs
         try:
@@ -215,7 +219,7 @@ def test_a_listen_answered_404_settles_the_handle_as_gone() -> None:
 def test_a_refused_create_drops_the_starts_subscription() -> None:
     async def check(network: Recorded) -> None:
         client, _ = client_of(network)
-        never = StartChannel(Refusing(network), pipelines=True)
+        never = StartChannel(Refused(network, 0, 409), pipelines=True)
         try:
             await invocations.start(client, never, AWAIT_CHAIN, "p4")
         except invocations.ServerRefused as exc:
@@ -225,21 +229,6 @@ def test_a_refused_create_drops_the_starts_subscription() -> None:
         assert "p4" not in client._runtime.subs
 
     with_server(check)
-
-
-class Refusing(Recorded):
-    """Answers every create with a 409, as a server refusing it would."""
-
-    def __init__(self, inner: Recorded) -> None:
-        super().__init__(inner.inner)
-
-    async def send_together(
-        self, reqs: list[str], headers: dict[str, str] | None = None
-    ) -> list[str]:
-        corr_id = json.loads(reqs[0])["head"]["corrId"]
-        head = {"corrId": corr_id, "status": 409, "version": ""}
-        refusal = {"kind": "promise.create", "head": head, "data": {"error": "no"}}
-        return [json.dumps(refusal), await self.inner.send(reqs[1], headers)]
 
 
 def test_a_starts_create_is_the_sdks_rpc_create_with_its_request_tag() -> None:
