@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from resonate.error import ConnectorError, ResonateError, ServerError
+from resonate.error import ConnectorError, DecodingError, ResonateError, ServerError
 from resonate.handle import ResonateHandle
 from resonate.resonate import Resonate
 
@@ -124,7 +124,7 @@ async def start(
     if caller is None:
         caller = group_caller(client, flow.entry_group)
     listen_to = sdk_rpc.listen_address(caller) if channel.pipelines else None
-    start = sdk_rpc.start_requests(
+    requests = sdk_rpc.start_requests(
         caller,
         flow.entry_function,
         flow.entry_args,
@@ -134,7 +134,7 @@ async def start(
     )
     subscription, new = sdk_rpc.subscribe(caller, invocation_id)
     try:
-        answers = await channel.send_start(start.requests, start.headers, patience)
+        answers = await channel.send_start(requests.requests, requests.headers, patience)
         created = sdk_rpc.read_create(answers[0])  # the flow is durable now
     except ResonateError as exc:
         if new:  # a subscription another start of this id made stays that start's
@@ -142,6 +142,10 @@ async def start(
         if isinstance(exc, ConnectorError):
             reason = str(exc.error) or type(exc.error).__name__
             raise NotStarted(invocation_id, reason) from None
+        if isinstance(exc, DecodingError):
+            raise ServerRefused(
+                f"the Resonate server's answer to creating {invocation_id!r} held no promise"
+            ) from None
         raise _unavailable(exc) from None
     if len(answers) > 1:
         sdk_rpc.settle_from_listen(caller, invocation_id, subscription, answers[1])

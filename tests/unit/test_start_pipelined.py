@@ -181,8 +181,8 @@ def test_a_start_of_a_rejected_invocation_raises_its_error_from_the_handle() -> 
 
 
 class Refused(Recorded):
-    """Answers one of a start's two requests (0: the create, 1: the listen) with an error
-    ``status`` in place of the server, and sends the other to it."""
+    """Answers one of a start's two requests (0: the create, 1: the listen) in place of the
+    server, with ``status`` and no promise; the server answers both as well."""
 
     def __init__(self, inner: Recorded, which: int, status: int) -> None:
         super().__init__(inner.inner)
@@ -227,6 +227,21 @@ def test_a_refused_create_drops_the_starts_subscription() -> None:
         else:
             raise AssertionError("a refused create started the invocation")
         assert "p4" not in client._runtime.subs
+
+    with_server(check)
+
+
+def test_a_create_answered_without_a_promise_is_refused_by_name() -> None:
+    async def check(network: Recorded) -> None:
+        client, _ = client_of(network)
+        empty = StartChannel(Refused(network, 0, 200), pipelines=True)
+        try:
+            await invocations.start(client, empty, AWAIT_CHAIN, "p7")
+        except invocations.ServerRefused as exc:
+            assert "creating 'p7' held no promise" in str(exc)
+        else:
+            raise AssertionError("a create answered without a promise started the invocation")
+        assert "p7" not in client._runtime.subs
 
     with_server(check)
 
