@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import socket
 
 import uvicorn
@@ -14,6 +13,7 @@ from asyncrpc.gateway.membership import ClientFactory, connect
 from asyncrpc.gateway.settings import GatewaySettings
 from asyncrpc.lesson import topology
 from asyncrpc.runtime import event_loop
+from asyncrpc.runtime.collector import collect_less
 from asyncrpc.runtime.process import configure_logging, ready_line
 from asyncrpc.runtime.serving import bind
 from asyncrpc.runtime.uvicorn_server import GracefulServer
@@ -70,13 +70,9 @@ async def serve(
 ) -> None:
     """Run the gateway on ``sock`` until SIGTERM/SIGINT; ``make_client`` joins the server."""
     app = create_app(settings, make_client)
-    # Everything imported so far lives as long as the process: frozen, the garbage
-    # collector's full passes (which every request's short-lived objects set off) skip it.
-    gc.freeze()
-    # A flow makes and drops a few thousand objects, nearly all freed by their count
-    # alone: a young collection every YOUNG_GC_THRESHOLD of them rather than every 700
-    # (the default) examines fewer that are about to go anyway (docs/architecture.md).
-    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
+    # Everything imported so far lives as long as the process; a flow makes and drops a
+    # few thousand objects, nearly all freed by their count alone.
+    collect_less(YOUNG_GC_THRESHOLD)
     server = GracefulServer(config(app))
     announcer = asyncio.create_task(announce_when_ready(server, app, settings))
     try:

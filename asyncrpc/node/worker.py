@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,6 +31,7 @@ from asyncrpc.lesson import services, topology
 from asyncrpc.network.join import Links, PollStream, join, links
 from asyncrpc.node import log_output
 from asyncrpc.runtime import config, event_loop, numbers
+from asyncrpc.runtime.collector import collect_less
 from asyncrpc.runtime.errors import SettingsError
 from asyncrpc.runtime.process import (
     announce,
@@ -171,22 +171,9 @@ def take_leases(stream: object, resonate: Resonate, ttl_s: float) -> bool:
     return True
 
 
-#: Allocations between two young collections: the default 700 runs one every few steps.
+#: Allocations between two young collections: the default 700 runs one every few steps,
+#: and a step makes a few hundred objects (:func:`~asyncrpc.runtime.collector.collect_less`).
 YOUNG_COLLECTION_EVERY = 50_000
-
-
-def collect_less() -> None:
-    """Keep the garbage collector to what a node's steps make, and run it less often.
-
-    What exists before a node serves (its modules) lives as long as the process:
-    frozen (:func:`gc.freeze`), no collection looks at it again. A step
-    makes a few hundred objects that their references free at once; a young
-    collection only walks the ones alive when it runs, so one every
-    :data:`YOUNG_COLLECTION_EVERY` allocations walks fewer per step than the default's.
-    """
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_COLLECTION_EVERY, middle, old)
 
 
 async def run_worker(
@@ -241,6 +228,6 @@ async def run_worker(
 def run(settings: NodeSettings) -> int:
     """Run a worker node in the foreground; 0 after a clean stop."""
     log_output.configure()
-    collect_less()
+    collect_less(YOUNG_COLLECTION_EVERY)
     event_loop.run(until_signalled(lambda stop: run_worker(settings, stop)))
     return 0

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from resonate.send import TaskRef
 
 from asyncrpc.network.heartbeat import IntervalHeartbeat
+from tests.support.clocks import LoopClock
 
 
 class Beats:
     """Records each heartbeat request (and when it was sent); can fail the first ones."""
 
-    def __init__(self, clock: ManualClock, failures: int = 0) -> None:
+    def __init__(self, clock: LoopClock, failures: int = 0) -> None:
         self.clock = clock
         self.sent: list[list[TaskRef]] = []
         self.at: list[float] = []
@@ -27,45 +27,9 @@ class Beats:
             raise ConnectionError("server away")
 
 
-class ManualClock:
-    """The heartbeat's clock: time moves only when the test advances it; timers fire then."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.timers: list[tuple[float, Callable[[], object], asyncio.TimerHandle]] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(self, when: float, callback: Callable[[], object]) -> asyncio.TimerHandle:
-        handle = asyncio.TimerHandle(when, callback, (), asyncio.get_running_loop())
-        self.timers.append((when, callback, handle))
-        return handle
-
-    async def advance(self, seconds: float) -> None:
-        """Move time on by ``seconds``, firing each timer that comes due, in order."""
-        end = self.now + seconds
-        while True:
-            due = sorted((t for t in self.timers if t[0] <= end), key=lambda t: t[0])
-            if not due:
-                break
-            when, callback, handle = due[0]
-            self.timers.remove(due[0])
-            self.now = max(self.now, when)
-            if not handle.cancelled():
-                callback()
-            for _ in range(5):  # let a beat it started run to its answer
-                await asyncio.sleep(0)
-        self.now = end
-
-    @property
-    def armed(self) -> int:
-        return sum(1 for _, _, handle in self.timers if not handle.cancelled())
-
-
 def test_a_task_that_ends_within_an_interval_is_never_renewed() -> None:
     async def body() -> tuple[list[list[TaskRef]], int]:
-        clock = ManualClock()
+        clock = LoopClock()
         beats = Beats(clock)
         heartbeat = IntervalHeartbeat("node-1", 2.5, beats, clock)
         for n in range(5):
@@ -82,7 +46,7 @@ def test_a_task_that_ends_within_an_interval_is_never_renewed() -> None:
 
 def test_tasks_still_executing_are_renewed_every_interval_even_after_a_failure() -> None:
     async def body() -> list[tuple[float, list[TaskRef]]]:
-        clock = ManualClock()
+        clock = LoopClock()
         beats = Beats(clock, failures=1)
         heartbeat = IntervalHeartbeat("node-1", 2.5, beats, clock)
         heartbeat.start("long", 3)
@@ -109,7 +73,7 @@ def test_a_busy_spell_gets_its_first_beat_an_interval_after_it_began() -> None:
     # One timer serves every spell: armed for an earlier spell, it fires early for a
     # later one, which must still get its whole interval before its first beat.
     async def body() -> list[tuple[float, list[TaskRef]]]:
-        clock = ManualClock()
+        clock = LoopClock()
         beats = Beats(clock)
         heartbeat = IntervalHeartbeat("node-1", 2.5, beats, clock)
         heartbeat.start("quick", 1)
@@ -139,7 +103,7 @@ def test_shutdown_cancels_a_beat_waiting_for_its_answer() -> None:
                 raise
 
     async def body() -> bool:
-        clock = ManualClock()
+        clock = LoopClock()
         sender = Hanging()
         heartbeat = IntervalHeartbeat("node-1", 2.5, sender, clock)
         heartbeat.start("long", 1)

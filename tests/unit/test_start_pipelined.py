@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 import uvicorn
 from resonate.resonate import Resonate
 
@@ -216,32 +218,22 @@ def test_a_listen_answered_404_settles_the_handle_as_gone() -> None:
     with_server(check)
 
 
-def test_a_refused_create_drops_the_starts_subscription() -> None:
+@pytest.mark.parametrize(
+    ("status", "invocation_id", "says"),
+    [
+        (409, "p4", "409"),  # refused
+        (200, "p7", "creating 'p7' held no promise"),  # answered without a promise
+    ],
+)
+def test_a_create_not_answered_with_a_promise_is_refused_and_drops_the_subscription(
+    status: int, invocation_id: str, says: str
+) -> None:
     async def check(network: Recorded) -> None:
         client, _ = client_of(network)
-        never = StartChannel(Refused(network, 0, 409), pipelines=True)
-        try:
-            await invocations.start(client, never, AWAIT_CHAIN, "p4")
-        except invocations.ServerRefused as exc:
-            assert "409" in str(exc)
-        else:
-            raise AssertionError("a refused create started the invocation")
-        assert "p4" not in client._runtime.subs
-
-    with_server(check)
-
-
-def test_a_create_answered_without_a_promise_is_refused_by_name() -> None:
-    async def check(network: Recorded) -> None:
-        client, _ = client_of(network)
-        empty = StartChannel(Refused(network, 0, 200), pipelines=True)
-        try:
-            await invocations.start(client, empty, AWAIT_CHAIN, "p7")
-        except invocations.ServerRefused as exc:
-            assert "creating 'p7' held no promise" in str(exc)
-        else:
-            raise AssertionError("a create answered without a promise started the invocation")
-        assert "p7" not in client._runtime.subs
+        refused = StartChannel(Refused(network, 0, status), pipelines=True)
+        with pytest.raises(invocations.ServerRefused, match=re.escape(says)):
+            await invocations.start(client, refused, AWAIT_CHAIN, invocation_id)
+        assert invocation_id not in client._runtime.subs
 
     with_server(check)
 
