@@ -40,6 +40,7 @@ from asyncrpc.network.eager import eager_tasks
 from asyncrpc.network.health import HEALTHY, LinkHealth
 from asyncrpc.network.heartbeat import IntervalHeartbeat
 from asyncrpc.network.lean_http import header_value, server_network
+from asyncrpc.network.leases import KeptLeases, LeasedNetwork, Leases, take_carried
 from asyncrpc.runtime import config
 from asyncrpc.runtime.keepalive import keepalive_socket
 
@@ -51,6 +52,11 @@ logger = logging.getLogger(__name__)
 #: Reconnect (and resend) quickly: the SDK's own ladder climbs to a minute,
 #: too slow to watch a flow continue after the server restarts in a demo.
 RECONNECT = ExponentialBackoff(initial=0.5, factor=2.0, max_delay=2.0)
+
+#: A busy process renews its leases at least this often (s), however long its ttl: the
+#: embedded server takes a process that has sent nothing for 3 s since an ``execute`` that
+#: carried a lease (its requests and beats are how it is heard) as one that stopped reading.
+BEAT_AT_MOST_EVERY_S = 2.0
 
 #: The poll stream is one GET that lasts as long as the process: no time limit once it is
 #: open, only a bound on making the connection.
@@ -145,6 +151,11 @@ class PollStream(SSEConnection):
       (:mod:`asyncrpc.runtime.keepalive`): a stream whose link died silently
       fails within seconds and reconnects, instead of waiting, deaf, for TCP
       to give up.
+    - A node's stream asks for its executes with their leases
+      (:meth:`take_leases`): each arrives with its task acquired for this
+      process, and the answer is kept (``kept``) for the SDK's acquire, which
+      :func:`join`'s request channel answers without a request
+      (:mod:`asyncrpc.network.leases`).
     """
 
     def __init__(
@@ -164,16 +175,28 @@ class PollStream(SSEConnection):
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._tls = parts.scheme == "https"
-        path = f"{parts.path.rstrip('/')}/poll/{self._group}/{self._pid}"
-        head = f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: text/event-stream\r\n"
+        self._path = f"{parts.path.rstrip('/')}/poll/{self._group}/{self._pid}"
+        self._headers = f"Host: {parts.netloc}\r\nAccept: text/event-stream\r\n"
         if auth is not None:
-            head += f"Authorization: Bearer {header_value(auth)}\r\n"
-        self._request = f"{head}\r\n".encode()
+            self._headers += f"Authorization: Bearer {header_value(auth)}\r\n"
+        self._request = f"GET {self._path} HTTP/1.1\r\n{self._headers}\r\n".encode()
+        #: The leases taken for this process as its executes are sent, until its SDK asks.
+        self.kept = KeptLeases(pid)
         self._connect_timeout = connect_timeout
         self.connected = asyncio.Event()
         self._on_first_connect = on_first_connect
         self._failure: str | None = None
         self._failures = 0
+
+    def take_leases(self, leases: Leases) -> None:
+        """Ask for this process's executes with their leases (a node, never the gateway).
+
+        Asked from the next connection on, as the query of the stream's ``GET``:
+        ``lease`` the ttl, ``room`` how many the SDK runs at once now.
+        """
+        self.kept.take(leases)
+        query = f"?lease={leases.ttl_ms}&room={max(1, leases.room())}"
+        self._request = f"GET {self._path}{query} HTTP/1.1\r\n{self._headers}\r\n".encode()
 
     def health(self) -> LinkHealth:
         """Whether the stream is connected now, and if not, why."""
@@ -270,10 +293,12 @@ class PollStream(SSEConnection):
             on_first_connect()
 
     def _dispatch(self, messages: list[str]) -> None:
+        kept = self.kept
         with eager_tasks():
             for data in messages:
+                message = take_carried(data, kept)
                 for callback in list(self._subscribers):
-                    callback(data)
+                    callback(message)
 
 
 type Source = PollStream | PostgresLink  # evaluated lazily: PostgresLink is imported on use
@@ -362,8 +387,11 @@ def join(
     network, stream = connection or links(
         server_url, group=group, pid=pid, token=token, on_first_connect=on_first_connect
     )
+    if isinstance(stream, PollStream):
+        network = LeasedNetwork(network, stream.kept)
     ids = corr_ids()
-    heartbeat = IntervalHeartbeat(pid, ttl / 2, Sender(Transport(network), token, corr_id=ids))
+    beat_every = min(ttl / 2, BEAT_AT_MOST_EVERY_S)
+    heartbeat = IntervalHeartbeat(pid, beat_every, Sender(Transport(network), token, corr_id=ids))
     resonate = Resonate(
         network=network,
         sources=[stream],

@@ -91,9 +91,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
-import msgspec
 import psycopg
 from psycopg import errors
 from resonate.error import ConnectorError
@@ -109,6 +107,7 @@ from resonate_pg.wire import execute_message, outbox_channel, unblock_message
 
 from asyncrpc.network.eager import eager_tasks
 from asyncrpc.network.health import HEALTHY, STALE_AFTER_S, LinkHealth
+from asyncrpc.network.leases import KeptLeases, Leases
 from asyncrpc.network.pg_pipeline import PipelinedConnection, PipelinedSessions
 from asyncrpc.runtime import config
 
@@ -137,70 +136,6 @@ COLLECT_SQL = "SELECT asyncrpc.collect(%s)"
 DEQUEUE_ACQUIRE_SQL = (
     "SELECT task, task_version, acquired FROM asyncrpc.dequeue_acquire(%s, %s, %s, %s, %s)"
 )
-#: How the SDK's ``task.acquire`` request begins (msgspec writes ``kind`` first, no spaces).
-_ACQUIRE_PREFIX = '{"kind":"task.acquire"'
-
-
-@dataclass(frozen=True)
-class Leases:
-    """What a node's link needs to take its tasks' leases in the dequeue.
-
-    ``room`` is the seam to the SDK's concurrency limit: how many more tasks it
-    would start at once now (its free permits; :func:`asyncrpc.node.worker.sdk_room`).
-    A task that waits for a permit would wait holding a lease taken in the dequeue,
-    whose ttl runs meanwhile, so a drain takes at most that many leases, less the
-    kept answers not yet asked for; the rest of its rows are plain execute messages.
-    """
-
-    #: The lease the SDK's ``task.acquire`` asks for, in milliseconds (its ``ttl``).
-    ttl_ms: int
-    #: How many more tasks the SDK would start at once now.
-    room: Callable[[], int]
-    #: Seconds a kept answer waits for the SDK's acquire. The SDK's first heartbeat comes
-    #: half a ttl after the step starts, so a step started this late still renews its
-    #: lease in time.
-    keep_s: float
-
-    @classmethod
-    def for_ttl(cls, ttl_s: float, room: Callable[[], int]) -> Leases:
-        """The leases of a node whose SDK asks for ``ttl_s`` seconds: kept a quarter of that.
-
-        The milliseconds as the SDK counts them from its ``timedelta`` (whole ones, cut;
-        none at all is 2**50), so the acquire it sends asks for the very lease taken.
-        """
-        ms = int(timedelta(seconds=ttl_s).total_seconds() * 1000)
-        return cls(ttl_ms=ms if ms > 0 else 1 << 50, room=room, keep_s=ttl_s / 4)
-
-
-@dataclass(frozen=True, slots=True)
-class _Kept:
-    """An acquire's answer taken in the dequeue: its ``data``, and until when it is given."""
-
-    data: str
-    until: float
-
-
-class _AcquireHead(msgspec.Struct, rename="camel"):
-    corr_id: str = ""
-    version: str = "1"
-
-
-class _AcquireData(msgspec.Struct):
-    id: str
-    version: int
-    pid: str
-    ttl: int
-
-
-class _Acquire(msgspec.Struct):
-    """What the link reads of the SDK's ``task.acquire`` (the rest of it is ignored)."""
-
-    head: _AcquireHead
-    data: _AcquireData
-
-
-_read_acquire = msgspec.json.Decoder(_Acquire)
-_json_text = msgspec.json.Encoder()
 
 
 class Queue(enum.Enum):
@@ -311,15 +246,13 @@ class PostgresLink(PostgresConnection):
         self._group_lock = listener_lock(self._anycast)
         self._elected = asyncio.Event()
         self._collecting = True
-        #: Set by :meth:`take_leases`; None: plain dequeues.
-        self._leases: Leases | None = None
-        #: Acquire answers taken in the dequeue, by (task id, version), until the SDK asks.
-        self._kept: dict[tuple[str, int], _Kept] = {}
+        #: Acquire answers taken in the dequeue, until the SDK asks (:meth:`take_leases`).
+        self._kept = KeptLeases(pid, self._clock)
 
     def take_leases(self, leases: Leases) -> None:
         """Claim this process's execute rows with their tasks' leases (a node, never the
         gateway), answering the SDK's acquires from what the dequeue took."""
-        self._leases = leases
+        self._kept.take(leases)
 
     # -- health -----------------------------------------------------------------
 
@@ -430,8 +363,8 @@ class PostgresLink(PostgresConnection):
             if queue is Queue.OWN_UNBLOCK:
                 rows = await execute(DEQUEUE_UNBLOCK_SQL, (address, self._limit))
                 into.extend(unblock_message(str(row[0])) for row in rows)
-            elif leases > 0 and self._leases is not None:
-                rows = await self._claim_leasing(address, into, leases, self._leases)
+            elif leases > 0 and self._kept.leases is not None:
+                rows = await self._claim_leasing(address, into, leases, self._kept.leases)
                 leases -= sum(1 for row in rows if row[2] is not None)
             else:
                 rows = await execute(DEQUEUE_EXECUTE_SQL, (address, self._limit))
@@ -453,7 +386,7 @@ class PostgresLink(PostgresConnection):
                 DEQUEUE_ACQUIRE_SQL, (address, self._limit, self._pid, taking.ttl_ms, leases)
             )
         except (*_NO_WRAPPER, errors.InsufficientPrivilege) as exc:
-            self._leases = None
+            self._kept.stop_taking()
             log.info(
                 "asyncrpc.dequeue_acquire: %s; tasks are acquired one request each",
                 _one_line(exc),
@@ -461,70 +394,15 @@ class PostgresLink(PostgresConnection):
             rows = await self._pipeline.execute(DEQUEUE_EXECUTE_SQL, (address, self._limit))
             into.extend(execute_message(str(row[0]), int(row[1])) for row in rows)
             return [(*row, None) for row in rows]
-        until = self._clock() + taking.keep_s
         for task, version, acquired in rows:
             into.append(execute_message(str(task), int(version)))
             if acquired is not None:
-                self._kept[(str(task), int(version))] = _Kept(str(acquired), until)
+                self._kept.keep(str(task), int(version), str(acquired))
         return rows
 
     def _lease_room(self) -> int:
-        """How many leases the next drain may take: the SDK's room, less the answers kept.
-
-        Kept answers past their time are dropped first: their leases lapse.
-        """
-        if self._leases is None:
-            return 0
-        if self._kept:
-            now = self._clock()
-            for key in [key for key, kept in self._kept.items() if kept.until < now]:
-                del self._kept[key]
-                _unused(*key)
-        return max(0, self._leases.room() - len(self._kept))
-
-    def _kept_answer(self, req: str) -> str | None:
-        """The answer to the SDK's ``task.acquire`` ``req`` the dequeue took, if it has one.
-
-        ``asyncrpc.rpc``'s answer to the same request, with the request's correlation
-        id and version. An answer past its time, or one for another pid or ttl, is not
-        given: the request goes to the database, which refuses it. Another pid or
-        ttl ends the leases in the dequeue: the SDK asks for leases other than those
-        the link takes.
-        """
-        try:
-            request = _read_acquire.decode(req)
-        except msgspec.DecodeError:
-            return None
-        data = request.data
-        kept = self._kept.pop((data.id, data.version), None)
-        if kept is None or self._leases is None:
-            return None
-        if kept.until < self._clock():
-            _unused(data.id, data.version)
-            return None
-        if data.pid != self._pid or data.ttl != self._leases.ttl_ms:
-            log.warning(
-                "task.acquire of %s as %s for %d ms, but the dequeue took it as %s for %d ms: "
-                "the lease lapses, and tasks are acquired one request each from now on",
-                data.id,
-                data.pid,
-                data.ttl,
-                self._pid,
-                self._leases.ttl_ms,
-            )
-            self._leases = None
-            self._kept.clear()
-            return None
-        head = request.head
-        return (
-            '{"kind":"task.acquire","head":{"corrId":'
-            + _json_text.encode(head.corr_id).decode()
-            + ',"status":200,"version":'
-            + _json_text.encode(head.version).decode()
-            + '},"data":'
-            + kept.data
-            + "}"
-        )
+        """How many leases the next drain may take: the SDK's room, less the answers kept."""
+        return self._kept.room()
 
     async def _pump_loop(self) -> None:
         """Drain what a wake-up was for, then wait for the next one or the tick (a full drain).
@@ -748,10 +626,9 @@ class PostgresLink(PostgresConnection):
     # -- requests -------------------------------------------------------------
 
     async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
-        if self._kept and req.startswith(_ACQUIRE_PREFIX):
-            kept = self._kept_answer(req)
-            if kept is not None:
-                return kept
+        kept = self._kept.answer(req)
+        if kept is not None:
+            return kept
         attempt = 0
         while True:
             try:
@@ -795,16 +672,6 @@ class PostgresLink(PostgresConnection):
         if not rows or rows[0][0] is None:
             raise ConnectorError(RuntimeError("the database answered the request with no row"))
         return str(rows[0][0])
-
-
-def _unused(task: str, version: int) -> None:
-    """Log a lease taken in the dequeue that the SDK did not ask for in time."""
-    log.info(
-        "the lease of task %s (version %d), taken in the dequeue, went unused: "
-        "it lapses and the task is given again",
-        task,
-        version,
-    )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -29,6 +29,7 @@ from resonate.resonate import Resonate
 
 from asyncrpc.lesson import services, topology
 from asyncrpc.network.join import Links, PollStream, join, links
+from asyncrpc.network.leases import Leases
 from asyncrpc.node import log_output
 from asyncrpc.runtime import config, event_loop, numbers
 from asyncrpc.runtime.collector import collect_less
@@ -159,15 +160,21 @@ def sdk_room(resonate: Resonate) -> Callable[[], int]:
 
 
 def take_leases(stream: object, resonate: Resonate, ttl_s: float) -> bool:
-    """Have a resonate-pg link take this node's leases in its dequeue; whether it does.
+    """Have this node's tasks handed to it with their leases taken; whether they are.
 
-    A node only: the gateway runs no tasks and takes no leases.
+    A resonate-pg link takes them in its dequeue; the embedded server's poll stream
+    asks for executes that carry them. A node only: the gateway runs no tasks and
+    takes no leases.
     """
-    from asyncrpc.network.postgres_link import Leases, PostgresLink
+    leases = Leases.for_ttl(ttl_s, sdk_room(resonate))
+    if isinstance(stream, PollStream):
+        stream.take_leases(leases)
+        return True
+    from asyncrpc.network.postgres_link import PostgresLink
 
     if not isinstance(stream, PostgresLink):
         return False
-    stream.take_leases(Leases.for_ttl(ttl_s, sdk_room(resonate)))
+    stream.take_leases(leases)
     return True
 
 
@@ -211,8 +218,7 @@ async def run_worker(
             on_first_connect=lambda: out(line),
         ),
     )
-    if config.is_postgres_url(settings.server_url):
-        take_leases(stream, resonate, settings.ttl)
+    take_leases(stream, resonate, settings.ttl)
     notice = asyncio.create_task(notice_if_slow(stream, settings.server_url))
     try:
         # No await since join(): no message can have arrived before this line.

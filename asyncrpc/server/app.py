@@ -6,7 +6,8 @@ A plain ASGI application (served by uvicorn) with four routes:
   ``head.status``, as on the real Resonate server, and an error's reason is
   in the ``x-asyncrpc-error`` header;
 - ``GET /poll/{group}/{pid}``: a Server-Sent Events stream of ``execute`` and
-  ``unblock`` messages for that process;
+  ``unblock`` messages for that process; with ``?lease=MS&room=N`` its executes
+  carry their tasks acquired for it, ``N`` at most at once (:func:`lease_terms`);
 - ``GET /healthz`` (also ``/health``, ``/ready``): readiness, with a summary; 503 once
   its store has failed (it then answers every request 503 and stops);
 - ``GET /streams``: which processes are connected (a read view for the CLI);
@@ -35,8 +36,9 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from resonate_base import PROTOCOL_VERSION
 
@@ -153,7 +155,12 @@ class ServerApp:
             except ProtocolError as exc:
                 await _respond(send, exc.status, _with_detail(exc.message), error_envelope(400))
                 return
-            await self._poll(parts[0], parts[1], receive, send, _direct_write(scope))
+            try:
+                terms = lease_terms(scope.get("query_string", b""))
+            except ValueError as exc:
+                await _json(send, 400, {"error": str(exc)})
+                return
+            await self._poll(parts[0], parts[1], receive, send, _direct_write(scope), terms)
         elif path == "/streams" and method == "GET":
             streams = [s.__dict__ for s in self.engine.router.streams()]
             await _json(send, 200, {"streams": streams})
@@ -229,14 +236,20 @@ class ServerApp:
         receive: Receive,
         send: Send,
         direct: Callable[[bytes], bool] | None = None,
+        terms: LeaseTerms | None = None,
     ) -> None:
         """Stream ``group``/``pid``'s messages; ``direct`` writes a frame at once, if given.
+
+        With ``terms`` its executes carry the leases its process asked for.
 
         With ``direct`` the router writes each message in the turn that routes it (a
         commit's), while nothing waits in the stream's queue; the queue and its writer
         (:meth:`_pump`) take what ``direct`` cannot write at once.
         """
-        stream = self.engine.router.connect(group, pid)
+        if terms is None:
+            stream = self.engine.router.connect(group, pid)
+        else:
+            stream = self.engine.router.connect(group, pid, terms.lease_ms, terms.room)
         disconnected = asyncio.ensure_future(
             _first_of(
                 _until_disconnect(receive), self._closing_event().wait(), stream.unresponsive.wait()
@@ -367,6 +380,54 @@ class ServerApp:
         if show_path:
             health["database"] = self.engine.store.path
         return health
+
+
+@dataclass(frozen=True)
+class LeaseTerms:
+    """What a poll stream's process asks of the leases its executes carry."""
+
+    #: The lease, in ms: the ``ttl`` its SDK's ``task.acquire`` asks for.
+    lease_ms: int
+    #: How many such leases it holds at once, at most.
+    room: int
+
+
+#: The largest ``lease`` and ``room`` a poll stream may ask for.
+MOST_LEASE_MS = 1 << 62
+MOST_ROOM = 100_000
+
+
+def lease_terms(query: bytes) -> LeaseTerms | None:
+    """The lease terms of a poll stream's query (``lease=MS&room=N``), None without ``lease``.
+
+    Raises :class:`ValueError` saying what is wrong and what is valid.
+    """
+    if not query:
+        return None
+    try:
+        fields = parse_qs(query.decode("ascii"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        raise ValueError(
+            f"a poll stream's query is lease=MS&room=N (ASCII, each once); got {query[:100]!r}"
+        ) from None
+    unknown = sorted(set(fields) - {"lease", "room"})
+    if unknown:
+        raise ValueError(f"unknown poll stream parameters {unknown}; valid: lease, room")
+    if "lease" not in fields:
+        if "room" in fields:
+            raise ValueError("room without lease; a poll stream asks for lease=MS&room=N")
+        return None
+    lease = _whole(fields["lease"], "lease", MOST_LEASE_MS)
+    room = _whole(fields.get("room", ["1"]), "room", MOST_ROOM)
+    return LeaseTerms(lease, room)
+
+
+def _whole(values: list[str], name: str, most: int) -> int:
+    if len(values) == 1 and values[0].isascii() and values[0].isdigit():
+        value = int(values[0])
+        if 1 <= value <= most:
+            return value
+    raise ValueError(f"{name} must be one whole number from 1 to {most}; got {values}")
 
 
 def _frame(message: Message) -> bytes:

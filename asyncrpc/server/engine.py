@@ -33,6 +33,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import msgspec
+
 from asyncrpc.protocol.states import PromiseState
 from asyncrpc.server import fields, retention
 from asyncrpc.server.history import WRITE_BATCH, PromiseRow
@@ -44,13 +46,15 @@ from asyncrpc.server.protocol import (
     parse_request,
     response,
 )
-from asyncrpc.server.router import ACK_TIMEOUT_MS, Message, Router
+from asyncrpc.server.router import ACK_TIMEOUT_MS, Message, Router, Stream
 from asyncrpc.server.store import CommitFailed, Store, StoreError
 
 logger = logging.getLogger("asyncrpc.server")
 
 #: The kinds whose ``pid`` says that worker process is running (see Router.check_streams).
 FROM_A_WORKER = frozenset({"task.acquire", "task.create", "task.heartbeat"})
+#: The encoding of what the engine writes itself: a lease's request, its answer's data.
+_encode = msgspec.json.Encoder().encode
 #: How long after a failed snapshot the next is tried (ms).
 SNAPSHOT_RETRY_MS = 10_000
 #: How often the timer loop looks for due promise timeouts, leases and retries.
@@ -199,10 +203,16 @@ class Engine:
             lambda task_id, version: self.state.is_pending(task_id, version),
             lambda: self.state.pending_dispatches(),
             ack_timeout_ms,
+            holds=lambda pid, task_id, version: self.state.holds(pid, task_id, version),
+            on_abandoned=self._hand_back,
         )
         self._timer: asyncio.Task[None] | None = None
         #: Messages of applied requests, held until their commit.
         self._unrouted: list[Outgoing] = []
+        #: Executes that carry a lease taken in the commit under way, and their streams.
+        self._leased: list[tuple[Stream, Message]] = []
+        #: :meth:`stop` has begun: nothing is changed any more.
+        self._stopping = False
         #: Promises staged requests settled: they leave memory once committed.
         self._settled: list[str] = []
         #: A retention backlog remains: the timer loop runs the next batch at once.
@@ -504,6 +514,8 @@ class Engine:
         if self.fatal:
             assert self.failed is not None
             raise self.failed
+        if self._unrouted and self.failed is None:
+            self._take_leases()
         try:
             self.store.commit()
         except CommitFailed as exc:
@@ -514,6 +526,10 @@ class Engine:
             settled, self._settled = self._settled, []
             self.state.evict(settled)
         unrouted, self._unrouted = self._unrouted, []
+        if self._leased:
+            leased, self._leased = self._leased, []
+            for stream, message in leased:
+                self.router.deliver_leased(stream, message)
         self._route(unrouted)
         self._maybe_snapshot()
         if settled and self._holding:
@@ -528,6 +544,7 @@ class Engine:
         """
         self.failed = exc
         self._unrouted = []
+        self._leased = []
         self._commit_due = False
         batch, self._batch = self._batch, None
         held, self._held = self._held, []
@@ -627,6 +644,7 @@ class Engine:
         self._timer = asyncio.get_running_loop().create_task(self.run_timers())
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._later_timer is not None:
             # Never applied nor answered: their callers send them again to the next server.
             self._later_timer.cancel()
@@ -676,7 +694,69 @@ class Engine:
             pid = data.get("pid")
             if isinstance(pid, str):
                 self.router.heard_from(pid)
+        elif kind == "task.fence" and self.router.leasing:
+            # A step's requests name its task, not its process: its lease names that.
+            holder = self.state.holder(data.get("id"))  # type: ignore[arg-type]
+            if holder is not None:
+                self.router.heard_from(holder)
         return answer
+
+    def _take_leases(self) -> None:
+        """Take, in the commit under way, the leases of the executes that will carry them.
+
+        An execute to a stream that takes leases (:meth:`Router.lessee`) is sent with
+        its task acquired for that stream's process: a ``task.acquire`` applied here,
+        logged and committed with the rest, whose answer the message carries. The
+        process then answers its SDK's acquire itself (:mod:`asyncrpc.network.leases`).
+        An acquire the state refuses leaves its execute plain.
+        """
+        now = self.clock()
+        unrouted: list[Outgoing] = []
+        for message in self._unrouted:
+            if isinstance(message, Execute) and self.state.is_pending(
+                message.task_id, message.version
+            ):
+                stream = self.router.lessee(message.address)
+                if stream is not None:
+                    acquired = self._acquire_for(stream, message, now)
+                    if acquired is not None:
+                        leased = Message.leased(message.task_id, message.version, acquired)
+                        self._leased.append((stream, leased))
+                        continue
+            unrouted.append(message)
+        self._unrouted = unrouted
+
+    def _acquire_for(self, stream: Stream, execute: Execute, now: int) -> bytes | None:
+        """Acquire ``execute``'s task for ``stream``'s process; the answer's ``data``, or None."""
+        data = {
+            "id": execute.task_id,
+            "version": execute.version,
+            "pid": stream.pid,
+            "ttl": stream.lease_ms,
+        }
+        self.state.changed = False
+        answer = self.state.apply(now, "task.acquire", data)
+        if answer.status != 200 or not self.state.changed:
+            return None
+        self._stage(now, _encode({"kind": "task.acquire", "head": {}, "data": data}))
+        return _encode(answer.data)
+
+    def _hand_back(self, task_id: str, version: int) -> None:
+        """Release a lease taken for a process whose stream died before it took it.
+
+        The task is pending again and its ``execute`` goes out once that is committed,
+        instead of when the lease runs out.
+        """
+        if self.failed is not None or self._stopping:
+            return  # the lease runs out, as any lease of a process that is gone
+        now = self.clock()
+        data = {"id": task_id, "version": version}
+        self.state.changed = False
+        answer = self.state.apply(now, "task.release", data)
+        self._take_outgoing()
+        if answer.status == 200 and self.state.changed:
+            self._stage(now, _encode({"kind": "task.release", "head": {}, "data": data}))
+            self._schedule_commit()
 
     def _stage(self, now: int, body: bytes | None) -> None:
         """Log a change, with the rows of the promises it settled."""

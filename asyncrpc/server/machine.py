@@ -965,6 +965,21 @@ class Machine:
         task = self.tasks.get(task_id)
         return task is not None and task.state is TaskState.PENDING and task.version == version
 
+    def holds(self, pid: str, task_id: str, version: int) -> bool:
+        """Whether ``pid`` holds the lease of ``task_id`` at ``version``."""
+        task = self.tasks.get(task_id)
+        return (
+            task is not None
+            and task.state is TaskState.ACQUIRED
+            and task.version == version
+            and task.pid == pid
+        )
+
+    def holder(self, task_id: str) -> str | None:
+        """The pid that holds ``task_id``'s lease, if one does."""
+        task = self.tasks.get(task_id)
+        return task.pid if task is not None and task.state is TaskState.ACQUIRED else None
+
 
 _NO_TASK = Task(id="", state=TaskState.FULFILLED)
 _NO_PROMISE = Promise(

@@ -224,6 +224,8 @@ def test_metrics_want_the_token_and_count_what_happened(system: System) -> None:
     # Each of the three steps is a promise created and a task that finished.
     assert after["promise.create"] >= before.get("promise.create", 0) + 1
     assert sum(after.values()) >= sum(before.values()) + 6
+    # Each step's execute carried its lease: no node sent the server a task.acquire.
+    assert after.get("task.acquire", 0) == before.get("task.acquire", 0)
     promises = ("asyncrpc_server_promises", (("state", "resolved"),))
     assert server_after[promises] >= server_before[promises] + 3  # foo, bar, baz
     for group in ("service-a", "service-b", "service-c", "gateway"):

@@ -300,18 +300,21 @@ def test_a_link_as_the_gateway_makes_it_takes_no_leases() -> None:
     async def scenario() -> object:
         network, stream = links("postgresql://gw@db.internal:5432/app", group="gateway", pid="gw")
         assert isinstance(stream, PostgresLink) and network is stream
-        return stream._leases
+        return stream._kept.leases
 
     assert asyncio.run(scenario()) is None
 
 
-def test_only_a_resonate_pg_link_takes_leases() -> None:
-    async def scenario() -> bool:
+def test_a_poll_stream_asks_for_its_executes_with_their_leases() -> None:
+    async def scenario() -> tuple[bool, bytes, bool]:
         stream = PollStream("http://127.0.0.1:9", pid="p-1", group="g")
-        resonate = Resonate(group="g", pid="p-1", autostart=False)
-        return take_leases(stream, resonate, TTL_S)
+        resonate = Resonate(group="g", pid="p-1", autostart=False, max_concurrent_tasks=8)
+        taken = take_leases(stream, resonate, TTL_S)
+        return taken, stream._request, take_leases(object(), resonate, TTL_S)
 
-    assert asyncio.run(scenario()) is False
+    taken, request, other = asyncio.run(scenario())
+    assert taken and not other
+    assert request.startswith(b"GET /poll/g/p-1?lease=%d&room=8 HTTP/1.1\r\n" % int(TTL_S * 1000))
 
 
 def test_the_room_is_the_sdks_free_permits() -> None:
