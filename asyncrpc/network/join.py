@@ -41,7 +41,7 @@ from asyncrpc.network.health import HEALTHY, LinkHealth
 from asyncrpc.network.heartbeat import IntervalHeartbeat
 from asyncrpc.network.lean_http import header_value, server_network
 from asyncrpc.network.leases import KeptLeases, LeasedNetwork, Leases, take_carried
-from asyncrpc.runtime import config
+from asyncrpc.runtime import config, local_socket
 from asyncrpc.runtime.keepalive import keepalive_socket
 
 if TYPE_CHECKING:
@@ -236,15 +236,20 @@ class PollStream(SSEConnection):
                 self._dispatch(messages)
 
         connection = _StreamConnection(self._opened, on_chunk)
+        loop = asyncio.get_running_loop()
         async with asyncio.timeout(self._connect_timeout):
-            sock = await self._connect()
+            local = None if self._tls else await local_socket.connect(self._host, self._port)
+            sock = local or await self._connect()
             try:
-                await asyncio.get_running_loop().create_connection(
-                    lambda: connection,
-                    sock=sock,
-                    ssl=ssl.create_default_context() if self._tls else None,
-                    server_hostname=self._host if self._tls else None,
-                )
+                if local is not None:
+                    await loop.create_unix_connection(lambda: connection, sock=local)
+                else:
+                    await loop.create_connection(
+                        lambda: connection,
+                        sock=sock,
+                        ssl=ssl.create_default_context() if self._tls else None,
+                        server_hostname=self._host if self._tls else None,
+                    )
             except BaseException:
                 sock.close()
                 raise

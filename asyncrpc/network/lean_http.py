@@ -41,6 +41,7 @@ from resonate.retry import Backoff, ExponentialBackoff
 from resonate.timing import Sleeper, sleep
 from resonate_base.connections import Network
 
+from asyncrpc.runtime import local_socket
 from asyncrpc.runtime.moving_deadline import MovingDeadline
 
 logger = logging.getLogger(__name__)
@@ -301,13 +302,17 @@ class LeanHttpNetwork:
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
+
+        def protocol() -> _Connection:
+            return _Connection(self._read_timeout, self._timeout_message)
+
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(self._read_timeout, self._timeout_message),
-                    self._host,
-                    self._port,
-                )
+                local = await local_socket.connect(self._host, self._port)
+                if local is not None:
+                    _, connection = await loop.create_unix_connection(protocol, sock=local)
+                else:
+                    _, connection = await loop.create_connection(protocol, self._host, self._port)
         except TimeoutError:
             raise RequestTimeout(
                 f"no connection to the server at {self._host}:{self._port} "

@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 from resonate_base import PROTOCOL_VERSION
 
-from asyncrpc.runtime import log_lines
+from asyncrpc.runtime import local_socket, log_lines
 from asyncrpc.runtime.browser_guard import BrowserGuard, is_loopback
 from asyncrpc.runtime.serving import bind
 from asyncrpc.runtime.uvicorn_server import GracefulServer
@@ -93,6 +93,9 @@ def serve(
     writes again, and goes on.
     """
     sock = bind(host, port)
+    # Processes on this machine reach it through a Unix socket too (see local_socket).
+    local = local_socket.listen(host, int(sock.getsockname()[1]))
+    sockets = [sock] if local is None else [sock, local]
     log_lines.configure(
         log_level.upper(), sys.stderr, "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -108,7 +111,8 @@ def serve(
     server = GracefulServer(uvicorn_config(app, app, log_level), before_shutdown=app.close_streams)
     app.engine.on_failure = server.request_exit
     try:
-        server.run(sockets=[sock])
+        server.run(sockets=sockets)
     finally:
-        sock.close()
+        for listening in sockets:
+            listening.close()
     return 1 if app.engine.fatal else 0
