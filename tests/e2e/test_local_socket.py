@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 
 import httpx
 import psutil
@@ -56,25 +57,36 @@ def test_the_nodes_and_the_gateway_talk_to_the_server_over_its_local_socket(
     assert httpx.get(f"{system.server_url}/healthz", timeout=10).status_code == 200
 
 
+#: A process of another user that takes the abstract name of ``argv[1]``'s port first.
+SQUATTER = """
+import socket, sys
+squatter = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+squatter.bind(b"\\0asyncrpc-server-%d" % int(sys.argv[1]))
+squatter.listen()
+print("listening", flush=True)
+sys.stdin.read()
+"""
+
+
+#: An interpreter any user may run (the project's own lies under root's home).
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to listen as another user")
+@pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="needs the system's python3")
 def test_a_socket_another_user_listens_on_is_not_taken(caplog: pytest.LogCaptureFixture) -> None:
     """Anyone may bind an abstract name first: a client takes it only from its own user."""
     port = free_port()
-    ready_read, ready_write = os.pipe()
-    done_read, done_write = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child process
-        try:
-            os.setuid(65534)
-            squatter = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            squatter.bind(local_socket.name(port))
-            squatter.listen()
-            os.write(ready_write, b"x")
-            os.read(done_read, 1)
-        finally:
-            os._exit(0)
+    squatter = subprocess.Popen(
+        [SYSTEM_PYTHON, "-c", SQUATTER, str(port)],
+        user=65534,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert os.read(ready_read, 1) == b"x"
+        assert squatter.stdout is not None
+        assert squatter.stdout.readline() == "listening\n"
 
         async def attempt() -> socket.socket | None:
             return await local_socket.connect("127.0.0.1", port)
@@ -82,7 +94,5 @@ def test_a_socket_another_user_listens_on_is_not_taken(caplog: pytest.LogCapture
         assert asyncio.run(attempt()) is None
         assert "belongs to user 65534" in caplog.text
     finally:
-        os.write(done_write, b"x")
-        os.waitpid(child, 0)
-        for fd in (ready_read, ready_write, done_read, done_write):
-            os.close(fd)
+        squatter.kill()
+        squatter.communicate()
