@@ -188,15 +188,20 @@ class PollStream(SSEConnection):
         self._failure: str | None = None
         self._failures = 0
 
-    def take_leases(self, leases: Leases) -> None:
+    def take_leases(self, leases: Leases) -> bool:
         """Ask for this process's executes with their leases (a node, never the gateway).
 
         Asked from the next connection on, as the query of the stream's ``GET``:
-        ``lease`` the ttl, ``room`` how many the SDK runs at once now.
+        ``lease`` the ttl, ``room`` how many the SDK runs at once now. An SDK with no
+        room to tell takes none: its executes come plain.
         """
+        room = leases.room()
+        if room <= 0:
+            return False
         self.kept.take(leases)
-        query = f"?lease={leases.ttl_ms}&room={max(1, leases.room())}"
+        query = f"?lease={leases.ttl_ms}&room={room}"
         self._request = f"GET {self._path}{query} HTTP/1.1\r\n{self._headers}\r\n".encode()
+        return True
 
     def health(self) -> LinkHealth:
         """Whether the stream is connected now, and if not, why."""

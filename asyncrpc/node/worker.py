@@ -141,9 +141,9 @@ def sdk_room(resonate: Resonate) -> Callable[[], int]:
     The SDK runs at most ``max_concurrent_tasks`` tasks at once: each takes a permit
     of an :class:`asyncio.Semaphore` before its ``task.acquire`` (resonate-sdk 0.8.1
     keeps it as ``_runtime.execute_sema``; no public attribute says how many are
-    free). A resonate-pg link takes leases in its dequeue only for tasks the SDK
-    starts at once (:class:`~asyncrpc.network.postgres_link.Leases`). An SDK without
-    that semaphore has no room as far as this says: the link then dequeues plainly.
+    free). Leases are taken for a node only for tasks its SDK starts at once
+    (:class:`~asyncrpc.network.leases.Leases`). An SDK without that semaphore has no
+    room as far as this says: its tasks are then handed over plainly.
     """
     semaphore = getattr(getattr(resonate, "_runtime", None), "execute_sema", None)
     if not isinstance(semaphore, asyncio.Semaphore):
@@ -168,8 +168,7 @@ def take_leases(stream: object, resonate: Resonate, ttl_s: float) -> bool:
     """
     leases = Leases.for_ttl(ttl_s, sdk_room(resonate))
     if isinstance(stream, PollStream):
-        stream.take_leases(leases)
-        return True
+        return stream.take_leases(leases)
     from asyncrpc.network.postgres_link import PostgresLink
 
     if not isinstance(stream, PostgresLink):

@@ -696,7 +696,8 @@ class Engine:
                 self.router.heard_from(pid)
         elif kind == "task.fence" and self.router.leasing:
             # A step's requests name its task, not its process: its lease names that.
-            holder = self.state.holder(data.get("id"))  # type: ignore[arg-type]
+            task_id = data.get("id")
+            holder = self.state.holder(task_id) if isinstance(task_id, str) else None
             if holder is not None:
                 self.router.heard_from(holder)
         return answer

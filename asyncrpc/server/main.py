@@ -93,12 +93,12 @@ def serve(
     writes again, and goes on.
     """
     sock = bind(host, port)
-    # Processes on this machine reach it through a Unix socket too (see local_socket).
-    local = local_socket.listen(host, int(sock.getsockname()[1]))
-    sockets = [sock] if local is None else [sock, local]
     log_lines.configure(
         log_level.upper(), sys.stderr, "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Processes on this machine reach it through a Unix socket too (see local_socket).
+    local = local_socket.listen(host, int(sock.getsockname()[1]))
+    sockets = [sock] if local is None else [sock, local]
     app = build_app(db, token, retain_ms, host)
     logger.info(
         "asyncrpc server listening on http://%s:%d database=%s protocol=%s auth=%s",

@@ -317,6 +317,13 @@ def test_a_poll_stream_asks_for_its_executes_with_their_leases() -> None:
     assert request.startswith(b"GET /poll/g/p-1?lease=%d&room=8 HTTP/1.1\r\n" % int(TTL_S * 1000))
 
 
+def test_a_poll_stream_whose_sdk_has_no_room_to_tell_asks_for_none() -> None:
+    stream = PollStream("http://127.0.0.1:9", pid="p-1", group="g")
+    before = stream._request
+    assert not stream.take_leases(Leases.for_ttl(TTL_S, lambda: 0))
+    assert stream._request == before and stream.kept.leases is None
+
+
 def test_the_room_is_the_sdks_free_permits() -> None:
     async def scenario() -> list[int]:
         resonate = Resonate(group="g", pid="p-1", autostart=False, max_concurrent_tasks=2)

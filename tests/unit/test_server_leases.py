@@ -24,6 +24,15 @@ def messages(stream: Stream) -> list[Message]:
     return [stream.queue.get_nowait() for _ in range(stream.queue.qsize())]
 
 
+def one_lease_out(clock: Clock) -> tuple[Engine, Stream]:
+    """An engine that sent task ``t``, with its lease, to the stream of c-1 (written to it)."""
+    engine = Engine(Store(":memory:"), clock=clock)
+    stream = engine.router.connect("g", "c-1", lease_ms=TTL, room=4)
+    send(engine, "promise.create", id="t", timeoutAt=FAR, tags=TARGET)
+    assert [m.lease for m in messages(stream)] == [("t", 1)]
+    return engine, stream
+
+
 def body(message: Message) -> dict[str, Any]:
     decoded: dict[str, Any] = json.loads(message.body)
     return decoded
@@ -102,11 +111,7 @@ def test_no_more_leases_at_once_than_the_process_has_room_for() -> None:
 
 def test_a_stream_gone_before_its_process_was_heard_from_hands_its_leases_back() -> None:
     async def scenario() -> tuple[list[Message], TaskState, int]:
-        clock = Clock()
-        engine = Engine(Store(":memory:"), clock=clock)
-        gone = engine.router.connect("g", "c-1", lease_ms=TTL, room=4)
-        send(engine, "promise.create", id="t", timeoutAt=FAR, tags=TARGET)
-        assert [m.lease for m in messages(gone)] == [("t", 1)]
+        engine, gone = one_lease_out(Clock())
         other = engine.router.connect("g", "c-2", lease_ms=TTL, room=4)
         engine.router.disconnect(gone)
         await asyncio.sleep(0)  # the release's commit, then its execute
@@ -122,10 +127,7 @@ def test_a_stream_gone_before_its_process_was_heard_from_hands_its_leases_back()
 def test_a_stream_gone_after_its_process_was_heard_from_leaves_its_lease() -> None:
     async def scenario() -> tuple[TaskState, int, str | None]:
         clock = Clock()
-        engine = Engine(Store(":memory:"), clock=clock)
-        stream = engine.router.connect("g", "c-1", lease_ms=TTL, room=4)
-        send(engine, "promise.create", id="t", timeoutAt=FAR, tags=TARGET)
-        assert [m.lease for m in messages(stream)] == [("t", 1)]  # written to the process
+        engine, stream = one_lease_out(clock)
         clock.now += 1
         child = {"id": "t.1", "timeoutAt": FAR, "param": {}, "tags": {}}
         action = {"kind": "promise.create", "data": child}
@@ -143,10 +145,7 @@ def test_a_stream_gone_after_its_process_was_heard_from_leaves_its_lease() -> No
 def test_a_lease_sent_to_a_silent_process_goes_to_another_member() -> None:
     async def scenario() -> tuple[bool, list[Message]]:
         clock = Clock()
-        engine = Engine(Store(":memory:"), clock=clock)
-        stopped = engine.router.connect("g", "c-1", lease_ms=TTL, room=4)
-        send(engine, "promise.create", id="t", timeoutAt=FAR, tags=TARGET)
-        assert [m.lease for m in messages(stopped)] == [("t", 1)]
+        engine, stopped = one_lease_out(clock)
         live = engine.router.connect("g", "c-2", lease_ms=TTL, room=4)
         clock.now += ACK_TIMEOUT_MS
         engine.tick()
