@@ -137,12 +137,16 @@ class KeptLeases:
         """
         if self.leases is None:
             return 0
+        self.drop_expired()
+        return max(0, self.leases.room() - len(self._kept))
+
+    def drop_expired(self) -> None:
+        """Drop the answers the SDK did not ask for in time: their leases lapse."""
         if self._kept:
             now = self._clock()
             for key in [key for key, kept in self._kept.items() if kept.until < now]:
                 del self._kept[key]
                 unused(*key)
-        return max(0, self.leases.room() - len(self._kept))
 
     def answer(self, req: str) -> str | None:
         """The answer to the SDK's ``task.acquire`` ``req`` that was taken for it, if one was.
@@ -240,7 +244,7 @@ def take_carried(message: str, kept: KeptLeases) -> str:
         task = _read_execute_data.decode(execute.data).task
     except msgspec.DecodeError:
         return message
-    kept.room()  # drops the answers past their time
+    kept.drop_expired()
     kept.keep(task.id, task.version, bytes(execute.acquired).decode())
     return '{"kind":"execute","head":{},"data":' + bytes(execute.data).decode() + "}"
 
