@@ -133,17 +133,22 @@ async def warmed(
 # ── The four ways, each opened as a Level ────────────────────────────────────
 
 
+#: A timed load's cap on its count, per id it is given: a bound on a runaway load, far above
+#: what a round answers in its time on this machine (a load that reaches it is an error).
+CAP_PER_ID = 500
+
+
 def http_level(url: str, cpu: CpuMeter, seconds: int) -> Level:
     """POSTs of the await chain to ``url``: through wrk where installed, else aiohttp.
 
-    wrk runs for ``seconds`` (at most 50 invocations per id given), after a second of
-    warm-up; aiohttp runs the ids given.
+    wrk runs for ``seconds`` (at most :data:`CAP_PER_ID` invocations per id given), after a
+    second of warm-up; aiohttp runs the ids given.
     """
     if wrk.available():
 
         async def with_wrk(ids: list[str], warmup: list[str], callers: int) -> LoadResult:
             await asyncio.to_thread(wrk.load, url, id_prefix(warmup), 1, 100_000, callers)
-            cap = 50 * len(ids)
+            cap = CAP_PER_ID * len(ids)
             return await asyncio.to_thread(
                 wrk.load, url, id_prefix(ids), seconds, cap, callers, cpu
             )
@@ -252,7 +257,8 @@ async def direct(bench: Bench) -> AsyncIterator[Level]:
             return await warmed(call, ids, warmup, callers, cpu)
         # As long as a wrk load runs, at most as many invocations (see http_level).
         await drive(call, warmup, callers)
-        return await drive(call, timed_ids(id_prefix(ids), seconds, 50 * len(ids)), callers, cpu)
+        ids_in_time = timed_ids(id_prefix(ids), seconds, CAP_PER_ID * len(ids))
+        return await drive(call, ids_in_time, callers, cpu)
 
     try:
         yield level
