@@ -179,9 +179,13 @@ class PollStream(SSEConnection):
         self._headers = f"Host: {parts.netloc}\r\nAccept: text/event-stream\r\n"
         if auth is not None:
             self._headers += f"Authorization: Bearer {header_value(auth)}\r\n"
-        self._request = f"GET {self._path} HTTP/1.1\r\n{self._headers}\r\n".encode()
+        self._request = self._plain_request = (
+            f"GET {self._path} HTTP/1.1\r\n{self._headers}\r\n".encode()
+        )
         #: The leases taken for this process as its executes are sent, until its SDK asks.
-        self.kept = KeptLeases(pid)
+        self.kept = KeptLeases(pid, on_stop=self._ask_for_no_leases)
+        #: The open stream's connection, while there is one.
+        self._connection: _StreamConnection | None = None
         self._connect_timeout = connect_timeout
         self.connected = asyncio.Event()
         self._on_first_connect = on_first_connect
@@ -202,6 +206,15 @@ class PollStream(SSEConnection):
         query = f"?lease={leases.ttl_ms}&room={room}"
         self._request = f"GET {self._path}{query} HTTP/1.1\r\n{self._headers}\r\n".encode()
         return True
+
+    def _ask_for_no_leases(self) -> None:
+        """The leases stopped (the SDK asks for others): reconnect asking for none.
+
+        The server hands back those it sent on this stream that this process did not take.
+        """
+        self._request = self._plain_request
+        if self._connection is not None:
+            self._connection.close()
 
     def health(self) -> LinkHealth:
         """Whether the stream is connected now, and if not, why."""
@@ -258,6 +271,7 @@ class PollStream(SSEConnection):
             except BaseException:
                 sock.close()
                 raise
+        self._connection = connection
         try:
             assert connection.transport is not None
             connection.transport.write(self._request)
@@ -265,6 +279,7 @@ class PollStream(SSEConnection):
             if not connection.opened:
                 raise StreamRefused(f"the server answered the poll stream with {connection.status}")
         finally:
+            self._connection = None
             connection.close()
             self.connected.clear()
 

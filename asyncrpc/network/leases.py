@@ -100,12 +100,19 @@ class KeptLeases:
 
     Empty and taking nothing until :meth:`take` is given the node's :class:`Leases`
     (a node takes them; the gateway runs no tasks and never does). ``clock`` is the
-    seam for time (seconds, monotonic).
+    seam for time (seconds, monotonic); ``on_stop`` runs when the taking stops, so
+    whoever asks the server for leases asks no more.
     """
 
-    def __init__(self, pid: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        pid: str,
+        clock: Callable[[], float] = time.monotonic,
+        on_stop: Callable[[], None] = lambda: None,
+    ) -> None:
         self.pid = pid
         self._clock = clock
+        self.on_stop = on_stop
         #: None: no leases are taken (plain executes, acquired one request each).
         self.leases: Leases | None = None
         self._kept: dict[tuple[str, int], _Kept] = {}
@@ -118,6 +125,7 @@ class KeptLeases:
         """Take no more leases, and drop the answers kept: their leases lapse."""
         self.leases = None
         self._kept.clear()
+        self.on_stop()
 
     def __len__(self) -> int:
         return len(self._kept)

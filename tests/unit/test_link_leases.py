@@ -317,6 +317,23 @@ def test_a_poll_stream_asks_for_its_executes_with_their_leases() -> None:
     assert request.startswith(b"GET /poll/g/p-1?lease=%d&room=8 HTTP/1.1\r\n" % int(TTL_S * 1000))
 
 
+def test_a_poll_stream_whose_sdk_asks_for_other_leases_asks_the_server_for_none() -> None:
+    stream = PollStream("http://127.0.0.1:9", pid="p-1", group="g")
+    plain = stream._request
+    assert stream.take_leases(Leases.for_ttl(TTL_S, lambda: 8))
+    stream.kept.keep("t", 0, "{}")
+    other_ttl = json.dumps(
+        {
+            "kind": "task.acquire",
+            "head": {"corrId": "c-1", "version": "1"},
+            "data": {"id": "t", "version": 0, "pid": "p-1", "ttl": 60_000},
+        },
+        separators=(",", ":"),
+    )
+    assert stream.kept.answer(other_ttl) is None
+    assert stream._request == plain and stream.kept.leases is None
+
+
 def test_a_poll_stream_whose_sdk_has_no_room_to_tell_asks_for_none() -> None:
     stream = PollStream("http://127.0.0.1:9", pid="p-1", group="g")
     before = stream._request
