@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -129,9 +129,6 @@ class KeptLeases:
 
     def __len__(self) -> int:
         return len(self._kept)
-
-    def __iter__(self) -> Iterator[tuple[str, int]]:
-        return iter(self._kept)
 
     def keep(self, task: str, version: int, data: str) -> None:
         """Keep ``data``, the answer to the acquire of ``task`` at ``version``, for the SDK."""
@@ -243,7 +240,7 @@ def take_carried(message: str, kept: KeptLeases) -> str:
     without it (its acquire is then answered from ``kept``); any other message, or one
     that does not read as such, goes to the SDK as it came.
     """
-    if _CARRIED not in message or kept.leases is None:
+    if kept.leases is None or _CARRIED not in message:
         return message
     try:
         execute = _read_execute.decode(message)

@@ -514,7 +514,7 @@ class Engine:
         if self.fatal:
             assert self.failed is not None
             raise self.failed
-        if self._unrouted and self.failed is None:
+        if self._unrouted and self.failed is None and self.router.leasing:
             self._take_leases()
         try:
             self.store.commit()
@@ -712,8 +712,9 @@ class Engine:
         An acquire the state refuses leaves its execute plain.
         """
         now = self.clock()
+        pending, self._unrouted = self._unrouted, []
         unrouted: list[Outgoing] = []
-        for message in self._unrouted:
+        for message in pending:
             if isinstance(message, Execute) and self.state.is_pending(
                 message.task_id, message.version
             ):
@@ -725,7 +726,7 @@ class Engine:
                         self._leased.append((stream, leased))
                         continue
             unrouted.append(message)
-        self._unrouted = unrouted
+        self._unrouted = unrouted + self._unrouted  # and any the acquires caused
 
     def _acquire_for(self, stream: Stream, execute: Execute, now: int) -> bytes | None:
         """Acquire ``execute``'s task for ``stream``'s process; the answer's ``data``, or None."""
@@ -735,12 +736,19 @@ class Engine:
             "pid": stream.pid,
             "ttl": stream.lease_ms,
         }
+        answer = self._apply_own(now, "task.acquire", data)
+        return None if answer is None else _encode(answer.data)
+
+    def _apply_own(self, now: int, kind: str, data: dict[str, Any]) -> ProtocolReply | None:
+        """Apply a request the engine makes itself, logged like any other; None if it changed
+        nothing. Unlike a process's request, it says nothing of whether that process runs."""
         self.state.changed = False
-        answer = self.state.apply(now, "task.acquire", data)
+        answer = self.state.apply(now, kind, data)
+        self._take_outgoing()
         if answer.status != 200 or not self.state.changed:
             return None
-        self._stage(now, _encode({"kind": "task.acquire", "head": {}, "data": data}))
-        return _encode(answer.data)
+        self._stage(now, _encode({"kind": kind, "head": {}, "data": data}))
+        return answer
 
     def _hand_back(self, task_id: str, version: int) -> None:
         """Release a lease taken for a process whose stream died before it took it.
@@ -750,13 +758,8 @@ class Engine:
         """
         if self.failed is not None or self._stopping:
             return  # the lease runs out, as any lease of a process that is gone
-        now = self.clock()
         data = {"id": task_id, "version": version}
-        self.state.changed = False
-        answer = self.state.apply(now, "task.release", data)
-        self._take_outgoing()
-        if answer.status == 200 and self.state.changed:
-            self._stage(now, _encode({"kind": "task.release", "head": {}, "data": data}))
+        if self._apply_own(self.clock(), "task.release", data) is not None:
             self._schedule_commit()
 
     def _stage(self, now: int, body: bytes | None) -> None:
